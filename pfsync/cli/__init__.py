@@ -1,0 +1,96 @@
+"""The `pfsync` command line: parse flags, call the core, turn results into exit codes.
+
+Each command lives in its own module here and keeps heavy imports (httpx, deepdiff) inside its
+function, so `pfsync --help` and `pfsync validate` stay fast. Usage errors exit 1, not click's 2,
+because 2 and 3 are plan results (§13).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from pfsync import __version__
+from pfsync.cli.common import GlobalOptions
+from pfsync.errors import PfsyncError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="pfsync", message="%(prog)s %(version)s")
+@click.option("-v", "--verbose", count=True, help="Say more (repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and requested output.")
+@click.option(
+    "-C",
+    "directory",
+    type=click.Path(file_okay=False),
+    help="Run as if started in DIR (its pfsync.yaml is used).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Use this pfsync.yaml instead of searching for one.",
+)
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    verbose: int,
+    quiet: bool,
+    directory: str | None,
+    config_path: str | None,
+) -> None:
+    """Keep Pocketflows triggers declared in YAML and make Pocketflows match them.
+
+    \b
+    Example:
+      pfsync validate && pfsync plan && pfsync apply
+    """
+    ctx.obj = GlobalOptions(
+        verbosity=-1 if quiet else verbose, directory=directory, config_path=config_path
+    )
+
+
+def _register() -> None:
+    from pfsync.cli import validate
+
+    cli.add_command(validate.validate)
+    for module_name in ("plan", "state", "apply", "sandbox"):
+        try:
+            module = __import__(f"pfsync.cli.{module_name}", fromlist=["COMMANDS"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"pfsync.cli.{module_name}":
+                raise
+            continue
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run pfsync with `argv` (default: sys.argv[1:]) and return its exit code."""
+    try:
+        result = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="pfsync", standalone_mode=False
+        )
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return 1
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except PfsyncError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 1
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,53 @@
+"""`pfsync validate`: check manifests offline (§11)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pfsync.cli.common import global_options, load_config_or_report
+from pfsync.diagnostics import FORMATTERS
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(sorted(FORMATTERS)),
+    default="text",
+    show_default=True,
+    help="text: file:line:col: message [path]; json: a document; github: workflow annotations.",
+)
+def validate(paths: tuple[str, ...], output_format: str) -> int:
+    """Check manifests (default: the configured ones) without network or credentials.
+
+    Address uniqueness is checked against all configured manifests, even when only some files
+    are named (as pre-commit does).
+
+    \b
+    Examples:
+      pfsync validate
+      pfsync validate triggers/welcome.yaml --format github
+    """
+    from pfsync.manifests import load_manifests
+
+    options = global_options()
+    config = load_config_or_report(options, paths=paths, output_format=output_format)
+    if isinstance(config, int):
+        return config
+    result = load_manifests(config, list(paths) if paths else None, cwd=Path.cwd())
+    output = FORMATTERS[output_format](result.diagnostics)
+    if output:
+        click.echo(output, nl=False)
+    if options.verbosity >= 0:
+        count = len(result.manifests)
+        if result.diagnostics:
+            click.echo(f"{len(result.diagnostics)} problem(s) found.", err=True)
+        else:
+            click.echo(f"{count} trigger(s) valid.", err=True)
+    return 1 if result.diagnostics else 0
+
+
+COMMANDS = [validate]

@@ -1,0 +1,178 @@
+"""`pfsync.yaml` and the environment → Config.
+
+Discovery (§5): `--config PATH`; else `-C DIR` and that directory's pfsync.yaml; else the nearest
+pfsync.yaml at or above the current directory; else (for `validate PATH…`) the nearest at or above
+the given paths; else defaults. The default business comes only from the file: an environment
+variable that moved every trigger to another business would create them all again, irrevocably.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pfsync.diagnostics import Diagnostic
+
+CONFIG_NAME = "pfsync.yaml"
+DEFAULT_API_URL = "https://api.pocketflows.com"
+DEFAULT_MANIFESTS = ("triggers/**/*.yaml",)
+DEFAULT_LOCKFILE = "pfsync.lock"
+API_URL_ENV = "PFSYNC_API_URL"
+
+
+class ConfigInvalid(Exception):
+    """pfsync.yaml has located problems (reported like manifest problems)."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        super().__init__(f"{len(diagnostics)} problem(s) in the configuration")
+        self.diagnostics = diagnostics
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where the manifests and lockfile are, which business and API they belong to."""
+
+    path: Path | None  # the pfsync.yaml read, or None when running on defaults
+    root: Path  # manifests and lockfile paths are relative to this directory
+    business: str | None
+    api_url: str
+    manifests: tuple[str, ...]
+    lockfile: Path
+
+    @property
+    def journal(self) -> Path:
+        """The journal beside the lockfile."""
+        return self.lockfile.with_name(self.lockfile.name + ".journal")
+
+
+def find_config_file(
+    config_path: str | None,
+    directory: str | None,
+    cwd: Path,
+    paths: Sequence[str] = (),
+) -> Path | None:
+    """The pfsync.yaml to use, following §5's order; None means defaults."""
+    if config_path is not None:
+        return (cwd / config_path).absolute()
+    if directory is not None:
+        candidate = (cwd / directory).absolute() / CONFIG_NAME
+        return candidate if candidate.is_file() else None
+    found = _nearest_above(cwd.absolute())
+    if found is not None:
+        return found
+    for path in paths:
+        start = (cwd / path).absolute()
+        found = _nearest_above(start if start.is_dir() else start.parent)
+        if found is not None:
+            return found
+    return None
+
+
+def _nearest_above(directory: Path) -> Path | None:
+    for folder in (directory, *directory.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(
+    config_path: str | None = None,
+    directory: str | None = None,
+    *,
+    cwd: Path | None = None,
+    paths: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Find and read the configuration; raise ConfigInvalid or ConfigError when unusable."""
+    from pfsync.errors import ConfigError
+
+    cwd = cwd or Path.cwd()
+    environ = os.environ if environ is None else environ
+    file = find_config_file(config_path, directory, cwd, paths)
+    values: dict[str, object] = {}
+    if file is not None:
+        if not file.is_file():
+            raise ConfigError(f"config file {file} does not exist")
+        values = _read_config_file(file)
+        root = file.parent
+    else:
+        root = (cwd / directory).absolute() if directory else cwd.absolute()
+    api_url = environ.get(API_URL_ENV) or str(values.get("api_url", DEFAULT_API_URL))
+    manifests = values.get("manifests", DEFAULT_MANIFESTS)
+    assert isinstance(manifests, (list, tuple))
+    business = values.get("business")
+    return Config(
+        path=file,
+        root=root,
+        business=str(business) if business is not None else None,
+        api_url=api_url.rstrip("/"),
+        manifests=tuple(str(m) for m in manifests),
+        lockfile=root / str(values.get("lockfile", DEFAULT_LOCKFILE)),
+    )
+
+
+def _read_config_file(file: Path) -> dict[str, object]:
+    from pfsync.manifests import display_path, load_yaml_file, schema_diagnostics
+    from pfsync.schemas import CONFIG, validator
+
+    shown = display_path(file, file.parent)
+    documents, diagnostics = load_yaml_file(file, shown)
+    if diagnostics:
+        raise ConfigInvalid(diagnostics)
+    if not documents:
+        return {}
+    if len(documents) > 1:
+        line = documents[1].start[0]
+        raise ConfigInvalid([Diagnostic(shown, line, 1, "pfsync.yaml must hold one document")])
+    document = documents[0]
+    if not isinstance(document.data, dict):
+        line, col = document.start
+        raise ConfigInvalid([Diagnostic(shown, line, col, "pfsync.yaml must be a mapping")])
+    problems = schema_diagnostics(validator(CONFIG), document, shown)
+    if problems:
+        raise ConfigInvalid(problems)
+    return document.data
+
+
+def check_api_url(url: str) -> str:
+    """The URL if pfsync may talk to it: https, or http to a loopback host; never credentials.
+
+    The message never repeats a URL that carries credentials.
+    """
+    from pfsync.errors import ConfigError
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        has_credentials = parts.username is not None or parts.password is not None
+    except ValueError:
+        raise ConfigError("the API URL is not a valid URL") from None
+    if has_credentials or "@" in parts.netloc:
+        raise ConfigError(
+            "the API URL contains a user name or password; remove them from the URL and set "
+            "PFSYNC_USERNAME and PFSYNC_PASSWORD instead"
+        )
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"the API URL {url!r} must start with https:// and name a host")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise ConfigError(
+            f"refusing plain http:// for {host!r}: credentials would cross the network "
+            "unencrypted; use https:// (http:// is allowed only for loopback hosts)"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"the API URL {url!r} must not have a query or fragment")
+    return url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

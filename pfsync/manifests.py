@@ -1,0 +1,422 @@
+"""Discover manifest files, load them safely, validate them → Manifests and Diagnostics.
+
+Bad input is a value, not an exception: every file is read and every problem is reported in one
+run, sorted by file then line (§4).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+
+from pfsync.config import Config
+from pfsync.diagnostics import Diagnostic, sort_diagnostics
+from pfsync.models import Manifest, make_address
+from pfsync.schemas import MANIFEST, validator
+from pfsync.yamlload import Document, YamlProblem, iter_documents
+
+MAX_FILE_BYTES = 10 * 1024 * 1024
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+BUSINESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
+
+
+@dataclass
+class LoadResult:
+    """Every valid manifest found, and every problem, sorted by file then line."""
+
+    manifests: list[Manifest] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def display_path(path: Path, root: Path) -> str:
+    """`path` relative to `root` (POSIX separators) when inside it, else as an absolute path."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return absolute.relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:
+        return str(absolute)
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A regex for a glob over POSIX relative paths: `**/` spans directories, `*` does not."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]*/)*")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 2 :]:
+            end = pattern.index("]", i + 2)
+            body = pattern[i + 1 : end]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append(f"[{body}]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
+def _static_prefix(pattern: str) -> str:
+    """The leading directories of a glob that hold no wildcard (where the walk starts)."""
+    parts = pattern.split("/")
+    prefix = []
+    for part in parts[:-1]:
+        if any(c in part for c in "*?["):
+            break
+        prefix.append(part)
+    return "/".join(prefix)
+
+
+def _walk_files(top: Path, root: Path, problems: list[Diagnostic]) -> Iterator[Path]:
+    """Regular files under `top`, following directory symlinks inside `root` but never a loop."""
+    root_real = os.path.realpath(root)
+    top_real = os.path.realpath(top)
+    stack: list[tuple[str, str, frozenset[str]]] = [(str(top), top_real, frozenset([top_real]))]
+    while stack:
+        directory, directory_real, ancestors = stack.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name, reverse=True)
+        except OSError as exc:
+            problems.append(_file_problem(Path(directory), root, f"cannot list: {exc.strerror}"))
+            continue
+        subdirectories = []
+        for entry in entries:
+            if entry.is_symlink():
+                real = os.path.realpath(entry.path)
+                if not _inside(real, root_real):
+                    problems.append(
+                        _file_problem(
+                            Path(entry.path),
+                            root,
+                            "symbolic link points outside the repository; not followed",
+                        )
+                    )
+                    continue
+            else:
+                real = os.path.join(directory_real, entry.name)
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if real in ancestors:
+                    problems.append(
+                        _file_problem(
+                            Path(entry.path),
+                            root,
+                            "symbolic link loop: this directory contains itself; not followed",
+                        )
+                    )
+                    continue
+                subdirectories.append((entry.path, real, ancestors | {real}))
+            else:
+                yield Path(entry.path)
+        stack.extend(subdirectories)
+
+
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def _file_problem(path: Path, root: Path, message: str, hint: str | None = None) -> Diagnostic:
+    return Diagnostic(display_path(path, root), 1, 1, message, hint=hint)
+
+
+def discover(config: Config) -> tuple[list[Path], list[Diagnostic]]:
+    """The files the config's `manifests` globs match, and problems met while looking."""
+    problems: list[Diagnostic] = []
+    found: dict[str, Path] = {}
+    for pattern in config.manifests:
+        pattern = pattern.lstrip("./") if pattern.startswith("./") else pattern
+        if not any(c in pattern for c in "*?["):
+            path = config.root / pattern
+            if path.exists():
+                found.setdefault(display_path(path, config.root), path)
+            continue
+        regex = _glob_regex(pattern)
+        prefix = _static_prefix(pattern)
+        top = config.root / prefix if prefix else config.root
+        if not top.is_dir():
+            continue
+        for path in _walk_files(top, config.root, problems):
+            relative = display_path(path, config.root)
+            if regex.fullmatch(relative):
+                found.setdefault(relative, path)
+    return [found[k] for k in sorted(found)], problems
+
+
+def expand_paths(paths: Sequence[str], root: Path, cwd: Path) -> tuple[list[Path], list[Diagnostic]]:
+    """Files named on the command line; directories contribute their *.yaml and *.yml files."""
+    problems: list[Diagnostic] = []
+    files: dict[str, Path] = {}
+    for name in paths:
+        path = cwd / name
+        if path.is_dir():
+            for file in _walk_files(path, path, problems):
+                if file.suffix in MANIFEST_SUFFIXES:
+                    files.setdefault(display_path(file, root), file)
+        elif path.exists() or path.is_symlink():
+            files.setdefault(display_path(path, root), path)
+        else:
+            problems.append(_file_problem(path, root, "no such file or directory"))
+    return [files[k] for k in sorted(files)], problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_text(path: Path, shown: str) -> str | Diagnostic:
+    """The file's text, or why it cannot be a manifest (size, type, encoding)."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return Diagnostic(shown, 1, 1, f"cannot read file: {exc.strerror}")
+    if not stat.S_ISREG(info.st_mode):
+        return Diagnostic(shown, 1, 1, "not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        return Diagnostic(
+            shown, 1, 1, f"file is larger than 10 MiB ({info.st_size} bytes); not read"
+        )
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        return Diagnostic(shown, 1, 1, f"cannot read file: {exc.strerror}")
+    if len(raw) > MAX_FILE_BYTES:
+        return Diagnostic(shown, 1, 1, "file is larger than 10 MiB; not read")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return Diagnostic(
+            shown, line, col, f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})"
+        )
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def load_yaml_file(path: Path, shown: str) -> tuple[list[Document], list[Diagnostic]]:
+    """The file's non-empty YAML documents, and the problem that stopped reading, if any."""
+    text = read_text(path, shown)
+    if isinstance(text, Diagnostic):
+        return [], [text]
+    documents: list[Document] = []
+    problems: list[Diagnostic] = []
+    for item in iter_documents(text):
+        if isinstance(item, YamlProblem):
+            line, col = item.position
+            problems.append(Diagnostic(shown, line, col, item.message, hint=item.hint))
+        else:
+            documents.append(item)
+    return documents, problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def json_path(path: Iterable[str | int]) -> str:
+    """`$.spec.steps[0].type` for the given path elements."""
+    out = ["$"]
+    for step in path:
+        if isinstance(step, int):
+            out.append(f"[{step}]")
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", step):
+            out.append(f".{step}")
+        else:
+            out.append("[" + repr(step) + "]")
+    return "".join(out)
+
+
+def _field_hints(field_name: str) -> str | None:
+    return {
+        "key": "a key is 1-100 characters of a-z, 0-9, '.', '_', '-', starting with a letter "
+        "or digit",
+        "business": "a business id is 1-128 characters of A-Z, a-z, 0-9, '.', '_', '~', '-', "
+        "starting with a letter or digit",
+    }.get(field_name)
+
+
+def schema_diagnostics(
+    schema_validator: Draft202012Validator, document: Document, shown: str
+) -> list[Diagnostic]:
+    """Every schema violation in `document`, each at the line and column of its YAML value."""
+    problems = []
+    for error in schema_validator.iter_errors(document.data):
+        problems.extend(_error_diagnostics(error, document, shown))
+    return problems
+
+
+def _error_diagnostics(error: ValidationError, document: Document, shown: str) -> list[Diagnostic]:
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = sorted(error.schema.get("properties", {}))
+        out = []
+        for name in error.instance:
+            if name in known:
+                continue
+            line, col = document.locate([*path, name], key=True)
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else "known fields: " + ", ".join(known)
+            out.append(
+                Diagnostic(shown, line, col, f"unknown field {name!r}", json_path([*path, name]), hint)
+            )
+        return out
+    if error.validator == "required" and isinstance(error.validator_value, list):
+        missing = [name for name in error.validator_value if name not in error.instance]
+        line, col = document.locate(path, key=True) if path else document.start
+        return [
+            Diagnostic(shown, line, col, f"missing required field {name!r}", json_path(path))
+            for name in missing
+        ]
+    line, col = document.locate(path)
+    hint = _field_hints(str(path[-1])) if len(path) == 1 and error.validator == "pattern" else None
+    message = error.message
+    if len(message) > 300:
+        message = message[:300] + "…"
+    return [Diagnostic(shown, line, col, message, json_path(path), hint)]
+
+
+def _manifest_from(
+    document: Document, shown: str, default_business: str | None
+) -> Manifest | list[Diagnostic]:
+    data = document.data
+    if not isinstance(data, dict):
+        line, col = document.start
+        return [Diagnostic(shown, line, col, "a manifest must be a mapping (apiVersion, kind, …)")]
+    schema_validator = validator(MANIFEST)
+    if not schema_validator.is_valid(data):
+        return schema_diagnostics(schema_validator, document, shown)
+    # JSON Schema's `$` also matches before a trailing newline in Python's re: check exactly.
+    for name, regex in (("key", KEY_RE), ("business", BUSINESS_RE)):
+        if name in data and not regex.fullmatch(data[name]):
+            line, col = document.locate([name])
+            return [
+                Diagnostic(shown, line, col, f"{data[name]!r} is not a valid {name}",
+                           json_path([name]), _field_hints(name))
+            ]
+    business = data.get("business", default_business)
+    key_line = document.locate(["key"], key=True)[0]
+    if business is None:
+        return [
+            Diagnostic(
+                shown,
+                key_line,
+                1,
+                "no business for this trigger",
+                "$.business",
+                "set `business:` in the manifest, or a default `business:` in pfsync.yaml",
+            )
+        ]
+    return Manifest(
+        business=business,
+        key=data["key"],
+        revision=data.get("revision", 0),
+        spec=data["spec"],
+        file=shown,
+        line=key_line,
+    )
+
+
+def load_file(path: Path, shown: str, default_business: str | None) -> LoadResult:
+    """The manifests of one file, and its problems."""
+    documents, problems = load_yaml_file(path, shown)
+    result = LoadResult(diagnostics=problems)
+    for document in documents:
+        outcome = _manifest_from(document, shown, default_business)
+        if isinstance(outcome, Manifest):
+            result.manifests.append(outcome)
+        else:
+            result.diagnostics.extend(outcome)
+    return result
+
+
+def duplicate_address_diagnostics(
+    manifests: Sequence[Manifest], reported_files: set[str] | None = None
+) -> list[Diagnostic]:
+    """One problem per repeated address, naming both places (only in `reported_files` if given)."""
+    first: dict[str, Manifest] = {}
+    problems = []
+    for manifest in sorted(manifests, key=lambda m: (m.file, m.line)):
+        earlier = first.setdefault(manifest.address, manifest)
+        if earlier is manifest:
+            continue
+        if reported_files is not None and manifest.file not in reported_files:
+            if earlier.file not in reported_files:
+                continue
+            manifest, earlier = earlier, manifest
+        problems.append(
+            Diagnostic(
+                manifest.file,
+                manifest.line,
+                1,
+                f"address {manifest.address} is declared twice: here and at {earlier.source}",
+                "$.key",
+                "each BUSINESS/KEY must be declared once; rename one key",
+            )
+        )
+    return problems
+
+
+def load_manifests(
+    config: Config, paths: Sequence[str] | None = None, cwd: Path | None = None
+) -> LoadResult:
+    """Load the configured manifests (or just `paths`), validate, check address uniqueness.
+
+    With `paths`, problems are reported for those files only, but addresses are still checked
+    against every configured manifest (pre-commit passes only the changed files).
+    """
+    cwd = cwd or Path.cwd()
+    configured, problems = discover(config)
+    named: list[Path] | None = None
+    if paths is not None:
+        named, problems = expand_paths(paths, config.root, cwd)
+    files = named if named is not None else configured
+    result = LoadResult(diagnostics=list(problems))
+    shown_files = set()
+    for path in files:
+        shown = display_path(path, config.root)
+        shown_files.add(shown)
+        loaded = load_file(path, shown, config.business)
+        result.manifests.extend(loaded.manifests)
+        result.diagnostics.extend(loaded.diagnostics)
+    everything = list(result.manifests)
+    if named is not None:
+        for path in configured:
+            shown = display_path(path, config.root)
+            if shown not in shown_files:
+                everything.extend(load_file(path, shown, config.business).manifests)
+    result.diagnostics.extend(
+        duplicate_address_diagnostics(everything, shown_files if named is not None else None)
+    )
+    result.diagnostics = sort_diagnostics(result.diagnostics)
+    result.manifests.sort(key=lambda m: m.address)
+    return result
+
+
+__all__ = ["LoadResult", "Manifest", "load_manifests", "make_address"]

@@ -1,0 +1,56 @@
+"""The packaged JSON Schemas and their validators, each built once per process.
+
+The schemas' source is the top-level `schemas/` folder; wheels carry a copy as `pfsync/_schemas`.
+A source checkout (editable install, tests run from the tree) reads the top-level folder directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+REQUEST = "trigger-request.schema.json"
+TRIGGER = "trigger.schema.json"
+MANIFEST = "manifest.schema.json"
+LOCKFILE = "lockfile.schema.json"
+CONFIG = "config.schema.json"
+
+
+def schema_dir() -> Path:
+    """The folder holding the schema files, packaged or from a source checkout."""
+    packaged = Path(__file__).parent / "_schemas"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).parent.parent / "schemas"
+
+
+@functools.cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The parsed schema file `name`."""
+    with open(schema_dir() / name, encoding="utf-8") as f:
+        schema: dict[str, Any] = json.load(f)
+    return schema
+
+
+@functools.cache
+def _registry() -> Registry[Any]:
+    # Schemas refer to each other by relative file name (no $id), so editors that open a file
+    # from disk and jsonschema here resolve the same references.
+    names = (REQUEST, TRIGGER, MANIFEST, LOCKFILE, CONFIG)
+    return Registry().with_resources(
+        (name, Resource.from_contents(load_schema(name), default_specification=DRAFT202012))
+        for name in names
+        if (schema_dir() / name).exists()
+    )
+
+
+@functools.cache
+def validator(name: str) -> Draft202012Validator:
+    """A validator for schema `name`, built once (building one is the slow part)."""
+    return Draft202012Validator(load_schema(name), registry=_registry())
