@@ -1,0 +1,1 @@
+"""Fixtures that start the sandbox (filled in by the sandbox work)."""
