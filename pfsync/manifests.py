@@ -13,7 +13,6 @@ import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
@@ -92,12 +91,13 @@ def _static_prefix(pattern: str) -> str:
 
 
 def _walk_files(top: Path, root: Path, problems: list[Diagnostic]) -> Iterator[Path]:
-    """Regular files under `top`, following directory symlinks inside `root` but never a loop."""
+    """Files under `top`, following directory symlinks that stay inside `root`, never a loop."""
     root_real = os.path.realpath(root)
     top_real = os.path.realpath(top)
-    stack: list[tuple[str, str, frozenset[str]]] = [(str(top), top_real, frozenset([top_real]))]
+    visited = {top_real}
+    stack: list[tuple[str, str]] = [(str(top), top_real)]
     while stack:
-        directory, directory_real, ancestors = stack.pop()
+        directory, directory_real = stack.pop()
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name, reverse=True)
         except OSError as exc:
@@ -105,36 +105,36 @@ def _walk_files(top: Path, root: Path, problems: list[Diagnostic]) -> Iterator[P
             continue
         subdirectories = []
         for entry in entries:
-            if entry.is_symlink():
-                real = os.path.realpath(entry.path)
-                if not _inside(real, root_real):
-                    problems.append(
-                        _file_problem(
-                            Path(entry.path),
-                            root,
-                            "symbolic link points outside the repository; not followed",
-                        )
+            link = entry.is_symlink()
+            real = (
+                os.path.realpath(entry.path) if link else os.path.join(directory_real, entry.name)
+            )
+            if link and not _inside(real, root_real):
+                problems.append(
+                    _file_problem(
+                        Path(entry.path),
+                        root,
+                        "symbolic link points outside the repository; not followed",
                     )
-                    continue
-            else:
-                real = os.path.join(directory_real, entry.name)
+                )
+                continue
             try:
                 is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
-            if is_dir:
-                if real in ancestors:
-                    problems.append(
-                        _file_problem(
-                            Path(entry.path),
-                            root,
-                            "symbolic link loop: this directory contains itself; not followed",
-                        )
-                    )
-                    continue
-                subdirectories.append((entry.path, real, ancestors | {real}))
-            else:
+            if not is_dir:
                 yield Path(entry.path)
+            elif link and _inside(directory_real, real):
+                problems.append(
+                    _file_problem(
+                        Path(entry.path),
+                        root,
+                        "symbolic link loop: this directory contains itself; not followed",
+                    )
+                )
+            elif real not in visited:  # a second link to a directory already walked adds nothing
+                visited.add(real)
+                subdirectories.append((entry.path, real))
         stack.extend(subdirectories)
 
 
@@ -150,6 +150,7 @@ def discover(config: Config) -> tuple[list[Path], list[Diagnostic]]:
     """The files the config's `manifests` globs match, and problems met while looking."""
     problems: list[Diagnostic] = []
     found: dict[str, Path] = {}
+    not_manifests = {p for p in (config.path, config.lockfile) if p is not None}
     for pattern in config.manifests:
         pattern = pattern.lstrip("./") if pattern.startswith("./") else pattern
         if not any(c in pattern for c in "*?["):
@@ -164,12 +165,14 @@ def discover(config: Config) -> tuple[list[Path], list[Diagnostic]]:
             continue
         for path in _walk_files(top, config.root, problems):
             relative = display_path(path, config.root)
-            if regex.fullmatch(relative):
+            if regex.fullmatch(relative) and path not in not_manifests:
                 found.setdefault(relative, path)
     return [found[k] for k in sorted(found)], problems
 
 
-def expand_paths(paths: Sequence[str], root: Path, cwd: Path) -> tuple[list[Path], list[Diagnostic]]:
+def expand_paths(
+    paths: Sequence[str], root: Path, cwd: Path
+) -> tuple[list[Path], list[Diagnostic]]:
     """Files named on the command line; directories contribute their *.yaml and *.yml files."""
     problems: list[Diagnostic] = []
     files: dict[str, Path] = {}
@@ -230,7 +233,9 @@ def load_yaml_file(path: Path, shown: str) -> tuple[list[Document], list[Diagnos
     for item in iter_documents(text):
         if isinstance(item, YamlProblem):
             line, col = item.position
-            problems.append(Diagnostic(shown, line, col, item.message, hint=item.hint))
+            problems.append(
+                Diagnostic(shown, line, col, item.message, json_path(item.path), item.hint)
+            )
         else:
             documents.append(item)
     return documents, problems
@@ -274,20 +279,27 @@ def schema_diagnostics(
 
 def _error_diagnostics(error: ValidationError, document: Document, shown: str) -> list[Diagnostic]:
     path = list(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        known = sorted(error.schema.get("properties", {}))
+        known = sorted(schema.get("properties", {}))
         out = []
         for name in error.instance:
             if name in known:
                 continue
             line, col = document.locate([*path, name], key=True)
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}?" if close else "known fields: " + ", ".join(known)
+            advice = f"did you mean {close[0]!r}?" if close else "known fields: " + ", ".join(known)
             out.append(
-                Diagnostic(shown, line, col, f"unknown field {name!r}", json_path([*path, name]), hint)
+                Diagnostic(
+                    shown, line, col, f"unknown field {name!r}", json_path([*path, name]), advice
+                )
             )
         return out
-    if error.validator == "required" and isinstance(error.validator_value, list):
+    if (
+        error.validator == "required"
+        and isinstance(error.validator_value, list)
+        and isinstance(error.instance, dict)
+    ):
         missing = [name for name in error.validator_value if name not in error.instance]
         line, col = document.locate(path, key=True) if path else document.start
         return [
@@ -295,8 +307,12 @@ def _error_diagnostics(error: ValidationError, document: Document, shown: str) -
             for name in missing
         ]
     line, col = document.locate(path)
-    hint = _field_hints(str(path[-1])) if len(path) == 1 and error.validator == "pattern" else None
     message = error.message
+    if error.validator == "const":
+        message = f"must be {error.validator_value!r}, not {error.instance!r}"
+    hint: str | None = None
+    if len(path) == 1 and error.validator == "pattern":
+        hint = _field_hints(str(path[-1]))
     if len(message) > 300:
         message = message[:300] + "…"
     return [Diagnostic(shown, line, col, message, json_path(path), hint)]
@@ -317,8 +333,14 @@ def _manifest_from(
         if name in data and not regex.fullmatch(data[name]):
             line, col = document.locate([name])
             return [
-                Diagnostic(shown, line, col, f"{data[name]!r} is not a valid {name}",
-                           json_path([name]), _field_hints(name))
+                Diagnostic(
+                    shown,
+                    line,
+                    col,
+                    f"{data[name]!r} is not a valid {name}",
+                    json_path([name]),
+                    _field_hints(name),
+                )
             ]
     business = data.get("business", default_business)
     key_line = document.locate(["key"], key=True)[0]

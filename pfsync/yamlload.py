@@ -48,6 +48,7 @@ class YamlProblem(Exception):
         self.message = message
         self.position = position
         self.hint = hint
+        self.path: list[str | int] = []
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Document:
                     key_pos, value_pos = table[step]
                     where = key_pos if key and step == path[-1] else value_pos
                 else:
-                    where = table[step]  # type: ignore[index]
+                    where = table[step]
                 node = node[step]
             except (KeyError, IndexError, TypeError):
                 return where
@@ -106,7 +107,9 @@ def _scalar(event: ev.ScalarEvent) -> Any:
     tag = event.tag
     if tag is None or tag == "!":
         if event.implicit[0]:
-            tag = _RESOLVER.resolve(yaml.ScalarNode, event.value, event.implicit)
+            tag = _RESOLVER.resolve(  # type: ignore[no-untyped-call]
+                yaml.ScalarNode, event.value, event.implicit
+            )
         else:
             tag = _STR
     if tag == _STR:
@@ -119,15 +122,18 @@ def _scalar(event: ev.ScalarEvent) -> Any:
         try:
             return _CONSTRUCTOR.construct_yaml_int(yaml.ScalarNode(tag, event.value))
         except ValueError:
-            raise YamlProblem(f"invalid integer {event.value!r}", _position(event.start_mark))
+            where = _position(event.start_mark)
+            raise YamlProblem(f"invalid integer {event.value!r}", where) from None
     if tag == _FLOAT:
         try:
             number = _CONSTRUCTOR.construct_yaml_float(yaml.ScalarNode(tag, event.value))
         except ValueError:
-            raise YamlProblem(f"invalid number {event.value!r}", _position(event.start_mark))
+            where = _position(event.start_mark)
+            raise YamlProblem(f"invalid number {event.value!r}", where) from None
         if math.isnan(number) or math.isinf(number):
             raise YamlProblem(
-                f"{event.value!r} is not a number JSON can carry (NaN and infinity are not allowed)",
+                f"{event.value!r} is not a number JSON can carry "
+                "(NaN and infinity are not allowed)",
                 _position(event.start_mark),
             )
         return number
@@ -204,6 +210,7 @@ class _Builder:
                 )
             if value in top.data:
                 first = top.positions[value][0]
+                top.pending_key = (value, where)  # so the problem's path names the key
                 raise YamlProblem(
                     f"duplicate key {value!r} (first defined at line {first[0]})", where
                 )
@@ -257,6 +264,16 @@ class _Builder:
                         top.positions[key] = source_positions.get(key, (where, where))
                         top.size += len(key) + 4 + len(str(item))
 
+    def current_path(self) -> list[str | int]:
+        """The JSON path of the value being read (for locating problems)."""
+        path: list[str | int] = []
+        for container in self.stack:
+            if isinstance(container.data, list):
+                path.append(len(container.data))
+            elif container.pending_key is not None and isinstance(container.pending_key[0], str):
+                path.append(container.pending_key[0])
+        return path
+
     def alias(self, event: ev.AliasEvent) -> None:
         where = _position(event.start_mark)
         if event.anchor not in self.anchors:
@@ -283,7 +300,12 @@ def iter_documents(text: str) -> Iterator[Document | YamlProblem]:
                 mark = exc.problem_mark or exc.context_mark
                 where = _position(mark) if mark is not None else (1, 1)
                 message = exc.problem or exc.context or "invalid YAML"
-                yield YamlProblem(f"YAML syntax error: {message}", where)
+                if exc.context and exc.context_mark is not None and exc.problem_mark is not None:
+                    line, col = _position(exc.context_mark)
+                    message += f" ({exc.context} at line {line}, column {col})"
+                problem = YamlProblem(f"YAML syntax error: {message}", where)
+                problem.path = builder.current_path()
+                yield problem
                 return
             except yaml.YAMLError as exc:
                 yield YamlProblem(f"YAML error: {exc}", (1, 1))
@@ -293,9 +315,7 @@ def iter_documents(text: str) -> Iterator[Document | YamlProblem]:
             try:
                 if isinstance(event, ev.ScalarEvent):
                     value = _scalar(event)
-                    builder.add(
-                        value, _json_size(value), _position(event.start_mark), event.anchor
-                    )
+                    builder.add(value, _json_size(value), _position(event.start_mark), event.anchor)
                 elif isinstance(event, ev.MappingStartEvent):
                     builder.open({}, {}, event)
                 elif isinstance(event, ev.SequenceStartEvent):
@@ -312,6 +332,7 @@ def iter_documents(text: str) -> Iterator[Document | YamlProblem]:
                     if document is not None and document.data is not None:
                         yield document
             except YamlProblem as problem:
+                problem.path = builder.current_path()
                 yield problem
                 return
     finally:

@@ -1,0 +1,32 @@
+"""The official YAML test suite's inputs: each ends in a clean, located error or is accepted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from pfsync.manifests import load_file
+
+SUITE = REPO.parent / "shared" / "testdata" / "yaml-test-suite"
+CASES = sorted(SUITE.glob("*/*.yaml")) if SUITE.is_dir() else []
+
+
+@pytest.mark.skipif(not CASES, reason="shared/testdata/yaml-test-suite is not beside the checkout")
+def test_corpus_is_present() -> None:
+    assert len(CASES) > 300
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{p.parent.name}/{p.stem}" for p in CASES])
+def test_every_case_ends_cleanly(case: Path) -> None:
+    result = load_file(case, case.name, "biz_test")
+    # None of these is a manifest: anything loaded would be a bug in the loader.
+    assert result.manifests == []
+    for problem in result.diagnostics:
+        assert problem.file == case.name
+        assert problem.line >= 1 and problem.col >= 1
+        assert problem.message and "Traceback" not in problem.message
+    if case.parent.name == "invalid":
+        # libyaml accepts a few inputs YAML 1.2 calls invalid; those must still not be manifests.
+        assert result.diagnostics or result.manifests == []
