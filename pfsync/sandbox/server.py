@@ -1,0 +1,471 @@
+"""The sandbox's HTTP layer: routes, Basic auth, validation, idempotency, fault delivery.
+
+    POST   /businesses/{id}/triggers   create a trigger, as the API reference describes
+    GET    /businesses/{id}/triggers   sandbox only: the triggers created for that business
+    GET    /__sandbox/requests         sandbox only: every request received (DELETE clears)
+    POST   /__sandbox/faults           sandbox only: script the next create outcomes (a JSON
+                                       array of names, see `faults`); GET lists, DELETE clears
+
+Sandbox-only responses carry `"sandbox_only": true` and the header `X-Sandbox-Only: true`; they
+need no auth and never see injected faults. Requests to `/__sandbox/` are not logged.
+Every response is written in one `write` with TCP_NODELAY: split header and body writes on a
+keep-alive connection meet Nagle's algorithm and delayed ACKs, costing ~40 ms per request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hmac
+import json
+import re
+import socket
+import socketserver
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+from urllib.parse import unquote, urlsplit
+
+from pfsync import __version__
+from pfsync.manifests import json_path
+from pfsync.sandbox.faults import (
+    DROP,
+    LOSE_RESPONSE,
+    OK,
+    OK_NO_ID,
+    RETRY_AFTER_503,
+    SLOW,
+    Faults,
+    outcome_status,
+)
+from pfsync.sandbox.store import RequestLog, Store, fingerprint, new_trigger
+from pfsync.schemas import REQUEST, validator
+
+MAX_BODY_BYTES = 1024 * 1024
+IDLE_TIMEOUT_SECONDS = 300  # a keep-alive connection idle this long is closed
+_TRIGGERS_PATH = re.compile(r"/businesses/([^/]+)/triggers")
+_SANDBOX_ONLY = (("X-Sandbox-Only", "true"),)
+_CHALLENGE = (("WWW-Authenticate", 'Basic realm="pocketflows-sandbox", charset="UTF-8"'),)
+Headers = Sequence[tuple[str, str]]
+
+
+class Api:
+    """What the request handlers share: settings, state and faults."""
+
+    def __init__(
+        self,
+        *,
+        username: str,
+        password: str,
+        idempotency_keys: bool,
+        store: Store,
+        faults: Faults,
+        request_log: RequestLog,
+        slow_seconds: float,
+    ) -> None:
+        self.credentials = f"{username}:{password}".encode()
+        self.idempotency_keys = idempotency_keys
+        self.store = store
+        self.faults = faults
+        self.request_log = request_log
+        self.slow_seconds = slow_seconds
+        self.stopping = threading.Event()  # wakes latency and `slow` waits at shutdown
+
+
+def error_body(status: int, message: str, violations: list[dict[str, str]] | None = None) -> Any:
+    """The JSON error document: `{"error": {"status", "message", "violations"?}}`."""
+    error: dict[str, Any] = {"status": status, "message": message}
+    if violations is not None:
+        error["violations"] = violations
+    return {"error": error}
+
+
+def request_violations(body: Any) -> list[dict[str, str]]:
+    """Every schema violation of a create request body, each with its JSON path."""
+    found = []
+    for error in validator(REQUEST).iter_errors(body):
+        path = list(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = error.schema.get("properties", {})
+            found += [
+                {"path": json_path([*path, name]), "message": f"unknown field {name!r}"}
+                for name in error.instance
+                if name not in known
+            ]
+        elif error.validator == "required" and isinstance(error.instance, dict):
+            found += [
+                {"path": json_path([*path, name]), "message": f"missing required field {name!r}"}
+                for name in error.validator_value
+                if name not in error.instance
+            ]
+        else:
+            found.append({"path": json_path(path), "message": error.message})
+    # jsonschema reports `required` once per missing field, each with the whole list.
+    unique = {(v["path"], v["message"]): v for v in found}
+    return [unique[k] for k in sorted(unique)]
+
+
+class _BodyError(Exception):
+    """The request body cannot be read; the connection is closed after the answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One connection; each request is routed, answered in one write and logged."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = f"pfsync-sandbox/{__version__}"
+    sys_version = ""
+    timeout = IDLE_TIMEOUT_SECONDS
+    server: SandboxServer
+    _started = 0.0
+    _delays_replies = False  # only the create endpoint sees the configured latency
+
+    def setup(self) -> None:
+        """Disable Nagle and register the connection so a stop can close it."""
+        self.connection = cast(socket.socket, self.request)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.track(self.connection)
+        super().setup()
+
+    def finish(self) -> None:
+        """Flush and forget the connection."""
+        try:
+            super().finish()
+        finally:
+            self.server.untrack(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: the request log is the record, and stderr belongs to the CLI."""
+
+    # Every method goes through one router, so wrong methods get a JSON 405, not an HTML 501.
+    def do_GET(self) -> None:
+        """Route the request."""
+        self._dispatch()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer a protocol error (bad request line, headers too long) with a JSON error."""
+        self.close_connection = True
+        self._reply(code, error_body(code, message or HTTPStatus(code).phrase))
+
+    # Routing
+
+    def _dispatch(self) -> None:
+        self._started = time.monotonic()
+        self._delays_replies = False
+        self._status: int | None = None
+        self._outcome: str | None = None
+        self._trigger_id: str | None = None
+        self._business: str | None = None
+        path = urlsplit(self.path).path
+        try:
+            self._route(path)
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+            self._reply(500, error_body(500, "sandbox internal error (see its stderr)"))
+            self.close_connection = True
+        if not path.startswith("/__sandbox/"):
+            self.server.api.request_log.add(
+                {
+                    "time": time.time(),
+                    "method": self.command,
+                    "path": path,
+                    "business": self._business,
+                    "status": self._status,
+                    "outcome": self._outcome,
+                    "idempotency_key": self.headers.get("Idempotency-Key"),
+                    "trigger_id": self._trigger_id,
+                }
+            )
+
+    def _route(self, path: str) -> None:
+        match = _TRIGGERS_PATH.fullmatch(path)
+        if match:
+            self._business = unquote(match.group(1))
+        try:
+            body = self._read_body()
+        except _BodyError as exc:
+            self.close_connection = True
+            self._reply(exc.status, error_body(exc.status, str(exc)))
+            return
+        method = self.command
+        if match and self._business is not None:
+            if method == "POST":
+                self._create(self._business, path, body)
+            elif method == "GET":
+                triggers = self.server.api.store.triggers(self._business)
+                self._inspection({"business": self._business, "triggers": triggers})
+            else:
+                self._method_not_allowed("GET, POST")
+        elif path == "/__sandbox/requests":
+            self._requests_endpoint(method)
+        elif path == "/__sandbox/faults":
+            self._faults_endpoint(method, body)
+        else:
+            self._reply(404, error_body(404, f"no such endpoint: {path}"))
+
+    def _requests_endpoint(self, method: str) -> None:
+        log = self.server.api.request_log
+        if method == "GET":
+            self._inspection({"requests": log.entries()})
+        elif method == "DELETE":
+            log.clear()
+            self._inspection({"requests": []})
+        else:
+            self._method_not_allowed("GET, DELETE")
+
+    def _faults_endpoint(self, method: str, body: bytes) -> None:
+        faults = self.server.api.faults
+        if method == "GET":
+            self._inspection({"queued": faults.scripted()})
+        elif method == "DELETE":
+            faults.clear()
+            self._inspection({"queued": []})
+        elif method == "POST":
+            try:
+                outcomes = json.loads(body)
+                if not (isinstance(outcomes, list) and all(isinstance(o, str) for o in outcomes)):
+                    raise ValueError("expected a JSON array of outcome names")
+                self._inspection({"queued": faults.script(outcomes)})
+            except ValueError as exc:
+                self._reply(422, error_body(422, str(exc)), _SANDBOX_ONLY)
+        else:
+            self._method_not_allowed("GET, POST, DELETE")
+
+    # The create-trigger endpoint
+
+    def _create(self, business: str, path: str, raw: bytes) -> None:
+        api = self.server.api
+        self._delays_replies = True
+        outcome, retry_after = api.faults.next_outcome()
+        self._outcome = outcome
+        status = outcome_status(outcome)
+        if outcome == DROP:
+            self._spend_latency()
+            self.close_connection = True  # nothing stored, nothing answered
+            return
+        if status is not None:
+            self._injected_error(status, outcome, retry_after)
+            return
+        body = self._checked_body(raw)
+        if body is None:
+            return
+        header_key = self.headers.get("Idempotency-Key", "").strip()
+        key = header_key if api.idempotency_keys and header_key else None
+        if key is not None:
+            claim = api.store.claim(key, fingerprint("POST", path, body))
+            if claim.state != "claimed":
+                self._answer_claim(claim.state, claim.response, outcome)
+                return
+        self._spend_latency()  # processing time, with the key held as in flight
+        trigger = new_trigger(body)
+        response = trigger
+        if outcome == OK_NO_ID:
+            response = {k: v for k, v in trigger.items() if k != "id"}
+        try:
+            api.store.add_trigger(business, trigger, idempotency_key=key, response=response)
+        except BaseException:
+            if key is not None:
+                api.store.release(key)
+            raise
+        self._trigger_id = trigger["id"]
+        self._deliver(outcome, response)
+
+    def _checked_body(self, raw: bytes) -> Any:
+        """The parsed body, or None after answering 401, 400 or 422."""
+        if not self._authorized():
+            message = "authentication required: HTTP Basic with a valid username and password"
+            self._reply(401, error_body(401, message), _CHALLENGE)
+            return None
+        content_type = self.headers.get("Content-Type") and self.headers.get_content_type()
+        if content_type != "application/json":
+            message = f"Content-Type must be application/json, not {content_type or 'missing'}"
+            self._reply(400, error_body(400, message))
+            return None
+        try:
+            body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError) as exc:
+            self._reply(400, error_body(400, f"malformed JSON body: {exc}"))
+            return None
+        violations = request_violations(body)
+        if violations:
+            count = f"{len(violations)} violation(s)"
+            self._reply(422, error_body(422, f"invalid trigger: {count}", violations))
+            return None
+        return body
+
+    def _answer_claim(self, state: str, response: Any, outcome: str) -> None:
+        if state == "replay":
+            self._trigger_id = response.get("id") if isinstance(response, dict) else None
+            self._outcome = f"replay ({outcome})" if outcome != OK else "replay"
+            self._deliver(outcome, response, [("Idempotent-Replayed", "true")])
+        elif state == "mismatch":
+            message = "Idempotency-Key was already used with a different request"
+            self._reply(422, error_body(422, message))
+        else:
+            message = "a request with this Idempotency-Key is still being processed; retry later"
+            self._reply(409, error_body(409, message))
+
+    def _deliver(self, outcome: str, response: Any, headers: Headers = ()) -> None:
+        if outcome == LOSE_RESPONSE:
+            self.close_connection = True  # stored, but the client never hears of it
+            return
+        if outcome == SLOW:
+            self.server.api.stopping.wait(self.server.api.slow_seconds)
+        self._reply(200, response, headers)
+
+    def _injected_error(self, status: int, outcome: str, retry_after: int | None) -> None:
+        headers: list[tuple[str, str]] = []
+        if status == 429 or outcome == RETRY_AFTER_503:
+            headers.append(("Retry-After", str(retry_after or 1)))
+        if status == 401:
+            headers.extend(_CHALLENGE)
+        violations = [{"path": "$", "message": "injected validation failure"}]
+        message = f"{HTTPStatus(status).phrase} (injected by the sandbox)"
+        body = error_body(status, message, violations if status == 422 else None)
+        self._reply(status, body, headers)
+
+    def _authorized(self) -> bool:
+        scheme, _, encoded = self.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        return hmac.compare_digest(decoded, self.server.api.credentials)
+
+    def _spend_latency(self) -> None:
+        """Wait until the configured latency has passed since the request arrived."""
+        remaining = self.server.api.faults.latency - (time.monotonic() - self._started)
+        if remaining > 0:
+            self.server.api.stopping.wait(remaining)
+
+    # Bodies and responses
+
+    def _read_body(self) -> bytes:
+        encoding = self.headers.get("Transfer-Encoding")
+        if encoding is not None:
+            if encoding.strip().lower() != "chunked":
+                raise _BodyError(501, f"unsupported Transfer-Encoding: {encoding}")
+            return self._read_chunked()
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            return b""
+        if not length_header.strip().isdigit():
+            raise _BodyError(400, "invalid Content-Length")
+        length = int(length_header)
+        if length > MAX_BODY_BYTES:
+            raise _BodyError(413, f"request body over {MAX_BODY_BYTES} bytes")
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise _BodyError(400, "request body shorter than its Content-Length")
+        return body
+
+    def _read_chunked(self) -> bytes:
+        body = bytearray()
+        while True:
+            size_line = self.rfile.readline(1024).split(b";")[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                raise _BodyError(400, "malformed chunked body") from None
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers are ignored
+                return bytes(body)
+            if len(body) + size > MAX_BODY_BYTES:
+                raise _BodyError(413, f"request body over {MAX_BODY_BYTES} bytes")
+            body += self.rfile.read(size)
+            self.rfile.readline(3)
+
+    def _inspection(self, payload: dict[str, Any]) -> None:
+        note = "sandbox inspection endpoint, not part of the Pocketflows API"
+        self._reply(200, {"sandbox_only": True, "note": note, **payload}, _SANDBOX_ONLY)
+
+    def _method_not_allowed(self, allowed: str) -> None:
+        message = f"method {self.command} not allowed here (allowed: {allowed})"
+        self._reply(405, error_body(405, message), [("Allow", allowed)])
+
+    def _reply(self, status: int, payload: Any, headers: Headers = ()) -> None:
+        """Send status line, headers and JSON body in one write."""
+        if self._delays_replies:
+            self._spend_latency()
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        lines = [
+            f"{self.protocol_version} {status} {HTTPStatus(status).phrase}",
+            f"Server: {self.version_string()}",
+            f"Date: {self.date_time_string()}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+            *(f"{name}: {value}" for name, value in headers),
+        ]
+        if self.close_connection:
+            lines.append("Connection: close")
+        elif self.request_version == "HTTP/1.0":
+            lines.append("Connection: keep-alive")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self._status = status
+        try:
+            self.wfile.write(head if self.command == "HEAD" else head + body)
+        except OSError:
+            self.close_connection = True  # the client has gone; nothing more to say
+
+
+class SandboxServer(ThreadingHTTPServer):
+    """A threading HTTP server that can close its open connections when it stops."""
+
+    daemon_threads = True
+    block_on_close = True  # server_close() joins the handler threads
+
+    def __init__(self, host: str, port: int, api: Api) -> None:
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.api = api
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__((host, port), Handler)
+
+    def server_bind(self) -> None:
+        """Bind without HTTPServer's reverse DNS lookup, which can take seconds."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
+
+    def track(self, connection: socket.socket) -> None:
+        """Remember an open connection."""
+        with self._connections_lock:
+            self._connections.add(connection)
+
+    def untrack(self, connection: socket.socket) -> None:
+        """Forget a closed connection."""
+        with self._connections_lock:
+            self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        """Shut down every open connection, waking handlers blocked on reads."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by its handler
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Ignore clients that went away; report anything else."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
