@@ -1,0 +1,129 @@
+"""RFC 8785 (JCS) canonical JSON and the body digest recorded in the lockfile.
+
+    canonical_json(value) -> str     keys sorted by UTF-16 code units, no whitespace,
+                                     ECMAScript number form (1.0 → 1, 1e21 → 1e+21, -0 → 0),
+                                     minimal string escaping
+    body_digest(body) -> str         "sha256:" + hex sha256 of the UTF-8 canonical JSON
+
+The digest decides `no-op` versus `update`, so formatting-only edits to a manifest (comments, key
+order, quoting, `1.0` versus `1`) never show as changes, while `null` and an absent field differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any
+
+DIGEST_PREFIX = "sha256:"
+
+# Integers beyond 2**53 are not exactly representable as IEEE 754 doubles; JCS (I-JSON) treats
+# every number as a double, so larger integers are serialised through float like JavaScript does.
+_MAX_SAFE_INTEGER = 2**53
+
+
+def canonical_json(value: Any) -> str:
+    """The RFC 8785 canonical JSON text of `value` (JSON types only)."""
+    parts: list[str] = []
+    _write(value, parts)
+    return "".join(parts)
+
+
+def body_digest(body: Any) -> str:
+    """`sha256:<hex>` of the canonical JSON of `body`."""
+    data = canonical_json(body).encode("utf-8")
+    return DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
+
+
+def _write(value: Any, parts: list[str]) -> None:
+    # An explicit stack would avoid recursion limits, but bodies are validated manifests whose
+    # depth is bounded by the 1 MiB expansion limit; recursion keeps this readable.
+    if value is None:
+        parts.append("null")
+    elif value is True:
+        parts.append("true")
+    elif value is False:
+        parts.append("false")
+    elif isinstance(value, int):
+        parts.append(_integer(value))
+    elif isinstance(value, float):
+        parts.append(format_number(value))
+    elif isinstance(value, str):
+        parts.append(_string(value))
+    elif isinstance(value, (list, tuple)):
+        parts.append("[")
+        for index, item in enumerate(value):
+            if index:
+                parts.append(",")
+            _write(item, parts)
+        parts.append("]")
+    elif isinstance(value, dict):
+        parts.append("{")
+        for index, key in enumerate(sorted(value, key=_utf16_key)):
+            if not isinstance(key, str):
+                raise TypeError(f"JSON object keys must be strings, not {type(key).__name__}")
+            if index:
+                parts.append(",")
+            parts.append(_string(key))
+            parts.append(":")
+            _write(value[key], parts)
+        parts.append("}")
+    else:
+        raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def _utf16_key(key: str) -> bytes:
+    # Big-endian UTF-16 bytes compare exactly like the sequence of UTF-16 code units.
+    return key.encode("utf-16-be", "surrogatepass")
+
+
+def _string(text: str) -> str:
+    # Python's encoder with ensure_ascii=False escapes exactly what JCS requires: '"', '\\',
+    # \b \f \n \r \t by name, other controls below U+0020 as lowercase \u00xx, nothing else.
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _integer(number: int) -> str:
+    if -_MAX_SAFE_INTEGER <= number <= _MAX_SAFE_INTEGER:
+        return str(number)
+    try:
+        return format_number(float(number))
+    except OverflowError:
+        raise ValueError(f"integer {number} is too large for JSON (beyond IEEE 754)") from None
+
+
+def format_number(number: float) -> str:
+    """ECMAScript Number::toString of a finite double (the JCS number form)."""
+    if math.isnan(number) or math.isinf(number):
+        raise ValueError(f"{number} is not a JSON number")
+    if number == 0:
+        return "0"  # also -0
+    sign = "-" if number < 0 else ""
+    digits, point = _shortest_digits(abs(number))
+    count = len(digits)
+    if count <= point <= 21:
+        text = digits + "0" * (point - count)
+    elif 0 < point <= 21:
+        text = digits[:point] + "." + digits[point:]
+    elif -6 < point <= 0:
+        text = "0." + "0" * -point + digits
+    else:
+        exponent = point - 1
+        mantissa = digits if count == 1 else digits[0] + "." + digits[1:]
+        text = f"{mantissa}e{'+' if exponent >= 0 else '-'}{abs(exponent)}"
+    return sign + text
+
+
+def _shortest_digits(number: float) -> tuple[str, int]:
+    """Digits d1…dk and point n with number = 0.d1…dk * 10**n, k as small as possible.
+
+    Python's repr is the shortest string that round-trips, the same digits ECMAScript uses.
+    """
+    mantissa, _, exponent_text = repr(number).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = whole + fraction
+    point = len(whole) + (int(exponent_text) if exponent_text else 0)
+    stripped = digits.lstrip("0")
+    point -= len(digits) - len(stripped)
+    return stripped.rstrip("0") or "0", point

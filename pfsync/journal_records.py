@@ -1,0 +1,133 @@
+"""The journal's record types (one JSON object per line of `pfsync.lock.journal`).
+
+    Begin      first line: the lineage and serial of the lockfile the journal belongs to
+    Pending    before a POST: address, idempotency_key (fresh UUID, also the header), digest,
+               body, revision, file, replaces (the id a replace retires, or None)
+    Created    a 2xx: address, idempotency_key, id (None when the response had no usable id),
+               created_at, status
+    Failed     the API refused it (not created, not pending any more): message, http_status
+    Uncertain  the create may have happened: reason (the address stays pending)
+    Folded     written just before the folded lockfile replaces the old one (crash recovery)
+
+Every record has `at` (UTC, filled in when the record is made). The schema is
+`lockfile.schema.json#/$defs/journal_record`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from jsonschema import Draft202012Validator
+
+from pfsync.lockfile import utc_now
+
+
+@dataclass(frozen=True)
+class Begin:
+    """Ties the journal to its lockfile."""
+
+    type: ClassVar[str] = "begin"
+    lineage: str
+    serial: int
+    at: str = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A create is about to be sent; durable before the POST."""
+
+    type: ClassVar[str] = "pending"
+    address: str
+    idempotency_key: str
+    digest: str
+    body: dict[str, Any]
+    revision: int
+    file: str
+    replaces: str | None
+    at: str = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True)
+class Created:
+    """The API answered 2xx: the trigger exists (id None when no usable id came back)."""
+
+    type: ClassVar[str] = "created"
+    address: str
+    idempotency_key: str
+    id: str | None
+    created_at: str | None
+    status: str | None
+    at: str = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The API refused the create; nothing was created."""
+
+    type: ClassVar[str] = "failed"
+    address: str
+    idempotency_key: str
+    message: str
+    http_status: int | None
+    at: str = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True)
+class Uncertain:
+    """The create may or may not have happened."""
+
+    type: ClassVar[str] = "uncertain"
+    address: str
+    idempotency_key: str
+    reason: str
+    at: str = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True)
+class Folded:
+    """The lockfile about to be written by the fold: its serial and the sha256 of its text."""
+
+    type: ClassVar[str] = "folded"
+    serial: int
+    sha256: str
+    at: str = field(default_factory=utc_now)
+
+
+Outcome = Created | Failed | Uncertain
+Record = Begin | Pending | Created | Failed | Uncertain | Folded
+_TYPES: dict[str, type[Record]] = {
+    cls.type: cls for cls in (Begin, Pending, Created, Failed, Uncertain, Folded)
+}
+
+
+def record_to_json(record: Record) -> dict[str, Any]:
+    """The JSON object written for `record`."""
+    return {"type": record.type, **asdict(record)}
+
+
+@functools.cache
+def _record_validator() -> Draft202012Validator:
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    from pfsync.schemas import LOCKFILE, load_schema
+
+    resource = Resource.from_contents(load_schema(LOCKFILE), default_specification=DRAFT202012)
+    registry: Registry[Any] = Registry().with_resource(LOCKFILE, resource)
+    return Draft202012Validator({"$ref": f"{LOCKFILE}#/$defs/journal_record"}, registry=registry)
+
+
+def record_from_json(data: Any) -> Record:
+    """The record a journal line holds; ValueError saying why when it is not one."""
+    validator = _record_validator()
+    if not validator.is_valid(data):
+        kind = data.get("type") if isinstance(data, dict) else None
+        if kind in _TYPES:
+            schema = {"$ref": f"lockfile.schema.json#/$defs/journal_{kind}"}
+            error = next(validator.evolve(schema=schema).iter_errors(data), None)
+            raise ValueError(error.message if error else "not a journal record")
+        raise ValueError("not a journal record (unknown or missing `type`)")
+    fields = {k: v for k, v in data.items() if k != "type"}
+    return _TYPES[data["type"]](**fields)
