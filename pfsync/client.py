@@ -199,9 +199,7 @@ class PocketflowsClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def create_trigger(
-        self, business: str, body: dict[str, Any], idempotency_key: str
-    ) -> Attempt:
+    def create_trigger(self, business: str, body: dict[str, Any], idempotency_key: str) -> Attempt:
         """POST one trigger once and classify what happened. Never raises for network trouble."""
         import httpx
 
@@ -230,9 +228,7 @@ class PocketflowsClient:
         except httpx.TimeoutException as exc:
             return Attempt("uncertain", None, f"no response in time: {_describe(exc)}")
         except httpx.TransportError as exc:
-            return Attempt(
-                "uncertain", None, f"connection lost after sending: {_describe(exc)}"
-            )
+            return Attempt("uncertain", None, f"connection lost after sending: {_describe(exc)}")
 
 
 def _describe(exc: Exception) -> str:
