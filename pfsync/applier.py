@@ -1,4 +1,4 @@
-"""Plan × client × journal → results: parallel creates that never create a trigger twice.
+"""Plan, client and journal → results: parallel creates that never create a trigger twice.
 
 For each address: a `pending` record (with a fresh Idempotency-Key) is durable in the journal
 before its POST, and the outcome is appended after. Killed at any instant, the next run therefore

@@ -147,6 +147,11 @@ class Store:
             self._in_flight[key] = request_fingerprint
             return Claim("claimed")
 
+    def in_flight(self) -> list[str]:
+        """The Idempotency-Keys whose requests are being processed now."""
+        with self._lock:
+            return sorted(self._in_flight)
+
     def release(self, key: str) -> None:
         """Give up a claim whose request stored nothing, so the key may be used again."""
         with self._lock:
