@@ -1,0 +1,129 @@
+"""Plan → text for a terminal; the name → renderer table that feeds `plan --format` (pure).
+
+    RENDERERS = {"text": render_text, "json": render_json, "markdown": render_markdown}
+
+Each renderer takes a PlanReport and returns the whole output as a string.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import click
+
+from pfsync.diff import ABSENT
+from pfsync.plan_json import PlanReport, render_json
+from pfsync.plan_markdown import render_markdown
+from pfsync.planner import (
+    CREATE,
+    DELETE,
+    NEEDS_PERSON,
+    NOOP,
+    REPLACE,
+    UNCERTAIN,
+    UPDATE,
+    PlanEntry,
+    summary_line,
+)
+
+SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-", UNCERTAIN: "?", NOOP: " "}
+_COLOURS = {CREATE: "green", UPDATE: "yellow", REPLACE: "magenta", DELETE: "red", UNCERTAIN: "red"}
+_INDENT = "      "
+
+
+def value_text(value: Any) -> str:
+    """A field value as JSON on one line; `(absent)` for a field that is not there."""
+    if value is ABSENT:
+        return "(absent)"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def leaves(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[str, Any]]:
+    """Every scalar (and empty container) in `value` with its JSON path (`$.spec.name`)."""
+    from pfsync.manifests import json_path
+
+    if isinstance(value, dict) and value:
+        for key in value:
+            yield from leaves(value[key], (*path, key))
+    elif isinstance(value, list) and value:
+        for index, item in enumerate(value):
+            yield from leaves(item, (*path, index))
+    else:
+        yield json_path(path), value
+
+
+def header_lines(report: PlanReport) -> list[str]:
+    """Business(es), API URL, lockfile (or its absence), journal and target notes."""
+    plan = report.plan
+    businesses = plan.businesses
+    label = "Businesses" if len(businesses) > 1 else "Business"
+    lines = [
+        f"{label}: {', '.join(businesses) if businesses else '(none declared or recorded)'}",
+        f"API: {plan.api_url}",
+    ]
+    if plan.lockfile is None:
+        lines.append(
+            f"Lockfile: {report.lockfile_name} does not exist yet: every declared trigger is a "
+            "create."
+        )
+    else:
+        lines.append(f"Lockfile: {report.lockfile_name} (serial {plan.lockfile.serial})")
+    if report.journal_unfolded:
+        lines.append(
+            "Journal: an interrupted apply left a journal; its records are included here and the "
+            "next state-changing command folds it into the lockfile."
+        )
+    if plan.targets:
+        lines.append(f"Targets: {', '.join(plan.targets)}")
+    return lines
+
+
+def _entry_lines(entry: PlanEntry, color: bool) -> list[str]:
+    def style(text: str, **kwargs: Any) -> str:
+        return click.style(text, **kwargs) if color else text
+
+    colour = _COLOURS.get(entry.action)
+    title = f"{SYMBOLS[entry.action]} {entry.address}  {entry.action}  {entry.source}"
+    details = []
+    if entry.old_id is not None:
+        details.append(f"trigger {entry.old_id}")
+    elif entry.recorded:
+        details.append("trigger id unknown")
+    if entry.reason and entry.action == REPLACE:
+        details.append(entry.reason)
+    if details:
+        title += f"  ({'; '.join(details)})"
+    lines = [style(title, fg=colour, bold=True)]
+    if entry.action == UPDATE:
+        lines += [
+            f"{_INDENT}{c.path}: {value_text(c.before)} → {value_text(c.after)}" for c in entry.diff
+        ]
+    elif entry.action in (CREATE, REPLACE) and entry.body is not None:
+        lines += [f"{_INDENT}{path}: {value_text(v)}" for path, v in leaves(entry.body, ("spec",))]
+    if entry.remedy:
+        label = "remedy" if entry.action in NEEDS_PERSON else "note"
+        lines.append(style(f"    {label}: {entry.remedy}", fg="yellow" if colour else None))
+    return lines
+
+
+def render_text(report: PlanReport) -> str:
+    """The plan for a terminal: header, one entry per change, the summary line."""
+    lines = header_lines(report)
+    lines.append("")
+    for entry in report.plan.entries:
+        if entry.action == NOOP:
+            continue
+        lines += _entry_lines(entry, report.color)
+        lines.append("")
+    summary = summary_line(report.plan.counts)
+    lines.append(click.style(summary, bold=True) if report.color else summary)
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS: dict[str, Callable[[PlanReport], str]] = {
+    "text": render_text,
+    "json": render_json,
+    "markdown": render_markdown,
+}
