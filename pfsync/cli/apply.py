@@ -1,0 +1,172 @@
+"""`pfsync apply`: create what the plan says, recording every outcome (§8)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import click
+
+from pfsync.cli.common import global_options, load_config_or_report
+
+RETRY_UNCERTAIN_HELP = (
+    "Re-send uncertain creates with their original Idempotency-Key. Safe ONLY if Pocketflows "
+    "honours that header, which its API reference does not document: otherwise this can create "
+    "a second trigger. First look in Pocketflows and use `state import` or `state rm`."
+)
+
+
+@click.command()
+@click.argument("planfile", required=False, type=click.Path(dir_okay=False))
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (required without a TTY).")
+@click.option(
+    "--new-lockfile",
+    is_flag=True,
+    help="Start a new lockfile when none exists (first apply of a repository only).",
+)
+@click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Concurrent creates.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another pfsync holding the state lock.",
+)
+@click.option("--retry-uncertain", is_flag=True, help=RETRY_UNCERTAIN_HELP)
+@click.option("--target", "targets", multiple=True, metavar="ADDR", help="Only this address.")
+@click.option(
+    "--replace",
+    "replace",
+    multiple=True,
+    metavar="ADDR",
+    help="Create a new draft for ADDR; the old trigger stays active until deactivated by hand.",
+)
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Apply against an in-process sandbox API with its own state in .pfsync/.",
+)
+@click.option(
+    "--connect-timeout", type=click.FloatRange(0.1), default=10.0, show_default=True, hidden=False
+)
+@click.option("--read-timeout", type=click.FloatRange(0.1), default=30.0, show_default=True)
+def apply(
+    planfile: str | None,
+    auto_approve: bool,
+    new_lockfile: bool,
+    parallelism: int,
+    lock_timeout: float,
+    retry_uncertain: bool,
+    targets: tuple[str, ...],
+    replace: tuple[str, ...],
+    sandbox: bool,
+    connect_timeout: float,
+    read_timeout: float,
+) -> int:
+    """Create the triggers the plan adds (never a second create for one that may exist).
+
+    Without PLANFILE it plans first and asks for confirmation on a terminal; in CI pass
+    --auto-approve. With a PLANFILE saved by `pfsync plan --out` it applies exactly that plan, and
+    refuses if the lockfile or a manifest changed since. Credentials come from PFSYNC_USERNAME
+    and PFSYNC_PASSWORD.
+
+    \b
+    Examples:
+      pfsync apply --sandbox --auto-approve --new-lockfile
+      pfsync plan --out plan.json && pfsync apply plan.json
+      PFSYNC_USERNAME=u PFSYNC_PASSWORD=... pfsync apply --auto-approve
+    """
+    from pfsync.apply_run import ApplyIO, ApplyOptions, run_apply
+    from pfsync.client import PocketflowsClient, Timeouts
+    from pfsync.config import check_api_url
+    from pfsync.credentials import credentials_from_environment
+    from pfsync.diagnostics import format_text
+    from pfsync.manifests import load_manifests
+    from pfsync.plan_json import PlanReport
+    from pfsync.render import render_text
+    from pfsync.sandbox_mode import sandbox_config, start_sandbox
+
+    options = global_options()
+    config = load_config_or_report(options)
+    if isinstance(config, int):
+        return config
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if planfile is None and not auto_approve and not interactive:
+        click.echo(
+            "Error: apply needs confirmation, and this is not an interactive terminal: "
+            "run `pfsync plan`, review it, then `pfsync apply --auto-approve` (or apply a saved "
+            "plan). Nothing was sent.",
+            err=True,
+        )
+        return 1
+    if sandbox:
+        config = sandbox_config(config)
+        username = password = ""
+    else:
+        check_api_url(config.api_url)
+        username, password = credentials_from_environment()
+    loaded = load_manifests(config, cwd=Path.cwd())
+    if loaded.diagnostics:
+        click.echo(format_text(loaded.diagnostics), nl=False)
+        click.echo(
+            f"{len(loaded.diagnostics)} problem(s) in the manifests; nothing was sent.", err=True
+        )
+        return 1
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    lockfile_name = os.path.relpath(config.lockfile)
+
+    def show_plan(plan: object) -> None:
+        if options.verbosity >= 0:
+            click.echo(render_text(PlanReport(plan, lockfile_name, color=color)), nl=False)  # type: ignore[arg-type]
+
+    def confirm(plan: object) -> bool:
+        return click.confirm("Apply these changes?", default=False, err=True)
+
+    def progress(line: str) -> None:
+        click.echo(line, err=True)
+
+    with ExitStack() as stack:
+        api_url = config.api_url
+        if sandbox:
+            server = stack.enter_context(start_sandbox(config))
+            api_url, username, password = server.url, server.username, server.password
+            if options.verbosity >= 0:
+                click.echo(f"Sandbox: in-process Pocketflows API at {api_url}", err=True)
+
+        def client_factory() -> PocketflowsClient:
+            client = PocketflowsClient(
+                api_url,
+                username,
+                password,
+                timeouts=Timeouts(connect_timeout, read_timeout, read_timeout * 2),
+                max_connections=parallelism,
+            )
+            return stack.enter_context(client)
+
+        return run_apply(
+            config,
+            loaded.manifests,
+            ApplyOptions(
+                auto_approve=auto_approve,
+                new_lockfile=new_lockfile or sandbox,
+                parallelism=parallelism,
+                lock_timeout=lock_timeout,
+                retry_uncertain=retry_uncertain,
+                targets=targets,
+                replace=replace,
+                plan_file=planfile,
+            ),
+            client_factory,
+            ApplyIO(show_plan=show_plan, confirm=confirm, progress=progress),
+        )
+
+
+COMMANDS = [apply]

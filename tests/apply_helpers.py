@@ -1,0 +1,46 @@
+"""Helpers for the end-to-end apply tests: a repository of N manifests in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+BUSINESS = "biz_e2e"
+
+
+def manifest_text(key: str, name: str | None = None, revision: int = 0) -> str:
+    """One valid manifest."""
+    return (
+        "apiVersion: pfsync/v1\n"
+        "kind: Trigger\n"
+        f"key: {key}\n"
+        f"revision: {revision}\n"
+        "spec:\n"
+        f"  name: {name or 'Trigger ' + key}\n"
+        "  project_defined_event: pde_signup\n"
+        "  steps:\n"
+        "    - type: email\n"
+        f"      email_template_id: et_{key}\n"
+    )
+
+
+def make_repo(root: Path, count: int, business: str = BUSINESS) -> Path:
+    """`root` with a pfsync.yaml and `count` manifests t000…; returns root."""
+    (root / "triggers").mkdir(parents=True, exist_ok=True)
+    (root / "pfsync.yaml").write_text(f"business: {business}\n")
+    for n in range(count):
+        (root / "triggers" / f"t{n:03d}.yaml").write_text(manifest_text(f"t{n:03d}"))
+    return root
+
+
+def lock_ids(root: Path) -> dict[str, Any]:
+    """address → id recorded in the lockfile."""
+    data = json.loads((root / "pfsync.lock").read_text())
+    return {address: record["id"] for address, record in data["triggers"].items()}
+
+
+def lock_pending(root: Path) -> dict[str, Any]:
+    """address → pending record in the lockfile."""
+    data: dict[str, Any] = json.loads((root / "pfsync.lock").read_text())["pending"]
+    return data
