@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import click
 
 from pfsync.config import Config
+from pfsync.diagnostics import Diagnostic
 
 
 @dataclass(frozen=True)
@@ -38,3 +41,36 @@ def load_config_or_report(
         click.echo(FORMATTERS[output_format](exc.diagnostics), nl=False)
         click.echo("The configuration file is invalid; fix it and run again.", err=True)
         return 1
+
+
+def lock_timeout_option(function: Any) -> Any:
+    """The `--lock-timeout SECONDS` option of state-changing commands."""
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Wait up to SECONDS for another pfsync holding the state lock (0: fail at once).",
+    )(function)
+
+
+def use_color() -> bool:
+    """Colour only when stdout is a terminal and NO_COLOR is not set (https://no-color.org)."""
+    import os
+    import sys
+
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def report_manifest_problems(diagnostics: Sequence[Diagnostic]) -> int:
+    """Print manifest problems (text format) on stderr and return exit code 1."""
+    from pfsync.diagnostics import format_text
+
+    click.echo(format_text(diagnostics), nl=False, err=True)
+    click.echo(
+        f"Error: {len(diagnostics)} problem(s) in the manifests; fix them (see `pfsync validate`) "
+        "and run again.",
+        err=True,
+    )
+    return 1

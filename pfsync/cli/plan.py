@@ -1,0 +1,85 @@
+"""`pfsync plan`: compare manifests with the lockfile and say what apply would do (§7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pfsync.cli.common import (
+    global_options,
+    load_config_or_report,
+    report_manifest_problems,
+    use_color,
+)
+from pfsync.render import RENDERERS
+
+
+@click.command()
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(list(RENDERERS)),
+    default="text",
+    show_default=True,
+    help="text for a terminal, json for tools, markdown for a pull-request comment.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Also save the plan (JSON with digests) for `pfsync apply FILE`.",
+)
+@click.option(
+    "--target", "targets", multiple=True, metavar="ADDR", help="Plan only ADDR (repeatable)."
+)
+@click.option(
+    "--replace",
+    "replace",
+    multiple=True,
+    metavar="ADDR",
+    help="Plan a new draft trigger for ADDR; the old one stays active (repeatable).",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0: nothing to do, 2: changes apply can make, 3: something needs a person.",
+)
+def plan(
+    output_format: str,
+    out: str | None,
+    targets: tuple[str, ...],
+    replace: tuple[str, ...],
+    detailed_exitcode: bool,
+) -> int:
+    """Show what apply would create, and what needs a person (no credentials, no network).
+
+    Actions: + create, ~ update, -/+ replace, - delete, ? uncertain. pfsync can only create
+    triggers, so each update, delete or uncertain entry says exactly what a person must do.
+
+    \b
+    Examples:
+      pfsync plan
+      pfsync plan --format markdown > plan.md
+      pfsync plan --out plan.json && pfsync apply plan.json
+    """
+    from pfsync.plan_run import plan_report
+
+    options = global_options()
+    config = load_config_or_report(options)
+    if isinstance(config, int):
+        return config
+    color = use_color() and output_format == "text"
+    report = plan_report(config, targets, replace, color=color)
+    if isinstance(report, list):
+        return report_manifest_problems(report)
+    if out is not None:
+        from pfsync.plan_file import save_plan
+
+        save_plan(Path(out), report)
+    click.echo(RENDERERS[output_format](report), nl=False, color=color)
+    if out is not None and options.verbosity >= 0:
+        click.echo(f"Saved the plan to {out}; apply it with `pfsync apply {out}`.", err=True)
+    return report.plan.exit_code(detailed_exitcode)
+
+
+COMMANDS = [plan]

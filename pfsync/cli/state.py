@@ -1,0 +1,166 @@
+"""`pfsync state …`: inspect and repair the lockfile without touching Pocketflows (§9)."""
+
+from __future__ import annotations
+
+import click
+
+from pfsync.cli.common import (
+    global_options,
+    load_config_or_report,
+    lock_timeout_option,
+    report_manifest_problems,
+)
+from pfsync.config import Config
+
+
+def _config() -> Config | int:
+    return load_config_or_report(global_options())
+
+
+def _echo_lines(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line)
+
+
+@click.group()
+def state() -> None:
+    """Inspect and repair the lockfile (nothing is sent to Pocketflows).
+
+    \b
+    Examples:
+      pfsync state list
+      pfsync state import biz_123/welcome trg_abc123
+      pfsync state rm biz_123/old-promo
+      pfsync state mv biz_123/welcome biz_123/welcome-series
+    """
+
+
+@state.command("list")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: a table; json: a versioned document.",
+)
+def list_command(output_format: str) -> int:
+    """List every recorded address: id, origin, revision, file, and any uncertain create."""
+    from pfsync.manifests import display_path
+    from pfsync.state_render import list_json, list_text
+    from pfsync.state_store import read_state
+
+    config = _config()
+    if isinstance(config, int):
+        return config
+    view = read_state(config)
+    name = display_path(config.lockfile, config.root)
+    if output_format == "json":
+        click.echo(list_json(view.state, name, view.journal_unfolded), nl=False)
+    elif view.state is None:
+        click.echo(f"No lockfile at {name} yet: nothing is recorded.", err=True)
+    else:
+        click.echo(list_text(view.state), nl=False)
+    return 0
+
+
+@state.command("show")
+@click.argument("address")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text or a JSON document.",
+)
+def show_command(address: str, output_format: str) -> int:
+    """Show everything the lockfile records for ADDRESS, with its history."""
+    from pfsync.state_changes import StateChangeError
+    from pfsync.state_render import show_json, show_text
+    from pfsync.state_store import read_state
+
+    config = _config()
+    if isinstance(config, int):
+        return config
+    lockfile = read_state(config).state
+    if lockfile is None or not (lockfile.recorded(address) or address in lockfile.forgotten):
+        raise StateChangeError(f"{address} is not in the lockfile (`pfsync state list` shows it)")
+    render = show_json if output_format == "json" else show_text
+    click.echo(render(lockfile, address), nl=False)
+    return 0
+
+
+@state.command("rm")
+@click.argument("addresses", nargs=-1, required=True, metavar="ADDRESS...")
+@lock_timeout_option
+def rm_command(addresses: tuple[str, ...], lock_timeout: float) -> int:
+    """Forget ADDRESS: its id moves to history; nothing is deleted in Pocketflows.
+
+    Use it after deactivating a deleted trigger in Pocketflows, or to settle an uncertain create
+    that did not happen (then only the uncertain create is forgotten).
+    """
+    from pfsync.state_commands import remove_addresses
+
+    config = _config()
+    if isinstance(config, int):
+        return config
+    _echo_lines(remove_addresses(config, addresses, lock_timeout))
+    return 0
+
+
+@state.command("mv")
+@click.argument("old", metavar="OLD")
+@click.argument("new", metavar="NEW")
+@lock_timeout_option
+def mv_command(old: str, new: str, lock_timeout: float) -> int:
+    """Record that the key of OLD was renamed to NEW (same business only)."""
+    from pfsync.state_commands import move_address
+
+    config = _config()
+    if isinstance(config, int):
+        return config
+    _echo_lines(move_address(config, old, new, lock_timeout))
+    return 0
+
+
+@state.command("import")
+@click.argument("address")
+@click.argument("trigger_id", metavar="TRIGGER_ID")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite an existing record (its id is kept in the history).",
+)
+@lock_timeout_option
+def import_command(address: str, trigger_id: str, force: bool, lock_timeout: float) -> int:
+    """Record an existing trigger TRIGGER_ID for the declared ADDRESS, without any request.
+
+    The record gets the manifest's current body. Use it to adopt triggers made by hand, to
+    settle an uncertain create that did happen, or (with --force) to acknowledge an edit made
+    by hand in Pocketflows. Creates the lockfile when none exists.
+    """
+    from pathlib import Path
+
+    from pfsync.manifests import load_manifests
+    from pfsync.state_changes import StateChangeError
+    from pfsync.state_commands import check_address, import_trigger
+
+    config = _config()
+    if isinstance(config, int):
+        return config
+    check_address(address)
+    loaded = load_manifests(config, cwd=Path.cwd())
+    if loaded.diagnostics:
+        return report_manifest_problems(loaded.diagnostics)
+    manifest = next((m for m in loaded.manifests if m.address == address), None)
+    if manifest is None:
+        raise StateChangeError(
+            f"no manifest declares {address}; `state import` records a declared trigger with "
+            "its manifest's body, so add the manifest first"
+        )
+    _echo_lines(import_trigger(config, manifest, trigger_id, force, lock_timeout))
+    return 0
+
+
+COMMANDS = [state]

@@ -1,0 +1,123 @@
+"""The state-changing `pfsync state` commands: rm, mv, import (§9). No network, ever.
+
+Each takes the state lock, folds a journal left by a crash, checks the whole request before
+changing anything, writes the lockfile atomically, and returns the lines to print.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pfsync.config import Config
+from pfsync.lockfile import Lockfile, utc_now
+from pfsync.models import Manifest
+from pfsync.state_changes import Forgotten, StateChangeError, forget, move, record_import
+from pfsync.state_store import StateTransaction, locked_state
+
+_ADDRESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}/[a-z0-9][a-z0-9._-]{0,99}")
+_TRIGGER_ID_RE = re.compile(r"\S{1,200}")
+
+
+def check_address(address: str) -> None:
+    """StateChangeError unless `address` looks like BUSINESS/KEY."""
+    if not _ADDRESS_RE.fullmatch(address):
+        raise StateChangeError(
+            f"{address!r} is not an address; an address is BUSINESS/KEY, e.g. biz_123/welcome"
+        )
+
+
+def _current(transaction: StateTransaction, what: str) -> Lockfile:
+    if transaction.lockfile is None:
+        raise StateChangeError(
+            f"there is no lockfile at {transaction.config.lockfile}, so there is nothing to "
+            f"{what}. If it was lost, restore it from git"
+        )
+    return transaction.lockfile
+
+
+def remove_addresses(config: Config, addresses: Sequence[str], lock_timeout: float) -> list[str]:
+    """`state rm`: forget each address (or settle its uncertain create); nothing remote."""
+    for address in addresses:
+        check_address(address)
+    with locked_state(config, lock_timeout) as transaction:
+        lockfile = _current(transaction, "remove")
+        missing = [a for a in dict.fromkeys(addresses) if not lockfile.recorded(a)]
+        if missing:
+            raise StateChangeError(
+                f"not in the lockfile: {', '.join(missing)}; nothing was changed "
+                "(`pfsync state list` shows what is recorded)"
+            )
+        messages = []
+        at = utc_now()
+        for address in dict.fromkeys(addresses):
+            record = lockfile.triggers.get(address)
+            lockfile, what = forget(lockfile, address, at)
+            if what is Forgotten.PENDING:
+                kept = f"; its recorded trigger {record.id} is kept" if record else ""
+                messages.append(
+                    f"Settled {address}: the uncertain create is forgotten{kept}. Nothing was "
+                    "changed in Pocketflows."
+                )
+            else:
+                assert record is not None
+                shown = record.id or "(id unknown)"
+                messages.append(
+                    f"Removed {address} from the lockfile; trigger {shown} moved to its "
+                    "history. Nothing was deleted in Pocketflows: deactivate the trigger there "
+                    "if it should stop running."
+                )
+        transaction.save(lockfile)
+        return messages
+
+
+def move_address(config: Config, old: str, new: str, lock_timeout: float) -> list[str]:
+    """`state mv`: the record of OLD now belongs to NEW (a renamed key)."""
+    check_address(old)
+    check_address(new)
+    with locked_state(config, lock_timeout) as transaction:
+        lockfile = _current(transaction, "move")
+        transaction.save(move(lockfile, old, new))
+    return [f"Moved {old} to {new}. Nothing was changed in Pocketflows."]
+
+
+def import_trigger(
+    config: Config,
+    manifest: Manifest,
+    trigger_id: str,
+    force: bool,
+    lock_timeout: float,
+) -> list[str]:
+    """`state import`: record an existing trigger for a declared address, with its body."""
+    if not _TRIGGER_ID_RE.fullmatch(trigger_id):
+        raise StateChangeError(f"{trigger_id!r} is not a trigger id (no spaces, 1-200 characters)")
+    address = manifest.address
+    with locked_state(config, lock_timeout) as transaction:
+        lockfile = transaction.lockfile
+        created = lockfile is None
+        if lockfile is None:
+            # Adopting triggers made by hand is a deliberate first step (§9).
+            lockfile = Lockfile.new(config.api_url)
+        old = lockfile.triggers.get(address)
+        pending = lockfile.pending.get(address)
+        new = record_import(
+            lockfile,
+            address,
+            trigger_id,
+            manifest.spec,
+            manifest.revision,
+            manifest.file,
+            utc_now(),
+            force,
+        )
+        saved = transaction.save(new)
+    messages = [f"Imported trigger {trigger_id} as {address} ({manifest.source})."]
+    if pending is not None:
+        messages.append("The uncertain create of this address is settled.")
+    if old is not None and (pending is not None or force):
+        messages.append(f"The earlier trigger {old.id or '(id unknown)'} moved to its history.")
+    if created:
+        messages.append(
+            f"Created the lockfile {config.lockfile.name} (serial {saved.serial}); commit it."
+        )
+    return messages
