@@ -54,3 +54,15 @@ def _registry() -> Registry[Any]:
 def validator(name: str) -> Draft202012Validator:
     """A validator for schema `name`, built once (building one is the slow part)."""
     return Draft202012Validator(load_schema(name), registry=_registry())
+
+
+def self_contained_manifest_schema() -> dict[str, Any]:
+    """The manifest schema with the request schema inlined, usable on its own (editors, tools)."""
+    document: dict[str, Any] = json.loads(json.dumps(load_schema(MANIFEST)))
+    request: dict[str, Any] = json.loads(json.dumps(load_schema(REQUEST)))
+    request.pop("$schema", None)
+    spec = document["properties"]["spec"]
+    document["properties"]["spec"] = {"description": spec["description"], **request}
+    # The request schema's "#/$defs/step" pointed at its own root; it now lives under spec.
+    request["properties"]["steps"]["items"] = {"$ref": "#/properties/spec/$defs/step"}
+    return document

@@ -56,7 +56,7 @@ def _register() -> None:
     from pfsync.cli import validate
 
     cli.add_command(validate.validate)
-    for module_name in ("plan", "state", "apply", "sandbox"):
+    for module_name in ("plan", "state", "apply", "sandbox", "scaffold"):
         try:
             module = __import__(f"pfsync.cli.{module_name}", fromlist=["COMMANDS"])
         except ModuleNotFoundError as exc:

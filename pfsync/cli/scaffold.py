@@ -1,0 +1,76 @@
+"""`pfsync init` (scaffold a repository) and `pfsync schema` (print the manifest schema)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("directory", required=False, default=".", type=click.Path(file_okay=False))
+@click.option("--business", default="biz_123", show_default=True, help="The default business.")
+@click.option(
+    "--api-url",
+    default="https://api.pocketflows.com",
+    show_default=True,
+    help="The Pocketflows API this repository's lockfile describes.",
+)
+@click.option(
+    "--ci",
+    type=click.Choice(["none", "github", "gitlab"]),
+    default="none",
+    show_default=True,
+    help="Also write CI workflow files.",
+)
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+def init(directory: str, business: str, api_url: str, ci: str, force: bool) -> int:
+    """Start a pfsync repository: config, empty lockfile, an example trigger, .gitignore.
+
+    \b
+    Examples:
+      pfsync init my-triggers --business biz_123
+      pfsync init . --ci github
+    """
+    from pfsync.scaffold import scaffold
+
+    for line in scaffold(Path(directory), business, api_url, ci, force):
+        click.echo(line)
+    click.echo(
+        f"\nNext: cd {directory} && pfsync validate && pfsync plan   "
+        "(try an apply with `pfsync apply --sandbox`)",
+        err=True,
+    )
+    return 0
+
+
+@click.command()
+@click.option(
+    "--name",
+    type=click.Choice(["manifest", "trigger-request", "trigger", "lockfile", "config"]),
+    default="manifest",
+    show_default=True,
+    help="Which schema to print.",
+)
+def schema(name: str) -> int:
+    """Print a JSON Schema (default: the manifest schema, self-contained) for editors and tools.
+
+    \b
+    Examples:
+      pfsync schema > manifest.schema.json
+      pfsync schema --name trigger
+    """
+    import json
+
+    from pfsync.schemas import load_schema, self_contained_manifest_schema
+
+    if name == "manifest":
+        document = self_contained_manifest_schema()
+    else:
+        document = load_schema(f"{name}.schema.json")
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    click.echo(text)
+    return 0
+
+
+COMMANDS = [init, schema]
