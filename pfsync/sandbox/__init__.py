@@ -35,7 +35,6 @@ __all__ = ["DEFAULT_PASSWORD", "DEFAULT_USERNAME", "Sandbox", "SandboxDataError"
 
 DEFAULT_USERNAME = "sandbox"
 DEFAULT_PASSWORD = "sandbox"
-POLL_SECONDS = 0.05  # how soon the accept loop notices stop(); keeps test teardown quick
 
 
 class Sandbox:
@@ -95,8 +94,7 @@ class Sandbox:
         validator(REQUEST)  # build it now, not during the first request
         self._server = SandboxServer(self.host, self.requested_port, self._api)
         self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": POLL_SECONDS},
+            target=self._server.serve,
             name=f"pfsync-sandbox-{self.port}",
             daemon=True,
         )
@@ -122,7 +120,7 @@ class Sandbox:
         if server is None or thread is None or self._api.stopping.is_set():
             return
         self._api.stopping.set()
-        server.shutdown()
+        server.wake_and_stop()
         thread.join()
         server.close_connections()
         server.server_close()

@@ -12,6 +12,9 @@ decide, from a random generator seeded with `seed` so sequential runs repeat exa
     503-retry-after    503 with `Retry-After: 1`
     NNN                any 4xx/5xx status without storing, e.g. 500, 502, 503 (no Retry-After),
                        504, 409, 401 (with WWW-Authenticate), 403, 422, 429 (Retry-After: 1)
+
+Error outcomes and `drop` answer before auth and validation. The storing outcomes apply to a
+request that passes them; one that fails gets its usual 401/400/422 and uses up the outcome.
 """
 
 from __future__ import annotations

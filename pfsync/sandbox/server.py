@@ -20,6 +20,7 @@ import contextlib
 import hmac
 import json
 import re
+import selectors
 import socket
 import socketserver
 import sys
@@ -132,6 +133,7 @@ class Handler(BaseHTTPRequestHandler):
     timeout = IDLE_TIMEOUT_SECONDS
     server: SandboxServer
     _started = 0.0
+    _logged = True  # protocol errors answered by send_error() have no route to log
     _delays_replies = False  # only the create endpoint sees the configured latency
 
     def setup(self) -> None:
@@ -167,31 +169,43 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         self._started = time.monotonic()
+        self._arrived = time.time()
         self._delays_replies = False
-        self._status: int | None = None
         self._outcome: str | None = None
         self._trigger_id: str | None = None
         self._business: str | None = None
-        path = urlsplit(self.path).path
+        self._path = urlsplit(self.path).path
+        self._logged = self._path.startswith("/__sandbox/")  # the control plane is not logged
         try:
-            self._route(path)
+            self._route(self._path)
         except Exception:
             traceback.print_exc(file=sys.stderr)
-            self._reply(500, error_body(500, "sandbox internal error (see its stderr)"))
             self.close_connection = True
-        if not path.startswith("/__sandbox/"):
-            self.server.api.request_log.add(
-                {
-                    "time": time.time(),
-                    "method": self.command,
-                    "path": path,
-                    "business": self._business,
-                    "status": self._status,
-                    "outcome": self._outcome,
-                    "idempotency_key": self.headers.get("Idempotency-Key"),
-                    "trigger_id": self._trigger_id,
-                }
-            )
+            self._reply(500, error_body(500, "sandbox internal error (see its stderr)"))
+        self._log(None)
+
+    def _log(self, status: int | None) -> None:
+        """Add this request to the log once, before its answer goes out (tests read it next)."""
+        if self._logged:
+            return
+        self._logged = True
+        self.server.api.request_log.add(
+            {
+                "time": self._arrived,
+                "method": self.command,
+                "path": self._path,
+                "business": self._business,
+                "status": status,
+                "outcome": self._outcome,
+                "idempotency_key": self.headers.get("Idempotency-Key"),
+                "trigger_id": self._trigger_id,
+            }
+        )
+
+    def _hang_up(self) -> None:
+        """Close the connection without any answer."""
+        self._log(None)
+        self.close_connection = True
 
     def _route(self, path: str) -> None:
         match = _TRIGGERS_PATH.fullmatch(path)
@@ -257,7 +271,7 @@ class Handler(BaseHTTPRequestHandler):
         status = outcome_status(outcome)
         if outcome == DROP:
             self._spend_latency()
-            self.close_connection = True  # nothing stored, nothing answered
+            self._hang_up()  # nothing stored, nothing answered
             return
         if status is not None:
             self._injected_error(status, outcome, retry_after)
@@ -323,7 +337,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _deliver(self, outcome: str, response: Any, headers: Headers = ()) -> None:
         if outcome == LOSE_RESPONSE:
-            self.close_connection = True  # stored, but the client never hears of it
+            self._hang_up()  # stored, but the client never hears of it
             return
         if outcome == SLOW:
             self.server.api.stopping.wait(self.server.api.slow_seconds)
@@ -420,7 +434,7 @@ class Handler(BaseHTTPRequestHandler):
         elif self.request_version == "HTTP/1.0":
             lines.append("Connection: keep-alive")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self._status = status
+        self._log(status)
         try:
             self.wfile.write(head if self.command == "HEAD" else head + body)
         except OSError:
@@ -431,6 +445,7 @@ class SandboxServer(ThreadingHTTPServer):
     """A threading HTTP server that can close its open connections when it stops."""
 
     daemon_threads = True
+    request_queue_size = socket.SOMAXCONN  # the default 5 resets bursts of parallel clients
     block_on_close = True  # server_close() joins the handler threads
 
     def __init__(self, host: str, port: int, api: Api) -> None:
@@ -438,7 +453,40 @@ class SandboxServer(ThreadingHTTPServer):
         self.api = api
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
-        super().__init__((host, port), Handler)
+        # serve_forever() notices shutdown() only every poll interval; this pair wakes it at once.
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._stop_requested = False
+        try:
+            super().__init__((host, port), Handler)
+        except BaseException:
+            self._close_wakeup()
+            raise
+
+    def serve(self) -> None:
+        """Accept connections until `wake_and_stop()`; each is served in its own thread."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while not self._stop_requested:
+                for key, _ in selector.select():
+                    if key.fileobj is self and not self._stop_requested:
+                        self.handle_request()  # the socket is readable: returns promptly
+                self.service_actions()
+
+    def wake_and_stop(self) -> None:
+        """Make `serve()` return as soon as it has finished accepting."""
+        self._stop_requested = True
+        with contextlib.suppress(OSError):
+            self._wake_writer.send(b"x")
+
+    def server_close(self) -> None:
+        """Close the listening socket and wait for the handler threads."""
+        super().server_close()
+        self._close_wakeup()
+
+    def _close_wakeup(self) -> None:
+        self._wake_reader.close()
+        self._wake_writer.close()
 
     def server_bind(self) -> None:
         """Bind without HTTPServer's reverse DNS lookup, which can take seconds."""
