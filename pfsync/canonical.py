@@ -59,10 +59,11 @@ def _write(value: Any, parts: list[str]) -> None:
             _write(item, parts)
         parts.append("]")
     elif isinstance(value, dict):
-        parts.append("{")
-        for index, key in enumerate(sorted(value, key=_utf16_key)):
+        for key in value:
             if not isinstance(key, str):
                 raise TypeError(f"JSON object keys must be strings, not {type(key).__name__}")
+        parts.append("{")
+        for index, key in enumerate(sorted(value, key=_utf16_key)):
             if index:
                 parts.append(",")
             parts.append(_string(key))

@@ -1,0 +1,112 @@
+"""RFC 8785 (JCS) canonical JSON and the body digest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+
+import pytest
+
+from pfsync.canonical import body_digest, canonical_json
+
+# RFC 8785 Appendix B: IEEE 754 bit patterns and their canonical form.
+RFC_NUMBERS = [
+    ("0000000000000000", "0"),
+    ("8000000000000000", "0"),
+    ("0000000000000001", "5e-324"),
+    ("8000000000000001", "-5e-324"),
+    ("7fefffffffffffff", "1.7976931348623157e+308"),
+    ("ffefffffffffffff", "-1.7976931348623157e+308"),
+    ("4340000000000000", "9007199254740992"),
+    ("c340000000000000", "-9007199254740992"),
+    ("4430000000000000", "295147905179352830000"),
+    ("44b52d02c7e14af5", "9.999999999999997e+22"),
+    ("44b52d02c7e14af6", "1e+23"),
+    ("44b52d02c7e14af7", "1.0000000000000001e+23"),
+    ("444b1ae4d6e2ef4e", "999999999999999700000"),
+    ("444b1ae4d6e2ef4f", "999999999999999900000"),
+    ("444b1ae4d6e2ef50", "1e+21"),
+    ("3eb0c6f7a0b5ed8c", "9.999999999999997e-7"),
+    ("3eb0c6f7a0b5ed8d", "0.000001"),
+    ("41b3de4355555553", "333333333.3333332"),
+    ("41b3de4355555554", "333333333.33333325"),
+    ("41b3de4355555555", "333333333.3333333"),
+    ("41b3de4355555556", "333333333.3333334"),
+    ("41b3de4355555557", "333333333.33333343"),
+    ("becbf647612f3696", "-0.0000033333333333333333"),
+    ("43143ff3c1cb0959", "1424953923781206.2"),
+]
+
+
+@pytest.mark.parametrize(("bits", "expected"), RFC_NUMBERS)
+def test_rfc8785_numbers(bits: str, expected: str) -> None:
+    (number,) = struct.unpack(">d", bytes.fromhex(bits))
+    assert canonical_json(number) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1.0, "1"),
+        (1e21, "1e+21"),
+        (1e20, "100000000000000000000"),
+        (-0.0, "0"),
+        (0.5, "0.5"),
+        (1e-7, "1e-7"),
+        (100, "100"),
+        (-3, "-3"),
+        (2**53 + 1, "9007199254740992"),
+        (10**30, "1e+30"),
+        (True, "true"),
+        (None, "null"),
+    ],
+)
+def test_number_and_literal_forms(value: object, expected: str) -> None:
+    assert canonical_json(value) == expected
+
+
+def test_rfc8785_example_structure() -> None:
+    text = (
+        '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
+        '"string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",'
+        '"literals": [null, true, false]}'
+    )
+    expected = (
+        '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
+        '"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
+    )
+    assert canonical_json(json.loads(text)) == expected
+
+
+def test_keys_sorted_by_utf16_code_units() -> None:
+    # RFC 8785 §3.2.3's example: U+1F600 (a surrogate pair) sorts before U+FB33.
+    value = {"\u20ac": 1, "\r": 2, "\ufb33": 3, "1": 4, "\U0001f600": 5, "\x80": 6, "\xf6": 7}
+    expected = '{"\\r":2,"1":4,"\x80":6,"\xf6":7,"\u20ac":1,"\U0001f600":5,"\ufb33":3}'
+    assert canonical_json(value) == expected
+
+
+def test_strings_escape_only_what_jcs_requires() -> None:
+    assert canonical_json('a"b\\c\b\f\n\r\t\x01\x1f\x7f é/<>') == (
+        '"a\\"b\\\\c\\b\\f\\n\\r\\t\\u0001\\u001f\x7f é/<>"'
+    )
+
+
+def test_digest_is_sha256_of_canonical_utf8() -> None:
+    value = {"b": [1.0, None], "a": "€"}
+    expected = hashlib.sha256('{"a":"€","b":[1,null]}'.encode()).hexdigest()
+    assert body_digest(value) == "sha256:" + expected
+
+
+def test_formatting_differences_do_not_change_the_digest() -> None:
+    assert body_digest({"a": 1, "b": {"c": 2.0}}) == body_digest({"b": {"c": 2}, "a": 1.0})
+
+
+def test_null_and_absent_differ() -> None:
+    assert body_digest({"name": "x", "filter": None}) != body_digest({"name": "x"})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), {1: "x"}, {"a": object()}])
+def test_non_json_values_are_refused(value: object) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        canonical_json(value)

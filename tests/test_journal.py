@@ -1,0 +1,335 @@
+"""The journal: durable group-commit appends, the fold, crash recovery and corruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from project_helpers import body, lockfile, record
+
+from pfsync.canonical import body_digest
+from pfsync.errors import LockfileError
+from pfsync.journal import (
+    Journal,
+    JournalWriteError,
+    fold,
+    folded_state,
+    read_journal,
+    settle_journal,
+)
+from pfsync.journal_records import Created, Failed, Pending, Uncertain
+from pfsync.lockfile import Lockfile, PendingCreate, read_lockfile, save_lockfile
+from pfsync.state_changes import NO_OUTCOME_REASON, StateChangeError
+
+KEY = "11111111-2222-4333-8444-555555555555"
+
+
+def pending(address: str, name: str, key: str = KEY, replaces: str | None = None) -> Pending:
+    spec = body(name)
+    return Pending(
+        address=address,
+        idempotency_key=key,
+        digest=body_digest(spec),
+        body=spec,
+        revision=1 if replaces else 0,
+        file="triggers/x.yaml",
+        replaces=replaces,
+        at="2026-02-01T00:00:00Z",
+    )
+
+
+def created(address: str, trigger_id: str | None, key: str = KEY) -> Created:
+    return Created(
+        address, key, trigger_id, "2026-02-01T00:00:01Z", "draft", "2026-02-01T00:00:01Z"
+    )
+
+
+# --- the fold (pure) -------------------------------------------------------------------------
+
+
+def test_fold_created_records_the_trigger() -> None:
+    state = fold(lockfile(), [pending("biz_1/a", "A"), created("biz_1/a", "trg_a")])
+    assert state.pending == {}
+    got = state.triggers["biz_1/a"]
+    assert (got.id, got.origin, got.status, got.body, got.history) == (
+        "trg_a",
+        "created",
+        "draft",
+        body("A"),
+        (),
+    )
+
+
+def test_fold_created_with_unknown_id() -> None:
+    state = fold(lockfile(), [pending("biz_1/a", "A"), created("biz_1/a", None)])
+    assert state.triggers["biz_1/a"].id is None
+
+
+def test_fold_replace_moves_the_old_id_to_history() -> None:
+    before = lockfile(a=record("trg_old", "A"))
+    state = fold(
+        before, [pending("biz_1/a", "A2", replaces="trg_old"), created("biz_1/a", "trg_new")]
+    )
+    got = state.triggers["biz_1/a"]
+    assert got.id == "trg_new" and got.revision == 1
+    assert [(h.id, h.reason, h.at) for h in got.history] == [
+        ("trg_old", "replaced", "2026-02-01T00:00:01Z")
+    ]
+
+
+def test_fold_failed_removes_the_pending_create() -> None:
+    failed = Failed("biz_1/a", KEY, "name is required", 422, "2026-02-01T00:00:01Z")
+    assert fold(lockfile(), [pending("biz_1/a", "A"), failed]) == lockfile()
+
+
+def test_fold_uncertain_stays_pending_with_its_reason() -> None:
+    uncertain = Uncertain("biz_1/a", KEY, "HTTP 504 Gateway Timeout", "2026-02-01T00:00:01Z")
+    state = fold(lockfile(), [pending("biz_1/a", "A"), uncertain])
+    assert state.pending["biz_1/a"] == PendingCreate(
+        KEY,
+        body_digest(body("A")),
+        body("A"),
+        0,
+        "triggers/x.yaml",
+        None,
+        "2026-02-01T00:00:00Z",
+        "HTTP 504 Gateway Timeout",
+    )
+
+
+def test_fold_pending_without_outcome_is_uncertain() -> None:
+    state = fold(lockfile(), [pending("biz_1/a", "A")])
+    assert state.pending["biz_1/a"].reason == NO_OUTCOME_REASON
+
+
+def test_fold_outcome_without_pending_is_an_error() -> None:
+    with pytest.raises(StateChangeError, match="no such create was started"):
+        fold(lockfile(), [created("biz_1/a", "trg_a")])
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def start(tmp_path: Path) -> tuple[Path, Path, Lockfile]:
+    lock_path = tmp_path / "pfsync.lock"
+    state = save_lockfile(lock_path, None, lockfile())
+    return lock_path, tmp_path / "pfsync.lock.journal", state
+
+
+def test_journal_starts_with_begin_and_appends_lines(tmp_path: Path) -> None:
+    _, journal_path, state = start(tmp_path)
+    with Journal.open(journal_path, state) as journal:
+        journal.append(pending("biz_1/a", "A"))
+    lines = [json.loads(line) for line in journal_path.read_text(encoding="utf-8").splitlines()]
+    assert [line["type"] for line in lines] == ["begin", "pending"]
+    assert (lines[0]["lineage"], lines[0]["serial"]) == (state.lineage, state.serial)
+
+
+def test_concurrent_appends_share_fsyncs_and_all_become_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, journal_path, state = start(tmp_path)
+    journal = Journal.open(journal_path, state)
+    real_fsync = os.fsync
+    calls = []
+
+    def slow_fsync(fd: int) -> None:
+        calls.append(fd)
+        time.sleep(0.02)  # a slow disk, so other workers queue up behind the leader
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    threads, count = 8, 10
+
+    def worker(n: int) -> None:
+        for i in range(count):
+            key = str(uuid.uuid4())
+            journal.append(pending(f"biz_1/t{n}-{i}", f"T{n}-{i}", key=key))
+            journal.append(created(f"biz_1/t{n}-{i}", f"trg_{n}_{i}", key=key))
+
+    workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    journal.close()
+    appends = threads * count * 2
+    assert 0 < len(calls) < appends  # fsyncs were shared, never skipped entirely
+    state = folded_state(state, journal_path)
+    assert state is not None and len(state.triggers) == threads * count and not state.pending
+
+
+def test_failed_fsync_fails_this_and_every_later_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, journal_path, state = start(tmp_path)
+    journal = Journal.open(journal_path, state)
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(JournalWriteError, match="cannot fsync the journal .*Input/output error"):
+        journal.append(pending("biz_1/a", "A"))
+    monkeypatch.undo()
+    with pytest.raises(JournalWriteError, match="no further create will be sent"):
+        journal.append(pending("biz_1/b", "B"))
+    journal.close()
+
+
+def test_failed_write_raises_journal_write_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, journal_path, state = start(tmp_path)
+    journal = Journal.open(journal_path, state)
+
+    def broken_write(fd: int, data: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", broken_write)
+    with pytest.raises(JournalWriteError, match="No space left on device"):
+        journal.append(pending("biz_1/a", "A"))
+    journal.close()
+
+
+# --- recovery ----------------------------------------------------------------------------------
+
+
+def test_torn_last_line_is_ignored_then_cut_before_appending(tmp_path: Path) -> None:
+    _, journal_path, state = start(tmp_path)
+    with Journal.open(journal_path, state) as journal:
+        journal.append(pending("biz_1/a", "A"))
+    complete = journal_path.read_bytes()
+    with open(journal_path, "ab") as f:
+        f.write(b'{"type":"created","address":"biz_1/a","idem')  # killed mid-append
+    contents = read_journal(journal_path)
+    assert contents is not None and contents.torn and len(contents.events) == 1
+    folded = folded_state(state, journal_path)
+    assert folded is not None and folded.pending["biz_1/a"].reason == NO_OUTCOME_REASON
+    with Journal.open(journal_path, state) as journal:
+        journal.append(created("biz_1/a", "trg_a"))
+    text = journal_path.read_bytes()
+    assert text.startswith(complete) and b"idem\n" not in text and text.count(b"\n") == 3
+    folded = folded_state(state, journal_path)
+    assert folded is not None and folded.triggers["biz_1/a"].id == "trg_a"
+
+
+def test_corrupt_earlier_line_stops_naming_the_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _, journal_path, state = start(tmp_path)
+    with Journal.open(journal_path, state) as journal:
+        journal.append(pending("biz_1/a", "A"))
+        journal.append(created("biz_1/a", "trg_a"))
+    lines = journal_path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[1] = "{not json\n"
+    journal_path.write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(LockfileError) as info:
+        folded_state(state, journal_path)
+    assert str(info.value).startswith(
+        "the journal pfsync.lock.journal is corrupt at line 2: Expecting property name"
+    )
+    assert "The lines before 2 are intact" in str(info.value)
+
+
+def test_schema_violation_in_a_line_is_corruption(tmp_path: Path) -> None:
+    _, journal_path, state = start(tmp_path)
+    with Journal.open(journal_path, state) as journal:
+        journal.append(pending("biz_1/a", "A"))
+        journal.append(created("biz_1/a", "trg_a"))
+    lines = journal_path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[1] = lines[1].replace('"revision":0', '"revision":-1')
+    journal_path.write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(LockfileError, match="corrupt at line 2: -1 is less than the minimum of 0"):
+        read_journal(journal_path)
+
+
+def test_journal_of_another_lockfile_is_refused(tmp_path: Path) -> None:
+    _, journal_path, state = start(tmp_path)
+    with Journal.open(journal_path, state) as journal:
+        journal.append(pending("biz_1/a", "A"))
+    other = replace(state, lineage="99999999-8888-4777-8666-555555555555")
+    with pytest.raises(LockfileError, match="belongs to another lockfile"):
+        folded_state(other, journal_path)
+    with pytest.raises(LockfileError, match="belongs to another lockfile"):
+        folded_state(replace(state, serial=4), journal_path)
+    with pytest.raises(LockfileError, match="its lockfile does not exist"):
+        folded_state(None, journal_path)
+
+
+def test_settle_folds_saves_and_removes_the_journal(tmp_path: Path) -> None:
+    lock_path, journal_path, state = start(tmp_path)
+    with Journal.open(journal_path, state) as journal:
+        journal.append(pending("biz_1/a", "A"))
+        journal.append(created("biz_1/a", "trg_a"))
+    settled = settle_journal(journal_path, lock_path, state)
+    assert not journal_path.exists()
+    assert settled is not None and settled.serial == state.serial + 1
+    assert read_lockfile(lock_path) == settled
+    assert settled.triggers["biz_1/a"].id == "trg_a"
+
+
+def test_settle_of_a_journal_without_changes_writes_nothing(tmp_path: Path) -> None:
+    lock_path, journal_path, state = start(tmp_path)
+    before = lock_path.read_bytes()
+    with Journal.open(journal_path, state):
+        pass
+    assert settle_journal(journal_path, lock_path, state) == state
+    assert lock_path.read_bytes() == before and not journal_path.exists()
+
+
+def test_crash_after_the_fold_rename_does_not_fold_twice(tmp_path: Path) -> None:
+    lock_path, journal_path, state = start(tmp_path)
+    with Journal.open(journal_path, state) as journal:
+        journal.append(pending("biz_1/a", "A2", replaces="trg_old"))
+        journal.append(created("biz_1/a", "trg_new"))
+    before = replace(state, triggers={"biz_1/a": record("trg_old", "A")})
+    state = save_lockfile(lock_path, state, before)
+    journal_path.unlink()
+    with Journal.open(journal_path, state) as journal:
+        journal.append(pending("biz_1/a", "A2", replaces="trg_old"))
+        journal.append(created("biz_1/a", "trg_new"))
+    kept = journal_path.read_bytes()
+    settled = settle_journal(journal_path, lock_path, state)
+    assert settled is not None
+    journal_path.write_bytes(kept + journal_tail(settled))  # the journal survived the crash
+    assert folded_state(settled, journal_path) == settled
+    again = settle_journal(journal_path, lock_path, settled)
+    assert again == settled and not journal_path.exists()
+    assert [h.id for h in again.triggers["biz_1/a"].history] == ["trg_old"]
+
+
+def journal_tail(settled: Lockfile) -> bytes:
+    import hashlib
+
+    sha = hashlib.sha256(settled.dumps().encode()).hexdigest()
+    record = {
+        "type": "folded",
+        "serial": settled.serial,
+        "sha256": sha,
+        "at": "2026-02-01T00:00:02Z",
+    }
+    return (json.dumps(record) + "\n").encode()
+
+
+def test_crash_before_the_fold_rename_folds_again(tmp_path: Path) -> None:
+    lock_path, journal_path, state = start(tmp_path)
+    with Journal.open(journal_path, state) as journal:
+        journal.append(pending("biz_1/a", "A"))
+        journal.append(created("biz_1/a", "trg_a"))
+    expected = replace(
+        fold(state, [pending("biz_1/a", "A"), created("biz_1/a", "trg_a")]),
+        serial=state.serial + 1,
+    )
+    with open(journal_path, "ab") as f:
+        f.write(journal_tail(expected))  # the fold announced itself, then the process died
+    settled = settle_journal(journal_path, lock_path, state)
+    assert settled == read_lockfile(lock_path) == expected
+    assert not journal_path.exists()

@@ -1,0 +1,130 @@
+"""The plan renderers: whole outputs compared with golden files, and the markdown size limit.
+
+Regenerate the golden files after an intended change with PFSYNC_UPDATE_GOLDEN=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from project_helpers import API_URL, body, lockfile, manifest, record
+
+from pfsync.canonical import body_digest
+from pfsync.lockfile import PendingCreate
+from pfsync.models import Manifest
+from pfsync.plan_json import PlanReport
+from pfsync.plan_markdown import MAX_CHARS
+from pfsync.planner import create_plan
+from pfsync.render import RENDERERS
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+SUFFIX = {"text": "txt", "json": "json", "markdown": "md"}
+
+
+def every_action_report(color: bool = False) -> PlanReport:
+    pending = PendingCreate(
+        "11111111-2222-4333-8444-555555555555",
+        body_digest(body("Maybe")),
+        body("Maybe"),
+        0,
+        "triggers/maybe.yaml",
+        None,
+        "2026-02-01T00:00:00Z",
+        "HTTP 504 Gateway Timeout",
+    )
+    state = replace(
+        lockfile(
+            same=record("trg_same", "Same", key="same"),
+            edited=record("trg_edited", "Edited", key="edited"),
+            bumped=record("trg_bumped", "Bumped", key="bumped"),
+            gone=record("trg_gone", "Gone", key="gone"),
+        ),
+        pending={"biz_1/maybe": pending},
+    )
+    edited = Manifest(
+        "biz_1", "edited", 0, {**body("Edited (v2)"), "filter": "a|b`c"}, "triggers/edited.yaml", 3
+    )
+    manifests = [
+        manifest("same", "Same"),
+        edited,
+        manifest("bumped", "Bumped", revision=1),
+        manifest("fresh", "Fresh"),
+        manifest("maybe", "Maybe"),
+    ]
+    plan = create_plan(manifests, state, API_URL)
+    return PlanReport(plan, "pfsync.lock", color=color)
+
+
+@pytest.mark.parametrize("name", sorted(RENDERERS))
+def test_golden_output(name: str) -> None:
+    output = RENDERERS[name](every_action_report())
+    golden = GOLDEN / f"every-action.{SUFFIX[name]}"
+    if os.environ.get("PFSYNC_UPDATE_GOLDEN"):
+        golden.write_text(output, encoding="utf-8")
+    assert output == golden.read_text(encoding="utf-8")
+
+
+def test_text_colour_only_when_asked() -> None:
+    plain = RENDERERS["text"](every_action_report())
+    coloured = RENDERERS["text"](every_action_report(color=True))
+    assert "\x1b[" not in plain
+    assert "\x1b[32m\x1b[1m+ biz_1/fresh  create  triggers/fresh.yaml:3\x1b[0m" in coloured
+
+
+def test_no_lockfile_header_and_empty_plan() -> None:
+    report = PlanReport(create_plan([], None, API_URL), "pfsync.lock")
+    assert RENDERERS["text"](report) == (
+        "Business: (none declared or recorded)\n"
+        "API: https://api.pocketflows.com\n"
+        "Lockfile: pfsync.lock does not exist yet: every declared trigger is a create.\n"
+        "\n"
+        "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+        "0 unchanged.\n"
+    )
+
+
+def test_json_is_versioned_and_round_trips() -> None:
+    document = json.loads(RENDERERS["json"](every_action_report()))
+    assert document["format_version"] == 1
+    assert document["summary"]["create"] == 1
+    assert {e["action"] for e in document["entries"]} == {
+        "create",
+        "replace",
+        "update",
+        "delete",
+        "uncertain",
+        "no-op",
+    }
+    assert "digest" not in document["entries"][0]
+
+
+def test_markdown_for_5000_creates_fits_a_comment_and_starts_with_the_summary() -> None:
+    manifests = [manifest(f"trigger-{i:05d}", f"Trigger number {i}") for i in range(5000)]
+    report = PlanReport(create_plan(manifests, None, API_URL), "pfsync.lock")
+    output = RENDERERS["markdown"](report)
+    assert len(output) <= MAX_CHARS
+    assert output.startswith(
+        "**Plan: 5000 to create, 0 to replace. Needs a person: 0 update, 0 delete, "
+        "0 uncertain. 0 unchanged.**\n"
+    )
+    shown = output.count("#### + ")
+    assert 0 < shown < 5000
+    assert output.endswith(
+        f"*{5000 - shown} more entries are not shown: a pull-request comment holds at most "
+        "65,536 characters. Run `pfsync plan` for the whole plan.*\n"
+    )
+    assert output.count("<details>") == output.count("</details>") == 1
+
+
+def test_markdown_puts_what_needs_a_person_first_when_truncating() -> None:
+    manifests = [manifest(f"new-{i:05d}", f"New {i}") for i in range(3000)]
+    state = lockfile(**{f"old_{i}": record(f"trg_{i}", f"Old {i}") for i in range(3)})
+    report = PlanReport(create_plan(manifests, state, API_URL), "pfsync.lock")
+    output = RENDERERS["markdown"](report)
+    assert len(output) <= MAX_CHARS
+    assert output.index("to delete by hand<") < output.index("to create<")
+    assert output.count("#### - ") == 3
