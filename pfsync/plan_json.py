@@ -26,7 +26,8 @@ class PlanReport:
     color: bool = False  # ANSI colour (text only)
 
 
-def _change(change: FieldChange) -> dict[str, Any]:
+def change_document(change: FieldChange) -> dict[str, Any]:
+    """One field change as JSON: path, added/removed/changed, before, after."""
     if change.before is ABSENT:
         kind, before, after = "added", None, change.after
     elif change.after is ABSENT:
@@ -49,7 +50,7 @@ def _entry(entry: PlanEntry, include_digests: bool) -> dict[str, Any]:
         "trigger_id": entry.old_id,
         "reason": entry.reason,
         "body": entry.body if shows_body else None,
-        "diff": [_change(change) for change in entry.diff],
+        "diff": [change_document(change) for change in entry.diff],
         "remedy": entry.remedy,
     }
     if include_digests:

@@ -155,7 +155,9 @@ def test_uncertain_exits_3_and_is_never_resent(
     # Settle it the way a person would: it exists in the listing, so import it.
     stored = [t for t in sandbox.triggers(BUSINESS) if t["name"] == "Trigger t000"]
     assert len(stored) == 1
-    imported = run_pfsync("state", "import", f"{BUSINESS}/t000", stored[0]["id"], cwd=repo)
+    imported = run_pfsync(
+        "state", "import", f"{BUSINESS}/t000", stored[0]["id"], cwd=repo, env=sandbox.environment()
+    )
     assert imported.code == 0, imported
     final = run_pfsync("apply", "--auto-approve", cwd=repo, env=sandbox.environment())
     assert final.code == 0, final

@@ -34,7 +34,8 @@ def start_apply(repo: Path, sandbox: Sandbox, *args: str) -> subprocess.Popen[st
 
 def settle_like_a_person(run_pfsync: RunPfsync, repo: Path, sandbox: Sandbox) -> int:
     """Resolve every uncertain address from the sandbox listing; returns how many."""
-    plan = run_pfsync("plan", "--format", "json", cwd=repo)
+    env = {"PFSYNC_API_URL": sandbox.url}
+    plan = run_pfsync("plan", "--format", "json", cwd=repo, env=env)
     assert plan.code == 0, plan
     uncertain = [
         e["address"] for e in json.loads(plan.out)["entries"] if e["action"] == "uncertain"
@@ -46,9 +47,9 @@ def settle_like_a_person(run_pfsync: RunPfsync, repo: Path, sandbox: Sandbox) ->
     for address in uncertain:
         name = "Trigger " + address.split("/", 1)[1]
         if name in by_name:
-            run = run_pfsync("state", "import", address, by_name[name], cwd=repo)
+            run = run_pfsync("state", "import", address, by_name[name], cwd=repo, env=env)
         else:
-            run = run_pfsync("state", "rm", address, cwd=repo)
+            run = run_pfsync("state", "rm", address, cwd=repo, env=env)
         assert run.code == 0, run
     return len(uncertain)
 
@@ -79,7 +80,7 @@ def test_sigkill_at_random_moments_never_duplicates(
     final = run_pfsync("apply", "--auto-approve", cwd=repo, env=sandbox.environment())
     assert final.code == 0, final
     assert_exactly_once(repo, sandbox, count)
-    again = run_pfsync("plan", "--detailed-exitcode", cwd=repo)
+    again = run_pfsync("plan", "--detailed-exitcode", cwd=repo, env={"PFSYNC_API_URL": sandbox.url})
     assert again.code == 0, again
 
 
@@ -154,7 +155,7 @@ def test_saved_plan_applies_exactly_and_refuses_when_stale(
     )
     assert init.code == 0, init
     (repo / "triggers" / "t002.yaml").write_text(manifest_text("t002"))
-    saved = run_pfsync("plan", "--out", "plan.json", cwd=repo)
+    saved = run_pfsync("plan", "--out", "plan.json", cwd=repo, env=sandbox.environment())
     assert saved.code == 0, saved
     # A manifest changed after the plan was saved: refused, nothing sent.
     (repo / "triggers" / "t002.yaml").write_text(manifest_text("t002", "Changed"))

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import click
 
-from pfsync.cli.common import global_options, load_config_or_report
+from pfsync.cli.common import (
+    global_options,
+    load_config_or_report,
+    report_manifest_problems,
+    use_color,
+)
 
 RETRY_UNCERTAIN_HELP = (
     "Re-send uncertain creates with their original Idempotency-Key. Safe ONLY if Pocketflows "
@@ -88,7 +93,6 @@ def apply(
     from pfsync.client import PocketflowsClient, Timeouts
     from pfsync.config import check_api_url
     from pfsync.credentials import credentials_from_environment
-    from pfsync.diagnostics import format_text
     from pfsync.manifests import load_manifests
     from pfsync.plan_json import PlanReport
     from pfsync.render import render_text
@@ -115,12 +119,8 @@ def apply(
         username, password = credentials_from_environment()
     loaded = load_manifests(config, cwd=Path.cwd())
     if loaded.diagnostics:
-        click.echo(format_text(loaded.diagnostics), nl=False)
-        click.echo(
-            f"{len(loaded.diagnostics)} problem(s) in the manifests; nothing was sent.", err=True
-        )
-        return 1
-    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        return report_manifest_problems(loaded.diagnostics)
+    color = use_color()
     lockfile_name = os.path.relpath(config.lockfile)
 
     def show_plan(plan: object) -> None:

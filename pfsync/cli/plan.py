@@ -40,6 +40,17 @@ from pfsync.render import RENDERERS
     help="Plan a new draft trigger for ADDR; the old one stays active (repeatable).",
 )
 @click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Plan against the state of sandbox mode (.pfsync/), as `apply --sandbox` would.",
+)
+@click.option(
+    "--base-plan",
+    type=click.Path(dir_okay=False),
+    help="A `plan --format json` of the base branch: with --detailed-exitcode, exit 3 only for "
+    "what needs a person and is not already in it (for pull-request checks).",
+)
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0: nothing to do, 2: changes apply can make, 3: something needs a person.",
@@ -49,6 +60,8 @@ def plan(
     out: str | None,
     targets: tuple[str, ...],
     replace: tuple[str, ...],
+    sandbox: bool,
+    base_plan: str | None,
     detailed_exitcode: bool,
 ) -> int:
     """Show what apply would create, and what needs a person (no credentials, no network).
@@ -68,6 +81,14 @@ def plan(
     config = load_config_or_report(options)
     if isinstance(config, int):
         return config
+    if sandbox:
+        from pfsync.sandbox_mode import sandbox_config
+
+        config = sandbox_config(config)
+    else:
+        from pfsync.config import check_api_url
+
+        check_api_url(config.api_url)
     color = use_color() and output_format == "text"
     report = plan_report(config, targets, replace, color=color)
     if isinstance(report, list):
@@ -79,6 +100,19 @@ def plan(
     click.echo(RENDERERS[output_format](report), nl=False, color=color)
     if out is not None and options.verbosity >= 0:
         click.echo(f"Saved the plan to {out}; apply it with `pfsync apply {out}`.", err=True)
+    if base_plan is not None and detailed_exitcode:
+        from pfsync.plan_compare import introduced_needs_person, load_base_signatures
+
+        introduced = introduced_needs_person(report.plan, load_base_signatures(base_plan))
+        if introduced:
+            return 3
+        if report.plan.needs_person and options.verbosity >= 0:
+            click.echo(
+                "What needs a person was already in the base plan; not counted against this "
+                "change.",
+                err=True,
+            )
+        return 2 if report.plan.has_changes else 0
     return report.plan.exit_code(detailed_exitcode)
 
 
