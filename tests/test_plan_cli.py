@@ -1,0 +1,370 @@
+"""`pfsync plan` end to end, through the installed command (no credentials, no network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import RunPfsync
+from project_helpers import manifest_yaml, read_json, write_project
+
+from pfsync.schemas import LOCKFILE, validator
+
+SUMMARY_3_CREATES = (
+    "Plan: 3 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+    "0 unchanged.\n"
+)
+
+
+def three_triggers(tmp_path: Path) -> Path:
+    return write_project(
+        tmp_path,
+        {
+            "alpha.yaml": manifest_yaml("alpha", "Alpha"),
+            "beta.yaml": manifest_yaml("beta", "Beta"),
+            "gamma.yaml": manifest_yaml("gamma", "Gamma"),
+        },
+    )
+
+
+def create_entry(key: str, name: str) -> str:
+    return (
+        f"+ biz_1/{key}  create  triggers/{key}.yaml:3\n"
+        f'      $.spec.name: "{name}"\n'
+        '      $.spec.project_defined_event: "pde_signup"\n'
+        '      $.spec.steps[0].type: "email"\n'
+        '      $.spec.steps[0].email_template_id: "et_1"\n'
+        "\n"
+    )
+
+
+def test_done_when_scenario(tmp_path: Path, run_pfsync: RunPfsync) -> None:
+    root = three_triggers(tmp_path)
+    lock = root / "pfsync.lock"
+
+    # Three creates, exit 2, nothing written.
+    run = run_pfsync("plan", "--detailed-exitcode", cwd=root)
+    assert (run.code, run.err) == (2, ""), run
+    assert run.out == (
+        "Business: biz_1\n"
+        "API: https://api.pocketflows.com\n"
+        "Lockfile: pfsync.lock does not exist yet: every declared trigger is a create.\n"
+        "\n"
+        + create_entry("alpha", "Alpha")
+        + create_entry("beta", "Beta")
+        + create_entry("gamma", "Gamma")
+        + SUMMARY_3_CREATES
+    )
+    assert sorted(p.name for p in root.iterdir()) == ["pfsync.yaml", "triggers"]
+
+    # Import all three: nothing to do, exit 0.
+    for n, key in enumerate(("alpha", "beta", "gamma")):
+        run = run_pfsync("state", "import", f"biz_1/{key}", f"trg_{key}", cwd=root)
+        expected = f"Imported trigger trg_{key} as biz_1/{key} (triggers/{key}.yaml:3).\n"
+        if n == 0:
+            expected += "Created the lockfile pfsync.lock (serial 1); commit it.\n"
+        assert (run.code, run.out, run.err) == (0, expected, ""), run
+    run = run_pfsync("plan", "--detailed-exitcode", cwd=root)
+    assert (run.code, run.err) == (0, ""), run
+    assert run.out == (
+        "Business: biz_1\n"
+        "API: https://api.pocketflows.com\n"
+        "Lockfile: pfsync.lock (serial 3)\n"
+        "\n"
+        "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+        "3 unchanged.\n"
+    )
+
+    # The lockfile: valid, sorted, trailing newline, byte-identical after a no-op command.
+    text = lock.read_text(encoding="utf-8")
+    data = json.loads(text)
+    assert validator(LOCKFILE).is_valid(data)
+    assert text == json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    before = lock.read_bytes()
+    run = run_pfsync("state", "mv", "biz_1/nothing", "biz_1/else", cwd=root)
+    assert run.code == 1
+    assert run_pfsync("state", "list", cwd=root).code == 0
+    assert run_pfsync("plan", cwd=root).code == 0
+    assert lock.read_bytes() == before
+
+    # Editing `name`: an update with the before → after diff, exit 3.
+    alpha = root / "triggers" / "alpha.yaml"
+    alpha.write_text(manifest_yaml("alpha", "Alpha v2"), encoding="utf-8")
+    run = run_pfsync("plan", "--detailed-exitcode", cwd=root)
+    assert (run.code, run.err) == (3, ""), run
+    assert run.out == (
+        "Business: biz_1\n"
+        "API: https://api.pocketflows.com\n"
+        "Lockfile: pfsync.lock (serial 3)\n"
+        "\n"
+        "~ biz_1/alpha  update  triggers/alpha.yaml:3  (trigger trg_alpha)\n"
+        '      $.spec.name: "Alpha" → "Alpha v2"\n'
+        "    remedy: Pocketflows has no update endpoint, so pfsync cannot change this trigger. "
+        "Revert the manifest, or raise `revision` to create a replacement, or edit trigger "
+        "trg_alpha in Pocketflows by hand and then run "
+        "`pfsync state import biz_1/alpha trg_alpha --force`.\n"
+        "\n"
+        "Plan: 0 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "
+        "2 unchanged.\n"
+    )
+
+    # Raising its revision: a replace (exit 2: apply can do it).
+    alpha.write_text(manifest_yaml("alpha", "Alpha v2", revision=1), encoding="utf-8")
+    run = run_pfsync("plan", "--detailed-exitcode", cwd=root)
+    assert (run.code, run.err) == (2, ""), run
+    assert run.out == (
+        "Business: biz_1\n"
+        "API: https://api.pocketflows.com\n"
+        "Lockfile: pfsync.lock (serial 3)\n"
+        "\n"
+        "-/+ biz_1/alpha  replace  triggers/alpha.yaml:3  (trigger trg_alpha; revision raised "
+        "from 0 to 1)\n"
+        '      $.spec.name: "Alpha v2"\n'
+        '      $.spec.project_defined_event: "pde_signup"\n'
+        '      $.spec.steps[0].type: "email"\n'
+        '      $.spec.steps[0].email_template_id: "et_1"\n'
+        "    note: A new draft trigger is created for biz_1/alpha; the old trigger trg_alpha "
+        "stays active in Pocketflows until a person deactivates it.\n"
+        "\n"
+        "Plan: 0 to create, 1 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+        "2 unchanged.\n"
+    )
+    alpha.write_text(manifest_yaml("alpha", "Alpha"), encoding="utf-8")
+
+    # Deleting a manifest: a delete whose remedy names the trigger id and `state rm`.
+    (root / "triggers" / "gamma.yaml").unlink()
+    run = run_pfsync("plan", "--detailed-exitcode", cwd=root)
+    assert (run.code, run.err) == (3, ""), run
+    assert run.out == (
+        "Business: biz_1\n"
+        "API: https://api.pocketflows.com\n"
+        "Lockfile: pfsync.lock (serial 3)\n"
+        "\n"
+        "- biz_1/gamma  delete  triggers/gamma.yaml  (trigger trg_gamma)\n"
+        "    remedy: Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. "
+        "Deactivate trigger trg_gamma in Pocketflows, then run `pfsync state rm biz_1/gamma`. "
+        "If its key was renamed, run `pfsync state mv biz_1/gamma NEW_ADDRESS` instead.\n"
+        "\n"
+        "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 1 delete, 0 uncertain. "
+        "2 unchanged.\n"
+    )
+
+    # Reformatting without changing values: still no-op.
+    (root / "triggers" / "beta.yaml").write_text(
+        "# the beta trigger, reformatted\n"
+        'kind: "Trigger"\n'
+        "apiVersion: pfsync/v1\n"
+        "key: 'beta'\n"
+        "spec: {steps: [{email_template_id: et_1, type: email}],\n"
+        '       project_defined_event: "pde_signup", name: Beta}\n',
+        encoding="utf-8",
+    )
+    run = run_pfsync("plan", "--detailed-exitcode", "--target", "biz_1/beta", cwd=root)
+    assert (run.code, run.err) == (0, ""), run
+    assert run.out.endswith("Needs a person: 0 update, 0 delete, 0 uncertain. 1 unchanged.\n")
+    assert lock.read_bytes() == before
+
+
+def test_without_detailed_exitcode_success_is_0(tmp_path: Path, run_pfsync: RunPfsync) -> None:
+    run = run_pfsync("plan", cwd=three_triggers(tmp_path))
+    assert (run.code, run.err) == (0, "") and run.out.endswith(SUMMARY_3_CREATES)
+
+
+def test_json_format(tmp_path: Path, run_pfsync: RunPfsync) -> None:
+    root = write_project(tmp_path, {"a.yaml": manifest_yaml("alpha", "Alpha")})
+    run = run_pfsync("plan", "--format", "json", cwd=root)
+    assert (run.code, run.err) == (0, ""), run
+    assert json.loads(run.out) == {
+        "format_version": 1,
+        "api_url": "https://api.pocketflows.com",
+        "businesses": ["biz_1"],
+        "lockfile": {
+            "path": "pfsync.lock",
+            "exists": False,
+            "lineage": None,
+            "serial": None,
+            "api_url": None,
+            "journal_unfolded": False,
+        },
+        "targets": [],
+        "replace": [],
+        "summary": {
+            "create": 1,
+            "replace": 0,
+            "update": 0,
+            "delete": 0,
+            "uncertain": 0,
+            "no-op": 0,
+            "changes": True,
+            "needs_person": False,
+            "text": "Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, "
+            "0 uncertain. 0 unchanged.",
+        },
+        "entries": [
+            {
+                "address": "biz_1/alpha",
+                "business": "biz_1",
+                "key": "alpha",
+                "action": "create",
+                "source": "triggers/a.yaml:3",
+                "file": "triggers/a.yaml",
+                "revision": 0,
+                "trigger_id": None,
+                "reason": None,
+                "body": {
+                    "name": "Alpha",
+                    "project_defined_event": "pde_signup",
+                    "steps": [{"type": "email", "email_template_id": "et_1"}],
+                },
+                "diff": [],
+                "remedy": None,
+            }
+        ],
+    }
+
+
+def test_markdown_format(tmp_path: Path, run_pfsync: RunPfsync) -> None:
+    root = write_project(tmp_path, {"a.yaml": manifest_yaml("alpha", "Alpha")})
+    run = run_pfsync("plan", "--format", "markdown", cwd=root)
+    assert (run.code, run.err) == (0, ""), run
+    assert run.out == (
+        "**Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+        "0 unchanged.**\n"
+        "\n"
+        "Business `biz_1` · API `https://api.pocketflows.com` · lockfile `pfsync.lock` does not "
+        "exist yet\n"
+        "\n"
+        "<details><summary>+ 1 to create</summary>\n"
+        "\n"
+        "#### + `biz_1/alpha` create\n"
+        "\n"
+        "source `triggers/a.yaml:3`\n"
+        "\n"
+        "```json\n"
+        "{\n"
+        '  "name": "Alpha",\n'
+        '  "project_defined_event": "pde_signup",\n'
+        '  "steps": [\n'
+        "    {\n"
+        '      "type": "email",\n'
+        '      "email_template_id": "et_1"\n'
+        "    }\n"
+        "  ]\n"
+        "}\n"
+        "```\n"
+        "\n"
+        "</details>\n"
+        "\n"
+    )
+
+
+def test_out_saves_the_plan_with_digests(tmp_path: Path, run_pfsync: RunPfsync) -> None:
+    from pfsync.plan_file import load_saved_plan
+
+    root = write_project(tmp_path, {"a.yaml": manifest_yaml("alpha", "Alpha")})
+    run = run_pfsync("plan", "--out", "plan.json", cwd=root)
+    assert run.code == 0 and run.out.endswith("0 unchanged.\n")
+    assert run.err == "Saved the plan to plan.json; apply it with `pfsync apply plan.json`.\n"
+    document = read_json(root / "plan.json")
+    assert document["saved_plan"] is True
+    assert document["entries"][0]["digest"].startswith("sha256:")
+    saved = load_saved_plan(root / "plan.json")
+    assert [(e.address, e.action, e.old_id) for e in saved.to_apply] == [
+        ("biz_1/alpha", "create", None)
+    ]
+
+
+def test_invalid_manifests_print_diagnostics_and_exit_1(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    root = write_project(tmp_path, {"a.yaml": manifest_yaml("alpha", "Alpha") + "bogus: 1\n"})
+    run = run_pfsync("plan", "--detailed-exitcode", cwd=root)
+    assert (run.code, run.out) == (1, ""), run
+    assert run.err == (
+        "triggers/a.yaml:10:1: unknown field 'bogus' (known fields: apiVersion, business, key, "
+        "kind, revision, spec) [$.bogus]\n"
+        "Error: 1 problem(s) in the manifests; fix them (see `pfsync validate`) and run again.\n"
+    )
+
+
+def test_unknown_target_and_bad_replace_exit_1(tmp_path: Path, run_pfsync: RunPfsync) -> None:
+    root = three_triggers(tmp_path)
+    run = run_pfsync("plan", "--target", "biz_1/alpah", cwd=root)
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
+        "Error: --target biz_1/alpah: no manifest declares it and the lockfile does not record "
+        "it (did you mean biz_1/alpha?)\n",
+    )
+    run = run_pfsync("plan", "--replace", "biz_1/alpha", cwd=root)
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
+        "Error: --replace biz_1/alpha: it is not in the lockfile, so there is nothing to "
+        "replace (the plan creates it)\n",
+    )
+
+
+def test_corrupt_lockfile_is_reported_and_left_alone(tmp_path: Path, run_pfsync: RunPfsync) -> None:
+    root = three_triggers(tmp_path)
+    assert run_pfsync("state", "import", "biz_1/alpha", "trg_a", cwd=root).code == 0
+    lock = root / "pfsync.lock"
+    mangled = lock.read_text(encoding="utf-8")[:-40]
+    lock.write_text(mangled, encoding="utf-8")
+    for args in (("plan",), ("state", "import", "biz_1/beta", "trg_b"), ("state", "list")):
+        run = run_pfsync(*args, cwd=root)
+        assert run.code == 1 and run.out == "", run
+        assert run.err.startswith("Error: the lockfile pfsync.lock is not valid JSON (")
+        assert run.err.endswith(
+            "restore it from git (git checkout -- pfsync.lock) or repair it, then run again\n"
+        )
+    assert lock.read_text(encoding="utf-8") == mangled
+
+
+def test_api_url_mismatch_is_refused(tmp_path: Path, run_pfsync: RunPfsync) -> None:
+    root = three_triggers(tmp_path)
+    assert run_pfsync("state", "import", "biz_1/alpha", "trg_a", cwd=root).code == 0
+    run = run_pfsync("plan", cwd=root, env={"PFSYNC_API_URL": "http://127.0.0.1:8787"})
+    assert (run.code, run.out) == (1, "")
+    assert run.err == (
+        "Error: the lockfile pfsync.lock describes the API https://api.pocketflows.com, but the "
+        "configured API URL is http://127.0.0.1:8787 (PFSYNC_API_URL or api_url in "
+        "pfsync.yaml). Use one lockfile per environment: set `lockfile:` in that environment's "
+        "pfsync.yaml\n"
+    )
+
+
+def test_unfolded_journal_is_read_without_writing(tmp_path: Path, run_pfsync: RunPfsync) -> None:
+    from pfsync.journal import Journal
+    from pfsync.journal_records import Pending
+    from pfsync.lockfile import read_lockfile
+
+    root = three_triggers(tmp_path)
+    assert run_pfsync("state", "import", "biz_1/alpha", "trg_a", cwd=root).code == 0
+    state = read_lockfile(root / "pfsync.lock")
+    assert state is not None
+    journal_path = root / "pfsync.lock.journal"
+    with Journal.open(journal_path, state) as journal:
+        journal.append(
+            Pending(
+                "biz_1/beta",
+                "11111111-2222-4333-8444-555555555555",
+                "sha256:" + "0" * 64,
+                {"name": "Beta"},
+                0,
+                "triggers/beta.yaml",
+                None,
+                "2026-02-01T00:00:00Z",
+            )
+        )
+    journal_bytes = journal_path.read_bytes()
+    lock_bytes = (root / "pfsync.lock").read_bytes()
+    run = run_pfsync("plan", "--detailed-exitcode", cwd=root)
+    assert (run.code, run.err) == (3, ""), run
+    assert (
+        "Journal: an interrupted apply left a journal; its records are included here and the "
+        "next state-changing command folds it into the lockfile.\n" in run.out
+    )
+    assert "? biz_1/beta  uncertain  triggers/beta.yaml:3\n" in run.out
+    assert journal_path.read_bytes() == journal_bytes
+    assert (root / "pfsync.lock").read_bytes() == lock_bytes
