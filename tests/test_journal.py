@@ -175,7 +175,7 @@ def test_failed_fsync_fails_this_and_every_later_append(
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(JournalWriteError, match="cannot fsync the journal .*Input/output error"):
+    with pytest.raises(JournalWriteError, match=r"cannot fsync the journal .*Input/output error"):
         journal.append(pending("biz_1/a", "A"))
     monkeypatch.undo()
     with pytest.raises(JournalWriteError, match="no further create will be sent"):

@@ -31,7 +31,7 @@ def test_new_lockfile_gets_a_lineage_once_and_serial_1(tmp_path: Path) -> None:
 
 
 def test_file_is_sorted_indented_with_trailing_newline_and_valid(tmp_path: Path) -> None:
-    path, state = saved(tmp_path)
+    path, _ = saved(tmp_path)
     text = path.read_text(encoding="utf-8")
     data = json.loads(text)
     assert text == json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"

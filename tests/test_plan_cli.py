@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import RunPfsync
 from project_helpers import manifest_yaml, read_json, write_project
 
+from conftest import RunPfsync
 from pfsync.schemas import LOCKFILE, validator
 
 SUMMARY_3_CREATES = (

@@ -1,0 +1,146 @@
+"""The state lock: one state-changing command at a time; a killed holder never blocks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from project_helpers import manifest_yaml, read_json, write_project
+
+from conftest import RunPfsync
+from pfsync.errors import LockHeldError
+from pfsync.schemas import LOCKFILE, validator
+from pfsync.statelock import sidecar_path, state_lock
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from pfsync.statelock import state_lock
+with state_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def hold_lock(lockfile: Path) -> subprocess.Popen[str]:
+    """A separate process holding the state lock until killed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(lockfile)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "locked\n"
+    return proc
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """Kill the holder (if still alive) and close its pipe."""
+    proc.kill()
+    proc.wait()
+    assert proc.stdout is not None
+    proc.stdout.close()
+
+
+def test_second_holder_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
+    lockfile = tmp_path / "pfsync.lock"
+    with state_lock(lockfile) as holder:
+        assert sidecar_path(lockfile).read_text() == f"{os.getpid()} {holder.host} {holder.since}\n"
+        with pytest.raises(LockHeldError) as info, state_lock(lockfile):
+            pass
+    assert f"is held by pid {os.getpid()} on host {socket.gethostname()} since " in str(info.value)
+    with state_lock(lockfile):  # released at the end of the block
+        pass
+
+
+def test_state_command_refused_while_another_holds_the_lock(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    root = write_project(tmp_path, {"a.yaml": manifest_yaml("alpha", "Alpha")})
+    holder = hold_lock(root / "pfsync.lock")
+    try:
+        _, host, since = (root / "pfsync.lock.lck").read_text().split()
+        run = run_pfsync("state", "import", "biz_1/alpha", "trg_a", cwd=root)
+        assert (run.code, run.out) == (1, "")
+        assert run.err == (
+            f"Error: the state lock of pfsync.lock is held by pid {holder.pid} on host {host} "
+            f"since {since}; another pfsync command is changing the state. Wait for it to "
+            "finish, or pass --lock-timeout SECONDS to wait for it\n"
+        )
+        run = run_pfsync("state", "rm", "biz_1/alpha", "--lock-timeout", "0.2", cwd=root)
+        assert run.code == 1 and "since " + since + " after waiting 0.2s;" in run.err
+        assert not (root / "pfsync.lock").exists()
+    finally:
+        stop(holder)
+
+
+def test_holder_killed_with_sigkill_does_not_block(tmp_path: Path, run_pfsync: RunPfsync) -> None:
+    root = write_project(tmp_path, {"a.yaml": manifest_yaml("alpha", "Alpha")})
+    holder = hold_lock(root / "pfsync.lock")
+    os.kill(holder.pid, signal.SIGKILL)
+    stop(holder)
+    run = run_pfsync("state", "import", "biz_1/alpha", "trg_a", cwd=root)
+    assert (run.code, run.err) == (0, ""), run
+
+
+def test_racing_state_commands_wait_and_keep_the_lockfile_valid(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    from conftest import clean_env, pfsync_executable
+
+    keys = [f"t{i}" for i in range(6)]
+    root = write_project(tmp_path, {f"{k}.yaml": manifest_yaml(k, k.upper()) for k in keys})
+    assert run_pfsync("state", "import", "biz_1/t0", "trg_t0", cwd=root).code == 0
+    procs = [
+        subprocess.Popen(
+            [
+                pfsync_executable(),
+                "state",
+                "import",
+                f"biz_1/{k}",
+                f"trg_{k}",
+                "--lock-timeout",
+                "30",
+            ],
+            cwd=root,
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in keys[1:]
+    ]
+    results = [(p.wait(timeout=60), p.communicate()) for p in procs]
+    assert [code for code, _ in results] == [0] * 5, results
+    data = read_json(root / "pfsync.lock")
+    assert validator(LOCKFILE).is_valid(data)
+    assert sorted(data["triggers"]) == [f"biz_1/{k}" for k in keys]
+    assert data["serial"] == 6
+
+
+def test_racing_without_timeout_one_fails_cleanly(tmp_path: Path) -> None:
+    from conftest import clean_env, pfsync_executable
+
+    keys = [f"t{i}" for i in range(8)]
+    root = write_project(tmp_path, {f"{k}.yaml": manifest_yaml(k, k.upper()) for k in keys})
+    procs = [
+        subprocess.Popen(
+            [pfsync_executable(), "state", "import", f"biz_1/{k}", f"trg_{k}"],
+            cwd=root,
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in keys
+    ]
+    results = [(p.wait(timeout=60), *p.communicate()) for p in procs]
+    succeeded = [k for k, (code, _, _) in zip(keys, results, strict=True) if code == 0]
+    for code, _, err in results:
+        assert code == 0 or (code == 1 and "Error: the state lock of pfsync.lock is held" in err)
+    data = read_json(root / "pfsync.lock")
+    assert validator(LOCKFILE).is_valid(data)
+    assert sorted(data["triggers"]) == sorted(f"biz_1/{k}" for k in succeeded)
