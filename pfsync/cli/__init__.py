@@ -21,6 +21,7 @@ from pfsync.errors import PfsyncError
 @click.version_option(__version__, "--version", prog_name="pfsync", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", count=True, help="Say more (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and requested output.")
+@click.option("--no-color", is_flag=True, help="Never colour the output (as NO_COLOR=1).")
 @click.option(
     "-C",
     "directory",
@@ -38,31 +39,29 @@ def cli(
     ctx: click.Context,
     verbose: int,
     quiet: bool,
+    no_color: bool,
     directory: str | None,
     config_path: str | None,
 ) -> None:
     """Keep Pocketflows triggers declared in YAML and make Pocketflows match them.
 
     \b
-    Example:
+    Examples:
       pfsync validate && pfsync plan && pfsync apply
+      pfsync -C examples apply --sandbox --auto-approve
     """
     ctx.obj = GlobalOptions(
-        verbosity=-1 if quiet else verbose, directory=directory, config_path=config_path
+        verbosity=-1 if quiet else verbose,
+        directory=directory,
+        config_path=config_path,
+        no_color=no_color,
     )
 
 
 def _register() -> None:
-    from pfsync.cli import validate
+    from pfsync.cli import apply, plan, sandbox, scaffold, state, validate
 
-    cli.add_command(validate.validate)
-    for module_name in ("plan", "state", "apply", "sandbox", "scaffold"):
-        try:
-            module = __import__(f"pfsync.cli.{module_name}", fromlist=["COMMANDS"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"pfsync.cli.{module_name}":
-                raise
-            continue
+    for module in (validate, plan, apply, state, sandbox, scaffold):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -19,6 +19,7 @@ class GlobalOptions:
     verbosity: int  # -1 quiet, 0 normal, 1+ verbose
     directory: str | None
     config_path: str | None
+    no_color: bool = False
 
 
 def global_options() -> GlobalOptions:
@@ -56,10 +57,14 @@ def lock_timeout_option(function: Any) -> Any:
 
 
 def use_color() -> bool:
-    """Colour only when stdout is a terminal and NO_COLOR is not set (https://no-color.org)."""
+    """Colour only on a terminal, without NO_COLOR (https://no-color.org) or --no-color."""
     import os
     import sys
 
+    context = click.get_current_context(silent=True)
+    options = context.find_object(GlobalOptions) if context is not None else None
+    if options is not None and options.no_color:
+        return False
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
