@@ -1,0 +1,94 @@
+"""`pfsync init` and `pfsync schema`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import REPO, RunPfsync
+
+
+def test_init_then_validate_and_plan_work_without_edits(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    run = run_pfsync("init", "repo", "--business", "biz_new", cwd=tmp_path)
+    assert run.code == 0, run
+    assert run.out == (
+        "wrote repo/pfsync.yaml\n"
+        "wrote repo/manifest.schema.json\n"
+        "wrote repo/triggers/welcome-series.yaml\n"
+        "wrote repo/pfsync.lock (empty: no trigger created yet)\n"
+        "updated repo/.gitignore\n"
+    )
+    repo = tmp_path / "repo"
+    assert (repo / ".gitignore").read_text().splitlines()[1:] == [
+        "pfsync.lock.journal",
+        "pfsync.lock.lck",
+        ".pfsync/",
+    ]
+    validate = run_pfsync("validate", cwd=repo)
+    assert (validate.code, validate.out, validate.err) == (0, "", "1 trigger(s) valid.\n")
+    plan = run_pfsync("plan", "--detailed-exitcode", cwd=repo)
+    assert plan.code == 2, plan
+    assert "+ biz_new/welcome-series  create" in plan.out
+    lock = json.loads((repo / "pfsync.lock").read_text())
+    assert (lock["api_url"], lock["triggers"]) == ("https://api.pocketflows.com", {})
+
+
+def test_init_refuses_to_overwrite_and_never_replaces_a_lockfile(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    assert run_pfsync("init", ".", cwd=tmp_path).code == 0
+    lockfile = (tmp_path / "pfsync.lock").read_bytes()
+    again = run_pfsync("init", ".", cwd=tmp_path)
+    assert (again.code, again.out) == (1, "")
+    assert again.err == (
+        "Error: refusing to overwrite pfsync.yaml, manifest.schema.json, "
+        "triggers/welcome-series.yaml in .; pass --force to overwrite\n"
+    )
+    forced = run_pfsync("init", ".", "--force", cwd=tmp_path)
+    assert forced.code == 0, forced
+    assert "kept pfsync.lock (an existing lockfile is never overwritten)" in forced.out
+    assert (tmp_path / "pfsync.lock").read_bytes() == lockfile
+
+
+def test_init_writes_ci_recipes(run_pfsync: RunPfsync, tmp_path: Path) -> None:
+    run = run_pfsync("init", ".", "--ci", "github", cwd=tmp_path)
+    assert run.code == 0, run
+    workflows = sorted(p.name for p in (tmp_path / ".github" / "workflows").iterdir())
+    assert workflows == ["pfsync-apply.yml", "pfsync-comment.yml", "pfsync-plan.yml"]
+    run = run_pfsync("init", "gl", "--ci", "gitlab", cwd=tmp_path)
+    assert (tmp_path / "gl" / ".gitlab-ci.yml").exists()
+
+
+def test_init_rejects_bad_values(run_pfsync: RunPfsync, tmp_path: Path) -> None:
+    run = run_pfsync("init", ".", "--api-url", "http://api.example.com", cwd=tmp_path)
+    assert run.code == 1
+    assert "refusing plain http://" in run.err
+    assert not (tmp_path / "pfsync.yaml").exists()
+
+
+def test_schema_prints_a_self_contained_manifest_schema(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    from jsonschema import Draft202012Validator
+
+    run = run_pfsync("schema", cwd=tmp_path)
+    assert run.code == 0 and run.err == ""
+    schema = json.loads(run.out)
+    Draft202012Validator.check_schema(schema)
+    assert "$ref" not in json.dumps(schema).replace('"$ref": "#/properties/spec/$defs/step"', "")
+    validator = Draft202012Validator(schema)
+    good = {
+        "apiVersion": "pfsync/v1",
+        "kind": "Trigger",
+        "key": "k",
+        "spec": {"name": "n", "project_defined_event": "p", "steps": [{"type": "email"}]},
+    }
+    assert validator.is_valid(good)
+    bad = {**good, "spec": {**good["spec"], "steps": [{"tipe": "email"}]}}
+    assert not validator.is_valid(bad)
+    trigger = run_pfsync("schema", "--name", "trigger", cwd=tmp_path)
+    assert json.loads(trigger.out) == json.loads(
+        (REPO / "schemas" / "trigger.schema.json").read_text()
+    )
