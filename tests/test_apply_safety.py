@@ -71,7 +71,7 @@ def test_sigkill_at_random_moments_never_duplicates(
     rng = random.Random(int(os.environ.get("PFSYNC_KILL_SEED", "1234")))
     settled = 0
     for attempt in range(10):
-        args = ["--new-lockfile"] if attempt == 0 else []
+        args = [] if (repo / "pfsync.lock").exists() else ["--new-lockfile"]
         proc = start_apply(repo, sandbox, "--parallelism", "4", *args)
         time.sleep(rng.uniform(0.2, 0.9))
         proc.kill()
