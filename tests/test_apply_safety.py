@@ -70,7 +70,7 @@ def test_sigkill_at_random_moments_never_duplicates(
     repo = make_repo(tmp_path, count)
     rng = random.Random(int(os.environ.get("PFSYNC_KILL_SEED", "1234")))
     settled = 0
-    for attempt in range(10):
+    for _ in range(10):
         args = [] if (repo / "pfsync.lock").exists() else ["--new-lockfile"]
         proc = start_apply(repo, sandbox, "--parallelism", "4", *args)
         time.sleep(rng.uniform(0.2, 0.9))
