@@ -1,0 +1,574 @@
+#!/usr/bin/env python3
+"""pfsync benchmarks, side by side with the peers, against the budgets of PRODUCT.md §12.
+
+    python3 benchmarks/run.py            # the full run (a few minutes)
+    python3 benchmarks/run.py --quick    # smaller sizes, fewer runs, to iterate
+
+Needs only Python: it makes its own virtual environment `benchmarks/.venv`, installs pfsync from
+this checkout (`pip install .`) and the peers (check-jsonschema) into it, then re-runs itself
+there. Manifests are generated under `benchmarks/work/`. It prints a table of ratios and writes
+the same as JSON to `benchmarks/results/`. Every figure is the median of several runs of the
+whole CLI process (start-up included), with min and max. All traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+VENV = HERE / ".venv"
+WORK = HERE / "work"
+RESULTS = HERE / "results"
+SCHEMA = REPO / "schemas" / "manifest.schema.json"
+BIN = VENV / "bin"
+PEERS = ("check-jsonschema",)
+NOT_ON_STARTUP = ("httpx", "httpcore", "h11", "anyio", "deepdiff", "urllib3", "requests")
+CREDENTIALS = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The environment
+
+
+def in_venv() -> bool:
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def setup_and_reexec(argv: Sequence[str]) -> None:
+    """Create benchmarks/.venv, install pfsync (this checkout) and the peers, run again there."""
+    python = BIN / "python"
+    if not python.exists():
+        print(f"Creating {VENV.relative_to(REPO)} …", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", str(REPO), *PEERS], check=True
+        )
+    # Always reinstall pfsync itself, so the run measures the checkout as it is now.
+    print("Installing pfsync from this checkout …", flush=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(REPO)],
+        check=True,
+    )
+    os.execv(str(python), [str(python), str(Path(__file__).resolve()), *argv])
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+
+
+@dataclass
+class Timing:
+    """Wall seconds of several runs (and the peak RSS of the child, in KiB)."""
+
+    seconds: list[float] = field(default_factory=list)
+    max_rss_kib: list[int] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    def to_json(self, per: int | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "median_s": round(self.median, 4),
+            "min_s": round(min(self.seconds), 4),
+            "max_s": round(max(self.seconds), 4),
+            "runs": len(self.seconds),
+        }
+        if per:
+            out["per_item_ms"] = round(self.median / per * 1000, 4)
+        if self.max_rss_kib:
+            out["peak_rss_mib"] = round(max(self.max_rss_kib) / 1024, 1)
+        return out
+
+
+def run_once(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    check: Callable[[int], bool] = lambda code: code == 0,
+) -> tuple[float, int]:
+    """Run a command to completion; its wall time and peak RSS (KiB). Output is discarded."""
+    full_env = {**os.environ, **(env or {})}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        list(args),
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    errors = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if not check(process.returncode):
+        raise SystemExit(
+            f"benchmark command failed ({process.returncode}): {' '.join(args)[:300]}\n"
+            + errors.decode(errors="replace")[-2000:]
+        )
+    return elapsed, usage.ru_maxrss
+
+
+def measure(
+    label: str,
+    runs: int,
+    args: Sequence[str] | Callable[[], Sequence[str]],
+    *,
+    prepare: Callable[[], None] | None = None,
+    **kwargs: Any,
+) -> Timing:
+    """`runs` timed runs (after `prepare` each time, untimed)."""
+    timing = Timing()
+    for _ in range(runs):
+        if prepare is not None:
+            prepare()
+        command = args() if callable(args) else args
+        seconds, rss = run_once(command, **kwargs)
+        timing.seconds.append(seconds)
+        timing.max_rss_kib.append(rss)
+    print(
+        f"  {label:<52} median {timing.median:8.3f} s  "
+        f"(min {min(timing.seconds):.3f}, max {max(timing.seconds):.3f}, {runs} runs)",
+        flush=True,
+    )
+    return timing
+
+
+@contextmanager
+def sandbox(latency_ms: int) -> Any:
+    """A `pfsync sandbox` on a free loopback port; yields its base URL."""
+    process = subprocess.Popen(
+        [str(BIN / "pfsync"), "sandbox", "--port", "0", "--latency-ms", str(latency_ms)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not url.startswith("http://127.0.0.1:"):
+            raise SystemExit(f"the sandbox did not start (it said {url!r})")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# ---------------------------------------------------------------------------------------------
+# The corpora
+
+
+@dataclass
+class Corpus:
+    """A generated repository: its root and manifest files."""
+
+    root: Path
+    files: list[Path]
+
+
+def corpus(name: str, count: int, *, multi_document: bool = False, split: bool = False) -> Corpus:
+    from generate import write_repository  # type: ignore[import-not-found]
+
+    root = WORK / name
+    marker = root / ".complete"
+    if marker.exists():
+        files = sorted((root / "triggers").rglob("*.yaml"))
+        return Corpus(root, files)
+    shutil.rmtree(root, ignore_errors=True)
+    files = write_repository(root, count, multi_document=multi_document, split=split)
+    if split:
+        (root / "half.yaml").write_text(
+            (root / "pfsync.yaml").read_text().replace("triggers/**/", "triggers/a/**/")
+        )
+    marker.write_text("")
+    return Corpus(root, sorted(files))
+
+
+def reset_state(root: Path) -> None:
+    for name in ("pfsync.lock", "pfsync.lock.journal", "pfsync.lock.lck"):
+        (root / name).unlink(missing_ok=True)
+
+
+def request_bodies(source: Corpus, count: int) -> Path:
+    """One JSON request body per manifest (the `spec`), for the curl loop."""
+    import yaml
+
+    folder = WORK / f"bodies-{count}"
+    if (folder / ".complete").exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    written = 0
+    for path in source.files:
+        for document in yaml.safe_load_all(path.read_text()):
+            if document and written < count:
+                (folder / f"{written:05d}.json").write_text(json.dumps(document["spec"]))
+                written += 1
+    (folder / ".complete").write_text("")
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmarks
+
+
+@dataclass
+class Sizes:
+    small: int = 100
+    large: int = 10_000
+    apply_parallel: int = 1000
+    apply_serial: int = 300
+    linear_small: int = 500
+    linear_large: int = 5000
+    runs_fast: int = 5
+    runs_slow: int = 3
+
+
+QUICK = Sizes(
+    small=100,
+    large=1000,
+    apply_parallel=200,
+    apply_serial=40,
+    linear_small=100,
+    linear_large=1000,
+    runs_fast=3,
+    runs_slow=3,
+)
+
+
+def pfsync(*args: str) -> list[str]:
+    return [str(BIN / "pfsync"), *args]
+
+
+def check_jsonschema(files: Sequence[Path]) -> list[str]:
+    return [str(BIN / "check-jsonschema"), "--schemafile", str(SCHEMA), *map(str, files)]
+
+
+def bench_validate(sizes: Sizes, results: dict[str, Any]) -> None:
+    print("validate (single-document files: check-jsonschema reads one document per file)")
+    for count in (sizes.small, sizes.large):
+        repo = corpus(f"single-{count}", count, split=True)
+        runs = sizes.runs_fast if count <= 1000 else sizes.runs_slow
+        ours = measure(f"pfsync validate, {count} files", runs, pfsync("-C", str(repo.root), "-q", "validate"))
+        peer = measure(f"check-jsonschema, {count} files", runs, check_jsonschema(repo.files))
+        results[f"validate_{count}"] = {
+            "pfsync": ours.to_json(count),
+            "check_jsonschema": peer.to_json(count),
+            "speedup": round(peer.median / ours.median, 2),
+        }
+    mixed = corpus(f"multi-{sizes.large}", sizes.large, multi_document=True)
+    ours = measure(
+        f"pfsync validate, {sizes.large} manifests in {len(mixed.files)} files (multi-doc)",
+        sizes.runs_slow,
+        pfsync("-C", str(mixed.root), "-q", "validate"),
+    )
+    results[f"validate_{sizes.large}_multi_document"] = {
+        "files": len(mixed.files),
+        "pfsync": ours.to_json(sizes.large),
+    }
+
+
+def bench_plan(sizes: Sizes, results: dict[str, Any]) -> None:
+    print("plan (lockfile holding half of the manifests, built by applying that half)")
+    for count in (sizes.small, sizes.large):
+        repo = corpus(f"single-{count}", count, split=True)
+        with sandbox(0) as url:
+            env = {**CREDENTIALS, "PFSYNC_API_URL": url}
+            reset_state(repo.root)
+            started = time.perf_counter()
+            run_once(
+                pfsync("--config", str(repo.root / "half.yaml"), "-q", "apply", "--auto-approve",
+                       "--new-lockfile", "--parallelism", "8"),
+                env=env,
+            )
+            print(f"  (lockfile of {count // 2} applied in {time.perf_counter() - started:.1f} s)")
+        runs = sizes.runs_fast if count <= 1000 else sizes.runs_slow
+        ours = measure(
+            f"pfsync plan, {count} manifests", runs,
+            pfsync("-C", str(repo.root), "plan"), env={"PFSYNC_API_URL": url},
+        )
+        entry: dict[str, Any] = {"pfsync": ours.to_json(count)}
+        peer = results.get(f"validate_{count}", {}).get("check_jsonschema")
+        if peer:
+            entry["speedup_vs_check_jsonschema"] = round(peer["median_s"] / ours.median, 2)
+        results[f"plan_{count}"] = entry
+
+
+def bench_apply(sizes: Sizes, results: dict[str, Any]) -> None:
+    print("apply against `pfsync sandbox --latency-ms 50`")
+    count = sizes.apply_parallel
+    repo = corpus(f"apply-{count}", count)
+    serial = corpus(f"apply-{sizes.apply_serial}", sizes.apply_serial)
+    bodies = request_bodies(serial, sizes.apply_serial)
+    with sandbox(50) as url:
+        env = {**CREDENTIALS, "PFSYNC_API_URL": url}
+        apply = pfsync("-q", "apply", "--auto-approve", "--new-lockfile")
+        p16 = measure(
+            f"pfsync apply --parallelism 16, {count} creates", sizes.runs_slow,
+            [*pfsync("-C", str(repo.root)), *apply[1:], "--parallelism", "16"],
+            prepare=lambda: reset_state(repo.root), env=env,
+        )
+        ideal = count * 0.050 / 16
+        results[f"apply_{count}_parallelism_16"] = {
+            "pfsync": p16.to_json(count),
+            "ideal_s": ideal,
+            "ratio_to_ideal": round(p16.median / ideal, 2),
+        }
+        n = sizes.apply_serial
+        loop = (
+            'for f in "$0"/*.json; do curl -sS -o /dev/null --fail-with-body -u sandbox:sandbox '
+            '-H "Content-Type: application/json" --data-binary @"$f" '
+            '"$1/businesses/biz_bench/triggers" || exit 1; done'
+        )
+        curl = measure(
+            f"shell loop of curl POSTs, {n} creates", sizes.runs_slow,
+            ["bash", "-c", loop, str(bodies), url],
+        )
+        p1 = measure(
+            f"pfsync apply --parallelism 1, {n} creates", sizes.runs_slow,
+            [*pfsync("-C", str(serial.root)), *apply[1:], "--parallelism", "1"],
+            prepare=lambda: reset_state(serial.root), env=env,
+        )
+        results[f"apply_{n}_parallelism_1"] = {
+            "pfsync": p1.to_json(n),
+            "curl_loop": curl.to_json(n),
+            "ratio_to_curl": round(p1.median / curl.median, 3),
+        }
+
+
+def bench_linear(sizes: Sizes, results: dict[str, Any]) -> None:
+    print("apply cost per create, sandbox without latency (default --parallelism 4)")
+    entry: dict[str, Any] = {}
+    with sandbox(0) as url:
+        env = {**CREDENTIALS, "PFSYNC_API_URL": url}
+        for count in (sizes.linear_small, sizes.linear_large):
+            repo = corpus(f"apply-{count}", count)
+            runs = sizes.runs_fast if count <= 1000 else sizes.runs_slow
+            timing = measure(
+                f"pfsync apply, {count} creates", runs,
+                pfsync("-C", str(repo.root), "-q", "apply", "--auto-approve", "--new-lockfile"),
+                prepare=lambda root=repo.root: reset_state(root), env=env,
+            )
+            entry[str(count)] = timing.to_json(count)
+    small = entry[str(sizes.linear_small)]["per_item_ms"]
+    large = entry[str(sizes.linear_large)]["per_item_ms"]
+    entry["ratio_per_create"] = round(large / small, 2)
+    results["apply_linearity"] = entry
+
+
+def bench_startup(sizes: Sizes, results: dict[str, Any]) -> None:
+    print("start-up")
+    repo = corpus(f"single-{sizes.small}", sizes.small, split=True)
+    help_timing = measure("pfsync --help", sizes.runs_fast * 2, pfsync("--help"))
+    python = str(BIN / "python")
+    bare = measure("python -c pass (the interpreter alone)", sizes.runs_fast * 2, [python, "-c", "pass"])
+    probe = (
+        "import sys, json\n"
+        "from pfsync.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {list(NOT_ON_STARTUP)!r})\n"
+        "print(json.dumps(bad), file=sys.stderr)\n"
+    )
+    imported = {}
+    for name, args in (("help", ["--help"]), ("validate", ["-C", str(repo.root), "-q", "validate"])):
+        done = subprocess.run(
+            [python, "-c", probe, *args], capture_output=True, text=True, check=True
+        )
+        imported[name] = json.loads(done.stderr.strip().splitlines()[-1])
+    importtime = subprocess.run(
+        [python, "-X", "importtime", "-c", "import pfsync.cli"],
+        capture_output=True, text=True, check=True,
+    ).stderr.splitlines()
+    cumulative = [line for line in importtime if line.rstrip().endswith("| pfsync.cli")]
+    pfsync_cli_us = int(cumulative[-1].split("|")[1]) if cumulative else None
+    results["startup"] = {
+        "pfsync_help": help_timing.to_json(),
+        "python_bare": bare.to_json(),
+        "import_pfsync_cli_ms": pfsync_cli_us / 1000 if pfsync_cli_us else None,
+        "http_or_diff_modules_imported": imported,
+    }
+
+
+def bench_memory(results: dict[str, Any], sizes: Sizes) -> None:
+    plan = results.get(f"plan_{sizes.large}")
+    if plan:
+        results["memory"] = {f"plan_{sizes.large}_peak_rss_mib": plan["pfsync"]["peak_rss_mib"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+def budgets(results: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, bool]]:
+    """(budget, measured, limit, met) for each §12 budget measured."""
+    rows = []
+    for count, need in ((sizes.small, 2.0), (sizes.large, 10.0)):
+        entry = results.get(f"validate_{count}")
+        if entry:
+            rows.append(
+                (f"validate {count} vs check-jsonschema", f"{entry['speedup']:.1f}× faster",
+                 f"≥ {need:g}× faster", entry["speedup"] >= need)
+            )
+    entry = results.get(f"plan_{sizes.small}")
+    if entry and "speedup_vs_check_jsonschema" in entry:
+        speedup = entry["speedup_vs_check_jsonschema"]
+        rows.append(
+            (f"plan {sizes.small} vs check-jsonschema", f"{speedup:.1f}× faster", "≥ 2× faster",
+             speedup >= 2.0)
+        )
+    entry = results.get(f"apply_{sizes.apply_parallel}_parallelism_16")
+    if entry:
+        ratio = entry["ratio_to_ideal"]
+        rows.append(
+            (f"apply {sizes.apply_parallel} p16 vs ideal {entry['ideal_s']:.3g} s",
+             f"{ratio:.2f}× ideal", "≤ 1.5× ideal", ratio <= 1.5)
+        )
+    entry = results.get(f"apply_{sizes.apply_serial}_parallelism_1")
+    if entry:
+        ratio = entry["ratio_to_curl"]
+        rows.append(
+            (f"apply {sizes.apply_serial} p1 vs curl loop", f"{ratio:.2f}× curl's time",
+             "≤ 1× curl's time", ratio <= 1.0)
+        )
+    entry = results.get("apply_linearity")
+    if entry:
+        ratio = entry["ratio_per_create"]
+        rows.append(
+            (f"apply per create {sizes.linear_large} vs {sizes.linear_small}",
+             f"{ratio:.2f}×", "≤ 1.5×", ratio <= 1.5)
+        )
+    entry = results.get("startup")
+    if entry:
+        imported = entry["http_or_diff_modules_imported"]
+        clean = not imported["help"] and not imported["validate"]
+        rows.append(
+            ("--help / validate import no HTTP or diff library",
+             "none" if clean else ", ".join(imported["help"] + imported["validate"]), "none",
+             clean)
+        )
+    return rows
+
+
+def table(rows: list[tuple[str, str, str, bool]]) -> str:
+    header = ("§12 budget", "measured", "budget", "met")
+    lines = [header, *((a, b, c, "yes" if d else "NO") for a, b, c, d in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(4)]
+    out = []
+    for n, line in enumerate(lines):
+        out.append("| " + " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)) + " |")
+        if n == 0:
+            out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(out)
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    version = subprocess.run(
+        [str(BIN / "pfsync"), "--version"], capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model or platform.processor(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "pfsync": version,
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer runs")
+    parser.add_argument(
+        "--only", action="append", choices=("validate", "plan", "apply", "linear", "startup"),
+        help="run only these benchmarks (repeatable)",
+    )
+    parser.add_argument("--out", help="result file (default: benchmarks/results/<date>.json)")
+    options = parser.parse_args(argv)
+    if not in_venv():
+        setup_and_reexec(argv)
+    sys.path.insert(0, str(HERE))
+    sizes = QUICK if options.quick else Sizes()
+    if shutil.which("curl") is None and (not options.only or "apply" in options.only):
+        raise SystemExit("curl is needed for the curl-loop comparison (apt-get install curl)")
+    WORK.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    info = machine()
+    print(f"Machine: {info['nproc']} CPUs, {info['cpu']}, Python {info['python']}; {info['pfsync']}")
+    results: dict[str, Any] = {}
+    steps = {
+        "startup": bench_startup,
+        "validate": bench_validate,
+        "plan": bench_plan,
+        "apply": bench_apply,
+        "linear": bench_linear,
+    }
+    for name, step in steps.items():
+        if not options.only or name in options.only:
+            step(sizes, results)
+    bench_memory(results, sizes)
+    rows = budgets(results, sizes)
+    document = {
+        "format_version": 1,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "quick": options.quick,
+        "machine": info,
+        "sizes": sizes.__dict__,
+        "results": results,
+        "budgets": [
+            {"budget": a, "measured": b, "limit": c, "met": d} for a, b, c, d in rows
+        ],
+        "duration_s": round(time.perf_counter() - started, 1),
+    }
+    print()
+    print(table(rows))
+    extra = []
+    if "startup" in results:
+        s = results["startup"]
+        extra.append(
+            f"pfsync --help: {s['pfsync_help']['median_s'] * 1000:.0f} ms "
+            f"(bare interpreter {s['python_bare']['median_s'] * 1000:.0f} ms; "
+            f"import pfsync.cli {s['import_pfsync_cli_ms']} ms)"
+        )
+    if "memory" in results:
+        for key, value in results["memory"].items():
+            extra.append(f"peak RSS of {key.replace('_peak_rss_mib', '')}: {value} MiB")
+    for line in extra:
+        print(line)
+    RESULTS.mkdir(exist_ok=True)
+    name = "quick.json" if options.quick else "latest.json"
+    out = Path(options.out) if options.out else RESULTS / name
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\nWrote {out} in {document['duration_s']} s.")
+    return 0 if all(row[3] for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
