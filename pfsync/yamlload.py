@@ -4,6 +4,8 @@ Why not `yaml.safe_load`: it accepts duplicate keys (the last one silently wins)
 keys, dates and NaN, and it expands aliases without bound (billion laughs). Here libyaml's C
 parser produces events and a small constructor turns them into JSON values with an explicit
 stack (no recursion), rejecting everything JSON cannot carry, with the exact line and column.
+Nesting is bounded (`MAX_NESTING_DEPTH`, aliases included) so that every later step — schema
+checks, the canonical digest, diffs, the lockfile's JSON — stays far from the recursion limit.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 MAX_DOCUMENT_JSON_BYTES = 1024 * 1024
+MAX_NESTING_DEPTH = 100
 
 _YAML = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_YAML + t for t in ("str", "int", "float", "bool", "null"))
@@ -91,7 +94,7 @@ def _json_size(value: Any) -> int:
 class _Container:
     """A mapping or sequence under construction."""
 
-    __slots__ = ("anchor", "data", "merges", "pending_key", "positions", "size", "start")
+    __slots__ = ("anchor", "data", "height", "merges", "pending_key", "positions", "size", "start")
 
     def __init__(self, data: Any, positions: Any, start: Position, anchor: str | None) -> None:
         self.data = data
@@ -99,6 +102,7 @@ class _Container:
         self.start = start
         self.anchor = anchor
         self.size = 2
+        self.height = 1  # levels of nesting from this container down, itself included
         self.pending_key: tuple[Any, Position] | None = None
         self.merges: list[tuple[Any, Position]] = []
 
@@ -155,6 +159,14 @@ def _unsupported_tag(tag: str, where: Position) -> YamlProblem:
     )
 
 
+def _too_deep(where: Position) -> YamlProblem:
+    return YamlProblem(
+        f"lists and mappings nested more than {MAX_NESTING_DEPTH} levels deep",
+        where,
+        "flatten the structure",
+    )
+
+
 class _MergeKey:
     """The `<<` merge key, kept apart from the string '<<'."""
 
@@ -177,23 +189,26 @@ class _Builder:
 
     def __init__(self) -> None:
         self.stack: list[_Container] = []
-        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.anchors: dict[str, tuple[Any, int, int]] = {}
         self.document: Document | None = None
 
     def start_document(self, event: ev.DocumentStartEvent) -> None:
         self.anchors = {}
         self.document = Document(None, _position(event.start_mark))
 
-    def add(self, value: Any, size: int, where: Position, anchor: str | None = None) -> None:
+    def add(
+        self, value: Any, size: int, where: Position, anchor: str | None = None, height: int = 0
+    ) -> None:
         """Attach a finished value to the open container (or make it the document's root)."""
         if anchor is not None:
-            self.anchors[anchor] = (value, size)
+            self.anchors[anchor] = (value, size, height)
         if not self.stack:
             assert self.document is not None
             self.document.data = value
             self.document.start = where if isinstance(value, (dict, list)) else self.document.start
             return
         top = self.stack[-1]
+        top.height = max(top.height, height + 1)
         if isinstance(top.data, list):
             top.data.append(value)
             top.positions.append(where)
@@ -234,6 +249,8 @@ class _Builder:
     def open(self, data: Any, positions: Any, event: ev.CollectionStartEvent) -> None:
         if event.tag not in (None, "!", _MAP if isinstance(data, dict) else _SEQ):
             raise _unsupported_tag(event.tag, _position(event.start_mark))
+        if len(self.stack) >= MAX_NESTING_DEPTH:
+            raise _too_deep(_position(event.start_mark))
         self.stack.append(_Container(data, positions, _position(event.start_mark), event.anchor))
 
     def close(self) -> None:
@@ -243,7 +260,7 @@ class _Builder:
             self.positions(top)
         else:
             self.positions(top)
-        self.add(top.data, top.size, top.start, top.anchor)
+        self.add(top.data, top.size, top.start, top.anchor, top.height)
 
     def positions(self, top: _Container) -> None:
         assert self.document is not None
@@ -280,8 +297,10 @@ class _Builder:
             if any(c.anchor == event.anchor for c in self.stack):
                 raise YamlProblem(f"alias *{event.anchor} refers to itself (recursive)", where)
             raise YamlProblem(f"alias *{event.anchor} is not defined", where)
-        value, size = self.anchors[event.anchor]
-        self.add(value, size, where)
+        value, size, height = self.anchors[event.anchor]
+        if len(self.stack) + height > MAX_NESTING_DEPTH:
+            raise _too_deep(where)
+        self.add(value, size, where, height=height)
 
 
 def iter_documents(text: str) -> Iterator[Document | YamlProblem]:
