@@ -45,7 +45,13 @@ def state() -> None:
     help="text: a table; json: a versioned document.",
 )
 def list_command(output_format: str) -> int:
-    """List every recorded address: id, origin, revision, file, and any uncertain create."""
+    """List every recorded address: id, origin, revision, file, and any uncertain create.
+
+    \b
+    Examples:
+      pfsync state list
+      pfsync state list --format json
+    """
     from pfsync.manifests import display_path
     from pfsync.state_render import list_json, list_text
     from pfsync.state_store import read_state
@@ -75,7 +81,12 @@ def list_command(output_format: str) -> int:
     help="text or a JSON document.",
 )
 def show_command(address: str, output_format: str) -> int:
-    """Show everything the lockfile records for ADDRESS, with its history."""
+    """Show everything the lockfile records for ADDRESS, with its history.
+
+    \b
+    Example:
+      pfsync state show biz_123/welcome-series
+    """
     from pfsync.state_changes import StateChangeError
     from pfsync.state_render import show_json, show_text
     from pfsync.state_store import read_state
@@ -99,6 +110,10 @@ def rm_command(addresses: tuple[str, ...], lock_timeout: float) -> int:
 
     Use it after deactivating a deleted trigger in Pocketflows, or to settle an uncertain create
     that did not happen (then only the uncertain create is forgotten).
+
+    \b
+    Example:
+      pfsync state rm biz_123/old-promo
     """
     from pfsync.state_commands import remove_addresses
 
@@ -114,7 +129,12 @@ def rm_command(addresses: tuple[str, ...], lock_timeout: float) -> int:
 @click.argument("new", metavar="NEW")
 @lock_timeout_option
 def mv_command(old: str, new: str, lock_timeout: float) -> int:
-    """Record that the key of OLD was renamed to NEW (same business only)."""
+    """Record that the key of OLD was renamed to NEW (same business only).
+
+    \b
+    Example:
+      pfsync state mv biz_123/welcome biz_123/welcome-series
+    """
     from pfsync.state_commands import move_address
 
     config = _config()
@@ -139,6 +159,11 @@ def import_command(address: str, trigger_id: str, force: bool, lock_timeout: flo
     The record gets the manifest's current body. Use it to adopt triggers made by hand, to
     settle an uncertain create that did happen, or (with --force) to acknowledge an edit made
     by hand in Pocketflows. Creates the lockfile when none exists.
+
+    \b
+    Examples:
+      pfsync state import biz_123/welcome-series trg_abc123
+      pfsync state import biz_123/welcome-series trg_abc123 --force
     """
     from pathlib import Path
 
