@@ -12,6 +12,7 @@ import click
 from pfsync.cli.common import (
     global_options,
     load_config_or_report,
+    lock_timeout_option,
     report_manifest_problems,
     use_color,
 )
@@ -38,13 +39,7 @@ RETRY_UNCERTAIN_HELP = (
     show_default=True,
     help="Concurrent creates.",
 )
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(0),
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for another pfsync holding the state lock.",
-)
+@lock_timeout_option
 @click.option("--retry-uncertain", is_flag=True, help=RETRY_UNCERTAIN_HELP)
 @click.option("--target", "targets", multiple=True, metavar="ADDR", help="Only this address.")
 @click.option(

@@ -9,19 +9,18 @@ queue behind one fsync each. The request log is kept in memory only.
 from __future__ import annotations
 
 import collections
-import contextlib
 import copy
 import datetime
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pfsync.atomic import atomic_write_text
 from pfsync.errors import PfsyncError
 
 DATA_FORMAT = "pfsync-sandbox-data"
@@ -194,30 +193,9 @@ class Store:
                     },
                 }
                 text = json.dumps(data, indent=1, sort_keys=True) + "\n"
-            atomic_write(self.data_file, text)
+            self.data_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.data_file, text)
             self._written = snapshot_version
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Replace `path` with `text` so a crash leaves either the old or the new content."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    # The rename is durable only once the directory entry is.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class RequestLog:
