@@ -108,7 +108,7 @@ def read_journal(path: Path) -> JournalContents | None:
         number = index + 1
         try:
             record = record_from_json(json.loads(line.decode("utf-8")))
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             if number == len(complete) and not tail:
                 # The last line, even newline-terminated, may be a torn write padded by the file
                 # system after a crash; nothing after it depends on it.
@@ -371,6 +371,10 @@ class Journal:
             if self._closed:
                 return
             self._closed = True
+            # A leader may be fsyncing without the lock: closing (or reusing) its fd under it
+            # would fail that fsync, or sync another file.
+            while self._syncing:
+                self._cond.wait()
             os.close(self._fd)
 
     def __enter__(self) -> Journal:

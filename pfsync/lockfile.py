@@ -243,6 +243,13 @@ def _reject_constant(name: str) -> Any:
 
 def parse_lockfile(text: str, shown: str) -> Lockfile:
     """Verify lockfile text (JSON, version, schema, digests) and return it; LockfileError if not."""
+    try:
+        return _parse_lockfile(text, shown)
+    except RecursionError:  # pfsync writes at most ~100 levels (yamlload.MAX_NESTING_DEPTH)
+        raise _untrusted(shown, "is nested too deeply to be a lockfile") from None
+
+
+def _parse_lockfile(text: str, shown: str) -> Lockfile:
     if not text.strip():
         raise _untrusted(shown, "is empty (truncated?)")
     try:
