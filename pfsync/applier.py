@@ -262,19 +262,24 @@ class Applier:
             if self.stop.is_set():
                 # Stopped before this request left: it was surely not processed.
                 return Attempt("failed", None, "not sent: the run was stopped")
-            attempt = self.client.create_trigger(item.business, item.body, key)
+            try:
+                attempt = self.client.create_trigger(item.business, item.body, key)
+            except Exception as exc:  # a bug, not the network: the request may have left
+                return Attempt("uncertain", None, f"unexpected error: {type(exc).__name__}: {exc}")
             if attempt.kind != "retryable":
                 return attempt
             retry += 1
             delay = self.policy.delay(retry, attempt.retry_after, self.rng)
-            if attempt.http_status == 429:
-                self.backoff.hold(delay)
             spent = time.monotonic() - started
             if retry >= self.policy.max_attempts or spent + delay > self.policy.max_total_seconds:
+                # Giving up holds nobody back: a Retry-After beyond the budget must not stall
+                # every other worker for that long.
                 attempt.kind = "failed"
                 attempt.message = f"gave up after {retry} attempts ({attempt.message})"
                 return attempt
-            if attempt.http_status != 429:
+            if attempt.http_status == 429:
+                self.backoff.hold(delay)
+            else:
                 self.stop.wait(delay)
 
     @staticmethod

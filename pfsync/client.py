@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 OutcomeKind = Literal["created", "retryable", "uncertain", "failed", "auth"]
 KNOWN_STATUSES = ("draft", "active", "inactive")
 MAX_RESPONSE_BYTES = 1024 * 1024
+MAX_RETRY_AFTER_SECONDS = 10**7  # beyond any retry budget, and a finite float for every clock
 USER_AGENT = f"pfsync/{__version__}"
 
 
@@ -61,16 +62,16 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # isdigit() alone accepts non-ASCII digits, e.g. '²'
+        return float(min(int(value), MAX_RETRY_AFTER_SECONDS))
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when is None:
         return None
     now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
+    return min(max(0.0, when.timestamp() - now), float(MAX_RETRY_AFTER_SECONDS))
 
 
 def server_message(body: bytes) -> str:
@@ -78,7 +79,7 @@ def server_message(body: bytes) -> str:
     text = body.decode("utf-8", errors="replace").strip()
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return _shorten(text) or "(empty response body)"
     if isinstance(data, dict):
         error = data.get("error")
@@ -112,7 +113,7 @@ def classify_created(body: bytes) -> Attempt:
     attempt = Attempt("created")
     try:
         data: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         attempt.message = "the response body is not JSON; the trigger id is unknown"
         return attempt
     if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
