@@ -21,11 +21,44 @@ EVENTS = (
     "pde_tier_changed",
     "pde_review_requested",
 )
-WORDS = (
-    "welcome series cart reminder delivery update newsletter opt-in win back birthday greeting "
-    "VIP tier reached loyalty points expiring review request survey follow-up onboarding day "
-    "trial ending upgrade offer seasonal campaign restock alert price drop referral bonus"
-).split()
+WORDS = [
+    "welcome",
+    "series",
+    "cart",
+    "reminder",
+    "delivery",
+    "update",
+    "newsletter",
+    "opt-in",
+    "win",
+    "back",
+    "birthday",
+    "greeting",
+    "VIP",
+    "tier",
+    "reached",
+    "loyalty",
+    "points",
+    "expiring",
+    "review",
+    "request",
+    "survey",
+    "follow-up",
+    "onboarding",
+    "day",
+    "trial",
+    "ending",
+    "upgrade",
+    "offer",
+    "seasonal",
+    "campaign",
+    "restock",
+    "alert",
+    "price",
+    "drop",
+    "referral",
+    "bonus",
+]
 HEADER = "# yaml-language-server: $schema=../../schemas/manifest.schema.json\n"
 BUSINESS = "biz_bench"
 
@@ -39,14 +72,20 @@ def manifest_text(rng: random.Random, index: int, prefix: str = "t") -> str:
     key = f"{prefix}-{index:05d}-" + "-".join(rng.sample(WORDS, rng.randint(1, 3))).lower()
     lines = [HEADER]
     if rng.random() < 0.3:
-        lines.append(f"# Owner: team-{rng.randint(1, 20)}. Reviewed in PR #{rng.randint(1, 9999)}.\n")
+        lines.append(
+            f"# Owner: team-{rng.randint(1, 20)}. Reviewed in PR #{rng.randint(1, 9999)}.\n"
+        )
     lines += ["apiVersion: pfsync/v1\n", "kind: Trigger\n", f"key: {key}\n"]
     if rng.random() < 0.1:
         lines.append(f"business: {BUSINESS}_eu\n")
     if rng.random() < 0.05:
         lines.append(f"revision: {rng.randint(0, 3)}\n")
     name = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 12))).capitalize()
-    lines += ["spec:\n", f"  name: {_quote(name)}\n", f"  project_defined_event: {rng.choice(EVENTS)}\n"]
+    lines += [
+        "spec:\n",
+        f"  name: {_quote(name)}\n",
+        f"  project_defined_event: {rng.choice(EVENTS)}\n",
+    ]
     roll = rng.random()
     if roll < 0.4:
         clauses = [

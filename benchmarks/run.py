@@ -54,9 +54,7 @@ def setup_and_reexec(argv: Sequence[str]) -> None:
     if not python.exists():
         print(f"Creating {VENV.relative_to(REPO)} …", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", str(REPO), *PEERS], check=True
-        )
+        subprocess.run([str(python), "-m", "pip", "install", "-q", str(REPO), *PEERS], check=True)
     # Always reinstall pfsync itself, so the run measures the checkout as it is now.
     print("Installing pfsync from this checkout …", flush=True)
     subprocess.run(
@@ -269,7 +267,9 @@ def bench_validate(sizes: Sizes, results: dict[str, Any]) -> None:
     for count in (sizes.small, sizes.large):
         repo = corpus(f"single-{count}", count, split=True)
         runs = sizes.runs_fast if count <= 1000 else sizes.runs_slow
-        ours = measure(f"pfsync validate, {count} files", runs, pfsync("-C", str(repo.root), "-q", "validate"))
+        ours = measure(
+            f"pfsync validate, {count} files", runs, pfsync("-C", str(repo.root), "-q", "validate")
+        )
         peer = measure(f"check-jsonschema, {count} files", runs, check_jsonschema(repo.files))
         results[f"validate_{count}"] = {
             "pfsync": ours.to_json(count),
@@ -297,15 +297,25 @@ def bench_plan(sizes: Sizes, results: dict[str, Any]) -> None:
             reset_state(repo.root)
             started = time.perf_counter()
             run_once(
-                pfsync("--config", str(repo.root / "half.yaml"), "-q", "apply", "--auto-approve",
-                       "--new-lockfile", "--parallelism", "8"),
+                pfsync(
+                    "--config",
+                    str(repo.root / "half.yaml"),
+                    "-q",
+                    "apply",
+                    "--auto-approve",
+                    "--new-lockfile",
+                    "--parallelism",
+                    "8",
+                ),
                 env=env,
             )
             print(f"  (lockfile of {count // 2} applied in {time.perf_counter() - started:.1f} s)")
         runs = sizes.runs_fast if count <= 1000 else sizes.runs_slow
         ours = measure(
-            f"pfsync plan, {count} manifests", runs,
-            pfsync("-C", str(repo.root), "plan"), env={"PFSYNC_API_URL": url},
+            f"pfsync plan, {count} manifests",
+            runs,
+            pfsync("-C", str(repo.root), "plan"),
+            env={"PFSYNC_API_URL": url},
         )
         entry: dict[str, Any] = {"pfsync": ours.to_json(count)}
         peer = results.get(f"validate_{count}", {}).get("check_jsonschema")
@@ -324,9 +334,11 @@ def bench_apply(sizes: Sizes, results: dict[str, Any]) -> None:
         env = {**CREDENTIALS, "PFSYNC_API_URL": url}
         apply = pfsync("-q", "apply", "--auto-approve", "--new-lockfile")
         p16 = measure(
-            f"pfsync apply --parallelism 16, {count} creates", sizes.runs_slow,
+            f"pfsync apply --parallelism 16, {count} creates",
+            sizes.runs_slow,
             [*pfsync("-C", str(repo.root)), *apply[1:], "--parallelism", "16"],
-            prepare=lambda: reset_state(repo.root), env=env,
+            prepare=lambda: reset_state(repo.root),
+            env=env,
         )
         ideal = count * 0.050 / 16
         results[f"apply_{count}_parallelism_16"] = {
@@ -341,13 +353,16 @@ def bench_apply(sizes: Sizes, results: dict[str, Any]) -> None:
             '"$1/businesses/biz_bench/triggers" || exit 1; done'
         )
         curl = measure(
-            f"shell loop of curl POSTs, {n} creates", sizes.runs_slow,
+            f"shell loop of curl POSTs, {n} creates",
+            sizes.runs_slow,
             ["bash", "-c", loop, str(bodies), url],
         )
         p1 = measure(
-            f"pfsync apply --parallelism 1, {n} creates", sizes.runs_slow,
+            f"pfsync apply --parallelism 1, {n} creates",
+            sizes.runs_slow,
             [*pfsync("-C", str(serial.root)), *apply[1:], "--parallelism", "1"],
-            prepare=lambda: reset_state(serial.root), env=env,
+            prepare=lambda: reset_state(serial.root),
+            env=env,
         )
         results[f"apply_{n}_parallelism_1"] = {
             "pfsync": p1.to_json(n),
@@ -365,9 +380,11 @@ def bench_linear(sizes: Sizes, results: dict[str, Any]) -> None:
             repo = corpus(f"apply-{count}", count)
             runs = sizes.runs_fast if count <= 1000 else sizes.runs_slow
             timing = measure(
-                f"pfsync apply, {count} creates", runs,
+                f"pfsync apply, {count} creates",
+                runs,
                 pfsync("-C", str(repo.root), "-q", "apply", "--auto-approve", "--new-lockfile"),
-                prepare=lambda root=repo.root: reset_state(root), env=env,
+                prepare=lambda root=repo.root: reset_state(root),
+                env=env,
             )
             entry[str(count)] = timing.to_json(count)
     small = entry[str(sizes.linear_small)]["per_item_ms"]
@@ -381,7 +398,9 @@ def bench_startup(sizes: Sizes, results: dict[str, Any]) -> None:
     repo = corpus(f"single-{sizes.small}", sizes.small, split=True)
     help_timing = measure("pfsync --help", sizes.runs_fast * 2, pfsync("--help"))
     python = str(BIN / "python")
-    bare = measure("python -c pass (the interpreter alone)", sizes.runs_fast * 2, [python, "-c", "pass"])
+    bare = measure(
+        "python -c pass (the interpreter alone)", sizes.runs_fast * 2, [python, "-c", "pass"]
+    )
     probe = (
         "import sys, json\n"
         "from pfsync.cli import main\n"
@@ -390,14 +409,19 @@ def bench_startup(sizes: Sizes, results: dict[str, Any]) -> None:
         "print(json.dumps(bad), file=sys.stderr)\n"
     )
     imported = {}
-    for name, args in (("help", ["--help"]), ("validate", ["-C", str(repo.root), "-q", "validate"])):
+    for name, args in (
+        ("help", ["--help"]),
+        ("validate", ["-C", str(repo.root), "-q", "validate"]),
+    ):
         done = subprocess.run(
             [python, "-c", probe, *args], capture_output=True, text=True, check=True
         )
         imported[name] = json.loads(done.stderr.strip().splitlines()[-1])
     importtime = subprocess.run(
         [python, "-X", "importtime", "-c", "import pfsync.cli"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stderr.splitlines()
     cumulative = [line for line in importtime if line.rstrip().endswith("| pfsync.cli")]
     pfsync_cli_us = int(cumulative[-1].split("|")[1]) if cumulative else None
@@ -426,45 +450,68 @@ def budgets(results: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
         entry = results.get(f"validate_{count}")
         if entry:
             rows.append(
-                (f"validate {count} vs check-jsonschema", f"{entry['speedup']:.1f}× faster",
-                 f"≥ {need:g}× faster", entry["speedup"] >= need)
+                (
+                    f"validate {count} vs check-jsonschema",
+                    f"{entry['speedup']:.1f}x faster",
+                    f"≥ {need:g}x faster",
+                    entry["speedup"] >= need,
+                )
             )
     entry = results.get(f"plan_{sizes.small}")
     if entry and "speedup_vs_check_jsonschema" in entry:
         speedup = entry["speedup_vs_check_jsonschema"]
         rows.append(
-            (f"plan {sizes.small} vs check-jsonschema", f"{speedup:.1f}× faster", "≥ 2× faster",
-             speedup >= 2.0)
+            (
+                f"plan {sizes.small} vs check-jsonschema",
+                f"{speedup:.1f}x faster",
+                "≥ 2x faster",
+                speedup >= 2.0,
+            )
         )
     entry = results.get(f"apply_{sizes.apply_parallel}_parallelism_16")
     if entry:
         ratio = entry["ratio_to_ideal"]
         rows.append(
-            (f"apply {sizes.apply_parallel} p16 vs ideal {entry['ideal_s']:.3g} s",
-             f"{ratio:.2f}× ideal", "≤ 1.5× ideal", ratio <= 1.5)
+            (
+                f"apply {sizes.apply_parallel} p16 vs ideal {entry['ideal_s']:.3g} s",
+                f"{ratio:.2f}x ideal",
+                "≤ 1.5x ideal",
+                ratio <= 1.5,
+            )
         )
     entry = results.get(f"apply_{sizes.apply_serial}_parallelism_1")
     if entry:
         ratio = entry["ratio_to_curl"]
         rows.append(
-            (f"apply {sizes.apply_serial} p1 vs curl loop", f"{ratio:.2f}× curl's time",
-             "≤ 1× curl's time", ratio <= 1.0)
+            (
+                f"apply {sizes.apply_serial} p1 vs curl loop",
+                f"{ratio:.2f}x curl's time",
+                "≤ 1x curl's time",
+                ratio <= 1.0,
+            )
         )
     entry = results.get("apply_linearity")
     if entry:
         ratio = entry["ratio_per_create"]
         rows.append(
-            (f"apply per create {sizes.linear_large} vs {sizes.linear_small}",
-             f"{ratio:.2f}×", "≤ 1.5×", ratio <= 1.5)
+            (
+                f"apply per create {sizes.linear_large} vs {sizes.linear_small}",
+                f"{ratio:.2f}x",
+                "≤ 1.5x",
+                ratio <= 1.5,
+            )
         )
     entry = results.get("startup")
     if entry:
         imported = entry["http_or_diff_modules_imported"]
         clean = not imported["help"] and not imported["validate"]
         rows.append(
-            ("--help / validate import no HTTP or diff library",
-             "none" if clean else ", ".join(imported["help"] + imported["validate"]), "none",
-             clean)
+            (
+                "--help / validate import no HTTP or diff library",
+                "none" if clean else ", ".join(imported["help"] + imported["validate"]),
+                "none",
+                clean,
+            )
         )
     return rows
 
@@ -504,10 +551,14 @@ def machine() -> dict[str, Any]:
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer runs")
     parser.add_argument(
-        "--only", action="append", choices=("validate", "plan", "apply", "linear", "startup"),
+        "--only",
+        action="append",
+        choices=("validate", "plan", "apply", "linear", "startup"),
         help="run only these benchmarks (repeatable)",
     )
     parser.add_argument("--out", help="result file (default: benchmarks/results/<date>.json)")
@@ -521,7 +572,9 @@ def main(argv: Sequence[str]) -> int:
     WORK.mkdir(exist_ok=True)
     started = time.perf_counter()
     info = machine()
-    print(f"Machine: {info['nproc']} CPUs, {info['cpu']}, Python {info['python']}; {info['pfsync']}")
+    print(
+        f"Machine: {info['nproc']} CPUs, {info['cpu']}, Python {info['python']}; {info['pfsync']}"
+    )
     results: dict[str, Any] = {}
     steps = {
         "startup": bench_startup,
@@ -542,9 +595,7 @@ def main(argv: Sequence[str]) -> int:
         "machine": info,
         "sizes": sizes.__dict__,
         "results": results,
-        "budgets": [
-            {"budget": a, "measured": b, "limit": c, "met": d} for a, b, c, d in rows
-        ],
+        "budgets": [{"budget": a, "measured": b, "limit": c, "met": d} for a, b, c, d in rows],
         "duration_s": round(time.perf_counter() - started, 1),
     }
     print()

@@ -118,7 +118,7 @@ def load_config(
 
 def _read_config_file(file: Path) -> dict[str, object]:
     from pfsync.manifests import display_path, load_yaml_file, schema_diagnostics
-    from pfsync.schemas import CONFIG, validator
+    from pfsync.schemas import CONFIG, check, validator
 
     shown = display_path(file, file.parent)
     documents, diagnostics = load_yaml_file(file, shown)
@@ -133,9 +133,8 @@ def _read_config_file(file: Path) -> dict[str, object]:
     if not isinstance(document.data, dict):
         line, col = document.start
         raise ConfigInvalid([Diagnostic(shown, line, col, "pfsync.yaml must be a mapping")])
-    problems = schema_diagnostics(validator(CONFIG), document, shown)
-    if problems:
-        raise ConfigInvalid(problems)
+    if not check(CONFIG)(document.data):
+        raise ConfigInvalid(schema_diagnostics(validator(CONFIG), document, shown))
     return document.data
 
 

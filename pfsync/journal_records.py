@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
-
-from jsonschema import Draft202012Validator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pfsync.lockfile import utc_now
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 
 @dataclass(frozen=True)
@@ -107,27 +108,23 @@ def record_to_json(record: Record) -> dict[str, Any]:
     return {"type": record.type, **asdict(record)}
 
 
-@functools.cache
-def _record_validator() -> Draft202012Validator:
-    from referencing import Registry, Resource
-    from referencing.jsonschema import DRAFT202012
-
-    from pfsync.schemas import LOCKFILE, load_schema
-
-    resource = Resource.from_contents(load_schema(LOCKFILE), default_specification=DRAFT202012)
-    registry: Registry[Any] = Registry().with_resource(LOCKFILE, resource)
-    return Draft202012Validator({"$ref": f"{LOCKFILE}#/$defs/journal_record"}, registry=registry)
-
-
 def record_from_json(data: Any) -> Record:
     """The record a journal line holds; ValueError saying why when it is not one."""
-    validator = _record_validator()
-    if not validator.is_valid(data):
+    from pfsync.schemas import LOCKFILE, check
+
+    if not check(LOCKFILE, "/$defs/journal_record")(data):
         kind = data.get("type") if isinstance(data, dict) else None
         if kind in _TYPES:
-            schema = {"$ref": f"lockfile.schema.json#/$defs/journal_{kind}"}
-            error = next(validator.evolve(schema=schema).iter_errors(data), None)
+            error = next(_kind_validator(kind).iter_errors(data), None)
             raise ValueError(error.message if error else "not a journal record")
         raise ValueError("not a journal record (unknown or missing `type`)")
     fields = {k: v for k, v in data.items() if k != "type"}
     return _TYPES[data["type"]](**fields)
+
+
+@functools.cache
+def _kind_validator(kind: str) -> Validator:
+    """jsonschema's validator of one record type, to word what is wrong with a bad line."""
+    from pfsync.schemas import LOCKFILE, validator
+
+    return validator(LOCKFILE).evolve(schema={"$ref": f"{LOCKFILE}#/$defs/journal_{kind}"})

@@ -13,14 +13,16 @@ import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from jsonschema import Draft202012Validator, ValidationError
+from typing import TYPE_CHECKING
 
 from pfsync.config import Config
 from pfsync.diagnostics import Diagnostic, sort_diagnostics
 from pfsync.models import Manifest, make_address
-from pfsync.schemas import MANIFEST, validator
+from pfsync.schemas import MANIFEST, check, validator
 from pfsync.yamlload import Document, YamlProblem, iter_documents
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator, ValidationError
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -325,9 +327,8 @@ def _manifest_from(
     if not isinstance(data, dict):
         line, col = document.start
         return [Diagnostic(shown, line, col, "a manifest must be a mapping (apiVersion, kind, …)")]
-    schema_validator = validator(MANIFEST)
-    if not schema_validator.is_valid(data):
-        return schema_diagnostics(schema_validator, document, shown)
+    if not check(MANIFEST)(data):
+        return schema_diagnostics(validator(MANIFEST), document, shown)
     # JSON Schema's `$` also matches before a trailing newline in Python's re: check exactly.
     for name, regex in (("key", KEY_RE), ("business", BUSINESS_RE)):
         if name in data and not regex.fullmatch(data[name]):

@@ -2,18 +2,24 @@
 
 The schemas' source is the top-level `schemas/` folder; wheels carry a copy as `pfsync/_schemas`.
 A source checkout (editable install, tests run from the tree) reads the top-level folder directly.
+
+`check(name)` answers "valid?" fast (see `pfsync.schema_check`); `validator(name)` is
+jsonschema's validator, imported and built only when errors have to be found and worded.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from pfsync.schema_check import compile_schema
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry
 
 REQUEST = "trigger-request.schema.json"
 TRIGGER = "trigger.schema.json"
@@ -40,6 +46,9 @@ def load_schema(name: str) -> dict[str, Any]:
 
 @functools.cache
 def _registry() -> Registry[Any]:
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
     # Schemas refer to each other by relative file name (no $id), so editors that open a file
     # from disk and jsonschema here resolve the same references.
     names = (REQUEST, TRIGGER, MANIFEST, LOCKFILE, CONFIG)
@@ -53,7 +62,23 @@ def _registry() -> Registry[Any]:
 @functools.cache
 def validator(name: str) -> Draft202012Validator:
     """A validator for schema `name`, built once (building one is the slow part)."""
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(load_schema(name), registry=_registry())
+
+
+@functools.cache
+def check(name: str, pointer: str = "") -> Callable[[Any], bool]:
+    """A fast check with jsonschema's verdict on schema `name` (at JSON Pointer `pointer`).
+
+    Find the errors of a value it rejects with `validator(name)`.
+    """
+    compiled = compile_schema(load_schema, name, pointer)
+    if compiled is not None:
+        return compiled
+    if not pointer:
+        return validator(name).is_valid
+    return validator(name).evolve(schema={"$ref": f"{name}#{pointer}"}).is_valid
 
 
 def self_contained_manifest_schema() -> dict[str, Any]:
