@@ -134,6 +134,7 @@ class Applier:
         parallelism: int = 4,
         policy: RetryPolicy | None = None,
         on_result: Callable[[ItemResult], None] | None = None,
+        on_retry: Callable[[str], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.client = client
@@ -141,6 +142,7 @@ class Applier:
         self.parallelism = max(1, parallelism)
         self.policy = policy or RetryPolicy()
         self.on_result = on_result or (lambda result: None)
+        self.on_retry = on_retry or (lambda line: None)
         self.rng = rng or random.Random()
         self.stop = threading.Event()  # set: start nothing new (interrupt, auth, disk)
         self.backoff = SharedBackoff()
@@ -277,6 +279,10 @@ class Applier:
                 attempt.kind = "failed"
                 attempt.message = f"gave up after {retry} attempts ({attempt.message})"
                 return attempt
+            self.on_retry(
+                f"{item.address}: {_describe(attempt)}; retrying in {delay:.1f} s "
+                f"(attempt {retry + 1} of {self.policy.max_attempts}, same Idempotency-Key)"
+            )
             if attempt.http_status == 429:
                 self.backoff.hold(delay)
             else:

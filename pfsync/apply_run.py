@@ -48,6 +48,7 @@ class ApplyIO:
     show_plan: Callable[[Plan], None]
     confirm: Callable[[Plan], bool]
     progress: Callable[[str], None]  # one line on stderr
+    detail: Callable[[str], None] = lambda line: None  # shown with --verbose
     interactive: bool = False
     received_signal: list[int] = field(default_factory=list)
 
@@ -208,6 +209,7 @@ def run_apply(
             journal,
             parallelism=options.parallelism,
             on_result=lambda result: io.progress(describe_result(result)),
+            on_retry=io.detail,
         )
         with _signals_stop(applier, io.received_signal):
             applier.run(items, grace=INTERRUPT_GRACE_SECONDS)

@@ -225,3 +225,23 @@ def test_replace_creates_a_new_draft_and_keeps_history(
         "history"
     ]
     assert [h["id"] for h in history] == [old]
+
+
+def test_verbose_shows_retries(
+    run_pfsync: RunPfsync, make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox()
+    repo = make_repo(tmp_path, 1)
+    sandbox.script("503-retry-after", "ok")
+    args = ("apply", "--auto-approve", "--new-lockfile")
+    run = run_pfsync("-v", *args, cwd=repo, env=sandbox.environment())
+    assert run.code == 0, run
+    lines = run.err.splitlines()
+    assert lines[0].startswith(f"{BUSINESS}/t000: HTTP 503: ")
+    assert "; retrying in 1." in lines[0]
+    assert lines[0].endswith("s (attempt 2 of 6, same Idempotency-Key)")
+    assert lines[1].startswith(f"{BUSINESS}/t000: created trg_")
+    sandbox.script("503-retry-after", "ok")
+    (repo / "triggers" / "t001.yaml").write_text(manifest_text("t001"))
+    quiet = run_pfsync("apply", "--auto-approve", cwd=repo, env=sandbox.environment())
+    assert quiet.code == 0 and "retrying" not in quiet.err

@@ -160,7 +160,12 @@ def apply(
                 plan_file=planfile,
             ),
             client_factory,
-            ApplyIO(show_plan=show_plan, confirm=confirm, progress=progress),
+            ApplyIO(
+                show_plan=show_plan,
+                confirm=confirm,
+                progress=progress,
+                detail=progress if options.verbosity > 0 else lambda line: None,
+            ),
         )
 
 
