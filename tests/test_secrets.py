@@ -1,0 +1,152 @@
+"""§5: credentials are never printed, logged or written — checked across every command.
+
+One sentinel password (and its HTTP Basic base64 form) runs through validate, plan (-v, -vv,
+--out, json), apply (success, -vv, wrong password, scripted 401/403/422/500, lost responses), the
+state commands, init, schema, and a `pfsync sandbox` process started with that password and a
+data file. Afterwards neither form may appear in any output, in any file of the repository
+(lockfile, journal, saved plans, .pfsync/), or in the sandbox's data file, output and request log.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from apply_helpers import BUSINESS, make_repo
+from conftest import Run, RunPfsync, clean_env, pfsync_executable
+
+USERNAME = "ci-bot"
+PASSWORD = "S3ntinel-Pa55w0rd-f00d-cafe"
+FORMS = (
+    PASSWORD,
+    base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode(),
+    base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode().rstrip("="),
+    f"{USERNAME}:{PASSWORD}",
+)
+
+
+def assert_no_secret(where: str, text: str) -> None:
+    for form in FORMS:
+        assert form not in text, f"the password (as {form!r}) appears in {where}"
+
+
+class SandboxProcess:
+    """`pfsync sandbox` as a separate process, with the sentinel password."""
+
+    def __init__(self, data_file: Path) -> None:
+        self.proc = subprocess.Popen(
+            [pfsync_executable(), "sandbox", "--port", "0", "--username", USERNAME,
+             "--password", PASSWORD, "--data", str(data_file), "--idempotency-keys"],
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        assert self.url.startswith("http://127.0.0.1:"), self.url
+        self.control = httpx.Client(base_url=self.url, timeout=10)
+
+    def script(self, *outcomes: str) -> None:
+        self.control.post("/__sandbox/faults", json=list(outcomes)).raise_for_status()
+
+    def request_log(self) -> str:
+        return self.control.get("/__sandbox/requests").text
+
+    def stop(self) -> tuple[str, str]:
+        self.control.close()
+        self.proc.terminate()
+        out, err = self.proc.communicate(timeout=10)
+        return out, err
+
+
+@pytest.fixture
+def sandbox_process(tmp_path: Path) -> Iterator[SandboxProcess]:
+    process = SandboxProcess(tmp_path / "sandbox-data.json")
+    yield process
+    if process.proc.poll() is None:
+        process.stop()
+
+
+def test_the_password_appears_nowhere(
+    run_pfsync: RunPfsync, sandbox_process: SandboxProcess, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo", 6)
+    env = {
+        "PFSYNC_API_URL": sandbox_process.url,
+        "PFSYNC_USERNAME": USERNAME,
+        "PFSYNC_PASSWORD": PASSWORD,
+    }
+    wrong = {**env, "PFSYNC_PASSWORD": PASSWORD + "-wrong"}
+    runs: list[tuple[str, Run]] = []
+
+    def run(*args: str, expect: int | None = None, environment: dict[str, str] = env) -> Run:
+        result = run_pfsync(*args, cwd=repo, env=environment)
+        runs.append((" ".join(args), result))
+        assert "Traceback" not in result.err, result
+        if expect is not None:
+            assert result.code == expect, result
+        return result
+
+    run("validate", expect=0)
+    run("-vv", "validate", expect=0)
+    run("plan", expect=0)
+    run("-vv", "plan", "--format", "json", expect=0)
+    run("plan", "--format", "markdown", "--out", "saved-plan.json", expect=0)
+    run("apply", "--auto-approve", "--new-lockfile", "--target", f"{BUSINESS}/t000", expect=0)
+    # Wrong password: 401 from the server, the run stops.
+    failed = run("-vv", "apply", "--auto-approve", environment=wrong, expect=1)
+    assert "refused the credentials" in failed.err
+    # Scripted refusals and failures, with the right password.
+    scripted = [("401", 1, "t001"), ("403", 1, "t001"), ("422", 1, "t001"), ("500", 3, "t004")]
+    for outcome, code, key in [*scripted, ("lose-response", 3, "t005")]:
+        sandbox_process.script(outcome)
+        run("-vv", "apply", "--auto-approve", "--target", f"{BUSINESS}/{key}", expect=code)
+    run("-v", "apply", "--auto-approve", "--retry-uncertain", expect=0)
+    run("-vv", "apply", "--auto-approve", "saved-plan.json")  # stale by now: refused
+    run("plan", "--out", "later-plan.json")
+    run("state", "list", expect=0)
+    run("state", "list", "--format", "json", expect=0)
+    run("-vv", "state", "show", f"{BUSINESS}/t002", expect=0)
+    run("state", "mv", f"{BUSINESS}/t002", f"{BUSINESS}/t002-renamed", expect=0)
+    run("state", "mv", f"{BUSINESS}/t002-renamed", f"{BUSINESS}/t002", expect=0)
+    run("state", "rm", f"{BUSINESS}/t003", expect=0)
+    run("state", "import", f"{BUSINESS}/t003", "trg_by_hand", expect=0)
+    run("state", "import", f"{BUSINESS}/t003", "trg_by_hand_2", "--force", expect=0)
+    run("-vv", "state", "show", f"{BUSINESS}/t003", expect=0)
+    run("schema", expect=0)
+    run("schema", "--name", "lockfile", expect=0)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    init = run_pfsync("init", cwd=fresh, env=env)
+    runs.append(("init", init))
+    assert init.code == 0, init
+    # The in-process sandbox mode, with the real credentials still in the environment.
+    run("apply", "--sandbox", "--auto-approve", expect=0)
+    run("-vv", "plan", "--sandbox", expect=0)
+
+    request_log = sandbox_process.request_log()
+    assert '"method":"POST"' in request_log.replace(" ", "")
+    sandbox_out, sandbox_err = sandbox_process.stop()
+
+    for command, result in runs:
+        assert_no_secret(f"the stdout of `pfsync {command}`", result.out)
+        assert_no_secret(f"the stderr of `pfsync {command}`", result.err)
+    assert_no_secret("the sandbox's request log", request_log)
+    assert_no_secret("the sandbox's stdout", sandbox_out)
+    assert_no_secret("the sandbox's stderr", sandbox_err)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"pfsync.lock", "saved-plan.json", "later-plan.json", "sandbox-data.json"} <= names
+    assert any(".pfsync" in p.parts for p in files)  # the sandbox mode's own state
+    for path in files:
+        assert_no_secret(str(path.relative_to(tmp_path)), path.read_bytes().decode("latin-1"))
+    # The data file really holds what was created (so it was worth checking).
+    data = json.loads((tmp_path / "sandbox-data.json").read_text())
+    assert "trg_" in json.dumps(data)
