@@ -145,7 +145,7 @@ def soak(count: int, rate_limit: float, parallelism: int, seed: int, max_rounds:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--rate-limit", type=float, default=400.0, help="requests per second")
+    parser.add_argument("--rate-limit", type=float, default=150.0, help="requests per second")
     parser.add_argument("--parallelism", type=int, default=16)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--max-rounds", type=int, default=60)
