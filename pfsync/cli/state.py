@@ -14,7 +14,14 @@ from pfsync.config import Config
 
 
 def _config() -> Config | int:
-    return load_config_or_report(global_options())
+    # The URL is recorded in the lockfile and named in errors: one carrying credentials is
+    # refused here as by plan and apply, without echoing it.
+    from pfsync.config import check_api_url
+
+    config = load_config_or_report(global_options())
+    if not isinstance(config, int):
+        check_api_url(config.api_url)
+    return config
 
 
 def _echo_lines(lines: list[str]) -> None:
