@@ -153,7 +153,10 @@ def classify_response(status: int, headers: Any, body: bytes) -> Attempt:
 
 def trigger_url(base_url: str, business: str) -> str:
     """`{base}/businesses/{business}/triggers`, the business id as one escaped path segment."""
-    return f"{base_url.rstrip('/')}/businesses/{quote(business, safe='')}/triggers"
+    segment = quote(business, safe="")
+    if segment in (".", ".."):  # a dot segment would be resolved away: /businesses/../triggers
+        segment = segment.replace(".", "%2E")
+    return f"{base_url.rstrip('/')}/businesses/{segment}/triggers"
 
 
 class PocketflowsClient:

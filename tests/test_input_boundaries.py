@@ -195,3 +195,12 @@ def test_a_linked_directory_outside_the_repository_is_reported_not_followed(
     assert (run.code, run.out) == (1, problem), run
     plan = run_pfsync("plan", cwd=repo)
     assert plan.code == 1 and problem in plan.err, plan
+
+
+def test_regression_dot_segments_are_escaped() -> None:
+    # Was: "." and ".." went out as dot segments, which URL normalisation resolves away
+    # (`/businesses/../triggers` is `/triggers`). Validation rejects such ids; the client holds
+    # its own line too. Found by test_the_client_escapes_any_business_as_one_segment.
+    for business, segment in ((".", "%2E"), ("..", "%2E%2E")):
+        url = httpx.URL(trigger_url("https://api.example.test", business))
+        assert url.raw_path == f"/businesses/{segment}/triggers".encode()
