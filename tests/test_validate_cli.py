@@ -266,3 +266,38 @@ def test_help_and_validate_do_not_import_http_or_diff_libraries(tmp_path: Path) 
         )
         assert proc.returncode == 0, proc.stderr
         assert "IMPORTED []" in proc.stderr
+
+
+def test_large_repositories_load_on_every_core_with_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pfsync import workers
+    from pfsync.config import load_config
+    from pfsync.manifests import PARALLEL_MIN_FILES, load_manifests
+
+    shutil.copytree(DATA / "bad", tmp_path / "triggers" / "bad")
+    good = (REPO / "examples" / "triggers" / "welcome-series.yaml").read_text()
+    for n in range(PARALLEL_MIN_FILES):
+        # Every tenth key repeats an earlier one: duplicate addresses across chunks.
+        text = good.replace("key: welcome-series", f"key: t-{n - n % 10 if n % 10 == 9 else n}")
+        (tmp_path / "triggers" / f"t{n:04d}.yaml").write_text(text)
+    (tmp_path / "pfsync.yaml").write_text('business: biz\nmanifests: ["triggers/**/*.yaml"]\n')
+    config = load_config(None, str(tmp_path))
+
+    used = []
+    real = workers.map_in_processes
+
+    def spy(function: object, chunks: list[object]) -> object:
+        used.append(len(chunks))
+        return real(function, chunks)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workers, "map_in_processes", spy)
+    in_workers = load_manifests(config, cwd=tmp_path)
+    monkeypatch.setattr(workers, "map_in_processes", lambda function, chunks: None)
+    here = load_manifests(config, cwd=tmp_path)
+
+    assert used and used[0] > 1
+    assert in_workers == here
+    twice = [d for d in here.diagnostics if "biz/t-" in d.message]
+    assert len(twice) == len(range(9, PARALLEL_MIN_FILES, 10))
+    assert any(d.file == "triggers/bad/not-utf8.yaml" for d in here.diagnostics)
