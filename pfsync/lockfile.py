@@ -285,8 +285,10 @@ def _parse_lockfile(text: str, shown: str) -> Lockfile:
 
 def _check_schema(data: dict[str, Any], shown: str) -> None:
     from pfsync.manifests import json_path
-    from pfsync.schemas import LOCKFILE, validator
+    from pfsync.schemas import LOCKFILE, check, validator
 
+    if check(LOCKFILE)(data):
+        return
     errors = sorted(validator(LOCKFILE).iter_errors(data), key=lambda e: list(map(str, e.path)))
     if not errors:
         return
