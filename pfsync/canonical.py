@@ -17,17 +17,61 @@ import math
 from typing import Any
 
 DIGEST_PREFIX = "sha256:"
+_encode_string = json.JSONEncoder(ensure_ascii=False).encode
 
 # Integers beyond 2**53 are not exactly representable as IEEE 754 doubles; JCS (I-JSON) treats
 # every number as a double, so larger integers are serialised through float like JavaScript does.
 _MAX_SAFE_INTEGER = 2**53
 
 
+# Python's own encoder writes exactly the JCS text when there is nothing it formats differently.
+_encode_plain = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+).encode
+_PLAIN_SCAN_LIMIT = 1_000_000
+
+
 def canonical_json(value: Any) -> str:
     """The RFC 8785 canonical JSON text of `value` (JSON types only)."""
+    if _is_plain(value):
+        return _encode_plain(value)
     parts: list[str] = []
     _write(value, parts)
     return "".join(parts)
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether json's C encoder writes `value` exactly as JCS does (the usual manifest body).
+
+    That holds for strings (its escaping is JCS's, see `_string`), null, booleans, integers up
+    to 2**53, and lists and objects of them whose keys are ASCII (so that sorting by code
+    point is sorting by UTF-16 code unit). Floats (ECMAScript number form), larger integers,
+    other keys and any subclass take the slow, explicit path.
+    """
+    stack = [value]
+    seen = 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        kind = type(item)
+        if kind is str or item is None or kind is bool:
+            continue
+        if kind is int:
+            if -_MAX_SAFE_INTEGER <= item <= _MAX_SAFE_INTEGER:
+                continue
+            return False
+        if kind is dict:
+            for key in item:
+                if type(key) is not str or not key.isascii():
+                    return False
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        else:
+            return False
+        if seen > _PLAIN_SCAN_LIMIT:  # never the case for a 1 MiB document; guards a cycle
+            return False
+    return True
 
 
 def body_digest(body: Any) -> str:
@@ -82,7 +126,7 @@ def _utf16_key(key: str) -> bytes:
 def _string(text: str) -> str:
     # Python's encoder with ensure_ascii=False escapes exactly what JCS requires: '"', '\\',
     # \b \f \n \r \t by name, other controls below U+0020 as lowercase \u00xx, nothing else.
-    return json.dumps(text, ensure_ascii=False)
+    return _encode_string(text)
 
 
 def _integer(number: int) -> str:

@@ -7,6 +7,8 @@ import json
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pfsync.canonical import body_digest, canonical_json
 
@@ -110,3 +112,42 @@ def test_null_and_absent_differ() -> None:
 def test_non_json_values_are_refused(value: object) -> None:
     with pytest.raises((ValueError, TypeError)):
         canonical_json(value)
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(max_size=6) | st.sampled_from(["a", "B", "é", "\U0001f600", "\ufb01"]),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON_VALUES)
+def test_the_fast_path_writes_exactly_the_explicit_jcs_text(value: object) -> None:
+    from pfsync.canonical import _write
+
+    parts: list[str] = []
+    _write(value, parts)
+    assert canonical_json(value) == "".join(parts)
+
+
+def test_the_fast_path_leaves_subclasses_and_big_numbers_to_the_explicit_path() -> None:
+    from pfsync.canonical import _is_plain
+
+    class Text(str):
+        pass
+
+    assert _is_plain({"a": [1, "x", None, True, {"b": 2**53}]})
+    for value in ({"a": 1.5}, [2**53 + 1], {"é": 1}, Text("x"), (1, 2), {1: "x"}):
+        assert not _is_plain(value)
