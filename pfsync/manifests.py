@@ -251,17 +251,21 @@ def load_yaml_file(path: Path, shown: str) -> tuple[list[Document], list[Diagnos
 # Validation
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def json_path(path: Iterable[str | int]) -> str:
     """`$.spec.steps[0].type` for the given path elements."""
-    out = ["$"]
-    for step in path:
-        if isinstance(step, int):
-            out.append(f"[{step}]")
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", step):
-            out.append(f".{step}")
-        else:
-            out.append("[" + repr(step) + "]")
-    return "".join(out)
+    return "$" + "".join(json_path_step(step) for step in path)
+
+
+def json_path_step(step: str | int) -> str:
+    """One element of a JSON path: `.name`, `[0]` or `['odd key']`."""
+    if isinstance(step, int):
+        return f"[{step}]"
+    if _IDENTIFIER.fullmatch(step):
+        return f".{step}"
+    return "[" + repr(step) + "]"
 
 
 def _field_hints(field_name: str) -> str | None:

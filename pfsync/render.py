@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from pfsync.diff import ABSENT
+from pfsync.manifests import json_path, json_path_step
 from pfsync.plan_json import PlanReport, render_json
 from pfsync.plan_markdown import render_markdown
 from pfsync.planner import (
@@ -33,25 +34,31 @@ _COLOURS = {CREATE: "green", UPDATE: "yellow", REPLACE: "magenta", DELETE: "red"
 _INDENT = "      "
 
 
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(v, ensure_ascii=False)
+
+
 def value_text(value: Any) -> str:
     """A field value as JSON on one line; `(absent)` for a field that is not there."""
     if value is ABSENT:
         return "(absent)"
-    return json.dumps(value, ensure_ascii=False)
+    return _encode(value)
 
 
 def leaves(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[str, Any]]:
     """Every scalar (and empty container) in `value` with its JSON path (`$.spec.name`)."""
-    from pfsync.manifests import json_path
+    return _leaves(value, json_path(path))
 
+
+def _leaves(value: Any, shown: str) -> Iterator[tuple[str, Any]]:
+    # The path text is built once per container, not again for every leaf under it.
     if isinstance(value, dict) and value:
         for key in value:
-            yield from leaves(value[key], (*path, key))
+            yield from _leaves(value[key], shown + json_path_step(key))
     elif isinstance(value, list) and value:
         for index, item in enumerate(value):
-            yield from leaves(item, (*path, index))
+            yield from _leaves(item, shown + json_path_step(index))
     else:
-        yield json_path(path), value
+        yield shown, value
 
 
 def header_lines(report: PlanReport) -> list[str]:
