@@ -191,15 +191,15 @@ def corpus(name: str, count: int, *, multi_document: bool = False, split: bool =
     marker = root / ".complete"
     if marker.exists():
         files = sorted((root / "triggers").rglob("*.yaml"))
-        return Corpus(root, files)
-    shutil.rmtree(root, ignore_errors=True)
-    files = write_repository(root, count, multi_document=multi_document, split=split)
-    if split:
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+        files = sorted(write_repository(root, count, multi_document=multi_document, split=split))
+        marker.write_text("")
+    if split:  # a configuration declaring only the first half (triggers/a/)
         (root / "half.yaml").write_text(
             (root / "pfsync.yaml").read_text().replace("triggers/**/", "triggers/a/**/")
         )
-    marker.write_text("")
-    return Corpus(root, sorted(files))
+    return Corpus(root, files)
 
 
 def reset_state(root: Path) -> None:
