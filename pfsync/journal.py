@@ -50,14 +50,7 @@ from pfsync.journal_records import (
     record_to_json,
 )
 from pfsync.lockfile import Lockfile, PendingCreate, save_lockfile, shown_path
-from pfsync.state_changes import (
-    NO_OUTCOME_REASON,
-    StateChangeError,
-    record_created,
-    record_failed,
-    record_uncertain,
-    start_pending,
-)
+from pfsync.state_changes import NO_OUTCOME_REASON, CreateOutcomes, StateChangeError
 
 Event = Pending | Created | Failed | Uncertain
 
@@ -134,12 +127,13 @@ def read_journal(path: Path) -> JournalContents | None:
 
 def fold(lockfile: Lockfile, events: Sequence[Event]) -> Lockfile:
     """The lockfile with the journal's events applied in order (pure; StateChangeError if odd)."""
+    changes = CreateOutcomes(lockfile)
     for event in events:
-        lockfile = _apply_event(lockfile, event)
-    return lockfile
+        _apply_event(changes, event)
+    return changes.lockfile()
 
 
-def _apply_event(lockfile: Lockfile, event: Event) -> Lockfile:
+def _apply_event(changes: CreateOutcomes, event: Event) -> None:
     if isinstance(event, Pending):
         pending = PendingCreate(
             idempotency_key=event.idempotency_key,
@@ -151,10 +145,9 @@ def _apply_event(lockfile: Lockfile, event: Event) -> Lockfile:
             started_at=event.at,
             reason=NO_OUTCOME_REASON,
         )
-        return start_pending(lockfile, event.address, pending)
-    if isinstance(event, Created):
-        return record_created(
-            lockfile,
+        changes.start_pending(event.address, pending)
+    elif isinstance(event, Created):
+        changes.record_created(
             event.address,
             event.idempotency_key,
             event.id,
@@ -162,18 +155,20 @@ def _apply_event(lockfile: Lockfile, event: Event) -> Lockfile:
             event.status,
             event.at,
         )
-    if isinstance(event, Failed):
-        return record_failed(lockfile, event.address, event.idempotency_key)
-    return record_uncertain(lockfile, event.address, event.idempotency_key, event.reason)
+    elif isinstance(event, Failed):
+        changes.record_failed(event.address, event.idempotency_key)
+    else:
+        changes.record_uncertain(event.address, event.idempotency_key, event.reason)
 
 
 def _fold_contents(lockfile: Lockfile, contents: JournalContents, path: Path) -> Lockfile:
+    changes = CreateOutcomes(lockfile)
     for event, line in zip(contents.events, contents.event_lines, strict=True):
         try:
-            lockfile = _apply_event(lockfile, event)
+            _apply_event(changes, event)
         except StateChangeError as exc:
             raise _corrupt(path, line, str(exc)) from None
-    return lockfile
+    return changes.lockfile()
 
 
 def _text_sha256(lockfile: Lockfile) -> str:

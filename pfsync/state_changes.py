@@ -4,6 +4,7 @@ Used by the journal fold (pending → created / failed / uncertain) and by the `
 commands (forget, move, import). A retired id always goes to its address's history, with when and
 why, so no id pfsync ever knew is silently lost.
 
+    CreateOutcomes(lockfile)     the four below, many in one pass (the journal fold)
     start_pending(lockfile, address, pending)
     record_created(lockfile, address, idempotency_key, trigger_id, created_at, status, at)
     record_failed(lockfile, address, idempotency_key)
@@ -54,19 +55,88 @@ def _without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if k != key}
 
 
+class CreateOutcomes:
+    """A lockfile taking many create events in one pass: the journal fold.
+
+    The functions below copy the lockfile's tables for each change, which is what a single
+    change wants but made folding n events cost n copies of up to n records (quadratic). This
+    changes one private copy of each table in place and makes the new Lockfile once, at the end.
+    Each method is the transition of the function of the same name.
+    """
+
+    def __init__(self, lockfile: Lockfile) -> None:
+        self._base = lockfile
+        self.triggers = dict(lockfile.triggers)
+        self.pending = dict(lockfile.pending)
+        self.forgotten = dict(lockfile.forgotten)
+
+    def lockfile(self) -> Lockfile:
+        """The lockfile with every change so far."""
+        return replace(
+            self._base,
+            triggers=dict(self.triggers),
+            pending=dict(self.pending),
+            forgotten=dict(self.forgotten),
+        )
+
+    def start_pending(self, address: str, pending: PendingCreate) -> None:
+        """Record a create that has started (a retry replaces the earlier pending create)."""
+        self.pending[address] = pending
+
+    def _pending_for(self, address: str, idempotency_key: str) -> PendingCreate:
+        pending = self.pending.get(address)
+        if pending is None or pending.idempotency_key != idempotency_key:
+            raise StateChangeError(
+                f"an outcome was recorded for {address} (Idempotency-Key {idempotency_key}) "
+                "but no such create was started"
+            )
+        return pending
+
+    def record_created(
+        self,
+        address: str,
+        idempotency_key: str,
+        trigger_id: str | None,
+        created_at: str | None,
+        status: str | None,
+        at: str,
+    ) -> None:
+        """The pending create becomes the record; a replaced id goes to history."""
+        pending = self._pending_for(address, idempotency_key)
+        old = self.triggers.get(address)
+        history = old.history if old is not None else self.forgotten.get(address, ())
+        if old is not None:
+            history = (*history, old.retired(REASON_REPLACED, at))
+        self.triggers[address] = TriggerRecord(
+            id=trigger_id,
+            origin=ORIGIN_CREATED,
+            created_at=created_at,
+            status=status,
+            revision=pending.revision,
+            body=pending.body,
+            digest=pending.digest,
+            file=pending.file,
+            history=history,
+        )
+        del self.pending[address]
+        self.forgotten.pop(address, None)
+
+    def record_failed(self, address: str, idempotency_key: str) -> None:
+        """Surely nothing was created, so it is not pending any more."""
+        self._pending_for(address, idempotency_key)
+        del self.pending[address]
+
+    def record_uncertain(self, address: str, idempotency_key: str, reason: str) -> None:
+        """The create may have happened: it stays pending, with the reason it is uncertain."""
+        pending = self._pending_for(address, idempotency_key)
+        self.pending[address] = replace(pending, reason=reason)
+
+
 def start_pending(lockfile: Lockfile, address: str, pending: PendingCreate) -> Lockfile:
     """Record a create that has started (a retry replaces the earlier pending create)."""
-    return replace(lockfile, pending={**lockfile.pending, address: pending})
-
-
-def _pending_for(lockfile: Lockfile, address: str, idempotency_key: str) -> PendingCreate:
-    pending = lockfile.pending.get(address)
-    if pending is None or pending.idempotency_key != idempotency_key:
-        raise StateChangeError(
-            f"an outcome was recorded for {address} (Idempotency-Key {idempotency_key}) "
-            "but no such create was started"
-        )
-    return pending
+    changes = CreateOutcomes(lockfile)
+    changes.start_pending(address, pending)
+    return changes.lockfile()
 
 
 def record_created(
@@ -79,42 +149,25 @@ def record_created(
     at: str,
 ) -> Lockfile:
     """A create succeeded: the pending create becomes the record; a replaced id goes to history."""
-    pending = _pending_for(lockfile, address, idempotency_key)
-    history = _history_of(lockfile, address)
-    old = lockfile.triggers.get(address)
-    if old is not None:
-        history = (*history, old.retired(REASON_REPLACED, at))
-    record = TriggerRecord(
-        id=trigger_id,
-        origin=ORIGIN_CREATED,
-        created_at=created_at,
-        status=status,
-        revision=pending.revision,
-        body=pending.body,
-        digest=pending.digest,
-        file=pending.file,
-        history=history,
-    )
-    return replace(
-        lockfile,
-        triggers={**lockfile.triggers, address: record},
-        pending=_without(lockfile.pending, address),
-        forgotten=_without(lockfile.forgotten, address),
-    )
+    changes = CreateOutcomes(lockfile)
+    changes.record_created(address, idempotency_key, trigger_id, created_at, status, at)
+    return changes.lockfile()
 
 
 def record_failed(lockfile: Lockfile, address: str, idempotency_key: str) -> Lockfile:
     """The API refused the create: surely nothing was created, so it is not pending any more."""
-    _pending_for(lockfile, address, idempotency_key)
-    return replace(lockfile, pending=_without(lockfile.pending, address))
+    changes = CreateOutcomes(lockfile)
+    changes.record_failed(address, idempotency_key)
+    return changes.lockfile()
 
 
 def record_uncertain(
     lockfile: Lockfile, address: str, idempotency_key: str, reason: str
 ) -> Lockfile:
     """The create may have happened: it stays pending, with the reason it is uncertain."""
-    pending = _pending_for(lockfile, address, idempotency_key)
-    return replace(lockfile, pending={**lockfile.pending, address: replace(pending, reason=reason)})
+    changes = CreateOutcomes(lockfile)
+    changes.record_uncertain(address, idempotency_key, reason)
+    return changes.lockfile()
 
 
 class Forgotten(enum.Enum):

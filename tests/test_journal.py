@@ -333,3 +333,68 @@ def test_crash_before_the_fold_rename_folds_again(tmp_path: Path) -> None:
     settled = settle_journal(journal_path, lock_path, state)
     assert settled == read_lockfile(lock_path) == expected
     assert not journal_path.exists()
+
+
+def test_fold_in_one_pass_equals_the_changes_one_by_one() -> None:
+    import random
+
+    from pfsync.state_changes import (
+        record_created,
+        record_failed,
+        record_uncertain,
+        start_pending,
+    )
+
+    rng = random.Random(7)
+    addresses = [f"biz_1/t{n}" for n in range(40)]
+    events: list[Pending | Created | Failed | Uncertain] = []
+    for step in range(300):
+        address = rng.choice(addresses)
+        key = f"{step:08d}-2222-4333-8444-555555555555"
+        events.append(pending(address, f"N{step}", key, replaces=rng.choice([None, "trg_old"])))
+        outcome = rng.random()
+        if outcome < 0.6:
+            events.append(created(address, rng.choice([f"trg_{step}", None]), key))
+        elif outcome < 0.75:
+            events.append(Failed(address, key, "bad", 422, "2026-02-01T00:00:02Z"))
+        elif outcome < 0.9:
+            events.append(Uncertain(address, key, "HTTP 500", "2026-02-01T00:00:02Z"))
+
+    one_by_one = lockfile()
+    for event in events:
+        if isinstance(event, Pending):
+            one_by_one = start_pending(
+                one_by_one,
+                event.address,
+                PendingCreate(
+                    event.idempotency_key,
+                    event.digest,
+                    event.body,
+                    event.revision,
+                    event.file,
+                    event.replaces,
+                    event.at,
+                    NO_OUTCOME_REASON,
+                ),
+            )
+        elif isinstance(event, Created):
+            one_by_one = record_created(
+                one_by_one,
+                event.address,
+                event.idempotency_key,
+                event.id,
+                event.created_at,
+                event.status,
+                event.at,
+            )
+        elif isinstance(event, Failed):
+            one_by_one = record_failed(one_by_one, event.address, event.idempotency_key)
+        else:
+            one_by_one = record_uncertain(
+                one_by_one, event.address, event.idempotency_key, event.reason
+            )
+
+    folded = fold(lockfile(), events)
+    assert folded == one_by_one
+    assert folded.dumps() == one_by_one.dumps()
+    assert any(record.history for record in folded.triggers.values())
