@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from jsonschema import Draft202012Validator, ValidationError
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
-PARALLEL_MIN_FILES = 256  # below this, starting worker processes costs more than it saves
+PARALLEL_MIN_FILES = 512  # below this, a second process costs more than it saves
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 BUSINESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
@@ -397,14 +397,13 @@ def load_files(files: Sequence[tuple[Path, str]], default_business: str | None) 
     if len(files) >= PARALLEL_MIN_FILES:
         from pfsync.workers import map_in_processes, usable_cores
 
-        # Several chunks per core even out files of different sizes; contiguous chunks keep
-        # the results in order.
-        count = min(usable_cores() * 4, len(files) // (PARALLEL_MIN_FILES // 8))
-        size = -(-len(files) // count)
-        chunks = [(list(files[i : i + size]), default_business) for i in range(0, len(files), size)]
-        results = map_in_processes(_load_chunk, chunks)
+        # One contiguous share per core keeps the results in file order.
+        count = min(usable_cores(), len(files) // (PARALLEL_MIN_FILES // 2))
+        size = -(-len(files) // max(count, 1))
+        shares = [(list(files[i : i + size]), default_business) for i in range(0, len(files), size)]
+        results = map_in_processes(_load_chunk, shares)
         if results is not None:
-            return [outcome for chunk in results for outcome in chunk]
+            return [outcome for share in results for outcome in share]
     return _load_chunk((list(files), default_business))
 
 
