@@ -233,7 +233,7 @@ def settle_journal(
             folded = Folded(serial=expected.serial, sha256=_text_sha256(expected))
             with Journal._continue(journal_path, unfolded) as journal:
                 journal.append(folded)
-            lockfile = save_lockfile(lockfile_path, lockfile, new)
+            lockfile = save_lockfile(lockfile_path, lockfile, expected)  # its text is made once
     try:
         os.unlink(journal_path)
         fsync_directory(journal_path.parent)

@@ -185,7 +185,13 @@ class Lockfile:
 
     def dumps(self) -> str:
         """The exact file text: sorted keys, 2-space indent, trailing newline."""
-        return json.dumps(self.to_json(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        # Computed once per value (json's indented encoder is pure Python, slow for thousands
+        # of records): a Lockfile and its tables are never changed after it is made.
+        text: str | None = self.__dict__.get("_text")
+        if text is None:
+            text = json.dumps(self.to_json(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+            object.__setattr__(self, "_text", text)
+        return text
 
     def same_content(self, other: Lockfile) -> bool:
         """Equal apart from `serial` (what decides whether a write is needed)."""
@@ -326,7 +332,7 @@ def save_lockfile(path: Path, before: Lockfile | None, after: Lockfile) -> Lockf
     if before is not None and before.serial > 0 and before.same_content(after):
         return before
     base_serial = before.serial if before is not None else 0
-    saved = replace(after, serial=base_serial + 1)
+    saved = after if after.serial == base_serial + 1 else replace(after, serial=base_serial + 1)
     try:
         atomic_write_text(path, saved.dumps())
     except OSError as exc:
