@@ -97,7 +97,10 @@ def load_config(
     values: dict[str, object] = {}
     if file is not None:
         if not file.is_file():
-            raise ConfigError(f"config file {file} does not exist")
+            raise ConfigError(
+                f"config file {file} does not exist; check the --config path, or create one "
+                "with `pfsync init`"
+            )
         values = _read_config_file(file)
         root = file.parent
     else:

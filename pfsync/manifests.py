@@ -206,10 +206,14 @@ def read_text(path: Path, shown: str) -> str | Diagnostic:
     except OSError as exc:
         return Diagnostic(shown, 1, 1, f"cannot read file: {exc.strerror}")
     if not stat.S_ISREG(info.st_mode):
-        return Diagnostic(shown, 1, 1, "not a regular file")
+        return Diagnostic(shown, 1, 1, "not a regular file", hint="name only .yaml files")
     if info.st_size > MAX_FILE_BYTES:
         return Diagnostic(
-            shown, 1, 1, f"file is larger than 10 MiB ({info.st_size} bytes); not read"
+            shown,
+            1,
+            1,
+            f"file is larger than 10 MiB ({info.st_size} bytes); not read",
+            hint="split it into several manifest files",
         )
     try:
         with open(path, "rb") as f:
@@ -217,14 +221,24 @@ def read_text(path: Path, shown: str) -> str | Diagnostic:
     except OSError as exc:
         return Diagnostic(shown, 1, 1, f"cannot read file: {exc.strerror}")
     if len(raw) > MAX_FILE_BYTES:
-        return Diagnostic(shown, 1, 1, "file is larger than 10 MiB; not read")
+        return Diagnostic(
+            shown,
+            1,
+            1,
+            "file is larger than 10 MiB; not read",
+            hint="split it into several manifest files",
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         return Diagnostic(
-            shown, line, col, f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})"
+            shown,
+            line,
+            col,
+            f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
+            hint="save the file as UTF-8",
         )
     return text[1:] if text.startswith("\ufeff") else text
 

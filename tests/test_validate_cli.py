@@ -33,7 +33,8 @@ EXPECTED = {
     "not a number (quote the key) [$.spec.metadata]",
     "not-a-mapping.yaml": "bad/not-a-mapping.yaml:1:1: a manifest must be a mapping "
     "(apiVersion, kind, …) [$]",
-    "not-utf8.yaml": "bad/not-utf8.yaml:5:13: file is not valid UTF-8 (byte 0xe9) [$]",
+    "not-utf8.yaml": "bad/not-utf8.yaml:5:13: file is not valid UTF-8 (byte 0xe9) "
+    "(save the file as UTF-8) [$]",
     "python-tag.yaml": "bad/python-tag.yaml:5:9: YAML tag !!python/object/apply:os.system "
     f"is not allowed ({HINT_TAG}) [$.spec.name]",
     "second-document.yaml": "bad/second-document.yaml:16:7: missing required field 'type' "
@@ -192,7 +193,8 @@ def test_oversized_file_rejected_before_parsing(run_pfsync: RunPfsync, tmp_path:
     run = run_pfsync("validate", "big.yaml", cwd=tmp_path)
     assert (run.code, run.out) == (
         1,
-        f"big.yaml:1:1: file is larger than 10 MiB ({big.stat().st_size} bytes); not read [$]\n",
+        f"big.yaml:1:1: file is larger than 10 MiB ({big.stat().st_size} bytes); not read "
+        "(split it into several manifest files) [$]\n",
     )
 
 
