@@ -16,7 +16,7 @@ Every record has `at` (UTC, filled in when the record is made). The schema is
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pfsync.lockfile import utc_now
@@ -103,9 +103,13 @@ _TYPES: dict[str, type[Record]] = {
 }
 
 
+_FIELDS = {kind: tuple(f.name for f in fields(cls)) for kind, cls in _TYPES.items()}
+
+
 def record_to_json(record: Record) -> dict[str, Any]:
     """The JSON object written for `record`."""
-    return {"type": record.type, **asdict(record)}
+    # Fields hold JSON values already: no deep copy (asdict) needed to serialise them.
+    return {"type": record.type, **{name: getattr(record, name) for name in _FIELDS[record.type]}}
 
 
 def record_from_json(data: Any) -> Record:
