@@ -516,16 +516,51 @@ def budgets(results: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
     return rows
 
 
-def table(rows: list[tuple[str, str, str, bool]]) -> str:
-    header = ("§12 budget", "measured", "budget", "met")
-    lines = [header, *((a, b, c, "yes" if d else "NO") for a, b, c, d in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(4)]
+def measurements(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(what, median, min, max, per item) for every timing, in the order measured."""
+    rows = []
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict) and "median_s" in node:
+            per = f"{node['per_item_ms']:.3f} ms" if "per_item_ms" in node else ""
+            rows.append(
+                (
+                    prefix,
+                    f"{node['median_s']:.3f} s",
+                    f"{node['min_s']:.3f} s",
+                    f"{node['max_s']:.3f} s",
+                    per,
+                )
+            )
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix} {key}".strip(), value)
+
+    walk("", results)
+    return rows
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    lines = [tuple(header), *(tuple(row) for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = []
     for n, line in enumerate(lines):
         out.append("| " + " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)) + " |")
         if n == 0:
             out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(out)
+
+
+def print_tables(results: dict[str, Any], rows: Sequence[Sequence[Any]]) -> None:
+    print()
+    print(table(measurements(results), ("measurement", "median", "min", "max", "per item")))
+    print()
+    print(
+        table(
+            [(a, b, c, "yes" if d else "NO") for a, b, c, d in rows],
+            ("§12 budget", "measured", "budget", "met"),
+        )
+    )
 
 
 def machine() -> dict[str, Any]:
@@ -561,12 +596,25 @@ def main(argv: Sequence[str]) -> int:
         choices=("validate", "plan", "apply", "linear", "startup"),
         help="run only these benchmarks (repeatable)",
     )
-    parser.add_argument("--out", help="result file (default: benchmarks/results/<date>.json)")
+    parser.add_argument(
+        "--serial-creates",
+        type=int,
+        help="creates for the --parallelism 1 vs curl comparison (default 300; 1000 takes "
+        "about 4 more minutes)",
+    )
+    parser.add_argument("--out", help="result file (default: benchmarks/results/latest.json)")
+    parser.add_argument("--report", metavar="FILE", help="print the tables of a result file")
     options = parser.parse_args(argv)
+    if options.report:
+        saved = json.loads(Path(options.report).read_text())
+        print_tables(saved["results"], [tuple(b.values()) for b in saved["budgets"]])
+        return 0
     if not in_venv():
         setup_and_reexec(argv)
     sys.path.insert(0, str(HERE))
     sizes = QUICK if options.quick else Sizes()
+    if options.serial_creates:
+        sizes.apply_serial = options.serial_creates
     if shutil.which("curl") is None and (not options.only or "apply" in options.only):
         raise SystemExit("curl is needed for the curl-loop comparison (apt-get install curl)")
     WORK.mkdir(exist_ok=True)
@@ -598,8 +646,8 @@ def main(argv: Sequence[str]) -> int:
         "budgets": [{"budget": a, "measured": b, "limit": c, "met": d} for a, b, c, d in rows],
         "duration_s": round(time.perf_counter() - started, 1),
     }
-    print()
-    print(table(rows))
+    document["machine"]["load_average_at_end"] = list(os.getloadavg())
+    print_tables(results, rows)
     extra = []
     if "startup" in results:
         s = results["startup"]
