@@ -116,12 +116,14 @@ def record_from_json(data: Any) -> Record:
     """The record a journal line holds; ValueError saying why when it is not one."""
     from pfsync.schemas import LOCKFILE, check
 
-    if not check(LOCKFILE, "/$defs/journal_record")(data):
-        kind = data.get("type") if isinstance(data, dict) else None
-        if kind in _TYPES:
-            error = next(_kind_validator(kind).iter_errors(data), None)
-            raise ValueError(error.message if error else "not a journal record")
+    kind = data.get("type") if isinstance(data, dict) else None
+    if not isinstance(kind, str) or kind not in _TYPES:
         raise ValueError("not a journal record (unknown or missing `type`)")
+    # Each record schema pins its `type`, so `journal_record`'s oneOf holds exactly when the
+    # schema of the named type does: check that one alone instead of all six.
+    if not check(LOCKFILE, f"/$defs/journal_{kind}")(data):
+        error = next(_kind_validator(kind).iter_errors(data), None)
+        raise ValueError(error.message if error else "not a journal record")
     fields = {k: v for k, v in data.items() if k != "type"}
     return _TYPES[data["type"]](**fields)
 

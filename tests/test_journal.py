@@ -398,3 +398,53 @@ def test_fold_in_one_pass_equals_the_changes_one_by_one() -> None:
     assert folded == one_by_one
     assert folded.dumps() == one_by_one.dumps()
     assert any(record.history for record in folded.triggers.values())
+
+
+def test_record_check_by_type_agrees_with_the_oneof_schema() -> None:
+    """record_from_json checks only the named type's schema: journal_record's verdict."""
+    from pfsync.journal_records import record_from_json
+    from pfsync.schemas import LOCKFILE, validator
+
+    whole = validator(LOCKFILE).evolve(schema={"$ref": f"{LOCKFILE}#/$defs/journal_record"})
+    digest = "sha256:" + "0" * 64
+    key = "0b8f1f5e-2b4c-4c8e-9a4e-3f1c2d3e4f50"
+    at = "2026-01-01T00:00:00Z"
+    pending = {
+        "type": "pending",
+        "address": "b/k",
+        "idempotency_key": key,
+        "digest": digest,
+        "body": {},
+        "revision": 0,
+        "file": "f.yaml",
+        "replaces": None,
+        "at": at,
+    }
+    created = {
+        "type": "created",
+        "address": "b/k",
+        "idempotency_key": key,
+        "id": "trg_1",
+        "created_at": None,
+        "status": None,
+        "at": at,
+    }
+    candidates = [
+        pending,
+        created,
+        {**pending, "type": "created"},
+        {**created, "type": "pending"},
+        {**created, "id": 5},
+        {k: v for k, v in pending.items() if k != "digest"},
+        {**pending, "extra": 1},
+        {"type": "folded", "serial": 2, "sha256": "a" * 64, "at": at},
+        {"type": "begin", "lineage": key, "serial": 1, "at": at},
+        {"type": "begin", "lineage": key, "serial": "1", "at": at},
+    ]
+    for data in candidates:
+        try:
+            record_from_json(data)
+            accepted = True
+        except ValueError:
+            accepted = False
+        assert accepted == whole.is_valid(data), data
