@@ -300,18 +300,11 @@ class Applier:
                 item.replaces,
                 list(attempt.warnings),
             )
-        if attempt.kind in ("failed", "auth"):
-            # 401/403 rejected this request: it was not processed, like any other 4xx.
-            return ItemResult(
-                item.address,
-                "failed",
-                _describe(attempt),
-                http_status=attempt.http_status,
-                replaces=item.replaces,
-            )
+        # 401/403 rejected this request: it was not processed, like any other 4xx.
+        kind: ResultKind = "failed" if attempt.kind in ("failed", "auth") else "uncertain"
         return ItemResult(
             item.address,
-            "uncertain",
+            kind,
             _describe(attempt),
             http_status=attempt.http_status,
             replaces=item.replaces,
