@@ -120,7 +120,8 @@ def load_config(
 
 
 def _read_config_file(file: Path) -> dict[str, object]:
-    from pfsync.manifests import display_path, load_yaml_file, schema_diagnostics
+    from pfsync.discovery import display_path
+    from pfsync.manifests import load_yaml_file, schema_diagnostics
     from pfsync.schemas import CONFIG, check, validator
 
     shown = display_path(file, file.parent)

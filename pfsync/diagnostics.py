@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def json_path(path: Iterable[str | int]) -> str:
+    """`$.spec.steps[0].type` for the given path elements."""
+    return "$" + "".join(json_path_step(step) for step in path)
+
+
+def json_path_step(step: str | int) -> str:
+    """One element of a JSON path: `.name`, `[0]` or `['odd key']`."""
+    if isinstance(step, int):
+        return f"[{step}]"
+    if _IDENTIFIER.fullmatch(step):
+        return f".{step}"
+    return "[" + repr(step) + "]"
 
 
 @dataclass(frozen=True, order=True)

@@ -48,7 +48,7 @@ def field_diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[FieldChan
     """The changes from the recorded body to the declared one, as manifest paths `$.spec…`."""
     from deepdiff import DeepDiff
 
-    from pfsync.manifests import json_path
+    from pfsync.diagnostics import json_path
 
     # Compare canonical forms, so 1 and 1.0 are equal here exactly as they are for the digest.
     old = json.loads(canonical_json(before))

@@ -290,7 +290,7 @@ def _parse_lockfile(text: str, shown: str) -> Lockfile:
 
 
 def _check_schema(data: dict[str, Any], shown: str) -> None:
-    from pfsync.manifests import json_path
+    from pfsync.diagnostics import json_path
     from pfsync.schemas import LOCKFILE, check, validator
 
     if check(LOCKFILE)(data):

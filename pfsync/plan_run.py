@@ -10,7 +10,8 @@ from pathlib import Path
 
 from pfsync.config import Config
 from pfsync.diagnostics import Diagnostic
-from pfsync.manifests import display_path, load_manifests
+from pfsync.discovery import display_path
+from pfsync.manifests import load_manifests
 from pfsync.plan_json import PlanReport
 from pfsync.planner import create_plan
 from pfsync.state_store import read_state

@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
+from pfsync.diagnostics import json_path, json_path_step
 from pfsync.diff import ABSENT
-from pfsync.manifests import json_path, json_path_step
 from pfsync.plan_json import PlanReport, render_json
 from pfsync.plan_markdown import render_markdown
 from pfsync.planner import (

@@ -59,7 +59,7 @@ def list_command(output_format: str) -> int:
       pfsync state list
       pfsync state list --format json
     """
-    from pfsync.manifests import display_path
+    from pfsync.discovery import display_path
     from pfsync.state_render import list_json, list_text
     from pfsync.state_store import read_state
 

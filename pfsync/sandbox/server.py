@@ -34,7 +34,7 @@ from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 from pfsync import __version__
-from pfsync.manifests import json_path
+from pfsync.diagnostics import json_path
 from pfsync.sandbox.faults import (
     DROP,
     LOSE_RESPONSE,
