@@ -28,6 +28,7 @@ from pfsync.journal_records import Created, Failed, Pending, Record, Uncertain
 ResultKind = Literal["created", "failed", "uncertain", "not-sent"]
 StopReason = Literal["auth", "disk", "interrupt"]
 INTERRUPT_GRACE_SECONDS = 5.0
+IN_FLIGHT = "still in flight when the run stopped waiting"
 
 
 class CreatesTriggers(Protocol):
@@ -148,6 +149,9 @@ class Applier:
         self.backoff = SharedBackoff()
         self._lock = threading.Lock()
         self._results: dict[str, ItemResult] = {}
+        self._in_flight: set[str] = set()  # pending record durable, outcome not yet known
+        self._reported = False  # results arriving after the report are not shown
+        self._abandon = threading.Event()  # set: stop waiting for in-flight requests at once
         self._stop_reason: StopReason | None = None
         self._stop_message = ""
 
@@ -157,6 +161,16 @@ class Applier:
             if self._stop_reason is None:
                 self._stop_reason, self._stop_message = reason, message
         self.stop.set()
+
+    def abandon_in_flight(self) -> None:
+        """Stop waiting for in-flight requests now (a second Ctrl-C); they stay uncertain."""
+        self.request_stop("interrupt")
+        self._abandon.set()
+
+    @property
+    def abandoned(self) -> bool:
+        """Whether the wait for in-flight requests was cut short by `abandon_in_flight`."""
+        return self._abandon.is_set()
 
     def run(self, items: Sequence[ItemResult | ApplyItem], *, grace: float | None = None) -> None:
         """Send every item (blocking); see `report()`. `grace` bounds the wait after a stop."""
@@ -185,6 +199,8 @@ class Applier:
         deadline: float | None = None
         for thread in threads:
             while thread.is_alive():
+                if self._abandon.is_set():
+                    return  # their addresses stay pending, i.e. uncertain
                 if self.stop.is_set() and grace is not None:
                     deadline = deadline or time.monotonic() + grace
                     remaining = deadline - time.monotonic()
@@ -195,19 +211,36 @@ class Applier:
                     thread.join(0.1)
 
     def report(self, items: Sequence[ApplyItem]) -> ApplyReport:
-        """Results for every item; those never sent (or abandoned in flight) say so."""
+        """Results for every item, as the next plan will see them.
+
+        A request still in flight when the wait ended is uncertain (its pending record stands),
+        and so is a re-send of an uncertain create that never went out. Results that arrive
+        after the report are neither shown nor counted: the journal is closed by then.
+        """
         with self._lock:
-            results = []
-            for item in items:
-                result = self._results.get(item.address)
-                if result is None:
-                    result = ItemResult(item.address, "not-sent", replaces=item.replaces)
-                results.append(result)
-            return ApplyReport(results, self._stop_reason, self._stop_message)
+            first_report, self._reported = not self._reported, True
+            results = [self._results.get(i.address) or self._unsettled(i) for i in items]
+            report = ApplyReport(results, self._stop_reason, self._stop_message)
+        if first_report:
+            for result in results:
+                if result.address not in self._results and result.kind == "uncertain":
+                    self.on_result(result)  # its progress line, as for any other outcome
+        return report
+
+    def _unsettled(self, item: ApplyItem) -> ItemResult:
+        if item.address in self._in_flight:
+            return ItemResult(item.address, "uncertain", IN_FLIGHT, replaces=item.replaces)
+        if item.idempotency_key is not None:
+            message = "not re-sent: the run stopped; the first attempt's outcome is still unknown"
+            return ItemResult(item.address, "uncertain", message, replaces=item.replaces)
+        return ItemResult(item.address, "not-sent", replaces=item.replaces)
 
     def _record(self, result: ItemResult) -> None:
         with self._lock:
+            if self._reported:
+                return
             self._results[result.address] = result
+            self._in_flight.discard(result.address)
         self.on_result(result)
 
     def _settle(self, item: ApplyItem) -> None:
@@ -225,11 +258,25 @@ class Applier:
             self.journal.append(pending)
         except JournalWriteError as exc:
             self.request_stop("disk", str(exc))
-            return  # nothing sent: the address is not pending
+            return  # nothing sent: the address is not pending (a re-send's still is)
+        with self._lock:
+            self._in_flight.add(item.address)
         attempt = self._send(item, key)
         result = self._result_of(item, attempt)
         if attempt.kind == "auth":
             self.request_stop("auth", attempt.message)
+        if result.kind == "failed" and item.idempotency_key is not None:
+            # A re-send that did not end in a 2xx says nothing about the first attempt, which
+            # may have created the trigger: the address stays uncertain until a person settles
+            # it with `state import` or `state rm`.
+            result = ItemResult(
+                item.address,
+                "uncertain",
+                f"the re-send failed ({result.message}); the first attempt's outcome is still "
+                "unknown",
+                http_status=result.http_status,
+                replaces=item.replaces,
+            )
         outcome: Record
         if result.kind == "created":
             outcome = Created(

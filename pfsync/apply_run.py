@@ -13,7 +13,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pfsync.applier import INTERRUPT_GRACE_SECONDS, Applier, ApplyItem, ApplyReport, ItemResult
+from pfsync.applier import (
+    IN_FLIGHT,
+    INTERRUPT_GRACE_SECONDS,
+    Applier,
+    ApplyItem,
+    ApplyReport,
+    ItemResult,
+)
 from pfsync.config import Config
 from pfsync.errors import PfsyncError
 from pfsync.models import Manifest
@@ -228,7 +235,15 @@ def run_apply(
             io.progress(f"Error: {report.stop_message}")
             _print_unrecorded(report, io, "")
         elif report.stop_reason == "interrupt":
-            io.progress("Interrupted: nothing new was started; every outcome is recorded.")
+            if applier.abandoned:
+                io.progress("Second interrupt: stopped waiting for the requests in flight.")
+            in_flight = [r for r in report.of_kind("uncertain") if r.message == IN_FLIGHT]
+            io.progress(
+                f"Interrupted: nothing new was started; {len(in_flight)} create(s) still in "
+                "flight are uncertain."
+                if in_flight
+                else "Interrupted: nothing new was started; every outcome is recorded."
+            )
         io.progress(summarise(report, plan))
         return exit_code(report, plan, io.received_signal)
 
@@ -244,6 +259,8 @@ def _signals_stop(applier: Applier, received: list[int]) -> Iterator[None]:
         return
 
     def handler(signum: int, frame: object) -> None:
+        if signum == signal.SIGINT and signal.SIGINT in received:
+            applier.abandon_in_flight()  # a second Ctrl-C: the in-flight ones stay uncertain
         received.append(signum)
         applier.request_stop("interrupt")
 
