@@ -149,6 +149,7 @@ class Applier:
         self.backoff = SharedBackoff()
         self._lock = threading.Lock()
         self._results: dict[str, ItemResult] = {}
+        self._pendings: dict[str, Pending] = {}
         self._in_flight: set[str] = set()  # pending record durable, outcome not yet known
         self._reported = False  # results arriving after the report are not shown
         self._abandon = threading.Event()  # set: stop waiting for in-flight requests at once
@@ -175,6 +176,12 @@ class Applier:
     def run(self, items: Sequence[ItemResult | ApplyItem], *, grace: float | None = None) -> None:
         """Send every item (blocking); see `report()`. `grace` bounds the wait after a stop."""
         queue = [item for item in items if isinstance(item, ApplyItem)]
+        self._pendings = {item.address: self._pending_for(item) for item in queue}
+        # A remote store writes pending records ahead of the workers, batch by batch, so it
+        # needs them all, in sending order, before the first POST (the file journal does not).
+        announce = getattr(self.journal, "announce", None)
+        if announce is not None:
+            announce(list(self._pendings.values()))
         queue.reverse()  # pop() from the end keeps the plan's order
         queue_lock = threading.Lock()
 
@@ -243,17 +250,22 @@ class Applier:
             self._in_flight.discard(result.address)
         self.on_result(result)
 
-    def _settle(self, item: ApplyItem) -> None:
-        key = item.idempotency_key or str(uuid.uuid4())
-        pending = Pending(
+    @staticmethod
+    def _pending_for(item: ApplyItem) -> Pending:
+        """The pending record of `item`: a fresh Idempotency-Key unless it is a re-send."""
+        return Pending(
             address=item.address,
-            idempotency_key=key,
+            idempotency_key=item.idempotency_key or str(uuid.uuid4()),
             digest=item.digest,
             body=item.body,
             revision=item.revision,
             file=item.file,
             replaces=item.replaces,
         )
+
+    def _settle(self, item: ApplyItem) -> None:
+        pending = self._pendings[item.address]
+        key = pending.idempotency_key
         try:
             self.journal.append(pending)
         except JournalWriteError as exc:

@@ -177,25 +177,39 @@ def run_apply(
     """Apply the manifests (or a saved plan) under the state lock; return the exit code."""
     from pfsync.lockfile import Lockfile
     from pfsync.planner import create_plan
-    from pfsync.state_store import locked_state
+    from pfsync.state_store import open_state
 
-    with locked_state(config, options.lock_timeout) as transaction:
+    def refuse_missing() -> ApplyRefused:
+        where = config.lockfile if not config.state.is_remote else "the state store"
+        return ApplyRefused(
+            f"there is no lockfile at {where}: it is the only record of which "
+            "triggers exist, and applying without it would create every trigger again. "
+            "If it was lost, restore it from git (git checkout -- pfsync.lock). If this "
+            "is the first apply of this repository, run again with --new-lockfile"
+        )
+
+    must_exist = bool(manifests) and not options.new_lockfile
+    with open_state(
+        config,
+        options.lock_timeout,
+        operation="apply",
+        require_tip=True,
+        refuse_missing=refuse_missing if must_exist else None,
+        warn=io.progress,
+    ) as transaction:
         lockfile = transaction.lockfile
         if lockfile is None:
-            if manifests and not options.new_lockfile:
-                raise ApplyRefused(
-                    f"there is no lockfile at {config.lockfile}: it is the only record of which "
-                    "triggers exist, and applying without it would create every trigger again. "
-                    "If it was lost, restore it from git (git checkout -- pfsync.lock). If this "
-                    "is the first apply of this repository, run again with --new-lockfile"
-                )
+            if must_exist:
+                raise refuse_missing()
             lockfile = transaction.save(Lockfile.new(config.api_url))
         if options.plan_file is not None:
             from pfsync.plan_file import check_saved_plan, load_saved_plan
 
             saved = load_saved_plan(options.plan_file)
             plan = create_plan(manifests, lockfile, config.api_url, saved.targets, saved.replace)
-            check_saved_plan(saved, plan, lockfile)
+            # Against the state the plan was made from: taking a remote store's lock is a
+            # write of its own, which must not make every saved plan stale.
+            check_saved_plan(saved, plan, transaction.before_lock)
         else:
             plan = create_plan(
                 manifests, lockfile, config.api_url, options.targets, options.replace

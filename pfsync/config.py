@@ -32,6 +32,24 @@ class ConfigInvalid(Exception):
         self.diagnostics = diagnostics
 
 
+DEFAULT_INTENT_BATCH = 64
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    """Where the lockfile lives (`state:` in pfsync.yaml): `file`, or `git` on a branch."""
+
+    store: str = "file"
+    remote: str = "origin"
+    branch: str | None = None  # git: None means the checked-out branch
+    intent_batch: int = DEFAULT_INTENT_BATCH
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether the record lives beyond this machine (written through a store, not a journal)."""
+        return self.store != "file"
+
+
 @dataclass(frozen=True)
 class Config:
     """Where the manifests and lockfile are, which business and API they belong to."""
@@ -42,6 +60,7 @@ class Config:
     api_url: str
     manifests: tuple[str, ...]
     lockfile: Path
+    state: StateConfig = StateConfig()
 
     @property
     def journal(self) -> Path:
@@ -109,6 +128,8 @@ def load_config(
     manifests = values.get("manifests", DEFAULT_MANIFESTS)
     assert isinstance(manifests, (list, tuple))
     business = values.get("business")
+    state = values.get("state") or {}
+    assert isinstance(state, dict)
     return Config(
         path=file,
         root=root,
@@ -116,6 +137,7 @@ def load_config(
         api_url=api_url.rstrip("/"),
         manifests=tuple(str(m) for m in manifests),
         lockfile=root / str(values.get("lockfile", DEFAULT_LOCKFILE)),
+        state=StateConfig(**state),
     )
 
 

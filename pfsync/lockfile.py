@@ -6,7 +6,8 @@ Public API:
                                   triggers {address: TriggerRecord},
                                   pending {address: PendingCreate},
                                   forgotten {address: (HistoryEntry, ...)}: the history of
-                                  addresses whose record `state rm` removed
+                                  addresses whose record `state rm` removed,
+                                  lock: StateLockRecord | None (remote stores only)
     Lockfile.new(api_url)         a fresh, unsaved lockfile (new lineage, serial 0)
     TriggerRecord                 id (None: created, id unknown), origin, created_at, status,
                                   revision, body, digest, file, history (HistoryEntry, oldest first)
@@ -142,6 +143,37 @@ class PendingCreate:
 
 
 @dataclass(frozen=True)
+class StateLockRecord:
+    """The lock a run holds inside a remote store's lockfile (the file store uses flock)."""
+
+    id: str
+    host: str
+    pid: int
+    run_url: str | None
+    since: str
+    operation: str
+
+    def describe(self) -> str:
+        """`apply by pid 12 on host ci-7 since 2026-01-31T12:00:00Z (https://…) — lock ID`."""
+        where = f" ({self.run_url})" if self.run_url else ""
+        return (
+            f"{self.operation} by pid {self.pid} on host {self.host} since {self.since}{where}, "
+            f"lock {self.id}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The lockfile form."""
+        return {
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "run_url": self.run_url,
+            "since": self.since,
+            "operation": self.operation,
+        }
+
+
+@dataclass(frozen=True)
 class Lockfile:
     """The whole lockfile. `serial` 0 means never saved."""
 
@@ -154,6 +186,7 @@ class Lockfile:
     # the next record of that address so an address's earlier ids are never lost.
     forgotten: dict[str, tuple[HistoryEntry, ...]] = field(default_factory=dict)
     version: int = LOCKFILE_VERSION
+    lock: StateLockRecord | None = None
 
     @classmethod
     def new(cls, api_url: str) -> Lockfile:
@@ -169,8 +202,8 @@ class Lockfile:
         return set(self.triggers) | set(self.pending)
 
     def to_json(self) -> dict[str, Any]:
-        """The lockfile document."""
-        return {
+        """The lockfile document (`lock` only while held, so older files stay byte-identical)."""
+        document: dict[str, Any] = {
             "version": self.version,
             "lineage": self.lineage,
             "serial": self.serial,
@@ -182,6 +215,9 @@ class Lockfile:
                 for address, entries in self.forgotten.items()
             },
         }
+        if self.lock is not None:
+            document["lock"] = self.lock.to_json()
+        return document
 
     def dumps(self) -> str:
         """The exact file text: sorted keys, 2-space indent, trailing newline."""
@@ -224,6 +260,7 @@ def lockfile_from_json(data: dict[str, Any]) -> Lockfile:
             address: tuple(HistoryEntry(**h) for h in entries)
             for address, entries in data["forgotten"].items()
         },
+        lock=StateLockRecord(**data["lock"]) if data.get("lock") else None,
     )
 
 

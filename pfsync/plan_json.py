@@ -24,6 +24,7 @@ class PlanReport:
     lockfile_name: str  # the lockfile path as shown to the user
     journal_unfolded: bool = False  # an interrupted apply's journal was folded in memory
     color: bool = False  # ANSI colour (text only)
+    warnings: tuple[str, ...] = ()  # for stderr, e.g. a remote store read from a stale copy
 
 
 def change_document(change: FieldChange) -> dict[str, Any]:

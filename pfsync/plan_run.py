@@ -31,7 +31,8 @@ def plan_report(
     plan = create_plan(loaded.manifests, view.state, config.api_url, targets, replace)
     return PlanReport(
         plan=plan,
-        lockfile_name=display_path(config.lockfile, config.root),
+        lockfile_name=view.where or display_path(config.lockfile, config.root),
         journal_unfolded=view.journal_unfolded,
+        warnings=view.warnings,
         color=color,
     )

@@ -10,7 +10,7 @@ import dataclasses
 import secrets
 from typing import TYPE_CHECKING
 
-from pfsync.config import Config
+from pfsync.config import Config, StateConfig
 
 if TYPE_CHECKING:
     from pfsync.sandbox import Sandbox
@@ -23,7 +23,12 @@ SANDBOX_API_URL = "sandbox:.pfsync"
 def sandbox_config(config: Config) -> Config:
     """The config with the lockfile and API of sandbox mode."""
     state = config.root / SANDBOX_DIR
-    return dataclasses.replace(config, lockfile=state / "pfsync.lock", api_url=SANDBOX_API_URL)
+    return dataclasses.replace(
+        config,
+        lockfile=state / "pfsync.lock",
+        api_url=SANDBOX_API_URL,
+        state=StateConfig(),  # a local file: rehearsals never touch a remote store
+    )
 
 
 def start_sandbox(config: Config) -> Sandbox:

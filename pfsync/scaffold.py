@@ -15,6 +15,13 @@ manifests: ["triggers/**/*.yaml"]    # globs relative to this file
 lockfile: pfsync.lock                # the record of what exists: commit it, never delete it
 """
 
+# With a CI recipe, `pfsync apply` on the runner commits and pushes the lockfile itself (the
+# recipes have no push step of their own).
+GIT_STATE = (
+    "state: {store: git, branch: main}   "
+    "# CI pushes the lockfile itself (see the docs on state stores)\n"
+)
+
 EXAMPLE = """\
 # yaml-language-server: $schema=../manifest.schema.json
 apiVersion: pfsync/v1
@@ -63,7 +70,8 @@ def scaffold(root: Path, business: str, api_url: str, ci: str, force: bool) -> I
 
     schema_text = json.dumps(self_contained_manifest_schema(), indent=2, ensure_ascii=False)
     files = {
-        "pfsync.yaml": CONFIG.format(business=business, api_url=api_url),
+        "pfsync.yaml": CONFIG.format(business=business, api_url=api_url)
+        + (GIT_STATE if ci != "none" else ""),
         "manifest.schema.json": schema_text + "\n",
         "triggers/welcome-series.yaml": EXAMPLE,
         **_ci_files(ci),

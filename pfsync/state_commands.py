@@ -1,7 +1,9 @@
-"""The state-changing `pfsync state` commands: rm, mv, import (§9). No network, ever.
+"""The state-changing `pfsync state` commands: rm, mv, import, unlock (§9). No Pocketflows call.
 
-Each takes the state lock, folds a journal left by a crash, checks the whole request before
-changing anything, writes the lockfile atomically, and returns the lines to print.
+Each takes the state lock (file store) or checks that no run holds the store's lock (git), folds
+a journal left by a crash, checks the whole request before changing anything, writes the
+lockfile atomically or as one compare-and-swap write to the store, and returns the lines to
+print. `no_push` (git) commits the change on the current branch instead, for a pull request.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from pfsync.config import Config
 from pfsync.lockfile import Lockfile, utc_now
 from pfsync.models import Manifest
 from pfsync.state_changes import Forgotten, StateChangeError, forget, move, record_import
-from pfsync.state_store import StateTransaction, locked_state
+from pfsync.state_store import StateTransaction, open_state
+from pfsync.stores.session import RemoteState
 
 _ADDRESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}/[a-z0-9][a-z0-9._-]{0,99}")
 _TRIGGER_ID_RE = re.compile(r"\S{1,200}")
@@ -27,7 +30,7 @@ def check_address(address: str) -> None:
         )
 
 
-def _current(transaction: StateTransaction, what: str) -> Lockfile:
+def _current(transaction: StateTransaction | RemoteState, what: str) -> Lockfile:
     if transaction.lockfile is None:
         raise StateChangeError(
             f"there is no lockfile at {transaction.config.lockfile}, so there is nothing to "
@@ -36,11 +39,27 @@ def _current(transaction: StateTransaction, what: str) -> Lockfile:
     return transaction.lockfile
 
 
-def remove_addresses(config: Config, addresses: Sequence[str], lock_timeout: float) -> list[str]:
+def _written(config: Config, no_push: bool) -> list[str]:
+    """Where a remote store's change went."""
+    if not config.state.is_remote:
+        return []
+    if no_push:
+        return [
+            "Committed the lockfile on the current branch (not pushed): propose it in a pull "
+            "request."
+        ]
+    return [f"Pushed the lockfile to {config.state.remote}."]
+
+
+def remove_addresses(
+    config: Config, addresses: Sequence[str], lock_timeout: float, no_push: bool = False
+) -> list[str]:
     """`state rm`: forget each address (or settle its uncertain create); nothing remote."""
     for address in addresses:
         check_address(address)
-    with locked_state(config, lock_timeout) as transaction:
+    with open_state(
+        config, lock_timeout, operation="state rm", take_lock=False, no_push=no_push
+    ) as transaction:
         lockfile = _current(transaction, "remove")
         missing = [a for a in dict.fromkeys(addresses) if not lockfile.recorded(a)]
         if missing:
@@ -68,17 +87,22 @@ def remove_addresses(config: Config, addresses: Sequence[str], lock_timeout: flo
                     "if it should stop running."
                 )
         transaction.save(lockfile)
-        return messages
+    return messages + _written(config, no_push)
 
 
-def move_address(config: Config, old: str, new: str, lock_timeout: float) -> list[str]:
+def move_address(
+    config: Config, old: str, new: str, lock_timeout: float, no_push: bool = False
+) -> list[str]:
     """`state mv`: the record of OLD now belongs to NEW (a renamed key)."""
     check_address(old)
     check_address(new)
-    with locked_state(config, lock_timeout) as transaction:
+    with open_state(
+        config, lock_timeout, operation="state mv", take_lock=False, no_push=no_push
+    ) as transaction:
         lockfile = _current(transaction, "move")
         transaction.save(move(lockfile, old, new))
-    return [f"Moved {old} to {new}. Nothing was changed in Pocketflows."]
+    moved = f"Moved {old} to {new}. Nothing was changed in Pocketflows."
+    return [moved, *_written(config, no_push)]
 
 
 def import_trigger(
@@ -87,12 +111,15 @@ def import_trigger(
     trigger_id: str,
     force: bool,
     lock_timeout: float,
+    no_push: bool = False,
 ) -> list[str]:
     """`state import`: record an existing trigger for a declared address, with its body."""
     if not _TRIGGER_ID_RE.fullmatch(trigger_id):
         raise StateChangeError(f"{trigger_id!r} is not a trigger id (no spaces, 1-200 characters)")
     address = manifest.address
-    with locked_state(config, lock_timeout) as transaction:
+    with open_state(
+        config, lock_timeout, operation="state import", take_lock=False, no_push=no_push
+    ) as transaction:
         lockfile = transaction.lockfile
         created = lockfile is None
         if lockfile is None:
@@ -119,5 +146,41 @@ def import_trigger(
     if created:
         messages.append(
             f"Created the lockfile {config.lockfile.name} (serial {saved.serial}); commit it."
+            if not config.state.is_remote
+            else f"Created the lockfile {config.lockfile.name} (serial {saved.serial})."
         )
-    return messages
+    return messages + _written(config, no_push)
+
+
+def unlock(config: Config, lock_id: str) -> list[str]:
+    """`state unlock`: remove a remote store's lock left by a dead run; pending creates stay."""
+    from dataclasses import replace
+
+    from pfsync.stores import next_lockfile, open_store
+
+    if not config.state.is_remote:
+        raise StateChangeError(
+            "the file store keeps no lock record: its lock (an flock on "
+            f"{config.lockfile.name}.lck) is released by the operating system when the holding "
+            "process exits, so there is nothing to unlock"
+        )
+    store = open_store(config)
+    snapshot = store.read()
+    held = snapshot.lockfile.lock if snapshot.lockfile is not None else None
+    if held is None:
+        raise StateChangeError(f"the state lock of {store.description} is not held")
+    if held.id != lock_id:
+        raise StateChangeError(
+            f"the state lock of {store.description} is {held.id}, not {lock_id} (held by "
+            f"{held.describe()}); nothing was changed"
+        )
+    assert snapshot.lockfile is not None
+    unlocked = next_lockfile(snapshot.lockfile, replace(snapshot.lockfile, lock=None))
+    assert unlocked is not None
+    store.write(unlocked, snapshot, f"pfsync: unlock {lock_id} [skip ci]")
+    pending = len(unlocked.pending)
+    return [
+        f"Removed the lock {lock_id} ({held.describe()}).",
+        f"{pending} pending create(s) stay uncertain: `pfsync plan` lists them; look for each in "
+        "Pocketflows, then `pfsync state import ADDR ID` or `pfsync state rm ADDR`.",
+    ]

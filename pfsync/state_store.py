@@ -2,7 +2,11 @@
 
 read_state(config) -> StateView
     read-only (plan, state list/show): the verified lockfile, its API URL checked, with any
-    unfolded journal folded in memory; takes no lock and writes nothing
+    unfolded journal folded in memory; takes no lock and writes nothing. For a remote store
+    (state.store: git) the store's lockfile (for git: the remote branch's, after a fetch)
+with open_state(config, ...) as transaction: ...
+    state-changing commands: `locked_state` for the file store, else the remote store's lock
+    and compare-and-swap writes (`pfsync.stores.session.remote_state`)
 with locked_state(config, lock_timeout) as transaction: ...
     state-changing commands (state rm/mv/import, apply): holds the state lock, reads and
     verifies the lockfile, refuses another API URL, folds a journal left by a crash, then
@@ -17,31 +21,43 @@ with locked_state(config, lock_timeout) as transaction: ...
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pfsync.config import Config
 from pfsync.journal import Journal, folded_state, read_journal, settle_journal
 from pfsync.lockfile import Lockfile, read_lockfile, require_api_url, save_lockfile
 from pfsync.statelock import state_lock
 
+if TYPE_CHECKING:
+    from pfsync.stores.session import RemoteState, StoreJournal
+
 
 @dataclass(frozen=True)
 class StateView:
-    """The lockfile as read (`on_disk`) and with an unfolded journal folded in (`state`)."""
+    """The lockfile with an unfolded journal folded in, and what the reader should know."""
 
-    on_disk: Lockfile | None
     state: Lockfile | None
     journal_unfolded: bool
+    warnings: tuple[str, ...] = ()
+    where: str | None = None  # a remote store's description: `pfsync.lock on origin/main`
 
 
 def read_state(config: Config) -> StateView:
     """The current state without taking the lock or writing anything."""
+    if config.state.is_remote:
+        from pfsync.stores import open_store
+
+        store = open_store(config)
+        snapshot = store.read(strict=False)
+        require_api_url(snapshot.lockfile, config.api_url, config.lockfile)
+        return StateView(snapshot.lockfile, False, snapshot.warnings, store.description)
     on_disk = read_lockfile(config.lockfile)
     require_api_url(on_disk, config.api_url, config.lockfile)
     state = folded_state(on_disk, config.journal)
     unfolded = state is not on_disk or _journal_has_events(config)
-    return StateView(on_disk, state, unfolded)
+    return StateView(state, unfolded)
 
 
 def _journal_has_events(config: Config) -> bool:
@@ -55,6 +71,7 @@ class StateTransaction:
     def __init__(self, config: Config, lockfile: Lockfile | None) -> None:
         self.config = config
         self.lockfile = lockfile
+        self.before_lock = lockfile  # the state a saved plan was made against
 
     def save(self, new: Lockfile) -> Lockfile:
         """Write `new` (serial + 1) unless its content equals the current state."""
@@ -67,8 +84,9 @@ class StateTransaction:
             raise ValueError("save the lockfile before starting its journal")
         return Journal.open(self.config.journal, self.lockfile)
 
-    def finish_journal(self, journal: Journal) -> Lockfile:
+    def finish_journal(self, journal: Journal | StoreJournal) -> Lockfile:
         """Close `journal`, fold it into the lockfile durably, and remove it."""
+        assert isinstance(journal, Journal), "the file store's journal"
         journal.close()
         settled = settle_journal(self.config.journal, self.config.lockfile, self.lockfile)
         assert settled is not None  # a journal is only started for a saved lockfile
@@ -84,3 +102,49 @@ def locked_state(config: Config, lock_timeout: float = 0.0) -> Iterator[StateTra
         require_api_url(lockfile, config.api_url, config.lockfile)
         lockfile = settle_journal(config.journal, config.lockfile, lockfile)
         yield StateTransaction(config, lockfile)
+
+
+@contextlib.contextmanager
+def open_state(
+    config: Config,
+    lock_timeout: float = 0.0,
+    *,
+    operation: str,
+    take_lock: bool = True,
+    require_tip: bool = False,
+    refuse_missing: Callable[[], Exception] | None = None,
+    no_push: bool = False,
+    warn: Callable[[str], None] = lambda line: None,
+) -> Iterator[StateTransaction | RemoteState]:
+    """The state under the configured store's lock, for a command that changes it.
+
+    The file store: flock and the journal (`refuse_missing` is the caller's to check).
+    A remote store: its lock record (apply), or one compare-and-swap write per change (state
+    commands, `take_lock=False`); `no_push` commits locally instead (git, for a pull request).
+    """
+    if not config.state.is_remote:
+        with locked_state(config, lock_timeout) as transaction:
+            yield transaction
+        return
+    from pfsync.stores import open_store
+    from pfsync.stores.session import remote_state
+
+    store = open_store(config)
+    with remote_state(
+        config,
+        store,
+        lock_timeout=lock_timeout,
+        operation=operation,
+        take_lock=take_lock and not no_push,
+        require_tip=require_tip,
+        refuse_missing=refuse_missing,
+        warn=warn,
+    ) as state:
+        if no_push:
+            commit = getattr(store, "commit_locally", None)
+            if commit is None:
+                from pfsync.stores import StoreError
+
+                raise StoreError(f"--no-push is for the git store, not {config.state.store}")
+            state.local_commit = commit
+        yield state

@@ -117,6 +117,9 @@ def apply(
         return report_manifest_problems(loaded.diagnostics)
     color = use_color()
     lockfile_name = os.path.relpath(config.lockfile)
+    if config.state.is_remote:
+        branch = config.state.branch or "the checked-out branch"
+        lockfile_name += f" on {config.state.remote}/{branch}"
 
     def show_plan(plan: object) -> None:
         if options.verbosity >= 0:

@@ -93,6 +93,8 @@ def plan(
     report = plan_report(config, targets, replace, color=color)
     if isinstance(report, list):
         return report_manifest_problems(report)
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if out is not None:
         from pfsync.plan_file import save_plan
 

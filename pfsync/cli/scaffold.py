@@ -21,7 +21,8 @@ import click
     type=click.Choice(["none", "github", "gitlab"]),
     default="none",
     show_default=True,
-    help="Also write CI workflow files.",
+    help="Also write CI workflow files; pfsync.yaml then keeps the lockfile in the git state "
+    "store, so CI's apply pushes it itself.",
 )
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 def init(directory: str, business: str, api_url: str, ci: str, force: bool) -> int:
@@ -41,6 +42,16 @@ def init(directory: str, business: str, api_url: str, ci: str, force: bool) -> i
         "(try an apply with `pfsync apply --sandbox`)",
         err=True,
     )
+    if ci != "none":
+        needed = {
+            "github": "the secrets PFSYNC_USERNAME and PFSYNC_PASSWORD (environment pfsync)",
+            "gitlab": "the variables PFSYNC_USERNAME, PFSYNC_PASSWORD and PFSYNC_PUSH_TOKEN",
+        }[ci]
+        click.echo(
+            f"CI: set {needed} for the apply job; pin PFSYNC_PIP_SPEC to a pfsync release "
+            '(see the README, "CI recipes").',
+            err=True,
+        )
     return 0
 
 

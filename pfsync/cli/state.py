@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from pfsync.cli.common import (
@@ -22,6 +24,16 @@ def _config() -> Config | int:
     if not isinstance(config, int):
         check_api_url(config.api_url)
     return config
+
+
+def no_push_option(function: Any) -> Any:
+    """`--no-push`: with the git store, commit the change locally for a pull request."""
+    return click.option(
+        "--no-push",
+        is_flag=True,
+        help="git store: commit the change on the current branch instead of pushing it "
+        "(propose it in a pull request).",
+    )(function)
 
 
 def _echo_lines(lines: list[str]) -> None:
@@ -67,7 +79,9 @@ def list_command(output_format: str) -> int:
     if isinstance(config, int):
         return config
     view = read_state(config)
-    name = display_path(config.lockfile, config.root)
+    for warning in view.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    name = view.where or display_path(config.lockfile, config.root)
     if output_format == "json":
         click.echo(list_json(view.state, name, view.journal_unfolded), nl=False)
     elif view.state is None:
@@ -101,7 +115,10 @@ def show_command(address: str, output_format: str) -> int:
     config = _config()
     if isinstance(config, int):
         return config
-    lockfile = read_state(config).state
+    view = read_state(config)
+    for warning in view.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    lockfile = view.state
     if lockfile is None or not (lockfile.recorded(address) or address in lockfile.forgotten):
         raise StateChangeError(f"{address} is not in the lockfile (`pfsync state list` shows it)")
     render = show_json if output_format == "json" else show_text
@@ -112,7 +129,8 @@ def show_command(address: str, output_format: str) -> int:
 @state.command("rm")
 @click.argument("addresses", nargs=-1, required=True, metavar="ADDRESS...")
 @lock_timeout_option
-def rm_command(addresses: tuple[str, ...], lock_timeout: float) -> int:
+@no_push_option
+def rm_command(addresses: tuple[str, ...], lock_timeout: float, no_push: bool) -> int:
     """Forget ADDRESS: its id moves to history; nothing is deleted in Pocketflows.
 
     Use it after deactivating a deleted trigger in Pocketflows, or to settle an uncertain create
@@ -127,7 +145,7 @@ def rm_command(addresses: tuple[str, ...], lock_timeout: float) -> int:
     config = _config()
     if isinstance(config, int):
         return config
-    _echo_lines(remove_addresses(config, addresses, lock_timeout))
+    _echo_lines(remove_addresses(config, addresses, lock_timeout, no_push))
     return 0
 
 
@@ -135,7 +153,8 @@ def rm_command(addresses: tuple[str, ...], lock_timeout: float) -> int:
 @click.argument("old", metavar="OLD")
 @click.argument("new", metavar="NEW")
 @lock_timeout_option
-def mv_command(old: str, new: str, lock_timeout: float) -> int:
+@no_push_option
+def mv_command(old: str, new: str, lock_timeout: float, no_push: bool) -> int:
     """Record that the key of OLD was renamed to NEW (same business only).
 
     \b
@@ -147,7 +166,7 @@ def mv_command(old: str, new: str, lock_timeout: float) -> int:
     config = _config()
     if isinstance(config, int):
         return config
-    _echo_lines(move_address(config, old, new, lock_timeout))
+    _echo_lines(move_address(config, old, new, lock_timeout, no_push))
     return 0
 
 
@@ -160,7 +179,10 @@ def mv_command(old: str, new: str, lock_timeout: float) -> int:
     help="Overwrite an existing record (its id is kept in the history).",
 )
 @lock_timeout_option
-def import_command(address: str, trigger_id: str, force: bool, lock_timeout: float) -> int:
+@no_push_option
+def import_command(
+    address: str, trigger_id: str, force: bool, lock_timeout: float, no_push: bool
+) -> int:
     """Record an existing trigger TRIGGER_ID for the declared ADDRESS, without any request.
 
     The record gets the manifest's current body. Use it to adopt triggers made by hand, to
@@ -191,7 +213,81 @@ def import_command(address: str, trigger_id: str, force: bool, lock_timeout: flo
             f"no manifest declares {address}; `state import` records a declared trigger with "
             "its manifest's body, so add the manifest first"
         )
-    _echo_lines(import_trigger(config, manifest, trigger_id, force, lock_timeout))
+    _echo_lines(import_trigger(config, manifest, trigger_id, force, lock_timeout, no_push))
+    return 0
+
+
+@state.command("unlock")
+@click.argument("lock_id", metavar="LOCK_ID")
+def unlock_command(lock_id: str) -> int:
+    """Remove the lock a dead run left in a remote state store (git).
+
+    Only for a run that is surely dead (its CI job was killed): the error that names the holder
+    gives LOCK_ID. The dead run's pending creates stay uncertain until settled.
+
+    \b
+    Example:
+      pfsync state unlock 5f0c6c2e-8d7a-4d0e-9c53-2b1f3f1d9a10
+    """
+    from pfsync.state_commands import unlock
+
+    config = _config()
+    if isinstance(config, int):
+        return config
+    _echo_lines(unlock(config, lock_id))
+    return 0
+
+
+@state.command("push")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    metavar="STORE",
+    help="file:PATH, git (the configured remote and branch) or git:REMOTE:BRANCH.",
+)
+@click.option("--force", is_flag=True, help="Replace another lineage or a newer serial there.")
+@lock_timeout_option
+def push_command(to: str, force: bool, lock_timeout: float) -> int:
+    """Copy the local lockfile file into STORE, with its lineage and serial.
+
+    \b
+    Examples:
+      pfsync state push --to git
+      pfsync state push --to file:/backup/pfsync.lock
+    """
+    from pfsync.stores.transfer import push
+
+    config = _config()
+    if isinstance(config, int):
+        return config
+    _echo_lines(push(config, to, force, lock_timeout))
+    return 0
+
+
+@state.command("pull")
+@click.option(
+    "--from",
+    "source",
+    metavar="STORE",
+    help="file:PATH, git or git:REMOTE:BRANCH (default: the configured store).",
+)
+@click.option("--force", is_flag=True, help="Replace another lineage or a newer serial here.")
+@lock_timeout_option
+def pull_command(source: str | None, force: bool, lock_timeout: float) -> int:
+    """Copy the store's lockfile into the local lockfile file, with its lineage and serial.
+
+    \b
+    Examples:
+      pfsync state pull
+      pfsync state pull --from git:origin:main
+    """
+    from pfsync.stores.transfer import pull
+
+    config = _config()
+    if isinstance(config, int):
+        return config
+    _echo_lines(pull(config, source, force, lock_timeout))
     return 0
 
 

@@ -1,0 +1,448 @@
+"""The apply protocol over a remote store (git, s3): every step one compare-and-swap write.
+
+    with remote_state(config, store, ...) as state: ...
+        1. read the store (for git: the checkout must be the branch tip)
+        2. take the lock: write a lock record (or wait up to lock_timeout, else name the holder)
+        3. state.start_journal() -> StoreJournal: before a batch of creates is sent, its pending
+           records are written; the next batch's are written while the current one is in flight
+        4. outcomes go out with the next write (or when a batch's worth has gathered)
+        5. state.finish_journal(journal): the last outcomes, the unsent batches' pending records
+           withdrawn, and the lock released, in one final write
+
+A write that fails stops the run before anything more is sent; what was pending in the store stays
+uncertain for the next run. When the lockfile changed underneath (a person ran `state unlock`
+meanwhile), the run's outcomes are merged by address into the newer lockfile, never overwriting it
+(`merge_run`). Without a lock (`take_lock=False`: state rm/mv/import) a change is one write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from pfsync.errors import LockHeldError
+from pfsync.journal import Event, JournalWriteError, fold
+from pfsync.journal_records import Created, Failed, Pending, Record, Uncertain
+from pfsync.lockfile import (
+    Lockfile,
+    PendingCreate,
+    StateLockRecord,
+    require_api_url,
+    utc_now,
+)
+from pfsync.stores import Snapshot, StateStore, StoreConflict, StoreError, next_lockfile
+
+if TYPE_CHECKING:
+    from pfsync.config import Config
+    from pfsync.journal import Journal
+
+LOCK_POLL_SECONDS = 2.0
+FINAL_WRITE_ATTEMPTS = 5
+NOT_SENT = "not sent: the run stopped before this create was sent"
+COMMIT_SUFFIX = " [skip ci]"
+
+
+def ci_run_url(environ: dict[str, str] | os._Environ[str] = os.environ) -> str | None:
+    """The URL of the CI run this process belongs to, when a known CI says it."""
+    github = [environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
+    if all(github):
+        return f"{github[0]}/{github[1]}/actions/runs/{github[2]}"
+    return environ.get("CI_JOB_URL") or None
+
+
+def new_lock(operation: str) -> StateLockRecord:
+    """A lock record naming this process."""
+    return StateLockRecord(
+        id=str(uuid.uuid4()),
+        host=socket.gethostname() or "unknown",
+        pid=os.getpid(),
+        run_url=ci_run_url(),
+        since=utc_now(),
+        operation=operation,
+    )
+
+
+def held_message(store: StateStore, holder: StateLockRecord, waited: float) -> str:
+    """Why a command cannot take the lock, and how a person frees a dead run's lock."""
+    after = f" after waiting {waited:g}s" if waited > 0 else ""
+    return (
+        f"the state lock of {store.description} is held by {holder.describe()}{after}. Wait for "
+        "that run to finish, or pass --lock-timeout SECONDS. If that run is dead (its job was "
+        f"killed), a person removes its lock with `pfsync state unlock {holder.id}`; its "
+        "pending creates stay uncertain"
+    )
+
+
+@dataclass
+class MergeResult:
+    """A lockfile with a run's events merged in, and what could not be merged."""
+
+    lockfile: Lockfile
+    warnings: list[str]
+
+
+def merge_run(newer: Lockfile, events: Sequence[Event], lock_id: str | None) -> MergeResult:
+    """`newer` with this run's events merged by address, never overwriting what it records.
+
+    An address whose pending record (same Idempotency-Key) is still in `newer` takes the outcome
+    as a fold would. A created trigger whose address has no record any more is recorded (it
+    exists). One whose address now records another trigger is left as it is, with a warning.
+    """
+    from pfsync.state_changes import CreateOutcomes
+
+    ours: dict[str, Pending] = {}
+    outcomes: dict[str, Event] = {}
+    for event in events:
+        if isinstance(event, Pending):
+            ours[event.address] = event
+        else:
+            outcomes[event.address] = event
+    changes = CreateOutcomes(newer)
+    warnings = []
+    for address, pending in ours.items():
+        outcome = outcomes.get(address)
+        theirs = changes.pending.get(address)
+        still_ours = theirs is not None and theirs.idempotency_key == pending.idempotency_key
+        if isinstance(outcome, Created):
+            if not still_ours and address in changes.triggers:
+                recorded = changes.triggers[address].id
+                if recorded != outcome.id:
+                    warnings.append(
+                        f"{address}: this run created trigger {outcome.id or '(id unknown)'}, but "
+                        f"the lockfile now records {recorded or '(id unknown)'} for it (changed "
+                        "meanwhile); it was not overwritten: look at both in Pocketflows"
+                    )
+                continue
+            if not still_ours and theirs is not None:
+                warnings.append(
+                    f"{address}: this run created trigger {outcome.id or '(id unknown)'}, but "
+                    "another create of it is pending in the lockfile now; it was not "
+                    "overwritten: look in Pocketflows, then `pfsync state import`"
+                )
+                continue
+            if not still_ours:
+                changes.start_pending(address, _pending_create(pending))
+            changes.record_created(
+                address,
+                pending.idempotency_key,
+                outcome.id,
+                outcome.created_at,
+                outcome.status,
+                outcome.at,
+            )
+        elif isinstance(outcome, Failed) and still_ours:
+            changes.record_failed(address, pending.idempotency_key)
+        elif isinstance(outcome, Uncertain) and still_ours:
+            changes.record_uncertain(address, pending.idempotency_key, outcome.reason)
+    merged = changes.lockfile()
+    if merged.lock is not None and merged.lock.id == lock_id:
+        merged = replace(merged, lock=None)
+    return MergeResult(merged, warnings)
+
+
+def _pending_create(pending: Pending) -> PendingCreate:
+    from pfsync.state_changes import NO_OUTCOME_REASON
+
+    return PendingCreate(
+        idempotency_key=pending.idempotency_key,
+        digest=pending.digest,
+        body=pending.body,
+        revision=pending.revision,
+        file=pending.file,
+        replaces=pending.replaces,
+        started_at=pending.at,
+        reason=NO_OUTCOME_REASON,
+    )
+
+
+class RemoteState:
+    """A remote store's lockfile held by this run; the same surface as StateTransaction."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: StateStore,
+        snapshot: Snapshot,
+        lock: StateLockRecord | None,
+        before_lock: Lockfile | None,
+        warn: Callable[[str], None],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.snapshot = snapshot
+        self.lock = lock
+        self.before_lock = before_lock  # what a saved plan was made against
+        self.warn = warn
+        self.finished = False
+        self._write_lock = threading.Lock()
+        self.local_commit: Callable[[Lockfile, str], str] | None = None  # --no-push
+        self.operation = "record state changes"  # names the commits of `save`
+
+    @property
+    def lockfile(self) -> Lockfile | None:
+        """The lockfile as this run last wrote or read it."""
+        return self.snapshot.lockfile
+
+    def _message(self, what: str) -> str:
+        return f"pfsync: {what}{COMMIT_SUFFIX}"
+
+    def write(self, new: Lockfile, what: str) -> Lockfile:
+        """Compare-and-swap `new` (keeping this run's lock) over the last snapshot."""
+        with self._write_lock:
+            before = self.snapshot.lockfile
+            after = next_lockfile(before, replace(new, lock=self.lock))
+            if after is None:
+                assert before is not None
+                return before
+            if self.local_commit is not None:
+                # No [skip ci]: this commit is proposed in a pull request, whose plan must run.
+                self.local_commit(after, f"pfsync: {what}")
+                self.snapshot = Snapshot(after, self.snapshot.version)
+            else:
+                self.snapshot = self.store.write(after, self.snapshot, self._message(what))
+            return after
+
+    def save(self, new: Lockfile) -> Lockfile:
+        """Write `new` to the store (state commands; apply's first lockfile)."""
+        return self.write(new, self.operation)
+
+    def start_journal(self) -> StoreJournal:
+        """The applier's journal: pending records durable in the store before each batch."""
+        if self.lockfile is None:
+            raise ValueError("save the lockfile before starting its journal")
+        return StoreJournal(self, self.config.state.intent_batch)
+
+    def finish_journal(self, journal: Journal | StoreJournal) -> Lockfile:
+        """The final write: last outcomes, unsent creates withdrawn, the lock released."""
+        assert isinstance(journal, StoreJournal), "a remote store's journal"
+        journal.close()
+        events = journal.final_events()
+        current = self.lockfile
+        assert current is not None
+        if journal.error is None:
+            try:
+                return self._final(fold(current, events), "record apply outcomes, unlock")
+            except StoreConflict as exc:
+                self.warn(f"{exc}; merging this run's outcomes by address")
+        return self._merge_final(journal.all_events())
+
+    def _final(self, lockfile: Lockfile, what: str) -> Lockfile:
+        lock, self.lock = self.lock, None
+        try:
+            saved = self.write(lockfile, what)
+        except BaseException:
+            self.lock = lock
+            raise
+        self.finished = True
+        return saved
+
+    def _merge_final(self, events: Sequence[Event]) -> Lockfile:
+        lock_id = self.lock.id if self.lock else None
+        for _ in range(FINAL_WRITE_ATTEMPTS):
+            self.snapshot = self.store.read()
+            newer = self.snapshot.lockfile
+            if newer is None:
+                newer = Lockfile.new(self.config.api_url)
+            merged = merge_run(newer, events, lock_id)
+            for warning in merged.warnings:
+                self.warn(f"Warning: {warning}")
+            lock = newer.lock if newer.lock is not None and newer.lock.id != lock_id else None
+            self.lock = lock  # keep another run's lock as it is
+            try:
+                saved = self.write(merged.lockfile, "merge apply outcomes")
+            except StoreConflict:
+                continue
+            self.lock = None
+            self.finished = True
+            return saved
+        raise StoreError(
+            f"the lockfile {self.store.description} kept changing; this run's outcomes could not "
+            "be merged"
+        )
+
+    def release(self) -> None:
+        """Give the lock back (nothing else changes); a failure leaves it for `state unlock`."""
+        if self.finished or self.lock is None or self.lockfile is None:
+            return
+        with contextlib.suppress(StoreConflict):
+            self._final(self.lockfile, "unlock")
+            return
+        # Someone else wrote meanwhile (state unlock, or a merge): release by merging.
+        self._merge_final([])
+
+
+@contextlib.contextmanager
+def remote_state(
+    config: Config,
+    store: StateStore,
+    *,
+    lock_timeout: float = 0.0,
+    operation: str = "apply",
+    take_lock: bool = True,
+    require_tip: bool = False,
+    refuse_missing: Callable[[], Exception] | None = None,
+    warn: Callable[[str], None] = lambda line: None,
+) -> Iterator[RemoteState]:
+    """Read the store and (with `take_lock`) hold its lock for the block."""
+    deadline = time.monotonic() + lock_timeout
+    while True:
+        snapshot = store.read()
+        for warning in snapshot.warnings:
+            warn(f"Warning: {warning}")
+        before = snapshot.lockfile
+        require_api_url(before, config.api_url, config.lockfile)
+        if require_tip:
+            check = getattr(store, "require_tip_checkout", None)
+            if check is not None:
+                check(snapshot)
+        if before is None and refuse_missing is not None:
+            raise refuse_missing()
+        holder = before.lock if before is not None else None
+        if holder is not None:
+            if time.monotonic() < deadline:
+                time.sleep(min(LOCK_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+                continue
+            raise LockHeldError(held_message(store, holder, lock_timeout))
+        state = RemoteState(config, store, snapshot, None, before, warn)
+        state.operation = operation
+        if not take_lock:
+            break
+        lock = new_lock(operation)
+        state.lock = lock
+        try:
+            state.write(before or Lockfile.new(config.api_url), f"lock for {operation}")
+        except StoreConflict:
+            continue  # someone wrote between our read and our write: look again
+        break
+    try:
+        yield state
+    finally:
+        if take_lock:
+            state.release()
+
+
+class StoreJournal:
+    """The applier's journal over a remote store: pipelined, batched write-ahead intents.
+
+    `announce` gives every pending record in sending order. A background writer keeps the
+    batch after the one being sent durable already, so a write's latency overlaps the creates
+    in flight; `append(pending)` returns once that pending record's batch is in the store.
+    Outcomes are buffered and go out with the next write.
+    """
+
+    def __init__(self, state: RemoteState, batch_size: int) -> None:
+        self.state = state
+        self.batch_size = max(1, batch_size)
+        self.error: StoreError | None = None
+        self._cond = threading.Condition()
+        self._batches: list[list[Pending]] = []
+        self._index: dict[str, int] = {}
+        self._resends: set[str] = set()
+        self._written = 0  # batches durable in the store
+        self._requested = -1  # the highest batch a worker is sending from
+        self._asked: set[str] = set()  # addresses whose POST may have been sent
+        self._outcomes: list[Event] = []  # not yet written
+        self._history: list[Event] = []  # every event of the run, for a merge
+        self._closed = False
+        self._writer: threading.Thread | None = None
+
+    def announce(self, pendings: Sequence[Pending]) -> None:
+        """The pending records of this run, in the order they will be sent."""
+        current = self.state.lockfile
+        with self._cond:
+            for n, pending in enumerate(pendings):
+                self._index[pending.address] = n
+                recorded = current.pending.get(pending.address) if current else None
+                if recorded is not None and recorded.idempotency_key == pending.idempotency_key:
+                    self._resends.add(pending.address)
+            self._batches = [
+                list(pendings[n : n + self.batch_size])
+                for n in range(0, len(pendings), self.batch_size)
+            ]
+        self._writer = threading.Thread(target=self._write_loop, name="pfsync-store", daemon=True)
+        self._writer.start()
+
+    def append(self, record: Record) -> None:
+        """A pending record: wait until its batch is durable. An outcome: buffer it."""
+        with self._cond:
+            if self._closed:
+                raise JournalWriteError("the run's store session is closed")
+            if not isinstance(record, Pending):
+                assert isinstance(record, (Created, Failed, Uncertain))
+                self._outcomes.append(record)
+                self._history.append(record)
+                self._cond.notify_all()
+                return
+            batch = self._index[record.address] // self.batch_size
+            self._requested = max(self._requested, batch)
+            self._cond.notify_all()
+            while self._written <= batch:
+                if self.error is not None:
+                    raise JournalWriteError(f"{self.error}; no further create will be sent")
+                self._cond.wait()
+            self._asked.add(record.address)
+
+    def _want_write(self) -> bool:
+        if self.error is not None:
+            return False
+        ahead = self._written < len(self._batches) and self._written <= self._requested + 1
+        return ahead or len(self._outcomes) >= self.batch_size
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._want_write():
+                    if self._closed:
+                        return
+                    self._cond.wait()
+                target = min(len(self._batches), max(self._written, self._requested + 2))
+                pendings: list[Event] = [
+                    p for b in self._batches[self._written : target] for p in b
+                ]
+                outcomes, self._outcomes = self._outcomes, []
+            current = self.state.lockfile
+            assert current is not None
+            try:
+                self.state.write(fold(current, [*outcomes, *pendings]), "record pending creates")
+            except StoreError as exc:
+                with self._cond:
+                    self.error = exc
+                    self._outcomes = outcomes + self._outcomes
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._history.extend(pendings)
+                self._written = target
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop the writer; appends after this fail (an abandoned request stays pending)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._writer is not None:
+            self._writer.join()
+
+    def final_events(self) -> list[Event]:
+        """Unwritten outcomes, and the withdrawal of written creates that were never sent."""
+        with self._cond:
+            withdrawn: list[Event] = [
+                Failed(p.address, p.idempotency_key, NOT_SENT, None)
+                for batch in self._batches[: self._written]
+                for p in batch
+                if p.address not in self._asked and p.address not in self._resends
+            ]
+            return [*self._outcomes, *withdrawn]
+
+    def all_events(self) -> list[Event]:
+        """Every event of the run that may be in the store or must be (for a merge)."""
+        with self._cond:
+            withdrawn = self.final_events()
+            return [*self._history, *withdrawn[len(self._outcomes) :]]
