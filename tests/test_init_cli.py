@@ -52,13 +52,55 @@ def test_init_refuses_to_overwrite_and_never_replaces_a_lockfile(
     assert (tmp_path / "pfsync.lock").read_bytes() == lockfile
 
 
-def test_init_writes_ci_recipes(run_pfsync: RunPfsync, tmp_path: Path) -> None:
+GIT_STATE_LINE = (
+    "state: {store: git, branch: main}   "
+    "# CI pushes the lockfile itself (see the docs on state stores)"
+)
+
+
+def test_init_writes_ci_recipes_with_the_git_state_store(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    import yaml
+
     run = run_pfsync("init", ".", "--ci", "github", cwd=tmp_path)
     assert run.code == 0, run
     workflows = sorted(p.name for p in (tmp_path / ".github" / "workflows").iterdir())
     assert workflows == ["pfsync-apply.yml", "pfsync-comment.yml", "pfsync-plan.yml"]
+    recipes = REPO / "examples" / "ci"
+    for name in workflows:
+        assert (tmp_path / ".github" / "workflows" / name).read_bytes() == (
+            recipes / "github" / ".github" / "workflows" / name
+        ).read_bytes()
+    # The recipes have no push step: CI's apply pushes the lockfile through the git store.
+    config = (tmp_path / "pfsync.yaml").read_text()
+    assert config.splitlines()[-1] == GIT_STATE_LINE
+    assert yaml.safe_load(config)["state"] == {"store": "git", "branch": "main"}
+    assert run.err.splitlines()[-1] == (
+        "CI: set the secrets PFSYNC_USERNAME and PFSYNC_PASSWORD (environment pfsync) for the "
+        'apply job; pin PFSYNC_PIP_SPEC to a pfsync release (see the README, "CI recipes").'
+    )
     run = run_pfsync("init", "gl", "--ci", "gitlab", cwd=tmp_path)
-    assert (tmp_path / "gl" / ".gitlab-ci.yml").exists()
+    assert run.code == 0, run
+    assert (tmp_path / "gl" / ".gitlab-ci.yml").read_bytes() == (
+        recipes / "gitlab" / ".gitlab-ci.yml"
+    ).read_bytes()
+    assert (tmp_path / "gl" / "pfsync.yaml").read_text().splitlines()[-1] == GIT_STATE_LINE
+    assert "PFSYNC_PUSH_TOKEN" in run.err.splitlines()[-1]
+
+
+def test_init_without_ci_keeps_the_file_state_store(run_pfsync: RunPfsync, tmp_path: Path) -> None:
+    import yaml
+
+    assert run_pfsync("init", ".", cwd=tmp_path).code == 0
+    assert "state" not in yaml.safe_load((tmp_path / "pfsync.yaml").read_text())
+    assert not (tmp_path / ".github").exists()
+
+
+def test_init_with_ci_then_validate_works(run_pfsync: RunPfsync, tmp_path: Path) -> None:
+    assert run_pfsync("init", ".", "--ci", "github", cwd=tmp_path).code == 0
+    validate = run_pfsync("validate", cwd=tmp_path)
+    assert (validate.code, validate.out, validate.err) == (0, "", "1 trigger(s) valid.\n")
 
 
 def test_init_rejects_bad_values(run_pfsync: RunPfsync, tmp_path: Path) -> None:
