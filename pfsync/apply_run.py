@@ -188,6 +188,17 @@ def run_apply(
             "is the first apply of this repository, run again with --new-lockfile"
         )
 
+    from pfsync.plan_file import check_saved_plan, load_saved_plan
+
+    saved = load_saved_plan(options.plan_file) if options.plan_file is not None else None
+    targets = saved.targets if saved is not None else options.targets
+    replace = saved.replace if saved is not None else options.replace
+
+    def planned(lockfile: Lockfile | None) -> tuple[Plan, list[ApplyItem]]:
+        plan = create_plan(manifests, lockfile, config.api_url, targets, replace)
+        recorded = lockfile or Lockfile.new(config.api_url)
+        return plan, _items_to_send(plan, recorded, options.retry_uncertain)
+
     must_exist = bool(manifests) and not options.new_lockfile
     with open_state(
         config,
@@ -195,6 +206,8 @@ def run_apply(
         operation="apply",
         require_tip=True,
         refuse_missing=refuse_missing if must_exist else None,
+        # A remote store is locked (a write, i.e. a commit) only when there is something to send.
+        needs_lock=lambda lockfile: bool(planned(lockfile)[1]),
         warn=io.progress,
     ) as transaction:
         lockfile = transaction.lockfile
@@ -202,20 +215,12 @@ def run_apply(
             if must_exist:
                 raise refuse_missing()
             lockfile = transaction.save(Lockfile.new(config.api_url))
-        if options.plan_file is not None:
-            from pfsync.plan_file import check_saved_plan, load_saved_plan
-
-            saved = load_saved_plan(options.plan_file)
-            plan = create_plan(manifests, lockfile, config.api_url, saved.targets, saved.replace)
+        plan, items = planned(lockfile)
+        if saved is not None:
             # Against the state the plan was made from: taking a remote store's lock is a
             # write of its own, which must not make every saved plan stale.
             check_saved_plan(saved, plan, transaction.before_lock)
-        else:
-            plan = create_plan(
-                manifests, lockfile, config.api_url, options.targets, options.replace
-            )
         io.show_plan(plan)
-        items = _items_to_send(plan, lockfile, options.retry_uncertain)
         if not items:
             report = ApplyReport([])
             io.progress(summarise(report, plan))
@@ -238,6 +243,9 @@ def run_apply(
             try:
                 transaction.finish_journal(journal)
             except PfsyncError as exc:
+                for result in report.results:
+                    if result.kind == "created" and result.address in journal.unwritten_created():
+                        result.unrecorded = True
                 _print_unrecorded(report, io, str(exc))
                 return EXIT_ERROR
         if report.stop_reason == "auth":
@@ -293,6 +301,6 @@ def _print_unrecorded(report: ApplyReport, io: ApplyIO, problem: str) -> None:
     for result in unrecorded:
         io.progress(
             f"NOT RECORDED: {result.address} was created as {result.trigger_id or '(id unknown)'}"
-            f"; once the disk is fixed run `pfsync state import {result.address} "
+            f"; once the disk or state store is fixed run `pfsync state import {result.address} "
             f"{result.trigger_id or 'ID'}`"
         )

@@ -348,6 +348,10 @@ class Journal:
                 self._synced = max(self._synced, target)
                 self._cond.notify_all()
 
+    def unwritten_created(self) -> set[str]:
+        """None: a record is durable before `append` returns (a remote store's may wait)."""
+        return set()
+
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise self._error

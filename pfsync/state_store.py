@@ -113,6 +113,7 @@ def open_state(
     take_lock: bool = True,
     require_tip: bool = False,
     refuse_missing: Callable[[], Exception] | None = None,
+    needs_lock: Callable[[Lockfile | None], bool] = lambda lockfile: True,
     no_push: bool = False,
     warn: Callable[[str], None] = lambda line: None,
 ) -> Iterator[StateTransaction | RemoteState]:
@@ -138,6 +139,7 @@ def open_state(
         take_lock=take_lock and not no_push,
         require_tip=require_tip,
         refuse_missing=refuse_missing,
+        needs_lock=needs_lock,
         warn=warn,
     ) as state:
         if no_push:

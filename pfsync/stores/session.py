@@ -226,11 +226,14 @@ class RemoteState:
         events = journal.final_events()
         current = self.lockfile
         assert current is not None
-        if journal.error is None:
+        problem: StoreError | None = journal.error
+        if problem is None:
             try:
                 return self._final(fold(current, events), "record apply outcomes, unlock")
             except StoreConflict as exc:
-                self.warn(f"{exc}; merging this run's outcomes by address")
+                problem = exc
+        if isinstance(problem, StoreConflict):
+            self.warn(f"{problem}; merging this run's outcomes by address into it")
         return self._merge_final(journal.all_events())
 
     def _final(self, lockfile: Lockfile, what: str) -> Lockfile:
@@ -253,12 +256,16 @@ class RemoteState:
             merged = merge_run(newer, events, lock_id)
             for warning in merged.warnings:
                 self.warn(f"Warning: {warning}")
-            lock = newer.lock if newer.lock is not None and newer.lock.id != lock_id else None
-            self.lock = lock  # keep another run's lock as it is
+            ours, theirs = self.lock, newer.lock
+            self.lock = theirs if theirs is not None and theirs.id != lock_id else None
             try:
                 saved = self.write(merged.lockfile, "merge apply outcomes")
             except StoreConflict:
+                self.lock = ours
                 continue
+            except BaseException:
+                self.lock = ours  # still ours to release, or for a person to unlock
+                raise
             self.lock = None
             self.finished = True
             return saved
@@ -271,11 +278,18 @@ class RemoteState:
         """Give the lock back (nothing else changes); a failure leaves it for `state unlock`."""
         if self.finished or self.lock is None or self.lockfile is None:
             return
-        with contextlib.suppress(StoreConflict):
-            self._final(self.lockfile, "unlock")
-            return
-        # Someone else wrote meanwhile (state unlock, or a merge): release by merging.
-        self._merge_final([])
+        lock = self.lock
+        try:
+            try:
+                self._final(self.lockfile, "unlock")
+            except StoreConflict:
+                # Someone else wrote meanwhile (state unlock, or a merge): release by merging.
+                self._merge_final([])
+        except StoreError as exc:
+            self.warn(
+                f"Error: the state lock {lock.id} could not be released ({exc}). Once the store "
+                f"is reachable, and no pfsync run is active, run `pfsync state unlock {lock.id}`"
+            )
 
 
 @contextlib.contextmanager
@@ -288,9 +302,15 @@ def remote_state(
     take_lock: bool = True,
     require_tip: bool = False,
     refuse_missing: Callable[[], Exception] | None = None,
+    needs_lock: Callable[[Lockfile | None], bool] = lambda lockfile: True,
     warn: Callable[[str], None] = lambda line: None,
 ) -> Iterator[RemoteState]:
-    """Read the store and (with `take_lock`) hold its lock for the block."""
+    """Read the store and (with `take_lock`) hold its lock for the block.
+
+    `needs_lock(lockfile)` False (apply with nothing to send) skips the lock and its commit; the
+    lock write is a compare-and-swap on the snapshot just judged, so a change in between makes
+    the loop read and judge again.
+    """
     deadline = time.monotonic() + lock_timeout
     while True:
         snapshot = store.read()
@@ -312,7 +332,7 @@ def remote_state(
             raise LockHeldError(held_message(store, holder, lock_timeout))
         state = RemoteState(config, store, snapshot, None, before, warn)
         state.operation = operation
-        if not take_lock:
+        if not take_lock or not needs_lock(before):
             break
         lock = new_lock(operation)
         state.lock = lock
@@ -440,6 +460,11 @@ class StoreJournal:
                 if p.address not in self._asked and p.address not in self._resends
             ]
             return [*self._outcomes, *withdrawn]
+
+    def unwritten_created(self) -> set[str]:
+        """Addresses created by this run whose outcome no store write has carried."""
+        with self._cond:
+            return {o.address for o in self._outcomes if isinstance(o, Created)}
 
     def all_events(self) -> list[Event]:
         """Every event of the run that may be in the store or must be (for a merge)."""

@@ -1,0 +1,110 @@
+"""CI runners simulated with real git: separate clones of one bare remote on disk.
+
+remote = make_remote(tmp_path, manifests=5)     a bare repository whose main holds a
+                                                 pfsync.yaml with `state: {store: git}` and
+                                                 manifests t000… (apply_helpers.manifest_text)
+runner = clone(remote, tmp_path / "runner1")    a fresh clone on main: one CI runner
+refuse_pushes(remote) / allow_pushes(remote)    a pre-receive hook that declines every push
+push_unrelated_commit(remote, tmp_path)          another clone commits a file beside the
+                                                 lockfile and pushes it (an ordinary merge)
+remote_lockfile(remote) -> dict | None           the lockfile on the remote's main, parsed
+remote_log(remote) -> list[str]                  commit subjects on main, newest first
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from apply_helpers import BUSINESS, manifest_text
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "tester",
+    "GIT_AUTHOR_EMAIL": "tester@localhost",
+    "GIT_COMMITTER_NAME": "tester",
+    "GIT_COMMITTER_EMAIL": "tester@localhost",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in `cwd`; its stdout (AssertionError with stderr when it fails)."""
+    proc = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+        timeout=60,
+    )
+    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
+    return proc.stdout
+
+
+def make_remote(
+    tmp_path: Path, manifests: int, business: str = BUSINESS, state: str = "{store: git}"
+) -> Path:
+    """A bare remote whose main has a pfsync repository with `manifests` manifests."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "--quiet", "--bare", "-b", "main", str(remote))
+    seed = tmp_path / "seed"
+    git(tmp_path, "clone", "--quiet", str(remote), str(seed))
+    (seed / "triggers").mkdir()
+    (seed / "pfsync.yaml").write_text(f"business: {business}\nstate: {state}\n")
+    (seed / ".gitignore").write_text("pfsync.lock.journal\npfsync.lock.lck\n.pfsync/\n")
+    for n in range(manifests):
+        (seed / "triggers" / f"t{n:03d}.yaml").write_text(manifest_text(f"t{n:03d}"))
+    git(seed, "add", ".")
+    git(seed, "commit", "--quiet", "-m", "manifests")
+    git(seed, "push", "--quiet", "origin", "main")
+    return remote
+
+
+def clone(remote: Path, where: Path) -> Path:
+    """A fresh clone of the remote's main: one CI runner's checkout."""
+    git(where.parent, "clone", "--quiet", "--branch", "main", str(remote), str(where))
+    return where
+
+
+def refuse_pushes(remote: Path, message: str = "protected branch") -> None:
+    """Make the remote decline every push (a pre-receive hook)."""
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\necho '{message}' >&2\nexit 1\n")
+    hook.chmod(0o755)
+
+
+def allow_pushes(remote: Path) -> None:
+    """Remove the hook that declines pushes."""
+    (remote / "hooks" / "pre-receive").unlink(missing_ok=True)
+
+
+def push_unrelated_commit(remote: Path, tmp_path: Path, name: str = "NOTES.md") -> None:
+    """Another clone pushes a commit that does not touch the lockfile."""
+    other = tmp_path / f"other-{os.urandom(4).hex()}"
+    clone(remote, other)
+    (other / name).write_text(f"unrelated {os.urandom(4).hex()}\n")
+    git(other, "add", name)
+    git(other, "commit", "--quiet", "-m", f"unrelated change to {name}")
+    git(other, "push", "--quiet", "origin", "main")
+
+
+def remote_lockfile(remote: Path, path: str = "pfsync.lock") -> dict[str, Any] | None:
+    """The lockfile on the remote's main, or None when there is none."""
+    proc = subprocess.run(
+        ["git", "--git-dir", str(remote), "show", f"main:{path}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if proc.returncode != 0:
+        return None
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def remote_log(remote: Path) -> list[str]:
+    """Commit subjects on the remote's main, newest first."""
+    return git(remote, "log", "--format=%s", "main").splitlines()

@@ -1,0 +1,258 @@
+"""The apply protocol over a remote store, against an in-memory compare-and-swap store.
+
+The invariant under test: a create is sent only after its pending record is in the store; a
+failed store write stops sending; a store that moved on gets the run's outcomes merged by address,
+never overwritten. The git store itself is tested end to end in test_git_store.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures_sandbox import trigger_body
+from pfsync.applier import Applier, ApplyItem
+from pfsync.canonical import body_digest
+from pfsync.client import Attempt
+from pfsync.config import Config, StateConfig
+from pfsync.errors import LockHeldError
+from pfsync.journal_records import Created, Failed, Pending, Uncertain
+from pfsync.lockfile import Lockfile, TriggerRecord
+from pfsync.stores import Snapshot, StoreConflict, StoreError
+from pfsync.stores.session import merge_run, new_lock, remote_state
+
+API = "https://api.example.test"
+BUSINESS = "biz_s"
+
+
+class MemoryStore:
+    """A compare-and-swap store in memory; `fail_at` makes that write (1-based) fail."""
+
+    description = "memory"
+
+    def __init__(self, lockfile: Lockfile | None = None) -> None:
+        self.lockfile = lockfile
+        self.version = 0
+        self.writes: list[Lockfile] = []
+        self.fail_at: int | None = None
+        self.keep_failing = False  # else only that one write fails
+        self.after_write: Any = None  # called with the write number after a write
+        self._lock = threading.Lock()
+
+    def read(self, *, strict: bool = True) -> Snapshot:
+        with self._lock:
+            return Snapshot(self.lockfile, str(self.version))
+
+    def write(self, lockfile: Lockfile, expected: Snapshot, message: str) -> Snapshot:
+        with self._lock:
+            if self.fail_at == len(self.writes) + 1:
+                if not self.keep_failing:
+                    self.fail_at = None
+                raise StoreError("the store is unreachable")
+            if expected.version != str(self.version):
+                raise StoreConflict("the lockfile changed underneath")
+            self.lockfile = lockfile
+            self.version += 1
+            self.writes.append(lockfile)
+            written = Snapshot(lockfile, str(self.version))
+        if self.after_write is not None:
+            self.after_write(len(self.writes))
+        return written
+
+    def outside_write(self, lockfile: Lockfile) -> None:
+        """Another writer (a person's `state unlock`, say) changes the store."""
+        with self._lock:
+            self.lockfile = replace(lockfile, serial=lockfile.serial + 1)
+            self.version += 1
+
+
+class StoreCheckingClient:
+    """A client whose every create asserts its pending record is already in the store."""
+
+    def __init__(self, store: MemoryStore, fail: set[str] | None = None) -> None:
+        self.store = store
+        self.sent: list[str] = []
+        self.fail = fail or set()
+        self._lock = threading.Lock()
+
+    def create_trigger(self, business: str, body: dict[str, Any], idempotency_key: str) -> Attempt:
+        address = f"{business}/{body['name']}"
+        stored = self.store.lockfile
+        assert stored is not None and address in stored.pending, f"{address} sent before intent"
+        assert stored.pending[address].idempotency_key == idempotency_key
+        with self._lock:
+            self.sent.append(address)
+        if address in self.fail:
+            return Attempt("failed", 422, "invalid")
+        return Attempt("created", 200, "", f"trg_{body['name']}", "2026-01-01T00:00:00Z", "draft")
+
+
+def config(tmp_path: Path, batch: int = 2) -> Config:
+    return Config(
+        path=None,
+        root=tmp_path,
+        business=BUSINESS,
+        api_url=API,
+        manifests=(),
+        lockfile=tmp_path / "pfsync.lock",
+        state=StateConfig(store="git", intent_batch=batch),
+    )
+
+
+def items(count: int) -> list[ApplyItem]:
+    result = []
+    for n in range(count):
+        body = trigger_body(f"t{n}")
+        result.append(ApplyItem(f"{BUSINESS}/t{n}", BUSINESS, body, body_digest(body), 0, "f"))
+    return result
+
+
+def run(
+    store: MemoryStore, cfg: Config, to_send: list[ApplyItem], client: StoreCheckingClient
+) -> tuple[Applier, Lockfile | None, list[str]]:
+    warnings: list[str] = []
+    with remote_state(cfg, store, warn=warnings.append) as state:
+        journal = state.start_journal()
+        applier = Applier(client, journal, parallelism=3)
+        applier.run(to_send)
+        try:
+            final: Lockfile | None = state.finish_journal(journal)
+        except StoreError as exc:
+            warnings.append(str(exc))
+            final = None
+    return applier, final, warnings
+
+
+def test_every_create_is_sent_after_its_pending_record_is_stored(tmp_path: Path) -> None:
+    store = MemoryStore()
+    client = StoreCheckingClient(store, fail={f"{BUSINESS}/t3"})
+    applier, final, warnings = run(store, config(tmp_path), items(9), client)
+    assert warnings == []
+    assert sorted(client.sent) == sorted(i.address for i in items(9))
+    assert final is not None and final.lock is None and final.pending == {}
+    assert sorted(final.triggers) == sorted(
+        i.address for i in items(9) if i.address != f"{BUSINESS}/t3"
+    )
+    # lock, 5 batches of 2 (pipelined, outcomes riding along), final: far fewer than 9 creates
+    # would need, and the lock is held in every write but the last.
+    assert all(w.lock is not None for w in store.writes[:-1])
+    assert len(store.writes) <= 1 + 5 + 1
+    assert [w.serial for w in store.writes] == list(range(1, len(store.writes) + 1))
+
+
+def test_a_failed_store_write_stops_sending_and_leaves_pending_uncertain(tmp_path: Path) -> None:
+    store = MemoryStore()
+    store.fail_at = 3  # the lock and the first batch are stored; the second batch is not
+    client = StoreCheckingClient(store)
+    applier, final, warnings = run(store, config(tmp_path), items(9), client)
+    report = applier.report(items(9))
+    assert report.stop_reason == "disk"
+    assert "the store is unreachable" in report.stop_message
+    # Only what was durable was sent: the first batch (and a second one if it was stored).
+    assert set(client.sent) <= {f"{BUSINESS}/t{n}" for n in range(2)}
+    assert final is not None  # the final write merged the outcomes (the store works again)
+    assert set(final.triggers) == set(client.sent)
+    assert final.lock is None
+
+
+def test_a_store_that_moved_on_gets_the_outcomes_merged_by_address(tmp_path: Path) -> None:
+    imported = TriggerRecord("trg_hand", "imported", None, None, 0, {}, body_digest({}), "x.yaml")
+    store = MemoryStore()
+
+    def person_unlocks_and_imports(number: int) -> None:
+        if number == 2:  # after the first batch: the lock is removed, another address imported
+            current = store.lockfile
+            assert current is not None
+            triggers = {**current.triggers, f"{BUSINESS}/other": imported}
+            store.outside_write(replace(current, lock=None, triggers=triggers))
+
+    store.after_write = person_unlocks_and_imports
+    client = StoreCheckingClient(store)
+    applier, final, warnings = run(store, config(tmp_path), items(9), client)
+    assert applier.report(items(9)).stop_reason == "disk"
+    assert any("changed underneath" in w for w in warnings)
+    assert final is not None
+    assert final.triggers[f"{BUSINESS}/other"] == imported  # never overwritten
+    assert set(client.sent) <= set(final.triggers)  # every create that was sent is recorded
+    assert final.pending == {}
+    assert final.lock is None
+
+
+def test_a_held_lock_names_its_holder(tmp_path: Path) -> None:
+    holder = new_lock("apply")
+    store = MemoryStore(replace(Lockfile.new(API), serial=1, lock=holder))
+    with pytest.raises(LockHeldError) as caught, remote_state(config(tmp_path), store):
+        pass
+    assert f"pfsync state unlock {holder.id}" in str(caught.value)
+    assert f"pid {holder.pid}" in str(caught.value)
+    assert store.writes == []
+
+
+def test_nothing_to_send_takes_no_lock(tmp_path: Path) -> None:
+    store = MemoryStore(replace(Lockfile.new(API), serial=1))
+    with remote_state(config(tmp_path), store, needs_lock=lambda lockfile: False) as state:
+        assert state.lock is None
+    assert store.writes == []
+
+
+def _pending(address: str, key: str) -> Pending:
+    body = trigger_body(address)
+    return Pending(address, key, body_digest(body), body, 0, "f", None)
+
+
+def test_merge_run_rules() -> None:
+    keys = {n: f"0f8fad5b-d9cb-469f-a165-7086772895{n:02d}" for n in range(6)}
+    a = {n: f"{BUSINESS}/a{n}" for n in range(6)}
+    ours = [_pending(a[n], keys[n]) for n in range(6)]
+    base = Lockfile.new(API)
+    from pfsync.journal import fold
+
+    # The newer lockfile holds a0..a3 pending with our keys; a4 was settled by a person with
+    # another trigger; a5's pending is gone (state rm) although this run created it.
+    newer = fold(base, ours[:4])
+    other = TriggerRecord("trg_person", "imported", None, None, 0, {}, body_digest({}), "f")
+    lock = new_lock("apply")
+    newer = replace(newer, triggers={a[4]: other}, lock=lock)
+    events: list[Pending | Created | Failed | Uncertain] = [
+        *ours,
+        Created(a[0], keys[0], "trg_0", None, "draft"),
+        Failed(a[1], keys[1], "invalid", 422),
+        Uncertain(a[2], keys[2], "connection lost"),
+        Created(a[4], keys[4], "trg_4", None, "draft"),
+        Created(a[5], keys[5], "trg_5", None, "draft"),
+    ]
+    merged = merge_run(newer, events, lock.id)
+    result = merged.lockfile
+    assert result.triggers[a[0]].id == "trg_0"
+    assert a[1] not in result.pending and a[1] not in result.triggers
+    assert result.pending[a[2]].reason == "connection lost"
+    assert result.pending[a[3]].idempotency_key == keys[3]  # in flight: stays uncertain
+    assert result.triggers[a[4]] == other  # never overwritten…
+    assert any("trg_4" in w and "trg_person" in w for w in merged.warnings)  # …but said loudly
+    assert result.triggers[a[5]].id == "trg_5"  # it exists: recorded again
+    assert result.lock is None  # our lock released
+    someone_else = new_lock("apply")
+    kept = merge_run(replace(newer, lock=someone_else), events, lock.id).lockfile
+    assert kept.lock == someone_else
+
+
+def test_a_store_that_stays_unreachable_keeps_the_lock_and_says_how_to_free_it(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore()
+    store.fail_at, store.keep_failing = 3, True
+    client = StoreCheckingClient(store)
+    applier, final, warnings = run(store, config(tmp_path), items(9), client)
+    assert final is None
+    assert warnings[0] == "the store is unreachable"
+    assert warnings[1].startswith("Error: the state lock ")
+    lock = store.writes[0].lock
+    assert lock is not None
+    assert warnings[1].endswith(f"run `pfsync state unlock {lock.id}`")
+    # What was sent is pending in the store: uncertain for the next run, never `create`.
+    stored = store.lockfile
+    assert stored is not None and set(client.sent) <= set(stored.pending)
