@@ -130,7 +130,7 @@ def run(
 def test_every_create_is_sent_after_its_pending_record_is_stored(tmp_path: Path) -> None:
     store = MemoryStore()
     client = StoreCheckingClient(store, fail={f"{BUSINESS}/t3"})
-    applier, final, warnings = run(store, config(tmp_path), items(9), client)
+    _applier, final, warnings = run(store, config(tmp_path), items(9), client)
     assert warnings == []
     assert sorted(client.sent) == sorted(i.address for i in items(9))
     assert final is not None and final.lock is None and final.pending == {}
@@ -148,7 +148,7 @@ def test_a_failed_store_write_stops_sending_and_leaves_pending_uncertain(tmp_pat
     store = MemoryStore()
     store.fail_at = 3  # the lock and the first batch are stored; the second batch is not
     client = StoreCheckingClient(store)
-    applier, final, warnings = run(store, config(tmp_path), items(9), client)
+    applier, final, _warnings = run(store, config(tmp_path), items(9), client)
     report = applier.report(items(9))
     assert report.stop_reason == "disk"
     assert "the store is unreachable" in report.stop_message
@@ -246,7 +246,7 @@ def test_a_store_that_stays_unreachable_keeps_the_lock_and_says_how_to_free_it(
     store = MemoryStore()
     store.fail_at, store.keep_failing = 3, True
     client = StoreCheckingClient(store)
-    applier, final, warnings = run(store, config(tmp_path), items(9), client)
+    _applier, final, warnings = run(store, config(tmp_path), items(9), client)
     assert final is None
     assert warnings[0] == "the store is unreachable"
     assert warnings[1].startswith("Error: the state lock ")
