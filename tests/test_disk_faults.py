@@ -257,8 +257,8 @@ def test_outcome_not_recordable_after_a_2xx_is_printed_with_its_id(
     [trigger] = sandbox.triggers(BUSINESS)
     assert len(posted_keys(sandbox)) == 1  # the run stopped: nothing more was sent
     assert (
-        f"NOT RECORDED: {BUSINESS}/t000 was created as {trigger['id']}; once the disk is fixed "
-        f"run `pfsync state import {BUSINESS}/t000 {trigger['id']}`"
+        f"NOT RECORDED: {BUSINESS}/t000 was created as {trigger['id']}; once the disk or state "
+        f"store is fixed run `pfsync state import {BUSINESS}/t000 {trigger['id']}`"
     ) in lines
     assert "Error: cannot write the journal" in "\n".join(lines)
     # Never forgotten: its durable pending record makes it uncertain, never sent again by itself.
