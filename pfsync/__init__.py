@@ -1,3 +1,3 @@
 """pfsync: a declarative GitOps reconciler for Pocketflows triggers."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
