@@ -247,6 +247,7 @@ def run_apply(
                     if result.kind == "created" and result.address in journal.unwritten_created():
                         result.unrecorded = True
                 _print_unrecorded(report, io, str(exc))
+                io.progress(summarise(report, plan))
                 return EXIT_ERROR
         if report.stop_reason == "auth":
             io.progress(

@@ -131,6 +131,14 @@ def open_state(
     from pfsync.stores.session import remote_state
 
     store = open_store(config)
+    if no_push:
+        from pfsync.stores.git import CheckedOutLockfile, GitStore
+
+        if not isinstance(store, GitStore):
+            from pfsync.stores import StoreError
+
+            raise StoreError(f"--no-push is for the git store, not {config.state.store}")
+        store = CheckedOutLockfile(store)
     with remote_state(
         config,
         store,
@@ -142,11 +150,4 @@ def open_state(
         needs_lock=needs_lock,
         warn=warn,
     ) as state:
-        if no_push:
-            commit = getattr(store, "commit_locally", None)
-            if commit is None:
-                from pfsync.stores import StoreError
-
-                raise StoreError(f"--no-push is for the git store, not {config.state.store}")
-            state.local_commit = commit
         yield state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from contextlib import ExitStack
@@ -117,9 +118,11 @@ def apply(
         return report_manifest_problems(loaded.diagnostics)
     color = use_color()
     lockfile_name = os.path.relpath(config.lockfile)
-    if config.state.is_remote:
-        branch = config.state.branch or "the checked-out branch"
-        lockfile_name += f" on {config.state.remote}/{branch}"
+    if config.state.is_remote and not sandbox:
+        from pfsync.stores import StoreError, open_store
+
+        with contextlib.suppress(StoreError):  # the apply itself reports why it cannot be used
+            lockfile_name = open_store(config).description
 
     def show_plan(plan: object) -> None:
         if options.verbosity >= 0:

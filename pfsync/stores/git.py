@@ -19,9 +19,11 @@ lockfile yet).
 from __future__ import annotations
 
 import os
+import random
 import re
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -214,6 +216,11 @@ class GitStore:
         tip = self.git.out("rev-parse", "--verify", f"{self.tracking_ref}^{{commit}}")
         return self._snapshot_at(tip, warnings)
 
+    def read_head(self) -> Snapshot:
+        """The lockfile committed at HEAD, without a fetch (what a `--no-push` commit changes)."""
+        head = self.git.out("rev-parse", "--verify", "HEAD^{commit}")
+        return self._snapshot_at(head)
+
     def _snapshot_at(self, tip: str, warnings: tuple[str, ...] = ()) -> Snapshot:
         blob = self._blob_at(tip)
         lockfile = None
@@ -232,7 +239,7 @@ class GitStore:
         """Commit `lockfile` onto the expected tip and push it (rebased over unrelated commits)."""
         tip, expected_blob = expected.version.split()
         blob = self.git.out("hash-object", "-w", "--stdin", input=lockfile.dumps())
-        for _ in range(MAX_REBASES):
+        for attempt in range(1, MAX_REBASES + 1):
             commit = self._commit_on(tip, blob, message)
             pushed = self.git.run(
                 "push", "--quiet", self.remote, f"{commit}:refs/heads/{self.branch}"
@@ -253,6 +260,7 @@ class GitStore:
                     f"{new_tip[:12]})"
                 )
             tip = new_tip  # others pushed commits that leave the lockfile alone: rebase
+            time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))  # a busy branch: back off
         raise StoreError(
             f"gave up pushing the lockfile to {self.remote}/{self.branch} after {MAX_REBASES} "
             "rejections by newer commits"
@@ -300,3 +308,32 @@ class GitStore:
         self.git.out("add", "--", self.path)
         self.git.out("commit", "--quiet", "--no-verify", "-m", message, "--", self.path)
         return self.git.out("rev-parse", "HEAD")
+
+
+class CheckedOutLockfile:
+    """A git store seen from the checkout, for `--no-push`: HEAD's lockfile, local commits.
+
+    What a pull request proposes is a change of the lockfile its branch holds; its diff is then
+    exactly that change, and git reports a conflict if main's lockfile moved meanwhile.
+    """
+
+    def __init__(self, store: GitStore) -> None:
+        self.store = store
+
+    @property
+    def description(self) -> str:
+        """`pfsync.lock at HEAD`."""
+        return f"{self.store.path} at HEAD"
+
+    def read(self, *, strict: bool = True) -> Snapshot:
+        """The lockfile committed at HEAD (no fetch)."""
+        return self.store.read_head()
+
+    def write(self, lockfile: Lockfile, expected: Snapshot, message: str) -> Snapshot:
+        """Commit `lockfile` on the current branch if HEAD is still where it was read."""
+        head = self.store.git.out("rev-parse", "--verify", "HEAD^{commit}")
+        if head != expected.version.split()[0]:
+            raise StoreConflict("HEAD moved since the lockfile was read; run the command again")
+        # No [skip ci]: this commit is proposed in a pull request, whose plan must run.
+        commit = self.store.commit_locally(lockfile, message.replace(" [skip ci]", ""))
+        return Snapshot(lockfile, f"{commit} {self.store._blob_at(commit)}")

@@ -182,7 +182,6 @@ class RemoteState:
         self.warn = warn
         self.finished = False
         self._write_lock = threading.Lock()
-        self.local_commit: Callable[[Lockfile, str], str] | None = None  # --no-push
         self.operation = "record state changes"  # names the commits of `save`
 
     @property
@@ -201,12 +200,7 @@ class RemoteState:
             if after is None:
                 assert before is not None
                 return before
-            if self.local_commit is not None:
-                # No [skip ci]: this commit is proposed in a pull request, whose plan must run.
-                self.local_commit(after, f"pfsync: {what}")
-                self.snapshot = Snapshot(after, self.snapshot.version)
-            else:
-                self.snapshot = self.store.write(after, self.snapshot, self._message(what))
+            self.snapshot = self.store.write(after, self.snapshot, self._message(what))
             return after
 
     def save(self, new: Lockfile) -> Lockfile:
@@ -233,7 +227,7 @@ class RemoteState:
             except StoreConflict as exc:
                 problem = exc
         if isinstance(problem, StoreConflict):
-            self.warn(f"{problem}; merging this run's outcomes by address into it")
+            self.warn(f"Warning: {problem}; merging this run's outcomes by address into it")
         return self._merge_final(journal.all_events())
 
     def _final(self, lockfile: Lockfile, what: str) -> Lockfile:
@@ -403,10 +397,11 @@ class StoreJournal:
             batch = self._index[record.address] // self.batch_size
             self._requested = max(self._requested, batch)
             self._cond.notify_all()
-            while self._written <= batch:
-                if self.error is not None:
-                    raise JournalWriteError(f"{self.error}; no further create will be sent")
+            while self._written <= batch and self.error is None:
                 self._cond.wait()
+            if self.error is not None:
+                # Even when this batch is durable: once a write failed, nothing more is sent.
+                raise JournalWriteError(f"{self.error}; no further create will be sent")
             self._asked.add(record.address)
 
     def _want_write(self) -> bool:
