@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import RunPfsync
-from git_helpers import clone, git, make_remote
+from apply_helpers import BUSINESS
+from conftest import RunPfsync, clean_env, pfsync_executable
+from fixtures_sandbox import MakeSandbox
+from git_helpers import clone, git, make_remote, remote_lockfile
 from pfsync.stores.git import GitResult, redact
 
 
@@ -49,3 +56,40 @@ def test_a_remote_url_with_a_token_is_never_printed(run_pfsync: RunPfsync, tmp_p
     assert apply.err.startswith("Error: cannot fetch origin/main: ")
     for run in (plan, apply):
         assert "s3cr3t-token" not in run.out + run.err
+
+
+def test_ctrl_c_to_the_whole_process_group_still_records_everything(
+    run_pfsync: RunPfsync, make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """A terminal's Ctrl-C reaches every process of its group: git's pushes must survive it."""
+    sandbox = make_sandbox(latency_ms=100)
+    remote = make_remote(tmp_path, 30, state="{store: git, intent_batch: 4}")
+    runner = clone(remote, tmp_path / "runner")
+    hook = remote / "hooks" / "pre-receive"  # slow pushes, so the Ctrl-C lands during one
+    hook.write_text("#!/bin/sh\nsleep 0.5\n")
+    hook.chmod(0o755)
+    proc = subprocess.Popen(
+        [pfsync_executable(), "apply", "--auto-approve", "--new-lockfile", "--parallelism", "2"],
+        cwd=runner,
+        env=clean_env(sandbox.environment()),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a shell gives a foreground job
+    )
+    for _ in range(600):
+        if len(sandbox.triggers(BUSINESS)) >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Error" not in err, err  # no push was cut short by the signal
+    lockfile = remote_lockfile(remote)
+    assert lockfile is not None and "lock" not in lockfile, err
+    recorded = {r["id"] for r in lockfile["triggers"].values()}
+    assert recorded == {t["id"] for t in sandbox.triggers(BUSINESS)}
+    assert lockfile["pending"] == {}
+    plan = run_pfsync("plan", "--format", "json", cwd=runner, env={"PFSYNC_API_URL": sandbox.url})
+    actions = {e["action"] for e in json.loads(plan.out)["entries"]}
+    assert actions <= {"create", "no-op"}

@@ -96,6 +96,9 @@ class Git:
                 env={**_git_environment(), **(env or {})},
                 timeout=GIT_TIMEOUT_SECONDS,
                 stdin=None if input is not None else subprocess.DEVNULL,
+                # Out of the terminal's process group: a Ctrl-C is pfsync's to handle (start
+                # nothing new, record everything), not a kill of the push that records it.
+                start_new_session=True,
             )
         except FileNotFoundError:
             raise StoreError(
