@@ -140,12 +140,46 @@ def measure(
         seconds, rss = run_once(command, **kwargs)
         timing.seconds.append(seconds)
         timing.max_rss_kib.append(rss)
+    print_timing(label, timing)
+    return timing
+
+
+def print_timing(label: str, timing: Timing) -> None:
     print(
         f"  {label:<52} median {timing.median:8.3f} s  "
-        f"(min {min(timing.seconds):.3f}, max {max(timing.seconds):.3f}, {runs} runs)",
+        f"(min {min(timing.seconds):.3f}, max {max(timing.seconds):.3f}, "
+        f"{len(timing.seconds)} runs)",
         flush=True,
     )
-    return timing
+
+
+@dataclass
+class Contender:
+    """One of several commands measured in turns (see `measure_interleaved`)."""
+
+    label: str
+    args: Sequence[str]
+    prepare: Callable[[], None] | None = None  # before each run, untimed
+    check: Callable[[], None] | None = None  # after each run, untimed
+    timing: Timing = field(default_factory=Timing)
+
+
+def measure_interleaved(contenders: Sequence[Contender], runs: int, **kwargs: Any) -> list[Timing]:
+    """`runs` rounds of one run of each contender, the order rotating each round, so that
+    machine noise (other load, CPU frequency, a warming disk cache) hits all of them alike."""
+    for round_ in range(runs):
+        for n in range(len(contenders)):
+            contender = contenders[(round_ + n) % len(contenders)]
+            if contender.prepare is not None:
+                contender.prepare()
+            seconds, rss = run_once(contender.args, **kwargs)
+            contender.timing.seconds.append(seconds)
+            contender.timing.max_rss_kib.append(rss)
+            if contender.check is not None:
+                contender.check()
+    for contender in contenders:
+        print_timing(contender.label, contender.timing)
+    return [contender.timing for contender in contenders]
 
 
 @contextmanager
@@ -371,6 +405,112 @@ def bench_apply(sizes: Sizes, results: dict[str, Any]) -> None:
         }
 
 
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "benchmark",
+    "GIT_AUTHOR_EMAIL": "benchmark@localhost",
+    "GIT_COMMITTER_NAME": "benchmark",
+    "GIT_COMMITTER_EMAIL": "benchmark@localhost",
+}
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    """Run git for the benchmark's own set-up; its stripped stdout."""
+    done = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env={**os.environ, **GIT_IDENTITY},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"git {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def git_remote(source: Corpus) -> tuple[Path, str]:
+    """A bare repository beside `source` whose main holds its manifests and its pfsync.yaml
+    with `state: {store: git}`; returns the repository and the commit of main (no lockfile)."""
+    folder = WORK / f"{source.root.name}-git-store"
+    remote = folder / "remote.git"
+    marker = folder / ".complete"  # holds the commit without a lockfile (runs move main on)
+    if not marker.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        git("init", "--quiet", "--bare", "-b", "main", str(remote))
+        seed = folder / "seed"
+        git("clone", "--quiet", str(remote), str(seed))
+        shutil.copytree(source.root / "triggers", seed / "triggers")
+        config = (source.root / "pfsync.yaml").read_text()
+        (seed / "pfsync.yaml").write_text(config + "state: {store: git}\n")
+        (seed / ".gitignore").write_text("pfsync.lock.journal\npfsync.lock.lck\n.pfsync/\n")
+        git("add", ".", cwd=seed)
+        git("-c", "commit.gpgsign=false", "commit", "--quiet", "-m", "manifests", cwd=seed)
+        git("push", "--quiet", "origin", "main", cwd=seed)
+        shutil.rmtree(seed)
+        marker.write_text(git("--git-dir", str(remote), "rev-parse", "refs/heads/main") + "\n")
+    return remote, marker.read_text().strip()
+
+
+def bench_git_store(sizes: Sizes, results: dict[str, Any]) -> None:
+    print(
+        "apply with the git store (pushing to a bare repository on this disk) vs the file "
+        "store, in turns, `pfsync sandbox --latency-ms 50`, --parallelism 16"
+    )
+    count = sizes.apply_parallel
+    repo = corpus(f"apply-{count}", count)
+    remote, base = git_remote(repo)
+    checkout = remote.parent / "runner"
+    writes: list[int] = []
+
+    def fresh_runner() -> None:
+        # Every run starts from a branch without a lockfile, in a fresh clone (a CI runner).
+        git("--git-dir", str(remote), "update-ref", "refs/heads/main", base)
+        shutil.rmtree(checkout, ignore_errors=True)
+        git("clone", "--quiet", "--branch", "main", str(remote), str(checkout))
+
+    def count_writes() -> None:
+        lockfile = json.loads(git("--git-dir", str(remote), "show", "refs/heads/main:pfsync.lock"))
+        if len(lockfile["triggers"]) != count or lockfile.get("lock") or lockfile["pending"]:
+            raise SystemExit("the git store's lockfile does not record the apply it measured")
+        commits = git("--git-dir", str(remote), "rev-list", "--count", f"{base}..refs/heads/main")
+        writes.append(int(commits))
+
+    apply = ["-q", "apply", "--auto-approve", "--new-lockfile", "--parallelism", "16"]
+    with sandbox(50) as url:
+        file_store, git_store = measure_interleaved(
+            [
+                Contender(
+                    f"pfsync apply p16, {count} creates, file store",
+                    pfsync("-C", str(repo.root), *apply),
+                    prepare=lambda: reset_state(repo.root),
+                ),
+                Contender(
+                    f"pfsync apply p16, {count} creates, git store",
+                    pfsync("-C", str(checkout), *apply),
+                    prepare=fresh_runner,
+                    check=count_writes,
+                ),
+            ],
+            sizes.runs_fast,
+            env={**CREDENTIALS, "PFSYNC_API_URL": url},
+        )
+    lockfile_bytes = len(git("--git-dir", str(remote), "show", "refs/heads/main:pfsync.lock"))
+    print(
+        f"  (git store: {statistics.median(writes):g} pushed commits per apply, "
+        f"a lockfile of {lockfile_bytes / 2**20:.2f} MiB at the end)"
+    )
+    results[f"apply_{count}_git_store"] = {
+        "file_store": file_store.to_json(count),
+        "git_store": git_store.to_json(count),
+        "ratio_to_file_store": round(git_store.median / file_store.median, 3),
+        "ratios_per_round": [
+            round(g / f, 3) for f, g in zip(file_store.seconds, git_store.seconds, strict=True)
+        ],
+        "store_writes_per_apply": writes,
+        "final_lockfile_bytes": lockfile_bytes,
+    }
+
+
 def bench_linear(sizes: Sizes, results: dict[str, Any]) -> None:
     print("apply cost per create, sandbox without latency (default --parallelism 4)")
     entry: dict[str, Any] = {}
@@ -490,6 +630,17 @@ def budgets(results: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
                 ratio <= 1.0,
             )
         )
+    entry = results.get(f"apply_{sizes.apply_parallel}_git_store")
+    if entry:
+        ratio = entry["ratio_to_file_store"]
+        rows.append(
+            (
+                f"apply {sizes.apply_parallel} p16 git store vs file store",
+                f"{ratio:.2f}x file store's time",
+                "≤ 1.3x file store's time",
+                ratio <= 1.3,
+            )
+        )
     entry = results.get("apply_linearity")
     if entry:
         ratio = entry["ratio_per_create"]
@@ -593,7 +744,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=("validate", "plan", "apply", "linear", "startup"),
+        choices=("validate", "plan", "apply", "git-store", "linear", "startup"),
         help="run only these benchmarks (repeatable)",
     )
     parser.add_argument(
@@ -617,6 +768,8 @@ def main(argv: Sequence[str]) -> int:
         sizes.apply_serial = options.serial_creates
     if shutil.which("curl") is None and (not options.only or "apply" in options.only):
         raise SystemExit("curl is needed for the curl-loop comparison (apt-get install curl)")
+    if shutil.which("git") is None and (not options.only or "git-store" in options.only):
+        raise SystemExit("git is needed for the git store comparison (apt-get install git)")
     WORK.mkdir(exist_ok=True)
     started = time.perf_counter()
     info = machine()
@@ -629,6 +782,7 @@ def main(argv: Sequence[str]) -> int:
         "validate": bench_validate,
         "plan": bench_plan,
         "apply": bench_apply,
+        "git-store": bench_git_store,
         "linear": bench_linear,
     }
     for name, step in steps.items():

@@ -142,6 +142,7 @@ class GitStore:
         self.remote = remote
         self.branch = branch
         self.tracking_ref = f"refs/remotes/{remote}/{branch}"
+        self._git_dir: Path | None = None
 
     @classmethod
     def for_config(
@@ -270,7 +271,11 @@ class GitStore:
         )
 
     def _commit_on(self, parent: str, blob: str, message: str) -> str:
-        with tempfile.TemporaryDirectory(prefix="pfsync-index-") as folder:
+        # The private index lives in the repository's git directory, so one left by a killed
+        # run goes away with the checkout instead of piling up in /tmp on a reused runner.
+        if self._git_dir is None:
+            self._git_dir = Path(self.git.out("rev-parse", "--absolute-git-dir"))
+        with tempfile.TemporaryDirectory(prefix="pfsync-index-", dir=self._git_dir) as folder:
             env = {"GIT_INDEX_FILE": str(Path(folder) / "index")}
             self.git.out("read-tree", parent, env=env)
             self.git.out(

@@ -363,6 +363,8 @@ class StoreJournal:
         self._requested = -1  # the highest batch a worker is sending from
         self._asked: set[str] = set()  # addresses whose POST may have been sent
         self._outcomes: list[Event] = []  # not yet written
+        self._unresolved: list[int] = []  # per batch: creates without an outcome yet
+        self._settled = 0  # batches before this one all have their outcomes
         self._history: list[Event] = []  # every event of the run, for a merge
         self._closed = False
         self._writer: threading.Thread | None = None
@@ -380,6 +382,7 @@ class StoreJournal:
                 list(pendings[n : n + self.batch_size])
                 for n in range(0, len(pendings), self.batch_size)
             ]
+            self._unresolved = [len(batch) for batch in self._batches]
         self._writer = threading.Thread(target=self._write_loop, name="pfsync-store", daemon=True)
         self._writer.start()
 
@@ -392,6 +395,9 @@ class StoreJournal:
                 assert isinstance(record, (Created, Failed, Uncertain))
                 self._outcomes.append(record)
                 self._history.append(record)
+                n = self._index.get(record.address)
+                if n is not None:
+                    self._unresolved[n // self.batch_size] -= 1
                 self._cond.notify_all()
                 return
             batch = self._index[record.address] // self.batch_size
@@ -404,11 +410,22 @@ class StoreJournal:
                 raise JournalWriteError(f"{self.error}; no further create will be sent")
             self._asked.add(record.address)
 
+    def _target(self) -> int:
+        """How many batches the next write makes durable.
+
+        The batch being sent, and the next one only once every earlier batch has its outcomes
+        (which go out in the same write): the store then never holds more than two batches'
+        pending records without outcomes, so a kill leaves at most those uncertain.
+        """
+        while self._settled < len(self._batches) and self._unresolved[self._settled] <= 0:
+            self._settled += 1
+        ahead = 2 if self._settled >= self._requested else 1
+        return min(len(self._batches), max(self._written, self._requested + ahead))
+
     def _want_write(self) -> bool:
         if self.error is not None:
             return False
-        ahead = self._written < len(self._batches) and self._written <= self._requested + 1
-        return ahead or len(self._outcomes) >= self.batch_size
+        return self._written < self._target() or len(self._outcomes) >= self.batch_size
 
     def _write_loop(self) -> None:
         while True:
@@ -417,7 +434,7 @@ class StoreJournal:
                     if self._closed:
                         return
                     self._cond.wait()
-                target = min(len(self._batches), max(self._written, self._requested + 2))
+                target = self._target()
                 pendings: list[Event] = [
                     p for b in self._batches[self._written : target] for p in b
                 ]
