@@ -24,6 +24,7 @@ from pfsync.applier import (
 from pfsync.config import Config
 from pfsync.errors import PfsyncError
 from pfsync.models import Manifest
+from pfsync.textsafety import escape, shown_id
 
 if TYPE_CHECKING:
     from pfsync.applier import CreatesTriggers
@@ -102,25 +103,26 @@ def _items_to_send(plan: Plan, lockfile: Lockfile, retry_uncertain: bool) -> lis
 def describe_result(result: ItemResult) -> str:
     """The progress line for one address."""
     if result.kind == "created":
-        line = f"{result.address}: created " + (result.trigger_id or "(id unknown)")
+        line = f"{result.address}: created " + shown_id(result.trigger_id, "(id unknown)")
         if result.trigger_id is None:
             line += (
-                f" — {result.message}; find it in Pocketflows, then run "
+                f" — {escape(result.message)}; find it in Pocketflows, then run "
                 f"`pfsync state import {result.address} ID --force`"
             )
         if result.replaces:
             line += (
-                f" (replaces {result.replaces}, which stays active in Pocketflows until a "
-                "person deactivates it)"
+                f" (replaces {shown_id(result.replaces)}, which stays active in Pocketflows "
+                "until a person deactivates it)"
             )
         for warning in result.warnings:
-            line += f"; warning: {warning}"
+            line += f"; warning: {escape(warning)}"
         return line
     if result.kind == "failed":
-        return f"{result.address}: failed: {result.message}"
+        return f"{result.address}: failed: {escape(result.message)}"
     if result.kind == "uncertain":
         return (
-            f"{result.address}: uncertain: {result.message} — look for it in Pocketflows, then "
+            f"{result.address}: uncertain: {escape(result.message)} — look for it in "
+            "Pocketflows, then "
             f"`pfsync state import {result.address} ID` or `pfsync state rm {result.address}`"
         )
     return f"{result.address}: not sent"
@@ -251,11 +253,11 @@ def run_apply(
                 return EXIT_ERROR
         if report.stop_reason == "auth":
             io.progress(
-                f"Error: the API refused the credentials ({report.stop_message}); check "
+                f"Error: the API refused the credentials ({escape(report.stop_message)}); check "
                 "PFSYNC_USERNAME and PFSYNC_PASSWORD. The run stopped; nothing more was sent."
             )
         elif report.stop_reason == "disk":
-            io.progress(f"Error: {report.stop_message}")
+            io.progress(f"Error: {escape(report.stop_message)}")
             _print_unrecorded(report, io, "")
         elif report.stop_reason == "interrupt":
             if applier.abandoned:
@@ -298,10 +300,11 @@ def _signals_stop(applier: Applier, received: list[int]) -> Iterator[None]:
 def _print_unrecorded(report: ApplyReport, io: ApplyIO, problem: str) -> None:
     unrecorded = [r for r in report.results if r.kind == "created" and r.unrecorded]
     if problem:
-        io.progress(f"Error: {problem}")
+        io.progress(f"Error: {escape(problem)}")
     for result in unrecorded:
+        shown = shown_id(result.trigger_id, "(id unknown)")
         io.progress(
-            f"NOT RECORDED: {result.address} was created as {result.trigger_id or '(id unknown)'}"
+            f"NOT RECORDED: {result.address} was created as {shown}"
             f"; once the disk or state store is fixed run `pfsync state import {result.address} "
-            f"{result.trigger_id or 'ID'}`"
+            f"{shown_id(result.trigger_id)}`"
         )

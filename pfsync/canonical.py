@@ -76,7 +76,9 @@ def _is_plain(value: Any) -> bool:
 
 def body_digest(body: Any) -> str:
     """`sha256:<hex>` of the canonical JSON of `body`."""
-    data = canonical_json(body).encode("utf-8")
+    # A lone surrogate (JSON allows "\ud800"; a manifest cannot hold one, a hand-made lockfile
+    # can) has no UTF-8 form: hashed as its code unit, so the check fails cleanly, never crashes.
+    data = canonical_json(body).encode("utf-8", "surrogatepass")
     return DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+from pfsync.textsafety import escape, json_text
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -51,8 +52,10 @@ def sort_diagnostics(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
 
 
 def format_text(diagnostics: Sequence[Diagnostic]) -> str:
-    """`file:line:col: message [json.path]`, one per line."""
-    return "".join(f"{d.location}: {d.full_message()} [{d.path}]\n" for d in diagnostics)
+    """`file:line:col: message [json.path]`, one per line (outside text escaped)."""
+    return "".join(
+        escape(f"{d.location}: {d.full_message()} [{d.path}]") + "\n" for d in diagnostics
+    )
 
 
 def format_json(diagnostics: Sequence[Diagnostic]) -> str:
@@ -72,7 +75,7 @@ def format_json(diagnostics: Sequence[Diagnostic]) -> str:
             for d in diagnostics
         ],
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return json_text(doc, indent=2) + "\n"
 
 
 def _escape_github_data(text: str) -> str:
@@ -87,8 +90,8 @@ def _escape_github_property(text: str) -> str:
 def format_github(diagnostics: Sequence[Diagnostic]) -> str:
     """GitHub Actions workflow annotations: `::error file=…,line=…,col=…::message`."""
     return "".join(
-        f"::error file={_escape_github_property(d.file)},line={d.line},col={d.col}"
-        f"::{_escape_github_data(d.full_message() + ' [' + d.path + ']')}\n"
+        f"::error file={_escape_github_property(escape(d.file))},line={d.line},col={d.col}"
+        f"::{_escape_github_data(escape(d.full_message() + ' [' + d.path + ']'))}\n"
         for d in diagnostics
     )
 

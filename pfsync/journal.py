@@ -51,6 +51,7 @@ from pfsync.journal_records import (
 )
 from pfsync.lockfile import Lockfile, PendingCreate, save_lockfile, shown_path
 from pfsync.state_changes import NO_OUTCOME_REASON, CreateOutcomes, StateChangeError
+from pfsync.textsafety import json_text
 
 Event = Pending | Created | Failed | Uncertain
 
@@ -308,10 +309,7 @@ class Journal:
     def append(self, record: Record) -> None:
         """Write `record` and return once it is on disk (fsynced), sharing fsyncs across threads."""
         data = (
-            json.dumps(
-                record_to_json(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-            )
-            + "\n"
+            json_text(record_to_json(record), sort_keys=True, separators=(",", ":")) + "\n"
         ).encode("utf-8")
         with self._cond:
             self._raise_if_failed()

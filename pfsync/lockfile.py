@@ -39,6 +39,7 @@ from typing import Any
 from pfsync.atomic import atomic_write_text
 from pfsync.canonical import body_digest
 from pfsync.errors import LockfileError
+from pfsync.textsafety import json_text
 
 LOCKFILE_VERSION = 1
 ORIGIN_CREATED = "created"
@@ -225,7 +226,7 @@ class Lockfile:
         # of records): a Lockfile and its tables are never changed after it is made.
         text: str | None = self.__dict__.get("_text")
         if text is None:
-            text = json.dumps(self.to_json(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+            text = json_text(self.to_json(), sort_keys=True, indent=2) + "\n"
             object.__setattr__(self, "_text", text)
         return text
 

@@ -23,6 +23,7 @@ from pfsync.errors import PlanError
 from pfsync.lockfile import Lockfile, shown_path
 from pfsync.plan_json import FORMAT_VERSION, PlanReport, plan_document
 from pfsync.planner import APPLIED, Plan
+from pfsync.textsafety import json_text
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class SavedPlan:
 
 def save_plan(path: Path, report: PlanReport) -> None:
     """Write the plan with its digests atomically (PlanError if the file cannot be written)."""
-    text = json.dumps(plan_document(report, include_digests=True), indent=2, ensure_ascii=False)
+    text = json_text(plan_document(report, include_digests=True), indent=2)
     try:
         atomic_write_text(path, text + "\n")
     except OSError as exc:

@@ -6,12 +6,12 @@ Field by field in docs/plan-and-state.md. A saved plan (`--out`) is the same doc
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from pfsync.diff import ABSENT, FieldChange
 from pfsync.planner import ACTIONS, APPLIED, Plan, PlanEntry, summary_line
+from pfsync.textsafety import json_text
 
 FORMAT_VERSION = 1
 
@@ -94,4 +94,4 @@ def plan_document(report: PlanReport, include_digests: bool = False) -> dict[str
 
 def render_json(report: PlanReport) -> str:
     """`plan --format json`: 2-space indented, keys in a fixed order, trailing newline."""
-    return json.dumps(plan_document(report), indent=2, ensure_ascii=False) + "\n"
+    return json_text(plan_document(report), indent=2) + "\n"

@@ -7,7 +7,6 @@ are cut (with a note saying how many entries are not shown) to keep the whole un
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -23,6 +22,7 @@ from pfsync.planner import (
     PlanEntry,
     summary_line,
 )
+from pfsync.textsafety import escape, json_text
 
 MAX_CHARS = 65_536
 _MAX_LISTED_BUSINESSES = 10
@@ -37,7 +37,8 @@ _OMITTED_RESERVE = 300  # room kept for the closing tags and the "not shown" not
 
 
 def code(text: str) -> str:
-    """`text` as inline code, safe whatever backticks or pipes it holds (also in tables)."""
+    """`text` as inline code, safe whatever backticks, pipes or control characters it holds."""
+    text = escape(text)
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
@@ -45,14 +46,14 @@ def code(text: str) -> str:
 
 
 def _fenced_json(value: Any) -> str:
-    text = json.dumps(value, indent=2, ensure_ascii=False)
+    text = json_text(value, indent=2)
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}json\n{text}\n{fence}\n"
 
 
 def _value(value: Any) -> str:
-    return "*(absent)*" if value is ABSENT else code(json.dumps(value, ensure_ascii=False))
+    return "*(absent)*" if value is ABSENT else code(json_text(value))
 
 
 def _entry_block(entry: PlanEntry, symbol: str) -> str:
@@ -62,7 +63,7 @@ def _entry_block(entry: PlanEntry, symbol: str) -> str:
     elif entry.recorded:
         facts.append("trigger id unknown")
     if entry.reason and entry.action == REPLACE:
-        facts.append(entry.reason)
+        facts.append(escape(entry.reason))
     parts = [f"#### {symbol} {code(entry.address)} {entry.action}\n\n{' · '.join(facts)}\n"]
     if entry.action == UPDATE:
         rows = "".join(
@@ -73,7 +74,7 @@ def _entry_block(entry: PlanEntry, symbol: str) -> str:
         parts.append(_fenced_json(entry.body))
     if entry.remedy:
         label = "Remedy" if entry.action in NEEDS_PERSON else "Note"
-        parts.append(f"> **{label}:** {entry.remedy}\n")
+        parts.append(f"> **{label}:** {escape(entry.remedy)}\n")
     return "\n".join(parts) + "\n"
 
 

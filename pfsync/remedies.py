@@ -6,6 +6,7 @@ pfsync can only create triggers, so every other change is shown with what a pers
 from __future__ import annotations
 
 from pfsync.lockfile import PendingCreate
+from pfsync.textsafety import escape, shown_id
 
 _UNKNOWN_ID_NOTE = (
     " (Its id was not returned when it was created: find the trigger in Pocketflows to learn it.)"
@@ -13,7 +14,9 @@ _UNKNOWN_ID_NOTE = (
 
 
 def _id(trigger_id: str | None) -> str:
-    return trigger_id if trigger_id is not None else "ID"
+    # An id comes from a server or a lockfile: shown so that it forges no line, no markup and
+    # no shell command in the command a person copies.
+    return shown_id(trigger_id)
 
 
 def _unknown_note(trigger_id: str | None) -> str:
@@ -58,12 +61,12 @@ def replace_remedy(address: str, old_id: str | None) -> str:
 def uncertain_remedy(address: str, pending: PendingCreate, declared: bool) -> str:
     """What to do about a create whose outcome is unknown: look, then import or forget."""
     started = (
-        f"A create of {address} was started at {pending.started_at} (Idempotency-Key "
+        f"A create of {address} was started at {escape(pending.started_at)} (Idempotency-Key "
         f"{pending.idempotency_key}) and its outcome is unknown; pfsync will not send it again "
         "by itself. "
     )
     replaces = (
-        f" If it was not created, trigger {pending.replaces} stays the record of {address}."
+        f" If it was not created, trigger {_id(pending.replaces)} stays the record of {address}."
         if pending.replaces
         else ""
     )

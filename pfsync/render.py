@@ -7,7 +7,6 @@ Each renderer takes a PlanReport and returns the whole output as a string.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,20 +27,18 @@ from pfsync.planner import (
     PlanEntry,
     summary_line,
 )
+from pfsync.textsafety import escape, json_text, shown_id
 
 SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-", UNCERTAIN: "?", NOOP: " "}
 _COLOURS = {CREATE: "green", UPDATE: "yellow", REPLACE: "magenta", DELETE: "red", UNCERTAIN: "red"}
 _INDENT = "      "
 
 
-_encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(v, ensure_ascii=False)
-
-
 def value_text(value: Any) -> str:
     """A field value as JSON on one line; `(absent)` for a field that is not there."""
     if value is ABSENT:
         return "(absent)"
-    return _encode(value)
+    return json_text(value)
 
 
 def leaves(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[str, Any]]:
@@ -68,15 +65,15 @@ def header_lines(report: PlanReport) -> list[str]:
     label = "Businesses" if len(businesses) > 1 else "Business"
     lines = [
         f"{label}: {', '.join(businesses) if businesses else '(none declared or recorded)'}",
-        f"API: {plan.api_url}",
+        f"API: {escape(plan.api_url)}",
     ]
     if plan.lockfile is None:
         lines.append(
-            f"Lockfile: {report.lockfile_name} does not exist yet: every declared trigger is a "
-            "create."
+            f"Lockfile: {escape(report.lockfile_name)} does not exist yet: every declared "
+            "trigger is a create."
         )
     else:
-        lines.append(f"Lockfile: {report.lockfile_name} (serial {plan.lockfile.serial})")
+        lines.append(f"Lockfile: {escape(report.lockfile_name)} (serial {plan.lockfile.serial})")
     if report.journal_unfolded:
         lines.append(
             "Journal: an interrupted apply left a journal; its records are included here and the "
@@ -92,14 +89,14 @@ def _entry_lines(entry: PlanEntry, color: bool) -> list[str]:
         return click.style(text, **kwargs) if color else text
 
     colour = _COLOURS.get(entry.action)
-    title = f"{SYMBOLS[entry.action]} {entry.address}  {entry.action}  {entry.source}"
+    title = f"{SYMBOLS[entry.action]} {entry.address}  {entry.action}  {escape(entry.source)}"
     details = []
     if entry.old_id is not None:
-        details.append(f"trigger {entry.old_id}")
+        details.append(f"trigger {shown_id(entry.old_id)}")
     elif entry.recorded:
         details.append("trigger id unknown")
     if entry.reason and entry.action == REPLACE:
-        details.append(entry.reason)
+        details.append(escape(entry.reason))
     if details:
         title += f"  ({'; '.join(details)})"
     lines = [style(title, fg=colour, bold=True)]
@@ -111,7 +108,7 @@ def _entry_lines(entry: PlanEntry, color: bool) -> list[str]:
         lines += [f"{_INDENT}{path}: {value_text(v)}" for path, v in leaves(entry.body, ("spec",))]
     if entry.remedy:
         label = "remedy" if entry.action in NEEDS_PERSON else "note"
-        lines.append(style(f"    {label}: {entry.remedy}", fg="yellow" if colour else None))
+        lines.append(style(f"    {label}: {escape(entry.remedy)}", fg="yellow" if colour else None))
     return lines
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pfsync.lockfile import HistoryEntry, Lockfile
+from pfsync.textsafety import escape, json_text, shown_id
 
 LIST_FORMAT_VERSION = 1
 
@@ -52,7 +52,7 @@ def list_json(lockfile: Lockfile | None, lockfile_name: str, journal_unfolded: b
         },
         "addresses": rows,
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json_text(document, indent=2) + "\n"
 
 
 def list_text(lockfile: Lockfile) -> str:
@@ -69,10 +69,10 @@ def list_text(lockfile: Lockfile) -> str:
         rows.append(
             (
                 address,
-                row["id"] or "-",
-                row["origin"] or "-",
+                shown_id(row["id"], "-"),
+                escape(row["origin"] or "-"),
                 str(row["revision"] if row["revision"] is not None else "-"),
-                row["file"] or row["uncertain"]["file"],
+                escape(row["file"] or row["uncertain"]["file"]),
                 ", ".join(notes),
             )
         )
@@ -86,14 +86,14 @@ def list_text(lockfile: Lockfile) -> str:
 
 def _history_lines(history: tuple[HistoryEntry, ...]) -> list[str]:
     return [
-        f"  - {entry.id or '(id unknown)'}  {entry.reason} at {entry.at}  "
-        f"({entry.origin}, revision {entry.revision})"
+        f"  - {shown_id(entry.id, '(id unknown)')}  {escape(entry.reason)} at {escape(entry.at)}  "
+        f"({escape(entry.origin)}, revision {entry.revision})"
         for entry in history
     ]
 
 
 def _indented_json(value: Any) -> list[str]:
-    return ["  " + line for line in json.dumps(value, indent=2, ensure_ascii=False).splitlines()]
+    return ["  " + line for line in json_text(value, indent=2).splitlines()]
 
 
 def show_text(lockfile: Lockfile, address: str) -> str:
@@ -102,12 +102,12 @@ def show_text(lockfile: Lockfile, address: str) -> str:
     record = lockfile.triggers.get(address)
     if record is not None:
         lines += [
-            f"id: {record.id if record.id is not None else '(unknown: find it in Pocketflows)'}",
-            f"origin: {record.origin}",
-            f"created_at: {record.created_at or '-'}",
-            f"status: {record.status or '-'}",
+            f"id: {shown_id(record.id, '(unknown: find it in Pocketflows)')}",
+            f"origin: {escape(record.origin)}",
+            f"created_at: {escape(record.created_at or '-')}",
+            f"status: {escape(record.status or '-')}",
             f"revision: {record.revision}",
-            f"file: {record.file}",
+            f"file: {escape(record.file)}",
             f"digest: {record.digest}",
             "body:",
             *_indented_json(record.body),
@@ -120,11 +120,11 @@ def show_text(lockfile: Lockfile, address: str) -> str:
         lines += [
             "uncertain create:",
             f"  idempotency_key: {pending.idempotency_key}",
-            f"  started_at: {pending.started_at}",
-            f"  reason: {pending.reason}",
-            f"  replaces: {pending.replaces or '-'}",
+            f"  started_at: {escape(pending.started_at)}",
+            f"  reason: {escape(pending.reason)}",
+            f"  replaces: {shown_id(pending.replaces, '-')}",
             f"  revision: {pending.revision}",
-            f"  file: {pending.file}",
+            f"  file: {escape(pending.file)}",
             f"  digest: {pending.digest}",
         ]
     return "\n".join(lines) + "\n"
@@ -142,4 +142,4 @@ def show_json(lockfile: Lockfile, address: str) -> str:
         "history": [entry.to_json() for entry in history],
         "uncertain": pending.to_json() if pending else None,
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json_text(document, indent=2) + "\n"

@@ -15,6 +15,7 @@ import click
 from pfsync import __version__
 from pfsync.cli.common import GlobalOptions
 from pfsync.errors import PfsyncError
+from pfsync.textsafety import escape
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("Aborted.", err=True)
         return 1
     except PfsyncError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        # Messages may carry text from outside (a lockfile, git, a server): escaped.
+        click.echo(f"Error: {escape(str(exc))}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

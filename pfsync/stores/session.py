@@ -38,6 +38,7 @@ from pfsync.lockfile import (
     utc_now,
 )
 from pfsync.stores import Snapshot, StateStore, StoreConflict, StoreError, next_lockfile
+from pfsync.textsafety import shown_id
 
 if TYPE_CHECKING:
     from pfsync.config import Config
@@ -115,15 +116,16 @@ def merge_run(newer: Lockfile, events: Sequence[Event], lock_id: str | None) -> 
                 recorded = changes.triggers[address].id
                 if recorded != outcome.id:
                     warnings.append(
-                        f"{address}: this run created trigger {outcome.id or '(id unknown)'}, but "
-                        f"the lockfile now records {recorded or '(id unknown)'} for it (changed "
-                        "meanwhile); it was not overwritten: look at both in Pocketflows"
+                        f"{address}: this run created trigger "
+                        f"{shown_id(outcome.id, '(id unknown)')}, but the lockfile now records "
+                        f"{shown_id(recorded, '(id unknown)')} for it (changed meanwhile); it was "
+                        "not overwritten: look at both in Pocketflows"
                     )
                 continue
             if not still_ours and theirs is not None:
                 warnings.append(
-                    f"{address}: this run created trigger {outcome.id or '(id unknown)'}, but "
-                    "another create of it is pending in the lockfile now; it was not "
+                    f"{address}: this run created trigger {shown_id(outcome.id, '(id unknown)')}, "
+                    "but another create of it is pending in the lockfile now; it was not "
                     "overwritten: look in Pocketflows, then `pfsync state import`"
                 )
                 continue

@@ -1,0 +1,110 @@
+"""Text from outside, made safe to show and to store.
+
+    escape(text) -> str
+        for terminals, logs and pull-request comments: control characters (C0, DEL, C1), lone
+        surrogates and bidirectional overrides written as escapes (`\\n`, `\\x1b`, `\\ud800`,
+        `\\u202e`), so a server, a lockfile or a manifest cannot forge lines, markup or
+        terminal sequences. Everything else is shown as it is.
+    json_text(value, **dumps_options) -> str
+        json.dumps with ensure_ascii=False, then the same characters as `\\uXXXX` escapes: still
+        exact JSON (a parser reads back the same strings, lone surrogates included), always
+        encodable as UTF-8, and safe on a terminal
+    Secrets(username, password).redact(text) -> str
+        the password, `username:password` and its Base64 form (the Authorization header's
+        value) replaced by `***`, e.g. in a server message that echoes them
+
+Where: messages from a server are redacted when the client reads them (nothing downstream ever
+holds the password); every renderer escapes the outside strings it shows; stored JSON (lockfile,
+journal, saved plans) goes through `json_text`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Any
+
+# C0 and DEL and C1 controls, lone surrogates, and the bidirectional formatting characters that
+# can make a terminal or a browser show text in another order than it is (Trojan Source).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff]"
+)
+# What json.dumps leaves unescaped of those (it escapes C0 itself; newlines outside strings are
+# the document's own indentation).
+_UNSAFE_IN_JSON = re.compile(
+    "[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff]"
+)
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+REDACTED = "***"
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape(text: str) -> str:
+    """`text` with every unsafe character written as an escape."""
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def is_safe(text: str) -> bool:
+    """Whether `text` has nothing `escape` would change."""
+    return _UNSAFE.search(text) is None
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def json_text(value: Any, **options: Any) -> str:
+    """JSON text of `value`: exact, UTF-8 encodable, and free of unsafe characters."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    # What is left can only be inside strings, where \\uXXXX is the same character to a parser.
+    return _UNSAFE_IN_JSON.sub(_json_escape, text)
+
+
+class Secrets:
+    """The credentials that must never be printed or written, and their redaction."""
+
+    def __init__(self, username: str, password: str) -> None:
+        pair = f"{username}:{password}"
+        token = base64.b64encode(pair.encode("utf-8", "surrogateescape")).decode("ascii")
+        # Longest first, so `user:password` is not left as `user:***`.
+        self._values = sorted({v for v in (pair, token, password) if v}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret form replaced by ***."""
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return text
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:~+=/@-]{0,199}")
+_NOT_PLAIN = re.compile(r"[^A-Za-z0-9._:~+=/@-]")
+
+
+def shown_id(value: str | None, missing: str = "ID") -> str:
+    """An id from a server or a lockfile, fit for a command line, a terminal and Markdown.
+
+    Ordinary ids (`trg_abc123`) are shown as they are; any other is shown in single quotes with
+    every other character as an escape (`'trg\\x3b\\x20rm'`), so a hostile id can forge neither
+    a line, nor markup, nor a shell command that a person copies from a remedy.
+    """
+    if value is None:
+        return missing
+    if _PLAIN_ID.fullmatch(value):
+        return value
+    escaped = _NOT_PLAIN.sub(
+        lambda m: (
+            f"\\x{ord(m.group()):02x}" if ord(m.group()) <= 0xFF else f"\\u{ord(m.group()):04x}"
+        ),
+        value,
+    )
+    return f"'{escaped}'"
