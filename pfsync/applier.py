@@ -191,7 +191,10 @@ class Applier:
                     if not queue:
                         return
                     item = queue.pop()
-                self._settle(item)
+                try:
+                    self._settle(item)
+                except Exception as exc:  # a bug must not kill a worker and hide the outcome
+                    self._unexpected(item, exc)
 
         threads = [
             threading.Thread(target=worker, name=f"pfsync-apply-{n}", daemon=True)
@@ -241,6 +244,15 @@ class Applier:
             message = "not re-sent: the run stopped; the first attempt's outcome is still unknown"
             return ItemResult(item.address, "uncertain", message, replaces=item.replaces)
         return ItemResult(item.address, "not-sent", replaces=item.replaces)
+
+    def _unexpected(self, item: ApplyItem, exc: Exception) -> None:
+        """Stop the run; an address whose request may have left stays uncertain."""
+        problem = f"internal error while recording {item.address}: {type(exc).__name__}: {exc}"
+        self.request_stop("disk", problem)
+        with self._lock:
+            sent = item.address in self._in_flight
+        if sent:
+            self._record(ItemResult(item.address, "uncertain", problem, replaces=item.replaces))
 
     def _record(self, result: ItemResult) -> None:
         with self._lock:

@@ -87,3 +87,32 @@ def test_regression_a_client_exception_is_uncertain_not_a_dead_worker(tmp_path: 
     assert contents is not None
     events = [e for e in contents.events if e.address == "biz_1/t1"]
     assert [type(e) for e in events] == [Pending, Uncertain]
+
+
+class OutcomeFailingJournal:
+    """A journal whose outcome records raise an unexpected error (as a lone surrogate did)."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def append(self, record: Any) -> None:
+        if not isinstance(record, Pending):
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        self.records.append(record)
+
+
+def test_regression_an_error_while_recording_stops_the_run_and_stays_uncertain() -> None:
+    # Was: the worker thread died with a traceback; 4 POSTs went out, the report said
+    # "20 not sent, 0 uncertain" while the next plan showed 4 uncertain.
+    client = ScriptedClient({})
+    items = [item(n) for n in range(20)]
+    applier = Applier(client, OutcomeFailingJournal(), parallelism=4, policy=POLICY)
+    applier.run(items)
+    report = applier.report(items)
+    assert report.stop_reason == "disk"
+    assert report.stop_message.startswith("internal error while recording biz_1/t")
+    uncertain = report.of_kind("uncertain")
+    assert len(uncertain) == len(client.calls)  # every request that left is uncertain
+    assert 1 <= len(client.calls) <= 4  # no worker sent another after the stop
+    assert not report.of_kind("created")
+    assert len(report.of_kind("not-sent")) == 20 - len(client.calls)
