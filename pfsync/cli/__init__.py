@@ -7,6 +7,7 @@ because 2 and 3 are plan results (§13).
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 
@@ -70,12 +71,61 @@ def _register() -> None:
 _register()
 
 
+_GLOBAL_FLAGS = re.compile(r"-v+|--verbose|-q|--quiet|--no-color")
+_GLOBAL_WITH_VALUE = ("-C", "--config")
+
+
+def hoist_global_options(argv: Sequence[str]) -> list[str]:
+    """`argv` with global options given after the command moved before it.
+
+    `pfsync plan -v` then means `pfsync -v plan`, as users of git and kubectl expect. Nothing
+    after `--` moves, and no command has an option of the same name.
+    """
+    args = list(argv)
+    command_at = _command_index(args)
+    if command_at is None:
+        return args
+    hoisted: list[str] = []
+    rest: list[str] = []
+    index = command_at + 1
+    while index < len(args):
+        token = args[index]
+        if token == "--":
+            rest += args[index:]
+            break
+        if _GLOBAL_FLAGS.fullmatch(token):
+            hoisted.append(token)
+        elif token in _GLOBAL_WITH_VALUE and index + 1 < len(args):
+            hoisted += args[index : index + 2]
+            index += 1
+        elif token.startswith(tuple(f"{name}=" for name in _GLOBAL_WITH_VALUE)):
+            hoisted.append(token)
+        else:
+            rest.append(token)
+        index += 1
+    return args[:command_at] + hoisted + args[command_at : command_at + 1] + rest
+
+
+def _command_index(args: list[str]) -> int | None:
+    """Where the command name is: the first word that is not a global option or its value."""
+    index = 0
+    while index < len(args):
+        token = args[index]
+        if token in _GLOBAL_WITH_VALUE:
+            index += 2
+            continue
+        if token.startswith("-"):
+            index += 1
+            continue
+        return index
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run pfsync with `argv` (default: sys.argv[1:]) and return its exit code."""
+    args = hoist_global_options(sys.argv[1:] if argv is None else argv)
     try:
-        result = cli.main(
-            args=list(argv) if argv is not None else None, prog_name="pfsync", standalone_mode=False
-        )
+        result = cli.main(args=args, prog_name="pfsync", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
