@@ -1,14 +1,22 @@
-"""`plan --sandbox` / `apply --sandbox`: the same run against an in-process sandbox API.
+"""`plan`/`apply`/`state … --sandbox`: rehearsals against an in-process sandbox API.
 
 Its state lives under `.pfsync/` beside the config (its own lockfile and the sandbox's data), so
-trying pfsync never touches the real lockfile and the sandbox remembers what it created.
+trying pfsync never touches the real lockfile and the sandbox remembers what it created:
+
+    .pfsync/pfsync.lock          sandbox mode's lockfile (API `sandbox:.pfsync`), with its
+                                 journal and state lock beside it
+    .pfsync/sandbox-data.json    the in-process sandbox's triggers (`pfsync sandbox list`)
+    .pfsync/.gitignore           `*`: none of it belongs in the repository
+
+Deleting `.pfsync/` starts the rehearsal over.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import secrets
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pfsync.config import Config, StateConfig
 
@@ -16,6 +24,7 @@ if TYPE_CHECKING:
     from pfsync.sandbox import Sandbox
 
 SANDBOX_DIR = ".pfsync"
+SANDBOX_DATA = "sandbox-data.json"
 # What the sandbox lockfile records as its API: the in-process server's port changes every run.
 SANDBOX_API_URL = "sandbox:.pfsync"
 
@@ -31,17 +40,38 @@ def sandbox_config(config: Config) -> Config:
     )
 
 
-def start_sandbox(config: Config) -> Sandbox:
-    """A started in-process sandbox keeping its triggers in `.pfsync/sandbox-data.json`."""
-    from pfsync.sandbox import Sandbox
+def is_sandbox(config: Config) -> bool:
+    """Whether `config` is sandbox mode's (from `sandbox_config`)."""
+    return config.api_url == SANDBOX_API_URL
 
+
+def sandbox_data_file(config: Config) -> Path:
+    """Where the in-process sandbox keeps its triggers."""
+    return config.root / SANDBOX_DIR / SANDBOX_DATA
+
+
+def prepare_sandbox_dir(config: Config) -> Path:
+    """Create `.pfsync/` (ignored by git) if needed; returns it."""
     state = config.root / SANDBOX_DIR
     state.mkdir(exist_ok=True)
     gitignore = state / ".gitignore"
     if not gitignore.exists():
         gitignore.write_text("# pfsync sandbox mode state: not part of the repository\n*\n")
+    return state
+
+
+def start_sandbox(config: Config, **faults: Any) -> Sandbox:
+    """A started in-process sandbox keeping its triggers in `.pfsync/sandbox-data.json`.
+
+    `faults` are Sandbox keywords (`pfsync.sandbox.faults.parse_fault_spec`), e.g.
+    lose_response_rate=0.3.
+    """
+    from pfsync.sandbox import Sandbox
+
+    prepare_sandbox_dir(config)
     return Sandbox(
         username="pfsync",
         password=secrets.token_urlsafe(16),
-        data_file=state / "sandbox-data.json",
+        data_file=sandbox_data_file(config),
+        **faults,
     ).start()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pfsync.config import Config
 from pfsync.lockfile import Lockfile, utc_now
 from pfsync.models import Manifest
+from pfsync.sandbox_mode import SANDBOX_DIR, is_sandbox
 from pfsync.state_changes import Forgotten, StateChangeError, forget, move, record_import
 from pfsync.state_store import StateTransaction, open_state
 from pfsync.stores.session import RemoteState
@@ -30,8 +31,22 @@ def check_address(address: str) -> None:
         )
 
 
+def no_sandbox_lockfile(what: str) -> StateChangeError:
+    """The refusal of a sandbox-mode change when sandbox mode has no lockfile yet."""
+    return StateChangeError(
+        f"there is no sandbox lockfile at {SANDBOX_DIR}/pfsync.lock yet, so there is nothing to "
+        f"{what}: `pfsync apply --sandbox` starts one"
+    )
+
+
+def _list_command(config: Config) -> str:
+    return "pfsync state list --sandbox" if is_sandbox(config) else "pfsync state list"
+
+
 def _current(transaction: StateTransaction | RemoteState, what: str) -> Lockfile:
     if transaction.lockfile is None:
+        if is_sandbox(transaction.config):
+            raise no_sandbox_lockfile(what)
         raise StateChangeError(
             f"there is no lockfile at {transaction.config.lockfile}, so there is nothing to "
             f"{what}. If it was lost, restore it from git"
@@ -65,7 +80,7 @@ def remove_addresses(
         if missing:
             raise StateChangeError(
                 f"not in the lockfile: {', '.join(missing)}; nothing was changed "
-                "(`pfsync state list` shows what is recorded)"
+                f"(`{_list_command(config)}` shows what is recorded)"
             )
         messages = []
         at = utc_now()
@@ -143,7 +158,12 @@ def import_trigger(
         messages.append("The uncertain create of this address is settled.")
     if old is not None and (pending is not None or force):
         messages.append(f"The earlier trigger {old.id or '(id unknown)'} moved to its history.")
-    if created:
+    if created and is_sandbox(config):
+        messages.append(
+            f"Created the sandbox lockfile {SANDBOX_DIR}/{config.lockfile.name} "
+            f"(serial {saved.serial})."
+        )
+    elif created:
         messages.append(
             f"Created the lockfile {config.lockfile.name} (serial {saved.serial}); commit it."
             if not config.state.is_remote

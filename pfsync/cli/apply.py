@@ -7,6 +7,7 @@ import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,6 +18,35 @@ from pfsync.cli.common import (
     report_manifest_problems,
     use_color,
 )
+
+SANDBOX_FAULTS_HELP = (
+    "With --sandbox: inject the server's faults into the in-process sandbox, as comma-separated "
+    "NAME=VALUE pairs: lose-response=FRACTION (stored, response lost: uncertain), fail=FRACTION "
+    "(500, nothing stored: uncertain), latency-ms=MS, rate-limit=PER_SECOND, seed=INTEGER, "
+    "idempotency-keys=on|off."
+)
+SANDBOX_HINT = (
+    "Sandbox mode: `pfsync sandbox list` shows what the sandbox holds (where you would look in "
+    "Pocketflows); add --sandbox to the state commands named above, e.g. "
+    "`pfsync state rm --sandbox ADDR`."
+)
+
+
+def parse_sandbox_faults(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, dict[str, Any]] | None:
+    """`--sandbox-faults SPEC` → (SPEC as shown, Sandbox keywords); a usage error if invalid."""
+    if value is None:
+        return None
+    from pfsync.sandbox.faults import FaultSpecError, parse_fault_spec
+
+    try:
+        keywords = parse_fault_spec(value)
+    except FaultSpecError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    shown = ",".join(item.replace(" ", "") for item in value.split(",") if item.strip())
+    return shown, keywords
+
 
 RETRY_UNCERTAIN_HELP = (
     "Re-send uncertain creates with their original Idempotency-Key. Safe ONLY if Pocketflows "
@@ -56,6 +86,13 @@ RETRY_UNCERTAIN_HELP = (
     help="Apply against an in-process sandbox API with its own state in .pfsync/.",
 )
 @click.option(
+    "--sandbox-faults",
+    "sandbox_faults",
+    metavar="SPEC",
+    callback=parse_sandbox_faults,
+    help=SANDBOX_FAULTS_HELP,
+)
+@click.option(
     "--connect-timeout", type=click.FloatRange(0.1), default=10.0, show_default=True, hidden=False
 )
 @click.option("--read-timeout", type=click.FloatRange(0.1), default=30.0, show_default=True)
@@ -69,6 +106,7 @@ def apply(
     targets: tuple[str, ...],
     replace: tuple[str, ...],
     sandbox: bool,
+    sandbox_faults: tuple[str, dict[str, Any]] | None,
     connect_timeout: float,
     read_timeout: float,
 ) -> int:
@@ -84,6 +122,7 @@ def apply(
       pfsync apply --sandbox --auto-approve --new-lockfile
       pfsync plan --out plan.json && pfsync apply plan.json
       PFSYNC_USERNAME=u PFSYNC_PASSWORD=... pfsync apply --auto-approve
+      pfsync apply --sandbox --auto-approve --sandbox-faults lose-response=0.3,seed=1
     """
     from pfsync.apply_run import ApplyIO, ApplyOptions, run_apply
     from pfsync.client import PocketflowsClient, Timeouts
@@ -94,6 +133,11 @@ def apply(
     from pfsync.render import render_text
     from pfsync.sandbox_mode import sandbox_config, start_sandbox
 
+    if sandbox_faults is not None and not sandbox:
+        raise click.UsageError(
+            "--sandbox-faults needs --sandbox: faults are injected only into the in-process "
+            "sandbox. Nothing was sent."
+        )
     options = global_options()
     config = load_config_or_report(options)
     if isinstance(config, int):
@@ -137,10 +181,14 @@ def apply(
     with ExitStack() as stack:
         api_url = config.api_url
         if sandbox:
-            server = stack.enter_context(start_sandbox(config))
+            shown, faults = sandbox_faults or ("", {})
+            server = stack.enter_context(start_sandbox(config, **faults))
             api_url, username, password = server.url, server.username, server.password
             if options.verbosity >= 0:
-                click.echo(f"Sandbox: in-process Pocketflows API at {api_url}", err=True)
+                with_faults = f", faults: {shown}" if shown else ""
+                click.echo(
+                    f"Sandbox: in-process Pocketflows API at {api_url}{with_faults}", err=True
+                )
 
         def client_factory() -> PocketflowsClient:
             client = PocketflowsClient(
@@ -152,7 +200,7 @@ def apply(
             )
             return stack.enter_context(client)
 
-        return run_apply(
+        code = run_apply(
             config,
             loaded.manifests,
             ApplyOptions(
@@ -173,6 +221,9 @@ def apply(
                 detail=progress if options.verbosity > 0 else lambda line: None,
             ),
         )
+    if sandbox and code == 3 and options.verbosity >= 0:
+        click.echo(SANDBOX_HINT, err=True)
+    return code
 
 
 COMMANDS = [apply]

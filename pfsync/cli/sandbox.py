@@ -1,13 +1,23 @@
-"""`pfsync sandbox`: serve a local Pocketflows API with fault injection (§10)."""
+"""`pfsync sandbox`: serve a local Pocketflows API with fault injection; `sandbox list` (§10)."""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
+from click.core import ParameterSource
+
+from pfsync.cli.common import global_options, load_config_or_report
+
+USERNAME_ENV = "PFSYNC_USERNAME"
+PASSWORD_ENV = "PFSYNC_PASSWORD"
+DEFAULT_CREDENTIAL = "sandbox"  # pfsync.sandbox.DEFAULT_USERNAME/PASSWORD, without importing it
 
 
 class _StopSignal(BaseException):
@@ -25,7 +35,17 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-@click.command()
+def _credential(given: str | None, flag: str, variable: str) -> tuple[str, str]:
+    """The flag's value, else the environment variable's (unless empty), else the default."""
+    if given is not None:
+        return given, f"from {flag}"
+    from_environment = os.environ.get(variable, "")
+    if from_environment:
+        return from_environment, f"from {variable}"
+    return DEFAULT_CREDENTIAL, "by default"
+
+
+@click.group(invoke_without_command=True, subcommand_metavar="[COMMAND [ARGS]...]")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
@@ -34,9 +54,14 @@ def _is_loopback(host: str) -> bool:
     show_default=True,
     help="Port to listen on; 0 picks a free one.",
 )
-@click.option("--username", default="sandbox", show_default=True, help="Basic auth username.")
 @click.option(
-    "--password", default="sandbox", show_default=True, help="Basic auth password (never printed)."
+    "--username",
+    help=f"Basic auth username [default: ${USERNAME_ENV}, else {DEFAULT_CREDENTIAL}]",
+)
+@click.option(
+    "--password",
+    help=f"Basic auth password, never printed [default: ${PASSWORD_ENV}, else "
+    f"{DEFAULT_CREDENTIAL}]. A flag is visible in `ps`: prefer {PASSWORD_ENV}.",
 )
 @click.option(
     "--data",
@@ -73,11 +98,13 @@ def _is_loopback(host: str) -> bool:
     help="Fraction of creates stored, then the connection closed without a response.",
 )
 @click.option("--seed", type=int, help="Seed the random faults for a reproducible run.")
+@click.pass_context
 def sandbox(
+    ctx: click.Context,
     host: str,
     port: int,
-    username: str,
-    password: str,
+    username: str | None,
+    password: str | None,
     data_file: str | None,
     idempotency_keys: bool,
     latency_ms: float,
@@ -89,7 +116,9 @@ def sandbox(
     """Serve a local Pocketflows create-trigger API, for trying pfsync and for tests.
 
     The first line printed is the base URL; SIGINT or SIGTERM stops it (exit 0).
-    Authenticate with HTTP Basic, by default username `sandbox` and password `sandbox`.
+    Authenticate with HTTP Basic: --username/--password, else PFSYNC_USERNAME/PFSYNC_PASSWORD
+    (not visible in `ps`), else username `sandbox` and password `sandbox`. `pfsync sandbox list`
+    shows what sandbox mode's in-process sandbox holds.
 
     \b
     Sandbox-only endpoints (not part of Pocketflows; no auth, no faults):
@@ -103,12 +132,29 @@ def sandbox(
     \b
     Examples:
       pfsync sandbox --port 0
+      PFSYNC_USERNAME=ops PFSYNC_PASSWORD=... pfsync sandbox --port 8787
       PFSYNC_API_URL=http://127.0.0.1:8787 PFSYNC_USERNAME=sandbox \\
         PFSYNC_PASSWORD=sandbox pfsync apply
       pfsync sandbox --latency-ms 50 --rate-limit 100 --seed 1 --data sandbox.json
+      pfsync sandbox list
     """
+    if ctx.invoked_subcommand is not None:
+        given = [
+            parameter
+            for parameter in ctx.command.params
+            if parameter.name is not None
+            and ctx.get_parameter_source(parameter.name) is ParameterSource.COMMANDLINE
+        ]
+        if given:
+            raise click.UsageError(
+                f"{given[0].opts[-1]} serves the sandbox; it cannot be combined with "
+                f"`pfsync sandbox {ctx.invoked_subcommand}`."
+            )
+        return 0
     from pfsync.sandbox import Sandbox
 
+    username, username_source = _credential(username, "--username", USERNAME_ENV)
+    password, password_source = _credential(password, "--password", PASSWORD_ENV)
     server = Sandbox(
         host,
         port,
@@ -134,10 +180,16 @@ def sandbox(
         if not _is_loopback(host):
             click.echo(f"Warning: listening on {host}, reachable beyond this machine.", err=True)
         click.echo(
-            f"Sandbox Pocketflows API at {server.url} (user {username!r}); "
-            "SIGINT or SIGTERM stops it.",
+            f"Sandbox Pocketflows API at {server.url} (user {username!r} {username_source}, "
+            f"password {password_source}); SIGINT or SIGTERM stops it.",
             err=True,
         )
+        if password_source == "from --password":
+            click.echo(
+                "Note: --password is visible to other users of this machine (ps); set "
+                f"{PASSWORD_ENV} instead.",
+                err=True,
+            )
         while True:
             signal.pause()
     except _StopSignal:
@@ -147,6 +199,108 @@ def sandbox(
             signal.signal(sig, handler)
         server.stop()
     return 0
+
+
+@sandbox.command("list", short_help="List the triggers the sandbox holds.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: a table; json: a versioned document.",
+)
+@click.option("--business", metavar="BUSINESS", help="Only the triggers of BUSINESS.")
+@click.option(
+    "--data",
+    "data_file",
+    type=click.Path(dir_okay=False),
+    help="Read this data file (of `pfsync sandbox --data FILE`) instead of sandbox mode's "
+    ".pfsync/sandbox-data.json.",
+)
+def list_command(output_format: str, business: str | None, data_file: str | None) -> int:
+    """List the triggers the sandbox holds: what you would look up in Pocketflows.
+
+    Reads sandbox mode's data (.pfsync/sandbox-data.json beside pfsync.yaml, kept by
+    `apply --sandbox`) without changing it: business, id, name, status and
+    created_at of each trigger, oldest first per business. Use it to settle an uncertain
+    create in a rehearsal: `pfsync state import --sandbox ADDR ID` when the trigger is there,
+    `pfsync state rm --sandbox ADDR` when it is not.
+
+    \b
+    Examples:
+      pfsync sandbox list
+      pfsync sandbox list --format json
+      pfsync sandbox list --business biz_123
+      pfsync sandbox list --data sandbox.json
+    """
+    from pfsync.discovery import display_path
+    from pfsync.sandbox.store import Store
+    from pfsync.textsafety import escape, json_text
+
+    if data_file is not None:
+        path, name, hint = Path(data_file), data_file, ""
+    else:
+        from pfsync.sandbox_mode import sandbox_data_file
+
+        config = load_config_or_report(global_options())
+        if isinstance(config, int):
+            return config
+        path = sandbox_data_file(config)
+        name = display_path(path, config.root)
+        hint = ": `pfsync apply --sandbox` creates them"
+    exists = path.exists()
+    rows = _rows(Store(path), path, business) if exists else []
+    if output_format == "json":
+        document = {"format_version": 1, "data_file": name, "triggers": rows}
+        click.echo(json_text(document, indent=2))
+    elif rows:
+        click.echo(_table(rows), nl=False)
+    elif not exists:
+        click.echo(
+            f"The sandbox holds no triggers yet ({escape(name)} does not exist){hint}.", err=True
+        )
+    elif business is not None:
+        click.echo(f"The sandbox holds no triggers of business {escape(business)}.", err=True)
+    else:
+        click.echo("The sandbox holds no triggers yet.", err=True)
+    return 0
+
+
+_COLUMNS = ("business", "id", "name", "status", "created_at")
+
+
+def _rows(store: Any, path: Path, business: str | None) -> list[dict[str, Any]]:
+    """One row per stored trigger (of `business`), businesses sorted, oldest first in each."""
+    from pfsync.sandbox.store import SandboxDataError
+
+    rows = []
+    for each in store.businesses() if business is None else [business]:
+        triggers = store.triggers(each)
+        if not isinstance(triggers, list) or not all(isinstance(t, dict) for t in triggers):
+            raise SandboxDataError(
+                f"{path} is not a pfsync sandbox data file: the triggers of {each!r} are not "
+                "a list of objects"
+            )
+        rows += [{"business": each, **{c: t.get(c) for c in _COLUMNS[1:]}} for t in triggers]
+    return rows
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    """An aligned table of `rows`; outside text escaped."""
+    from pfsync.textsafety import escape
+
+    def cell(value: Any) -> str:
+        return "-" if value is None else escape(value if isinstance(value, str) else repr(value))
+
+    table = [tuple(c.upper() for c in _COLUMNS)]
+    table += [tuple(cell(row[c]) for c in _COLUMNS) for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(_COLUMNS))]
+    return "".join(
+        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
+        + "\n"
+        for line in table
+    )
 
 
 COMMANDS = [sandbox]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -15,15 +15,57 @@ from pfsync.cli.common import (
 from pfsync.config import Config
 
 
-def _config() -> Config | int:
-    # The URL is recorded in the lockfile and named in errors: one carrying credentials is
-    # refused here as by plan and apply, without echoing it.
+def _config(sandbox: bool = False) -> Config | int:
+    """The configuration, or sandbox mode's (its lockfile `.pfsync/pfsync.lock`) with --sandbox."""
     from pfsync.config import check_api_url
 
-    config = load_config_or_report(global_options())
-    if not isinstance(config, int):
+    options = global_options()
+    config = load_config_or_report(options)
+    if isinstance(config, int):
+        return config
+    if sandbox:
+        from pfsync.discovery import display_path
+        from pfsync.sandbox_mode import sandbox_config
+
+        config = sandbox_config(config)
+        if options.verbosity >= 0:
+            where = display_path(config.lockfile, config.root)
+            click.echo(f"Sandbox mode: using {where}, never the real lockfile.", err=True)
+    else:
+        # The URL is recorded in the lockfile and named in errors: one carrying credentials is
+        # refused here as by plan and apply, without echoing it.
         check_api_url(config.api_url)
     return config
+
+
+def sandbox_option(function: Any) -> Any:
+    """`--sandbox`: work on sandbox mode's lockfile, as `plan --sandbox`/`apply --sandbox` do."""
+    return click.option(
+        "--sandbox",
+        is_flag=True,
+        help="Use sandbox mode's lockfile (.pfsync/pfsync.lock, as `apply --sandbox` keeps it); "
+        "the real lockfile is neither read nor changed.",
+    )(function)
+
+
+def _require_sandbox_state(config: Config, what: str) -> None:
+    """Refuse a sandbox-mode change before anything is created when sandbox mode never ran."""
+    from pfsync.sandbox_mode import is_sandbox
+    from pfsync.state_commands import no_sandbox_lockfile
+
+    if is_sandbox(config) and not config.lockfile.parent.is_dir():
+        raise no_sandbox_lockfile(what)
+
+
+def _refuse_sandbox_transfer(config: Config) -> NoReturn:
+    from pfsync.discovery import display_path
+    from pfsync.state_changes import StateChangeError
+
+    raise StateChangeError(
+        f"sandbox mode's lockfile {display_path(config.lockfile, config.root)} records the "
+        "triggers of the in-process sandbox, which exist nowhere else: it is not copied to or "
+        "from a state store. Nothing was changed; to start the rehearsal over, delete .pfsync/"
+    )
 
 
 def no_push_option(function: Any) -> Any:
@@ -51,6 +93,10 @@ def state() -> None:
       pfsync state import biz_123/welcome trg_abc123
       pfsync state rm biz_123/old-promo
       pfsync state mv biz_123/welcome biz_123/welcome-series
+      pfsync state rm --sandbox biz_123/old-promo
+
+    With --sandbox, every state command works on sandbox mode's lockfile (.pfsync/pfsync.lock),
+    to rehearse these repairs; `pfsync sandbox list` shows what the sandbox holds.
     """
 
 
@@ -63,19 +109,21 @@ def state() -> None:
     show_default=True,
     help="text: a table; json: a versioned document.",
 )
-def list_command(output_format: str) -> int:
+@sandbox_option
+def list_command(output_format: str, sandbox: bool) -> int:
     """List every recorded address: id, origin, revision, file, and any uncertain create.
 
     \b
     Examples:
       pfsync state list
       pfsync state list --format json
+      pfsync state list --sandbox
     """
     from pfsync.discovery import display_path
     from pfsync.state_render import list_json, list_text
     from pfsync.state_store import read_state
 
-    config = _config()
+    config = _config(sandbox)
     if isinstance(config, int):
         return config
     view = read_state(config)
@@ -101,7 +149,8 @@ def list_command(output_format: str) -> int:
     show_default=True,
     help="text or a JSON document.",
 )
-def show_command(address: str, output_format: str) -> int:
+@sandbox_option
+def show_command(address: str, output_format: str, sandbox: bool) -> int:
     """Show everything the lockfile records for ADDRESS, with its history.
 
     \b
@@ -112,7 +161,7 @@ def show_command(address: str, output_format: str) -> int:
     from pfsync.state_render import show_json, show_text
     from pfsync.state_store import read_state
 
-    config = _config()
+    config = _config(sandbox)
     if isinstance(config, int):
         return config
     view = read_state(config)
@@ -120,7 +169,8 @@ def show_command(address: str, output_format: str) -> int:
         click.echo(f"Warning: {warning}", err=True)
     lockfile = view.state
     if lockfile is None or not (lockfile.recorded(address) or address in lockfile.forgotten):
-        raise StateChangeError(f"{address} is not in the lockfile (`pfsync state list` shows it)")
+        listing = "pfsync state list --sandbox" if sandbox else "pfsync state list"
+        raise StateChangeError(f"{address} is not in the lockfile (`{listing}` shows it)")
     render = show_json if output_format == "json" else show_text
     click.echo(render(lockfile, address), nl=False)
     return 0
@@ -130,7 +180,10 @@ def show_command(address: str, output_format: str) -> int:
 @click.argument("addresses", nargs=-1, required=True, metavar="ADDRESS...")
 @lock_timeout_option
 @no_push_option
-def rm_command(addresses: tuple[str, ...], lock_timeout: float, no_push: bool) -> int:
+@sandbox_option
+def rm_command(
+    addresses: tuple[str, ...], lock_timeout: float, no_push: bool, sandbox: bool
+) -> int:
     """Forget ADDRESS: its id moves to history; nothing is deleted in Pocketflows.
 
     Use it after deactivating a deleted trigger in Pocketflows, or to settle an uncertain create
@@ -139,12 +192,14 @@ def rm_command(addresses: tuple[str, ...], lock_timeout: float, no_push: bool) -
     \b
     Example:
       pfsync state rm biz_123/old-promo
+      pfsync state rm --sandbox biz_123/old-promo
     """
     from pfsync.state_commands import remove_addresses
 
-    config = _config()
+    config = _config(sandbox)
     if isinstance(config, int):
         return config
+    _require_sandbox_state(config, "remove")
     _echo_lines(remove_addresses(config, addresses, lock_timeout, no_push))
     return 0
 
@@ -154,18 +209,21 @@ def rm_command(addresses: tuple[str, ...], lock_timeout: float, no_push: bool) -
 @click.argument("new", metavar="NEW")
 @lock_timeout_option
 @no_push_option
-def mv_command(old: str, new: str, lock_timeout: float, no_push: bool) -> int:
+@sandbox_option
+def mv_command(old: str, new: str, lock_timeout: float, no_push: bool, sandbox: bool) -> int:
     """Record that the key of OLD was renamed to NEW (same business only).
 
     \b
     Example:
       pfsync state mv biz_123/welcome biz_123/welcome-series
+      pfsync state mv --sandbox biz_123/welcome biz_123/welcome-series
     """
     from pfsync.state_commands import move_address
 
-    config = _config()
+    config = _config(sandbox)
     if isinstance(config, int):
         return config
+    _require_sandbox_state(config, "move")
     _echo_lines(move_address(config, old, new, lock_timeout, no_push))
     return 0
 
@@ -180,8 +238,9 @@ def mv_command(old: str, new: str, lock_timeout: float, no_push: bool) -> int:
 )
 @lock_timeout_option
 @no_push_option
+@sandbox_option
 def import_command(
-    address: str, trigger_id: str, force: bool, lock_timeout: float, no_push: bool
+    address: str, trigger_id: str, force: bool, lock_timeout: float, no_push: bool, sandbox: bool
 ) -> int:
     """Record an existing trigger TRIGGER_ID for the declared ADDRESS, without any request.
 
@@ -193,6 +252,7 @@ def import_command(
     Examples:
       pfsync state import biz_123/welcome-series trg_abc123
       pfsync state import biz_123/welcome-series trg_abc123 --force
+      pfsync state import --sandbox biz_123/welcome-series trg_abc123
     """
     from pathlib import Path
 
@@ -200,7 +260,7 @@ def import_command(
     from pfsync.state_changes import StateChangeError
     from pfsync.state_commands import check_address, import_trigger
 
-    config = _config()
+    config = _config(sandbox)
     if isinstance(config, int):
         return config
     check_address(address)
@@ -213,17 +273,24 @@ def import_command(
             f"no manifest declares {address}; `state import` records a declared trigger with "
             "its manifest's body, so add the manifest first"
         )
+    if sandbox:
+        from pfsync.sandbox_mode import prepare_sandbox_dir
+
+        prepare_sandbox_dir(config)
     _echo_lines(import_trigger(config, manifest, trigger_id, force, lock_timeout, no_push))
     return 0
 
 
 @state.command("unlock")
 @click.argument("lock_id", metavar="LOCK_ID")
-def unlock_command(lock_id: str) -> int:
+@sandbox_option
+def unlock_command(lock_id: str, sandbox: bool) -> int:
     """Remove the lock a dead run left in a remote state store (git).
 
     Only for a run that is surely dead (its CI job was killed): the error that names the holder
-    gives LOCK_ID. The dead run's pending creates stay uncertain until settled.
+    gives LOCK_ID. The dead run's pending creates stay uncertain until settled. With --sandbox
+    it explains why there is nothing to unlock: sandbox mode's lockfile is a local file, whose
+    lock the operating system releases when its holder exits.
 
     \b
     Example:
@@ -231,7 +298,7 @@ def unlock_command(lock_id: str) -> int:
     """
     from pfsync.state_commands import unlock
 
-    config = _config()
+    config = _config(sandbox)
     if isinstance(config, int):
         return config
     _echo_lines(unlock(config, lock_id))
@@ -248,8 +315,12 @@ def unlock_command(lock_id: str) -> int:
 )
 @click.option("--force", is_flag=True, help="Replace another lineage or a newer serial there.")
 @lock_timeout_option
-def push_command(to: str, force: bool, lock_timeout: float) -> int:
+@sandbox_option
+def push_command(to: str, force: bool, lock_timeout: float, sandbox: bool) -> int:
     """Copy the local lockfile file into STORE, with its lineage and serial.
+
+    Refused with --sandbox: sandbox mode's lockfile names triggers that exist only in the
+    sandbox, so it is never copied to a store.
 
     \b
     Examples:
@@ -258,9 +329,11 @@ def push_command(to: str, force: bool, lock_timeout: float) -> int:
     """
     from pfsync.stores.transfer import push
 
-    config = _config()
+    config = _config(sandbox)
     if isinstance(config, int):
         return config
+    if sandbox:
+        _refuse_sandbox_transfer(config)
     _echo_lines(push(config, to, force, lock_timeout))
     return 0
 
@@ -274,8 +347,11 @@ def push_command(to: str, force: bool, lock_timeout: float) -> int:
 )
 @click.option("--force", is_flag=True, help="Replace another lineage or a newer serial here.")
 @lock_timeout_option
-def pull_command(source: str | None, force: bool, lock_timeout: float) -> int:
+@sandbox_option
+def pull_command(source: str | None, force: bool, lock_timeout: float, sandbox: bool) -> int:
     """Copy the store's lockfile into the local lockfile file, with its lineage and serial.
+
+    Refused with --sandbox: sandbox mode's lockfile is never replaced by a store's.
 
     \b
     Examples:
@@ -284,9 +360,11 @@ def pull_command(source: str | None, force: bool, lock_timeout: float) -> int:
     """
     from pfsync.stores.transfer import pull
 
-    config = _config()
+    config = _config(sandbox)
     if isinstance(config, int):
         return config
+    if sandbox:
+        _refuse_sandbox_transfer(config)
     _echo_lines(pull(config, source, force, lock_timeout))
     return 0
 

@@ -131,3 +131,95 @@ class Faults:
         if lose_draw < self._lose_response_rate:
             return LOSE_RESPONSE, None
         return OK, None
+
+
+# `apply --sandbox --sandbox-faults SPEC`: the server's fault options as `name=value` pairs.
+FAULT_SPEC_HELP = (
+    "lose-response=FRACTION, fail=FRACTION, latency-ms=MS, rate-limit=PER_SECOND, "
+    "seed=INTEGER, idempotency-keys=on|off (comma-separated, e.g. lose-response=0.3,seed=1)"
+)
+_SWITCH = {"on": True, "true": True, "yes": True, "1": True}
+_SWITCH.update({"off": False, "false": False, "no": False, "0": False})
+
+
+class FaultSpecError(ValueError):
+    """A `--sandbox-faults` value that is not a list of known faults with valid values."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem}; valid: {FAULT_SPEC_HELP}")
+
+
+def _number(name: str, text: str, what: str, valid: Callable[[float], bool]) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and valid(value)):
+        raise FaultSpecError(f"{name} must be {what}, not {text!r}")
+    return value
+
+
+def _integer(name: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise FaultSpecError(f"{name} must be an integer, not {text!r}") from None
+
+
+def _switch(name: str, text: str) -> bool:
+    if text.lower() not in _SWITCH:
+        raise FaultSpecError(f"{name} must be on or off, not {text!r}")
+    return _SWITCH[text.lower()]
+
+
+_FRACTION = "a fraction from 0 to 1"
+# name → (Sandbox keyword, parser of the value text, an example value)
+_FAULT_OPTIONS: dict[str, tuple[str, Callable[[str, str], float | int | bool], str]] = {
+    "lose-response": (
+        "lose_response_rate",
+        lambda n, t: _number(n, t, _FRACTION, lambda v: 0 <= v <= 1),
+        "0.3",
+    ),
+    "fail": ("fail_rate", lambda n, t: _number(n, t, _FRACTION, lambda v: 0 <= v <= 1), "0.1"),
+    "latency-ms": (
+        "latency_ms",
+        lambda n, t: _number(n, t, "a number of milliseconds >= 0", lambda v: v >= 0),
+        "50",
+    ),
+    "rate-limit": (
+        "rate_limit",
+        lambda n, t: _number(n, t, "a number of requests per second > 0", lambda v: v > 0),
+        "5",
+    ),
+    "seed": ("seed", _integer, "1"),
+    "idempotency-keys": ("idempotency_keys", _switch, "on"),
+}
+
+
+def parse_fault_spec(spec: str) -> dict[str, float | int | bool]:
+    """The Sandbox keyword arguments of `spec`, e.g. `lose-response=0.3,seed=1`.
+
+    Names mirror `pfsync sandbox`'s options: lose-response (--lose-response-rate), fail
+    (--fail-rate), latency-ms, rate-limit, seed, idempotency-keys (a bare name means on).
+    FaultSpecError names the problem and lists the valid names.
+    """
+    keywords: dict[str, float | int | bool] = {}
+    seen: set[str] = set()
+    for item in spec.split(","):
+        name, equals, text = (part.strip() for part in item.partition("="))
+        if not name and not equals:
+            continue  # an empty item: `a=1,` or `a=1,,b=2`
+        if name not in _FAULT_OPTIONS:
+            raise FaultSpecError(f"unknown fault {name!r}")
+        if name in seen:
+            raise FaultSpecError(f"{name} is given twice")
+        seen.add(name)
+        keyword, parse, example = _FAULT_OPTIONS[name]
+        if not equals:
+            if keyword != "idempotency_keys":
+                raise FaultSpecError(f"{name} needs a value, e.g. {name}={example}")
+            text = "on"
+        keywords[keyword] = parse(name, text)
+    if not seen:
+        raise FaultSpecError("no faults given")
+    return keywords
