@@ -87,6 +87,10 @@ def _position(mark: Any) -> Position:
     return (mark.line + 1, mark.column + 1)
 
 
+def _mebibytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MiB"
+
+
 def _json_size(value: Any) -> int:
     return len(value) + 2 if isinstance(value, str) else len(str(value))
 
@@ -191,15 +195,23 @@ class _Builder:
         self.stack: list[_Container] = []
         self.anchors: dict[str, tuple[Any, int, int]] = {}
         self.document: Document | None = None
+        self.aliased = False  # whether this document used an alias (or a merge of one)
 
     def start_document(self, event: ev.DocumentStartEvent) -> None:
         self.anchors = {}
+        self.aliased = False
         self.document = Document(None, _position(event.start_mark))
 
     def add(
         self, value: Any, size: int, where: Position, anchor: str | None = None, height: int = 0
     ) -> None:
         """Attach a finished value to the open container (or make it the document's root)."""
+        if height == 0 and size > MAX_DOCUMENT_JSON_BYTES and self.stack:
+            raise YamlProblem(
+                f"a value of {_mebibytes(size)} exceeds the {_mebibytes(MAX_DOCUMENT_JSON_BYTES)} "
+                "limit for a document",
+                where,
+            )
         if anchor is not None:
             self.anchors[anchor] = (value, size, height)
         if not self.stack:
@@ -241,9 +253,16 @@ class _Builder:
             top.positions[key] = (key_where, where)
             top.size += len(key) + 4 + size
         if top.size > MAX_DOCUMENT_JSON_BYTES:
+            limit = _mebibytes(MAX_DOCUMENT_JSON_BYTES)
+            if self.aliased:
+                raise YamlProblem(
+                    f"document expands to more than {limit} of JSON (aliases nested too deeply?)",
+                    top.start,
+                )
             raise YamlProblem(
-                "document expands to more than 1 MiB of JSON (aliases nested too deeply?)",
+                f"document is more than {limit} of JSON, the limit for a document",
                 top.start,
+                "split it into several documents or files",
             )
 
     def open(self, data: Any, positions: Any, event: ev.CollectionStartEvent) -> None:
@@ -292,6 +311,7 @@ class _Builder:
         return path
 
     def alias(self, event: ev.AliasEvent) -> None:
+        self.aliased = True
         where = _position(event.start_mark)
         if event.anchor not in self.anchors:
             if any(c.anchor == event.anchor for c in self.stack):

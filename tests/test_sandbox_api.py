@@ -88,7 +88,12 @@ def test_created_triggers_are_listed_per_business(
 def test_missing_or_wrong_credentials_get_401(
     sandbox: Sandbox, http_client: httpx.Client, auth: tuple[str, str] | None
 ) -> None:
-    response = http_client.post(sandbox.url + TRIGGERS, json=trigger_body(), auth=auth)
+    url = sandbox.url + TRIGGERS
+    response = (
+        http_client.post(url, json=trigger_body())
+        if auth is None
+        else http_client.post(url, json=trigger_body(), auth=auth)
+    )
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Basic ")
     assert response.json()["error"]["status"] == 401
@@ -207,6 +212,41 @@ def test_wrong_methods_get_405(
     assert response.status_code == 405
     assert response.headers["allow"] == allowed
     assert response.json()["error"]["status"] == 405
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("TRACE", TRIGGERS, "GET, POST"),
+        ("CONNECT", TRIGGERS, "GET, POST"),
+        ("PROPFIND", TRIGGERS, "GET, POST"),
+        ("TRACE", "/__sandbox/requests", "GET, DELETE"),
+        ("FOO", "/__sandbox/faults", "GET, POST, DELETE"),
+        ("OPTIONS", "/__sandbox/faults", "GET, POST, DELETE"),
+    ],
+)
+def test_methods_without_a_handler_get_405_not_501(
+    sandbox: Sandbox, method: str, path: str, allowed: str
+) -> None:
+    # Issue #12: TRACE and other methods the handler had no do_ method for got an HTML 501.
+    answer = raw_exchange(
+        sandbox, f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0] == "HTTP/1.1 405 Method Not Allowed"
+    assert f"Allow: {allowed}" in lines
+    assert json.loads(body)["error"] == {
+        "status": 405,
+        "message": f"method {method} not allowed here (allowed: {allowed})",
+    }
+
+
+def test_any_method_on_an_unknown_path_is_404(sandbox: Sandbox) -> None:
+    answer = raw_exchange(
+        sandbox, b"TRACE /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 404 Not Found\r\n")
 
 
 def test_head_gets_405_without_a_body(sandbox_client: httpx.Client) -> None:

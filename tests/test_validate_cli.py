@@ -303,3 +303,31 @@ def test_large_repositories_load_on_every_core_with_the_same_result(
     twice = [d for d in here.diagnostics if "biz/t-" in d.message]
     assert len(twice) == len(range(9, PARALLEL_MIN_FILES, 10))
     assert any(d.file == "triggers/bad/not-utf8.yaml" for d in here.diagnostics)
+
+
+def test_a_huge_value_is_named_without_blaming_aliases(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    # Issue #12: a 9.9 MiB string was reported as "aliases nested too deeply?" (there were none).
+    (tmp_path / "pfsync.yaml").write_text("business: b\n")
+    huge = "x" * (9 * 1024 * 1024 + 900 * 1024)
+    (tmp_path / "big.yaml").write_text(f"apiVersion: pfsync/v1\nkey: big\nspec:\n  name: {huge}\n")
+    run = run_pfsync("validate", "big.yaml", cwd=tmp_path)
+    assert (run.code, run.out) == (
+        1,
+        "big.yaml:4:9: a value of 9.9 MiB exceeds the 1 MiB limit for a document [$.spec.name]\n",
+    )
+
+
+def test_a_document_over_the_limit_without_aliases_says_so(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    (tmp_path / "pfsync.yaml").write_text("business: b\n")
+    items = "".join(f"  - {n:07d}{'y' * 1000}\n" for n in range(1100))
+    (tmp_path / "many.yaml").write_text(f"apiVersion: pfsync/v1\nkey: many\nlist:\n{items}")
+    run = run_pfsync("validate", "many.yaml", cwd=tmp_path)
+    assert (run.code, run.out) == (
+        1,
+        "many.yaml:4:3: document is more than 1 MiB of JSON, the limit for a document "
+        "(split it into several documents or files) [$.list[1039]]\n",
+    )

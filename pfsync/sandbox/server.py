@@ -70,7 +70,8 @@ class Api:
         request_log: RequestLog,
         slow_seconds: float,
     ) -> None:
-        self.credentials = f"{username}:{password}".encode()
+        # surrogateescape: credentials from the environment may hold bytes that are not UTF-8.
+        self.credentials = f"{username}:{password}".encode("utf-8", "surrogateescape")
         self.idempotency_keys = idempotency_keys
         self.store = store
         self.faults = faults
@@ -161,6 +162,18 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    def parse_request(self) -> bool:
+        """Parse the request line and headers; any method (TRACE, CONNECT, FOO) is routed.
+
+        BaseHTTPRequestHandler answers 501 for a method without a `do_` handler; the router
+        answers 405 with an Allow header naming what the path serves (or 404).
+        """
+        if not super().parse_request():
+            return False
+        if not hasattr(self, "do_" + self.command):
+            setattr(self, "do_" + self.command, self._dispatch)
+        return True
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Answer a protocol error (bad request line, headers too long) with a JSON error."""

@@ -1,0 +1,165 @@
+"""A property: whatever string a server answers with, no command prints a raw control character
+or the password, nothing raises, and the lockfile keeps the exact id.
+
+The server (a tiny one in this process, over loopback) answers the first create with 200 and
+`{"id": VALUE}`, the second with 500 and a message holding VALUE and the credentials it was sent,
+the third with 422 likewise. Then plan, state list and state show read what was recorded. The
+commands run in this process (hundreds of examples); the end-to-end tests against the installed
+pfsync are in test_hostile_client.py and test_hostile_state.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from apply_helpers import BUSINESS, make_repo
+from pfsync.textsafety import is_safe
+
+PASSWORD = "pw-S3ntinel-7781"
+USERNAME = "robot"
+_RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+class EchoingServer(ThreadingHTTPServer):
+    """Answers creates in turn: 200 with the value as id, 500 and 422 echoing it and the
+    Authorization it got."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.value = ""
+        self.count = 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: EchoingServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        with self.server.lock:
+            self.server.count += 1
+            turn = self.server.count
+        value = self.server.value
+        authorization = self.headers.get("Authorization", "")
+        decoded = base64.b64decode(authorization.removeprefix("Basic ")).decode()
+        echo = f"{value} invalid credentials {decoded} ({authorization})"
+        document: dict[str, Any]
+        if turn == 1:
+            status, document = 200, {"id": value, "status": value, "created_at": value}
+        elif turn == 2:
+            status, document = 500, {"error": {"message": echo}}
+        else:
+            status, document = 422, {"message": echo}
+        body = json.dumps(document).encode("ascii")  # \\u escapes: lone surrogates too
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@contextlib.contextmanager
+def echoing_server() -> Iterator[EchoingServer]:
+    server = EchoingServer()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def run_in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """`pfsync ARGV` in this process: exit code and everything written (strict UTF-8)."""
+    from pfsync.cli import main
+
+    out = io.BytesIO()
+    stream = io.TextIOWrapper(out, encoding="utf-8", errors="strict", write_through=True)
+    saved = {name: os.environ.get(name) for name in env}
+    previous = os.getcwd()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+            code = main(argv)
+    finally:
+        os.chdir(previous)
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+    return code, out.getvalue().decode("utf-8")
+
+
+SECRET_FORMS = (
+    PASSWORD,
+    f"{USERNAME}:{PASSWORD}",
+    base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode(),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=st.text(alphabet=st.characters(codec=None, categories=None), max_size=20))
+def test_any_server_string_is_shown_safely_and_the_password_nowhere(
+    text: str, tmp_path_factory: Any
+) -> None:
+    value = f"Q7{text}Z9"  # markers: the raw value anywhere in the output would be found
+    repo = make_repo(tmp_path_factory.mktemp("repo"), 3)
+    with echoing_server() as server:
+        server.value = value
+        env = {
+            "PFSYNC_API_URL": server.url,
+            "PFSYNC_USERNAME": USERNAME,
+            "PFSYNC_PASSWORD": PASSWORD,
+        }
+        outputs = []
+        argv = ["-v", "apply", "--auto-approve", "--new-lockfile", "--parallelism", "1"]
+        code, output = run_in_process(argv, repo, env)
+        assert code == 1, output  # the 422 is a failed create
+        outputs.append(output)
+        for argv in (
+            ["plan"],
+            ["plan", "--format", "markdown"],
+            ["plan", "--format", "json"],
+            ["state", "list"],
+            ["state", "list", "--format", "json"],
+            ["state", "show", f"{BUSINESS}/t000"],
+            ["state", "show", f"{BUSINESS}/t001"],
+        ):
+            code, output = run_in_process(argv, repo, env)
+            assert code == 0, (argv, output)
+            outputs.append(output)
+    lockfile_text = (repo / "pfsync.lock").read_text(encoding="utf-8")
+    for text_out in [*outputs, lockfile_text]:
+        assert _RAW.search(text_out) is None, repr(text_out)
+        assert is_safe(value) or value not in text_out
+        for secret in SECRET_FORMS:
+            assert secret not in text_out
+    recorded = json.loads(lockfile_text)
+    assert recorded["triggers"][f"{BUSINESS}/t000"]["id"] == value
+    assert set(recorded["pending"]) == {f"{BUSINESS}/t001"}  # the 500: uncertain
