@@ -113,18 +113,19 @@ def load_config(
 
     cwd = cwd or Path.cwd()
     environ = os.environ if environ is None else environ
+    if directory is not None and config_path is None and not (cwd / directory).is_dir():
+        raise ConfigError(f"-C {directory}: no such directory")
     file = find_config_file(config_path, directory, cwd, paths)
-    values: dict[str, object] = {}
-    if file is not None:
-        if not file.is_file():
-            raise ConfigError(
-                f"config file {file} does not exist; check the --config path, or create one "
-                "with `pfsync init`"
-            )
-        values = _read_config_file(file)
-        root = file.parent
-    else:
-        root = (cwd / directory).absolute() if directory else cwd.absolute()
+    if file is None:
+        # Defaults would make an empty plan in the wrong directory look like success in CI.
+        raise ConfigError(_not_found(directory, cwd, paths))
+    if not file.is_file():
+        raise ConfigError(
+            f"config file {file} does not exist; check the --config path, or create one "
+            "with `pfsync init`"
+        )
+    values = _read_config_file(file)
+    root = file.parent
     api_url = environ.get(API_URL_ENV) or str(values.get("api_url", DEFAULT_API_URL))
     manifests = values.get("manifests", DEFAULT_MANIFESTS)
     assert isinstance(manifests, (list, tuple))
@@ -139,6 +140,20 @@ def load_config(
         manifests=tuple(str(m) for m in manifests),
         lockfile=root / str(values.get("lockfile", DEFAULT_LOCKFILE)),
         state=StateConfig(**state),
+    )
+
+
+def _not_found(directory: str | None, cwd: Path, paths: Sequence[str]) -> str:
+    """Where pfsync looked for pfsync.yaml, and what to do."""
+    if directory is not None:
+        where = f"in {(cwd / directory).absolute()} (given with -C)"
+    else:
+        where = f"in {cwd.absolute()} or any directory above it"
+        if paths:
+            where += " nor above the given paths"
+    return (
+        f"no {CONFIG_NAME} found {where}. Run pfsync in the repository that holds it, point "
+        "to it with -C DIR or --config PATH, or create one with `pfsync init`"
     )
 
 
@@ -253,8 +268,24 @@ def _is_host(host: str) -> bool:
     return (
         0 < len(name) <= 253
         and name.isascii()
-        and all(_HOST_LABEL.fullmatch(label) for label in name.split("."))
+        and all(_is_label(label) for label in name.split("."))
     )
+
+
+def _is_label(label: str) -> bool:
+    if not _HOST_LABEL.fullmatch(label):
+        return False
+    if label[:4].lower() != "xn--":
+        return True
+    # An international name's ASCII form must be valid IDNA 2008, as httpx checks it (with the
+    # `idna` package httpx depends on; far lighter to import than httpx).
+    import idna
+
+    try:
+        idna.decode(label)
+    except (idna.IDNAError, UnicodeError):
+        return False
+    return True
 
 
 def _is_loopback(host: str) -> bool:

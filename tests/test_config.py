@@ -19,13 +19,29 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def test_defaults_without_a_file(tmp_path: Path) -> None:
+def test_defaults_of_an_empty_file(tmp_path: Path) -> None:
+    _write(tmp_path / "pfsync.yaml", "")
     config = load_config(cwd=tmp_path, environ={})
-    assert (config.path, config.root, config.business) == (None, tmp_path, None)
+    assert (config.path, config.root, config.business) == (
+        tmp_path / "pfsync.yaml",
+        tmp_path,
+        None,
+    )
     assert config.api_url == DEFAULT_API_URL
     assert config.manifests == ("triggers/**/*.yaml",)
     assert config.lockfile == tmp_path / "pfsync.lock"
     assert config.journal == tmp_path / "pfsync.lock.journal"
+
+
+def test_no_file_is_an_error_saying_where_it_looked(tmp_path: Path) -> None:
+    # Was: defaults, so an empty plan in the wrong directory looked like success in CI.
+    with pytest.raises(ConfigError) as caught:
+        load_config(cwd=tmp_path, environ={})
+    assert str(caught.value) == (
+        f"no pfsync.yaml found in {tmp_path} or any directory above it. Run pfsync in the "
+        "repository that holds it, point to it with -C DIR or --config PATH, or create one "
+        "with `pfsync init`"
+    )
 
 
 def test_nearest_file_at_or_above_cwd(tmp_path: Path) -> None:
@@ -48,9 +64,13 @@ def test_directory_option(tmp_path: Path) -> None:
     _write(tmp_path / "repo" / "pfsync.yaml", "business: repo\n")
     assert load_config(None, "repo", cwd=tmp_path, environ={}).business == "repo"
     (tmp_path / "empty").mkdir()
-    # -C DIR without a pfsync.yaml there: defaults rooted at DIR, not a search upwards.
-    config = load_config(None, "empty", cwd=tmp_path, environ={})
-    assert (config.business, config.root) == (None, tmp_path / "empty")
+    # -C DIR without a pfsync.yaml there: an error, not a search upwards, not defaults.
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, "empty", cwd=tmp_path, environ={})
+    assert str(caught.value).startswith(f"no pfsync.yaml found in {tmp_path / 'empty'} (given ")
+    with pytest.raises(ConfigError) as missing:
+        load_config(None, "no/such/dir", cwd=tmp_path, environ={})
+    assert str(missing.value) == "-C no/such/dir: no such directory"
 
 
 def test_search_above_given_paths_when_cwd_has_none(tmp_path: Path) -> None:

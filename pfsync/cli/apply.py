@@ -56,7 +56,7 @@ RETRY_UNCERTAIN_HELP = (
 
 
 @click.command()
-@click.argument("planfile", required=False, type=click.Path(dir_okay=False))
+@click.argument("planfile", required=False, type=click.Path(dir_okay=False, exists=True))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (required without a TTY).")
 @click.option(
     "--new-lockfile",
