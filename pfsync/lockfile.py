@@ -387,5 +387,8 @@ def require_api_url(lockfile: Lockfile | None, api_url: str, path: Path) -> None
     raise LockfileError(
         f"the lockfile {shown_path(path)} describes the API {lockfile.api_url}, but the "
         f"configured API URL is {api_url} (PFSYNC_API_URL or api_url in pfsync.yaml). Use one "
-        "lockfile per environment: set `lockfile:` in that environment's pfsync.yaml"
+        "lockfile per API: for another API (a staging business, a local `pfsync sandbox`), "
+        "give it a config of its own, e.g. `sandbox.yaml` holding `api_url: "
+        "http://127.0.0.1:8787` and `lockfile: sandbox.lock`, and run `pfsync --config "
+        "sandbox.yaml plan`"
     )

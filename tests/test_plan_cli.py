@@ -329,8 +329,10 @@ def test_api_url_mismatch_is_refused(tmp_path: Path, run_pfsync: RunPfsync) -> N
     assert run.err == (
         "Error: the lockfile pfsync.lock describes the API https://api.pocketflows.com, but the "
         "configured API URL is http://127.0.0.1:8787 (PFSYNC_API_URL or api_url in "
-        "pfsync.yaml). Use one lockfile per environment: set `lockfile:` in that environment's "
-        "pfsync.yaml\n"
+        "pfsync.yaml). Use one lockfile per API: for another API (a staging business, a local "
+        "`pfsync sandbox`), give it a config of its own, e.g. `sandbox.yaml` holding `api_url: "
+        "http://127.0.0.1:8787` and `lockfile: sandbox.lock`, and run `pfsync --config "
+        "sandbox.yaml plan`\n"
     )
 
 
