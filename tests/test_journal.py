@@ -161,8 +161,8 @@ def test_concurrent_appends_share_fsyncs_and_all_become_durable(
     journal.close()
     appends = threads * count * 2
     assert 0 < len(calls) < appends  # fsyncs were shared, never skipped entirely
-    state = folded_state(state, journal_path)
-    assert state is not None and len(state.triggers) == threads * count and not state.pending
+    folded = folded_state(state, journal_path)
+    assert folded is not None and len(folded.triggers) == threads * count and not folded.pending
 
 
 def test_failed_fsync_fails_this_and_every_later_append(

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from pfsync.sandbox import Sandbox, SandboxDataError
 TRIGGERS = "/businesses/biz_1/triggers"
 
 
-def post(client: httpx.Client, key: str, **fields: object) -> httpx.Response:
+def post(client: httpx.Client, key: str, **fields: Any) -> httpx.Response:
     """Create a trigger with Idempotency-Key `key`."""
     return client.post(TRIGGERS, json=trigger_body(**fields), headers={"Idempotency-Key": key})
 

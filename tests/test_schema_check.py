@@ -17,6 +17,7 @@ from pfsync.journal_records import (
     Failed,
     Folded,
     Pending,
+    Record,
     Uncertain,
     record_to_json,
 )
@@ -30,7 +31,7 @@ DIGEST = "sha256:" + "0" * 64
 
 
 def _manifests() -> list[Any]:
-    documents = []
+    documents: list[Any] = []
     for path in sorted((REPO / "examples" / "triggers").glob("*.yaml")):
         documents.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
     return documents
@@ -54,7 +55,7 @@ def _lockfile() -> dict[str, Any]:
 
 def _journal_records() -> list[dict[str, Any]]:
     body = _manifests()[0]["spec"]
-    records = [
+    records: list[Record] = [
         Begin(UUID, 1, AT),
         Pending("biz/a", UUID, DIGEST, body, 0, "t/a.yaml", None, AT),
         Created("biz/a", UUID, "trg_1", AT, "draft", AT),
@@ -187,7 +188,7 @@ def mutated(draw: st.DrawFn, seeds: list[Any]) -> Any:
 
 
 def _jsonschema_verdict(name: str, pointer: str, document: Any) -> bool:
-    schema_validator = validator(name)
+    schema_validator: Any = validator(name)
     if pointer:
         schema_validator = schema_validator.evolve(schema={"$ref": f"{name}#{pointer}"})
     return bool(schema_validator.is_valid(document))
