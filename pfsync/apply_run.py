@@ -54,7 +54,7 @@ class ApplyIO:
     """How the run talks to the user."""
 
     show_plan: Callable[[Plan], None]
-    confirm: Callable[[Plan], bool]
+    confirm: Callable[[Sequence[ApplyItem]], bool]  # given the creates about to be sent
     progress: Callable[[str], None]  # one line on stderr
     detail: Callable[[str], None] = lambda line: None  # shown with --verbose
     interactive: bool = False
@@ -227,7 +227,7 @@ def run_apply(
             report = ApplyReport([])
             io.progress(summarise(report, plan))
             return exit_code(report, plan, io.received_signal)
-        if options.plan_file is None and not options.auto_approve and not io.confirm(plan):
+        if options.plan_file is None and not options.auto_approve and not io.confirm(items):
             io.progress("Apply cancelled; nothing was sent.")
             return EXIT_ERROR
         client = client_factory()

@@ -13,13 +13,14 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pfsync.config import Config
 from pfsync.diagnostics import Diagnostic, json_path, sort_diagnostics
 from pfsync.discovery import discover, display_path, expand_paths
 from pfsync.models import Manifest, make_address
 from pfsync.schemas import MANIFEST, check, validator
+from pfsync.textsafety import json_text
 from pfsync.yamlload import Document, YamlProblem, iter_documents
 
 if TYPE_CHECKING:
@@ -128,6 +129,84 @@ def schema_diagnostics(
     return problems
 
 
+MAX_SHOWN_VALUE = 80
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
+
+
+def shown_value(value: Any) -> str:
+    """`value` as JSON (`true`, `null`, `{"a": 1}`, `"x"`), shortened when long."""
+    text = json_text(value)
+    return text if len(text) <= MAX_SHOWN_VALUE else text[: MAX_SHOWN_VALUE - 1] + "…"
+
+
+def _type_names(expected: Any) -> str:
+    names = expected if isinstance(expected, list) else [expected]
+    return " or ".join(_TYPE_NAMES.get(str(name), str(name)) for name in names)
+
+
+def _plain_scalar_hint(instance: Any, source: str | None) -> str | None:
+    """Why an unquoted YAML scalar is not the string it looks like, and how to quote it."""
+    if source is None or isinstance(instance, str):
+        return None
+    if source == "":
+        return "the value is empty, which YAML reads as null; write the text after the colon"
+    quoted = json_text(source)
+    if isinstance(instance, bool):
+        return f"YAML reads yes/no/on/off/true/false as a boolean; quote it: {quoted}"
+    if instance is None:
+        return f"YAML reads {source} as null; quote it: {quoted}"
+    return f"YAML reads {source} as a number; quote it: {quoted}"
+
+
+def _count(number: Any, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _message(error: ValidationError, source: str | None) -> tuple[str, str | None]:
+    """A concise message (values shown as JSON) and a hint, from the error's fields."""
+    kind, expected, value = error.validator, error.validator_value, error.instance
+    shown = shown_value(value)
+    if kind == "type":
+        hint = None
+        if "string" in (expected if isinstance(expected, list) else [expected]):
+            hint = _plain_scalar_hint(value, source)
+        if expected == "array" and isinstance(value, (dict, str)):
+            hint = "a list item starts with `- `"
+        return f"{shown} is not {_type_names(expected)}", hint
+    if kind == "enum" and isinstance(expected, list):
+        choices = ", ".join(shown_value(choice) for choice in expected)
+        return f"{shown} is not one of {choices}", None
+    if kind == "const":
+        return f"must be {shown_value(expected)}, not {shown}", None
+    if kind == "pattern":
+        return f"{shown} does not match {expected}", None
+    if kind == "minLength":
+        if expected == 1:
+            return f"{shown} must not be empty", None
+        return f"{shown} is shorter than {_count(expected, 'character')}", None
+    if kind == "maxLength":
+        return f"{shown} is longer than {_count(expected, 'character')}", None
+    if kind == "minItems":
+        if expected == 1:
+            return f"{shown} must not be empty", None
+        return f"{shown} has fewer than {_count(expected, 'item')}", None
+    if kind == "maxItems":
+        return f"{shown} has more than {_count(expected, 'item')}", None
+    if kind == "minimum":
+        return f"{shown} is less than the minimum of {shown_value(expected)}", None
+    if kind == "maximum":
+        return f"{shown} is more than the maximum of {shown_value(expected)}", None
+    return error.message, None
+
+
 def _error_diagnostics(error: ValidationError, document: Document, shown: str) -> list[Diagnostic]:
     path = list(error.absolute_path)
     schema = error.schema if isinstance(error.schema, dict) else {}
@@ -139,10 +218,19 @@ def _error_diagnostics(error: ValidationError, document: Document, shown: str) -
                 continue
             line, col = document.locate([*path, name], key=True)
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            advice = f"did you mean {close[0]!r}?" if close else "known fields: " + ", ".join(known)
+            advice = (
+                f"did you mean {json_text(close[0])}?"
+                if close
+                else "known fields: " + ", ".join(known)
+            )
             out.append(
                 Diagnostic(
-                    shown, line, col, f"unknown field {name!r}", json_path([*path, name]), advice
+                    shown,
+                    line,
+                    col,
+                    f"unknown field {json_text(name)}",
+                    json_path([*path, name]),
+                    advice,
                 )
             )
         return out
@@ -154,14 +242,13 @@ def _error_diagnostics(error: ValidationError, document: Document, shown: str) -
         missing = [name for name in error.validator_value if name not in error.instance]
         line, col = document.locate(path, key=True) if path else document.start
         return [
-            Diagnostic(shown, line, col, f"missing required field {name!r}", json_path(path))
+            Diagnostic(
+                shown, line, col, f"missing required field {json_text(name)}", json_path(path)
+            )
             for name in missing
         ]
     line, col = document.locate(path)
-    message = error.message
-    if error.validator == "const":
-        message = f"must be {error.validator_value!r}, not {error.instance!r}"
-    hint: str | None = None
+    message, hint = _message(error, document.plain.get((line, col)))
     if len(path) == 1 and error.validator == "pattern":
         hint = _field_hints(str(path[-1]))
     if len(message) > 300:
@@ -187,7 +274,7 @@ def _manifest_from(
                     shown,
                     line,
                     col,
-                    f"{data[name]!r} is not a valid {name}",
+                    f"{json_text(data[name])} is not a valid {name}",
                     json_path([name]),
                     _field_hints(name),
                 )

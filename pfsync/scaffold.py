@@ -95,7 +95,8 @@ def scaffold(root: Path, business: str, api_url: str, ci: str, force: bool) -> I
         save_lockfile(lockfile, None, Lockfile.new(api_url))
         yield f"wrote {lockfile} (empty: no trigger created yet)"
     gitignore = root / ".gitignore"
-    present = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
+    existed = gitignore.exists()
+    present = gitignore.read_text(encoding="utf-8").splitlines() if existed else []
     missing = [line for line in GITIGNORE_LINES if line not in present]
     if missing:
         with open(gitignore, "a", encoding="utf-8") as f:
@@ -103,4 +104,4 @@ def scaffold(root: Path, business: str, api_url: str, ci: str, force: bool) -> I
                 f.write("\n")
             f.write("# pfsync: the journal and lock are per run; .pfsync/ is sandbox mode\n")
             f.write("\n".join(missing) + "\n")
-        yield f"updated {gitignore}"
+        yield f"{'updated' if existed else 'created'} {gitignore}"

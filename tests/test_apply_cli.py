@@ -245,3 +245,85 @@ def test_verbose_shows_retries(
     (repo / "triggers" / "t001.yaml").write_text(manifest_text("t001"))
     quiet = run_pfsync("apply", "--auto-approve", cwd=repo, env=sandbox.environment())
     assert quiet.code == 0 and "retrying" not in quiet.err
+
+
+def test_confirm_prompt_says_how_many_creates_are_sent_and_where() -> None:
+    from pfsync.applier import ApplyItem
+    from pfsync.cli.apply import confirm_prompt
+
+    def item(replaces: str | None = None, key: str | None = None) -> ApplyItem:
+        return ApplyItem("a/b", "a", {}, "d", 0, "f.yaml", replaces, key)
+
+    assert confirm_prompt([item()], sandbox=False) == "Send 1 create to Pocketflows?"
+    three = [item(), item("trg_old"), item()]
+    assert confirm_prompt(three, sandbox=False) == "Send 3 creates to Pocketflows (1 replace)?"
+    resent = [item("trg_old"), item(key="k")]
+    assert confirm_prompt(resent, sandbox=True) == (
+        "Send 2 creates to the sandbox (1 replace, 1 re-sent)?"
+    )
+
+
+def answer_on_a_terminal(args: list[str], cwd: Path, answer: str) -> tuple[int, str]:
+    """Run `pfsync ARGS` on a pseudo-terminal, type `answer` at its prompt: (exit code, output)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import time
+
+    from conftest import clean_env, pfsync_executable
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [pfsync_executable(), *args],
+        cwd=cwd,
+        env=clean_env({"NO_COLOR": "1"}),
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+    )
+    os.close(follower)
+    output = b""
+    answered = False
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # EIO: the process closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            if not answered and b"[y/N]" in output:
+                os.write(leader, answer.encode() + b"\n")
+                answered = True
+            if process.poll() is not None and not ready:
+                break
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(leader)
+    return code, output.decode().replace("\r\n", "\n")
+
+
+def test_the_terminal_prompt_counts_the_creates_a_yes_sends(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, 2)
+    code, output = answer_on_a_terminal(["apply", "--sandbox"], repo, "n")
+    assert code == 1, output
+    assert "Send 2 creates to the sandbox? [y/N]: n\n" in output
+    assert "Apply cancelled; nothing was sent." in output
+    assert "created" not in output
+    first, _ = answer_on_a_terminal(["apply", "--sandbox"], repo, "y")
+    assert first == 0
+    (repo / "triggers" / "t000.yaml").write_text(manifest_text("t000", revision=1))
+    (repo / "triggers" / "t002.yaml").write_text(manifest_text("t002"))
+    code, output = answer_on_a_terminal(["apply", "--sandbox"], repo, "y")
+    assert code == 0, output
+    assert "Send 2 creates to the sandbox (1 replace)? [y/N]: y\n" in output
+    assert "Apply: 2 created, 0 failed" in output

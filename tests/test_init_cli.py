@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from conftest import REPO, RunPfsync
 
@@ -18,7 +19,7 @@ def test_init_then_validate_and_plan_work_without_edits(
         "wrote repo/manifest.schema.json\n"
         "wrote repo/triggers/welcome-series.yaml\n"
         "wrote repo/pfsync.lock (empty: no trigger created yet)\n"
-        "updated repo/.gitignore\n"
+        "created repo/.gitignore\n"
     )
     repo = tmp_path / "repo"
     assert (repo / ".gitignore").read_text().splitlines()[1:] == [
@@ -121,7 +122,7 @@ def test_schema_prints_a_self_contained_manifest_schema(
     Draft202012Validator.check_schema(schema)
     assert "$ref" not in json.dumps(schema).replace('"$ref": "#/properties/spec/$defs/step"', "")
     validator = Draft202012Validator(schema)
-    good = {
+    good: dict[str, Any] = {
         "apiVersion": "pfsync/v1",
         "kind": "Trigger",
         "key": "k",
@@ -134,3 +135,43 @@ def test_schema_prints_a_self_contained_manifest_schema(
     assert json.loads(trigger.out) == json.loads(
         (REPO / "schemas" / "trigger.schema.json").read_text()
     )
+
+
+def test_init_says_created_for_a_new_gitignore_and_updated_for_an_existing_one(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    fresh = run_pfsync("init", "fresh", cwd=tmp_path)
+    assert fresh.code == 0, fresh
+    assert fresh.out.splitlines()[-1] == "created fresh/.gitignore"
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / ".gitignore").write_text("*.pyc\n")
+    kept = run_pfsync("init", "kept", cwd=tmp_path)
+    assert kept.code == 0, kept
+    assert kept.out.splitlines()[-1] == "updated kept/.gitignore"
+    assert (tmp_path / "kept" / ".gitignore").read_text().splitlines()[0] == "*.pyc"
+
+
+def schema_path(manifest: Path) -> Path:
+    """Where a manifest's `# yaml-language-server: $schema=…` first line points."""
+    first = manifest.read_text(encoding="utf-8").splitlines()[0]
+    prefix = "# yaml-language-server: $schema="
+    assert first.startswith(prefix), (manifest, first)
+    return (manifest.parent / first.removeprefix(prefix)).resolve()
+
+
+def test_the_manifest_init_writes_points_at_the_schema_init_writes(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    run = run_pfsync("init", "repo", cwd=tmp_path)
+    assert run.code == 0, run
+    repo = (tmp_path / "repo").resolve()
+    assert schema_path(repo / "triggers" / "welcome-series.yaml") == repo / "manifest.schema.json"
+    schema = json.loads((repo / "manifest.schema.json").read_text())
+    assert schema == json.loads(run_pfsync("schema").out)
+
+
+def test_the_example_manifests_point_at_the_repository_schema() -> None:
+    manifests = sorted((REPO / "examples" / "triggers").glob("*.yaml"))
+    assert manifests
+    for manifest in manifests:
+        assert schema_path(manifest) == (REPO / "schemas" / "manifest.schema.json").resolve()

@@ -24,19 +24,19 @@ from fixtures_sandbox import MakeSandbox
 from pfsync.client import PocketflowsClient, trigger_url
 
 HOSTILE = {
-    "dotdot": ('"../x"', "'../x'"),
-    "dot": ('".."', "'..'"),
-    "slash": ('"a/b"', "'a/b'"),
-    "percent": ('"a%2Fb"', "'a%2Fb'"),
-    "query": ('"a?b"', "'a?b'"),
-    "fragment": ('"a#b"', "'a#b'"),
-    "space": ('"a b"', "'a b'"),
-    "control": ('"a\\x01b"', "'a\\x01b'"),
-    "escape": ('"a\\x1b[2Jb"', "'a\\x1b[2Jb'"),
-    "bidi": ('"a\\u202eb"', "'a\\u202eb'"),
+    "dotdot": ('"../x"', '"../x"'),
+    "dot": ('".."', '".."'),
+    "slash": ('"a/b"', '"a/b"'),
+    "percent": ('"a%2Fb"', '"a%2Fb"'),
+    "query": ('"a?b"', '"a?b"'),
+    "fragment": ('"a#b"', '"a#b"'),
+    "space": ('"a b"', '"a b"'),
+    "control": ('"a\\x01b"', '"a\\u0001b"'),
+    "escape": ('"a\\x1b[2Jb"', '"a\\u001b[2Jb"'),
+    "bidi": ('"a\\u202eb"', '"a\\u202eb"'),
 }
-KEY_PATTERN = "'^[a-z0-9][a-z0-9._-]{0,99}$'"
-BUSINESS_PATTERN = "'^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$'"
+KEY_PATTERN = "^[a-z0-9][a-z0-9._-]{0,99}$"
+BUSINESS_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$"
 KEY_HINT = "a key is 1-100 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit"
 BUSINESS_HINT = (
     "a business id is 1-128 characters of A-Z, a-z, 0-9, '.', '_', '~', '-', starting with a "
@@ -75,11 +75,11 @@ def test_hostile_keys_and_business_ids_are_rejected_at_their_place(
         f'apiVersion: pfsync/v1\nkind: Trigger\nkey: "abc\\n"\n{SPEC}'
     )
     expected.append(
-        f"triggers/b-newline.yaml:4:11: 'biz\\n' is not a valid business ({BUSINESS_HINT}) "
+        f'triggers/b-newline.yaml:4:11: "biz\\n" is not a valid business ({BUSINESS_HINT}) '
         "[$.business]\n"
     )
     expected.append(
-        f"triggers/k-newline.yaml:3:6: 'abc\\n' is not a valid key ({KEY_HINT}) [$.key]\n"
+        f'triggers/k-newline.yaml:3:6: "abc\\n" is not a valid key ({KEY_HINT}) [$.key]\n'
     )
     run = run_pfsync("validate", cwd=tmp_path)
     assert run.code == 1, run
@@ -87,7 +87,7 @@ def test_hostile_keys_and_business_ids_are_rejected_at_their_place(
     # plan refuses the same manifests rather than plan requests to odd URLs.
     plan = run_pfsync("plan", cwd=tmp_path)
     assert plan.code == 1 and plan.out == "", plan
-    assert "triggers/k-dotdot.yaml:3:6: '../x' does not match" in plan.err
+    assert 'triggers/k-dotdot.yaml:3:6: "../x" does not match' in plan.err
 
 
 @settings(max_examples=200, deadline=None)

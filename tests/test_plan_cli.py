@@ -281,7 +281,7 @@ def test_invalid_manifests_print_diagnostics_and_exit_1(
     run = run_pfsync("plan", "--detailed-exitcode", cwd=root)
     assert (run.code, run.out) == (1, ""), run
     assert run.err == (
-        "triggers/a.yaml:10:1: unknown field 'bogus' (known fields: apiVersion, business, key, "
+        'triggers/a.yaml:10:1: unknown field "bogus" (known fields: apiVersion, business, key, '
         "kind, revision, spec) [$.bogus]\n"
         "Error: 1 problem(s) in the manifests; fix them (see `pfsync validate`) and run again.\n"
     )

@@ -17,17 +17,17 @@ HINT_TAG = "only plain YAML values (strings, numbers, booleans, null, lists, map
 
 # One file per kind of rejection in PRODUCT.md §4, with the exact line and column expected.
 EXPECTED = {
-    "bad-key.yaml": "bad/bad-key.yaml:3:6: 'Bad Key' does not match "
-    f"'^[a-z0-9][a-z0-9._-]{{0,99}}$' ({HINT_KEY}) [$.key]",
+    "bad-key.yaml": 'bad/bad-key.yaml:3:6: "Bad Key" does not match '
+    f"^[a-z0-9][a-z0-9._-]{{0,99}}$ ({HINT_KEY}) [$.key]",
     "billion-laughs.yaml": "bad/billion-laughs.yaml:6:4: document expands to more than 1 MiB "
     "of JSON (aliases nested too deeply?) [$.f[3]]",
     "binary.yaml": "bad/binary.yaml:9:11: binary data cannot be carried by JSON "
     "(quote it to make it a string) [$.spec.metadata.blob]",
-    "duplicate-key.yaml": "bad/duplicate-key.yaml:6:3: duplicate key 'name' "
+    "duplicate-key.yaml": 'bad/duplicate-key.yaml:6:3: duplicate key "name" '
     "(first defined at line 5) [$.spec.name]",
-    "infinity.yaml": "bad/infinity.yaml:8:23: '.inf' is not a number JSON can carry "
+    "infinity.yaml": 'bad/infinity.yaml:8:23: ".inf" is not a number JSON can carry '
     "(NaN and infinity are not allowed) [$.spec.attributed_revenue]",
-    "missing-required.yaml": "bad/missing-required.yaml:4:1: missing required field 'name' "
+    "missing-required.yaml": 'bad/missing-required.yaml:4:1: missing required field "name" '
     "[$.spec]",
     "non-string-key.yaml": "bad/non-string-key.yaml:9:5: mapping keys must be strings, "
     "not a number (quote the key) [$.spec.metadata]",
@@ -37,20 +37,22 @@ EXPECTED = {
     "(save the file as UTF-8) [$]",
     "python-tag.yaml": "bad/python-tag.yaml:5:9: YAML tag !!python/object/apply:os.system "
     f"is not allowed ({HINT_TAG}) [$.spec.name]",
-    "second-document.yaml": "bad/second-document.yaml:16:7: missing required field 'type' "
+    "second-document.yaml": 'bad/second-document.yaml:16:7: missing required field "type" '
     "[$.spec.steps[0]]",
     "syntax-error.yaml": "bad/syntax-error.yaml:6:24: YAML syntax error: did not find "
-    "expected ',' or ']' (while parsing a flow sequence at line 5, column 9) [$.spec.name[1]]",
+    "expected ',' or ']' (while parsing a flow sequence at line 5, column 9) "
+    "(other problems in this file are not checked until this is fixed) [$.spec.name[1]]",
     "timestamp.yaml": "bad/timestamp.yaml:9:13: a date or timestamp cannot be carried by JSON "
     "(quote it to make it a string) [$.spec.metadata.launch]",
-    "unknown-field.yaml": "bad/unknown-field.yaml:5:3: unknown field 'nmae' "
-    "(did you mean 'name'?) [$.spec.nmae]",
-    "wrong-api-version.yaml": "bad/wrong-api-version.yaml:1:13: must be 'pfsync/v1', "
-    "not 'pfsync/v2' [$.apiVersion]",
-    "wrong-types.yaml": "bad/wrong-types.yaml:5:9: 42 is not of type 'string' [$.spec.name]\n"
-    "bad/wrong-types.yaml:9:26: ['et'] is not of type 'string' "
-    "[$.spec.steps[0].email_template_id]\n"
-    "bad/wrong-types.yaml:10:23: 'cus_1' is not of type 'array' [$.spec.excluded_customers]",
+    "unknown-field.yaml": 'bad/unknown-field.yaml:5:3: unknown field "nmae" '
+    '(did you mean "name"?) [$.spec.nmae]',
+    "wrong-api-version.yaml": 'bad/wrong-api-version.yaml:1:13: must be "pfsync/v1", '
+    'not "pfsync/v2" [$.apiVersion]',
+    "wrong-types.yaml": "bad/wrong-types.yaml:5:9: 42 is not a string "
+    '(YAML reads 42 as a number; quote it: "42") [$.spec.name]\n'
+    'bad/wrong-types.yaml:9:26: ["et"] is not a string [$.spec.steps[0].email_template_id]\n'
+    'bad/wrong-types.yaml:10:23: "cus_1" is not a list (a list item starts with `- `) '
+    "[$.spec.excluded_customers]",
 }
 
 
@@ -141,12 +143,12 @@ def test_github_format_one_annotation_per_problem(run_pfsync: RunPfsync) -> None
     run = run_pfsync("-q", "validate", "--format", "github", "bad/wrong-types.yaml", cwd=DATA)
     assert (run.code, run.err) == (1, "")
     assert run.out == (
-        "::error file=bad/wrong-types.yaml,line=5,col=9::42 is not of type 'string' "
-        "[$.spec.name]\n"
-        "::error file=bad/wrong-types.yaml,line=9,col=26::['et'] is not of type 'string' "
+        "::error file=bad/wrong-types.yaml,line=5,col=9::42 is not a string "
+        '(YAML reads 42 as a number; quote it: "42") [$.spec.name]\n'
+        '::error file=bad/wrong-types.yaml,line=9,col=26::["et"] is not a string '
         "[$.spec.steps[0].email_template_id]\n"
-        "::error file=bad/wrong-types.yaml,line=10,col=23::'cus_1' is not of type 'array' "
-        "[$.spec.excluded_customers]\n"
+        '::error file=bad/wrong-types.yaml,line=10,col=23::"cus_1" is not a list '
+        "(a list item starts with `- `) [$.spec.excluded_customers]\n"
     )
 
 
@@ -162,8 +164,8 @@ def test_json_format(run_pfsync: RunPfsync) -> None:
                 "line": 5,
                 "col": 3,
                 "path": "$.spec.nmae",
-                "message": "unknown field 'nmae'",
-                "hint": "did you mean 'name'?",
+                "message": 'unknown field "nmae"',
+                "hint": 'did you mean "name"?',
             }
         ],
     }
@@ -241,14 +243,14 @@ def test_bad_config_gets_located_errors(run_pfsync: RunPfsync, tmp_path: Path) -
     run = run_pfsync("validate", cwd=tmp_path)
     assert (run.code, run.out, run.err) == (
         1,
-        "pfsync.yaml:3:1: duplicate key 'business' (first defined at line 1) [$.business]\n",
+        'pfsync.yaml:3:1: duplicate key "business" (first defined at line 1) [$.business]\n',
         "The configuration file is invalid; fix it and run again.\n",
     )
     (tmp_path / "pfsync.yaml").write_text("business: b\nmanifets: [x]\n")
     run = run_pfsync("validate", cwd=tmp_path)
     assert (run.code, run.out) == (
         1,
-        "pfsync.yaml:2:1: unknown field 'manifets' (did you mean 'manifests'?) [$.manifets]\n",
+        'pfsync.yaml:2:1: unknown field "manifets" (did you mean "manifests"?) [$.manifets]\n',
     )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +19,9 @@ from pfsync.cli.common import (
     report_manifest_problems,
     use_color,
 )
+
+if TYPE_CHECKING:
+    from pfsync.applier import ApplyItem
 
 SANDBOX_FAULTS_HELP = (
     "With --sandbox: inject the server's faults into the in-process sandbox, as comma-separated "
@@ -46,6 +50,20 @@ def parse_sandbox_faults(
         raise click.BadParameter(str(exc), ctx, param) from None
     shown = ",".join(item.replace(" ", "") for item in value.split(",") if item.strip())
     return shown, keywords
+
+
+def confirm_prompt(items: Sequence[ApplyItem], sandbox: bool) -> str:
+    """`Send 3 creates to Pocketflows (1 replace)?`: exactly what a yes sends, and where."""
+    count = len(items)
+    replaces = sum(1 for item in items if item.replaces)
+    resent = sum(1 for item in items if item.idempotency_key)
+    kinds = [f"{replaces} replace" if replaces else "", f"{resent} re-sent" if resent else ""]
+    detail = ", ".join(kind for kind in kinds if kind)
+    where = "the sandbox" if sandbox else "Pocketflows"
+    return (
+        f"Send {count} create{'' if count == 1 else 's'} to {where}"
+        f"{f' ({detail})' if detail else ''}?"
+    )
 
 
 RETRY_UNCERTAIN_HELP = (
@@ -172,8 +190,8 @@ def apply(
         if options.verbosity >= 0:
             click.echo(render_text(PlanReport(plan, lockfile_name, color=color)), nl=False)  # type: ignore[arg-type]
 
-    def confirm(plan: object) -> bool:
-        return click.confirm("Apply these changes?", default=False, err=True)
+    def confirm(items: Sequence[ApplyItem]) -> bool:
+        return click.confirm(confirm_prompt(items, sandbox), default=False, err=True)
 
     def progress(line: str) -> None:
         click.echo(line, err=True)
