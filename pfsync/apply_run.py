@@ -270,7 +270,10 @@ def run_apply(
                 else "Interrupted: nothing new was started; every outcome is recorded."
             )
         io.progress(summarise(report, plan))
-        return exit_code(report, plan, io.received_signal)
+        code = exit_code(report, plan, io.received_signal)
+        if transaction.merge_warnings and code == EXIT_OK:
+            code = EXIT_NEEDS_PERSON  # a merge kept someone else's record: a person must look
+        return code
 
 
 @contextlib.contextmanager

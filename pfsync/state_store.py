@@ -72,6 +72,7 @@ class StateTransaction:
         self.config = config
         self.lockfile = lockfile
         self.before_lock = lockfile  # the state a saved plan was made against
+        self.merge_warnings = 0  # only a remote store's merge has any
 
     def save(self, new: Lockfile) -> Lockfile:
         """Write `new` (serial + 1) unless its content equals the current state."""

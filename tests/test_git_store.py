@@ -656,8 +656,8 @@ def test_a_lockfile_changed_during_an_apply_is_merged_into_never_overwritten(
     assert lockfile["triggers"][address(2)]["id"] == "trg_by_hand_2"
     assert (
         f"Warning: {address(2)}: this run created trigger {created[address(2)]}, but the lockfile "
-        "now records trg_by_hand_2 for it (changed meanwhile); it was not overwritten: look at "
-        "both in Pocketflows"
+        "now records trg_by_hand_2 for it (changed meanwhile); it was not overwritten and is "
+        "kept in the address's history: look at both in Pocketflows"
     ) in run.err
     # Every other trigger the sandbox holds is recorded with its id or still pending: never
     # absent (t003, forgotten by the person but created by the run, exists: it is recorded).

@@ -231,13 +231,15 @@ def test_merge_run_rules() -> None:
     assert a[1] not in result.pending and a[1] not in result.triggers
     assert result.pending[a[2]].reason == "connection lost"
     assert result.pending[a[3]].idempotency_key == keys[3]  # in flight: stays uncertain
-    assert result.triggers[a[4]] == other  # never overwritten…
+    kept = result.triggers[a[4]]
+    assert (kept.id, kept.origin, kept.body) == (other.id, other.origin, other.body)  # never
+    assert [e.id for e in kept.history] == ["trg_4"]  # overwritten, and our id is not lost…
     assert any("trg_4" in w and "trg_person" in w for w in merged.warnings)  # …but said loudly
     assert result.triggers[a[5]].id == "trg_5"  # it exists: recorded again
     assert result.lock is None  # our lock released
     someone_else = new_lock("apply")
-    kept = merge_run(replace(newer, lock=someone_else), events, lock.id).lockfile
-    assert kept.lock == someone_else
+    theirs = merge_run(replace(newer, lock=someone_else), events, lock.id).lockfile
+    assert theirs.lock == someone_else
 
 
 def test_a_store_that_stays_unreachable_keeps_the_lock_and_says_how_to_free_it(
@@ -256,3 +258,85 @@ def test_a_store_that_stays_unreachable_keeps_the_lock_and_says_how_to_free_it(
     # What was sent is pending in the store: uncertain for the next run, never `create`.
     stored = store.lockfile
     assert stored is not None and set(client.sent) <= set(stored.pending)
+
+
+# Regressions found by review (each failed before its fix).
+
+
+def test_a_lockfile_removed_during_the_run_is_never_replaced_by_a_new_one(tmp_path: Path) -> None:
+    store = MemoryStore()
+
+    def someone_deletes_the_lockfile(number: int) -> None:
+        if number == 2:
+            with store._lock:
+                store.lockfile, store.version = None, store.version + 1
+
+    store.after_write = someone_deletes_the_lockfile
+    client = StoreCheckingClient(store)
+    _applier, final, warnings = run(store, config(tmp_path), items(9), client)
+    assert final is None
+    assert store.lockfile is None  # nothing written: the next apply refuses, it does not re-create
+    assert any("holds no lockfile any more since this run started" in w for w in warnings)
+
+
+def test_an_in_flight_create_whose_pending_record_was_removed_is_pending_again() -> None:
+    key = "0f8fad5b-d9cb-469f-a165-708677289500"
+    pending = _pending(f"{BUSINESS}/a", key)
+    newer = replace(Lockfile.new(API), serial=5)  # a person removed the pending record
+    merged = merge_run(newer, [pending], None)
+    assert merged.lockfile.pending[f"{BUSINESS}/a"].idempotency_key == key
+    assert merged.warnings and "uncertain again" in merged.warnings[0]
+
+
+def test_release_keeps_another_runs_lock(tmp_path: Path) -> None:
+    from pfsync.stores.session import RemoteState
+
+    ours, theirs = new_lock("apply"), new_lock("apply")
+    store = MemoryStore(replace(Lockfile.new(API), serial=2, lock=theirs))
+    snapshot = store.read()
+    state = RemoteState(config(tmp_path), store, snapshot, ours, None, lambda line: None)
+    state.release()
+    assert store.lockfile is not None and store.lockfile.lock == theirs
+
+
+class ExplodingStore(MemoryStore):
+    """Its third write raises something that is not a StoreError (a full disk, say)."""
+
+    def write(self, lockfile: Lockfile, expected: Snapshot, message: str) -> Snapshot:
+        if len(self.writes) == 2 and self.fail_at is None:
+            self.fail_at = -1
+            raise OSError(28, "No space left on device")
+        return super().write(lockfile, expected, message)
+
+
+def test_an_unexpected_writer_error_stops_the_run_instead_of_hanging(tmp_path: Path) -> None:
+    store = ExplodingStore()
+    client = StoreCheckingClient(store)
+    result: list[Any] = []
+    runner = threading.Thread(
+        target=lambda: result.append(run(store, config(tmp_path), items(9), client)), daemon=True
+    )
+    runner.start()
+    runner.join(60)  # a hang guard, not a timing assertion
+    assert not runner.is_alive(), "the run hung"
+    applier, _final, _warnings = result[0]
+    report = applier.report(items(9))
+    assert report.stop_reason == "disk"
+    assert "No space left on device" in report.stop_message
+
+
+def test_push_refuses_a_copy_that_lacks_a_trigger_the_target_records(tmp_path: Path) -> None:
+    from pfsync.state_changes import StateChangeError
+    from pfsync.stores.file import FileStore
+    from pfsync.stores.transfer import copy_lockfile
+
+    body = spec_body = trigger_body("ci")
+    record = TriggerRecord("trg_ci", "created", None, None, 0, body, body_digest(spec_body), "f")
+    base = replace(Lockfile.new(API), serial=9)
+    target = FileStore(tmp_path / "target.lock")
+    target.write(replace(base, triggers={f"{BUSINESS}/ci": record}), target.read(), "seed")
+    newer_fork = replace(base, serial=12)  # a higher serial, but it never saw trg_ci
+    with pytest.raises(StateChangeError) as caught:
+        copy_lockfile(newer_fork, target, False, "state push")
+    assert "records what the copy lacks (trigger trg_ci)" in str(caught.value)
+    assert copy_lockfile(newer_fork, target, True, "state push")  # --force still can

@@ -31,6 +31,8 @@ from pfsync.errors import LockHeldError
 from pfsync.journal import Event, JournalWriteError, fold
 from pfsync.journal_records import Created, Failed, Pending, Record, Uncertain
 from pfsync.lockfile import (
+    REASON_OVERWRITTEN,
+    HistoryEntry,
     Lockfile,
     PendingCreate,
     StateLockRecord,
@@ -94,7 +96,10 @@ def merge_run(newer: Lockfile, events: Sequence[Event], lock_id: str | None) -> 
 
     An address whose pending record (same Idempotency-Key) is still in `newer` takes the outcome
     as a fold would. A created trigger whose address has no record any more is recorded (it
-    exists). One whose address now records another trigger is left as it is, with a warning.
+    exists); one whose address now records another trigger (or another pending create) is left
+    as it is, its id kept in the address's history, with a warning. A create that may have
+    happened (uncertain, or in flight) whose pending record was removed meanwhile is pending
+    again: a person's `state rm` made before it could land must not turn it into a `create`.
     """
     from pfsync.state_changes import CreateOutcomes
 
@@ -113,21 +118,31 @@ def merge_run(newer: Lockfile, events: Sequence[Event], lock_id: str | None) -> 
         still_ours = theirs is not None and theirs.idempotency_key == pending.idempotency_key
         if isinstance(outcome, Created):
             if not still_ours and address in changes.triggers:
-                recorded = changes.triggers[address].id
-                if recorded != outcome.id:
+                record = changes.triggers[address]
+                if record.id != outcome.id:
                     warnings.append(
                         f"{address}: this run created trigger "
                         f"{shown_id(outcome.id, '(id unknown)')}, but the lockfile now records "
-                        f"{shown_id(recorded, '(id unknown)')} for it (changed meanwhile); it was "
-                        "not overwritten: look at both in Pocketflows"
+                        f"{shown_id(record.id, '(id unknown)')} for it (changed meanwhile); it was "
+                        "not overwritten and is kept in the address's history: look at both in "
+                        "Pocketflows"
                     )
+                    entry = HistoryEntry(
+                        outcome.id, outcome.at, REASON_OVERWRITTEN, "created", pending.revision
+                    )
+                    changes.triggers[address] = replace(record, history=(*record.history, entry))
                 continue
             if not still_ours and theirs is not None:
                 warnings.append(
                     f"{address}: this run created trigger {shown_id(outcome.id, '(id unknown)')}, "
                     "but another create of it is pending in the lockfile now; it was not "
-                    "overwritten: look in Pocketflows, then `pfsync state import`"
+                    "overwritten and is kept in the address's history: look in Pocketflows, then "
+                    "`pfsync state import`"
                 )
+                entry = HistoryEntry(
+                    outcome.id, outcome.at, REASON_OVERWRITTEN, "created", pending.revision
+                )
+                changes.forgotten[address] = (*changes.forgotten.get(address, ()), entry)
                 continue
             if not still_ours:
                 changes.start_pending(address, _pending_create(pending))
@@ -143,6 +158,20 @@ def merge_run(newer: Lockfile, events: Sequence[Event], lock_id: str | None) -> 
             changes.record_failed(address, pending.idempotency_key)
         elif isinstance(outcome, Uncertain) and still_ours:
             changes.record_uncertain(address, pending.idempotency_key, outcome.reason)
+        elif (
+            (outcome is None or isinstance(outcome, Uncertain))
+            and not still_ours
+            and theirs is None
+            and address not in changes.triggers
+        ):
+            changes.start_pending(address, _pending_create(pending))
+            if isinstance(outcome, Uncertain):
+                changes.record_uncertain(address, pending.idempotency_key, outcome.reason)
+            warnings.append(
+                f"{address}: its create by this run may have happened, but its pending record "
+                "was removed meanwhile; it is uncertain again: look in Pocketflows, then "
+                "`pfsync state import` or `pfsync state rm`"
+            )
     merged = changes.lockfile()
     if merged.lock is not None and merged.lock.id == lock_id:
         merged = replace(merged, lock=None)
@@ -185,6 +214,7 @@ class RemoteState:
         self.finished = False
         self._write_lock = threading.Lock()
         self.operation = "record state changes"  # names the commits of `save`
+        self.merge_warnings = 0  # outcomes a merge could not record as they were
 
     @property
     def lockfile(self) -> Lockfile | None:
@@ -226,7 +256,7 @@ class RemoteState:
         if problem is None:
             try:
                 return self._final(fold(current, events), "record apply outcomes, unlock")
-            except StoreConflict as exc:
+            except StoreError as exc:  # moved on, or a passing failure: merge into a fresh read
                 problem = exc
         if isinstance(problem, StoreConflict):
             self.warn(f"Warning: {problem}; merging this run's outcomes by address into it")
@@ -247,11 +277,21 @@ class RemoteState:
         for _ in range(FINAL_WRITE_ATTEMPTS):
             self.snapshot = self.store.read()
             newer = self.snapshot.lockfile
-            if newer is None:
-                newer = Lockfile.new(self.config.api_url)
+            lineage = self.before_lock.lineage if self.before_lock else None
+            if newer is None or (lineage is not None and newer.lineage != lineage):
+                # The record was removed or replaced meanwhile: writing this run's creates as
+                # a new lockfile would hide the loss (the next apply would create every other
+                # trigger again). A person restores the lockfile; the ids are printed.
+                what = "no lockfile any more" if newer is None else "another lockfile (lineage)"
+                raise StoreError(
+                    f"{self.store.description} holds {what} since this run started; nothing "
+                    "was written. Restore the lockfile in git, then record this run's creates "
+                    "with `pfsync state import`"
+                )
             merged = merge_run(newer, events, lock_id)
             for warning in merged.warnings:
                 self.warn(f"Warning: {warning}")
+            self.merge_warnings = len(merged.warnings)
             ours, theirs = self.lock, newer.lock
             self.lock = theirs if theirs is not None and theirs.id != lock_id else None
             try:
@@ -275,8 +315,11 @@ class RemoteState:
         if self.finished or self.lock is None or self.lockfile is None:
             return
         lock = self.lock
+        held = self.lockfile.lock
         try:
             try:
+                if held is not None and held.id != lock.id:
+                    raise StoreConflict("another run holds the lock now")  # merge: keep theirs
                 self._final(self.lockfile, "unlock")
             except StoreConflict:
                 # Someone else wrote meanwhile (state unlock, or a merge): release by merging.
@@ -405,8 +448,10 @@ class StoreJournal:
             batch = self._index[record.address] // self.batch_size
             self._requested = max(self._requested, batch)
             self._cond.notify_all()
-            while self._written <= batch and self.error is None:
+            while self._written <= batch and self.error is None and not self._closed:
                 self._cond.wait()
+            if self._closed:
+                raise JournalWriteError("the run's store session is closed; not sent")
             if self.error is not None:
                 # Even when this batch is durable: once a write failed, nothing more is sent.
                 raise JournalWriteError(f"{self.error}; no further create will be sent")
@@ -425,8 +470,8 @@ class StoreJournal:
         return min(len(self._batches), max(self._written, self._requested + ahead))
 
     def _want_write(self) -> bool:
-        if self.error is not None:
-            return False
+        if self.error is not None or self._closed:
+            return False  # closed: the final write carries what is left
         return self._written < self._target() or len(self._outcomes) >= self.batch_size
 
     def _write_loop(self) -> None:
@@ -445,9 +490,16 @@ class StoreJournal:
             assert current is not None
             try:
                 self.state.write(fold(current, [*outcomes, *pendings]), "record pending creates")
-            except StoreError as exc:
+            except Exception as exc:  # any failure: no worker may wait for this write for ever
+                error = (
+                    exc
+                    if isinstance(exc, StoreError)
+                    else StoreError(
+                        f"cannot write {self.state.store.description}: {type(exc).__name__}: {exc}"
+                    )
+                )
                 with self._cond:
-                    self.error = exc
+                    self.error = error
                     self._outcomes = outcomes + self._outcomes
                     self._cond.notify_all()
                 return

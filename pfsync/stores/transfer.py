@@ -57,6 +57,40 @@ def _check_copy(source: Lockfile, target: Lockfile | None, where: str, force: bo
         raise StateChangeError(
             f"{where} differs from the copy at the same serial {source.serial}{again}"
         )
+    # Serials count every write (a remote store writes several per apply), so a newer serial
+    # does not prove a copy holds everything: refuse to drop anything the target records.
+    missing = sorted(_trigger_ids(target) - _trigger_ids(source))
+    missing += sorted(
+        f"the uncertain create of {address}"
+        for address, pending in target.pending.items()
+        if not _settles(source, address, pending.idempotency_key)
+    )
+    if missing:
+        listed = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise StateChangeError(
+            f"{where} records what the copy lacks ({listed}): replacing it would forget "
+            f"creates{again}"
+        )
+
+
+def _trigger_ids(lockfile: Lockfile) -> set[str]:
+    """Every trigger id a lockfile knows, history included."""
+    ids = {f"trigger {r.id}" for r in lockfile.triggers.values() if r.id}
+    for record in lockfile.triggers.values():
+        ids.update(f"trigger {entry.id}" for entry in record.history if entry.id)
+    for entries in lockfile.forgotten.values():
+        ids.update(f"trigger {entry.id}" for entry in entries if entry.id)
+    return ids
+
+
+def _settles(lockfile: Lockfile, address: str, key: str) -> bool:
+    """Whether `lockfile` still holds, or has settled, the pending create `key` of `address`."""
+    pending = lockfile.pending.get(address)
+    if pending is not None and pending.idempotency_key == key:
+        return True
+    return address in lockfile.triggers or address in lockfile.forgotten
 
 
 def copy_lockfile(source: Lockfile, target: StateStore, force: bool, what: str) -> list[str]:
