@@ -14,6 +14,7 @@ from pfsync.discovery import display_path
 from pfsync.manifests import load_manifests
 from pfsync.plan_json import PlanReport
 from pfsync.planner import create_plan
+from pfsync.sandbox_mode import is_sandbox, with_sandbox_remedies
 from pfsync.state_store import read_state
 
 
@@ -29,6 +30,8 @@ def plan_report(
         return loaded.diagnostics
     view = read_state(config)
     plan = create_plan(loaded.manifests, view.state, config.api_url, targets, replace)
+    if is_sandbox(config):
+        plan = with_sandbox_remedies(plan)
     return PlanReport(
         plan=plan,
         lockfile_name=view.where or display_path(config.lockfile, config.root),

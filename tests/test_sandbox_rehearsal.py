@@ -143,8 +143,8 @@ def test_the_recovery_workflows_can_be_rehearsed_in_sandbox_mode(
             "(trigger trg_000000000000000000000002)\n"
             "    remedy: Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. "
             "Deactivate trigger trg_000000000000000000000002 in Pocketflows, then run "
-            f"`pfsync state rm {BUSINESS}/t001`. If its key was renamed, run "
-            f"`pfsync state mv {BUSINESS}/t001 NEW_ADDRESS` instead.\n\n",
+            f"`pfsync state rm --sandbox {BUSINESS}/t001`. If its key was renamed, run "
+            f"`pfsync state mv --sandbox {BUSINESS}/t001 NEW_ADDRESS` instead.\n\n",
             "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 1 delete, 0 uncertain. "
             "1 unchanged.",
         ),
@@ -197,7 +197,8 @@ def test_the_recovery_workflows_can_be_rehearsed_in_sandbox_mode(
         f"{BUSINESS}/t002: uncertain: "
     )
     assert lost[2].endswith(
-        f"`pfsync state import {BUSINESS}/t002 ID` or `pfsync state rm {BUSINESS}/t002`\n"
+        f"`pfsync state import --sandbox {BUSINESS}/t002 ID` or "
+        f"`pfsync state rm --sandbox {BUSINESS}/t002`\n"
         "Apply: 0 created, 0 failed, 1 uncertain. Needs a person: 0 update, 0 delete, "
         "1 uncertain.\n" + SANDBOX_HINT
     )

@@ -22,6 +22,7 @@ from pfsync.cli.common import (
 
 if TYPE_CHECKING:
     from pfsync.applier import ApplyItem
+    from pfsync.planner import Plan
 
 SANDBOX_FAULTS_HELP = (
     "With --sandbox: inject the server's faults into the in-process sandbox, as comma-separated "
@@ -149,7 +150,12 @@ def apply(
     from pfsync.manifests import load_manifests
     from pfsync.plan_json import PlanReport
     from pfsync.render import render_text
-    from pfsync.sandbox_mode import sandbox_config, start_sandbox
+    from pfsync.sandbox_mode import (
+        sandbox_config,
+        sandbox_wording,
+        start_sandbox,
+        with_sandbox_remedies,
+    )
 
     if sandbox_faults is not None and not sandbox:
         raise click.UsageError(
@@ -186,15 +192,16 @@ def apply(
         with contextlib.suppress(StoreError):  # the apply itself reports why it cannot be used
             lockfile_name = open_store(config).description
 
-    def show_plan(plan: object) -> None:
+    def show_plan(plan: Plan) -> None:
         if options.verbosity >= 0:
-            click.echo(render_text(PlanReport(plan, lockfile_name, color=color)), nl=False)  # type: ignore[arg-type]
+            shown = with_sandbox_remedies(plan) if sandbox else plan
+            click.echo(render_text(PlanReport(shown, lockfile_name, color=color)), nl=False)
 
     def confirm(items: Sequence[ApplyItem]) -> bool:
         return click.confirm(confirm_prompt(items, sandbox), default=False, err=True)
 
     def progress(line: str) -> None:
-        click.echo(line, err=True)
+        click.echo(sandbox_wording(line) if sandbox else line, err=True)
 
     with ExitStack() as stack:
         api_url = config.api_url
