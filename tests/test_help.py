@@ -12,6 +12,7 @@ COMMANDS = [
     ["plan"],
     ["apply"],
     ["sandbox"],
+    ["sandbox", "list"],
     ["init"],
     ["schema"],
     ["state"],
@@ -20,6 +21,9 @@ COMMANDS = [
     ["state", "rm"],
     ["state", "mv"],
     ["state", "import"],
+    ["state", "unlock"],
+    ["state", "push"],
+    ["state", "pull"],
 ]
 
 
