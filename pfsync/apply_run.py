@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pfsync.planner import Plan
 
 EXIT_OK, EXIT_ERROR, EXIT_NEEDS_PERSON = 0, 1, 3
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
 @dataclass
@@ -292,7 +292,8 @@ def _signals_stop(applier: Applier, received: list[int]) -> Iterator[None]:
         received.append(signum)
         applier.request_stop("interrupt")
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, handler) for sig in stopping}
     try:
         yield
     finally:

@@ -7,6 +7,9 @@
     ├── PlanError                a saved plan is stale or malformed
     └── ApiError                 the Pocketflows API refused the run as a whole (e.g. 401/403)
 
+    SignalStop (a BaseException) SIGTERM or SIGHUP while a remote store's lock is held and
+                                 nothing is being sent: unwinds so the lock is released
+
 Bad manifests are not exceptions: they are `Diagnostic` values, so every file gets reported.
 """
 
@@ -37,3 +40,11 @@ class PlanError(PfsyncError):
 
 class ApiError(PfsyncError):
     """The API refused the whole run (authentication, unusable URL)."""
+
+
+class SignalStop(BaseException):
+    """A signal asked the process to stop; exits 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -93,3 +93,51 @@ def test_ctrl_c_to_the_whole_process_group_still_records_everything(
     plan = run_pfsync("plan", "--format", "json", cwd=runner, env={"PFSYNC_API_URL": sandbox.url})
     actions = {e["action"] for e in json.loads(plan.out)["entries"]}
     assert actions <= {"create", "no-op"}
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_at_the_prompt_releases_the_remote_lock(
+    make_sandbox: MakeSandbox, tmp_path: Path, signum: int, code: int
+) -> None:
+    """A CI cancel (SIGTERM) or a closed terminal (SIGHUP) while the lock is held, before any
+    create is sent, must not leave the lock for a person to remove."""
+    import pty
+    import select
+
+    sandbox = make_sandbox()
+    remote = make_remote(tmp_path, 2)
+    runner = clone(remote, tmp_path / "runner")
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [pfsync_executable(), "apply", "--new-lockfile"],
+        cwd=runner,
+        env=clean_env({**sandbox.environment(), "NO_COLOR": "1"}),
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+    )
+    os.close(follower)
+    output = b""
+    try:
+        for _ in range(600):
+            ready, _, _ = select.select([leader], [], [], 0.1)
+            if ready:
+                try:
+                    output += os.read(leader, 4096)
+                except OSError:
+                    break
+            if b"[y/N]" in output:
+                break
+        assert b"[y/N]" in output, output
+        held = remote_lockfile(remote)
+        assert held is not None and held["lock"]["pid"] == proc.pid  # the lock is held
+        proc.send_signal(signum)
+        assert proc.wait(timeout=60) == code
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    released = remote_lockfile(remote)
+    assert released is not None and "lock" not in released
+    assert sandbox.triggers(BUSINESS) == []  # nothing was sent

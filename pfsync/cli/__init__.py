@@ -8,6 +8,7 @@ because 2 and 3 are plan results (§13).
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -15,7 +16,7 @@ import click
 
 from pfsync import __version__
 from pfsync.cli.common import GlobalOptions
-from pfsync.errors import PfsyncError
+from pfsync.errors import PfsyncError, SignalStop
 from pfsync.textsafety import escape
 
 
@@ -141,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130
+    except SignalStop as exc:
+        name = signal.Signals(exc.signum).name
+        click.echo(f"Stopped by {name}; nothing more was sent.", err=True)
+        return 128 + exc.signum
     except BrokenPipeError:
         sys.stderr.close()
         return 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import threading
 import time
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from pfsync.errors import LockHeldError
+from pfsync.errors import LockHeldError, SignalStop
 from pfsync.journal import Event, JournalWriteError, fold
 from pfsync.journal_records import Created, Failed, Pending, Record, Uncertain
 from pfsync.lockfile import (
@@ -381,10 +382,33 @@ def remote_state(
             continue  # someone wrote between our read and our write: look again
         break
     try:
-        yield state
+        with _stop_on_termination(take_lock):
+            yield state
     finally:
         if take_lock:
             state.release()
+
+
+@contextlib.contextmanager
+def _stop_on_termination(active: bool) -> Iterator[None]:
+    """While a lock is held: SIGTERM (a cancelled CI job) or SIGHUP (a closed terminal) unwinds
+    through `release` instead of killing the process with the lock left for a person.
+
+    While creates are being sent, apply's own handlers stop the run gracefully instead.
+    """
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SignalStop(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class StoreJournal:
