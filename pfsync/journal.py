@@ -134,19 +134,23 @@ def fold(lockfile: Lockfile, events: Sequence[Event]) -> Lockfile:
     return changes.lockfile()
 
 
+def pending_create(event: Pending) -> PendingCreate:
+    """The lockfile's pending create for a journal's `pending` record (no outcome yet)."""
+    return PendingCreate(
+        idempotency_key=event.idempotency_key,
+        digest=event.digest,
+        body=event.body,
+        revision=event.revision,
+        file=event.file,
+        replaces=event.replaces,
+        started_at=event.at,
+        reason=NO_OUTCOME_REASON,
+    )
+
+
 def _apply_event(changes: CreateOutcomes, event: Event) -> None:
     if isinstance(event, Pending):
-        pending = PendingCreate(
-            idempotency_key=event.idempotency_key,
-            digest=event.digest,
-            body=event.body,
-            revision=event.revision,
-            file=event.file,
-            replaces=event.replaces,
-            started_at=event.at,
-            reason=NO_OUTCOME_REASON,
-        )
-        changes.start_pending(event.address, pending)
+        changes.start_pending(event.address, pending_create(event))
     elif isinstance(event, Created):
         changes.record_created(
             event.address,

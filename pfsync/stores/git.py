@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 
 from pfsync.lockfile import Lockfile, parse_lockfile
 from pfsync.stores import Snapshot, StoreConflict, StoreError
+from pfsync.textsafety import escape
 
 ABSENT = "absent"
 AUTHOR = "pfsync"
@@ -36,13 +37,11 @@ AUTHOR_EMAIL = "pfsync@localhost"
 GIT_TIMEOUT_SECONDS = 120.0
 MAX_REBASES = 20
 _CREDENTIALS_IN_URL = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/\s@]+@")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def redact(text: str) -> str:
-    """git's message without credentials in URLs or terminal control characters."""
-    text = _CREDENTIALS_IN_URL.sub(r"\1***@", text)
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """git's message without credentials in URLs, its unsafe characters escaped."""
+    return escape(_CREDENTIALS_IN_URL.sub(r"\1***@", text))
 
 
 def _git_environment() -> dict[str, str]:

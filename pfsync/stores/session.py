@@ -29,13 +29,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pfsync.errors import LockHeldError, SignalStop
-from pfsync.journal import Event, JournalWriteError, fold
+from pfsync.journal import Event, JournalWriteError, fold, pending_create
 from pfsync.journal_records import Created, Failed, Pending, Record, Uncertain
 from pfsync.lockfile import (
     REASON_OVERWRITTEN,
     HistoryEntry,
     Lockfile,
-    PendingCreate,
     StateLockRecord,
     require_api_url,
     utc_now,
@@ -146,7 +145,7 @@ def merge_run(newer: Lockfile, events: Sequence[Event], lock_id: str | None) -> 
                 changes.forgotten[address] = (*changes.forgotten.get(address, ()), entry)
                 continue
             if not still_ours:
-                changes.start_pending(address, _pending_create(pending))
+                changes.start_pending(address, pending_create(pending))
             changes.record_created(
                 address,
                 pending.idempotency_key,
@@ -165,7 +164,7 @@ def merge_run(newer: Lockfile, events: Sequence[Event], lock_id: str | None) -> 
             and theirs is None
             and address not in changes.triggers
         ):
-            changes.start_pending(address, _pending_create(pending))
+            changes.start_pending(address, pending_create(pending))
             if isinstance(outcome, Uncertain):
                 changes.record_uncertain(address, pending.idempotency_key, outcome.reason)
             warnings.append(
@@ -177,21 +176,6 @@ def merge_run(newer: Lockfile, events: Sequence[Event], lock_id: str | None) -> 
     if merged.lock is not None and merged.lock.id == lock_id:
         merged = replace(merged, lock=None)
     return MergeResult(merged, warnings)
-
-
-def _pending_create(pending: Pending) -> PendingCreate:
-    from pfsync.state_changes import NO_OUTCOME_REASON
-
-    return PendingCreate(
-        idempotency_key=pending.idempotency_key,
-        digest=pending.digest,
-        body=pending.body,
-        revision=pending.revision,
-        file=pending.file,
-        replaces=pending.replaces,
-        started_at=pending.at,
-        reason=NO_OUTCOME_REASON,
-    )
 
 
 class RemoteState:
