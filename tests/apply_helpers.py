@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from conftest import clean_env, pfsync_executable
+
+if TYPE_CHECKING:
+    from pfsync.sandbox import Sandbox
 
 BUSINESS = "biz_e2e"
 
@@ -44,3 +50,15 @@ def lock_pending(root: Path) -> dict[str, Any]:
     """address → pending record in the lockfile."""
     data: dict[str, Any] = json.loads((root / "pfsync.lock").read_text())["pending"]
     return data
+
+
+def start_apply(repo: Path, sandbox: Sandbox, *args: str) -> subprocess.Popen[str]:
+    """`pfsync apply --auto-approve ARGS` against `sandbox`, running in the background."""
+    return subprocess.Popen(
+        [pfsync_executable(), "apply", "--auto-approve", *args],
+        cwd=repo,
+        env=clean_env(sandbox.environment()),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

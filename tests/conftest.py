@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,3 +75,38 @@ def run_pfsync() -> RunPfsync:
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+# What no output may hold raw: anything a terminal would act on, and what UTF-8 cannot carry.
+UNSAFE_OUTPUT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def run_in_process(
+    argv: list[str], cwd: Path, env: Mapping[str, str] | None = None
+) -> tuple[int, str]:
+    """`pfsync ARGV` in this process (fast, for property tests): its exit code and stdout then
+    stderr, written through strict UTF-8 streams so an unencodable character fails the test."""
+    import contextlib
+    import io
+
+    from pfsync.cli import main
+
+    out, err = io.BytesIO(), io.BytesIO()
+    stdout = io.TextIOWrapper(out, encoding="utf-8", errors="strict", write_through=True)
+    stderr = io.TextIOWrapper(err, encoding="utf-8", errors="strict", write_through=True)
+    env = env or {}
+    saved = {name: os.environ.get(name) for name in env}
+    previous = os.getcwd()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(argv)
+    finally:
+        os.chdir(previous)
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+    return code, (out.getvalue() + err.getvalue()).decode("utf-8")

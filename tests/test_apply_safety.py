@@ -15,21 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from apply_helpers import BUSINESS, lock_ids, make_repo, manifest_text
-from conftest import RunPfsync, clean_env, pfsync_executable
+from apply_helpers import BUSINESS, lock_ids, make_repo, manifest_text, start_apply
+from conftest import RunPfsync
 from fixtures_sandbox import MakeSandbox
 from pfsync.sandbox import Sandbox
-
-
-def start_apply(repo: Path, sandbox: Sandbox, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [pfsync_executable(), "apply", "--auto-approve", *args],
-        cwd=repo,
-        env=clean_env(sandbox.environment()),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def settle_like_a_person(run_pfsync: RunPfsync, repo: Path, sandbox: Sandbox) -> int:

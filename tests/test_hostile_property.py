@@ -12,25 +12,21 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import json
-import os
-import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apply_helpers import BUSINESS, make_repo
+from conftest import UNSAFE_OUTPUT, run_in_process
 from pfsync.textsafety import is_safe
 
 PASSWORD = "pw-S3ntinel-7781"
 USERNAME = "robot"
-_RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 class EchoingServer(ThreadingHTTPServer):
@@ -93,29 +89,6 @@ def echoing_server() -> Iterator[EchoingServer]:
         thread.join()
 
 
-def run_in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
-    """`pfsync ARGV` in this process: exit code and everything written (strict UTF-8)."""
-    from pfsync.cli import main
-
-    out = io.BytesIO()
-    stream = io.TextIOWrapper(out, encoding="utf-8", errors="strict", write_through=True)
-    saved = {name: os.environ.get(name) for name in env}
-    previous = os.getcwd()
-    os.environ.update(env)
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
-            code = main(argv)
-    finally:
-        os.chdir(previous)
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
-    return code, out.getvalue().decode("utf-8")
-
-
 SECRET_FORMS = (
     PASSWORD,
     f"{USERNAME}:{PASSWORD}",
@@ -156,7 +129,7 @@ def test_any_server_string_is_shown_safely_and_the_password_nowhere(
             outputs.append(output)
     lockfile_text = (repo / "pfsync.lock").read_text(encoding="utf-8")
     for text_out in [*outputs, lockfile_text]:
-        assert _RAW.search(text_out) is None, repr(text_out)
+        assert UNSAFE_OUTPUT.search(text_out) is None, repr(text_out)
         assert is_safe(value) or value not in text_out
         for secret in SECRET_FORMS:
             assert secret not in text_out

@@ -9,7 +9,6 @@ not set a terminal's title; a lone surrogate ("\\ud800", valid JSON, not UTF-8) 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apply_helpers import BUSINESS, make_repo, manifest_text
-from conftest import RunPfsync
+from conftest import UNSAFE_OUTPUT, RunPfsync, run_in_process
 from pfsync.canonical import body_digest
 from pfsync.lockfile import HistoryEntry, Lockfile, PendingCreate, TriggerRecord
 from pfsync.textsafety import is_safe, shown_id
@@ -34,8 +33,6 @@ HOSTILE = [
     "trg`</details><script>x</script>`|",
     "trg; rm -rf ~",
 ]
-# Anything a terminal would act on, and what UTF-8 cannot carry.
-_RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def spec(key: str, name: str | None = None) -> dict[str, Any]:
@@ -87,7 +84,7 @@ def write_repo(root: Path, values: list[str]) -> Path:
 
 
 def assert_safe(text: str, values: list[str]) -> None:
-    assert _RAW.search(text) is None, repr(text)
+    assert UNSAFE_OUTPUT.search(text) is None, repr(text)
     for line in text.splitlines():
         assert not line.startswith("+ biz_x/evil"), "a forged plan line"
     for value in values:
@@ -145,27 +142,6 @@ def test_a_state_command_keeps_hostile_records_exactly(
     assert set(before["pending"]) - set(after["pending"]) == {f"{BUSINESS}/u000"}
 
 
-def _run_in_process(argv: list[str], cwd: Path) -> tuple[int, str]:
-    """`pfsync ARGV` in this process, its exit code and everything it wrote (as UTF-8)."""
-    import contextlib
-    import io
-    import os
-
-    from pfsync.cli import main
-
-    out, err = io.BytesIO(), io.BytesIO()
-    stdout = io.TextIOWrapper(out, encoding="utf-8", errors="strict", write_through=True)
-    stderr = io.TextIOWrapper(err, encoding="utf-8", errors="strict", write_through=True)
-    previous = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = main(argv)
-    finally:
-        os.chdir(previous)
-    return code, (out.getvalue() + err.getvalue()).decode("utf-8")
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     text=st.text(
@@ -177,26 +153,20 @@ def _run_in_process(argv: list[str], cwd: Path) -> tuple[int, str]:
 def test_any_string_in_the_lockfile_is_shown_safely(text: str, tmp_path_factory: Any) -> None:
     value = f"Q7{text}Z9"  # markers: the raw value anywhere in the output would be found
     repo = write_repo(tmp_path_factory.mktemp("repo"), [value, "trg_plain", value])
-    import os
-
-    os.environ["PFSYNC_API_URL"] = API
-    try:
-        for argv in (
-            ["plan"],
-            ["plan", "--format", "markdown"],
-            ["plan", "--format", "json"],
-            ["state", "list"],
-            ["state", "list", "--format", "json"],
-            ["state", "show", f"{BUSINESS}/u000"],
-            ["state", "show", f"{BUSINESS}/t000"],
-        ):
-            code, output = _run_in_process(argv, repo)
-            assert code == 0, (argv, output)
-            assert_safe(output, [value])
-            if argv == ["state", "list", "--format", "json"]:
-                rows = json.loads(output)["addresses"]
-                assert {r["address"]: r["id"] for r in rows}[f"{BUSINESS}/t000"] == value
-            if argv == ["plan"] and not is_safe(value):
-                assert shown_id(value) in output
-    finally:
-        del os.environ["PFSYNC_API_URL"]
+    for argv in (
+        ["plan"],
+        ["plan", "--format", "markdown"],
+        ["plan", "--format", "json"],
+        ["state", "list"],
+        ["state", "list", "--format", "json"],
+        ["state", "show", f"{BUSINESS}/u000"],
+        ["state", "show", f"{BUSINESS}/t000"],
+    ):
+        code, output = run_in_process(argv, repo, {"PFSYNC_API_URL": API})
+        assert code == 0, (argv, output)
+        assert_safe(output, [value])
+        if argv == ["state", "list", "--format", "json"]:
+            rows = json.loads(output)["addresses"]
+            assert {r["address"]: r["id"] for r in rows}[f"{BUSINESS}/t000"] == value
+        if argv == ["plan"] and not is_safe(value):
+            assert shown_id(value) in output

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from apply_helpers import BUSINESS, lock_pending, make_repo
-from conftest import RunPfsync, clean_env, pfsync_executable
+from apply_helpers import BUSINESS, lock_pending, make_repo, start_apply
+from conftest import RunPfsync
 from fixtures_sandbox import MakeSandbox, trigger_body
 from pfsync.applier import Applier, ApplyItem, RetryPolicy
 from pfsync.canonical import body_digest
@@ -147,17 +146,6 @@ def test_a_resend_stopped_before_sending_stays_uncertain(tmp_path: Path) -> None
     assert folded.pending[ADDRESS].idempotency_key == KEY
 
 
-def _start_apply(repo: Path, sandbox: Sandbox, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [pfsync_executable(), "apply", "--auto-approve", *args],
-        cwd=repo,
-        env=clean_env(sandbox.environment()),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _wait_for_stored(sandbox: Sandbox, count: int) -> None:
     """Until `count` slow creates are stored (a slow answer is logged only once it is sent)."""
     for _ in range(600):
@@ -174,7 +162,7 @@ def test_abandoned_in_flight_creates_are_reported_uncertain(
     sandbox = make_sandbox(slow_seconds=60)
     repo = make_repo(tmp_path, 5)
     sandbox.script("slow", "slow")
-    proc = _start_apply(repo, sandbox, "--new-lockfile", "--parallelism", "2")
+    proc = start_apply(repo, sandbox, "--new-lockfile", "--parallelism", "2")
     _wait_for_stored(sandbox, 2)
     proc.send_signal(signum)
     _out, err = proc.communicate(timeout=60)
@@ -202,7 +190,7 @@ def test_a_second_sigint_stops_waiting_at_once(
     sandbox = make_sandbox(slow_seconds=60)
     repo = make_repo(tmp_path, 3)
     sandbox.script("slow")
-    proc = _start_apply(repo, sandbox, "--new-lockfile", "--parallelism", "1")
+    proc = start_apply(repo, sandbox, "--new-lockfile", "--parallelism", "1")
     _wait_for_stored(sandbox, 1)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
