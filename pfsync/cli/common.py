@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from pfsync.config import Config
 from pfsync.diagnostics import Diagnostic
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,18 @@ def lock_timeout_option(function: Any) -> Any:
         metavar="SECONDS",
         help="Wait up to SECONDS for another pfsync holding the state lock (0: fail at once).",
     )(function)
+
+
+def text_or_json_option(help_text: str) -> Callable[[F], F]:
+    """`--format text|json` (default text), as `state list`, `state show`, `sandbox list` take."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help=help_text,
+    )
 
 
 def use_color() -> bool:

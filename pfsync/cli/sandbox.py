@@ -13,7 +13,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from pfsync.cli.common import global_options, load_config_or_report
+from pfsync.cli.common import global_options, load_config_or_report, text_or_json_option
 
 USERNAME_ENV = "PFSYNC_USERNAME"
 PASSWORD_ENV = "PFSYNC_PASSWORD"
@@ -202,14 +202,7 @@ def sandbox(
 
 
 @sandbox.command("list", short_help="List the triggers the sandbox holds.")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text: a table; json: a versioned document.",
-)
+@text_or_json_option("text: a table; json: a versioned document.")
 @click.option("--business", metavar="BUSINESS", help="Only the triggers of BUSINESS.")
 @click.option(
     "--data",

@@ -11,6 +11,7 @@ from pfsync.cli.common import (
     load_config_or_report,
     lock_timeout_option,
     report_manifest_problems,
+    text_or_json_option,
 )
 from pfsync.config import Config
 
@@ -101,14 +102,7 @@ def state() -> None:
 
 
 @state.command("list")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text: a table; json: a versioned document.",
-)
+@text_or_json_option("text: a table; json: a versioned document.")
 @sandbox_option
 def list_command(output_format: str, sandbox: bool) -> int:
     """List every recorded address: id, origin, revision, file, and any uncertain create.
@@ -141,14 +135,7 @@ def list_command(output_format: str, sandbox: bool) -> int:
 
 @state.command("show")
 @click.argument("address")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text or a JSON document.",
-)
+@text_or_json_option("text or a JSON document.")
 @sandbox_option
 def show_command(address: str, output_format: str, sandbox: bool) -> int:
     """Show everything the lockfile records for ADDRESS, with its history.
