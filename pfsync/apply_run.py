@@ -53,7 +53,7 @@ class ApplyOptions:
 class ApplyIO:
     """How the run talks to the user."""
 
-    show_plan: Callable[[Plan], None]
+    show_plan: Callable[[Plan, str | None], None]  # and a remote store's description
     confirm: Callable[[Sequence[ApplyItem]], bool]  # given the creates about to be sent
     progress: Callable[[str], None]  # one line on stderr
     detail: Callable[[str], None] = lambda line: None  # shown with --verbose
@@ -222,7 +222,7 @@ def run_apply(
             # Against the state the plan was made from: taking a remote store's lock is a
             # write of its own, which must not make every saved plan stale.
             check_saved_plan(saved, plan, transaction.before_lock)
-        io.show_plan(plan)
+        io.show_plan(plan, transaction.where)
         if not items:
             report = ApplyReport([])
             io.progress(summarise(report, plan))

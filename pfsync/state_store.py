@@ -73,6 +73,7 @@ class StateTransaction:
         self.lockfile = lockfile
         self.before_lock = lockfile  # the state a saved plan was made against
         self.merge_warnings = 0  # only a remote store's merge has any
+        self.where: str | None = None  # the file store: the lockfile's path says it
 
     def save(self, new: Lockfile) -> Lockfile:
         """Write `new` (serial + 1) unless its content equals the current state."""

@@ -132,7 +132,9 @@ def apply_in_process(
         clients.append(made)
         return made
 
-    io = ApplyIO(show_plan=lambda plan: None, confirm=lambda plan: True, progress=lines.append)
+    io = ApplyIO(
+        show_plan=lambda plan, where: None, confirm=lambda plan: True, progress=lines.append
+    )
     opts = replace(
         ApplyOptions(auto_approve=True, new_lockfile=True, parallelism=parallelism), **options
     )

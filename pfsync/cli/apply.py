@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -186,16 +185,12 @@ def apply(
         return report_manifest_problems(loaded.diagnostics)
     color = use_color()
     lockfile_name = os.path.relpath(config.lockfile)
-    if config.state.is_remote and not sandbox:
-        from pfsync.stores import StoreError, open_store
 
-        with contextlib.suppress(StoreError):  # the apply itself reports why it cannot be used
-            lockfile_name = open_store(config).description
-
-    def show_plan(plan: Plan) -> None:
+    def show_plan(plan: Plan, where: str | None) -> None:
         if options.verbosity >= 0:
             shown = with_sandbox_remedies(plan) if sandbox else plan
-            click.echo(render_text(PlanReport(shown, lockfile_name, color=color)), nl=False)
+            report = PlanReport(shown, where or lockfile_name, color=color)
+            click.echo(render_text(report), nl=False)
 
     def confirm(items: Sequence[ApplyItem]) -> bool:
         return click.confirm(confirm_prompt(items, sandbox), default=False, err=True)

@@ -202,6 +202,11 @@ class RemoteState:
         self.merge_warnings = 0  # outcomes a merge could not record as they were
 
     @property
+    def where(self) -> str:
+        """Where the lockfile is, for the plan's header: `pfsync.lock on origin/main`."""
+        return self.store.description
+
+    @property
     def lockfile(self) -> Lockfile | None:
         """The lockfile as this run last wrote or read it."""
         return self.snapshot.lockfile
