@@ -58,8 +58,8 @@ def ci_recipe_dir() -> Path:
 def scaffold(root: Path, business: str, api_url: str, ci: str, force: bool) -> Iterator[str]:
     """Write the files (refusing to overwrite without `force`); yield a line per file."""
     from pfsync.config import check_api_url
-    from pfsync.lockfile import Lockfile, save_lockfile
-    from pfsync.manifests import BUSINESS_RE
+    from pfsync.manifests.load import BUSINESS_RE
+    from pfsync.state.lockfile import Lockfile, save_lockfile
 
     if not BUSINESS_RE.fullmatch(business):
         raise PfsyncError(f"{business!r} is not a valid business id")

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pfsync.canonical import body_digest
-from pfsync.lockfile import Lockfile, TriggerRecord
 from pfsync.models import Manifest
+from pfsync.state.lockfile import Lockfile, TriggerRecord
+from pfsync.support.canonical import body_digest
 
 LINEAGE = "0f0e0d0c-0b0a-4908-8706-050403020100"
 API_URL = "https://api.pocketflows.com"

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from fixtures_sandbox import MakeSandbox, trigger_body
-from pfsync.applier import Applier, ApplyItem, ItemResult, RetryPolicy
-from pfsync.canonical import body_digest
-from pfsync.client import PocketflowsClient, Timeouts
-from pfsync.journal import Journal, settle_journal
-from pfsync.lockfile import Lockfile, read_lockfile, save_lockfile
+from pfsync.apply.applier import Applier, ApplyItem, ItemResult, RetryPolicy
+from pfsync.apply.client import PocketflowsClient, Timeouts
 from pfsync.sandbox import Sandbox
+from pfsync.state.journal import Journal, settle_journal
+from pfsync.state.lockfile import Lockfile, read_lockfile, save_lockfile
+from pfsync.support.canonical import body_digest
 
 FAST = RetryPolicy(max_attempts=4, max_total_seconds=20, base_seconds=0.01, cap_seconds=0.05)
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from fixtures_sandbox import trigger_body
-from pfsync.applier import Applier, ApplyItem, RetryPolicy
-from pfsync.canonical import body_digest
-from pfsync.client import MAX_RETRY_AFTER_SECONDS, Attempt
-from pfsync.journal import Journal, read_journal
-from pfsync.journal_records import Pending, Uncertain
-from pfsync.lockfile import Lockfile, save_lockfile
+from pfsync.apply.applier import Applier, ApplyItem, RetryPolicy
+from pfsync.apply.client import MAX_RETRY_AFTER_SECONDS, Attempt
+from pfsync.state.journal import Journal, read_journal
+from pfsync.state.journal_records import Pending, Uncertain
+from pfsync.state.lockfile import Lockfile, save_lockfile
+from pfsync.support.canonical import body_digest
 
 POLICY = RetryPolicy(max_attempts=4, max_total_seconds=60, base_seconds=0.01, cap_seconds=0.05)
 

@@ -248,7 +248,7 @@ def test_verbose_shows_retries(
 
 
 def test_confirm_prompt_says_how_many_creates_are_sent_and_where() -> None:
-    from pfsync.applier import ApplyItem
+    from pfsync.apply.applier import ApplyItem
     from pfsync.cli.apply import confirm_prompt
 
     def item(replaces: str | None = None, key: str | None = None) -> ApplyItem:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pfsync.canonical import body_digest, canonical_json
+from pfsync.support.canonical import body_digest, canonical_json
 
 # RFC 8785 Appendix B: IEEE 754 bit patterns and their canonical form.
 RFC_NUMBERS = [
@@ -135,7 +135,7 @@ JSON_VALUES = st.recursive(
 @settings(max_examples=500, deadline=None)
 @given(JSON_VALUES)
 def test_the_fast_path_writes_exactly_the_explicit_jcs_text(value: object) -> None:
-    from pfsync.canonical import _write
+    from pfsync.support.canonical import _write
 
     parts: list[str] = []
     _write(value, parts)
@@ -143,7 +143,7 @@ def test_the_fast_path_writes_exactly_the_explicit_jcs_text(value: object) -> No
 
 
 def test_the_fast_path_leaves_subclasses_and_big_numbers_to_the_explicit_path() -> None:
-    from pfsync.canonical import _is_plain
+    from pfsync.support.canonical import _is_plain
 
     class Text(str):
         pass

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pfsync.client import (
+from pfsync.apply.client import (
     Attempt,
     PocketflowsClient,
     Timeouts,

@@ -28,15 +28,15 @@ import pytest
 from apply_helpers import BUSINESS, make_repo
 from conftest import RunPfsync
 from fixtures_sandbox import MakeSandbox
-from pfsync.apply_run import ApplyIO, ApplyOptions, run_apply
-from pfsync.client import PocketflowsClient, Timeouts
+from pfsync.apply.client import PocketflowsClient, Timeouts
+from pfsync.apply.run import ApplyIO, ApplyOptions, run_apply
 from pfsync.config import Config, load_config
 from pfsync.errors import PfsyncError
-from pfsync.journal import read_journal
-from pfsync.journal_records import Created, Pending
-from pfsync.lockfile import read_lockfile
-from pfsync.manifests import load_manifests
+from pfsync.manifests.load import load_manifests
 from pfsync.sandbox import Sandbox
+from pfsync.state.journal import read_journal
+from pfsync.state.journal_records import Created, Pending
+from pfsync.state.lockfile import read_lockfile
 
 JOURNAL = "pfsync.lock.journal"
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pfsync.client import (
+from pfsync.apply.client import (
     MAX_RESPONSE_BYTES,
     MAX_RETRY_AFTER_SECONDS,
     Attempt,

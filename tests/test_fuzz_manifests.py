@@ -16,11 +16,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pfsync.canonical import body_digest
-from pfsync.diagnostics import format_github, format_json, format_text, sort_diagnostics
-from pfsync.lockfile import Lockfile, TriggerRecord
-from pfsync.manifests import LoadResult, load_file
-from pfsync.yamlload import MAX_NESTING_DEPTH, YamlProblem, iter_documents
+from pfsync.manifests.load import LoadResult, load_file
+from pfsync.state.lockfile import Lockfile, TriggerRecord
+from pfsync.support.canonical import body_digest
+from pfsync.support.diagnostics import format_github, format_json, format_text, sort_diagnostics
+from pfsync.support.yamlload import MAX_NESTING_DEPTH, YamlProblem, iter_documents
 
 FUZZ = settings(
     max_examples=150,

@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from project_helpers import LINEAGE, body, record
 
-from pfsync.canonical import body_digest
 from pfsync.config import Config
 from pfsync.errors import LockfileError
-from pfsync.journal import Journal, folded_state, read_journal
-from pfsync.journal_records import Created, Failed, Pending, Uncertain
-from pfsync.lockfile import (
+from pfsync.state.access import locked_state
+from pfsync.state.journal import Journal, folded_state, read_journal
+from pfsync.state.journal_records import Created, Failed, Pending, Uncertain
+from pfsync.state.lockfile import (
     HistoryEntry,
     Lockfile,
     PendingCreate,
@@ -33,7 +33,7 @@ from pfsync.lockfile import (
     read_lockfile,
     save_lockfile,
 )
-from pfsync.state_store import locked_state
+from pfsync.support.canonical import body_digest
 
 FUZZ = settings(
     max_examples=150,

@@ -15,7 +15,7 @@ from apply_helpers import BUSINESS
 from conftest import RunPfsync, clean_env, pfsync_executable
 from fixtures_sandbox import MakeSandbox
 from git_helpers import clone, git, make_remote, remote_lockfile
-from pfsync.stores.git import GitResult, redact
+from pfsync.state.stores.git import GitResult, redact
 
 
 @pytest.mark.parametrize(

@@ -37,10 +37,10 @@ from hostile_server import (
     silence,
     trickled,
 )
-from pfsync.client import MAX_RESPONSE_BYTES, Attempt, PocketflowsClient, Timeouts
-from pfsync.credentials import credentials_from_environment
+from pfsync.apply.client import MAX_RESPONSE_BYTES, Attempt, PocketflowsClient, Timeouts
+from pfsync.apply.credentials import credentials_from_environment
 from pfsync.errors import ConfigError
-from pfsync.textsafety import escape, is_safe, shown_id
+from pfsync.support.textsafety import escape, is_safe, shown_id
 
 USERNAME = "hostile-user"
 PASSWORD = "Hostile-Pw-73915"

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from apply_helpers import BUSINESS, make_repo
 from conftest import UNSAFE_OUTPUT, run_in_process
-from pfsync.textsafety import is_safe
+from pfsync.support.textsafety import is_safe
 
 PASSWORD = "pw-S3ntinel-7781"
 USERNAME = "robot"

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from apply_helpers import BUSINESS, make_repo, manifest_text
 from conftest import UNSAFE_OUTPUT, RunPfsync, run_in_process
-from pfsync.canonical import body_digest
-from pfsync.lockfile import HistoryEntry, Lockfile, PendingCreate, TriggerRecord
-from pfsync.textsafety import is_safe, shown_id
+from pfsync.state.lockfile import HistoryEntry, Lockfile, PendingCreate, TriggerRecord
+from pfsync.support.canonical import body_digest
+from pfsync.support.textsafety import is_safe, shown_id
 
 API = "http://127.0.0.1:9"
 FORGED = "\n+ biz_x/evil  create  triggers/evil.yaml:1"

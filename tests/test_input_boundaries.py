@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from apply_helpers import make_repo, manifest_text
 from conftest import REPO, RunPfsync
 from fixtures_sandbox import MakeSandbox
-from pfsync.client import PocketflowsClient, trigger_url
+from pfsync.apply.client import PocketflowsClient, trigger_url
 
 HOSTILE = {
     "dotdot": ('"../x"', '"../x"'),

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from project_helpers import body, lockfile, record
 
-from pfsync.canonical import body_digest
 from pfsync.errors import LockfileError
-from pfsync.journal import (
+from pfsync.state.changes import NO_OUTCOME_REASON, StateChangeError
+from pfsync.state.journal import (
     Journal,
     JournalWriteError,
     fold,
@@ -23,9 +23,9 @@ from pfsync.journal import (
     read_journal,
     settle_journal,
 )
-from pfsync.journal_records import Created, Failed, Pending, Uncertain
-from pfsync.lockfile import Lockfile, PendingCreate, read_lockfile, save_lockfile
-from pfsync.state_changes import NO_OUTCOME_REASON, StateChangeError
+from pfsync.state.journal_records import Created, Failed, Pending, Uncertain
+from pfsync.state.lockfile import Lockfile, PendingCreate, read_lockfile, save_lockfile
+from pfsync.support.canonical import body_digest
 
 KEY = "11111111-2222-4333-8444-555555555555"
 
@@ -338,7 +338,7 @@ def test_crash_before_the_fold_rename_folds_again(tmp_path: Path) -> None:
 def test_fold_in_one_pass_equals_the_changes_one_by_one() -> None:
     import random
 
-    from pfsync.state_changes import (
+    from pfsync.state.changes import (
         record_created,
         record_failed,
         record_uncertain,
@@ -402,8 +402,8 @@ def test_fold_in_one_pass_equals_the_changes_one_by_one() -> None:
 
 def test_record_check_by_type_agrees_with_the_oneof_schema() -> None:
     """record_from_json checks only the named type's schema: journal_record's verdict."""
-    from pfsync.journal_records import record_from_json
     from pfsync.schemas import LOCKFILE, validator
+    from pfsync.state.journal_records import record_from_json
 
     whole = validator(LOCKFILE).evolve(schema={"$ref": f"{LOCKFILE}#/$defs/journal_record"})
     digest = "sha256:" + "0" * 64

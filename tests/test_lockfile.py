@@ -11,8 +11,8 @@ import pytest
 from project_helpers import API_URL, LINEAGE, lockfile, record
 
 from pfsync.errors import LockfileError
-from pfsync.lockfile import Lockfile, read_lockfile, require_api_url, save_lockfile
 from pfsync.schemas import LOCKFILE, validator
+from pfsync.state.lockfile import Lockfile, read_lockfile, require_api_url, save_lockfile
 
 
 def saved(tmp_path: Path) -> tuple[Path, Lockfile]:

@@ -259,7 +259,7 @@ def test_markdown_format(tmp_path: Path, run_pfsync: RunPfsync) -> None:
 
 
 def test_out_saves_the_plan_with_digests(tmp_path: Path, run_pfsync: RunPfsync) -> None:
-    from pfsync.plan_file import load_saved_plan
+    from pfsync.plan.saved import load_saved_plan
 
     root = write_project(tmp_path, {"a.yaml": manifest_yaml("alpha", "Alpha")})
     run = run_pfsync("plan", "--out", "plan.json", cwd=root)
@@ -337,9 +337,9 @@ def test_api_url_mismatch_is_refused(tmp_path: Path, run_pfsync: RunPfsync) -> N
 
 
 def test_unfolded_journal_is_read_without_writing(tmp_path: Path, run_pfsync: RunPfsync) -> None:
-    from pfsync.journal import Journal
-    from pfsync.journal_records import Pending
-    from pfsync.lockfile import read_lockfile
+    from pfsync.state.journal import Journal
+    from pfsync.state.journal_records import Pending
+    from pfsync.state.lockfile import read_lockfile
 
     root = three_triggers(tmp_path)
     assert run_pfsync("state", "import", "biz_1/alpha", "trg_a", cwd=root).code == 0

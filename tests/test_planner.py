@@ -7,12 +7,12 @@ from dataclasses import replace
 import pytest
 from project_helpers import API_URL, body, lockfile, manifest, record
 
-from pfsync.canonical import body_digest
-from pfsync.diff import ABSENT, FieldChange
 from pfsync.errors import PlanError
-from pfsync.lockfile import PendingCreate
 from pfsync.models import Manifest
-from pfsync.planner import Plan, create_plan
+from pfsync.plan.diff import ABSENT, FieldChange
+from pfsync.plan.planner import Plan, create_plan
+from pfsync.state.lockfile import PendingCreate
+from pfsync.support.canonical import body_digest
 
 
 def actions(plan: Plan) -> dict[str, str]:
@@ -249,7 +249,7 @@ def test_replace_outside_targets_is_refused() -> None:
 
 
 def test_all_actions_together_count_and_summarise() -> None:
-    from pfsync.planner import summary_line
+    from pfsync.plan.planner import summary_line
 
     state = replace(
         lockfile(
@@ -289,7 +289,7 @@ def test_planner_does_not_import_deepdiff_until_needed() -> None:
     import sys
 
     code = (
-        "import sys, pfsync.cli, pfsync.planner, pfsync.render; "
+        "import sys, pfsync.cli, pfsync.plan.planner, pfsync.plan.render.text; "
         "print('deepdiff' in sys.modules, 'httpx' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

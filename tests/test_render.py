@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from project_helpers import API_URL, body, lockfile, manifest, record
 
-from pfsync.canonical import body_digest
-from pfsync.lockfile import PendingCreate
 from pfsync.models import Manifest
-from pfsync.plan_json import PlanReport
-from pfsync.plan_markdown import MAX_CHARS
-from pfsync.planner import create_plan
-from pfsync.render import RENDERERS
+from pfsync.plan.planner import create_plan
+from pfsync.plan.render.json_document import PlanReport
+from pfsync.plan.render.markdown import MAX_CHARS
+from pfsync.plan.render.text import RENDERERS
+from pfsync.state.lockfile import PendingCreate
+from pfsync.support.canonical import body_digest
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 SUFFIX = {"text": "txt", "json": "json", "markdown": "md"}

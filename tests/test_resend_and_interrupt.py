@@ -19,12 +19,12 @@ import pytest
 from apply_helpers import BUSINESS, lock_pending, make_repo, start_apply
 from conftest import RunPfsync
 from fixtures_sandbox import MakeSandbox, trigger_body
-from pfsync.applier import Applier, ApplyItem, RetryPolicy
-from pfsync.canonical import body_digest
-from pfsync.client import PocketflowsClient, Timeouts
-from pfsync.journal import Journal, settle_journal
-from pfsync.lockfile import Lockfile, save_lockfile
+from pfsync.apply.applier import Applier, ApplyItem, RetryPolicy
+from pfsync.apply.client import PocketflowsClient, Timeouts
 from pfsync.sandbox import Sandbox
+from pfsync.state.journal import Journal, settle_journal
+from pfsync.state.lockfile import Lockfile, save_lockfile
+from pfsync.support.canonical import body_digest
 
 ADDRESS = f"{BUSINESS}/t000"
 KEY = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -104,7 +104,7 @@ def _resend_item(lockfile_path: Path, url: str) -> tuple[ApplyItem, Lockfile]:
     # The first attempt's pending record, as a lost response leaves it.
     journal_path = lockfile_path.with_name("pfsync.lock.journal")
     with Journal.open(journal_path, lockfile) as journal:
-        from pfsync.journal_records import Pending
+        from pfsync.state.journal_records import Pending
 
         journal.append(Pending(ADDRESS, KEY, item.digest, spec, 0, "t000.yaml", None))
     settled = settle_journal(journal_path, lockfile_path, lockfile)

@@ -11,7 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO
-from pfsync.journal_records import (
+from pfsync.schemas import CONFIG, LOCKFILE, MANIFEST, REQUEST, TRIGGER, load_schema, validator
+from pfsync.schemas.check import compile_schema, equal
+from pfsync.state.journal_records import (
     Begin,
     Created,
     Failed,
@@ -21,9 +23,7 @@ from pfsync.journal_records import (
     Uncertain,
     record_to_json,
 )
-from pfsync.lockfile import HistoryEntry, Lockfile, PendingCreate, TriggerRecord
-from pfsync.schema_check import compile_schema, equal
-from pfsync.schemas import CONFIG, LOCKFILE, MANIFEST, REQUEST, TRIGGER, load_schema, validator
+from pfsync.state.lockfile import HistoryEntry, Lockfile, PendingCreate, TriggerRecord
 
 UUID = "0b7f6c1e-8f5a-4d43-9a43-2b6a1d1f6c10"
 AT = "2026-01-31T12:00:00Z"

@@ -9,10 +9,10 @@ import pytest
 from project_helpers import body, manifest_yaml, read_json, write_project
 
 from conftest import RunPfsync
-from pfsync.canonical import body_digest
-from pfsync.journal import Journal
-from pfsync.journal_records import Created, Pending, Uncertain
-from pfsync.lockfile import read_lockfile
+from pfsync.state.journal import Journal
+from pfsync.state.journal_records import Created, Pending, Uncertain
+from pfsync.state.lockfile import read_lockfile
+from pfsync.support.canonical import body_digest
 
 KEY = "11111111-2222-4333-8444-555555555555"
 

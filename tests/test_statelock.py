@@ -15,12 +15,12 @@ from project_helpers import manifest_yaml, read_json, write_project
 from conftest import RunPfsync
 from pfsync.errors import LockHeldError
 from pfsync.schemas import LOCKFILE, validator
-from pfsync.statelock import sidecar_path, state_lock
+from pfsync.state.lock import sidecar_path, state_lock
 
 HOLDER = """
 import sys, time
 from pathlib import Path
-from pfsync.statelock import state_lock
+from pfsync.state.lock import state_lock
 with state_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(120)

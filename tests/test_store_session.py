@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 
 from fixtures_sandbox import trigger_body
-from pfsync.applier import Applier, ApplyItem
-from pfsync.canonical import body_digest
-from pfsync.client import Attempt
+from pfsync.apply.applier import Applier, ApplyItem
+from pfsync.apply.client import Attempt
 from pfsync.config import Config, StateConfig
 from pfsync.errors import LockHeldError
-from pfsync.journal_records import Created, Failed, Pending, Uncertain
-from pfsync.lockfile import Lockfile, TriggerRecord
-from pfsync.stores import Snapshot, StoreConflict, StoreError
-from pfsync.stores.session import merge_run, new_lock, remote_state
+from pfsync.state.journal_records import Created, Failed, Pending, Uncertain
+from pfsync.state.lockfile import Lockfile, TriggerRecord
+from pfsync.state.stores import Snapshot, StoreConflict, StoreError
+from pfsync.state.stores.session import merge_run, new_lock, remote_state
+from pfsync.support.canonical import body_digest
 
 API = "https://api.example.test"
 BUSINESS = "biz_s"
@@ -209,7 +209,7 @@ def test_merge_run_rules() -> None:
     a = {n: f"{BUSINESS}/a{n}" for n in range(6)}
     ours = [_pending(a[n], keys[n]) for n in range(6)]
     base = Lockfile.new(API)
-    from pfsync.journal import fold
+    from pfsync.state.journal import fold
 
     # The newer lockfile holds a0..a3 pending with our keys; a4 was settled by a person with
     # another trigger; a5's pending is gone (state rm) although this run created it.
@@ -289,7 +289,7 @@ def test_an_in_flight_create_whose_pending_record_was_removed_is_pending_again()
 
 
 def test_release_keeps_another_runs_lock(tmp_path: Path) -> None:
-    from pfsync.stores.session import RemoteState
+    from pfsync.state.stores.session import RemoteState
 
     ours, theirs = new_lock("apply"), new_lock("apply")
     store = MemoryStore(replace(Lockfile.new(API), serial=2, lock=theirs))
@@ -326,9 +326,9 @@ def test_an_unexpected_writer_error_stops_the_run_instead_of_hanging(tmp_path: P
 
 
 def test_push_refuses_a_copy_that_lacks_a_trigger_the_target_records(tmp_path: Path) -> None:
-    from pfsync.state_changes import StateChangeError
-    from pfsync.stores.file import FileStore
-    from pfsync.stores.transfer import copy_lockfile
+    from pfsync.state.changes import StateChangeError
+    from pfsync.state.stores.file import FileStore
+    from pfsync.state.stores.transfer import copy_lockfile
 
     body = spec_body = trigger_body("ci")
     record = TriggerRecord("trg_ci", "created", None, None, 0, body, body_digest(spec_body), "f")

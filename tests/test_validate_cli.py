@@ -275,9 +275,9 @@ def test_help_and_validate_do_not_import_http_or_diff_libraries(tmp_path: Path) 
 def test_large_repositories_load_on_every_core_with_the_same_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pfsync import workers
     from pfsync.config import load_config
-    from pfsync.manifests import PARALLEL_MIN_FILES, load_manifests
+    from pfsync.manifests.load import PARALLEL_MIN_FILES, load_manifests
+    from pfsync.support import workers
 
     shutil.copytree(DATA / "bad", tmp_path / "triggers" / "bad")
     good = (REPO / "examples" / "triggers" / "welcome-series.yaml").read_text()

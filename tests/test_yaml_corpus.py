@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from pfsync.manifests import load_file
+from pfsync.manifests.load import load_file
 
 SUITE = REPO.parent / "shared" / "testdata" / "yaml-test-suite"
 CASES = sorted(SUITE.glob("*/*.yaml")) if SUITE.is_dir() else []

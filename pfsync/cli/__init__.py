@@ -17,7 +17,7 @@ import click
 from pfsync import __version__
 from pfsync.cli.common import GlobalOptions
 from pfsync.errors import PfsyncError, SignalStop
-from pfsync.textsafety import escape
+from pfsync.support.textsafety import escape
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

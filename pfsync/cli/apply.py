@@ -20,8 +20,8 @@ from pfsync.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from pfsync.applier import ApplyItem
-    from pfsync.planner import Plan
+    from pfsync.apply.applier import ApplyItem
+    from pfsync.plan.planner import Plan
 
 SANDBOX_FAULTS_HELP = (
     "With --sandbox: inject the server's faults into the in-process sandbox, as comma-separated "
@@ -142,19 +142,16 @@ def apply(
       PFSYNC_USERNAME=u PFSYNC_PASSWORD=... pfsync apply --auto-approve
       pfsync apply --sandbox --auto-approve --sandbox-faults lose-response=0.3,seed=1
     """
-    from pfsync.apply_run import ApplyIO, ApplyOptions, run_apply
-    from pfsync.client import PocketflowsClient, Timeouts
+    from pfsync.apply.client import PocketflowsClient, Timeouts
+    from pfsync.apply.credentials import credentials_from_environment
+    from pfsync.apply.run import ApplyIO, ApplyOptions, run_apply
     from pfsync.config import check_api_url
-    from pfsync.credentials import credentials_from_environment
-    from pfsync.manifests import load_manifests
-    from pfsync.plan_json import PlanReport
-    from pfsync.render import render_text
-    from pfsync.sandbox_mode import (
-        sandbox_config,
-        sandbox_wording,
-        start_sandbox,
-        with_sandbox_remedies,
-    )
+    from pfsync.config.rehearsal import sandbox_config
+    from pfsync.manifests.load import load_manifests
+    from pfsync.plan.render.json_document import PlanReport
+    from pfsync.plan.render.text import render_text
+    from pfsync.plan.sandbox_wording import sandbox_wording, with_sandbox_remedies
+    from pfsync.sandbox.rehearsal import start_sandbox
 
     if sandbox_faults is not None and not sandbox:
         raise click.UsageError(

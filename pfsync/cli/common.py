@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from pfsync.config import Config
-from pfsync.diagnostics import Diagnostic
+from pfsync.support.diagnostics import Diagnostic
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,7 +36,7 @@ def load_config_or_report(
 ) -> Config | int:
     """The configuration, or exit code 1 after printing its located problems."""
     from pfsync.config import ConfigInvalid, load_config
-    from pfsync.diagnostics import FORMATTERS
+    from pfsync.support.diagnostics import FORMATTERS
 
     try:
         return load_config(options.config_path, options.directory, paths=paths)
@@ -84,7 +84,7 @@ def use_color() -> bool:
 
 def report_manifest_problems(diagnostics: Sequence[Diagnostic]) -> int:
     """Print manifest problems (text format) on stderr and return exit code 1."""
-    from pfsync.diagnostics import format_text
+    from pfsync.support.diagnostics import format_text
 
     click.echo(format_text(diagnostics), nl=False, err=True)
     click.echo(

@@ -12,7 +12,7 @@ from pfsync.cli.common import (
     report_manifest_problems,
     use_color,
 )
-from pfsync.render import RENDERERS
+from pfsync.plan.render.text import RENDERERS
 
 
 @click.command()
@@ -75,14 +75,14 @@ def plan(
       pfsync plan --format markdown > plan.md
       pfsync plan --out plan.json && pfsync apply plan.json
     """
-    from pfsync.plan_run import plan_report
+    from pfsync.plan.run import plan_report
 
     options = global_options()
     config = load_config_or_report(options)
     if isinstance(config, int):
         return config
     if sandbox:
-        from pfsync.sandbox_mode import sandbox_config
+        from pfsync.config.rehearsal import sandbox_config
 
         config = sandbox_config(config)
     else:
@@ -96,14 +96,14 @@ def plan(
     for warning in report.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if out is not None:
-        from pfsync.plan_file import save_plan
+        from pfsync.plan.saved import save_plan
 
         save_plan(Path(out), report)
     click.echo(RENDERERS[output_format](report), nl=False, color=color)
     if out is not None and options.verbosity >= 0:
         click.echo(f"Saved the plan to {out}; apply it with `pfsync apply {out}`.", err=True)
     if base_plan is not None and detailed_exitcode:
-        from pfsync.plan_compare import introduced_needs_person, load_base_signatures
+        from pfsync.plan.compare import introduced_needs_person, load_base_signatures
 
         introduced = introduced_needs_person(report.plan, load_base_signatures(base_plan))
         if introduced:

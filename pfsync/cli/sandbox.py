@@ -227,14 +227,14 @@ def list_command(output_format: str, business: str | None, data_file: str | None
       pfsync sandbox list --business biz_123
       pfsync sandbox list --data sandbox.json
     """
-    from pfsync.discovery import display_path
     from pfsync.sandbox.store import Store
-    from pfsync.textsafety import escape, json_text
+    from pfsync.support.paths import display_path
+    from pfsync.support.textsafety import escape, json_text
 
     if data_file is not None:
         path, name, hint = Path(data_file), data_file, ""
     else:
-        from pfsync.sandbox_mode import sandbox_data_file
+        from pfsync.config.rehearsal import sandbox_data_file
 
         config = load_config_or_report(global_options())
         if isinstance(config, int):
@@ -281,7 +281,7 @@ def _rows(store: Any, path: Path, business: str | None) -> list[dict[str, Any]]:
 
 def _table(rows: list[dict[str, Any]]) -> str:
     """An aligned table of `rows`; outside text escaped."""
-    from pfsync.textsafety import escape
+    from pfsync.support.textsafety import escape
 
     def cell(value: Any) -> str:
         return "-" if value is None else escape(value if isinstance(value, str) else repr(value))

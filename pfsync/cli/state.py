@@ -25,8 +25,8 @@ def _config(sandbox: bool = False) -> Config | int:
     if isinstance(config, int):
         return config
     if sandbox:
-        from pfsync.discovery import display_path
-        from pfsync.sandbox_mode import sandbox_config
+        from pfsync.config.rehearsal import sandbox_config
+        from pfsync.support.paths import display_path
 
         config = sandbox_config(config)
         if options.verbosity >= 0:
@@ -51,16 +51,16 @@ def sandbox_option(function: Any) -> Any:
 
 def _require_sandbox_state(config: Config, what: str) -> None:
     """Refuse a sandbox-mode change before anything is created when sandbox mode never ran."""
-    from pfsync.sandbox_mode import is_sandbox
-    from pfsync.state_commands import no_sandbox_lockfile
+    from pfsync.config.rehearsal import is_sandbox
+    from pfsync.state.commands import no_sandbox_lockfile
 
     if is_sandbox(config) and not config.lockfile.parent.is_dir():
         raise no_sandbox_lockfile(what)
 
 
 def _refuse_sandbox_transfer(config: Config) -> NoReturn:
-    from pfsync.discovery import display_path
-    from pfsync.state_changes import StateChangeError
+    from pfsync.state.changes import StateChangeError
+    from pfsync.support.paths import display_path
 
     raise StateChangeError(
         f"sandbox mode's lockfile {display_path(config.lockfile, config.root)} records the "
@@ -113,9 +113,9 @@ def list_command(output_format: str, sandbox: bool) -> int:
       pfsync state list --format json
       pfsync state list --sandbox
     """
-    from pfsync.discovery import display_path
-    from pfsync.state_render import list_json, list_text
-    from pfsync.state_store import read_state
+    from pfsync.state.access import read_state
+    from pfsync.state.render import list_json, list_text
+    from pfsync.support.paths import display_path
 
     config = _config(sandbox)
     if isinstance(config, int):
@@ -144,9 +144,9 @@ def show_command(address: str, output_format: str, sandbox: bool) -> int:
     Example:
       pfsync state show biz_123/welcome-series
     """
-    from pfsync.state_changes import StateChangeError
-    from pfsync.state_render import show_json, show_text
-    from pfsync.state_store import read_state
+    from pfsync.state.access import read_state
+    from pfsync.state.changes import StateChangeError
+    from pfsync.state.render import show_json, show_text
 
     config = _config(sandbox)
     if isinstance(config, int):
@@ -181,7 +181,7 @@ def rm_command(
       pfsync state rm biz_123/old-promo
       pfsync state rm --sandbox biz_123/old-promo
     """
-    from pfsync.state_commands import remove_addresses
+    from pfsync.state.commands import remove_addresses
 
     config = _config(sandbox)
     if isinstance(config, int):
@@ -205,7 +205,7 @@ def mv_command(old: str, new: str, lock_timeout: float, no_push: bool, sandbox: 
       pfsync state mv biz_123/welcome biz_123/welcome-series
       pfsync state mv --sandbox biz_123/welcome biz_123/welcome-series
     """
-    from pfsync.state_commands import move_address
+    from pfsync.state.commands import move_address
 
     config = _config(sandbox)
     if isinstance(config, int):
@@ -243,9 +243,9 @@ def import_command(
     """
     from pathlib import Path
 
-    from pfsync.manifests import load_manifests
-    from pfsync.state_changes import StateChangeError
-    from pfsync.state_commands import check_address, import_trigger
+    from pfsync.manifests.load import load_manifests
+    from pfsync.state.changes import StateChangeError
+    from pfsync.state.commands import check_address, import_trigger
 
     config = _config(sandbox)
     if isinstance(config, int):
@@ -261,7 +261,7 @@ def import_command(
             "its manifest's body, so add the manifest first"
         )
     if sandbox:
-        from pfsync.sandbox_mode import prepare_sandbox_dir
+        from pfsync.config.rehearsal import prepare_sandbox_dir
 
         prepare_sandbox_dir(config)
     _echo_lines(import_trigger(config, manifest, trigger_id, force, lock_timeout, no_push))
@@ -283,7 +283,7 @@ def unlock_command(lock_id: str, sandbox: bool) -> int:
     Example:
       pfsync state unlock 5f0c6c2e-8d7a-4d0e-9c53-2b1f3f1d9a10
     """
-    from pfsync.state_commands import unlock
+    from pfsync.state.commands import unlock
 
     config = _config(sandbox)
     if isinstance(config, int):
@@ -314,7 +314,7 @@ def push_command(to: str, force: bool, lock_timeout: float, sandbox: bool) -> in
       pfsync state push --to git
       pfsync state push --to file:/backup/pfsync.lock
     """
-    from pfsync.stores.transfer import push
+    from pfsync.state.stores.transfer import push
 
     config = _config(sandbox)
     if isinstance(config, int):
@@ -345,7 +345,7 @@ def pull_command(source: str | None, force: bool, lock_timeout: float, sandbox: 
       pfsync state pull
       pfsync state pull --from git:origin:main
     """
-    from pfsync.stores.transfer import pull
+    from pfsync.state.stores.transfer import pull
 
     config = _config(sandbox)
     if isinstance(config, int):

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from pfsync.cli.common import global_options, load_config_or_report
-from pfsync.diagnostics import FORMATTERS
+from pfsync.support.diagnostics import FORMATTERS
 
 
 @click.command()
@@ -31,7 +31,7 @@ def validate(paths: tuple[str, ...], output_format: str) -> int:
       pfsync validate
       pfsync validate triggers/welcome.yaml --format github
     """
-    from pfsync.manifests import load_manifests
+    from pfsync.manifests.load import load_manifests
 
     options = global_options()
     config = load_config_or_report(options, paths=paths, output_format=output_format)

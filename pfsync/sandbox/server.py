@@ -34,7 +34,6 @@ from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 from pfsync import __version__
-from pfsync.diagnostics import json_path
 from pfsync.sandbox.faults import (
     DROP,
     LOSE_RESPONSE,
@@ -47,6 +46,7 @@ from pfsync.sandbox.faults import (
 )
 from pfsync.sandbox.store import RequestLog, Store, fingerprint, new_trigger
 from pfsync.schemas import REQUEST, check, validator
+from pfsync.support.diagnostics import json_path
 
 MAX_BODY_BYTES = 1024 * 1024
 IDLE_TIMEOUT_SECONDS = 300  # a keep-alive connection idle this long is closed

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pfsync.atomic import atomic_write_text
 from pfsync.errors import PfsyncError
+from pfsync.support.atomic import atomic_write_text
 
 DATA_FORMAT = "pfsync-sandbox-data"
 DATA_VERSION = 1

@@ -1,0 +1,8 @@
+"""Plan → created triggers: the only part of pfsync that talks to Pocketflows.
+
+client              one create-trigger attempt over httpx, classified (sent? created?)
+deadline_transport  an httpx transport whose requests end by a deadline
+credentials         API credentials from the environment only
+applier             parallel creates that never create a trigger twice
+run                 one `pfsync apply`: lock, plan, confirm, send, record, summarise
+"""

@@ -1,0 +1,314 @@
+"""One `pfsync apply` run: lock, plan (or a saved plan), confirm, send, record, summarise.
+
+The CLI gives it parsed options and callbacks for output and confirmation; everything a test
+would want to call lives here. Exit codes follow §13: 1 outranks 3, interrupts are 130/143.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pfsync.apply.applier import (
+    IN_FLIGHT,
+    INTERRUPT_GRACE_SECONDS,
+    Applier,
+    ApplyItem,
+    ApplyReport,
+    ItemResult,
+)
+from pfsync.config import Config
+from pfsync.errors import PfsyncError
+from pfsync.models import Manifest
+from pfsync.support.textsafety import escape, shown_id
+
+if TYPE_CHECKING:
+    from pfsync.apply.applier import CreatesTriggers
+    from pfsync.plan.planner import Plan
+    from pfsync.state.lockfile import Lockfile
+
+EXIT_OK, EXIT_ERROR, EXIT_NEEDS_PERSON = 0, 1, 3
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+
+
+@dataclass
+class ApplyOptions:
+    """What the user asked of this apply."""
+
+    auto_approve: bool = False
+    new_lockfile: bool = False
+    parallelism: int = 4
+    lock_timeout: float = 0.0
+    retry_uncertain: bool = False
+    targets: Sequence[str] = ()
+    replace: Sequence[str] = ()
+    plan_file: str | None = None
+
+
+@dataclass
+class ApplyIO:
+    """How the run talks to the user."""
+
+    show_plan: Callable[[Plan, str | None], None]  # and a remote store's description
+    confirm: Callable[[Sequence[ApplyItem]], bool]  # given the creates about to be sent
+    progress: Callable[[str], None]  # one line on stderr
+    detail: Callable[[str], None] = lambda line: None  # shown with --verbose
+    interactive: bool = False
+    received_signal: list[int] = field(default_factory=list)
+
+
+class ApplyRefused(PfsyncError):
+    """Apply refused before sending anything."""
+
+
+def _items_to_send(plan: Plan, lockfile: Lockfile, retry_uncertain: bool) -> list[ApplyItem]:
+    items = [
+        ApplyItem(
+            address=entry.address,
+            business=entry.business,
+            body=entry.body or {},
+            digest=entry.digest or "",
+            revision=entry.revision or 0,
+            file=entry.file or "",
+            replaces=entry.old_id if entry.action == "replace" else None,
+        )
+        for entry in plan.to_apply
+    ]
+    if retry_uncertain:
+        # The original body and Idempotency-Key: only then can a server that honours the header
+        # recognise the first request.
+        for entry in plan.with_action("uncertain"):
+            pending = lockfile.pending.get(entry.address)
+            if pending is None:
+                continue
+            items.append(
+                ApplyItem(
+                    address=entry.address,
+                    business=entry.business,
+                    body=pending.body,
+                    digest=pending.digest,
+                    revision=pending.revision,
+                    file=pending.file,
+                    replaces=pending.replaces,
+                    idempotency_key=pending.idempotency_key,
+                )
+            )
+    return sorted(items, key=lambda item: item.address)
+
+
+def describe_result(result: ItemResult) -> str:
+    """The progress line for one address."""
+    if result.kind == "created":
+        line = f"{result.address}: created " + shown_id(result.trigger_id, "(id unknown)")
+        if result.trigger_id is None:
+            line += (
+                f" — {escape(result.message)}; find it in Pocketflows, then run "
+                f"`pfsync state import {result.address} ID --force`"
+            )
+        if result.replaces:
+            line += (
+                f" (replaces {shown_id(result.replaces)}, which stays active in Pocketflows "
+                "until a person deactivates it)"
+            )
+        for warning in result.warnings:
+            line += f"; warning: {escape(warning)}"
+        return line
+    if result.kind == "failed":
+        return f"{result.address}: failed: {escape(result.message)}"
+    if result.kind == "uncertain":
+        return (
+            f"{result.address}: uncertain: {escape(result.message)} — look for it in "
+            "Pocketflows, then "
+            f"`pfsync state import {result.address} ID` or `pfsync state rm {result.address}`"
+        )
+    return f"{result.address}: not sent"
+
+
+def summarise(report: ApplyReport, plan: Plan) -> str:
+    """The closing line: what was done and what needs a person."""
+    created = len(report.of_kind("created"))
+    failed = len(report.of_kind("failed"))
+    uncertain_now = len(report.of_kind("uncertain"))
+    not_sent = len(report.of_kind("not-sent"))
+    counts = plan.counts
+    retried = {r.address for r in report.results}
+    uncertain = uncertain_now + len(
+        [e for e in plan.with_action("uncertain") if e.address not in retried]
+    )
+    line = f"Apply: {created} created, {failed} failed, {uncertain_now} uncertain"
+    if not_sent:
+        line += f", {not_sent} not sent"
+    line += (
+        f". Needs a person: {counts['update']} update, {counts['delete']} delete, "
+        f"{uncertain} uncertain."
+    )
+    return line
+
+
+def exit_code(report: ApplyReport, plan: Plan, received_signal: Sequence[int]) -> int:
+    """§13 for apply: a signal's code, else 1 for any failure, else 3 if a person is needed."""
+    if received_signal:
+        return EXIT_SIGNAL.get(signal.Signals(received_signal[0]), 130)
+    if report.stop_reason in ("auth", "disk") or report.of_kind("failed"):
+        return EXIT_ERROR
+    if report.of_kind("not-sent"):
+        return EXIT_ERROR
+    retried = {r.address for r in report.results}
+    still_uncertain = [e for e in plan.with_action("uncertain") if e.address not in retried]
+    if (
+        report.of_kind("uncertain")
+        or still_uncertain
+        or plan.with_action("update")
+        or plan.with_action("delete")
+    ):
+        return EXIT_NEEDS_PERSON
+    return EXIT_OK
+
+
+def run_apply(
+    config: Config,
+    manifests: list[Manifest],
+    options: ApplyOptions,
+    client_factory: Callable[[], CreatesTriggers],
+    io: ApplyIO,
+) -> int:
+    """Apply the manifests (or a saved plan) under the state lock; return the exit code."""
+    from pfsync.plan.planner import create_plan
+    from pfsync.state.access import open_state
+    from pfsync.state.lockfile import Lockfile
+
+    def refuse_missing() -> ApplyRefused:
+        where = config.lockfile if not config.state.is_remote else "the state store"
+        return ApplyRefused(
+            f"there is no lockfile at {where}: it is the only record of which "
+            "triggers exist, and applying without it would create every trigger again. "
+            "If it was lost, restore it from git (git checkout -- pfsync.lock). If this "
+            "is the first apply of this repository, run again with --new-lockfile"
+        )
+
+    from pfsync.plan.saved import check_saved_plan, load_saved_plan
+
+    saved = load_saved_plan(options.plan_file) if options.plan_file is not None else None
+    targets = saved.targets if saved is not None else options.targets
+    replace = saved.replace if saved is not None else options.replace
+
+    def planned(lockfile: Lockfile | None) -> tuple[Plan, list[ApplyItem]]:
+        plan = create_plan(manifests, lockfile, config.api_url, targets, replace)
+        recorded = lockfile or Lockfile.new(config.api_url)
+        return plan, _items_to_send(plan, recorded, options.retry_uncertain)
+
+    must_exist = bool(manifests) and not options.new_lockfile
+    with open_state(
+        config,
+        options.lock_timeout,
+        operation="apply",
+        require_tip=True,
+        refuse_missing=refuse_missing if must_exist else None,
+        # A remote store is locked (a write, i.e. a commit) only when there is something to send.
+        needs_lock=lambda lockfile: bool(planned(lockfile)[1]),
+        warn=io.progress,
+    ) as transaction:
+        lockfile = transaction.lockfile
+        if lockfile is None:
+            if must_exist:
+                raise refuse_missing()
+            lockfile = transaction.save(Lockfile.new(config.api_url))
+        plan, items = planned(lockfile)
+        if saved is not None:
+            # Against the state the plan was made from: taking a remote store's lock is a
+            # write of its own, which must not make every saved plan stale.
+            check_saved_plan(saved, plan, transaction.before_lock)
+        io.show_plan(plan, transaction.where)
+        if not items:
+            report = ApplyReport([])
+            io.progress(summarise(report, plan))
+            return exit_code(report, plan, io.received_signal)
+        if options.plan_file is None and not options.auto_approve and not io.confirm(items):
+            io.progress("Apply cancelled; nothing was sent.")
+            return EXIT_ERROR
+        client = client_factory()
+        journal = transaction.start_journal()
+        applier = Applier(
+            client,
+            journal,
+            parallelism=options.parallelism,
+            on_result=lambda result: io.progress(describe_result(result)),
+            on_retry=io.detail,
+        )
+        with _signals_stop(applier, io.received_signal):
+            applier.run(items, grace=INTERRUPT_GRACE_SECONDS)
+            report = applier.report(items)
+            try:
+                transaction.finish_journal(journal)
+            except PfsyncError as exc:
+                for result in report.results:
+                    if result.kind == "created" and result.address in journal.unwritten_created():
+                        result.unrecorded = True
+                _print_unrecorded(report, io, str(exc))
+                io.progress(summarise(report, plan))
+                return EXIT_ERROR
+        if report.stop_reason == "auth":
+            io.progress(
+                f"Error: the API refused the credentials ({escape(report.stop_message)}); check "
+                "PFSYNC_USERNAME and PFSYNC_PASSWORD. The run stopped; nothing more was sent."
+            )
+        elif report.stop_reason == "disk":
+            io.progress(f"Error: {escape(report.stop_message)}")
+            _print_unrecorded(report, io, "")
+        elif report.stop_reason == "interrupt":
+            if applier.abandoned:
+                io.progress("Second interrupt: stopped waiting for the requests in flight.")
+            in_flight = [r for r in report.of_kind("uncertain") if r.message == IN_FLIGHT]
+            io.progress(
+                f"Interrupted: nothing new was started; {len(in_flight)} create(s) still in "
+                "flight are uncertain."
+                if in_flight
+                else "Interrupted: nothing new was started; every outcome is recorded."
+            )
+        io.progress(summarise(report, plan))
+        code = exit_code(report, plan, io.received_signal)
+        if transaction.merge_warnings and code == EXIT_OK:
+            code = EXIT_NEEDS_PERSON  # a merge kept someone else's record: a person must look
+        return code
+
+
+@contextlib.contextmanager
+def _signals_stop(applier: Applier, received: list[int]) -> Iterator[None]:
+    """SIGINT/SIGTERM: start nothing new, let in-flight requests finish, record everything.
+
+    The handlers stay until the journal is folded, so a second Ctrl-C cannot cut the fold short.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if signum == signal.SIGINT and signal.SIGINT in received:
+            applier.abandon_in_flight()  # a second Ctrl-C: the in-flight ones stay uncertain
+        received.append(signum)
+        applier.request_stop("interrupt")
+
+    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, handler) for sig in stopping}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _print_unrecorded(report: ApplyReport, io: ApplyIO, problem: str) -> None:
+    unrecorded = [r for r in report.results if r.kind == "created" and r.unrecorded]
+    if problem:
+        io.progress(f"Error: {escape(problem)}")
+    for result in unrecorded:
+        shown = shown_id(result.trigger_id, "(id unknown)")
+        io.progress(
+            f"NOT RECORDED: {result.address} was created as {shown}"
+            f"; once the disk or state store is fixed run `pfsync state import {result.address} "
+            f"{shown_id(result.trigger_id)}`"
+        )

@@ -1,0 +1,298 @@
+"""`pfsync.yaml` and the environment → Config.
+
+Discovery (§5): `--config PATH`; else `-C DIR` and that directory's pfsync.yaml; else the nearest
+pfsync.yaml at or above the current directory; else (for `validate PATH…`) the nearest at or above
+the given paths; else defaults. The default business comes only from the file: an environment
+variable that moved every trigger to another business would create them all again, irrevocably.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pfsync.support.diagnostics import Diagnostic
+
+CONFIG_NAME = "pfsync.yaml"
+DEFAULT_API_URL = "https://api.pocketflows.com"
+DEFAULT_MANIFESTS = ("triggers/**/*.yaml",)
+DEFAULT_LOCKFILE = "pfsync.lock"
+API_URL_ENV = "PFSYNC_API_URL"
+
+
+class ConfigInvalid(Exception):
+    """pfsync.yaml has located problems (reported like manifest problems)."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        super().__init__(f"{len(diagnostics)} problem(s) in the configuration")
+        self.diagnostics = diagnostics
+
+
+DEFAULT_INTENT_BATCH = 64
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    """Where the lockfile lives (`state:` in pfsync.yaml): `file`, or `git` on a branch."""
+
+    store: str = "file"
+    remote: str = "origin"
+    branch: str | None = None  # git: None means the checked-out branch
+    intent_batch: int = DEFAULT_INTENT_BATCH
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether the record lives beyond this machine (written through a store, not a journal)."""
+        return self.store != "file"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where the manifests and lockfile are, which business and API they belong to."""
+
+    path: Path | None  # the pfsync.yaml read, or None when running on defaults
+    root: Path  # manifests and lockfile paths are relative to this directory
+    business: str | None
+    api_url: str
+    manifests: tuple[str, ...]
+    lockfile: Path
+    state: StateConfig = StateConfig()
+
+    @property
+    def journal(self) -> Path:
+        """The journal beside the lockfile."""
+        return self.lockfile.with_name(self.lockfile.name + ".journal")
+
+
+def find_config_file(
+    config_path: str | None,
+    directory: str | None,
+    cwd: Path,
+    paths: Sequence[str] = (),
+) -> Path | None:
+    """The pfsync.yaml to use, following §5's order; None means defaults."""
+    if config_path is not None:
+        return (cwd / config_path).absolute()
+    if directory is not None:
+        candidate = (cwd / directory).absolute() / CONFIG_NAME
+        return candidate if candidate.is_file() else None
+    found = _nearest_above(cwd.absolute())
+    if found is not None:
+        return found
+    for path in paths:
+        start = (cwd / path).absolute()
+        found = _nearest_above(start if start.is_dir() else start.parent)
+        if found is not None:
+            return found
+    return None
+
+
+def _nearest_above(directory: Path) -> Path | None:
+    for folder in (directory, *directory.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(
+    config_path: str | None = None,
+    directory: str | None = None,
+    *,
+    cwd: Path | None = None,
+    paths: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Find and read the configuration; raise ConfigInvalid or ConfigError when unusable."""
+    from pfsync.errors import ConfigError
+
+    cwd = cwd or Path.cwd()
+    environ = os.environ if environ is None else environ
+    if directory is not None and config_path is None and not (cwd / directory).is_dir():
+        raise ConfigError(f"-C {directory}: no such directory")
+    file = find_config_file(config_path, directory, cwd, paths)
+    if file is None:
+        # Defaults would make an empty plan in the wrong directory look like success in CI.
+        raise ConfigError(_not_found(directory, cwd, paths))
+    if not file.is_file():
+        raise ConfigError(
+            f"config file {file} does not exist; check the --config path, or create one "
+            "with `pfsync init`"
+        )
+    values = _read_config_file(file)
+    root = file.parent
+    api_url = environ.get(API_URL_ENV) or str(values.get("api_url", DEFAULT_API_URL))
+    manifests = values.get("manifests", DEFAULT_MANIFESTS)
+    assert isinstance(manifests, (list, tuple))
+    business = values.get("business")
+    state = values.get("state") or {}
+    assert isinstance(state, dict)
+    return Config(
+        path=file,
+        root=root,
+        business=str(business) if business is not None else None,
+        api_url=api_url.rstrip("/"),
+        manifests=tuple(str(m) for m in manifests),
+        lockfile=root / str(values.get("lockfile", DEFAULT_LOCKFILE)),
+        state=StateConfig(**state),
+    )
+
+
+def _not_found(directory: str | None, cwd: Path, paths: Sequence[str]) -> str:
+    """Where pfsync looked for pfsync.yaml, and what to do."""
+    if directory is not None:
+        where = f"in {(cwd / directory).absolute()} (given with -C)"
+    else:
+        where = f"in {cwd.absolute()} or any directory above it"
+        if paths:
+            where += " nor above the given paths"
+    return (
+        f"no {CONFIG_NAME} found {where}. Run pfsync in the repository that holds it, point "
+        "to it with -C DIR or --config PATH, or create one with `pfsync init`"
+    )
+
+
+def _read_config_file(file: Path) -> dict[str, object]:
+    from pfsync.schemas import CONFIG, check, validator
+    from pfsync.schemas.diagnostics import schema_diagnostics
+    from pfsync.support.paths import display_path
+    from pfsync.support.yamlfile import load_yaml_file
+
+    shown = display_path(file, file.parent)
+    documents, diagnostics = load_yaml_file(file, shown)
+    if diagnostics:
+        raise ConfigInvalid(diagnostics)
+    if not documents:
+        return {}
+    if len(documents) > 1:
+        line = documents[1].start[0]
+        raise ConfigInvalid([Diagnostic(shown, line, 1, "pfsync.yaml must hold one document")])
+    document = documents[0]
+    if not isinstance(document.data, dict):
+        line, col = document.start
+        raise ConfigInvalid([Diagnostic(shown, line, col, "pfsync.yaml must be a mapping")])
+    if not check(CONFIG)(document.data):
+        raise ConfigInvalid(schema_diagnostics(validator(CONFIG), document, shown))
+    return document.data
+
+
+def check_api_url(url: str) -> str:
+    """The URL if pfsync may talk to it: https, or http to a loopback host; never credentials.
+
+    Refused with a ConfigError too: what the HTTP client cannot send to (a port that is not a
+    number from 1 to 65535, a host that is not a host name or an IP address, spaces or control
+    characters), so that nothing is planned against it or written with it. No message repeats
+    a URL that carries credentials or shows a control character as it is.
+    """
+    from pfsync.errors import ConfigError
+
+    if any(char.isspace() or not char.isprintable() for char in url):
+        # Before urlsplit, which silently drops tabs and newlines the HTTP client would refuse.
+        raise ConfigError("the API URL contains a space or control character")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        has_credentials = parts.username is not None or parts.password is not None
+    except ValueError:
+        raise ConfigError("the API URL is not a valid URL") from None
+    if has_credentials or "@" in parts.netloc:
+        raise ConfigError(
+            "the API URL contains a user name or password; remove them from the URL and set "
+            "PFSYNC_USERNAME and PFSYNC_PASSWORD instead"
+        )
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"the API URL {url!r} must start with https:// and name a host")
+    written_host, port = _host_and_port(parts.netloc)
+    if port is not None and not _is_port(port):
+        raise ConfigError(
+            f"the API URL {url!r} has an invalid port {port!r}: a port is a number from 1 to 65535"
+        )
+    if not _is_host(written_host):
+        raise ConfigError(
+            f"the API URL {url!r} has an invalid host {written_host!r}: write a host name "
+            "(letters, digits, '-' and '_' in dot-separated labels; an international name in "
+            "its xn-- form) or an IP address (IPv6 in brackets)"
+        )
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise ConfigError(
+            f"refusing plain http:// for {host!r}: credentials would cross the network "
+            "unencrypted; use https:// (http:// is allowed only for loopback hosts)"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"the API URL {url!r} must not have a query or fragment")
+    return url.rstrip("/")
+
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}")
+_IPV4_STYLE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")  # as the HTTP client tells them
+
+
+def _host_and_port(netloc: str) -> tuple[str, str | None]:
+    """The host as written (IPv6 with its brackets) and the port text after ':', or None."""
+    if netloc.startswith("["):
+        close = netloc.find("]")
+        if close < 0:
+            return netloc, None
+        host, rest = netloc[: close + 1], netloc[close + 1 :]
+        if rest and not rest.startswith(":"):
+            return netloc, None  # not a host followed by a port: refused as a host
+        return host, rest[1:] if rest else None
+    host, colon, port = netloc.partition(":")
+    return host, port if colon else None
+
+
+def _is_port(port: str) -> bool:
+    # "" (a ':' with no port) means the default port. Only ASCII digits: int() takes ' 8', '+8'
+    # and other scripts' digits.
+    return port == "" or (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535)
+
+
+def _is_host(host: str) -> bool:
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+        return host.endswith("]")
+    if _IPV4_STYLE.fullmatch(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return False
+        return True
+    name = host[:-1] if host.endswith(".") else host  # a fully qualified name's final dot
+    return (
+        0 < len(name) <= 253
+        and name.isascii()
+        and all(_is_label(label) for label in name.split("."))
+    )
+
+
+def _is_label(label: str) -> bool:
+    if not _HOST_LABEL.fullmatch(label):
+        return False
+    if label[:4].lower() != "xn--":
+        return True
+    # An international name's ASCII form must be valid IDNA 2008, as httpx checks it (with the
+    # `idna` package httpx depends on; far lighter to import than httpx).
+    import idna
+
+    try:
+        idna.decode(label)
+    except (idna.IDNAError, UnicodeError):
+        return False
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

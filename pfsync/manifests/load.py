@@ -1,0 +1,187 @@
+"""Discover manifest files, load them safely, validate them → Manifests and Diagnostics.
+
+Bad input is a value, not an exception: every file is read and every problem is reported in one
+run, sorted by file then line (§4).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pfsync.config import Config
+from pfsync.manifests.discovery import discover, expand_paths
+from pfsync.models import Manifest, make_address
+from pfsync.schemas import MANIFEST, check, validator
+from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
+from pfsync.support.diagnostics import Diagnostic, json_path, sort_diagnostics
+from pfsync.support.paths import display_path
+from pfsync.support.textsafety import json_text
+from pfsync.support.yamlfile import load_yaml_file
+from pfsync.support.yamlload import Document
+
+if TYPE_CHECKING:
+    pass
+
+PARALLEL_MIN_FILES = 512  # below this, a second process costs more than it saves
+KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+BUSINESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
+
+
+@dataclass
+class LoadResult:
+    """Every valid manifest found, and every problem, sorted by file then line."""
+
+    manifests: list[Manifest] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def _manifest_from(
+    document: Document, shown: str, default_business: str | None
+) -> Manifest | list[Diagnostic]:
+    data = document.data
+    if not isinstance(data, dict):
+        line, col = document.start
+        return [Diagnostic(shown, line, col, "a manifest must be a mapping (apiVersion, kind, …)")]
+    if not check(MANIFEST)(data):
+        return schema_diagnostics(validator(MANIFEST), document, shown)
+    # JSON Schema's `$` also matches before a trailing newline in Python's re: check exactly.
+    for name, regex in (("key", KEY_RE), ("business", BUSINESS_RE)):
+        if name in data and not regex.fullmatch(data[name]):
+            line, col = document.locate([name])
+            return [
+                Diagnostic(
+                    shown,
+                    line,
+                    col,
+                    f"{json_text(data[name])} is not a valid {name}",
+                    json_path([name]),
+                    field_hint(name),
+                )
+            ]
+    business = data.get("business", default_business)
+    key_line = document.locate(["key"], key=True)[0]
+    if business is None:
+        return [
+            Diagnostic(
+                shown,
+                key_line,
+                1,
+                "no business for this trigger",
+                "$.business",
+                "set `business:` in the manifest, or a default `business:` in pfsync.yaml",
+            )
+        ]
+    return Manifest(
+        business=business,
+        key=data["key"],
+        revision=data.get("revision", 0),
+        spec=data["spec"],
+        file=shown,
+        line=key_line,
+    )
+
+
+def load_file(path: Path, shown: str, default_business: str | None) -> LoadResult:
+    """The manifests of one file, and its problems."""
+    documents, problems = load_yaml_file(path, shown)
+    result = LoadResult(diagnostics=problems)
+    for document in documents:
+        outcome = _manifest_from(document, shown, default_business)
+        if isinstance(outcome, Manifest):
+            result.manifests.append(outcome)
+        else:
+            result.diagnostics.extend(outcome)
+    return result
+
+
+def _load_chunk(chunk: tuple[list[tuple[Path, str]], str | None]) -> list[LoadResult]:
+    files, default_business = chunk
+    return [load_file(path, shown, default_business) for path, shown in files]
+
+
+def load_files(files: Sequence[tuple[Path, str]], default_business: str | None) -> list[LoadResult]:
+    """`load_file` of each (path, shown path), in order; large sets on every core."""
+    if len(files) >= PARALLEL_MIN_FILES:
+        from pfsync.support.workers import map_in_processes, usable_cores
+
+        # One contiguous share per core keeps the results in file order.
+        count = min(usable_cores(), len(files) // (PARALLEL_MIN_FILES // 2))
+        size = -(-len(files) // max(count, 1))
+        shares = [(list(files[i : i + size]), default_business) for i in range(0, len(files), size)]
+        results = map_in_processes(_load_chunk, shares)
+        if results is not None:
+            return [outcome for share in results for outcome in share]
+    return _load_chunk((list(files), default_business))
+
+
+def duplicate_address_diagnostics(
+    manifests: Sequence[Manifest], reported_files: set[str] | None = None
+) -> list[Diagnostic]:
+    """One problem per repeated address, naming both places (only in `reported_files` if given)."""
+    first: dict[str, Manifest] = {}
+    problems = []
+    for manifest in sorted(manifests, key=lambda m: (m.file, m.line)):
+        earlier = first.setdefault(manifest.address, manifest)
+        if earlier is manifest:
+            continue
+        if reported_files is not None and manifest.file not in reported_files:
+            if earlier.file not in reported_files:
+                continue
+            manifest, earlier = earlier, manifest
+        problems.append(
+            Diagnostic(
+                manifest.file,
+                manifest.line,
+                1,
+                f"address {manifest.address} is declared twice: here and at {earlier.source}",
+                "$.key",
+                "each BUSINESS/KEY must be declared once; rename one key",
+            )
+        )
+    return problems
+
+
+def load_manifests(
+    config: Config, paths: Sequence[str] | None = None, cwd: Path | None = None
+) -> LoadResult:
+    """Load the configured manifests (or just `paths`), validate, check address uniqueness.
+
+    With `paths`, problems are reported for those files only, but addresses are still checked
+    against every configured manifest (pre-commit passes only the changed files).
+    """
+    cwd = cwd or Path.cwd()
+    configured, problems = discover(config)
+    named: list[Path] | None = None
+    if paths is not None:
+        named, problems = expand_paths(paths, config.root, cwd)
+    files = named if named is not None else configured
+    result = LoadResult(diagnostics=list(problems))
+    reported = [(path, display_path(path, config.root)) for path in files]
+    shown_files = {shown for _, shown in reported}
+    # With named files, the other configured files count for address uniqueness only.
+    others = []
+    if named is not None:
+        for path in configured:
+            shown = display_path(path, config.root)
+            if shown not in shown_files:
+                others.append((path, shown))
+    loaded = load_files([*reported, *others], config.business)
+    for outcome in loaded[: len(reported)]:
+        result.manifests.extend(outcome.manifests)
+        result.diagnostics.extend(outcome.diagnostics)
+    everything = list(result.manifests)
+    for outcome in loaded[len(reported) :]:
+        everything.extend(outcome.manifests)
+    result.diagnostics.extend(
+        duplicate_address_diagnostics(everything, shown_files if named is not None else None)
+    )
+    result.diagnostics = sort_diagnostics(result.diagnostics)
+    result.manifests.sort(key=lambda m: m.address)
+    return result
+
+
+__all__ = ["LoadResult", "Manifest", "load_manifests", "make_address"]

@@ -1,0 +1,51 @@
+"""Compare a plan with the plan of the base branch: what needs a person *because of this change*.
+
+CI on a pull request should fail only when the pull request itself introduces an update, delete
+or uncertain address; one already on the base branch would otherwise block every unrelated pull
+request until someone resolves it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pfsync.errors import PlanError
+from pfsync.plan.planner import NEEDS_PERSON, Plan, PlanEntry
+from pfsync.plan.render.json_document import change_document
+
+
+def _signature(address: str, action: str, trigger_id: Any, diff: Any) -> str:
+    return json.dumps([address, action, trigger_id, diff], sort_keys=True)
+
+
+def load_base_signatures(path: str) -> set[str]:
+    """The needs-a-person entries of a `plan --format json` document of the base branch."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        entries = document["entries"]
+        return {
+            _signature(e["address"], e["action"], e.get("trigger_id"), e.get("diff", []))
+            for e in entries
+            if e["action"] in NEEDS_PERSON
+        }
+    except FileNotFoundError:
+        return set()  # the base branch had no pfsync repository (or its plan failed)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PlanError(
+            f"cannot read the base plan {path}: {exc}; make it with `pfsync plan --format json`"
+        ) from None
+
+
+def introduced_needs_person(plan: Plan, base: set[str]) -> list[PlanEntry]:
+    """The entries needing a person that the base plan did not already have."""
+    return [
+        entry
+        for entry in plan.entries
+        if entry.action in NEEDS_PERSON
+        and _signature(
+            entry.address, entry.action, entry.old_id, [change_document(c) for c in entry.diff]
+        )
+        not in base
+    ]

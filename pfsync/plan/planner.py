@@ -1,0 +1,289 @@
+"""(manifests, lockfile state) → Plan: a pure function, no I/O (§7).
+
+    create_plan(manifests, lockfile, api_url, targets=(), replace=()) -> Plan
+    Plan.entries              one PlanEntry per address in scope, sorted by address
+    Plan.to_apply             the creates and replaces apply sends, in address order; each entry
+                              has address, business, key, body, digest, revision, file, old_id
+    Plan.counts / needs_person / has_changes / exit_code(detailed)
+
+Actions: create, no-op, update, replace, delete, uncertain. pfsync can only create, so update,
+delete and uncertain need a person; each such entry carries the exact remedy naming the trigger.
+Raises PlanError for a --target or --replace address that makes no sense.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pfsync.errors import PlanError
+from pfsync.models import Manifest
+from pfsync.plan.diff import FieldChange, field_diff
+from pfsync.plan.remedies import (
+    create_rename_note,
+    delete_remedy,
+    replace_remedy,
+    uncertain_remedy,
+    update_remedy,
+)
+from pfsync.state.lockfile import Lockfile, PendingCreate, TriggerRecord
+from pfsync.support.canonical import body_digest
+
+CREATE = "create"
+NOOP = "no-op"
+UPDATE = "update"
+REPLACE = "replace"
+DELETE = "delete"
+UNCERTAIN = "uncertain"
+ACTIONS = (CREATE, REPLACE, UPDATE, DELETE, UNCERTAIN, NOOP)
+APPLIED = frozenset({CREATE, REPLACE})
+NEEDS_PERSON = frozenset({UPDATE, DELETE, UNCERTAIN})
+
+EXIT_NOTHING_TO_DO = 0
+EXIT_CHANGES = 2
+EXIT_NEEDS_PERSON = 3
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """What the plan does (or cannot do) for one address."""
+
+    address: str
+    business: str
+    key: str
+    action: str
+    source: str  # file:line of the manifest, or the recorded file when no longer declared
+    body: dict[str, Any] | None  # the declared body (None when not declared)
+    digest: str | None  # digest of `body`
+    revision: int | None  # the declared revision
+    file: str | None  # the declared manifest file
+    old_id: str | None  # the recorded trigger id (None: not recorded, or id unknown)
+    recorded: bool  # a trigger record exists (old_id None + recorded: id unknown)
+    recorded_digest: str | None  # digest of the recorded body
+    diff: tuple[FieldChange, ...] = ()
+    reason: str | None = None  # why a replace or uncertain
+    remedy: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every address in scope with its action, and the state it was planned against."""
+
+    entries: tuple[PlanEntry, ...]
+    api_url: str
+    lockfile: Lockfile | None
+    targets: tuple[str, ...] = ()
+    replace: tuple[str, ...] = ()
+
+    def with_action(self, action: str) -> list[PlanEntry]:
+        """The entries with `action`, in address order."""
+        return [entry for entry in self.entries if entry.action == action]
+
+    @property
+    def to_apply(self) -> list[PlanEntry]:
+        """The creates and replaces, in address order: what apply sends."""
+        return [entry for entry in self.entries if entry.action in APPLIED]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many entries of each action (every action present, zeros included)."""
+        counts = dict.fromkeys(ACTIONS, 0)
+        for entry in self.entries:
+            counts[entry.action] += 1
+        return counts
+
+    @property
+    def needs_person(self) -> bool:
+        """Whether some update, delete or uncertain needs a person."""
+        return any(entry.action in NEEDS_PERSON for entry in self.entries)
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether apply has something to send."""
+        return any(entry.action in APPLIED for entry in self.entries)
+
+    @property
+    def businesses(self) -> list[str]:
+        """The businesses of the addresses in scope, sorted."""
+        return sorted({entry.business for entry in self.entries})
+
+    def exit_code(self, detailed: bool) -> int:
+        """§13: 0 nothing to do, 2 changes apply can make, 3 something needs a person."""
+        if not detailed:
+            return 0
+        if self.needs_person:
+            return EXIT_NEEDS_PERSON
+        return EXIT_CHANGES if self.has_changes else EXIT_NOTHING_TO_DO
+
+
+def summary_line(counts: dict[str, int]) -> str:
+    """`Plan: 2 to create, 1 to replace. Needs a person: 1 update, 1 delete, 0 uncertain. …`."""
+    return (
+        f"Plan: {counts[CREATE]} to create, {counts[REPLACE]} to replace. "
+        f"Needs a person: {counts[UPDATE]} update, {counts[DELETE]} delete, "
+        f"{counts[UNCERTAIN]} uncertain. {counts[NOOP]} unchanged."
+    )
+
+
+def create_plan(
+    manifests: Sequence[Manifest],
+    lockfile: Lockfile | None,
+    api_url: str,
+    targets: Iterable[str] = (),
+    replace: Iterable[str] = (),
+) -> Plan:
+    """Classify every declared or recorded address (or only `targets`) into an action."""
+    declared = {manifest.address: manifest for manifest in manifests}
+    triggers = lockfile.triggers if lockfile is not None else {}
+    pending = lockfile.pending if lockfile is not None else {}
+    known = set(declared) | set(triggers) | set(pending)
+    target_set = _check_targets(tuple(dict.fromkeys(targets)), known)
+    replace_set = tuple(dict.fromkeys(replace))
+    _check_replace(replace_set, target_set, declared, triggers, pending)
+    scope = sorted(target_set) if target_set else sorted(known)
+    entries = [
+        _classify(
+            address,
+            declared.get(address),
+            triggers.get(address),
+            pending.get(address),
+            address in replace_set,
+        )
+        for address in scope
+    ]
+    return Plan(tuple(_with_rename_hints(entries)), api_url, lockfile, target_set, replace_set)
+
+
+def _check_targets(targets: tuple[str, ...], known: set[str]) -> tuple[str, ...]:
+    for address in targets:
+        if address not in known:
+            close = difflib.get_close_matches(address, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise PlanError(
+                f"--target {address}: no manifest declares it and the lockfile does not "
+                f"record it{hint}"
+            )
+    return targets
+
+
+def _check_replace(
+    replace: tuple[str, ...],
+    targets: tuple[str, ...],
+    declared: dict[str, Manifest],
+    triggers: dict[str, TriggerRecord],
+    pending: dict[str, PendingCreate],
+) -> None:
+    for address in replace:
+        if address not in declared:
+            raise PlanError(
+                f"--replace {address}: no manifest declares it (a replace creates a new trigger "
+                "from the address's manifest)"
+            )
+        if address in pending:
+            raise PlanError(
+                f"--replace {address}: a create of it has an unknown outcome; settle that first "
+                f"(`pfsync state import {address} ID` or `pfsync state rm {address}`)"
+            )
+        if address not in triggers:
+            raise PlanError(
+                f"--replace {address}: it is not in the lockfile, so there is nothing to replace "
+                "(the plan creates it)"
+            )
+        if targets and address not in targets:
+            raise PlanError(f"--replace {address} is not among the --target addresses")
+
+
+def _classify(
+    address: str,
+    manifest: Manifest | None,
+    record: TriggerRecord | None,
+    pending: PendingCreate | None,
+    forced_replace: bool,
+) -> PlanEntry:
+    business, _, key = address.partition("/")
+    old_id = record.id if record is not None else None
+    entry = PlanEntry(
+        address=address,
+        business=business,
+        key=key,
+        action=NOOP,
+        source=manifest.source if manifest else _recorded_file(record, pending),
+        body=manifest.spec if manifest else None,
+        digest=body_digest(manifest.spec) if manifest else None,
+        revision=manifest.revision if manifest else None,
+        file=manifest.file if manifest else None,
+        old_id=old_id,
+        recorded=record is not None,
+        recorded_digest=record.digest if record is not None else None,
+    )
+    if pending is not None:
+        return _replace_fields(
+            entry,
+            action=UNCERTAIN,
+            reason=pending.reason,
+            remedy=uncertain_remedy(address, pending, declared=manifest is not None),
+        )
+    if record is None:
+        assert manifest is not None  # the address came from somewhere
+        return _replace_fields(entry, action=CREATE)
+    if manifest is None:
+        return _replace_fields(entry, action=DELETE, remedy=delete_remedy(address, old_id))
+    if forced_replace or manifest.revision > record.revision:
+        reason = (
+            "requested with --replace"
+            if forced_replace
+            else f"revision raised from {record.revision} to {manifest.revision}"
+        )
+        return _replace_fields(
+            entry, action=REPLACE, reason=reason, remedy=replace_remedy(address, old_id)
+        )
+    changes = field_diff(record.body, manifest.spec) if entry.digest != record.digest else ()
+    if manifest.revision < record.revision:
+        changes = (FieldChange("$.revision", record.revision, manifest.revision), *changes)
+    if changes:
+        return _replace_fields(
+            entry, action=UPDATE, diff=changes, remedy=update_remedy(address, old_id)
+        )
+    return entry
+
+
+def _recorded_file(record: TriggerRecord | None, pending: PendingCreate | None) -> str:
+    if record is not None:
+        return record.file
+    assert pending is not None
+    return pending.file
+
+
+def _replace_fields(entry: PlanEntry, **changes: Any) -> PlanEntry:
+    return dataclasses.replace(entry, **changes)
+
+
+def _with_rename_hints(entries: list[PlanEntry]) -> list[PlanEntry]:
+    """A delete and a create of the same body in one business look like a renamed key."""
+    creates: dict[tuple[str, str | None], list[PlanEntry]] = {}
+    deletes: dict[tuple[str, str | None], list[PlanEntry]] = {}
+    for entry in entries:
+        if entry.action == CREATE:
+            creates.setdefault((entry.business, entry.digest), []).append(entry)
+        elif entry.action == DELETE:
+            deletes.setdefault((entry.business, entry.recorded_digest), []).append(entry)
+    renamed_to: dict[str, str] = {}
+    renamed_from: dict[str, str] = {}
+    for group, deleted in deletes.items():
+        created = creates.get(group, [])
+        if len(deleted) == 1 and len(created) == 1:  # only an unambiguous pair is named
+            renamed_to[deleted[0].address] = created[0].address
+            renamed_from[created[0].address] = deleted[0].address
+    out = []
+    for entry in entries:
+        if entry.address in renamed_to:
+            remedy = delete_remedy(entry.address, entry.old_id, renamed_to[entry.address])
+            entry = _replace_fields(entry, remedy=remedy)
+        elif entry.address in renamed_from:
+            note = create_rename_note(renamed_from[entry.address], entry.address)
+            entry = _replace_fields(entry, remedy=note)
+        out.append(entry)
+    return out

@@ -1,0 +1,90 @@
+"""The exact remedy printed for each action pfsync cannot take, naming the trigger (§7).
+
+pfsync can only create triggers, so every other change is shown with what a person must do.
+"""
+
+from __future__ import annotations
+
+from pfsync.state.lockfile import PendingCreate
+from pfsync.support.textsafety import escape, shown_id
+
+_UNKNOWN_ID_NOTE = (
+    " (Its id was not returned when it was created: find the trigger in Pocketflows to learn it.)"
+)
+
+
+def _id(trigger_id: str | None) -> str:
+    # An id comes from a server or a lockfile: shown so that it forges no line, no markup and
+    # no shell command in the command a person copies.
+    return shown_id(trigger_id)
+
+
+def _unknown_note(trigger_id: str | None) -> str:
+    return _UNKNOWN_ID_NOTE if trigger_id is None else ""
+
+
+def update_remedy(address: str, trigger_id: str | None) -> str:
+    """What to do about a changed body: revert, raise `revision`, or edit by hand and import."""
+    shown = _id(trigger_id)
+    return (
+        "Pocketflows has no update endpoint, so pfsync cannot change this trigger. Revert the "
+        "manifest, or raise `revision` to create a replacement, or edit trigger "
+        f"{shown} in Pocketflows by hand and then run "
+        f"`pfsync state import {address} {shown} --force`." + _unknown_note(trigger_id)
+    )
+
+
+def delete_remedy(address: str, trigger_id: str | None, renamed_to: str | None = None) -> str:
+    """What to do about a trigger no longer declared: deactivate it, then forget it."""
+    rename = (
+        f" If the key was renamed to {renamed_to}, run "
+        f"`pfsync state mv {address} {renamed_to}` instead."
+        if renamed_to
+        else f" If its key was renamed, run `pfsync state mv {address} NEW_ADDRESS` instead."
+    )
+    return (
+        "Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. Deactivate "
+        f"trigger {_id(trigger_id)} in Pocketflows, then run `pfsync state rm {address}`."
+        + rename
+        + _unknown_note(trigger_id)
+    )
+
+
+def replace_remedy(address: str, old_id: str | None) -> str:
+    """A replace creates a new draft; the old trigger keeps running until someone stops it."""
+    return (
+        f"A new draft trigger is created for {address}; the old trigger {_id(old_id)} stays "
+        "active in Pocketflows until a person deactivates it." + _unknown_note(old_id)
+    )
+
+
+def uncertain_remedy(address: str, pending: PendingCreate, declared: bool) -> str:
+    """What to do about a create whose outcome is unknown: look, then import or forget."""
+    started = (
+        f"A create of {address} was started at {escape(pending.started_at)} (Idempotency-Key "
+        f"{pending.idempotency_key}) and its outcome is unknown; pfsync will not send it again "
+        "by itself. "
+    )
+    replaces = (
+        f" If it was not created, trigger {_id(pending.replaces)} stays the record of {address}."
+        if pending.replaces
+        else ""
+    )
+    if not declared:
+        return (
+            started + "Look for the trigger in Pocketflows and deactivate it if it exists (no "
+            f"manifest declares {address} any more); then run `pfsync state rm {address}`."
+        )
+    return (
+        started + "Look for the trigger in Pocketflows, then run "
+        f"`pfsync state import {address} ID` if it exists or `pfsync state rm {address}` if "
+        "not." + replaces
+    )
+
+
+def create_rename_note(old: str, new: str) -> str:
+    """A create whose body equals a deleted address's: probably a renamed key."""
+    return (
+        f"If this is {old} with its key renamed, run `pfsync state mv {old} {new}` instead of "
+        "creating a second trigger."
+    )

@@ -1,0 +1,97 @@
+"""The plan as a stable, versioned JSON document (`plan --format json`, and saved plans).
+
+Field by field in docs/plan-and-state.md. A saved plan (`--out`) is the same document with
+`saved_plan: true` and each entry's `digest` and `recorded_digest`, which apply checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pfsync.plan.diff import ABSENT, FieldChange
+from pfsync.plan.planner import ACTIONS, APPLIED, Plan, PlanEntry, summary_line
+from pfsync.support.textsafety import json_text
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """A plan and what the renderers say about where it came from."""
+
+    plan: Plan
+    lockfile_name: str  # the lockfile path as shown to the user
+    journal_unfolded: bool = False  # an interrupted apply's journal was folded in memory
+    color: bool = False  # ANSI colour (text only)
+    warnings: tuple[str, ...] = ()  # for stderr, e.g. a remote store read from a stale copy
+
+
+def change_document(change: FieldChange) -> dict[str, Any]:
+    """One field change as JSON: path, added/removed/changed, before, after."""
+    if change.before is ABSENT:
+        kind, before, after = "added", None, change.after
+    elif change.after is ABSENT:
+        kind, before, after = "removed", change.before, None
+    else:
+        kind, before, after = "changed", change.before, change.after
+    return {"path": change.path, "change": kind, "before": before, "after": after}
+
+
+def _entry(entry: PlanEntry, include_digests: bool) -> dict[str, Any]:
+    shows_body = entry.action in APPLIED or (entry.action == "uncertain" and entry.body)
+    document: dict[str, Any] = {
+        "address": entry.address,
+        "business": entry.business,
+        "key": entry.key,
+        "action": entry.action,
+        "source": entry.source,
+        "file": entry.file,
+        "revision": entry.revision,
+        "trigger_id": entry.old_id,
+        "reason": entry.reason,
+        "body": entry.body if shows_body else None,
+        "diff": [change_document(change) for change in entry.diff],
+        "remedy": entry.remedy,
+    }
+    if include_digests:
+        document["digest"] = entry.digest
+        document["recorded_digest"] = entry.recorded_digest
+    return document
+
+
+def plan_document(report: PlanReport, include_digests: bool = False) -> dict[str, Any]:
+    """The plan as a JSON-ready dict (format_version 1)."""
+    plan = report.plan
+    lockfile = plan.lockfile
+    counts = plan.counts
+    document: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "api_url": plan.api_url,
+        "businesses": plan.businesses,
+        "lockfile": {
+            "path": report.lockfile_name,
+            "exists": lockfile is not None,
+            "lineage": lockfile.lineage if lockfile else None,
+            "serial": lockfile.serial if lockfile else None,
+            "api_url": lockfile.api_url if lockfile else None,
+            "journal_unfolded": report.journal_unfolded,
+        },
+        "targets": list(plan.targets),
+        "replace": list(plan.replace),
+        "summary": {
+            **{action: counts[action] for action in ACTIONS},
+            "changes": plan.has_changes,
+            "needs_person": plan.needs_person,
+            "text": summary_line(counts),
+        },
+        "entries": [_entry(entry, include_digests) for entry in plan.entries],
+    }
+    if include_digests:
+        document["saved_plan"] = True
+    return document
+
+
+def render_json(report: PlanReport) -> str:
+    """`plan --format json`: 2-space indented, keys in a fixed order, trailing newline."""
+    return json_text(plan_document(report), indent=2) + "\n"

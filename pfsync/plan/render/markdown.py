@@ -1,0 +1,138 @@
+"""The plan as a pull-request comment (`plan --format markdown`).
+
+The summary comes first and is always complete; details are folded in `<details>` blocks, the
+changes a person must handle first. GitHub refuses comments over 65,536 characters, so details
+are cut (with a note saying how many entries are not shown) to keep the whole under that limit.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pfsync.plan.diff import ABSENT
+from pfsync.plan.planner import (
+    CREATE,
+    DELETE,
+    NEEDS_PERSON,
+    REPLACE,
+    UNCERTAIN,
+    UPDATE,
+    PlanEntry,
+    summary_line,
+)
+from pfsync.plan.render.json_document import PlanReport
+from pfsync.support.textsafety import escape, json_text
+
+MAX_CHARS = 65_536
+_MAX_LISTED_BUSINESSES = 10
+_GROUPS = (
+    (UPDATE, "~", "to update by hand"),
+    (DELETE, "-", "to delete by hand"),
+    (UNCERTAIN, "?", "uncertain"),
+    (REPLACE, "-/+", "to replace"),
+    (CREATE, "+", "to create"),
+)
+_OMITTED_RESERVE = 300  # room kept for the closing tags and the "not shown" note
+
+
+def code(text: str) -> str:
+    """`text` as inline code, safe whatever backticks, pipes or control characters it holds."""
+    text = escape(text)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
+    return f"{fence}{padded}{fence}".replace("|", "\\|")
+
+
+def _fenced_json(value: Any) -> str:
+    text = json_text(value, indent=2)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}json\n{text}\n{fence}\n"
+
+
+def _value(value: Any) -> str:
+    return "*(absent)*" if value is ABSENT else code(json_text(value))
+
+
+def _entry_block(entry: PlanEntry, symbol: str) -> str:
+    facts = [f"source {code(entry.source)}"]
+    if entry.old_id is not None:
+        facts.append(f"trigger {code(entry.old_id)}")
+    elif entry.recorded:
+        facts.append("trigger id unknown")
+    if entry.reason and entry.action == REPLACE:
+        facts.append(escape(entry.reason))
+    parts = [f"#### {symbol} {code(entry.address)} {entry.action}\n\n{' · '.join(facts)}\n"]
+    if entry.action == UPDATE:
+        rows = "".join(
+            f"| {code(c.path)} | {_value(c.before)} | {_value(c.after)} |\n" for c in entry.diff
+        )
+        parts.append("| field | before | after |\n|---|---|---|\n" + rows)
+    elif entry.action in (CREATE, REPLACE) and entry.body is not None:
+        parts.append(_fenced_json(entry.body))
+    if entry.remedy:
+        label = "Remedy" if entry.action in NEEDS_PERSON else "Note"
+        parts.append(f"> **{label}:** {escape(entry.remedy)}\n")
+    return "\n".join(parts) + "\n"
+
+
+def _head(report: PlanReport) -> str:
+    plan = report.plan
+    businesses = plan.businesses
+    shown = ", ".join(code(b) for b in businesses[:_MAX_LISTED_BUSINESSES])
+    if len(businesses) > _MAX_LISTED_BUSINESSES:
+        shown += f" and {len(businesses) - _MAX_LISTED_BUSINESSES} more"
+    label = "Businesses" if len(businesses) > 1 else "Business"
+    if plan.lockfile is None:
+        lockfile = f"lockfile {code(report.lockfile_name)} does not exist yet"
+    else:
+        lockfile = f"lockfile {code(report.lockfile_name)} serial {plan.lockfile.serial}"
+    lines = [
+        f"**{summary_line(plan.counts)}**",
+        "",
+        f"{label} {shown or '(none)'} · API {code(plan.api_url)} · {lockfile}",
+        "",
+    ]
+    if plan.needs_person:
+        lines += [
+            "> [!WARNING]",
+            "> Some changes need a person: pfsync can only create triggers. "
+            "Each one below says what to do.",
+            "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(report: PlanReport) -> str:
+    """The plan as a pull-request comment of at most 65,536 characters, summary first."""
+    out = [_head(report)]
+    size = len(out[0])
+    omitted = 0
+    for action, symbol, title in _GROUPS:
+        entries = report.plan.with_action(action)
+        if not entries:
+            continue
+        opening = f"<details><summary>{symbol} {len(entries)} {title}</summary>\n\n"
+        closing = "</details>\n\n"
+        if omitted or size + len(opening) + len(closing) + _OMITTED_RESERVE > MAX_CHARS:
+            omitted += len(entries)
+            continue
+        out.append(opening)
+        size += len(opening) + len(closing)
+        for index, entry in enumerate(entries):
+            block = _entry_block(entry, symbol)
+            if size + len(block) + _OMITTED_RESERVE > MAX_CHARS:
+                omitted += len(entries) - index
+                break
+            out.append(block)
+            size += len(block)
+        out.append(closing)
+    if omitted:
+        out.append(
+            f"*{omitted} more {'entry is' if omitted == 1 else 'entries are'} not shown: a "
+            "pull-request comment holds at most 65,536 characters. Run `pfsync plan` for the "
+            "whole plan.*\n"
+        )
+    return "".join(out)

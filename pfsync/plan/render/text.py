@@ -1,0 +1,133 @@
+"""Plan → text for a terminal; the name → renderer table that feeds `plan --format` (pure).
+
+    RENDERERS = {"text": render_text, "json": render_json, "markdown": render_markdown}
+
+Each renderer takes a PlanReport and returns the whole output as a string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import click
+
+from pfsync.plan.diff import ABSENT
+from pfsync.plan.planner import (
+    CREATE,
+    DELETE,
+    NEEDS_PERSON,
+    NOOP,
+    REPLACE,
+    UNCERTAIN,
+    UPDATE,
+    PlanEntry,
+    summary_line,
+)
+from pfsync.plan.render.json_document import PlanReport, render_json
+from pfsync.plan.render.markdown import render_markdown
+from pfsync.support.diagnostics import json_path, json_path_step
+from pfsync.support.textsafety import escape, json_text, shown_id
+
+SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-", UNCERTAIN: "?", NOOP: " "}
+_COLOURS = {CREATE: "green", UPDATE: "yellow", REPLACE: "magenta", DELETE: "red", UNCERTAIN: "red"}
+_INDENT = "      "
+
+
+def value_text(value: Any) -> str:
+    """A field value as JSON on one line; `(absent)` for a field that is not there."""
+    if value is ABSENT:
+        return "(absent)"
+    return json_text(value)
+
+
+def leaves(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[str, Any]]:
+    """Every scalar (and empty container) in `value` with its JSON path (`$.spec.name`)."""
+    return _leaves(value, json_path(path))
+
+
+def _leaves(value: Any, shown: str) -> Iterator[tuple[str, Any]]:
+    # The path text is built once per container, not again for every leaf under it.
+    if isinstance(value, dict) and value:
+        for key in value:
+            yield from _leaves(value[key], shown + json_path_step(key))
+    elif isinstance(value, list) and value:
+        for index, item in enumerate(value):
+            yield from _leaves(item, shown + json_path_step(index))
+    else:
+        yield shown, value
+
+
+def header_lines(report: PlanReport) -> list[str]:
+    """Business(es), API URL, lockfile (or its absence), journal and target notes."""
+    plan = report.plan
+    businesses = plan.businesses
+    label = "Businesses" if len(businesses) > 1 else "Business"
+    lines = [
+        f"{label}: {', '.join(businesses) if businesses else '(none declared or recorded)'}",
+        f"API: {escape(plan.api_url)}",
+    ]
+    if plan.lockfile is None:
+        lines.append(
+            f"Lockfile: {escape(report.lockfile_name)} does not exist yet: every declared "
+            "trigger is a create."
+        )
+    else:
+        lines.append(f"Lockfile: {escape(report.lockfile_name)} (serial {plan.lockfile.serial})")
+    if report.journal_unfolded:
+        lines.append(
+            "Journal: an interrupted apply left a journal; its records are included here and the "
+            "next state-changing command folds it into the lockfile."
+        )
+    if plan.targets:
+        lines.append(f"Targets: {', '.join(plan.targets)}")
+    return lines
+
+
+def _entry_lines(entry: PlanEntry, color: bool) -> list[str]:
+    def style(text: str, **kwargs: Any) -> str:
+        return click.style(text, **kwargs) if color else text
+
+    colour = _COLOURS.get(entry.action)
+    title = f"{SYMBOLS[entry.action]} {entry.address}  {entry.action}  {escape(entry.source)}"
+    details = []
+    if entry.old_id is not None:
+        details.append(f"trigger {shown_id(entry.old_id)}")
+    elif entry.recorded:
+        details.append("trigger id unknown")
+    if entry.reason and entry.action == REPLACE:
+        details.append(escape(entry.reason))
+    if details:
+        title += f"  ({'; '.join(details)})"
+    lines = [style(title, fg=colour, bold=True)]
+    if entry.action == UPDATE:
+        lines += [
+            f"{_INDENT}{c.path}: {value_text(c.before)} → {value_text(c.after)}" for c in entry.diff
+        ]
+    elif entry.action in (CREATE, REPLACE) and entry.body is not None:
+        lines += [f"{_INDENT}{path}: {value_text(v)}" for path, v in leaves(entry.body, ("spec",))]
+    if entry.remedy:
+        label = "remedy" if entry.action in NEEDS_PERSON else "note"
+        lines.append(style(f"    {label}: {escape(entry.remedy)}", fg="yellow" if colour else None))
+    return lines
+
+
+def render_text(report: PlanReport) -> str:
+    """The plan for a terminal: header, one entry per change, the summary line."""
+    lines = header_lines(report)
+    lines.append("")
+    for entry in report.plan.entries:
+        if entry.action == NOOP:
+            continue
+        lines += _entry_lines(entry, report.color)
+        lines.append("")
+    summary = summary_line(report.plan.counts)
+    lines.append(click.style(summary, bold=True) if report.color else summary)
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS: dict[str, Callable[[PlanReport], str]] = {
+    "text": render_text,
+    "json": render_json,
+    "markdown": render_markdown,
+}

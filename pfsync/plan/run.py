@@ -1,0 +1,42 @@
+"""What `pfsync plan` computes: manifests + state (journal folded read-only) → a PlanReport.
+
+No credentials, no network, no state lock, no writes: plan runs on pull requests from forks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pfsync.config import Config
+from pfsync.config.rehearsal import is_sandbox
+from pfsync.manifests.load import load_manifests
+from pfsync.plan.planner import create_plan
+from pfsync.plan.render.json_document import PlanReport
+from pfsync.plan.sandbox_wording import with_sandbox_remedies
+from pfsync.state.access import read_state
+from pfsync.support.diagnostics import Diagnostic
+from pfsync.support.paths import display_path
+
+
+def plan_report(
+    config: Config,
+    targets: Sequence[str] = (),
+    replace: Sequence[str] = (),
+    color: bool = False,
+) -> PlanReport | list[Diagnostic]:
+    """The plan of the configured manifests against the lockfile, or the manifests' problems."""
+    loaded = load_manifests(config, cwd=Path.cwd())
+    if loaded.diagnostics:
+        return loaded.diagnostics
+    view = read_state(config)
+    plan = create_plan(loaded.manifests, view.state, config.api_url, targets, replace)
+    if is_sandbox(config):
+        plan = with_sandbox_remedies(plan)
+    return PlanReport(
+        plan=plan,
+        lockfile_name=view.where or display_path(config.lockfile, config.root),
+        journal_unfolded=view.journal_unfolded,
+        warnings=view.warnings,
+        color=color,
+    )

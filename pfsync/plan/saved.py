@@ -1,0 +1,183 @@
+"""Saved plans (`pfsync plan --out FILE`, `pfsync apply FILE`).
+
+save_plan(path, report)                 the JSON plan document plus digests, written atomically
+load_saved_plan(path) -> SavedPlan      PlanError when unreadable, malformed or tampered with
+check_saved_plan(saved, lockfile, manifests, api_url)
+                                        PlanError when stale: another API, the lockfile's
+                                        lineage or serial changed, or a planned body or
+                                        revision no longer matches its manifest
+SavedPlan.to_apply                      SavedEntry values: address, business, key, action,
+                                        body, digest, revision, file, old_id, source
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pfsync.errors import PlanError
+from pfsync.plan.planner import APPLIED, Plan
+from pfsync.plan.render.json_document import FORMAT_VERSION, PlanReport, plan_document
+from pfsync.state.lockfile import Lockfile
+from pfsync.support.atomic import atomic_write_text
+from pfsync.support.canonical import body_digest
+from pfsync.support.paths import shown_path
+from pfsync.support.textsafety import json_text
+
+
+@dataclass(frozen=True)
+class SavedEntry:
+    """A create or replace in a saved plan: everything apply needs to send it."""
+
+    address: str
+    business: str
+    key: str
+    action: str  # create | replace
+    body: dict[str, Any]
+    digest: str
+    revision: int
+    file: str
+    old_id: str | None
+    source: str
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """A plan read back from disk."""
+
+    path: str
+    api_url: str
+    lineage: str | None  # None: planned before the lockfile existed
+    serial: int | None
+    targets: tuple[str, ...]
+    replace: tuple[str, ...]
+    to_apply: tuple[SavedEntry, ...]
+    needs_person: bool
+    document: dict[str, Any]
+
+
+def save_plan(path: Path, report: PlanReport) -> None:
+    """Write the plan with its digests atomically (PlanError if the file cannot be written)."""
+    text = json_text(plan_document(report, include_digests=True), indent=2)
+    try:
+        atomic_write_text(path, text + "\n")
+    except OSError as exc:
+        raise PlanError(f"cannot write the plan to {shown_path(path)}: {exc.strerror}") from None
+
+
+def _malformed(shown: str, problem: str) -> PlanError:
+    return PlanError(
+        f"{shown} is not a usable saved plan: {problem}. Save a new one with "
+        "`pfsync plan --out FILE`"
+    )
+
+
+def _entry(raw: Any, shown: str) -> SavedEntry:
+    try:
+        entry = SavedEntry(
+            address=raw["address"],
+            business=raw["business"],
+            key=raw["key"],
+            action=raw["action"],
+            body=raw["body"],
+            digest=raw["digest"],
+            revision=raw["revision"],
+            file=raw["file"],
+            old_id=raw["trigger_id"],
+            source=raw["source"],
+        )
+    except (KeyError, TypeError) as exc:
+        raise _malformed(shown, f"an entry lacks {exc}") from None
+    if not isinstance(entry.body, dict) or not isinstance(entry.revision, int):
+        raise _malformed(shown, f"the entry for {entry.address} has no body or revision")
+    if body_digest(entry.body) != entry.digest:
+        raise _malformed(shown, f"the body of {entry.address} does not match its digest")
+    return entry
+
+
+def load_saved_plan(path: Path | str) -> SavedPlan:
+    """Read and check a saved plan's structure (not yet its staleness)."""
+    path = Path(path)
+    shown = shown_path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PlanError(f"cannot read the saved plan {shown}: {exc.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _malformed(shown, f"not JSON ({exc})") from None
+    if not isinstance(document, dict) or document.get("saved_plan") is not True:
+        raise _malformed(shown, "it is not a plan saved with `pfsync plan --out`")
+    if document.get("format_version") != FORMAT_VERSION:
+        raise _malformed(
+            shown,
+            f"format version {document.get('format_version')!r}; this pfsync reads "
+            f"{FORMAT_VERSION}",
+        )
+    try:
+        lockfile = document["lockfile"]
+        entries = [_entry(raw, shown) for raw in document["entries"] if raw["action"] in APPLIED]
+        return SavedPlan(
+            path=shown,
+            api_url=document["api_url"],
+            lineage=lockfile["lineage"],
+            serial=lockfile["serial"],
+            targets=tuple(document["targets"]),
+            replace=tuple(document["replace"]),
+            to_apply=tuple(entries),
+            needs_person=bool(document["summary"]["needs_person"]),
+            document=document,
+        )
+    except (KeyError, TypeError) as exc:
+        raise _malformed(shown, f"missing {exc}") from None
+
+
+def _same_state(saved: SavedPlan, lockfile: Lockfile | None) -> bool:
+    if lockfile is None:
+        return saved.lineage is None
+    if saved.lineage is None:
+        # Planned before any lockfile existed; apply --new-lockfile has just made an empty one.
+        return not lockfile.triggers and not lockfile.pending and not lockfile.forgotten
+    return (saved.lineage, saved.serial) == (lockfile.lineage, lockfile.serial)
+
+
+def check_saved_plan(saved: SavedPlan, plan: Plan, lockfile: Lockfile | None) -> None:
+    """Refuse a saved plan that no longer says what apply would do (§8).
+
+    `plan` is a fresh plan of the current manifests and `lockfile` with the saved plan's
+    targets and replace addresses; its creates and replaces must be exactly the saved ones.
+    """
+    again = "; make a new plan with `pfsync plan --out FILE`"
+    if saved.api_url.rstrip("/") != plan.api_url.rstrip("/"):
+        raise PlanError(
+            f"the plan {saved.path} was made for the API {saved.api_url}, but the configured "
+            f"API URL is {plan.api_url}{again}"
+        )
+    if not _same_state(saved, lockfile):
+        then_text = f"serial {saved.serial}" if saved.serial is not None else "no lockfile"
+        now_text = f"serial {lockfile.serial}" if lockfile is not None else "no lockfile"
+        if lockfile is not None and saved.lineage not in (None, lockfile.lineage):
+            now_text = "a different lockfile (another lineage)"
+        raise PlanError(
+            f"the plan {saved.path} is stale: the lockfile changed since it was saved "
+            f"({then_text} then, {now_text} now){again}"
+        )
+    fresh = {entry.address: entry for entry in plan.to_apply}
+    for entry in saved.to_apply:
+        now = fresh.pop(entry.address, None)
+        if now is None or (now.action, now.digest, now.revision) != (
+            entry.action,
+            entry.digest,
+            entry.revision,
+        ):
+            raise PlanError(
+                f"the plan {saved.path} is stale: the manifest of {entry.address} changed since "
+                f"the plan was saved{again}"
+            )
+    if fresh:
+        extra = ", ".join(sorted(fresh))
+        raise PlanError(
+            f"the plan {saved.path} is stale: apply would now also send {extra}, which the "
+            f"saved plan does not contain{again}"
+        )

@@ -1,0 +1,12 @@
+"""The record of what exists: the lockfile, its journal, the state lock and the stores.
+
+lockfile         `pfsync.lock`: read with full checks, written atomically
+journal          the write-ahead journal of an apply, folded afterwards
+journal_records  the journal's record types
+changes          pure transitions of a lockfile (forget, move, import, outcomes)
+lock             one state-changing command at a time per lockfile
+access           lockfile + journal + lock (or a remote store) opened for a command
+commands         `state rm`, `mv`, `import`, `unlock`
+render           what `state list` and `state show` print
+stores/          where the lockfile lives: file, git; the remote apply protocol
+"""

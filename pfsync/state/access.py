@@ -1,0 +1,155 @@
+"""The lockfile, its journal and the state lock put together for commands.
+
+read_state(config) -> StateView
+    read-only (plan, state list/show): the verified lockfile, its API URL checked, with any
+    unfolded journal folded in memory; takes no lock and writes nothing. For a remote store
+    (state.store: git) the store's lockfile (for git: the remote branch's, after a fetch)
+with open_state(config, ...) as transaction: ...
+    state-changing commands: `locked_state` for the file store, else the remote store's lock
+    and compare-and-swap writes (`pfsync.state.stores.session.remote_state`)
+with locked_state(config, lock_timeout) as transaction: ...
+    state-changing commands (state rm/mv/import, apply): holds the state lock, reads and
+    verifies the lockfile, refuses another API URL, folds a journal left by a crash, then
+    yields a StateTransaction:
+        transaction.lockfile                 the current state (None: no lockfile yet)
+        transaction.save(new) -> Lockfile    atomic write; no-op when content is unchanged
+        transaction.start_journal() -> Journal
+        transaction.finish_journal(journal) -> Lockfile
+                                             close, fold into the lockfile, remove journal
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pfsync.config import Config
+from pfsync.state.journal import Journal, folded_state, read_journal, settle_journal
+from pfsync.state.lock import state_lock
+from pfsync.state.lockfile import Lockfile, read_lockfile, require_api_url, save_lockfile
+
+if TYPE_CHECKING:
+    from pfsync.state.stores.session import RemoteState, StoreJournal
+
+
+@dataclass(frozen=True)
+class StateView:
+    """The lockfile with an unfolded journal folded in, and what the reader should know."""
+
+    state: Lockfile | None
+    journal_unfolded: bool
+    warnings: tuple[str, ...] = ()
+    where: str | None = None  # a remote store's description: `pfsync.lock on origin/main`
+
+
+def read_state(config: Config) -> StateView:
+    """The current state without taking the lock or writing anything."""
+    if config.state.is_remote:
+        from pfsync.state.stores import open_store
+
+        store = open_store(config)
+        snapshot = store.read(strict=False)
+        require_api_url(snapshot.lockfile, config.api_url, config.lockfile)
+        return StateView(snapshot.lockfile, False, snapshot.warnings, store.description)
+    on_disk = read_lockfile(config.lockfile)
+    require_api_url(on_disk, config.api_url, config.lockfile)
+    state = folded_state(on_disk, config.journal)
+    unfolded = state is not on_disk or _journal_has_events(config)
+    return StateView(state, unfolded)
+
+
+def _journal_has_events(config: Config) -> bool:
+    contents = read_journal(config.journal)
+    return contents is not None and bool(contents.events) and contents.folded is None
+
+
+class StateTransaction:
+    """The state under the lock; every change is saved atomically."""
+
+    def __init__(self, config: Config, lockfile: Lockfile | None) -> None:
+        self.config = config
+        self.lockfile = lockfile
+        self.before_lock = lockfile  # the state a saved plan was made against
+        self.merge_warnings = 0  # only a remote store's merge has any
+        self.where: str | None = None  # the file store: the lockfile's path says it
+
+    def save(self, new: Lockfile) -> Lockfile:
+        """Write `new` (serial + 1) unless its content equals the current state."""
+        self.lockfile = save_lockfile(self.config.lockfile, self.lockfile, new)
+        return self.lockfile
+
+    def start_journal(self) -> Journal:
+        """Open the journal of the saved lockfile (save a new lockfile first)."""
+        if self.lockfile is None or self.lockfile.serial < 1:
+            raise ValueError("save the lockfile before starting its journal")
+        return Journal.open(self.config.journal, self.lockfile)
+
+    def finish_journal(self, journal: Journal | StoreJournal) -> Lockfile:
+        """Close `journal`, fold it into the lockfile durably, and remove it."""
+        assert isinstance(journal, Journal), "the file store's journal"
+        journal.close()
+        settled = settle_journal(self.config.journal, self.config.lockfile, self.lockfile)
+        assert settled is not None  # a journal is only started for a saved lockfile
+        self.lockfile = settled
+        return settled
+
+
+@contextlib.contextmanager
+def locked_state(config: Config, lock_timeout: float = 0.0) -> Iterator[StateTransaction]:
+    """Hold the state lock; yield the verified state with any crashed run's journal folded."""
+    with state_lock(config.lockfile, lock_timeout):
+        lockfile = read_lockfile(config.lockfile)
+        require_api_url(lockfile, config.api_url, config.lockfile)
+        lockfile = settle_journal(config.journal, config.lockfile, lockfile)
+        yield StateTransaction(config, lockfile)
+
+
+@contextlib.contextmanager
+def open_state(
+    config: Config,
+    lock_timeout: float = 0.0,
+    *,
+    operation: str,
+    take_lock: bool = True,
+    require_tip: bool = False,
+    refuse_missing: Callable[[], Exception] | None = None,
+    needs_lock: Callable[[Lockfile | None], bool] = lambda lockfile: True,
+    no_push: bool = False,
+    warn: Callable[[str], None] = lambda line: None,
+) -> Iterator[StateTransaction | RemoteState]:
+    """The state under the configured store's lock, for a command that changes it.
+
+    The file store: flock and the journal (`refuse_missing` is the caller's to check).
+    A remote store: its lock record (apply), or one compare-and-swap write per change (state
+    commands, `take_lock=False`); `no_push` commits locally instead (git, for a pull request).
+    """
+    if not config.state.is_remote:
+        with locked_state(config, lock_timeout) as transaction:
+            yield transaction
+        return
+    from pfsync.state.stores import open_store
+    from pfsync.state.stores.session import remote_state
+
+    store = open_store(config)
+    if no_push:
+        from pfsync.state.stores.git import CheckedOutLockfile, GitStore
+
+        if not isinstance(store, GitStore):
+            from pfsync.state.stores import StoreError
+
+            raise StoreError(f"--no-push is for the git store, not {config.state.store}")
+        store = CheckedOutLockfile(store)
+    with remote_state(
+        config,
+        store,
+        lock_timeout=lock_timeout,
+        operation=operation,
+        take_lock=take_lock and not no_push,
+        require_tip=require_tip,
+        refuse_missing=refuse_missing,
+        needs_lock=needs_lock,
+        warn=warn,
+    ) as state:
+        yield state

@@ -1,0 +1,268 @@
+"""Pure transitions of a Lockfile: each takes a state and returns a new one (no I/O).
+
+Used by the journal fold (pending → created / failed / uncertain) and by the `pfsync state`
+commands (forget, move, import). A retired id always goes to its address's history, with when and
+why, so no id pfsync ever knew is silently lost.
+
+    CreateOutcomes(lockfile)     the four below, many in one pass (the journal fold)
+    start_pending(lockfile, address, pending)
+    record_created(lockfile, address, idempotency_key, trigger_id, created_at, status, at)
+    record_failed(lockfile, address, idempotency_key)
+    record_uncertain(lockfile, address, idempotency_key, reason)
+    forget(lockfile, address, at) -> (lockfile, Forgotten)
+    move(lockfile, old, new)
+    record_import(lockfile, address, trigger_id, body, revision, file, at, force)
+
+Each raises StateChangeError (a complete user message) when the change does not make sense.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import replace
+from typing import Any
+
+from pfsync.errors import PfsyncError
+from pfsync.state.lockfile import (
+    ORIGIN_CREATED,
+    ORIGIN_IMPORTED,
+    REASON_OVERWRITTEN,
+    REASON_REMOVED,
+    REASON_REPLACED,
+    HistoryEntry,
+    Lockfile,
+    PendingCreate,
+    TriggerRecord,
+)
+from pfsync.support.canonical import body_digest
+
+NO_OUTCOME_REASON = "the run stopped before the outcome of the create was recorded"
+
+
+class StateChangeError(PfsyncError):
+    """A requested state change does not fit the lockfile (missing address, existing target…)."""
+
+
+def _history_of(lockfile: Lockfile, address: str) -> tuple[HistoryEntry, ...]:
+    """The history a new record for `address` starts with (earlier record, else forgotten)."""
+    record = lockfile.triggers.get(address)
+    if record is not None:
+        return record.history
+    return lockfile.forgotten.get(address, ())
+
+
+def _without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k != key}
+
+
+class CreateOutcomes:
+    """A lockfile taking many create events in one pass: the journal fold.
+
+    The functions below copy the lockfile's tables for each change, which is what a single
+    change wants but made folding n events cost n copies of up to n records (quadratic). This
+    changes one private copy of each table in place and makes the new Lockfile once, at the end.
+    Each method is the transition of the function of the same name.
+    """
+
+    def __init__(self, lockfile: Lockfile) -> None:
+        self._base = lockfile
+        self.triggers = dict(lockfile.triggers)
+        self.pending = dict(lockfile.pending)
+        self.forgotten = dict(lockfile.forgotten)
+
+    def lockfile(self) -> Lockfile:
+        """The lockfile with every change so far."""
+        return replace(
+            self._base,
+            triggers=dict(self.triggers),
+            pending=dict(self.pending),
+            forgotten=dict(self.forgotten),
+        )
+
+    def start_pending(self, address: str, pending: PendingCreate) -> None:
+        """Record a create that has started (a retry replaces the earlier pending create)."""
+        self.pending[address] = pending
+
+    def _pending_for(self, address: str, idempotency_key: str) -> PendingCreate:
+        pending = self.pending.get(address)
+        if pending is None or pending.idempotency_key != idempotency_key:
+            raise StateChangeError(
+                f"an outcome was recorded for {address} (Idempotency-Key {idempotency_key}) "
+                "but no such create was started"
+            )
+        return pending
+
+    def record_created(
+        self,
+        address: str,
+        idempotency_key: str,
+        trigger_id: str | None,
+        created_at: str | None,
+        status: str | None,
+        at: str,
+    ) -> None:
+        """The pending create becomes the record; a replaced id goes to history."""
+        pending = self._pending_for(address, idempotency_key)
+        old = self.triggers.get(address)
+        history = old.history if old is not None else self.forgotten.get(address, ())
+        if old is not None:
+            history = (*history, old.retired(REASON_REPLACED, at))
+        self.triggers[address] = TriggerRecord(
+            id=trigger_id,
+            origin=ORIGIN_CREATED,
+            created_at=created_at,
+            status=status,
+            revision=pending.revision,
+            body=pending.body,
+            digest=pending.digest,
+            file=pending.file,
+            history=history,
+        )
+        del self.pending[address]
+        self.forgotten.pop(address, None)
+
+    def record_failed(self, address: str, idempotency_key: str) -> None:
+        """Surely nothing was created, so it is not pending any more."""
+        self._pending_for(address, idempotency_key)
+        del self.pending[address]
+
+    def record_uncertain(self, address: str, idempotency_key: str, reason: str) -> None:
+        """The create may have happened: it stays pending, with the reason it is uncertain."""
+        pending = self._pending_for(address, idempotency_key)
+        self.pending[address] = replace(pending, reason=reason)
+
+
+def start_pending(lockfile: Lockfile, address: str, pending: PendingCreate) -> Lockfile:
+    """Record a create that has started (a retry replaces the earlier pending create)."""
+    changes = CreateOutcomes(lockfile)
+    changes.start_pending(address, pending)
+    return changes.lockfile()
+
+
+def record_created(
+    lockfile: Lockfile,
+    address: str,
+    idempotency_key: str,
+    trigger_id: str | None,
+    created_at: str | None,
+    status: str | None,
+    at: str,
+) -> Lockfile:
+    """A create succeeded: the pending create becomes the record; a replaced id goes to history."""
+    changes = CreateOutcomes(lockfile)
+    changes.record_created(address, idempotency_key, trigger_id, created_at, status, at)
+    return changes.lockfile()
+
+
+def record_failed(lockfile: Lockfile, address: str, idempotency_key: str) -> Lockfile:
+    """The API refused the create: surely nothing was created, so it is not pending any more."""
+    changes = CreateOutcomes(lockfile)
+    changes.record_failed(address, idempotency_key)
+    return changes.lockfile()
+
+
+def record_uncertain(
+    lockfile: Lockfile, address: str, idempotency_key: str, reason: str
+) -> Lockfile:
+    """The create may have happened: it stays pending, with the reason it is uncertain."""
+    changes = CreateOutcomes(lockfile)
+    changes.record_uncertain(address, idempotency_key, reason)
+    return changes.lockfile()
+
+
+class Forgotten(enum.Enum):
+    """What `forget` removed."""
+
+    RECORD = "record"  # the trigger record (its id moved to history)
+    PENDING = "pending"  # only the uncertain create; the address's record is kept
+
+
+def forget(lockfile: Lockfile, address: str, at: str) -> tuple[Lockfile, Forgotten]:
+    """`state rm`: settle an uncertain create if there is one, else forget the record."""
+    if address in lockfile.pending:
+        # "rm" answers the uncertain remedy "the create did not happen": keep the record a
+        # pending replace would have retired, so the replace is simply planned again.
+        return replace(lockfile, pending=_without(lockfile.pending, address)), Forgotten.PENDING
+    record = lockfile.triggers.get(address)
+    if record is None:
+        raise StateChangeError(f"{address} is not in the lockfile; nothing to forget")
+    history = (*record.history, record.retired(REASON_REMOVED, at))
+    return (
+        replace(
+            lockfile,
+            triggers=_without(lockfile.triggers, address),
+            forgotten={**lockfile.forgotten, address: history},
+        ),
+        Forgotten.RECORD,
+    )
+
+
+def move(lockfile: Lockfile, old: str, new: str) -> Lockfile:
+    """`state mv`: the record (and any pending create) of `old` now belongs to `new`."""
+    if not lockfile.recorded(old):
+        raise StateChangeError(f"{old} is not in the lockfile; nothing to move")
+    if lockfile.recorded(new):
+        raise StateChangeError(
+            f"{new} is already in the lockfile; run `pfsync state rm {new}` first if it is "
+            "really to be forgotten"
+        )
+    if old.split("/", 1)[0] != new.split("/", 1)[0]:
+        raise StateChangeError(
+            f"cannot move {old} to {new}: a trigger belongs to one business for good (a "
+            "different business needs its own trigger)"
+        )
+    triggers = _without(lockfile.triggers, old)
+    if old in lockfile.triggers:
+        record = lockfile.triggers[old]
+        triggers[new] = replace(record, history=(*lockfile.forgotten.get(new, ()), *record.history))
+    pending = _without(lockfile.pending, old)
+    if old in lockfile.pending:
+        pending[new] = lockfile.pending[old]
+    forgotten = (
+        _without(lockfile.forgotten, new) if old in lockfile.triggers else lockfile.forgotten
+    )
+    return replace(lockfile, triggers=triggers, pending=pending, forgotten=forgotten)
+
+
+def record_import(
+    lockfile: Lockfile,
+    address: str,
+    trigger_id: str,
+    body: dict[str, Any],
+    revision: int,
+    file: str,
+    at: str,
+    force: bool,
+) -> Lockfile:
+    """`state import`: record an existing trigger for `address` with the manifest's body."""
+    history = _history_of(lockfile, address)
+    old = lockfile.triggers.get(address)
+    if address in lockfile.pending:
+        # Settles the uncertain create: the trigger found in Pocketflows is its outcome.
+        if old is not None:
+            history = (*history, old.retired(REASON_REPLACED, at))
+    elif old is not None:
+        if not force:
+            shown_id = old.id if old.id is not None else "with unknown id"
+            raise StateChangeError(
+                f"{address} is already recorded (trigger {shown_id}); pass --force to "
+                "overwrite the record (its id is kept in the history)"
+            )
+        history = (*history, old.retired(REASON_OVERWRITTEN, at))
+    record = TriggerRecord(
+        id=trigger_id,
+        origin=ORIGIN_IMPORTED,
+        created_at=None,
+        status=None,
+        revision=revision,
+        body=body,
+        digest=body_digest(body),
+        file=file,
+        history=history,
+    )
+    return replace(
+        lockfile,
+        triggers={**lockfile.triggers, address: record},
+        pending=_without(lockfile.pending, address),
+        forgotten=_without(lockfile.forgotten, address),
+    )

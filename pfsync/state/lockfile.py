@@ -1,0 +1,387 @@
+"""The lockfile `pfsync.lock`: the record of which triggers exist (§6), read with full checks.
+
+Public API:
+
+    Lockfile                      the whole file: version, lineage, serial, api_url,
+                                  triggers {address: TriggerRecord},
+                                  pending {address: PendingCreate},
+                                  forgotten {address: (HistoryEntry, ...)}: the history of
+                                  addresses whose record `state rm` removed,
+                                  lock: StateLockRecord | None (remote stores only)
+    Lockfile.new(api_url)         a fresh, unsaved lockfile (new lineage, serial 0)
+    TriggerRecord                 id (None: created, id unknown), origin, created_at, status,
+                                  revision, body, digest, file, history (HistoryEntry, oldest first)
+    PendingCreate                 a create whose outcome is unknown: idempotency_key, digest, body,
+                                  revision, file, replaces (old id or None), started_at, reason
+    read_lockfile(path)           Lockfile, or None when the file does not exist;
+                                  LockfileError when it cannot be trusted (never overwritten)
+    save_lockfile(path, before, after)
+                                  write `after` atomically with serial + 1, unless its content
+                                  equals `before` (then nothing is written: byte-identical)
+    require_api_url(lockfile, api_url, path)
+                                  LockfileError when the lockfile describes another API
+    utc_now()                     the timestamp format used in the lockfile and journal
+
+Values are frozen; changes make new values (see `pfsync.state.changes`), so the planner and the
+journal fold stay pure functions.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pfsync.errors import LockfileError
+from pfsync.support.atomic import atomic_write_text
+from pfsync.support.canonical import body_digest
+from pfsync.support.paths import shown_path
+from pfsync.support.textsafety import json_text
+
+LOCKFILE_VERSION = 1
+ORIGIN_CREATED = "created"
+ORIGIN_IMPORTED = "imported"
+REASON_REPLACED = "replaced"
+REASON_REMOVED = "removed"
+REASON_OVERWRITTEN = "overwritten"
+_MAX_SCHEMA_PROBLEMS = 5
+
+
+def utc_now() -> str:
+    """The current UTC time as `2026-01-31T12:00:00Z`."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """An earlier trigger of an address: its id, when and why it stopped being the record."""
+
+    id: str | None
+    at: str
+    reason: str  # replaced | removed | overwritten
+    origin: str
+    revision: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The lockfile form."""
+        return {
+            "id": self.id,
+            "at": self.at,
+            "reason": self.reason,
+            "origin": self.origin,
+            "revision": self.revision,
+        }
+
+
+@dataclass(frozen=True)
+class TriggerRecord:
+    """The trigger recorded for one address."""
+
+    id: str | None
+    origin: str  # created | imported
+    created_at: str | None
+    status: str | None
+    revision: int
+    body: dict[str, Any]
+    digest: str
+    file: str
+    history: tuple[HistoryEntry, ...] = ()
+
+    def retired(self, reason: str, at: str) -> HistoryEntry:
+        """This record as a history entry."""
+        return HistoryEntry(self.id, at, reason, self.origin, self.revision)
+
+    def to_json(self) -> dict[str, Any]:
+        """The lockfile form."""
+        return {
+            "id": self.id,
+            "origin": self.origin,
+            "created_at": self.created_at,
+            "status": self.status,
+            "revision": self.revision,
+            "body": self.body,
+            "digest": self.digest,
+            "file": self.file,
+            "history": [entry.to_json() for entry in self.history],
+        }
+
+
+@dataclass(frozen=True)
+class PendingCreate:
+    """A create that was started and whose outcome is not known (an `uncertain` address)."""
+
+    idempotency_key: str
+    digest: str
+    body: dict[str, Any]
+    revision: int
+    file: str
+    replaces: str | None  # the id a replace retires once created, None for a first create
+    started_at: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The lockfile form."""
+        return {
+            "idempotency_key": self.idempotency_key,
+            "digest": self.digest,
+            "body": self.body,
+            "revision": self.revision,
+            "file": self.file,
+            "replaces": self.replaces,
+            "started_at": self.started_at,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class StateLockRecord:
+    """The lock a run holds inside a remote store's lockfile (the file store uses flock)."""
+
+    id: str
+    host: str
+    pid: int
+    run_url: str | None
+    since: str
+    operation: str
+
+    def describe(self) -> str:
+        """`apply by pid 12 on host ci-7 since 2026-01-31T12:00:00Z (https://…) — lock ID`."""
+        where = f" ({self.run_url})" if self.run_url else ""
+        return (
+            f"{self.operation} by pid {self.pid} on host {self.host} since {self.since}{where}, "
+            f"lock {self.id}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The lockfile form."""
+        return {
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "run_url": self.run_url,
+            "since": self.since,
+            "operation": self.operation,
+        }
+
+
+@dataclass(frozen=True)
+class Lockfile:
+    """The whole lockfile. `serial` 0 means never saved."""
+
+    lineage: str
+    serial: int
+    api_url: str
+    triggers: dict[str, TriggerRecord] = field(default_factory=dict)
+    pending: dict[str, PendingCreate] = field(default_factory=dict)
+    # The history of addresses that have no trigger record any more (`state rm`), carried into
+    # the next record of that address so an address's earlier ids are never lost.
+    forgotten: dict[str, tuple[HistoryEntry, ...]] = field(default_factory=dict)
+    version: int = LOCKFILE_VERSION
+    lock: StateLockRecord | None = None
+
+    @classmethod
+    def new(cls, api_url: str) -> Lockfile:
+        """A lockfile that does not exist yet; its lineage is fixed here, once."""
+        return cls(lineage=str(uuid.uuid4()), serial=0, api_url=api_url)
+
+    def recorded(self, address: str) -> bool:
+        """Whether the address has a trigger record or a pending create."""
+        return address in self.triggers or address in self.pending
+
+    def addresses(self) -> set[str]:
+        """Every address with a trigger record or a pending create."""
+        return set(self.triggers) | set(self.pending)
+
+    def to_json(self) -> dict[str, Any]:
+        """The lockfile document (`lock` only while held, so older files stay byte-identical)."""
+        document: dict[str, Any] = {
+            "version": self.version,
+            "lineage": self.lineage,
+            "serial": self.serial,
+            "api_url": self.api_url,
+            "triggers": {address: r.to_json() for address, r in self.triggers.items()},
+            "pending": {address: p.to_json() for address, p in self.pending.items()},
+            "forgotten": {
+                address: [entry.to_json() for entry in entries]
+                for address, entries in self.forgotten.items()
+            },
+        }
+        if self.lock is not None:
+            document["lock"] = self.lock.to_json()
+        return document
+
+    def dumps(self) -> str:
+        """The exact file text: sorted keys, 2-space indent, trailing newline."""
+        # Computed once per value (json's indented encoder is pure Python, slow for thousands
+        # of records): a Lockfile and its tables are never changed after it is made.
+        text: str | None = self.__dict__.get("_text")
+        if text is None:
+            text = json_text(self.to_json(), sort_keys=True, indent=2) + "\n"
+            object.__setattr__(self, "_text", text)
+        return text
+
+    def same_content(self, other: Lockfile) -> bool:
+        """Equal apart from `serial` (what decides whether a write is needed)."""
+        return replace(self, serial=0).to_json() == replace(other, serial=0).to_json()
+
+
+def lockfile_from_json(data: dict[str, Any]) -> Lockfile:
+    """A Lockfile from an already verified document."""
+    return Lockfile(
+        lineage=data["lineage"],
+        serial=data["serial"],
+        api_url=data["api_url"],
+        version=data["version"],
+        triggers={
+            address: TriggerRecord(
+                id=r["id"],
+                origin=r["origin"],
+                created_at=r["created_at"],
+                status=r["status"],
+                revision=r["revision"],
+                body=r["body"],
+                digest=r["digest"],
+                file=r["file"],
+                history=tuple(HistoryEntry(**h) for h in r["history"]),
+            )
+            for address, r in data["triggers"].items()
+        },
+        pending={address: PendingCreate(**p) for address, p in data["pending"].items()},
+        forgotten={
+            address: tuple(HistoryEntry(**h) for h in entries)
+            for address, entries in data["forgotten"].items()
+        },
+        lock=StateLockRecord(**data["lock"]) if data.get("lock") else None,
+    )
+
+
+def _untrusted(shown: str, problem: str) -> LockfileError:
+    return LockfileError(
+        f"the lockfile {shown} {problem}. pfsync never overwrites a lockfile it cannot trust: "
+        f"restore it from git (git checkout -- {shown}) or repair it, then run again"
+    )
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_lockfile(text: str, shown: str) -> Lockfile:
+    """Verify lockfile text (JSON, version, schema, digests) and return it; LockfileError if not."""
+    try:
+        return _parse_lockfile(text, shown)
+    except RecursionError:  # pfsync writes at most ~100 levels (yamlload.MAX_NESTING_DEPTH)
+        raise _untrusted(shown, "is nested too deeply to be a lockfile") from None
+
+
+def _parse_lockfile(text: str, shown: str) -> Lockfile:
+    if not text.strip():
+        raise _untrusted(shown, "is empty (truncated?)")
+    try:
+        data = json.loads(
+            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise _untrusted(
+            shown, f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except ValueError as exc:
+        raise _untrusted(shown, f"is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise _untrusted(shown, "is not a JSON object")
+    version = data.get("version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > LOCKFILE_VERSION:
+        raise LockfileError(
+            f"the lockfile {shown} has format version {version}, written by a newer pfsync; "
+            f"this pfsync reads version {LOCKFILE_VERSION}. Upgrade pfsync (the file is left "
+            "untouched)"
+        )
+    _check_schema(data, shown)
+    for kind, records in (("trigger", data["triggers"]), ("pending create", data["pending"])):
+        for address, record in records.items():
+            if body_digest(record["body"]) != record["digest"]:
+                raise _untrusted(
+                    shown,
+                    f"records a body for the {kind} {address} that does not match its digest "
+                    "(edited by hand?)",
+                )
+    return lockfile_from_json(data)
+
+
+def _check_schema(data: dict[str, Any], shown: str) -> None:
+    from pfsync.schemas import LOCKFILE, check, validator
+    from pfsync.support.diagnostics import json_path
+
+    if check(LOCKFILE)(data):
+        return
+    errors = sorted(validator(LOCKFILE).iter_errors(data), key=lambda e: list(map(str, e.path)))
+    if not errors:
+        return
+    details = [f"{json_path(e.absolute_path)}: {_short(e.message)}" for e in errors]
+    more = len(details) - _MAX_SCHEMA_PROBLEMS
+    listed = "; ".join(details[:_MAX_SCHEMA_PROBLEMS]) + (f"; and {more} more" if more > 0 else "")
+    raise _untrusted(shown, f"fails the lockfile schema ({listed})")
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= 200 else message[:200] + "…"
+
+
+def read_lockfile(path: Path) -> Lockfile | None:
+    """The verified lockfile at `path`, or None when it does not exist."""
+    shown = shown_path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise LockfileError(f"cannot read the lockfile {shown}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _untrusted(shown, f"is not UTF-8 (byte {exc.start})") from None
+    return parse_lockfile(text, shown)
+
+
+def save_lockfile(path: Path, before: Lockfile | None, after: Lockfile) -> Lockfile:
+    """Write `after` (serial = before's + 1) atomically; unchanged content writes nothing.
+
+    Returns the lockfile as it now is on disk.
+    """
+    if before is not None and before.serial > 0 and before.same_content(after):
+        return before
+    base_serial = before.serial if before is not None else 0
+    saved = after if after.serial == base_serial + 1 else replace(after, serial=base_serial + 1)
+    try:
+        atomic_write_text(path, saved.dumps())
+    except OSError as exc:
+        raise LockfileError(
+            f"cannot write the lockfile {shown_path(path)}: {exc.strerror}; it was not changed"
+        ) from None
+    return saved
+
+
+def require_api_url(lockfile: Lockfile | None, api_url: str, path: Path) -> None:
+    """Refuse when the lockfile records another API than the configured one (§6)."""
+    if lockfile is None or lockfile.api_url.rstrip("/") == api_url.rstrip("/"):
+        return
+    raise LockfileError(
+        f"the lockfile {shown_path(path)} describes the API {lockfile.api_url}, but the "
+        f"configured API URL is {api_url} (PFSYNC_API_URL or api_url in pfsync.yaml). Use one "
+        "lockfile per API: for another API (a staging business, a local `pfsync sandbox`), "
+        "give it a config of its own, e.g. `sandbox.yaml` holding `api_url: "
+        "http://127.0.0.1:8787` and `lockfile: sandbox.lock`, and run `pfsync --config "
+        "sandbox.yaml plan`"
+    )

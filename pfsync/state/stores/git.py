@@ -1,0 +1,356 @@
+"""The `git` store: the lockfile committed on a branch of a remote, written by `git push`.
+
+Only the real `git` executable is used, with the user's own credentials (a CI checkout's token or
+a deploy key): pfsync never reads them, and any URL with a user name or token in git's messages
+is redacted before it is shown.
+
+A write is a compare-and-swap on the lockfile, not on the whole branch: a commit that changes
+only the lockfile is made on the expected tip (with a private index: the working tree and the
+checked-out branch are never touched) and pushed without force. When the push is rejected
+because others pushed commits that leave the lockfile alone (ordinary merges during an apply),
+the commit is remade on the new tip and pushed again; when the lockfile itself changed, the
+write fails with StoreConflict. Any other refusal (a protected branch, a hook, no access, no
+network) is a StoreError: the caller stops sending.
+
+The version of a snapshot is `<tip commit> <lockfile blob>` (`absent` when the branch has no
+lockfile yet).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from pfsync.state.lockfile import Lockfile, parse_lockfile
+from pfsync.state.stores import Snapshot, StoreConflict, StoreError
+from pfsync.support.textsafety import escape
+
+ABSENT = "absent"
+AUTHOR = "pfsync"
+AUTHOR_EMAIL = "pfsync@localhost"
+GIT_TIMEOUT_SECONDS = 120.0
+MAX_REBASES = 20
+_CREDENTIALS_IN_URL = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/\s@]+@")
+
+
+def redact(text: str) -> str:
+    """git's message without credentials in URLs, its unsafe characters escaped."""
+    return escape(_CREDENTIALS_IN_URL.sub(r"\1***@", text))
+
+
+def _git_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "GIT_TERMINAL_PROMPT": "0",  # never wait for a password on a CI runner
+            "LC_ALL": "C",  # messages in English, so rejections can be told apart
+            "GIT_AUTHOR_NAME": AUTHOR,
+            "GIT_AUTHOR_EMAIL": AUTHOR_EMAIL,
+            "GIT_COMMITTER_NAME": AUTHOR,
+            "GIT_COMMITTER_EMAIL": AUTHOR_EMAIL,
+        }
+    )
+    return env
+
+
+@dataclass(frozen=True)
+class GitResult:
+    """One git command's exit code and output."""
+
+    code: int
+    out: str
+    err: str
+
+    @property
+    def message(self) -> str:
+        """The last lines git wrote on stderr, redacted, on one line."""
+        lines = [line.strip() for line in self.err.splitlines() if line.strip()]
+        return redact("; ".join(lines[-4:])) or f"git exited {self.code}"
+
+
+class Git:
+    """Runs git in one repository."""
+
+    def __init__(self, top: Path) -> None:
+        self.top = top
+
+    def run(
+        self, *args: str, input: str | None = None, env: dict[str, str] | None = None
+    ) -> GitResult:
+        """Run `git ARGS` (bounded in time); never raises for a non-zero exit."""
+        try:
+            proc = subprocess.run(
+                ["git", "-C", str(self.top), *args],
+                input=input,
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                env={**_git_environment(), **(env or {})},
+                timeout=GIT_TIMEOUT_SECONDS,
+                stdin=None if input is not None else subprocess.DEVNULL,
+                # Out of the terminal's process group: a Ctrl-C is pfsync's to handle (start
+                # nothing new, record everything), not a kill of the push that records it.
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise StoreError(
+                "the git store needs the `git` executable, and it is not on PATH"
+            ) from None
+        except OSError as exc:  # no memory, no file descriptors: the store cannot be used now
+            raise StoreError(f"cannot run git: {exc.strerror or exc}") from None
+        except subprocess.TimeoutExpired:
+            raise StoreError(
+                f"`git {args[0]}` did not finish within {GIT_TIMEOUT_SECONDS:g}s"
+            ) from None
+        return GitResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def out(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> str:
+        """The stripped stdout of `git ARGS`; StoreError with git's message if it fails."""
+        result = self.run(*args, input=input, env=env)
+        if result.code != 0:
+            raise StoreError(f"`git {args[0]}` failed: {result.message}")
+        return result.out.strip()
+
+    def maybe(self, *args: str) -> str | None:
+        """The stripped stdout, or None when git exits non-zero (e.g. a missing ref)."""
+        result = self.run(*args)
+        return result.out.strip() if result.code == 0 else None
+
+
+def repository_top(directory: Path) -> Path:
+    """The top of the work tree containing `directory`; StoreError when there is none."""
+    result = Git(directory).run("rev-parse", "--show-toplevel")
+    if result.code != 0:
+        raise StoreError(
+            f"state.store is git, but {directory} is not inside a git repository ({result.message})"
+        )
+    return Path(result.out.strip())
+
+
+class GitStore:
+    """The lockfile at `path` on `remote`/`branch`."""
+
+    def __init__(self, top: Path, path: str, remote: str, branch: str) -> None:
+        self.git = Git(top)
+        self.path = path
+        self.remote = remote
+        self.branch = branch
+        self.tracking_ref = f"refs/remotes/{remote}/{branch}"
+        self._git_dir: Path | None = None
+
+    @classmethod
+    def for_config(
+        cls,
+        config: object,
+        remote: str | None = None,
+        branch: str | None = None,
+    ) -> GitStore:
+        """The store of `config` (state.remote / state.branch unless given)."""
+        from pfsync.config import Config
+
+        assert isinstance(config, Config)
+        top = repository_top(config.root)
+        lockfile = Path(os.path.realpath(config.lockfile))
+        try:
+            path = PurePosixPath(lockfile.relative_to(os.path.realpath(top))).as_posix()
+        except ValueError:
+            raise StoreError(
+                f"the lockfile {config.lockfile} is outside the git repository {top}"
+            ) from None
+        git = Git(top)
+        remote = remote or config.state.remote
+        if git.maybe("remote", "get-url", remote) is None:
+            raise StoreError(
+                f"state.store is git, but the repository has no remote {remote!r} "
+                "(set state.remote in pfsync.yaml, or add the remote)"
+            )
+        branch = branch or config.state.branch or git.maybe("symbolic-ref", "--short", "-q", "HEAD")
+        if not branch:
+            raise StoreError(
+                "state.store is git and this checkout is not on a branch (detached HEAD); set "
+                "state.branch in pfsync.yaml to the branch that holds the lockfile"
+            )
+        return cls(top, path, remote, branch)
+
+    @property
+    def description(self) -> str:
+        """`pfsync.lock on origin/main`."""
+        return f"{self.path} on {self.remote}/{self.branch}"
+
+    def fetch(self) -> None:
+        """Bring the remote branch into its remote-tracking ref; StoreError if that fails."""
+        result = self.git.run(
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            self.remote,
+            f"+refs/heads/{self.branch}:{self.tracking_ref}",
+        )
+        if result.code != 0:
+            if "couldn't find remote ref" in result.err:
+                raise StoreError(
+                    f"the branch {self.branch} does not exist on {self.remote}; push it first "
+                    "(the git store commits the lockfile onto an existing branch)"
+                )
+            raise StoreError(f"cannot fetch {self.remote}/{self.branch}: {result.message}")
+
+    def read(self, *, strict: bool = True) -> Snapshot:
+        """The lockfile at the remote branch's tip, after a fetch.
+
+        Not strict (plan, state list): when the fetch fails, the last fetched tip is used with a
+        warning, so a read-only command still works offline or without credentials.
+        """
+        warnings: tuple[str, ...] = ()
+        try:
+            self.fetch()
+        except StoreError as exc:
+            if strict or self.git.maybe("rev-parse", "--verify", "-q", self.tracking_ref) is None:
+                raise
+            warnings = (
+                f"{exc}; using the lockfile of the last fetched {self.remote}/{self.branch}, "
+                "which may be out of date",
+            )
+        tip = self.git.out("rev-parse", "--verify", f"{self.tracking_ref}^{{commit}}")
+        return self._snapshot_at(tip, warnings)
+
+    def read_head(self) -> Snapshot:
+        """The lockfile committed at HEAD, without a fetch (what a `--no-push` commit changes)."""
+        head = self.git.out("rev-parse", "--verify", "HEAD^{commit}")
+        return self._snapshot_at(head)
+
+    def _snapshot_at(self, tip: str, warnings: tuple[str, ...] = ()) -> Snapshot:
+        blob = self._blob_at(tip)
+        lockfile = None
+        if blob != ABSENT:
+            result = self.git.run("cat-file", "blob", blob)
+            if result.code != 0:
+                raise StoreError(f"cannot read {self.description}: {result.message}")
+            lockfile = parse_lockfile(result.out, self.description)
+        return Snapshot(lockfile, f"{tip} {blob}", warnings)
+
+    def _blob_at(self, commit: str) -> str:
+        blob = self.git.maybe("rev-parse", "--verify", "-q", f"{commit}:{self.path}")
+        return blob or ABSENT
+
+    def write(self, lockfile: Lockfile, expected: Snapshot, message: str) -> Snapshot:
+        """Commit `lockfile` onto the expected tip and push it (rebased over unrelated commits)."""
+        tip, expected_blob = expected.version.split()
+        blob = self.git.out("hash-object", "-w", "--stdin", input=lockfile.dumps())
+        for attempt in range(1, MAX_REBASES + 1):
+            commit = self._commit_on(tip, blob, message)
+            # --no-verify: a developer's pre-push hook (lint, tests) must not block the record.
+            pushed = self.git.run(
+                "push", "--quiet", "--no-verify", self.remote, f"{commit}:refs/heads/{self.branch}"
+            )
+            if pushed.code == 0:
+                self.git.run("update-ref", self.tracking_ref, commit)
+                return Snapshot(lockfile, f"{commit} {blob}")
+            self.fetch()
+            new_tip = self.git.out("rev-parse", "--verify", f"{self.tracking_ref}^{{commit}}")
+            if new_tip == commit:
+                return Snapshot(lockfile, f"{commit} {blob}")  # it landed; git's exit lied
+            if new_tip == tip:
+                raise StoreError(
+                    f"git refused to push the lockfile to {self.remote}/{self.branch}: "
+                    f"{pushed.message}"
+                )
+            if self._blob_at(new_tip) != expected_blob:
+                raise StoreConflict(
+                    f"the lockfile {self.description} changed underneath (now at commit "
+                    f"{new_tip[:12]})"
+                )
+            tip = new_tip  # others pushed commits that leave the lockfile alone: rebase
+            time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))  # a busy branch: back off
+        raise StoreError(
+            f"gave up pushing the lockfile to {self.remote}/{self.branch} after {MAX_REBASES} "
+            "rejections by newer commits"
+        )
+
+    def _commit_on(self, parent: str, blob: str, message: str) -> str:
+        # The private index lives in the repository's git directory, so one left by a killed
+        # run goes away with the checkout instead of piling up in /tmp on a reused runner.
+        if self._git_dir is None:
+            self._git_dir = Path(self.git.out("rev-parse", "--absolute-git-dir"))
+        try:
+            scratch = tempfile.TemporaryDirectory(prefix="pfsync-index-", dir=self._git_dir)
+        except OSError as exc:
+            raise StoreError(f"cannot make a git index: {exc.strerror or exc}") from None
+        with scratch as folder:
+            env = {"GIT_INDEX_FILE": str(Path(folder) / "index")}
+            self.git.out("read-tree", parent, env=env)
+            self.git.out(
+                "update-index", "--add", "--cacheinfo", f"100644,{blob},{self.path}", env=env
+            )
+            tree = self.git.out("write-tree", env=env)
+        return self.git.out("commit-tree", tree, "-p", parent, "-m", message)
+
+    def require_tip_checkout(self, snapshot: Snapshot) -> None:
+        """StoreError unless HEAD is the tip, or behind it only by lockfile commits."""
+        tip = snapshot.version.split()[0]
+        head = self.git.out("rev-parse", "--verify", "HEAD^{commit}")
+        if head == tip:
+            return
+        behind_only = self.git.run("merge-base", "--is-ancestor", head, tip).code == 0
+        names = self.git.out("diff", "--name-only", "-z", "--no-renames", head, tip)
+        changed = [name for name in names.split("\0") if name]
+        if behind_only and set(changed) <= {self.path}:
+            return
+        raise StoreError(
+            f"this checkout (commit {head[:12]}) is not the tip of {self.remote}/{self.branch} "
+            f"(commit {tip[:12]}); pfsync applies from the tip: pull or check out "
+            f"{self.remote}/{self.branch} and run again. Nothing was sent"
+        )
+
+    def commit_locally(self, lockfile: Lockfile, message: str) -> str:
+        """Write the lockfile into the work tree and commit it on the current branch (no push).
+
+        Returns the new commit id.
+        """
+        from pfsync.support.atomic import atomic_write_text
+
+        if self.git.maybe("symbolic-ref", "-q", "HEAD") is None:
+            raise StoreError("--no-push makes a commit on the current branch: check one out")
+        try:
+            atomic_write_text(self.git.top / self.path, lockfile.dumps())
+        except OSError as exc:
+            raise StoreError(f"cannot write {self.path}: {exc.strerror}") from None
+        self.git.out("add", "--", self.path)
+        self.git.out("commit", "--quiet", "--no-verify", "-m", message, "--", self.path)
+        return self.git.out("rev-parse", "HEAD")
+
+
+class CheckedOutLockfile:
+    """A git store seen from the checkout, for `--no-push`: HEAD's lockfile, local commits.
+
+    What a pull request proposes is a change of the lockfile its branch holds; its diff is then
+    exactly that change, and git reports a conflict if main's lockfile moved meanwhile.
+    """
+
+    def __init__(self, store: GitStore) -> None:
+        self.store = store
+
+    @property
+    def description(self) -> str:
+        """`pfsync.lock at HEAD`."""
+        return f"{self.store.path} at HEAD"
+
+    def read(self, *, strict: bool = True) -> Snapshot:
+        """The lockfile committed at HEAD (no fetch)."""
+        return self.store.read_head()
+
+    def write(self, lockfile: Lockfile, expected: Snapshot, message: str) -> Snapshot:
+        """Commit `lockfile` on the current branch if HEAD is still where it was read."""
+        head = self.store.git.out("rev-parse", "--verify", "HEAD^{commit}")
+        if head != expected.version.split()[0]:
+            raise StoreConflict("HEAD moved since the lockfile was read; run the command again")
+        # No [skip ci]: this commit is proposed in a pull request, whose plan must run.
+        commit = self.store.commit_locally(lockfile, message.replace(" [skip ci]", ""))
+        return Snapshot(lockfile, f"{commit} {self.store._blob_at(commit)}")

@@ -1,0 +1,10 @@
+"""The few helpers every layer needs; nothing here knows about triggers, plans or state.
+
+atomic        replace a file so readers see the old text or the new, never a mix
+canonical     RFC 8785 canonical JSON and the body digest
+diagnostics   Diagnostic: one located problem in a file, and its output formats
+paths         how a path is shown to the user
+textsafety    outside text made safe to show and to store; secrets kept out of output
+workers       independent work spread over the machine's cores
+yamlload      safe YAML → JSON values with the position of every value
+"""

@@ -1,0 +1,74 @@
+"""A YAML file read safely: size, type and encoding checked, every document with positions."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from pfsync.support.diagnostics import Diagnostic, json_path
+from pfsync.support.yamlload import Document, YamlProblem, iter_documents
+
+MAX_FILE_BYTES = 10 * 1024 * 1024
+
+
+def read_text(path: Path, shown: str) -> str | Diagnostic:
+    """The file's text, or why it cannot be a manifest (size, type, encoding)."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return Diagnostic(shown, 1, 1, f"cannot read file: {exc.strerror}")
+    if not stat.S_ISREG(info.st_mode):
+        return Diagnostic(shown, 1, 1, "not a regular file", hint="name only .yaml files")
+    if info.st_size > MAX_FILE_BYTES:
+        return Diagnostic(
+            shown,
+            1,
+            1,
+            f"file is larger than 10 MiB ({info.st_size} bytes); not read",
+            hint="split it into several manifest files",
+        )
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        return Diagnostic(shown, 1, 1, f"cannot read file: {exc.strerror}")
+    if len(raw) > MAX_FILE_BYTES:
+        return Diagnostic(
+            shown,
+            1,
+            1,
+            "file is larger than 10 MiB; not read",
+            hint="split it into several manifest files",
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return Diagnostic(
+            shown,
+            line,
+            col,
+            f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
+            hint="save the file as UTF-8",
+        )
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def load_yaml_file(path: Path, shown: str) -> tuple[list[Document], list[Diagnostic]]:
+    """The file's non-empty YAML documents, and the problem that stopped reading, if any."""
+    text = read_text(path, shown)
+    if isinstance(text, Diagnostic):
+        return [], [text]
+    documents: list[Document] = []
+    problems: list[Diagnostic] = []
+    for item in iter_documents(text):
+        if isinstance(item, YamlProblem):
+            line, col = item.position
+            problems.append(
+                Diagnostic(shown, line, col, item.message, json_path(item.path), item.hint)
+            )
+        else:
+            documents.append(item)
+    return documents, problems
