@@ -1,19 +1,34 @@
-"""The exceptions pfsync raises on purpose; the CLI maps each to a message and exit code 1.
+"""Every exception pfsync raises on purpose; the CLI maps each to its message and exit code 1.
 
-    PfsyncError                  every expected failure; `str()` is a complete user message
-    ├── ConfigError              pfsync.yaml or the environment is unusable
-    ├── LockfileError            the lockfile or journal cannot be trusted (never overwritten)
-    │   └── LockHeldError        another pfsync holds the state lock
-    ├── PlanError                a saved plan is stale or malformed
-    └── ApiError                 the Pocketflows API refused the run as a whole (e.g. 401/403)
+    PfsyncError                    every expected failure; `str()` is a complete user message
+    ├── ConfigError                pfsync.yaml or the environment is unusable
+    │   └── ConfigInvalid          pfsync.yaml has located problems (`.diagnostics`)
+    ├── LockfileError              the lockfile or journal cannot be trusted (never overwritten)
+    │   ├── LockHeldError          another pfsync holds the state lock
+    │   ├── JournalWriteError      a journal record could not be made durable: stop sending
+    │   └── StoreError             a state store cannot be read or written: stop sending
+    │       └── StoreConflict      the store's lockfile changed since it was read
+    ├── StateChangeError           a `state rm`/`mv`/`import` does not fit the lockfile
+    ├── PlanError                  a --target/--replace makes no sense, or a saved plan is
+    │                              stale or malformed
+    ├── ApplyRefused               apply refused before sending anything
+    └── SandboxDataError           the sandbox's data file cannot be read (left untouched)
 
-    SignalStop (a BaseException) SIGTERM or SIGHUP while a remote store's lock is held and
-                                 nothing is being sent: unwinds so the lock is released
+    SignalStop (a BaseException)   SIGTERM or SIGHUP while a remote store's lock is held and
+                                   nothing is being sent: unwinds so the lock is released;
+                                   exits 128 + the signal's number
 
 Bad manifests are not exceptions: they are `Diagnostic` values, so every file gets reported.
+Failed creates are not exceptions either: they are outcomes, recorded and summarised.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pfsync.support.diagnostics import Diagnostic
 
 
 class PfsyncError(Exception):
@@ -26,6 +41,15 @@ class ConfigError(PfsyncError):
     """The configuration file or the environment cannot be used."""
 
 
+class ConfigInvalid(ConfigError):
+    """pfsync.yaml has located problems, reported like manifest problems."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        count = len(diagnostics)
+        super().__init__(f"{count} problem{'' if count == 1 else 's'} in the configuration")
+        self.diagnostics = list(diagnostics)
+
+
 class LockfileError(PfsyncError):
     """The lockfile or its journal is unreadable, invalid, or from a newer pfsync."""
 
@@ -34,12 +58,32 @@ class LockHeldError(LockfileError):
     """Another pfsync process holds the state lock."""
 
 
+class JournalWriteError(LockfileError):
+    """A journal record could not be made durable; no further create may be sent."""
+
+
+class StoreError(LockfileError):
+    """The store cannot be read or written; nothing more may be sent."""
+
+
+class StoreConflict(StoreError):
+    """The lockfile in the store changed since it was read (a compare-and-swap lost)."""
+
+
+class StateChangeError(PfsyncError):
+    """A requested state change does not fit the lockfile (missing address, existing target…)."""
+
+
 class PlanError(PfsyncError):
-    """A saved plan cannot be applied as it stands."""
+    """A plan cannot be made as asked, or a saved plan cannot be applied as it stands."""
 
 
-class ApiError(PfsyncError):
-    """The API refused the whole run (authentication, unusable URL)."""
+class ApplyRefused(PfsyncError):
+    """Apply refused before sending anything."""
+
+
+class SandboxDataError(PfsyncError):
+    """The sandbox data file cannot be read; it is left untouched."""
 
 
 class SignalStop(BaseException):

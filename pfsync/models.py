@@ -1,9 +1,17 @@
-"""The values that flow between pfsync's steps: a validated manifest and its address."""
+"""DesiredTrigger: one trigger as its manifest declares it, from manifest to lockfile.
+
+The same value flows through every step: the manifests yield it, a plan entry carries it,
+a saved plan stores it, apply sends it, and the journal and the lockfile record it while a
+create's outcome is unknown. Only the action around it changes (create, replace, re-send).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
+
+from pfsync.support.canonical import body_digest
 
 
 def make_address(business: str, key: str) -> str:
@@ -12,19 +20,45 @@ def make_address(business: str, key: str) -> str:
 
 
 @dataclass(frozen=True)
-class Manifest:
-    """One validated trigger declaration.
+class DesiredTrigger:
+    """A trigger to exist at `address`: its create-trigger body and where it is declared.
 
-    `spec` is exactly the create-trigger request body; `file` is the path shown to users
-    (relative to the config directory when inside it), `line` the 1-based line of `key:`.
+    `body` is exactly the create-trigger request body and `digest` its canonical digest.
+    `file` is the manifest path shown to users (relative to the config directory when
+    inside it) and `line` the 1-based line of its `key:`, 0 when only the file is known
+    (restored from a journal, a lockfile or a saved plan). `replaces` is the id of the
+    trigger a replacement retires, None for a first create.
     """
 
     business: str
     key: str
+    body: dict[str, Any]
+    digest: str
     revision: int
-    spec: dict[str, Any]
     file: str
-    line: int
+    line: int = 0
+    replaces: str | None = None
+
+    @classmethod
+    def declared(
+        cls, business: str, key: str, revision: int, body: dict[str, Any], file: str, line: int
+    ) -> DesiredTrigger:
+        """The trigger a manifest declares (its digest computed here, once)."""
+        return cls(business, key, body, body_digest(body), revision, file, line)
+
+    @classmethod
+    def at_address(
+        cls,
+        address: str,
+        body: dict[str, Any],
+        digest: str,
+        revision: int,
+        file: str,
+        replaces: str | None = None,
+    ) -> DesiredTrigger:
+        """The trigger recorded for `address` (a journal, lockfile or saved-plan record)."""
+        business, _, key = address.partition("/")
+        return cls(business, key, body, digest, revision, file, 0, replaces)
 
     @property
     def address(self) -> str:
@@ -33,5 +67,19 @@ class Manifest:
 
     @property
     def source(self) -> str:
-        """`file:line`, where the trigger is declared."""
-        return f"{self.file}:{self.line}"
+        """`file:line` where the trigger is declared (the file alone when the line is unknown)."""
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def replacing(self, trigger_id: str | None) -> DesiredTrigger:
+        """The same trigger as the replacement of `trigger_id`."""
+        return dataclasses.replace(self, replaces=trigger_id)
+
+    def record_fields(self) -> dict[str, Any]:
+        """The fields a journal or lockfile record stores for it (its address is the key)."""
+        return {
+            "digest": self.digest,
+            "body": self.body,
+            "revision": self.revision,
+            "file": self.file,
+            "replaces": self.replaces,
+        }

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pfsync.models import Manifest
+from pfsync.models import DesiredTrigger
 from pfsync.state.lockfile import Lockfile, TriggerRecord
 from pfsync.support.canonical import body_digest
 
@@ -59,9 +59,9 @@ def body(name: str, event: str = "pde_signup") -> dict[str, Any]:
     }
 
 
-def manifest(key: str, name: str, revision: int = 0, business: str = "biz_1") -> Manifest:
-    """A validated Manifest as load_manifests would return it."""
-    return Manifest(business, key, revision, body(name), f"triggers/{key}.yaml", 3)
+def manifest(key: str, name: str, revision: int = 0, business: str = "biz_1") -> DesiredTrigger:
+    """A validated DesiredTrigger as load_manifests would return it."""
+    return DesiredTrigger.declared(business, key, revision, body(name), f"triggers/{key}.yaml", 3)
 
 
 def record(trigger_id: str | None, name: str, revision: int = 0, key: str = "") -> TriggerRecord:

@@ -10,6 +10,7 @@ import pytest
 from fixtures_sandbox import MakeSandbox, trigger_body
 from pfsync.apply.applier import Applier, ApplyItem, ItemResult, RetryPolicy
 from pfsync.apply.client import PocketflowsClient, Timeouts
+from pfsync.models import DesiredTrigger
 from pfsync.sandbox import Sandbox
 from pfsync.state.journal import Journal, settle_journal
 from pfsync.state.lockfile import Lockfile, read_lockfile, save_lockfile
@@ -20,7 +21,7 @@ FAST = RetryPolicy(max_attempts=4, max_total_seconds=20, base_seconds=0.01, cap_
 
 def item(n: int, business: str = "biz_t", **body: Any) -> ApplyItem:
     spec = trigger_body(f"Trigger {n}", **body)
-    return ApplyItem(f"{business}/t{n}", business, spec, body_digest(spec), 0, f"t{n}.yaml")
+    return ApplyItem(DesiredTrigger(business, f"t{n}", spec, body_digest(spec), 0, f"t{n}.yaml"))
 
 
 def run_items(

@@ -13,6 +13,7 @@ from typing import Any
 from fixtures_sandbox import trigger_body
 from pfsync.apply.applier import Applier, ApplyItem, RetryPolicy
 from pfsync.apply.client import MAX_RETRY_AFTER_SECONDS, Attempt
+from pfsync.models import DesiredTrigger
 from pfsync.state.journal import Journal, read_journal
 from pfsync.state.journal_records import Pending, Uncertain
 from pfsync.state.lockfile import Lockfile, save_lockfile
@@ -23,7 +24,7 @@ POLICY = RetryPolicy(max_attempts=4, max_total_seconds=60, base_seconds=0.01, ca
 
 def item(n: int) -> ApplyItem:
     spec = trigger_body(f"Trigger {n}")
-    return ApplyItem(f"biz_1/t{n}", "biz_1", spec, body_digest(spec), 0, f"t{n}.yaml")
+    return ApplyItem(DesiredTrigger("biz_1", f"t{n}", spec, body_digest(spec), 0, f"t{n}.yaml"))
 
 
 class ScriptedClient:

@@ -250,9 +250,10 @@ def test_verbose_shows_retries(
 def test_confirm_prompt_says_how_many_creates_are_sent_and_where() -> None:
     from pfsync.apply.applier import ApplyItem
     from pfsync.cli.apply import confirm_prompt
+    from pfsync.models import DesiredTrigger
 
     def item(replaces: str | None = None, key: str | None = None) -> ApplyItem:
-        return ApplyItem("a/b", "a", {}, "d", 0, "f.yaml", replaces, key)
+        return ApplyItem(DesiredTrigger("a", "b", {}, "d", 0, "f.yaml", 0, replaces), key)
 
     assert confirm_prompt([item()], sandbox=False) == "Send 1 create to Pocketflows?"
     three = [item(), item("trg_old"), item()]

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pfsync.config import DEFAULT_API_URL, ConfigInvalid, check_api_url, load_config
-from pfsync.errors import ConfigError
+from pfsync.config import DEFAULT_API_URL, check_api_url, load_config
+from pfsync.errors import ConfigError, ConfigInvalid
 
 
 def _write(path: Path, text: str) -> Path:

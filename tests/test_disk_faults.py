@@ -190,7 +190,7 @@ def settle_after_healing(repo: Path, sandbox: Sandbox, count: int) -> None:
     # Uncertain: created but unrecorded, or a pending record that reached the disk whose fsync
     # failed, so it was never sent. Either way a person settles it; pfsync does not resend it.
     assert len(lockfile.triggers) + len(lockfile.pending) == count
-    unsent = [p for p in lockfile.pending.values() if p.body["name"] not in by_name]
+    unsent = [p for p in lockfile.pending.values() if p.trigger.body["name"] not in by_name]
     assert len(names) == len(lockfile.triggers) + len(lockfile.pending) - len(unsent)
     assert len(names) >= before
     for address, record in lockfile.triggers.items():

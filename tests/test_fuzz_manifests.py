@@ -103,7 +103,7 @@ def assert_values_not_tracebacks(result: LoadResult) -> None:
     for render in (format_text, format_json, format_github):
         render(problems)
     for manifest in result.manifests:
-        body_digest(manifest.spec)  # what plan computes next
+        body_digest(manifest.body)  # what plan computes next
 
 
 @FUZZ
@@ -209,7 +209,7 @@ def test_nesting_at_the_limit_goes_through_digest_and_lockfile(tmp_path: Path) -
     assert result.diagnostics == []
     [manifest] = result.manifests
     record = TriggerRecord(
-        "trg_1", "created", None, "draft", 0, manifest.spec, body_digest(manifest.spec), "m.yaml"
+        "trg_1", "created", None, "draft", 0, manifest.body, body_digest(manifest.body), "m.yaml"
     )
     text = Lockfile("l", 1, "https://x", {manifest.address: record}).dumps()
     assert json.loads(text)["triggers"]["biz_default/deep"]["digest"] == record.digest

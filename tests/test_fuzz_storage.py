@@ -22,6 +22,7 @@ from project_helpers import LINEAGE, body, record
 
 from pfsync.config import Config
 from pfsync.errors import LockfileError
+from pfsync.models import DesiredTrigger
 from pfsync.state.access import locked_state
 from pfsync.state.journal import Journal, folded_state, read_journal
 from pfsync.state.journal_records import Created, Failed, Pending, Uncertain
@@ -59,12 +60,10 @@ def real_lockfile() -> Lockfile:
         },
         pending={
             "biz_1/maybe": PendingCreate(
+                DesiredTrigger.at_address(
+                    "biz_1/maybe", spec, body_digest(spec), 0, "triggers/maybe.yaml"
+                ),
                 str(uuid.UUID(int=1)),
-                body_digest(spec),
-                spec,
-                0,
-                "triggers/maybe.yaml",
-                None,
                 "2026-01-02T00:00:00Z",
                 "no outcome was recorded",
             )
@@ -188,7 +187,11 @@ def write_journal(tmp_path: Path) -> tuple[Path, Lockfile, list[bytes]]:
             spec = body(f"T{n} — ü")
             address = f"biz_1/t{n}"
             journal.append(
-                Pending(address, key, body_digest(spec), spec, 0, f"t{n}.yaml", None, at)
+                Pending(
+                    DesiredTrigger.at_address(address, spec, body_digest(spec), 0, f"t{n}.yaml"),
+                    key,
+                    at,
+                )
             )
             if outcome == "created":
                 journal.append(Created(address, key, f"trg_{n}", at, "draft", at))

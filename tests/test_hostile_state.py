@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from apply_helpers import BUSINESS, make_repo, manifest_text
 from conftest import UNSAFE_OUTPUT, RunPfsync, run_in_process
+from pfsync.models import DesiredTrigger
 from pfsync.state.lockfile import HistoryEntry, Lockfile, PendingCreate, TriggerRecord
 from pfsync.support.canonical import body_digest
 from pfsync.support.textsafety import is_safe, shown_id
@@ -57,12 +58,15 @@ def hostile_lockfile(values: list[str]) -> Lockfile:
         )
     pending = {
         f"{BUSINESS}/u{n:03d}": PendingCreate(
+            DesiredTrigger.at_address(
+                f"{BUSINESS}/u{n:03d}",
+                spec(f"u{n:03d}"),
+                body_digest(spec(f"u{n:03d}")),
+                0,
+                value,
+                value,
+            ),
             "0f8fad5b-d9cb-469f-a165-70867728950e",
-            body_digest(spec(f"u{n:03d}")),
-            spec(f"u{n:03d}"),
-            0,
-            value,
-            value,
             value,
             value,
         )

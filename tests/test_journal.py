@@ -13,16 +13,10 @@ from pathlib import Path
 import pytest
 from project_helpers import body, lockfile, record
 
-from pfsync.errors import LockfileError
-from pfsync.state.changes import NO_OUTCOME_REASON, StateChangeError
-from pfsync.state.journal import (
-    Journal,
-    JournalWriteError,
-    fold,
-    folded_state,
-    read_journal,
-    settle_journal,
-)
+from pfsync.errors import JournalWriteError, LockfileError, StateChangeError
+from pfsync.models import DesiredTrigger
+from pfsync.state.changes import NO_OUTCOME_REASON
+from pfsync.state.journal import Journal, fold, folded_state, read_journal, settle_journal
 from pfsync.state.journal_records import Created, Failed, Pending, Uncertain
 from pfsync.state.lockfile import Lockfile, PendingCreate, read_lockfile, save_lockfile
 from pfsync.support.canonical import body_digest
@@ -32,16 +26,11 @@ KEY = "11111111-2222-4333-8444-555555555555"
 
 def pending(address: str, name: str, key: str = KEY, replaces: str | None = None) -> Pending:
     spec = body(name)
-    return Pending(
-        address=address,
-        idempotency_key=key,
-        digest=body_digest(spec),
-        body=spec,
-        revision=1 if replaces else 0,
-        file="triggers/x.yaml",
-        replaces=replaces,
-        at="2026-02-01T00:00:00Z",
+    revision = 1 if replaces else 0
+    trigger = DesiredTrigger.at_address(
+        address, spec, body_digest(spec), revision, "triggers/x.yaml", replaces
     )
+    return Pending(trigger, key, at="2026-02-01T00:00:00Z")
 
 
 def created(address: str, trigger_id: str | None, key: str = KEY) -> Created:
@@ -92,12 +81,10 @@ def test_fold_uncertain_stays_pending_with_its_reason() -> None:
     uncertain = Uncertain("biz_1/a", KEY, "HTTP 504 Gateway Timeout", "2026-02-01T00:00:01Z")
     state = fold(lockfile(), [pending("biz_1/a", "A"), uncertain])
     assert state.pending["biz_1/a"] == PendingCreate(
+        DesiredTrigger.at_address(
+            "biz_1/a", body("A"), body_digest(body("A")), 0, "triggers/x.yaml"
+        ),
         KEY,
-        body_digest(body("A")),
-        body("A"),
-        0,
-        "triggers/x.yaml",
-        None,
         "2026-02-01T00:00:00Z",
         "HTTP 504 Gateway Timeout",
     )
@@ -335,15 +322,8 @@ def test_crash_before_the_fold_rename_folds_again(tmp_path: Path) -> None:
     assert not journal_path.exists()
 
 
-def test_fold_in_one_pass_equals_the_changes_one_by_one() -> None:
+def test_fold_in_one_pass_equals_the_events_folded_one_by_one() -> None:
     import random
-
-    from pfsync.state.changes import (
-        record_created,
-        record_failed,
-        record_uncertain,
-        start_pending,
-    )
 
     rng = random.Random(7)
     addresses = [f"biz_1/t{n}" for n in range(40)]
@@ -360,44 +340,17 @@ def test_fold_in_one_pass_equals_the_changes_one_by_one() -> None:
         elif outcome < 0.9:
             events.append(Uncertain(address, key, "HTTP 500", "2026-02-01T00:00:02Z"))
 
+    # One pass shares one set of dictionaries between events; one event at a time starts
+    # from a finished lockfile each time. Both must end in the same state.
     one_by_one = lockfile()
     for event in events:
-        if isinstance(event, Pending):
-            one_by_one = start_pending(
-                one_by_one,
-                event.address,
-                PendingCreate(
-                    event.idempotency_key,
-                    event.digest,
-                    event.body,
-                    event.revision,
-                    event.file,
-                    event.replaces,
-                    event.at,
-                    NO_OUTCOME_REASON,
-                ),
-            )
-        elif isinstance(event, Created):
-            one_by_one = record_created(
-                one_by_one,
-                event.address,
-                event.idempotency_key,
-                event.id,
-                event.created_at,
-                event.status,
-                event.at,
-            )
-        elif isinstance(event, Failed):
-            one_by_one = record_failed(one_by_one, event.address, event.idempotency_key)
-        else:
-            one_by_one = record_uncertain(
-                one_by_one, event.address, event.idempotency_key, event.reason
-            )
+        one_by_one = fold(one_by_one, [event])
 
     folded = fold(lockfile(), events)
     assert folded == one_by_one
     assert folded.dumps() == one_by_one.dumps()
     assert any(record.history for record in folded.triggers.values())
+    assert any(pending.trigger.replaces for pending in folded.pending.values())
 
 
 def test_record_check_by_type_agrees_with_the_oneof_schema() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from project_helpers import manifest_yaml, read_json, write_project
 
 from conftest import RunPfsync
+from pfsync.models import DesiredTrigger
 from pfsync.schemas import LOCKFILE, validator
 
 SUMMARY_3_CREATES = (
@@ -269,7 +270,7 @@ def test_out_saves_the_plan_with_digests(tmp_path: Path, run_pfsync: RunPfsync) 
     assert document["saved_plan"] is True
     assert document["entries"][0]["digest"].startswith("sha256:")
     saved = load_saved_plan(root / "plan.json")
-    assert [(e.address, e.action, e.old_id) for e in saved.to_apply] == [
+    assert [(e.address, e.action, e.desired.replaces) for e in saved.to_apply] == [
         ("biz_1/alpha", "create", None)
     ]
 
@@ -349,13 +350,10 @@ def test_unfolded_journal_is_read_without_writing(tmp_path: Path, run_pfsync: Ru
     with Journal.open(journal_path, state) as journal:
         journal.append(
             Pending(
-                "biz_1/beta",
+                DesiredTrigger.at_address(
+                    "biz_1/beta", {"name": "Beta"}, "sha256:" + "0" * 64, 0, "triggers/beta.yaml"
+                ),
                 "11111111-2222-4333-8444-555555555555",
-                "sha256:" + "0" * 64,
-                {"name": "Beta"},
-                0,
-                "triggers/beta.yaml",
-                None,
                 "2026-02-01T00:00:00Z",
             )
         )

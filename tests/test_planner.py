@@ -8,7 +8,7 @@ import pytest
 from project_helpers import API_URL, body, lockfile, manifest, record
 
 from pfsync.errors import PlanError
-from pfsync.models import Manifest
+from pfsync.models import DesiredTrigger
 from pfsync.plan.diff import ABSENT, FieldChange
 from pfsync.plan.planner import Plan, create_plan
 from pfsync.state.lockfile import PendingCreate
@@ -25,13 +25,8 @@ def test_no_lockfile_everything_declared_is_a_create() -> None:
     assert [e.address for e in plan.to_apply] == ["biz_1/a", "biz_1/b"]
     assert plan.exit_code(detailed=True) == 2 and plan.exit_code(detailed=False) == 0
     entry = plan.to_apply[0]
-    assert (entry.business, entry.key, entry.body, entry.digest, entry.revision, entry.file) == (
-        "biz_1",
-        "a",
-        body("A"),
-        body_digest(body("A")),
-        0,
-        "triggers/a.yaml",
+    assert entry.desired == DesiredTrigger(
+        "biz_1", "a", body("A"), body_digest(body("A")), 0, "triggers/a.yaml", 3
     )
     assert entry.old_id is None and entry.remedy is None
 
@@ -46,7 +41,7 @@ def test_formatting_only_difference_is_no_op() -> None:
     # Key order and 1 versus 1.0 are formatting: the canonical JSON and the digest are equal.
     recorded = replace(record("trg_a", "A"), body={**body("A"), "attributed_revenue": 10})
     recorded = replace(recorded, digest=body_digest(recorded.body))
-    declared = Manifest(
+    declared = DesiredTrigger.declared(
         "biz_1",
         "a",
         0,
@@ -59,7 +54,7 @@ def test_formatting_only_difference_is_no_op() -> None:
 
 
 def test_changed_body_is_update_with_field_diff_and_remedy() -> None:
-    declared = Manifest(
+    declared = DesiredTrigger.declared(
         "biz_1",
         "a",
         0,
@@ -86,7 +81,9 @@ def test_changed_body_is_update_with_field_diff_and_remedy() -> None:
 
 
 def test_null_versus_absent_is_an_update() -> None:
-    declared = Manifest("biz_1", "a", 0, {**body("A"), "filter": None}, "triggers/a.yaml", 3)
+    declared = DesiredTrigger.declared(
+        "biz_1", "a", 0, {**body("A"), "filter": None}, "triggers/a.yaml", 3
+    )
     plan = create_plan([declared], lockfile(a=record("trg_a", "A")), API_URL)
     assert plan.entries[0].diff == (FieldChange("$.spec.filter", ABSENT, None),)
 
@@ -179,12 +176,10 @@ def test_unknown_id_is_said_in_remedies() -> None:
 
 def pending_create(replaces: str | None = None) -> PendingCreate:
     return PendingCreate(
+        DesiredTrigger.at_address(
+            "biz_1/a", body("A"), body_digest(body("A")), 0, "triggers/a.yaml", replaces
+        ),
         "11111111-2222-4333-8444-555555555555",
-        body_digest(body("A")),
-        body("A"),
-        0,
-        "triggers/a.yaml",
-        replaces,
         "2026-02-01T00:00:00Z",
         "HTTP 504",
     )

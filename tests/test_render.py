@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from project_helpers import API_URL, body, lockfile, manifest, record
 
-from pfsync.models import Manifest
+from pfsync.models import DesiredTrigger
 from pfsync.plan.planner import create_plan
 from pfsync.plan.render.json_document import PlanReport
 from pfsync.plan.render.markdown import MAX_CHARS
@@ -27,12 +27,10 @@ SUFFIX = {"text": "txt", "json": "json", "markdown": "md"}
 
 def every_action_report(color: bool = False) -> PlanReport:
     pending = PendingCreate(
+        DesiredTrigger.at_address(
+            "biz_1/maybe", body("Maybe"), body_digest(body("Maybe")), 0, "triggers/maybe.yaml"
+        ),
         "11111111-2222-4333-8444-555555555555",
-        body_digest(body("Maybe")),
-        body("Maybe"),
-        0,
-        "triggers/maybe.yaml",
-        None,
         "2026-02-01T00:00:00Z",
         "HTTP 504 Gateway Timeout",
     )
@@ -45,7 +43,7 @@ def every_action_report(color: bool = False) -> PlanReport:
         ),
         pending={"biz_1/maybe": pending},
     )
-    edited = Manifest(
+    edited = DesiredTrigger.declared(
         "biz_1", "edited", 0, {**body("Edited (v2)"), "filter": "a|b`c"}, "triggers/edited.yaml", 3
     )
     manifests = [

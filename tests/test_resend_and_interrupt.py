@@ -21,6 +21,7 @@ from conftest import RunPfsync
 from fixtures_sandbox import MakeSandbox, trigger_body
 from pfsync.apply.applier import Applier, ApplyItem, RetryPolicy
 from pfsync.apply.client import PocketflowsClient, Timeouts
+from pfsync.models import DesiredTrigger
 from pfsync.sandbox import Sandbox
 from pfsync.state.journal import Journal, settle_journal
 from pfsync.state.lockfile import Lockfile, save_lockfile
@@ -98,7 +99,7 @@ def test_a_resend_refused_with_a_rotated_password_stays_uncertain(
 def _resend_item(lockfile_path: Path, url: str) -> tuple[ApplyItem, Lockfile]:
     spec = trigger_body("Trigger t000")
     item = ApplyItem(
-        ADDRESS, BUSINESS, spec, body_digest(spec), 0, "t000.yaml", idempotency_key=KEY
+        DesiredTrigger.at_address(ADDRESS, spec, body_digest(spec), 0, "t000.yaml"), KEY
     )
     lockfile = save_lockfile(lockfile_path, None, Lockfile.new(url))
     # The first attempt's pending record, as a lost response leaves it.
@@ -106,7 +107,7 @@ def _resend_item(lockfile_path: Path, url: str) -> tuple[ApplyItem, Lockfile]:
     with Journal.open(journal_path, lockfile) as journal:
         from pfsync.state.journal_records import Pending
 
-        journal.append(Pending(ADDRESS, KEY, item.digest, spec, 0, "t000.yaml", None))
+        journal.append(Pending(item.trigger, KEY))
     settled = settle_journal(journal_path, lockfile_path, lockfile)
     assert settled is not None and ADDRESS in settled.pending
     return item, settled

@@ -9,6 +9,7 @@ import pytest
 from project_helpers import body, manifest_yaml, read_json, write_project
 
 from conftest import RunPfsync
+from pfsync.models import DesiredTrigger
 from pfsync.state.journal import Journal
 from pfsync.state.journal_records import Created, Pending, Uncertain
 from pfsync.state.lockfile import read_lockfile
@@ -44,13 +45,14 @@ def uncertain_gamma(root: Path, outcome: str = "uncertain") -> None:
     with Journal.open(root / "pfsync.lock.journal", state) as journal:
         journal.append(
             Pending(
-                "biz_1/gamma",
+                DesiredTrigger.at_address(
+                    "biz_1/gamma",
+                    body("Gamma"),
+                    body_digest(body("Gamma")),
+                    0,
+                    "triggers/gamma.yaml",
+                ),
                 KEY,
-                body_digest(body("Gamma")),
-                body("Gamma"),
-                0,
-                "triggers/gamma.yaml",
-                None,
                 "2026-02-01T00:00:00Z",
             )
         )

@@ -18,10 +18,11 @@ from fixtures_sandbox import trigger_body
 from pfsync.apply.applier import Applier, ApplyItem
 from pfsync.apply.client import Attempt
 from pfsync.config import Config, StateConfig
-from pfsync.errors import LockHeldError
+from pfsync.errors import LockHeldError, StoreConflict, StoreError
+from pfsync.models import DesiredTrigger
 from pfsync.state.journal_records import Created, Failed, Pending, Uncertain
 from pfsync.state.lockfile import Lockfile, TriggerRecord
-from pfsync.state.stores import Snapshot, StoreConflict, StoreError
+from pfsync.state.stores import Snapshot
 from pfsync.state.stores.session import merge_run, new_lock, remote_state
 from pfsync.support.canonical import body_digest
 
@@ -107,7 +108,7 @@ def items(count: int) -> list[ApplyItem]:
     result = []
     for n in range(count):
         body = trigger_body(f"t{n}")
-        result.append(ApplyItem(f"{BUSINESS}/t{n}", BUSINESS, body, body_digest(body), 0, "f"))
+        result.append(ApplyItem(DesiredTrigger(BUSINESS, f"t{n}", body, body_digest(body), 0, "f")))
     return result
 
 
@@ -201,7 +202,7 @@ def test_nothing_to_send_takes_no_lock(tmp_path: Path) -> None:
 
 def _pending(address: str, key: str) -> Pending:
     body = trigger_body(address)
-    return Pending(address, key, body_digest(body), body, 0, "f", None)
+    return Pending(DesiredTrigger.at_address(address, body, body_digest(body), 0, "f"), key)
 
 
 def test_merge_run_rules() -> None:
@@ -326,7 +327,7 @@ def test_an_unexpected_writer_error_stops_the_run_instead_of_hanging(tmp_path: P
 
 
 def test_push_refuses_a_copy_that_lacks_a_trigger_the_target_records(tmp_path: Path) -> None:
-    from pfsync.state.changes import StateChangeError
+    from pfsync.errors import StateChangeError
     from pfsync.state.stores.file import FileStore
     from pfsync.state.stores.transfer import copy_lockfile
 

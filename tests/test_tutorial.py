@@ -1,4 +1,7 @@
-"""The README's Tutorial runs: every ```sh block of it, in order, against the installed pfsync.
+"""The tutorial runs: every ```sh block of it, in order, against the installed pfsync.
+
+The tutorial is the `## Tutorial` section of docs/getting-started.md; the manifest format is
+described in docs/manifests.md.
 
 A block preceded by `<!-- not run -->` is skipped (none is today). A command written
 `CMD; echo "exit $?"` must exit with the code the tutorial states for it (`exit N` in its
@@ -24,28 +27,35 @@ STATED_EXIT = re.compile(r"\bexit (\d+)\b")
 HEREDOC = re.compile(r"<<-?'?\"?(\w+)")
 TRIGGER_ID = re.compile(r"trg_[0-9a-f]+")
 BLOCK_TIMEOUT = 120.0
+GETTING_STARTED = Path("docs") / "getting-started.md"
+MANIFESTS = Path("docs") / "manifests.md"
+
+
+def read_doc(relative: Path) -> str:
+    """A documentation page's text."""
+    return (REPO / relative).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
 class Block:
-    """One ```sh block of the tutorial: its first line number in README.md and its text."""
+    """One ```sh block of the tutorial: its first line number in its page and its text."""
 
     line: int
     text: str
 
 
-def tutorial_section(readme: str) -> list[tuple[int, str]]:
+def tutorial_section(page: str) -> list[tuple[int, str]]:
     """The numbered lines from the `## Tutorial` heading up to the next `## ` heading."""
-    lines = readme.splitlines()
+    lines = page.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("## Tutorial"))
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     return [(i + 1, lines[i]) for i in range(start, end)]
 
 
-def sh_blocks(readme: str) -> list[Block]:
+def sh_blocks(page: str) -> list[Block]:
     """The tutorial's ```sh blocks in order, without those marked `<!-- not run -->`."""
     blocks: list[Block] = []
-    section = tutorial_section(readme)
+    section = tutorial_section(page)
     i = 0
     while i < len(section):
         number, line = section[i]
@@ -98,7 +108,9 @@ def runnable(block: Block) -> tuple[str, list[int]]:
                 break
             comments.append(following)
         stated = [m.group(1) for c in comments for m in STATED_EXIT.finditer(c)]
-        assert stated, f"README.md:{block.line}: `{line}` states no `exit N` in its comments"
+        assert stated, (
+            f"{GETTING_STARTED}:{block.line}: `{line}` states no `exit N` in its comments"
+        )
         expected.append(int(stated[0]))
         script.append(f'rc=0; {shows.group("cmd")} || rc=$?; echo "exit $rc"')
     return "\n".join(script) + "\n", expected
@@ -125,13 +137,13 @@ def shown_output(block: Block) -> list[re.Pattern[str]]:
 
 
 def test_the_tutorial_blocks_are_found() -> None:
-    blocks = sh_blocks((REPO / "README.md").read_text(encoding="utf-8"))
+    blocks = sh_blocks(read_doc(GETTING_STARTED))
     assert len(blocks) >= 9
     assert blocks[0].text.startswith("pfsync init ")
 
 
-def test_the_readme_tutorial_runs_as_written(tmp_path: Path) -> None:
-    blocks = sh_blocks((REPO / "README.md").read_text(encoding="utf-8"))
+def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
+    blocks = sh_blocks(read_doc(GETTING_STARTED))
     home = tmp_path / "home"
     work = tmp_path / "work"
     home.mkdir()
@@ -156,7 +168,8 @@ def test_the_readme_tutorial_runs_as_written(tmp_path: Path) -> None:
             check=False,
         )
         shown = (
-            f"README.md:{block.line}: the tutorial block\n{block.text}exited {done.returncode}\n"
+            f"{GETTING_STARTED}:{block.line}: the tutorial block\n{block.text}"
+            f"exited {done.returncode}\n"
             f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
         )
         assert done.returncode == 0, shown
@@ -164,26 +177,26 @@ def test_the_readme_tutorial_runs_as_written(tmp_path: Path) -> None:
         assert echoed == expected, shown
         output = " ".join((done.stdout + "\n" + done.stderr).split())
         missing = [p.pattern for p in shown_output(block) if not p.search(output)]
-        assert not missing, f"{shown}\n--- shown in README.md but not output: {missing}"
+        assert not missing, f"{shown}\n--- shown in {GETTING_STARTED} but not output: {missing}"
 
 
-def manifests_section(readme: str) -> str:
-    """The README's `## Manifests` section (up to its first subsection)."""
-    start = readme.index("\n## Manifests\n")
-    return readme[start : readme.index("\n## ", start + 1)]
+def manifests_section(page: str) -> str:
+    """The Manifests page from its `# Manifests` title up to its first `## ` section."""
+    assert page.startswith("# Manifests\n")
+    return page[: page.index("\n## ")]
 
 
-def test_the_readme_manifest_example_names_the_schema_init_writes() -> None:
+def test_the_manifest_example_names_the_schema_init_writes() -> None:
     from pfsync.scaffold import EXAMPLE
 
-    section = manifests_section((REPO / "README.md").read_text(encoding="utf-8"))
+    section = manifests_section(read_doc(MANIFESTS))
     example = section[section.index("```yaml\n") + len("```yaml\n") :]
     assert example.splitlines()[0] == EXAMPLE.splitlines()[0]
     assert "`pfsync init` writes" in section and "`pfsync schema" in section
 
 
-def test_the_readme_says_step_types_are_left_to_pocketflows() -> None:
-    section = manifests_section((REPO / "README.md").read_text(encoding="utf-8"))
+def test_the_manifests_page_says_step_types_are_left_to_pocketflows() -> None:
+    section = manifests_section(read_doc(MANIFESTS))
     assert (
         "The API reference shows only `email` as a step `type` and lists no others, so pfsync "
         "checks that `type` is a string and leaves the value to Pocketflows."

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from pfsync.apply.client import Attempt
-from pfsync.state.journal import JournalWriteError
+from pfsync.errors import JournalWriteError
+from pfsync.models import DesiredTrigger
 from pfsync.state.journal_records import Created, Failed, Pending, Record, Uncertain
 
 ResultKind = Literal["created", "failed", "uncertain", "not-sent"]
@@ -49,14 +50,13 @@ class AppendsRecords(Protocol):
 class ApplyItem:
     """One create to send: a new trigger, a replacement, or a re-sent uncertain create."""
 
-    address: str
-    business: str
-    body: dict[str, Any]
-    digest: str
-    revision: int
-    file: str
-    replaces: str | None = None  # the id a replacement retires
+    trigger: DesiredTrigger  # `trigger.replaces`: the id a replacement retires
     idempotency_key: str | None = None  # set only to re-send an uncertain create
+
+    @property
+    def address(self) -> str:
+        """The address to create."""
+        return self.trigger.address
 
 
 @dataclass
@@ -239,11 +239,11 @@ class Applier:
 
     def _unsettled(self, item: ApplyItem) -> ItemResult:
         if item.address in self._in_flight:
-            return ItemResult(item.address, "uncertain", IN_FLIGHT, replaces=item.replaces)
+            return ItemResult(item.address, "uncertain", IN_FLIGHT, replaces=item.trigger.replaces)
         if item.idempotency_key is not None:
             message = "not re-sent: the run stopped; the first attempt's outcome is still unknown"
-            return ItemResult(item.address, "uncertain", message, replaces=item.replaces)
-        return ItemResult(item.address, "not-sent", replaces=item.replaces)
+            return ItemResult(item.address, "uncertain", message, replaces=item.trigger.replaces)
+        return ItemResult(item.address, "not-sent", replaces=item.trigger.replaces)
 
     def _unexpected(self, item: ApplyItem, exc: Exception) -> None:
         """Stop the run; an address whose request may have left stays uncertain."""
@@ -252,7 +252,9 @@ class Applier:
         with self._lock:
             sent = item.address in self._in_flight
         if sent:
-            self._record(ItemResult(item.address, "uncertain", problem, replaces=item.replaces))
+            self._record(
+                ItemResult(item.address, "uncertain", problem, replaces=item.trigger.replaces)
+            )
 
     def _record(self, result: ItemResult) -> None:
         with self._lock:
@@ -265,15 +267,7 @@ class Applier:
     @staticmethod
     def _pending_for(item: ApplyItem) -> Pending:
         """The pending record of `item`: a fresh Idempotency-Key unless it is a re-send."""
-        return Pending(
-            address=item.address,
-            idempotency_key=item.idempotency_key or str(uuid.uuid4()),
-            digest=item.digest,
-            body=item.body,
-            revision=item.revision,
-            file=item.file,
-            replaces=item.replaces,
-        )
+        return Pending(item.trigger, item.idempotency_key or str(uuid.uuid4()))
 
     def _settle(self, item: ApplyItem) -> None:
         pending = self._pendings[item.address]
@@ -299,7 +293,7 @@ class Applier:
                 f"the re-send failed ({result.message}); the first attempt's outcome is still "
                 "unknown",
                 http_status=result.http_status,
-                replaces=item.replaces,
+                replaces=item.trigger.replaces,
             )
         outcome: Record
         if result.kind == "created":
@@ -323,7 +317,7 @@ class Applier:
                     "uncertain",
                     f"{result.message} (the outcome could not be recorded)",
                     http_status=result.http_status,
-                    replaces=item.replaces,
+                    replaces=item.trigger.replaces,
                 )
         self._record(result)
 
@@ -336,7 +330,7 @@ class Applier:
                 # Stopped before this request left: it was surely not processed.
                 return Attempt("failed", None, "not sent: the run was stopped")
             try:
-                attempt = self.client.create_trigger(item.business, item.body, key)
+                attempt = self.client.create_trigger(item.trigger.business, item.trigger.body, key)
             except Exception as exc:  # a bug, not the network: the request may have left
                 return Attempt("uncertain", None, f"unexpected error: {type(exc).__name__}: {exc}")
             if attempt.kind != "retryable":
@@ -368,7 +362,7 @@ class Applier:
                 attempt.message,
                 attempt.trigger_id,
                 attempt.http_status,
-                item.replaces,
+                item.trigger.replaces,
                 list(attempt.warnings),
             )
         # 401/403 rejected this request: it was not processed, like any other 4xx.
@@ -378,7 +372,7 @@ class Applier:
             kind,
             _describe(attempt),
             http_status=attempt.http_status,
-            replaces=item.replaces,
+            replaces=item.trigger.replaces,
         )
 
 

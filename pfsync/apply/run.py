@@ -22,8 +22,8 @@ from pfsync.apply.applier import (
     ItemResult,
 )
 from pfsync.config import Config
-from pfsync.errors import PfsyncError
-from pfsync.models import Manifest
+from pfsync.errors import ApplyRefused, PfsyncError
+from pfsync.models import DesiredTrigger
 from pfsync.support.textsafety import escape, shown_id
 
 if TYPE_CHECKING:
@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from pfsync.state.lockfile import Lockfile
 
 EXIT_OK, EXIT_ERROR, EXIT_NEEDS_PERSON = 0, 1, 3
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+if hasattr(signal, "SIGHUP"):  # not on Windows
+    EXIT_SIGNAL[signal.SIGHUP] = 129
 
 
 @dataclass
@@ -61,23 +63,8 @@ class ApplyIO:
     received_signal: list[int] = field(default_factory=list)
 
 
-class ApplyRefused(PfsyncError):
-    """Apply refused before sending anything."""
-
-
 def _items_to_send(plan: Plan, lockfile: Lockfile, retry_uncertain: bool) -> list[ApplyItem]:
-    items = [
-        ApplyItem(
-            address=entry.address,
-            business=entry.business,
-            body=entry.body or {},
-            digest=entry.digest or "",
-            revision=entry.revision or 0,
-            file=entry.file or "",
-            replaces=entry.old_id if entry.action == "replace" else None,
-        )
-        for entry in plan.to_apply
-    ]
+    items = [ApplyItem(entry.desired) for entry in plan.to_apply if entry.desired is not None]
     if retry_uncertain:
         # The original body and Idempotency-Key: only then can a server that honours the header
         # recognise the first request.
@@ -85,18 +72,7 @@ def _items_to_send(plan: Plan, lockfile: Lockfile, retry_uncertain: bool) -> lis
             pending = lockfile.pending.get(entry.address)
             if pending is None:
                 continue
-            items.append(
-                ApplyItem(
-                    address=entry.address,
-                    business=entry.business,
-                    body=pending.body,
-                    digest=pending.digest,
-                    revision=pending.revision,
-                    file=pending.file,
-                    replaces=pending.replaces,
-                    idempotency_key=pending.idempotency_key,
-                )
-            )
+            items.append(ApplyItem(pending.trigger, pending.idempotency_key))
     return sorted(items, key=lambda item: item.address)
 
 
@@ -171,7 +147,7 @@ def exit_code(report: ApplyReport, plan: Plan, received_signal: Sequence[int]) -
 
 def run_apply(
     config: Config,
-    manifests: list[Manifest],
+    manifests: list[DesiredTrigger],
     options: ApplyOptions,
     client_factory: Callable[[], CreatesTriggers],
     io: ApplyIO,
@@ -292,7 +268,7 @@ def _signals_stop(applier: Applier, received: list[int]) -> Iterator[None]:
         received.append(signum)
         applier.request_stop("interrupt")
 
-    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    stopping = tuple(EXIT_SIGNAL)  # SIGINT, SIGTERM and, where there is one, SIGHUP
     previous = {sig: signal.signal(sig, handler) for sig in stopping}
     try:
         yield

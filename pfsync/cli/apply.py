@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -55,7 +54,7 @@ def parse_sandbox_faults(
 def confirm_prompt(items: Sequence[ApplyItem], sandbox: bool) -> str:
     """`Send 3 creates to Pocketflows (1 replace)?`: exactly what a yes sends, and where."""
     count = len(items)
-    replaces = sum(1 for item in items if item.replaces)
+    replaces = sum(1 for item in items if item.trigger.replaces)
     resent = sum(1 for item in items if item.idempotency_key)
     kinds = [f"{replaces} replace" if replaces else "", f"{resent} re-sent" if resent else ""]
     detail = ", ".join(kind for kind in kinds if kind)
@@ -145,7 +144,6 @@ def apply(
     from pfsync.apply.client import PocketflowsClient, Timeouts
     from pfsync.apply.credentials import credentials_from_environment
     from pfsync.apply.run import ApplyIO, ApplyOptions, run_apply
-    from pfsync.config import check_api_url
     from pfsync.config.rehearsal import sandbox_config
     from pfsync.manifests.load import load_manifests
     from pfsync.plan.render.json_document import PlanReport
@@ -159,7 +157,7 @@ def apply(
             "sandbox. Nothing was sent."
         )
     options = global_options()
-    config = load_config_or_report(options)
+    config = load_config_or_report(options, check_url=not sandbox)
     if isinstance(config, int):
         return config
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
@@ -175,18 +173,16 @@ def apply(
         config = sandbox_config(config)
         username = password = ""
     else:
-        check_api_url(config.api_url)
         username, password = credentials_from_environment()
     loaded = load_manifests(config, cwd=Path.cwd())
     if loaded.diagnostics:
         return report_manifest_problems(loaded.diagnostics)
     color = use_color()
-    lockfile_name = os.path.relpath(config.lockfile)
 
     def show_plan(plan: Plan, where: str | None) -> None:
         if options.verbosity >= 0:
             shown = with_sandbox_remedies(plan) if sandbox else plan
-            report = PlanReport(shown, where or lockfile_name, color=color)
+            report = PlanReport(shown, where or config.shown_lockfile, color=color)
             click.echo(render_text(report), nl=False)
 
     def confirm(items: Sequence[ApplyItem]) -> bool:

@@ -32,14 +32,22 @@ def global_options() -> GlobalOptions:
 
 
 def load_config_or_report(
-    options: GlobalOptions, *, paths: tuple[str, ...] = (), output_format: str = "text"
+    options: GlobalOptions,
+    *,
+    paths: tuple[str, ...] = (),
+    output_format: str = "text",
+    check_url: bool = True,
 ) -> Config | int:
-    """The configuration, or exit code 1 after printing its located problems."""
-    from pfsync.config import ConfigInvalid, load_config
+    """The configuration, or exit code 1 after printing its located problems.
+
+    `check_url=False` for commands that never talk to the API and for sandbox mode.
+    """
+    from pfsync.config import load_config
+    from pfsync.errors import ConfigInvalid
     from pfsync.support.diagnostics import FORMATTERS
 
     try:
-        return load_config(options.config_path, options.directory, paths=paths)
+        return load_config(options.config_path, options.directory, paths=paths, check_url=check_url)
     except ConfigInvalid as exc:
         click.echo(FORMATTERS[output_format](exc.diagnostics), nl=False)
         click.echo("The configuration file is invalid; fix it and run again.", err=True)

@@ -78,17 +78,13 @@ def plan(
     from pfsync.plan.run import plan_report
 
     options = global_options()
-    config = load_config_or_report(options)
+    config = load_config_or_report(options, check_url=not sandbox)
     if isinstance(config, int):
         return config
     if sandbox:
         from pfsync.config.rehearsal import sandbox_config
 
         config = sandbox_config(config)
-    else:
-        from pfsync.config import check_api_url
-
-        check_api_url(config.api_url)
     color = use_color() and output_format == "text"
     report = plan_report(config, targets, replace, color=color)
     if isinstance(report, list):
@@ -103,18 +99,16 @@ def plan(
     if out is not None and options.verbosity >= 0:
         click.echo(f"Saved the plan to {out}; apply it with `pfsync apply {out}`.", err=True)
     if base_plan is not None and detailed_exitcode:
-        from pfsync.plan.compare import introduced_needs_person, load_base_signatures
+        from pfsync.plan.compare import exit_code_against_base
 
-        introduced = introduced_needs_person(report.plan, load_base_signatures(base_plan))
-        if introduced:
-            return 3
-        if report.plan.needs_person and options.verbosity >= 0:
+        code, only_on_base = exit_code_against_base(report.plan, base_plan)
+        if only_on_base and options.verbosity >= 0:
             click.echo(
                 "What needs a person was already in the base plan; not counted against this "
                 "change.",
                 err=True,
             )
-        return 2 if report.plan.has_changes else 0
+        return code
     return report.plan.exit_code(detailed_exitcode)
 
 

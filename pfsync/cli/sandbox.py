@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -14,6 +14,7 @@ import click
 from click.core import ParameterSource
 
 from pfsync.cli.common import global_options, load_config_or_report, text_or_json_option
+from pfsync.config import is_loopback_host
 
 USERNAME_ENV = "PFSYNC_USERNAME"
 PASSWORD_ENV = "PFSYNC_PASSWORD"
@@ -26,13 +27,6 @@ class _StopSignal(BaseException):
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _StopSignal(signum)
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _credential(given: str | None, flag: str, variable: str) -> tuple[str, str]:
@@ -177,7 +171,7 @@ def sandbox(
             raise click.ClickException(message) from None
         click.echo(server.url)
         sys.stdout.flush()
-        if not _is_loopback(host):
+        if not is_loopback_host(host):
             click.echo(f"Warning: listening on {host}, reachable beyond this machine.", err=True)
         click.echo(
             f"Sandbox Pocketflows API at {server.url} (user {username!r} {username_source}, "
@@ -191,7 +185,10 @@ def sandbox(
                 err=True,
             )
         while True:
-            signal.pause()
+            if hasattr(signal, "pause"):
+                signal.pause()
+            else:  # Windows: no pause(), but Ctrl-C ends a sleep there too
+                time.sleep(3600)
     except _StopSignal:
         pass
     finally:
@@ -236,7 +233,7 @@ def list_command(output_format: str, business: str | None, data_file: str | None
     else:
         from pfsync.config.rehearsal import sandbox_data_file
 
-        config = load_config_or_report(global_options())
+        config = load_config_or_report(global_options(), check_url=False)
         if isinstance(config, int):
             return config
         path = sandbox_data_file(config)
@@ -265,7 +262,7 @@ _COLUMNS = ("business", "id", "name", "status", "created_at")
 
 def _rows(store: Any, path: Path, business: str | None) -> list[dict[str, Any]]:
     """One row per stored trigger (of `business`), businesses sorted, oldest first in each."""
-    from pfsync.sandbox.store import SandboxDataError
+    from pfsync.errors import SandboxDataError
 
     rows = []
     for each in store.businesses() if business is None else [business]:

@@ -18,24 +18,17 @@ from pfsync.config import Config
 
 def _config(sandbox: bool = False) -> Config | int:
     """The configuration, or sandbox mode's (its lockfile `.pfsync/pfsync.lock`) with --sandbox."""
-    from pfsync.config import check_api_url
-
     options = global_options()
-    config = load_config_or_report(options)
+    config = load_config_or_report(options, check_url=not sandbox)
     if isinstance(config, int):
         return config
     if sandbox:
         from pfsync.config.rehearsal import sandbox_config
-        from pfsync.support.paths import display_path
 
         config = sandbox_config(config)
         if options.verbosity >= 0:
-            where = display_path(config.lockfile, config.root)
+            where = config.shown_lockfile
             click.echo(f"Sandbox mode: using {where}, never the real lockfile.", err=True)
-    else:
-        # The URL is recorded in the lockfile and named in errors: one carrying credentials is
-        # refused here as by plan and apply, without echoing it.
-        check_api_url(config.api_url)
     return config
 
 
@@ -59,11 +52,10 @@ def _require_sandbox_state(config: Config, what: str) -> None:
 
 
 def _refuse_sandbox_transfer(config: Config) -> NoReturn:
-    from pfsync.state.changes import StateChangeError
-    from pfsync.support.paths import display_path
+    from pfsync.errors import StateChangeError
 
     raise StateChangeError(
-        f"sandbox mode's lockfile {display_path(config.lockfile, config.root)} records the "
+        f"sandbox mode's lockfile {config.shown_lockfile} records the "
         "triggers of the in-process sandbox, which exist nowhere else: it is not copied to or "
         "from a state store. Nothing was changed; to start the rehearsal over, delete .pfsync/"
     )
@@ -115,7 +107,6 @@ def list_command(output_format: str, sandbox: bool) -> int:
     """
     from pfsync.state.access import read_state
     from pfsync.state.render import list_json, list_text
-    from pfsync.support.paths import display_path
 
     config = _config(sandbox)
     if isinstance(config, int):
@@ -123,7 +114,7 @@ def list_command(output_format: str, sandbox: bool) -> int:
     view = read_state(config)
     for warning in view.warnings:
         click.echo(f"Warning: {warning}", err=True)
-    name = view.where or display_path(config.lockfile, config.root)
+    name = view.where or config.shown_lockfile
     if output_format == "json":
         click.echo(list_json(view.state, name, view.journal_unfolded), nl=False)
     elif view.state is None:
@@ -144,8 +135,8 @@ def show_command(address: str, output_format: str, sandbox: bool) -> int:
     Example:
       pfsync state show biz_123/welcome-series
     """
+    from pfsync.errors import StateChangeError
     from pfsync.state.access import read_state
-    from pfsync.state.changes import StateChangeError
     from pfsync.state.render import show_json, show_text
 
     config = _config(sandbox)
@@ -243,8 +234,8 @@ def import_command(
     """
     from pathlib import Path
 
+    from pfsync.errors import StateChangeError
     from pfsync.manifests.load import load_manifests
-    from pfsync.state.changes import StateChangeError
     from pfsync.state.commands import check_address, import_trigger
 
     config = _config(sandbox)

@@ -34,7 +34,9 @@ def validate(paths: tuple[str, ...], output_format: str) -> int:
     from pfsync.manifests.load import load_manifests
 
     options = global_options()
-    config = load_config_or_report(options, paths=paths, output_format=output_format)
+    config = load_config_or_report(
+        options, paths=paths, output_format=output_format, check_url=False
+    )
     if isinstance(config, int):
         return config
     result = load_manifests(config, list(paths) if paths else None, cwd=Path.cwd())

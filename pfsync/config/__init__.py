@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pfsync.errors import ConfigInvalid
 from pfsync.support.diagnostics import Diagnostic
 
 CONFIG_NAME = "pfsync.yaml"
@@ -23,14 +24,6 @@ DEFAULT_API_URL = "https://api.pocketflows.com"
 DEFAULT_MANIFESTS = ("triggers/**/*.yaml",)
 DEFAULT_LOCKFILE = "pfsync.lock"
 API_URL_ENV = "PFSYNC_API_URL"
-
-
-class ConfigInvalid(Exception):
-    """pfsync.yaml has located problems (reported like manifest problems)."""
-
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
-        super().__init__(f"{len(diagnostics)} problem(s) in the configuration")
-        self.diagnostics = diagnostics
 
 
 DEFAULT_INTENT_BATCH = 64
@@ -67,6 +60,13 @@ class Config:
     def journal(self) -> Path:
         """The journal beside the lockfile."""
         return self.lockfile.with_name(self.lockfile.name + ".journal")
+
+    @property
+    def shown_lockfile(self) -> str:
+        """The lockfile as plan, apply and the state commands name it (relative to the root)."""
+        from pfsync.support.paths import display_path
+
+        return display_path(self.lockfile, self.root)
 
 
 def find_config_file(
@@ -107,8 +107,13 @@ def load_config(
     cwd: Path | None = None,
     paths: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
+    check_url: bool = True,
 ) -> Config:
-    """Find and read the configuration; raise ConfigInvalid or ConfigError when unusable."""
+    """Find and read the configuration; raise ConfigInvalid or ConfigError when unusable.
+
+    The API URL is checked here (`check_api_url`) unless `check_url` is False: for commands
+    that never use it (validate, sandbox list) and for sandbox mode, which replaces it.
+    """
     from pfsync.errors import ConfigError
 
     cwd = cwd or Path.cwd()
@@ -136,7 +141,7 @@ def load_config(
         path=file,
         root=root,
         business=str(business) if business is not None else None,
-        api_url=api_url.rstrip("/"),
+        api_url=(check_api_url(api_url) if check_url else api_url).rstrip("/"),
         manifests=tuple(str(m) for m in manifests),
         lockfile=root / str(values.get("lockfile", DEFAULT_LOCKFILE)),
         state=StateConfig(**state),
@@ -218,7 +223,7 @@ def check_api_url(url: str) -> str:
             "(letters, digits, '-' and '_' in dot-separated labels; an international name in "
             "its xn-- form) or an IP address (IPv6 in brackets)"
         )
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback_host(host):
         raise ConfigError(
             f"refusing plain http:// for {host!r}: credentials would cross the network "
             "unencrypted; use https:// (http:// is allowed only for loopback hosts)"
@@ -289,7 +294,8 @@ def _is_label(label: str) -> bool:
     return True
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` names this machine only (`localhost` or a loopback address)."""
     if host == "localhost":
         return True
     try:

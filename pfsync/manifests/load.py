@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from pfsync.config import Config
 from pfsync.manifests.discovery import discover, expand_paths
-from pfsync.models import Manifest, make_address
+from pfsync.models import DesiredTrigger, make_address
 from pfsync.schemas import MANIFEST, check, validator
 from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
 from pfsync.support.diagnostics import Diagnostic, json_path, sort_diagnostics
@@ -35,13 +35,13 @@ BUSINESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
 class LoadResult:
     """Every valid manifest found, and every problem, sorted by file then line."""
 
-    manifests: list[Manifest] = field(default_factory=list)
+    manifests: list[DesiredTrigger] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
 def _manifest_from(
     document: Document, shown: str, default_business: str | None
-) -> Manifest | list[Diagnostic]:
+) -> DesiredTrigger | list[Diagnostic]:
     data = document.data
     if not isinstance(data, dict):
         line, col = document.start
@@ -75,11 +75,11 @@ def _manifest_from(
                 "set `business:` in the manifest, or a default `business:` in pfsync.yaml",
             )
         ]
-    return Manifest(
+    return DesiredTrigger.declared(
         business=business,
         key=data["key"],
         revision=data.get("revision", 0),
-        spec=data["spec"],
+        body=data["spec"],
         file=shown,
         line=key_line,
     )
@@ -91,7 +91,7 @@ def load_file(path: Path, shown: str, default_business: str | None) -> LoadResul
     result = LoadResult(diagnostics=problems)
     for document in documents:
         outcome = _manifest_from(document, shown, default_business)
-        if isinstance(outcome, Manifest):
+        if isinstance(outcome, DesiredTrigger):
             result.manifests.append(outcome)
         else:
             result.diagnostics.extend(outcome)
@@ -119,10 +119,10 @@ def load_files(files: Sequence[tuple[Path, str]], default_business: str | None) 
 
 
 def duplicate_address_diagnostics(
-    manifests: Sequence[Manifest], reported_files: set[str] | None = None
+    manifests: Sequence[DesiredTrigger], reported_files: set[str] | None = None
 ) -> list[Diagnostic]:
     """One problem per repeated address, naming both places (only in `reported_files` if given)."""
-    first: dict[str, Manifest] = {}
+    first: dict[str, DesiredTrigger] = {}
     problems = []
     for manifest in sorted(manifests, key=lambda m: (m.file, m.line)):
         earlier = first.setdefault(manifest.address, manifest)
@@ -184,4 +184,4 @@ def load_manifests(
     return result
 
 
-__all__ = ["LoadResult", "Manifest", "load_manifests", "make_address"]
+__all__ = ["DesiredTrigger", "LoadResult", "load_manifests", "make_address"]

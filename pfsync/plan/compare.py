@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from pfsync.errors import PlanError
-from pfsync.plan.planner import NEEDS_PERSON, Plan, PlanEntry
+from pfsync.plan.planner import (
+    EXIT_CHANGES,
+    EXIT_NEEDS_PERSON,
+    EXIT_NOTHING_TO_DO,
+    NEEDS_PERSON,
+    Plan,
+    PlanEntry,
+)
 from pfsync.plan.render.json_document import change_document
 
 
@@ -49,3 +56,13 @@ def introduced_needs_person(plan: Plan, base: set[str]) -> list[PlanEntry]:
         )
         not in base
     ]
+
+
+def exit_code_against_base(plan: Plan, base_plan_path: str) -> tuple[int, bool]:
+    """`plan --detailed-exitcode --base-plan FILE`: the exit code, and whether what needs a
+    person was all on the base branch already (then it is not counted against this change).
+    """
+    if introduced_needs_person(plan, load_base_signatures(base_plan_path)):
+        return EXIT_NEEDS_PERSON, False
+    code = EXIT_CHANGES if plan.has_changes else EXIT_NOTHING_TO_DO
+    return code, plan.needs_person

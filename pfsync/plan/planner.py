@@ -2,8 +2,9 @@
 
     create_plan(manifests, lockfile, api_url, targets=(), replace=()) -> Plan
     Plan.entries              one PlanEntry per address in scope, sorted by address
-    Plan.to_apply             the creates and replaces apply sends, in address order; each entry
-                              has address, business, key, body, digest, revision, file, old_id
+    Plan.to_apply             the creates and replaces apply sends, in address order; each
+                              entry's `desired` is the DesiredTrigger to send (a replace's
+                              names the id it retires)
     Plan.counts / needs_person / has_changes / exit_code(detailed)
 
 Actions: create, no-op, update, replace, delete, uncertain. pfsync can only create, so update,
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pfsync.errors import PlanError
-from pfsync.models import Manifest
+from pfsync.models import DesiredTrigger
 from pfsync.plan.diff import FieldChange, field_diff
 from pfsync.plan.remedies import (
     create_rename_note,
@@ -30,7 +31,6 @@ from pfsync.plan.remedies import (
     update_remedy,
 )
 from pfsync.state.lockfile import Lockfile, PendingCreate, TriggerRecord
-from pfsync.support.canonical import body_digest
 
 CREATE = "create"
 NOOP = "no-op"
@@ -56,10 +56,7 @@ class PlanEntry:
     key: str
     action: str
     source: str  # file:line of the manifest, or the recorded file when no longer declared
-    body: dict[str, Any] | None  # the declared body (None when not declared)
-    digest: str | None  # digest of `body`
-    revision: int | None  # the declared revision
-    file: str | None  # the declared manifest file
+    desired: DesiredTrigger | None  # the declared trigger (None when not declared)
     old_id: str | None  # the recorded trigger id (None: not recorded, or id unknown)
     recorded: bool  # a trigger record exists (old_id None + recorded: id unknown)
     recorded_digest: str | None  # digest of the recorded body
@@ -129,7 +126,7 @@ def summary_line(counts: dict[str, int]) -> str:
 
 
 def create_plan(
-    manifests: Sequence[Manifest],
+    manifests: Sequence[DesiredTrigger],
     lockfile: Lockfile | None,
     api_url: str,
     targets: Iterable[str] = (),
@@ -172,7 +169,7 @@ def _check_targets(targets: tuple[str, ...], known: set[str]) -> tuple[str, ...]
 def _check_replace(
     replace: tuple[str, ...],
     targets: tuple[str, ...],
-    declared: dict[str, Manifest],
+    declared: dict[str, DesiredTrigger],
     triggers: dict[str, TriggerRecord],
     pending: dict[str, PendingCreate],
 ) -> None:
@@ -198,7 +195,7 @@ def _check_replace(
 
 def _classify(
     address: str,
-    manifest: Manifest | None,
+    manifest: DesiredTrigger | None,
     record: TriggerRecord | None,
     pending: PendingCreate | None,
     forced_replace: bool,
@@ -211,10 +208,7 @@ def _classify(
         key=key,
         action=NOOP,
         source=manifest.source if manifest else _recorded_file(record, pending),
-        body=manifest.spec if manifest else None,
-        digest=body_digest(manifest.spec) if manifest else None,
-        revision=manifest.revision if manifest else None,
-        file=manifest.file if manifest else None,
+        desired=manifest,
         old_id=old_id,
         recorded=record is not None,
         recorded_digest=record.digest if record is not None else None,
@@ -238,9 +232,13 @@ def _classify(
             else f"revision raised from {record.revision} to {manifest.revision}"
         )
         return _replace_fields(
-            entry, action=REPLACE, reason=reason, remedy=replace_remedy(address, old_id)
+            entry,
+            action=REPLACE,
+            desired=manifest.replacing(old_id),
+            reason=reason,
+            remedy=replace_remedy(address, old_id),
         )
-    changes = field_diff(record.body, manifest.spec) if entry.digest != record.digest else ()
+    changes = field_diff(record.body, manifest.body) if manifest.digest != record.digest else ()
     if manifest.revision < record.revision:
         changes = (FieldChange("$.revision", record.revision, manifest.revision), *changes)
     if changes:
@@ -254,7 +252,7 @@ def _recorded_file(record: TriggerRecord | None, pending: PendingCreate | None) 
     if record is not None:
         return record.file
     assert pending is not None
-    return pending.file
+    return pending.trigger.file
 
 
 def _replace_fields(entry: PlanEntry, **changes: Any) -> PlanEntry:
@@ -267,7 +265,8 @@ def _with_rename_hints(entries: list[PlanEntry]) -> list[PlanEntry]:
     deletes: dict[tuple[str, str | None], list[PlanEntry]] = {}
     for entry in entries:
         if entry.action == CREATE:
-            creates.setdefault((entry.business, entry.digest), []).append(entry)
+            digest = entry.desired.digest if entry.desired else None
+            creates.setdefault((entry.business, digest), []).append(entry)
         elif entry.action == DELETE:
             deletes.setdefault((entry.business, entry.recorded_digest), []).append(entry)
     renamed_to: dict[str, str] = {}

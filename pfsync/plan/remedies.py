@@ -66,8 +66,9 @@ def uncertain_remedy(address: str, pending: PendingCreate, declared: bool) -> st
         "by itself. "
     )
     replaces = (
-        f" If it was not created, trigger {_id(pending.replaces)} stays the record of {address}."
-        if pending.replaces
+        f" If it was not created, trigger {_id(pending.trigger.replaces)} stays the record of "
+        f"{address}."
+        if pending.trigger.replaces
         else ""
     )
     if not declared:

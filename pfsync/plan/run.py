@@ -16,7 +16,6 @@ from pfsync.plan.render.json_document import PlanReport
 from pfsync.plan.sandbox_wording import with_sandbox_remedies
 from pfsync.state.access import read_state
 from pfsync.support.diagnostics import Diagnostic
-from pfsync.support.paths import display_path
 
 
 def plan_report(
@@ -35,7 +34,7 @@ def plan_report(
         plan = with_sandbox_remedies(plan)
     return PlanReport(
         plan=plan,
-        lockfile_name=view.where or display_path(config.lockfile, config.root),
+        lockfile_name=view.where or config.shown_lockfile,
         journal_unfolded=view.journal_unfolded,
         warnings=view.warnings,
         color=color,

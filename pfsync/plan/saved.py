@@ -6,8 +6,8 @@ check_saved_plan(saved, lockfile, manifests, api_url)
                                         PlanError when stale: another API, the lockfile's
                                         lineage or serial changed, or a planned body or
                                         revision no longer matches its manifest
-SavedPlan.to_apply                      SavedEntry values: address, business, key, action,
-                                        body, digest, revision, file, old_id, source
+SavedPlan.to_apply                      SavedEntry values: the action (create | replace) and
+                                        the DesiredTrigger it sends
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pfsync.errors import PlanError
+from pfsync.models import DesiredTrigger
 from pfsync.plan.planner import APPLIED, Plan
 from pfsync.plan.render.json_document import FORMAT_VERSION, PlanReport, plan_document
 from pfsync.state.lockfile import Lockfile
@@ -31,16 +32,13 @@ from pfsync.support.textsafety import json_text
 class SavedEntry:
     """A create or replace in a saved plan: everything apply needs to send it."""
 
-    address: str
-    business: str
-    key: str
     action: str  # create | replace
-    body: dict[str, Any]
-    digest: str
-    revision: int
-    file: str
-    old_id: str | None
-    source: str
+    desired: DesiredTrigger  # a replace's `desired.replaces` is the id it retires
+
+    @property
+    def address(self) -> str:
+        """The address it creates."""
+        return self.desired.address
 
 
 @dataclass(frozen=True)
@@ -76,25 +74,23 @@ def _malformed(shown: str, problem: str) -> PlanError:
 
 def _entry(raw: Any, shown: str) -> SavedEntry:
     try:
-        entry = SavedEntry(
-            address=raw["address"],
-            business=raw["business"],
-            key=raw["key"],
-            action=raw["action"],
-            body=raw["body"],
-            digest=raw["digest"],
-            revision=raw["revision"],
-            file=raw["file"],
-            old_id=raw["trigger_id"],
-            source=raw["source"],
+        address, action, body, revision = (
+            raw["address"],
+            raw["action"],
+            raw["body"],
+            raw["revision"],
+        )
+        replaces = raw["trigger_id"] if action == "replace" else None
+        desired = DesiredTrigger.at_address(
+            address, body, raw["digest"], revision, raw["file"], replaces
         )
     except (KeyError, TypeError) as exc:
         raise _malformed(shown, f"an entry lacks {exc}") from None
-    if not isinstance(entry.body, dict) or not isinstance(entry.revision, int):
-        raise _malformed(shown, f"the entry for {entry.address} has no body or revision")
-    if body_digest(entry.body) != entry.digest:
-        raise _malformed(shown, f"the body of {entry.address} does not match its digest")
-    return entry
+    if not isinstance(body, dict) or not isinstance(revision, int):
+        raise _malformed(shown, f"the entry for {address} has no body or revision")
+    if body_digest(body) != desired.digest:
+        raise _malformed(shown, f"the body of {address} does not match its digest")
+    return SavedEntry(action, desired)
 
 
 def load_saved_plan(path: Path | str) -> SavedPlan:
@@ -166,10 +162,11 @@ def check_saved_plan(saved: SavedPlan, plan: Plan, lockfile: Lockfile | None) ->
     fresh = {entry.address: entry for entry in plan.to_apply}
     for entry in saved.to_apply:
         now = fresh.pop(entry.address, None)
-        if now is None or (now.action, now.digest, now.revision) != (
-            entry.action,
-            entry.digest,
-            entry.revision,
+        if (
+            now is None
+            or now.desired is None
+            or (now.action, now.desired.digest, now.desired.revision)
+            != (entry.action, entry.desired.digest, entry.desired.revision)
         ):
             raise PlanError(
                 f"the plan {saved.path} is stale: the manifest of {entry.address} changed since "

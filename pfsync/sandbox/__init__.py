@@ -27,9 +27,10 @@ import threading
 from types import TracebackType
 from typing import Any
 
+from pfsync.errors import SandboxDataError
 from pfsync.sandbox.faults import Faults
 from pfsync.sandbox.server import Api, SandboxServer
-from pfsync.sandbox.store import RequestLog, SandboxDataError, Store
+from pfsync.sandbox.store import RequestLog, Store
 
 __all__ = ["DEFAULT_PASSWORD", "DEFAULT_USERNAME", "Sandbox", "SandboxDataError"]
 

@@ -20,16 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pfsync.errors import PfsyncError
+from pfsync.errors import SandboxDataError
 from pfsync.support.atomic import atomic_write_text
 
 DATA_FORMAT = "pfsync-sandbox-data"
 DATA_VERSION = 1
 REQUEST_LOG_LIMIT = 100_000  # enough for any benchmark; bounds memory of a long-running sandbox
-
-
-class SandboxDataError(PfsyncError):
-    """The sandbox data file cannot be read; it is left untouched."""
 
 
 def utc_now() -> str:

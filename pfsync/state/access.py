@@ -137,7 +137,7 @@ def open_state(
         from pfsync.state.stores.git import CheckedOutLockfile, GitStore
 
         if not isinstance(store, GitStore):
-            from pfsync.state.stores import StoreError
+            from pfsync.errors import StoreError
 
             raise StoreError(f"--no-push is for the git store, not {config.state.store}")
         store = CheckedOutLockfile(store)

@@ -22,7 +22,7 @@ import enum
 from dataclasses import replace
 from typing import Any
 
-from pfsync.errors import PfsyncError
+from pfsync.errors import StateChangeError
 from pfsync.state.lockfile import (
     ORIGIN_CREATED,
     ORIGIN_IMPORTED,
@@ -37,10 +37,6 @@ from pfsync.state.lockfile import (
 from pfsync.support.canonical import body_digest
 
 NO_OUTCOME_REASON = "the run stopped before the outcome of the create was recorded"
-
-
-class StateChangeError(PfsyncError):
-    """A requested state change does not fit the lockfile (missing address, existing target…)."""
 
 
 def _history_of(lockfile: Lockfile, address: str) -> tuple[HistoryEntry, ...]:
@@ -112,10 +108,10 @@ class CreateOutcomes:
             origin=ORIGIN_CREATED,
             created_at=created_at,
             status=status,
-            revision=pending.revision,
-            body=pending.body,
-            digest=pending.digest,
-            file=pending.file,
+            revision=pending.trigger.revision,
+            body=pending.trigger.body,
+            digest=pending.trigger.digest,
+            file=pending.trigger.file,
             history=history,
         )
         del self.pending[address]
@@ -130,44 +126,6 @@ class CreateOutcomes:
         """The create may have happened: it stays pending, with the reason it is uncertain."""
         pending = self._pending_for(address, idempotency_key)
         self.pending[address] = replace(pending, reason=reason)
-
-
-def start_pending(lockfile: Lockfile, address: str, pending: PendingCreate) -> Lockfile:
-    """Record a create that has started (a retry replaces the earlier pending create)."""
-    changes = CreateOutcomes(lockfile)
-    changes.start_pending(address, pending)
-    return changes.lockfile()
-
-
-def record_created(
-    lockfile: Lockfile,
-    address: str,
-    idempotency_key: str,
-    trigger_id: str | None,
-    created_at: str | None,
-    status: str | None,
-    at: str,
-) -> Lockfile:
-    """A create succeeded: the pending create becomes the record; a replaced id goes to history."""
-    changes = CreateOutcomes(lockfile)
-    changes.record_created(address, idempotency_key, trigger_id, created_at, status, at)
-    return changes.lockfile()
-
-
-def record_failed(lockfile: Lockfile, address: str, idempotency_key: str) -> Lockfile:
-    """The API refused the create: surely nothing was created, so it is not pending any more."""
-    changes = CreateOutcomes(lockfile)
-    changes.record_failed(address, idempotency_key)
-    return changes.lockfile()
-
-
-def record_uncertain(
-    lockfile: Lockfile, address: str, idempotency_key: str, reason: str
-) -> Lockfile:
-    """The create may have happened: it stays pending, with the reason it is uncertain."""
-    changes = CreateOutcomes(lockfile)
-    changes.record_uncertain(address, idempotency_key, reason)
-    return changes.lockfile()
 
 
 class Forgotten(enum.Enum):

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 
 from pfsync.config import Config
 from pfsync.config.rehearsal import SANDBOX_DIR, is_sandbox
-from pfsync.models import Manifest
+from pfsync.errors import StateChangeError
+from pfsync.models import DesiredTrigger
 from pfsync.state.access import StateTransaction, open_state
-from pfsync.state.changes import Forgotten, StateChangeError, forget, move, record_import
+from pfsync.state.changes import Forgotten, forget, move, record_import
 from pfsync.state.lockfile import Lockfile, utc_now
 from pfsync.state.stores.session import RemoteState
 
@@ -122,7 +123,7 @@ def move_address(
 
 def import_trigger(
     config: Config,
-    manifest: Manifest,
+    manifest: DesiredTrigger,
     trigger_id: str,
     force: bool,
     lock_timeout: float,
@@ -146,7 +147,7 @@ def import_trigger(
             lockfile,
             address,
             trigger_id,
-            manifest.spec,
+            manifest.body,
             manifest.revision,
             manifest.file,
             utc_now(),

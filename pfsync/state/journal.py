@@ -36,8 +36,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
-from pfsync.errors import LockfileError
-from pfsync.state.changes import NO_OUTCOME_REASON, CreateOutcomes, StateChangeError
+from pfsync.errors import JournalWriteError, LockfileError, StateChangeError
+from pfsync.state.changes import NO_OUTCOME_REASON, CreateOutcomes
 from pfsync.state.journal_records import (
     Begin,
     Created,
@@ -55,10 +55,8 @@ from pfsync.support.paths import shown_path
 from pfsync.support.textsafety import json_text
 
 Event = Pending | Created | Failed | Uncertain
-
-
-class JournalWriteError(LockfileError):
-    """A journal record could not be made durable; no further create may be sent."""
+# O_BINARY: Windows opens files in text mode unless told, writing each "\n" as "\r\n".
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0)
 
 
 @dataclass(frozen=True)
@@ -137,16 +135,7 @@ def fold(lockfile: Lockfile, events: Sequence[Event]) -> Lockfile:
 
 def pending_create(event: Pending) -> PendingCreate:
     """The lockfile's pending create for a journal's `pending` record (no outcome yet)."""
-    return PendingCreate(
-        idempotency_key=event.idempotency_key,
-        digest=event.digest,
-        body=event.body,
-        revision=event.revision,
-        file=event.file,
-        replaces=event.replaces,
-        started_at=event.at,
-        reason=NO_OUTCOME_REASON,
-    )
+    return PendingCreate(event.trigger, event.idempotency_key, event.at, NO_OUTCOME_REASON)
 
 
 def _apply_event(changes: CreateOutcomes, event: Event) -> None:
@@ -277,7 +266,7 @@ class Journal:
                 )
             return cls._continue(path, contents)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+            fd = os.open(path, _APPEND_FLAGS | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError as exc:
             raise JournalWriteError(
                 f"cannot open the journal {shown_path(path)}: {exc.strerror}; nothing was sent"
@@ -300,7 +289,7 @@ class Journal:
     def _continue(cls, path: Path, contents: JournalContents) -> Journal:
         """Reopen an existing journal for appending, cutting away a torn last line first."""
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            fd = os.open(path, _APPEND_FLAGS)
             if contents.torn:
                 # Truncate so the next record starts on a line of its own.
                 os.ftruncate(fd, contents.valid_size)

@@ -19,6 +19,7 @@ import functools
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pfsync.models import DesiredTrigger
 from pfsync.state.lockfile import utc_now
 
 if TYPE_CHECKING:
@@ -40,14 +41,14 @@ class Pending:
     """A create is about to be sent; durable before the POST."""
 
     type: ClassVar[str] = "pending"
-    address: str
+    trigger: DesiredTrigger
     idempotency_key: str
-    digest: str
-    body: dict[str, Any]
-    revision: int
-    file: str
-    replaces: str | None
     at: str = field(default_factory=utc_now)
+
+    @property
+    def address(self) -> str:
+        """The address about to be created."""
+        return self.trigger.address
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,14 @@ _FIELDS = {kind: tuple(f.name for f in fields(cls)) for kind, cls in _TYPES.item
 
 def record_to_json(record: Record) -> dict[str, Any]:
     """The JSON object written for `record`."""
+    if isinstance(record, Pending):
+        return {
+            "type": record.type,
+            "address": record.address,
+            "idempotency_key": record.idempotency_key,
+            **record.trigger.record_fields(),
+            "at": record.at,
+        }
     # Fields hold JSON values already: no deep copy (asdict) needed to serialise them.
     return {"type": record.type, **{name: getattr(record, name) for name in _FIELDS[record.type]}}
 
@@ -124,6 +133,16 @@ def record_from_json(data: Any) -> Record:
     if not check(LOCKFILE, f"/$defs/journal_{kind}")(data):
         error = next(_kind_validator(kind).iter_errors(data), None)
         raise ValueError(error.message if error else "not a journal record")
+    if kind == Pending.type:
+        trigger = DesiredTrigger.at_address(
+            data["address"],
+            data["body"],
+            data["digest"],
+            data["revision"],
+            data["file"],
+            data["replaces"],
+        )
+        return Pending(trigger, data["idempotency_key"], data["at"])
     fields = {k: v for k, v in data.items() if k != "type"}
     return _TYPES[data["type"]](**fields)
 

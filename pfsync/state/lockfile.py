@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from pfsync.errors import LockfileError
+from pfsync.models import DesiredTrigger
 from pfsync.support.atomic import atomic_write_text
 from pfsync.support.canonical import body_digest
 from pfsync.support.paths import shown_path
@@ -111,14 +112,13 @@ class TriggerRecord:
 
 @dataclass(frozen=True)
 class PendingCreate:
-    """A create that was started and whose outcome is not known (an `uncertain` address)."""
+    """A create that was started and whose outcome is not known (an `uncertain` address).
 
+    `trigger.replaces` is the id a replace retires once created, None for a first create.
+    """
+
+    trigger: DesiredTrigger
     idempotency_key: str
-    digest: str
-    body: dict[str, Any]
-    revision: int
-    file: str
-    replaces: str | None  # the id a replace retires once created, None for a first create
     started_at: str
     reason: str
 
@@ -126,14 +126,18 @@ class PendingCreate:
         """The lockfile form."""
         return {
             "idempotency_key": self.idempotency_key,
-            "digest": self.digest,
-            "body": self.body,
-            "revision": self.revision,
-            "file": self.file,
-            "replaces": self.replaces,
+            **self.trigger.record_fields(),
             "started_at": self.started_at,
             "reason": self.reason,
         }
+
+    @classmethod
+    def from_json(cls, address: str, data: dict[str, Any]) -> PendingCreate:
+        """The pending create a lockfile records for `address` (already schema-checked)."""
+        trigger = DesiredTrigger.at_address(
+            address, data["body"], data["digest"], data["revision"], data["file"], data["replaces"]
+        )
+        return cls(trigger, data["idempotency_key"], data["started_at"], data["reason"])
 
 
 @dataclass(frozen=True)
@@ -249,7 +253,9 @@ def lockfile_from_json(data: dict[str, Any]) -> Lockfile:
             )
             for address, r in data["triggers"].items()
         },
-        pending={address: PendingCreate(**p) for address, p in data["pending"].items()},
+        pending={
+            address: PendingCreate.from_json(address, p) for address, p in data["pending"].items()
+        },
         forgotten={
             address: tuple(HistoryEntry(**h) for h in entries)
             for address, entries in data["forgotten"].items()

@@ -29,10 +29,10 @@ def _row(lockfile: Lockfile, address: str) -> dict[str, Any]:
             "idempotency_key": pending.idempotency_key,
             "started_at": pending.started_at,
             "reason": pending.reason,
-            "replaces": pending.replaces,
-            "revision": pending.revision,
-            "file": pending.file,
-            "digest": pending.digest,
+            "replaces": pending.trigger.replaces,
+            "revision": pending.trigger.revision,
+            "file": pending.trigger.file,
+            "digest": pending.trigger.digest,
         },
     }
 
@@ -122,10 +122,10 @@ def show_text(lockfile: Lockfile, address: str) -> str:
             f"  idempotency_key: {pending.idempotency_key}",
             f"  started_at: {escape(pending.started_at)}",
             f"  reason: {escape(pending.reason)}",
-            f"  replaces: {shown_id(pending.replaces, '-')}",
-            f"  revision: {pending.revision}",
-            f"  file: {escape(pending.file)}",
-            f"  digest: {pending.digest}",
+            f"  replaces: {shown_id(pending.trigger.replaces, '-')}",
+            f"  revision: {pending.trigger.revision}",
+            f"  file: {escape(pending.trigger.file)}",
+            f"  digest: {pending.trigger.digest}",
         ]
     return "\n".join(lines) + "\n"
 

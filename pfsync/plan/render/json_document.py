@@ -39,23 +39,24 @@ def change_document(change: FieldChange) -> dict[str, Any]:
 
 
 def _entry(entry: PlanEntry, include_digests: bool) -> dict[str, Any]:
-    shows_body = entry.action in APPLIED or (entry.action == "uncertain" and entry.body)
+    desired = entry.desired
+    shows_body = desired is not None and (entry.action in APPLIED or entry.action == "uncertain")
     document: dict[str, Any] = {
         "address": entry.address,
         "business": entry.business,
         "key": entry.key,
         "action": entry.action,
         "source": entry.source,
-        "file": entry.file,
-        "revision": entry.revision,
+        "file": desired.file if desired else None,
+        "revision": desired.revision if desired else None,
         "trigger_id": entry.old_id,
         "reason": entry.reason,
-        "body": entry.body if shows_body else None,
+        "body": desired.body if desired and shows_body else None,
         "diff": [change_document(change) for change in entry.diff],
         "remedy": entry.remedy,
     }
     if include_digests:
-        document["digest"] = entry.digest
+        document["digest"] = desired.digest if desired else None
         document["recorded_digest"] = entry.recorded_digest
     return document
 

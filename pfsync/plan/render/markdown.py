@@ -70,8 +70,8 @@ def _entry_block(entry: PlanEntry, symbol: str) -> str:
             f"| {code(c.path)} | {_value(c.before)} | {_value(c.after)} |\n" for c in entry.diff
         )
         parts.append("| field | before | after |\n|---|---|---|\n" + rows)
-    elif entry.action in (CREATE, REPLACE) and entry.body is not None:
-        parts.append(_fenced_json(entry.body))
+    elif entry.action in (CREATE, REPLACE) and entry.desired is not None:
+        parts.append(_fenced_json(entry.desired.body))
     if entry.remedy:
         label = "Remedy" if entry.action in NEEDS_PERSON else "Note"
         parts.append(f"> **{label}:** {escape(entry.remedy)}\n")

@@ -104,8 +104,10 @@ def _entry_lines(entry: PlanEntry, color: bool) -> list[str]:
         lines += [
             f"{_INDENT}{c.path}: {value_text(c.before)} → {value_text(c.after)}" for c in entry.diff
         ]
-    elif entry.action in (CREATE, REPLACE) and entry.body is not None:
-        lines += [f"{_INDENT}{path}: {value_text(v)}" for path, v in leaves(entry.body, ("spec",))]
+    elif entry.action in (CREATE, REPLACE) and entry.desired is not None:
+        lines += [
+            f"{_INDENT}{path}: {value_text(v)}" for path, v in leaves(entry.desired.body, ("spec",))
+        ]
     if entry.remedy:
         label = "remedy" if entry.action in NEEDS_PERSON else "note"
         lines.append(style(f"    {label}: {escape(entry.remedy)}", fg="yellow" if colour else None))

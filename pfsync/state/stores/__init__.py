@@ -19,19 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from pfsync.errors import LockfileError
-
 if TYPE_CHECKING:
     from pfsync.config import Config
     from pfsync.state.lockfile import Lockfile
-
-
-class StoreError(LockfileError):
-    """The store cannot be read or written; nothing more may be sent."""
-
-
-class StoreConflict(StoreError):
-    """The lockfile in the store changed since it was read (a compare-and-swap lost)."""
 
 
 @dataclass(frozen=True)

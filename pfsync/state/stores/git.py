@@ -27,8 +27,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from pfsync.errors import StoreConflict, StoreError
 from pfsync.state.lockfile import Lockfile, parse_lockfile
-from pfsync.state.stores import Snapshot, StoreConflict, StoreError
+from pfsync.state.stores import Snapshot
 from pfsync.support.textsafety import escape
 
 ABSENT = "absent"

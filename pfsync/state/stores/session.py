@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from pfsync.errors import LockHeldError, SignalStop
-from pfsync.state.journal import Event, JournalWriteError, fold, pending_create
+from pfsync.errors import JournalWriteError, LockHeldError, SignalStop, StoreConflict, StoreError
+from pfsync.state.journal import Event, fold, pending_create
 from pfsync.state.journal_records import Created, Failed, Pending, Record, Uncertain
 from pfsync.state.lockfile import (
     REASON_OVERWRITTEN,
@@ -39,7 +39,7 @@ from pfsync.state.lockfile import (
     require_api_url,
     utc_now,
 )
-from pfsync.state.stores import Snapshot, StateStore, StoreConflict, StoreError, next_lockfile
+from pfsync.state.stores import Snapshot, StateStore, next_lockfile
 from pfsync.support.textsafety import shown_id
 
 if TYPE_CHECKING:
@@ -128,7 +128,11 @@ def merge_run(newer: Lockfile, events: Sequence[Event], lock_id: str | None) -> 
                         "Pocketflows"
                     )
                     entry = HistoryEntry(
-                        outcome.id, outcome.at, REASON_OVERWRITTEN, "created", pending.revision
+                        outcome.id,
+                        outcome.at,
+                        REASON_OVERWRITTEN,
+                        "created",
+                        pending.trigger.revision,
                     )
                     changes.triggers[address] = replace(record, history=(*record.history, entry))
                 continue
@@ -140,7 +144,7 @@ def merge_run(newer: Lockfile, events: Sequence[Event], lock_id: str | None) -> 
                     "`pfsync state import`"
                 )
                 entry = HistoryEntry(
-                    outcome.id, outcome.at, REASON_OVERWRITTEN, "created", pending.revision
+                    outcome.id, outcome.at, REASON_OVERWRITTEN, "created", pending.trigger.revision
                 )
                 changes.forgotten[address] = (*changes.forgotten.get(address, ()), entry)
                 continue
@@ -392,7 +396,10 @@ def _stop_on_termination(active: bool) -> Iterator[None]:
     def stop(signum: int, frame: object) -> None:
         raise SignalStop(signum)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    stopping = [signal.SIGTERM]
+    if hasattr(signal, "SIGHUP"):  # not on Windows
+        stopping.append(signal.SIGHUP)
+    previous = {sig: signal.signal(sig, stop) for sig in stopping}
     try:
         yield
     finally:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pfsync.config import Config, StateConfig
-from pfsync.state.changes import StateChangeError
+from pfsync.errors import StateChangeError
 from pfsync.state.lockfile import Lockfile
 from pfsync.state.stores import StateStore
 
