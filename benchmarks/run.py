@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""pfsync benchmarks, side by side with the peers, against the budgets of PRODUCT.md §12.
+"""pfsync benchmarks, side by side with the peers, against the budgets in docs/performance.md.
 
     python3 benchmarks/run.py            # the full run (a few minutes)
     python3 benchmarks/run.py --quick    # smaller sizes, fewer runs, to iterate
@@ -709,7 +709,7 @@ def print_tables(results: dict[str, Any], rows: Sequence[Sequence[Any]]) -> None
     print(
         table(
             [(a, b, c, "yes" if d else "NO") for a, b, c, d in rows],
-            ("§12 budget", "measured", "budget", "met"),
+            ("budget", "measured", "limit", "met"),
         )
     )
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from pfsync.errors import PfsyncError
 
 CONFIG = """\
-# pfsync configuration (see the pfsync README, "Configuration").
+# pfsync configuration (see the pfsync docs, "Configuration": docs/configuration.md).
 business: {business}                 # default business for manifests that name none
 api_url: {api_url}   # PFSYNC_API_URL overrides it
 manifests: ["triggers/**/*.yaml"]    # globs relative to this file

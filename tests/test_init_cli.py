@@ -79,7 +79,7 @@ def test_init_writes_ci_recipes_with_the_git_state_store(
     assert yaml.safe_load(config)["state"] == {"store": "git", "branch": "main"}
     assert run.err.splitlines()[-1] == (
         "CI: set the secrets PFSYNC_USERNAME and PFSYNC_PASSWORD (environment pfsync) for the "
-        'apply job; pin PFSYNC_PIP_SPEC to a pfsync release (see the README, "CI recipes").'
+        'apply job; pin PFSYNC_PIP_SPEC to a pfsync release (see the pfsync docs, "CI recipes").'
     )
     run = run_pfsync("init", "gl", "--ci", "gitlab", cwd=tmp_path)
     assert run.code == 0, run

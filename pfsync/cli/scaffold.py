@@ -49,7 +49,7 @@ def init(directory: str, business: str, api_url: str, ci: str, force: bool) -> i
         }[ci]
         click.echo(
             f"CI: set {needed} for the apply job; pin PFSYNC_PIP_SPEC to a pfsync release "
-            '(see the README, "CI recipes").',
+            '(see the pfsync docs, "CI recipes").',
             err=True,
         )
     return 0
