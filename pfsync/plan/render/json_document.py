@@ -1,7 +1,8 @@
 """The plan as a stable, versioned JSON document (`plan --format json`, and saved plans).
 
 Field by field in docs/plan-and-apply.md ("--format json"). A saved plan (`--out`) is the
-same document with `saved_plan: true` and each entry's `digest` and `recorded_digest`, which apply checks.
+same document with `saved_plan: true` and each entry's `digest` and `recorded_digest`, which
+apply checks.
 """
 
 from __future__ import annotations
