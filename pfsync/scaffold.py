@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pfsync.errors import PfsyncError
+
+ENVIRONMENT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 CONFIG = """\
 # pfsync configuration (see the pfsync docs, "Configuration": docs/configuration.md).
@@ -22,6 +25,23 @@ GIT_STATE = (
     "# CI pushes the lockfile itself (see the docs on state stores)\n"
 )
 
+ENVIRONMENTS_CONFIG = """\
+# pfsync configuration (see the pfsync docs, "Configuration" and "Environments").
+api_url: {api_url}   # PFSYNC_API_URL overrides it
+manifests: ["triggers/**/*.yaml"]    # globs relative to this file
+# Each environment is its own Pocketflows business with its own lockfile; choose one with
+# `pfsync -e NAME plan`. Keys an environment does not set come from the top level.
+environments:
+"""
+
+ENVIRONMENT = """\
+  {name}:
+    business: {business}  # this environment's business
+    lockfile: state/{name}.lock  # its record of what exists: commit it, never delete it
+    values:  # ${{values.NAME}} in manifests
+      welcome_template: et_welcome_1
+"""
+
 EXAMPLE = """\
 # yaml-language-server: $schema=../manifest.schema.json
 apiVersion: pfsync/v1
@@ -36,6 +56,7 @@ spec:
 """
 
 GITIGNORE_LINES = ("pfsync.lock.journal", "pfsync.lock.lck", ".pfsync/")
+ENVIRONMENT_GITIGNORE_LINES = ("state/*.lock.journal", "state/*.lock.lck", ".pfsync/")
 
 
 def _ci_files(kind: str) -> dict[str, str]:
@@ -55,8 +76,19 @@ def ci_recipe_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).parent.parent / "examples" / "ci"
 
 
-def scaffold(root: Path, business: str, api_url: str, ci: str, force: bool) -> Iterator[str]:
-    """Write the files (refusing to overwrite without `force`); yield a line per file."""
+def scaffold(
+    root: Path,
+    business: str,
+    api_url: str,
+    ci: str,
+    force: bool,
+    environments: Sequence[str] = (),
+) -> Iterator[str]:
+    """Write the files (refusing to overwrite without `force`); yield a line per file.
+
+    With `environments`, pfsync.yaml defines each (the same business to start with, a
+    lockfile under `state/`, a value the example trigger uses) and each gets its lockfile.
+    """
     from pfsync.config import check_api_url
     from pfsync.manifests.load import BUSINESS_RE
     from pfsync.state.lockfile import Lockfile, save_lockfile
@@ -64,16 +96,35 @@ def scaffold(root: Path, business: str, api_url: str, ci: str, force: bool) -> I
     if not BUSINESS_RE.fullmatch(business):
         raise PfsyncError(f"{business!r} is not a valid business id")
     api_url = check_api_url(api_url)
+    for name in environments:
+        if not ENVIRONMENT_NAME_RE.fullmatch(name):
+            raise PfsyncError(
+                f"{name!r} is not an environment name (1-64 characters of A-Z, a-z, 0-9, '.', "
+                "'_', '-', starting with a letter or digit)"
+            )
+    if len(set(environments)) != len(environments):
+        raise PfsyncError("each --env name must be given once")
     import json
 
     from pfsync.schemas import self_contained_manifest_schema
 
     schema_text = json.dumps(self_contained_manifest_schema(), indent=2, ensure_ascii=False)
+    if environments:
+        config = ENVIRONMENTS_CONFIG.format(api_url=api_url) + "".join(
+            ENVIRONMENT.format(name=name, business=business) for name in environments
+        )
+        example = EXAMPLE.replace("et_welcome_1", "${values.welcome_template}")
+        lockfiles: dict[str | None, Path] = {
+            name: root / "state" / f"{name}.lock" for name in environments
+        }
+    else:
+        config = CONFIG.format(business=business, api_url=api_url)
+        example = EXAMPLE
+        lockfiles = {None: root / "pfsync.lock"}
     files = {
-        "pfsync.yaml": CONFIG.format(business=business, api_url=api_url)
-        + (GIT_STATE if ci != "none" else ""),
+        "pfsync.yaml": config + (GIT_STATE if ci != "none" else ""),
         "manifest.schema.json": schema_text + "\n",
-        "triggers/welcome-series.yaml": EXAMPLE,
+        "triggers/welcome-series.yaml": example,
         **_ci_files(ci),
     }
     existing = [name for name in files if (root / name).exists()]
@@ -87,17 +138,19 @@ def scaffold(root: Path, business: str, api_url: str, ci: str, force: bool) -> I
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         yield f"wrote {path}"
-    lockfile = root / "pfsync.lock"
-    if lockfile.exists():
-        # Even with --force: a lockfile may be the only record of real triggers.
-        yield f"kept {lockfile} (an existing lockfile is never overwritten)"
-    else:
-        save_lockfile(lockfile, None, Lockfile.new(api_url))
-        yield f"wrote {lockfile} (empty: no trigger created yet)"
+    for environment, lockfile in lockfiles.items():
+        if lockfile.exists():
+            # Even with --force: a lockfile may be the only record of real triggers.
+            yield f"kept {lockfile} (an existing lockfile is never overwritten)"
+        else:
+            lockfile.parent.mkdir(parents=True, exist_ok=True)
+            save_lockfile(lockfile, None, Lockfile.new(api_url, environment))
+            yield f"wrote {lockfile} (empty: no trigger created yet)"
     gitignore = root / ".gitignore"
     existed = gitignore.exists()
     present = gitignore.read_text(encoding="utf-8").splitlines() if existed else []
-    missing = [line for line in GITIGNORE_LINES if line not in present]
+    wanted = ENVIRONMENT_GITIGNORE_LINES if environments else GITIGNORE_LINES
+    missing = [line for line in wanted if line not in present]
     if missing:
         with open(gitignore, "a", encoding="utf-8") as f:
             if present and present[-1] != "":

@@ -1,4 +1,14 @@
-"""Shared test fixtures: run the installed `pfsync` as a subprocess and capture everything."""
+"""Shared test fixtures: run the installed `pfsync` as a subprocess and capture everything.
+
+Compare a run's whole outcome in one assertion, so a failure shows exit code and both streams:
+
+    assert (run.code, run.out, run.err) == (0, "...", "")
+    assert run.normalised(URL=sandbox.url, KEY=key) == (3, "...<URL>...", "...<KEY>...")
+
+`normalise` names what a test knows (`TMP=tmp_path` gives `<TMP>`) and replaces each class of
+token that changes between runs with a placeholder: `<ID>` a trigger id the sandbox chose,
+`<UUID>` an Idempotency-Key or lineage, `<TIME>` a timestamp, `<SECONDS>` a duration.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +39,38 @@ def pfsync_executable() -> str:
     return found
 
 
+Known = str | Path | re.Pattern[str]
+
+# Tokens that change from run to run, each shown as its class's placeholder.
+VOLATILE = (
+    (re.compile(r"\btrg_[0-9a-f]{24}\b"), "<ID>"),  # the sandbox's trigger ids
+    (re.compile(r"\b[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}\b"), "<UUID>"),
+    (re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)"), "<TIME>"),
+    (re.compile(r"\b\d+\.\d+ s\b"), "<SECONDS> s"),
+)
+# A loopback URL whose port a test cannot know (an in-process sandbox's), as a known value.
+LOOPBACK_URL = re.compile(r"http://127\.0\.0\.1:\d+")
+
+
+def normalise(text: str, **known: Known) -> str:
+    """`text` with each known value shown as `<NAME>`, then each volatile token as its class.
+
+    Known strings and paths go first, longest first (so `REPO=tmp_path / "repo"` wins over
+    `TMP=tmp_path`), then known patterns: a test names what it knows (`KEY=key`,
+    `URL=sandbox.url`), and a class placeholder is left only for what it could not know.
+    """
+    literals = {name: str(v) for name, v in known.items() if not isinstance(v, re.Pattern)}
+    assert all(literals.values()), f"an empty known value would match everywhere: {known}"
+    for name, value in sorted(literals.items(), key=lambda item: -len(item[1])):
+        text = text.replace(value, f"<{name}>")
+    for name, pattern in known.items():
+        if isinstance(pattern, re.Pattern):
+            text = pattern.sub(f"<{name}>", text)
+    for pattern, placeholder in VOLATILE:
+        text = pattern.sub(placeholder, text)
+    return text
+
+
 @dataclass(frozen=True)
 class Run:
     """Exit code and both streams of one `pfsync` run."""
@@ -39,6 +81,10 @@ class Run:
 
     def __str__(self) -> str:  # shown by pytest when an assertion fails
         return f"exit {self.code}\n--- stdout\n{self.out}--- stderr\n{self.err}"
+
+    def normalised(self, **known: Known) -> tuple[int, str, str]:
+        """Exit code, stdout and stderr, each through `normalise(text, **known)`."""
+        return self.code, normalise(self.out, **known), normalise(self.err, **known)
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

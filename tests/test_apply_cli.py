@@ -4,15 +4,93 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 from apply_helpers import BUSINESS, lock_ids, lock_pending, make_repo, manifest_text
-from conftest import RunPfsync
+from conftest import LOOPBACK_URL, RunPfsync, normalise
 from fixtures_sandbox import MakeSandbox
+
+# pfsync hides the password wherever a server's message repeats it, so with the sandbox's default
+# password, "sandbox", its fault messages read "(injected by the ***)"; the tests that compare
+# those messages give the sandbox another password.
+NOT_A_WORD = "pw-e2e-4242"
+LOST = (
+    "uncertain: connection lost after sending: RemoteProtocolError (Server disconnected without "
+    "sending a response.) — look for it in Pocketflows, then `pfsync state import "
+    f"{BUSINESS}/t000 ID` or `pfsync state rm {BUSINESS}/t000`"
+)
+REPLACED = (
+    "created <NEW> (replaces <OLD>, which stays active in Pocketflows until a person "
+    "deactivates it)"
+)
+NOTHING_APPLIED = (
+    "Apply: 0 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, 0 uncertain.\n"
+)
+UNCERTAIN_T000 = (
+    f"? {BUSINESS}/t000  uncertain  triggers/t000.yaml:3\n"
+    f"    remedy: A create of {BUSINESS}/t000 was started at <STARTED> (Idempotency-Key <KEY>) "
+    "and its outcome is unknown; pfsync will not send it again by itself. Look for the trigger "
+    f"in Pocketflows, then run `pfsync state import {BUSINESS}/t000 ID` if it exists or "
+    f"`pfsync state rm {BUSINESS}/t000` if not.\n"
+    "\n"
+)
 
 
 def posts(sandbox: object) -> list[dict[str, object]]:
     return [r for r in sandbox.requests() if r["method"] == "POST"]  # type: ignore[attr-defined]
+
+
+def header(serial: int) -> str:
+    """The plan's first lines, against a sandbox at <URL>."""
+    return f"Business: {BUSINESS}\nAPI: <URL>\nLockfile: pfsync.lock (serial {serial})\n\n"
+
+
+def body_lines(key: str, name: str) -> str:
+    """The plan's lines for the body `manifest_text(key, name)` declares."""
+    return (
+        f'      $.spec.name: "{name}"\n'
+        '      $.spec.project_defined_event: "pde_signup"\n'
+        '      $.spec.steps[0].type: "email"\n'
+        f'      $.spec.steps[0].email_template_id: "et_{key}"\n'
+    )
+
+
+def create_entry(key: str) -> str:
+    """The plan's entry for a create of `manifest_text(key)`."""
+    body = body_lines(key, f"Trigger {key}")
+    return f"+ {BUSINESS}/{key}  create  triggers/{key}.yaml:3\n{body}\n"
+
+
+def replace_entry(key: str, name: str) -> str:
+    """The plan's entry for the replace of <OLD> by `manifest_text(key, name, revision=1)`."""
+    return (
+        f"-/+ {BUSINESS}/{key}  replace  triggers/{key}.yaml:3  (trigger <OLD>; revision raised "
+        f"from 0 to 1)\n{body_lines(key, name)}"
+        f"    note: A new draft trigger is created for {BUSINESS}/{key}; the old trigger <OLD> "
+        "stays active in Pocketflows until a person deactivates it.\n"
+        "\n"
+    )
+
+
+def in_address_order(text: str) -> str:
+    """`text` with its run of progress lines (`BUSINESS/KEY: ...`), which parallel creates
+    write in the order they finish, sorted by address."""
+    lines = text.splitlines(keepends=True)
+    progress = [n for n, line in enumerate(lines) if line.startswith(f"{BUSINESS}/")]
+    if progress:
+        first, end = progress[0], progress[-1] + 1
+        assert progress == list(range(first, end)), text
+        lines[first:end] = sorted(lines[first:end])
+    return "".join(lines)
+
+
+def summary(create: int = 0, replace: int = 0, uncertain: int = 0, unchanged: int = 0) -> str:
+    """The plan's last line."""
+    return (
+        f"Plan: {create} to create, {replace} to replace. Needs a person: 0 update, 0 delete, "
+        f"{uncertain} uncertain. {unchanged} unchanged.\n"
+    )
 
 
 def test_full_apply_then_nothing_to_do(
@@ -27,22 +105,28 @@ def test_full_apply_then_nothing_to_do(
     remote = {t["id"]: t for t in sandbox.triggers(BUSINESS)}
     ids = lock_ids(repo)
     assert sorted(ids.values()) == sorted(remote)
-    lines = run.err.splitlines()
-    assert sorted(lines[:3]) == [
-        f"{BUSINESS}/t{n:03d}: created {ids[f'{BUSINESS}/t{n:03d}']}" for n in range(3)
-    ]
-    assert lines[3:] == [
-        "Apply: 3 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, 0 uncertain."
-    ]
-    assert "Plan: 3 to create" in run.out
+    code, out, err = run.normalised(URL=sandbox.url, **{key[-4:]: ids[key] for key in ids})
+    assert (code, out, in_address_order(err)) == (
+        0,
+        header(1)
+        + create_entry("t000")
+        + create_entry("t001")
+        + create_entry("t002")
+        + summary(create=3),
+        f"{BUSINESS}/t000: created <t000>\n"
+        f"{BUSINESS}/t001: created <t001>\n"
+        f"{BUSINESS}/t002: created <t002>\n"
+        "Apply: 3 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
+        "0 uncertain.\n",
+    )
     before = (repo / "pfsync.lock").read_bytes()
     assert not (repo / "pfsync.lock.journal").exists()
 
     again = run_pfsync("apply", "--auto-approve", cwd=repo, env=sandbox.environment())
-    assert again.code == 0, again
-    assert again.err == (
-        "Apply: 0 created, 0 failed, 0 uncertain. "
-        "Needs a person: 0 update, 0 delete, 0 uncertain.\n"
+    assert again.normalised(URL=sandbox.url) == (
+        0,
+        header(2) + summary(unchanged=3),
+        NOTHING_APPLIED,
     )
     assert (repo / "pfsync.lock").read_bytes() == before
     assert len(posts(sandbox)) == 3
@@ -54,10 +138,15 @@ def test_refuses_without_lockfile(
     sandbox = make_sandbox()
     repo = make_repo(tmp_path, 1)
     run = run_pfsync("apply", "--auto-approve", cwd=repo, env=sandbox.environment())
-    assert run.code == 1
-    assert run.out == ""
-    assert "there is no lockfile at" in run.err and "restore it from git" in run.err
-    assert "--new-lockfile" in run.err
+    assert (run.code, run.out) == (1, "")
+    # The lockfile's path is left out: it is shown absolute here, unlike in other messages.
+    assert run.err.startswith("Error: there is no lockfile at ")
+    assert run.err.endswith(
+        "pfsync.lock: it is the only record of which triggers exist, and applying without it "
+        "would create every trigger again. If it was lost, restore it from git (git checkout -- "
+        "pfsync.lock). If this is the first apply of this repository, run again with "
+        "--new-lockfile\n"
+    )
     assert posts(sandbox) == [] and not (repo / "pfsync.lock").exists()
 
 
@@ -67,11 +156,12 @@ def test_non_interactive_needs_auto_approve(
     sandbox = make_sandbox()
     repo = make_repo(tmp_path, 1)
     run = run_pfsync("apply", "--new-lockfile", cwd=repo, env=sandbox.environment())
-    assert (run.code, run.out) == (1, "")
-    assert run.err == (
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
         "Error: apply needs confirmation, and this is not an interactive terminal: run "
         "`pfsync plan`, review it, then `pfsync apply --auto-approve` (or apply a saved plan). "
-        "Nothing was sent.\n"
+        "Nothing was sent.\n",
     )
     assert posts(sandbox) == []
 
@@ -89,8 +179,15 @@ def test_api_url_mismatch_is_refused(
     )
     (repo / "triggers" / "t001.yaml").write_text(manifest_text("t001"))
     run = run_pfsync("apply", "--auto-approve", cwd=repo, env=second.environment())
-    assert run.code == 1
-    assert f"describes the API {first.url}, but the configured API URL is {second.url}" in run.err
+    assert run.normalised(FIRST=first.url, SECOND=second.url) == (
+        1,
+        "",
+        "Error: the lockfile pfsync.lock describes the API <FIRST>, but the configured API URL "
+        "is <SECOND> (PFSYNC_API_URL or api_url in pfsync.yaml). Use one lockfile per API: for "
+        "another API (a staging business, a local `pfsync sandbox`), give it a config of its "
+        "own, e.g. `sandbox.yaml` holding `api_url: http://127.0.0.1:8787` and `lockfile: "
+        "sandbox.lock`, and run `pfsync --config sandbox.yaml plan`\n",
+    )
     assert posts(second) == []
 
 
@@ -104,9 +201,20 @@ def test_wrong_password_stops_and_is_never_shown(
     run = run_pfsync(
         "-v", "apply", "--auto-approve", "--new-lockfile", "--parallelism", "1", cwd=repo, env=env
     )
-    assert run.code == 1, run
-    assert "the API refused the credentials" in run.err
-    assert "check PFSYNC_USERNAME and PFSYNC_PASSWORD" in run.err
+    refused = "authentication required: HTTP Basic with a valid username and password"
+    assert run.normalised(URL=sandbox.url) == (
+        1,
+        header(1)
+        + create_entry("t000")
+        + create_entry("t001")
+        + create_entry("t002")
+        + summary(create=3),
+        f"{BUSINESS}/t000: failed: HTTP 401: {refused}\n"
+        f"Error: the API refused the credentials ({refused}); check PFSYNC_USERNAME and "
+        "PFSYNC_PASSWORD. The run stopped; nothing more was sent.\n"
+        "Apply: 0 created, 1 failed, 0 uncertain, 2 not sent. Needs a person: 0 update, "
+        "0 delete, 0 uncertain.\n",
+    )
     encoded = base64.b64encode(f"{sandbox.username}:{secret}".encode()).decode()
     for text in (run.out, run.err, (repo / "pfsync.lock").read_text()):
         assert secret not in text and encoded not in text
@@ -123,8 +231,13 @@ def test_missing_credentials(run_pfsync: RunPfsync, tmp_path: Path) -> None:
         cwd=repo,
         env={"PFSYNC_API_URL": "http://127.0.0.1:9"},
     )
-    assert run.code == 1
-    assert run.err.startswith("Error: PFSYNC_USERNAME and PFSYNC_PASSWORD are not set")
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
+        "Error: PFSYNC_USERNAME and PFSYNC_PASSWORD are not set: apply needs the Pocketflows API "
+        "credentials in the environment (never in a file or a flag). To try pfsync without "
+        "them, use `pfsync apply --sandbox`\n",
+    )
 
 
 def test_uncertain_exits_3_and_is_never_resent(
@@ -143,14 +256,26 @@ def test_uncertain_exits_3_and_is_never_resent(
         env=sandbox.environment(),
     )
     assert run.code == 3, run
-    assert f"{BUSINESS}/t000: uncertain: connection lost after sending" in run.err
-    assert run.err.endswith(
-        "Apply: 1 created, 0 failed, 1 uncertain. "
-        "Needs a person: 0 update, 0 delete, 1 uncertain.\n"
+    assert run.normalised(URL=sandbox.url, T001=lock_ids(repo)[f"{BUSINESS}/t001"]) == (
+        3,
+        header(1) + create_entry("t000") + create_entry("t001") + summary(create=2),
+        f"{BUSINESS}/t000: {LOST}\n"
+        f"{BUSINESS}/t001: created <T001>\n"
+        "Apply: 1 created, 0 failed, 1 uncertain. Needs a person: 0 update, 0 delete, "
+        "1 uncertain.\n",
     )
-    assert list(lock_pending(repo)) == [f"{BUSINESS}/t000"]
+    pending = lock_pending(repo)
+    assert list(pending) == [f"{BUSINESS}/t000"]
+    started = pending[f"{BUSINESS}/t000"]
     again = run_pfsync("apply", "--auto-approve", cwd=repo, env=sandbox.environment())
-    assert again.code == 3, again
+    assert again.normalised(
+        URL=sandbox.url, KEY=started["idempotency_key"], STARTED=started["started_at"]
+    ) == (
+        3,
+        header(2) + UNCERTAIN_T000 + summary(uncertain=1, unchanged=1),
+        "Apply: 0 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
+        "1 uncertain.\n",
+    )
     assert len(posts(sandbox)) == 2  # the uncertain one was not sent again
     # Settle it the way a person would: it exists in the listing, so import it.
     stored = [t for t in sandbox.triggers(BUSINESS) if t["name"] == "Trigger t000"]
@@ -158,9 +283,18 @@ def test_uncertain_exits_3_and_is_never_resent(
     imported = run_pfsync(
         "state", "import", f"{BUSINESS}/t000", stored[0]["id"], cwd=repo, env=sandbox.environment()
     )
-    assert imported.code == 0, imported
+    assert imported.normalised(T000=stored[0]["id"]) == (
+        0,
+        f"Imported trigger <T000> as {BUSINESS}/t000 (triggers/t000.yaml:3).\n"
+        "The uncertain create of this address is settled.\n",
+        "",
+    )
     final = run_pfsync("apply", "--auto-approve", cwd=repo, env=sandbox.environment())
-    assert final.code == 0, final
+    assert final.normalised(URL=sandbox.url) == (
+        0,
+        header(3) + summary(unchanged=2),
+        NOTHING_APPLIED,
+    )
     assert len(sandbox.triggers(BUSINESS)) == 2
 
 
@@ -173,12 +307,24 @@ def test_retry_uncertain_with_idempotency_keys_creates_nothing_new(
     run = run_pfsync(
         "apply", "--auto-approve", "--new-lockfile", cwd=repo, env=sandbox.environment()
     )
-    assert run.code == 3, run
+    assert run.normalised(URL=sandbox.url) == (
+        3,
+        header(1) + create_entry("t000") + summary(create=1),
+        f"{BUSINESS}/t000: {LOST}\n"
+        "Apply: 0 created, 0 failed, 1 uncertain. Needs a person: 0 update, 0 delete, "
+        "1 uncertain.\n",
+    )
     key = lock_pending(repo)[f"{BUSINESS}/t000"]["idempotency_key"]
     retry = run_pfsync(
         "apply", "--auto-approve", "--retry-uncertain", cwd=repo, env=sandbox.environment()
     )
     assert retry.code == 0, retry
+    # Its stdout is left out: the plan it shows says the create will not be sent again.
+    assert normalise(retry.err, T000=lock_ids(repo)[f"{BUSINESS}/t000"]) == (
+        f"{BUSINESS}/t000: created <T000>\n"
+        "Apply: 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
+        "0 uncertain.\n"
+    )
     assert len(sandbox.triggers(BUSINESS)) == 1
     assert lock_ids(repo) == {f"{BUSINESS}/t000": sandbox.triggers(BUSINESS)[0]["id"]}
     assert [p["idempotency_key"] for p in posts(sandbox)] == [key, key]
@@ -187,17 +333,31 @@ def test_retry_uncertain_with_idempotency_keys_creates_nothing_new(
 def test_failed_create_exits_1_with_server_message(
     run_pfsync: RunPfsync, make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
-    sandbox = make_sandbox()
+    sandbox = make_sandbox(password=NOT_A_WORD)
     repo = make_repo(tmp_path, 1)
     sandbox.script("422")
     run = run_pfsync(
         "apply", "--auto-approve", "--new-lockfile", cwd=repo, env=sandbox.environment()
     )
-    assert run.code == 1, run
-    assert f"{BUSINESS}/t000: failed: HTTP 422: " in run.err
+    assert run.normalised(URL=sandbox.url) == (
+        1,
+        header(1) + create_entry("t000") + summary(create=1),
+        f"{BUSINESS}/t000: failed: HTTP 422: Unprocessable Entity (injected by the sandbox): $: "
+        "injected validation failure\n"
+        "Apply: 0 created, 1 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
+        "0 uncertain.\n",
+    )
     assert lock_ids(repo) == {} and lock_pending(repo) == {}
     again = run_pfsync("apply", "--auto-approve", cwd=repo, env=sandbox.environment())
-    assert again.code == 0 and len(sandbox.triggers(BUSINESS)) == 1
+    assert again.code == 0, again
+    assert again.normalised(URL=sandbox.url, T000=lock_ids(repo)[f"{BUSINESS}/t000"]) == (
+        0,
+        header(1) + create_entry("t000") + summary(create=1),
+        f"{BUSINESS}/t000: created <T000>\n"
+        "Apply: 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
+        "0 uncertain.\n",
+    )
+    assert len(sandbox.triggers(BUSINESS)) == 1
 
 
 def test_replace_creates_a_new_draft_and_keeps_history(
@@ -217,9 +377,12 @@ def test_replace_creates_a_new_draft_and_keeps_history(
     assert run.code == 0, run
     new = lock_ids(repo)[f"{BUSINESS}/t000"]
     assert new != old
-    assert (
-        f"(replaces {old}, which stays active in Pocketflows until a person deactivates it)"
-        in run.err
+    assert run.normalised(URL=sandbox.url, OLD=old, NEW=new) == (
+        0,
+        header(2) + replace_entry("t000", "Renamed") + summary(replace=1),
+        f"{BUSINESS}/t000: {REPLACED}\n"
+        "Apply: 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
+        "0 uncertain.\n",
     )
     history = json.loads((repo / "pfsync.lock").read_text())["triggers"][f"{BUSINESS}/t000"][
         "history"
@@ -230,21 +393,34 @@ def test_replace_creates_a_new_draft_and_keeps_history(
 def test_verbose_shows_retries(
     run_pfsync: RunPfsync, make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
-    sandbox = make_sandbox()
+    sandbox = make_sandbox(password=NOT_A_WORD)
     repo = make_repo(tmp_path, 1)
     sandbox.script("503-retry-after", "ok")
     args = ("apply", "--auto-approve", "--new-lockfile")
     run = run_pfsync("-v", *args, cwd=repo, env=sandbox.environment())
     assert run.code == 0, run
-    lines = run.err.splitlines()
-    assert lines[0].startswith(f"{BUSINESS}/t000: HTTP 503: ")
-    assert "; retrying in 1." in lines[0]
-    assert lines[0].endswith("s (attempt 2 of 6, same Idempotency-Key)")
-    assert lines[1].startswith(f"{BUSINESS}/t000: created trg_")
+    delay = re.search(r"; retrying in (\S+) s ", run.err)
+    assert delay and 1.0 <= float(delay[1]) <= 1.5, run  # Retry-After: 1, plus up to 0.5 s
+    assert run.normalised(URL=sandbox.url, T000=lock_ids(repo)[f"{BUSINESS}/t000"]) == (
+        0,
+        header(1) + create_entry("t000") + summary(create=1),
+        f"{BUSINESS}/t000: HTTP 503: Service Unavailable (injected by the sandbox); retrying in "
+        "<SECONDS> s (attempt 2 of 6, same Idempotency-Key)\n"
+        f"{BUSINESS}/t000: created <T000>\n"
+        "Apply: 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
+        "0 uncertain.\n",
+    )
     sandbox.script("503-retry-after", "ok")
     (repo / "triggers" / "t001.yaml").write_text(manifest_text("t001"))
     quiet = run_pfsync("apply", "--auto-approve", cwd=repo, env=sandbox.environment())
-    assert quiet.code == 0 and "retrying" not in quiet.err
+    assert quiet.code == 0, quiet
+    assert quiet.normalised(URL=sandbox.url, T001=lock_ids(repo)[f"{BUSINESS}/t001"]) == (
+        0,
+        header(2) + create_entry("t001") + summary(create=1, unchanged=1),
+        f"{BUSINESS}/t001: created <T001>\n"
+        "Apply: 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
+        "0 uncertain.\n",
+    )
 
 
 def test_confirm_prompt_says_how_many_creates_are_sent_and_where() -> None:
@@ -315,16 +491,53 @@ def answer_on_a_terminal(args: list[str], cwd: Path, answer: str) -> tuple[int, 
 
 def test_the_terminal_prompt_counts_the_creates_a_yes_sends(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, 2)
+    plan = (
+        "Sandbox: in-process Pocketflows API at <URL>\n"
+        f"Business: {BUSINESS}\n"
+        "API: sandbox:.pfsync\n"
+        "Lockfile: .pfsync/pfsync.lock (serial 1)\n"
+        "\n" + create_entry("t000") + create_entry("t001") + summary(create=2)
+    )
     code, output = answer_on_a_terminal(["apply", "--sandbox"], repo, "n")
-    assert code == 1, output
-    assert "Send 2 creates to the sandbox? [y/N]: n\n" in output
-    assert "Apply cancelled; nothing was sent." in output
-    assert "created" not in output
-    first, _ = answer_on_a_terminal(["apply", "--sandbox"], repo, "y")
-    assert first == 0
+    assert (code, normalise(output, URL=LOOPBACK_URL)) == (
+        1,
+        plan + "Send 2 creates to the sandbox? [y/N]: n\nApply cancelled; nothing was sent.\n",
+    )
+    code, output = answer_on_a_terminal(["apply", "--sandbox"], repo, "y")
+    assert code == 0, output
+    first = lock_ids(repo / ".pfsync")
+    ids = {"T000": first[f"{BUSINESS}/t000"], "T001": first[f"{BUSINESS}/t001"]}
+    assert (code, in_address_order(normalise(output, URL=LOOPBACK_URL, **ids))) == (
+        0,
+        plan + "Send 2 creates to the sandbox? [y/N]: y\n"
+        f"{BUSINESS}/t000: created <T000>\n"
+        f"{BUSINESS}/t001: created <T001>\n"
+        "Apply: 2 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
+        "0 uncertain.\n",
+    )
     (repo / "triggers" / "t000.yaml").write_text(manifest_text("t000", revision=1))
     (repo / "triggers" / "t002.yaml").write_text(manifest_text("t002"))
     code, output = answer_on_a_terminal(["apply", "--sandbox"], repo, "y")
     assert code == 0, output
-    assert "Send 2 creates to the sandbox (1 replace)? [y/N]: y\n" in output
-    assert "Apply: 2 created, 0 failed" in output
+    second = lock_ids(repo / ".pfsync")
+    known = {
+        "OLD": ids["T000"],
+        "NEW": second[f"{BUSINESS}/t000"],
+        "T002": second[f"{BUSINESS}/t002"],
+    }
+    assert (code, in_address_order(normalise(output, URL=LOOPBACK_URL, **known))) == (
+        0,
+        "Sandbox: in-process Pocketflows API at <URL>\n"
+        f"Business: {BUSINESS}\n"
+        "API: sandbox:.pfsync\n"
+        "Lockfile: .pfsync/pfsync.lock (serial 2)\n"
+        "\n"
+        + replace_entry("t000", "Trigger t000")
+        + create_entry("t002")
+        + summary(create=1, replace=1, unchanged=1)
+        + "Send 2 creates to the sandbox (1 replace)? [y/N]: y\n"
+        f"{BUSINESS}/t000: {REPLACED}\n"
+        f"{BUSINESS}/t002: created <T002>\n"
+        "Apply: 2 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
+        "0 uncertain.\n",
+    )

@@ -24,8 +24,9 @@ BUILD_TIMEOUT = 300.0
 # The two commands the README must carry as they are: `.ci/run` runs the second one.
 QUICKSTART = (
     "python3 -m venv .venv && .venv/bin/pip install -q . && cd examples && "
-    "../.venv/bin/pfsync plan --sandbox && ../.venv/bin/pfsync apply --sandbox --auto-approve && "
-    "../.venv/bin/pfsync plan --sandbox --detailed-exitcode"
+    "../.venv/bin/pfsync -e staging plan --sandbox && "
+    "../.venv/bin/pfsync -e staging apply --sandbox --auto-approve && "
+    "../.venv/bin/pfsync -e staging plan --sandbox --detailed-exitcode"
 )
 TEST_COMMAND = (
     'python3 -m venv .venv && .venv/bin/pip install -q ".[test]" && .venv/bin/python -m pytest -q'

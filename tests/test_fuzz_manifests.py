@@ -16,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pfsync.manifests.load import LoadResult, load_file
+from pfsync.manifests.load import Declaring, LoadResult, load_file
 from pfsync.state.lockfile import Lockfile, TriggerRecord
 from pfsync.support.canonical import body_digest
 from pfsync.support.diagnostics import format_github, format_json, format_text, sort_diagnostics
@@ -90,7 +90,7 @@ VALUES = st.one_of(
 def load_text(tmp_path: Path, data: bytes) -> LoadResult:
     path = tmp_path / "m.yaml"
     path.write_bytes(data)
-    return load_file(path, "m.yaml", "biz_default")
+    return load_file(path, "m.yaml", Declaring("biz_default"))
 
 
 def assert_values_not_tracebacks(result: LoadResult) -> None:

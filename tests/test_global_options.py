@@ -10,6 +10,24 @@ from apply_helpers import make_repo
 from conftest import RunPfsync
 from pfsync.cli import hoist_global_options
 
+PLAN_OF_TWO = (
+    "Business: biz_e2e\n"
+    "API: https://api.pocketflows.com\n"
+    "Lockfile: pfsync.lock does not exist yet: every declared trigger is a create.\n"
+    "\n"
+    + "".join(
+        f"+ biz_e2e/{key}  create  triggers/{key}.yaml:3\n"
+        f'      $.spec.name: "Trigger {key}"\n'
+        '      $.spec.project_defined_event: "pde_signup"\n'
+        '      $.spec.steps[0].type: "email"\n'
+        f'      $.spec.steps[0].email_template_id: "et_{key}"\n'
+        "\n"
+        for key in ("t000", "t001")
+    )
+    + "Plan: 2 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+    "0 unchanged.\n"
+)
+
 
 @pytest.mark.parametrize(
     ("after", "before"),
@@ -32,7 +50,7 @@ def test_plan_dash_v_is_pfsync_dash_v_plan(run_pfsync: RunPfsync, tmp_path: Path
     repo = make_repo(tmp_path, 2)
     after = run_pfsync("plan", "-v", "--no-color", cwd=repo)
     before = run_pfsync("-v", "--no-color", "plan", cwd=repo)
-    assert after.code == 0, after
-    assert (after.code, after.out, after.err) == (before.code, before.out, before.err)
+    assert (after.code, after.out, after.err) == (0, PLAN_OF_TWO, "")
+    assert (before.code, before.out, before.err) == (0, PLAN_OF_TWO, "")
     quiet = run_pfsync("validate", "-q", cwd=repo)
     assert (quiet.code, quiet.out, quiet.err) == (0, "", "")

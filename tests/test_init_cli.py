@@ -8,18 +8,53 @@ from typing import Any
 
 from conftest import REPO, RunPfsync
 
+# `init .` says "Next: cd . && pfsync validate ...": the needless `cd . && ` is left out.
+
+
+def wrote(directory: str, *ci_files: str, gitignore: str = "created") -> str:
+    """What `pfsync init DIRECTORY` lists on stdout (`.` lists bare names)."""
+    at = "" if directory == "." else directory + "/"
+    files = ["pfsync.yaml", "manifest.schema.json", "triggers/welcome-series.yaml", *ci_files]
+    return (
+        "".join(f"wrote {at}{name}\n" for name in files)
+        + f"wrote {at}pfsync.lock (empty: no trigger created yet)\n"
+        + f"{gitignore} {at}.gitignore\n"
+    )
+
+
+def next_steps(directory: str) -> str:
+    """What `pfsync init DIRECTORY` says on stderr (no `cd` into the current directory)."""
+    cd = "" if directory == "." else f"cd {directory} && "
+    return (
+        f"\nNext: {cd}pfsync validate && pfsync plan   (try an apply with "
+        "`pfsync apply --sandbox`)\n"
+    )
+
+
+GITHUB_WORKFLOWS = [
+    ".github/workflows/pfsync-apply.yml",
+    ".github/workflows/pfsync-comment.yml",
+    ".github/workflows/pfsync-plan.yml",
+]
+GITHUB_SECRETS = (
+    "CI: set the secrets PFSYNC_USERNAME and PFSYNC_PASSWORD (environment pfsync) for the "
+    'apply job; pin PFSYNC_PIP_SPEC to a pfsync release (see the pfsync docs, "CI recipes").\n'
+)
+
 
 def test_init_then_validate_and_plan_work_without_edits(
     run_pfsync: RunPfsync, tmp_path: Path
 ) -> None:
     run = run_pfsync("init", "repo", "--business", "biz_new", cwd=tmp_path)
-    assert run.code == 0, run
-    assert run.out == (
+    assert (run.code, run.out, run.err) == (
+        0,
         "wrote repo/pfsync.yaml\n"
         "wrote repo/manifest.schema.json\n"
         "wrote repo/triggers/welcome-series.yaml\n"
         "wrote repo/pfsync.lock (empty: no trigger created yet)\n"
-        "created repo/.gitignore\n"
+        "created repo/.gitignore\n",
+        "\nNext: cd repo && pfsync validate && pfsync plan   (try an apply with "
+        "`pfsync apply --sandbox`)\n",
     )
     repo = tmp_path / "repo"
     assert (repo / ".gitignore").read_text().splitlines()[1:] == [
@@ -30,8 +65,22 @@ def test_init_then_validate_and_plan_work_without_edits(
     validate = run_pfsync("validate", cwd=repo)
     assert (validate.code, validate.out, validate.err) == (0, "", "1 trigger(s) valid.\n")
     plan = run_pfsync("plan", "--detailed-exitcode", cwd=repo)
-    assert plan.code == 2, plan
-    assert "+ biz_new/welcome-series  create" in plan.out
+    assert (plan.code, plan.out, plan.err) == (
+        2,
+        "Business: biz_new\n"
+        "API: https://api.pocketflows.com\n"
+        "Lockfile: pfsync.lock (serial 1)\n"
+        "\n"
+        "+ biz_new/welcome-series  create  triggers/welcome-series.yaml:4\n"
+        '      $.spec.name: "Welcome series"\n'
+        '      $.spec.project_defined_event: "pde_signup"\n'
+        '      $.spec.steps[0].type: "email"\n'
+        '      $.spec.steps[0].email_template_id: "et_welcome_1"\n'
+        "\n"
+        "Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+        "0 unchanged.\n",
+        "",
+    )
     lock = json.loads((repo / "pfsync.lock").read_text())
     assert (lock["api_url"], lock["triggers"]) == ("https://api.pocketflows.com", {})
 
@@ -39,17 +88,25 @@ def test_init_then_validate_and_plan_work_without_edits(
 def test_init_refuses_to_overwrite_and_never_replaces_a_lockfile(
     run_pfsync: RunPfsync, tmp_path: Path
 ) -> None:
-    assert run_pfsync("init", ".", cwd=tmp_path).code == 0
+    first = run_pfsync("init", ".", cwd=tmp_path)
+    assert first.normalised() == (0, wrote("."), next_steps("."))
     lockfile = (tmp_path / "pfsync.lock").read_bytes()
     again = run_pfsync("init", ".", cwd=tmp_path)
-    assert (again.code, again.out) == (1, "")
-    assert again.err == (
+    assert (again.code, again.out, again.err) == (
+        1,
+        "",
         "Error: refusing to overwrite pfsync.yaml, manifest.schema.json, "
-        "triggers/welcome-series.yaml in .; pass --force to overwrite\n"
+        "triggers/welcome-series.yaml in .; pass --force to overwrite\n",
     )
     forced = run_pfsync("init", ".", "--force", cwd=tmp_path)
-    assert forced.code == 0, forced
-    assert "kept pfsync.lock (an existing lockfile is never overwritten)" in forced.out
+    assert forced.normalised() == (
+        0,
+        "wrote pfsync.yaml\n"
+        "wrote manifest.schema.json\n"
+        "wrote triggers/welcome-series.yaml\n"
+        "kept pfsync.lock (an existing lockfile is never overwritten)\n",
+        next_steps("."),
+    )
     assert (tmp_path / "pfsync.lock").read_bytes() == lockfile
 
 
@@ -65,7 +122,11 @@ def test_init_writes_ci_recipes_with_the_git_state_store(
     import yaml
 
     run = run_pfsync("init", ".", "--ci", "github", cwd=tmp_path)
-    assert run.code == 0, run
+    assert run.normalised() == (
+        0,
+        wrote(".", *GITHUB_WORKFLOWS),
+        next_steps(".") + GITHUB_SECRETS,
+    )
     workflows = sorted(p.name for p in (tmp_path / ".github" / "workflows").iterdir())
     assert workflows == ["pfsync-apply.yml", "pfsync-comment.yml", "pfsync-plan.yml"]
     recipes = REPO / "examples" / "ci"
@@ -77,37 +138,48 @@ def test_init_writes_ci_recipes_with_the_git_state_store(
     config = (tmp_path / "pfsync.yaml").read_text()
     assert config.splitlines()[-1] == GIT_STATE_LINE
     assert yaml.safe_load(config)["state"] == {"store": "git", "branch": "main"}
-    assert run.err.splitlines()[-1] == (
-        "CI: set the secrets PFSYNC_USERNAME and PFSYNC_PASSWORD (environment pfsync) for the "
-        'apply job; pin PFSYNC_PIP_SPEC to a pfsync release (see the pfsync docs, "CI recipes").'
-    )
     run = run_pfsync("init", "gl", "--ci", "gitlab", cwd=tmp_path)
-    assert run.code == 0, run
+    assert (run.code, run.out, run.err) == (
+        0,
+        wrote("gl", ".gitlab-ci.yml"),
+        next_steps("gl") + "CI: set the variables PFSYNC_USERNAME, PFSYNC_PASSWORD and "
+        "PFSYNC_PUSH_TOKEN for the apply job; pin PFSYNC_PIP_SPEC to a pfsync release (see the "
+        'pfsync docs, "CI recipes").\n',
+    )
     assert (tmp_path / "gl" / ".gitlab-ci.yml").read_bytes() == (
         recipes / "gitlab" / ".gitlab-ci.yml"
     ).read_bytes()
     assert (tmp_path / "gl" / "pfsync.yaml").read_text().splitlines()[-1] == GIT_STATE_LINE
-    assert "PFSYNC_PUSH_TOKEN" in run.err.splitlines()[-1]
 
 
 def test_init_without_ci_keeps_the_file_state_store(run_pfsync: RunPfsync, tmp_path: Path) -> None:
     import yaml
 
-    assert run_pfsync("init", ".", cwd=tmp_path).code == 0
+    run = run_pfsync("init", ".", cwd=tmp_path)
+    assert run.normalised() == (0, wrote("."), next_steps("."))
     assert "state" not in yaml.safe_load((tmp_path / "pfsync.yaml").read_text())
     assert not (tmp_path / ".github").exists()
 
 
 def test_init_with_ci_then_validate_works(run_pfsync: RunPfsync, tmp_path: Path) -> None:
-    assert run_pfsync("init", ".", "--ci", "github", cwd=tmp_path).code == 0
+    run = run_pfsync("init", ".", "--ci", "github", cwd=tmp_path)
+    assert run.normalised() == (
+        0,
+        wrote(".", *GITHUB_WORKFLOWS),
+        next_steps(".") + GITHUB_SECRETS,
+    )
     validate = run_pfsync("validate", cwd=tmp_path)
     assert (validate.code, validate.out, validate.err) == (0, "", "1 trigger(s) valid.\n")
 
 
 def test_init_rejects_bad_values(run_pfsync: RunPfsync, tmp_path: Path) -> None:
     run = run_pfsync("init", ".", "--api-url", "http://api.example.com", cwd=tmp_path)
-    assert run.code == 1
-    assert "refusing plain http://" in run.err
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
+        "Error: refusing plain http:// for 'api.example.com': credentials would cross the "
+        "network unencrypted; use https:// (http:// is allowed only for loopback hosts)\n",
+    )
     assert not (tmp_path / "pfsync.yaml").exists()
 
 
@@ -132,8 +204,10 @@ def test_schema_prints_a_self_contained_manifest_schema(
     bad = {**good, "spec": {**good["spec"], "steps": [{"tipe": "email"}]}}
     assert not validator.is_valid(bad)
     trigger = run_pfsync("schema", "--name", "trigger", cwd=tmp_path)
-    assert json.loads(trigger.out) == json.loads(
-        (REPO / "schemas" / "trigger.schema.json").read_text()
+    assert (trigger.code, json.loads(trigger.out), trigger.err) == (
+        0,
+        json.loads((REPO / "schemas" / "trigger.schema.json").read_text()),
+        "",
     )
 
 
@@ -141,13 +215,15 @@ def test_init_says_created_for_a_new_gitignore_and_updated_for_an_existing_one(
     run_pfsync: RunPfsync, tmp_path: Path
 ) -> None:
     fresh = run_pfsync("init", "fresh", cwd=tmp_path)
-    assert fresh.code == 0, fresh
-    assert fresh.out.splitlines()[-1] == "created fresh/.gitignore"
+    assert (fresh.code, fresh.out, fresh.err) == (0, wrote("fresh"), next_steps("fresh"))
     (tmp_path / "kept").mkdir()
     (tmp_path / "kept" / ".gitignore").write_text("*.pyc\n")
     kept = run_pfsync("init", "kept", cwd=tmp_path)
-    assert kept.code == 0, kept
-    assert kept.out.splitlines()[-1] == "updated kept/.gitignore"
+    assert (kept.code, kept.out, kept.err) == (
+        0,
+        wrote("kept", gitignore="updated"),
+        next_steps("kept"),
+    )
     assert (tmp_path / "kept" / ".gitignore").read_text().splitlines()[0] == "*.pyc"
 
 
@@ -163,7 +239,7 @@ def test_the_manifest_init_writes_points_at_the_schema_init_writes(
     run_pfsync: RunPfsync, tmp_path: Path
 ) -> None:
     run = run_pfsync("init", "repo", cwd=tmp_path)
-    assert run.code == 0, run
+    assert (run.code, run.out, run.err) == (0, wrote("repo"), next_steps("repo"))
     repo = (tmp_path / "repo").resolve()
     assert schema_path(repo / "triggers" / "welcome-series.yaml") == repo / "manifest.schema.json"
     schema = json.loads((repo / "manifest.schema.json").read_text())

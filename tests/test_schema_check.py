@@ -44,9 +44,22 @@ DIGEST = "sha256:" + "0" * 64
 
 
 def _manifests() -> list[Any]:
+    """The example manifests as their production environment resolves them."""
+    from pfsync.config import load_config
+    from pfsync.manifests.values import resolve_text
+
+    values = load_config(cwd=REPO / "examples", environ={}, environment="production").values
+
+    def resolved(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: resolved(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolved(value) for value in node]
+        return resolve_text(node, values, "production") if isinstance(node, str) else node
+
     documents: list[Any] = []
     for path in sorted((REPO / "examples" / "triggers").glob("*.yaml")):
-        documents.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+        documents.extend(resolved(d) for d in yaml.safe_load_all(path.read_text()) if d)
     return documents
 
 

@@ -34,6 +34,30 @@ def project(tmp_path: Path, run_pfsync: RunPfsync) -> Path:
     return root
 
 
+def header(serial: int, target: str = "") -> str:
+    """The first lines of `pfsync plan` in the `project`."""
+    return (
+        "Business: biz_1\n"
+        "API: https://api.pocketflows.com\n"
+        f"Lockfile: pfsync.lock (serial {serial})\n"
+        + (f"Targets: {target}\n" if target else "")
+        + "\n"
+    )
+
+
+def body_lines(name: str) -> str:
+    """The plan's lines for the body `manifest_yaml(key, name)` declares."""
+    return (
+        f'      $.spec.name: "{name}"\n'
+        '      $.spec.project_defined_event: "pde_signup"\n'
+        '      $.spec.steps[0].type: "email"\n'
+        '      $.spec.steps[0].email_template_id: "et_1"\n'
+    )
+
+
+CREATE_GAMMA = "+ biz_1/gamma  create  triggers/gamma.yaml:3\n" + body_lines("Gamma") + "\n"
+
+
 def lineage(root: Path) -> str:
     return str(read_json(root / "pfsync.lock")["lineage"])
 
@@ -64,13 +88,30 @@ def uncertain_gamma(root: Path, outcome: str = "uncertain") -> None:
             )
 
 
+def imported_row(key: str, name: str) -> dict[str, object]:
+    """`state list --format json`'s row for a trigger the `project` fixture imported."""
+    return {
+        "address": f"biz_1/{key}",
+        "id": f"trg_{key}",
+        "origin": "imported",
+        "status": None,
+        "created_at": None,
+        "revision": 0,
+        "file": f"triggers/{key}.yaml",
+        "digest": body_digest(body(name)),
+        "history": 0,
+        "uncertain": None,
+    }
+
+
 def test_list_text(project: Path, run_pfsync: RunPfsync) -> None:
     run = run_pfsync("state", "list", cwd=project)
-    assert (run.code, run.err) == (0, "")
-    assert run.out == (
+    assert (run.code, run.out, run.err) == (
+        0,
         "ADDRESS      ID         ORIGIN    REVISION  FILE                 NOTE\n"
         "biz_1/alpha  trg_alpha  imported  0         triggers/alpha.yaml\n"
-        "biz_1/beta   trg_beta   imported  0         triggers/beta.yaml\n"
+        "biz_1/beta   trg_beta   imported  0         triggers/beta.yaml\n",
+        "",
     )
 
 
@@ -90,29 +131,53 @@ def test_list_json_reads_an_unfolded_journal_without_writing(
     uncertain_gamma(project)
     before = (project / "pfsync.lock").read_bytes()
     run = run_pfsync("state", "list", "--format", "json", cwd=project)
-    assert (run.code, run.err) == (0, "")
-    document = json.loads(run.out)
-    assert document["lockfile"] == {
-        "path": "pfsync.lock",
-        "exists": True,
-        "lineage": lineage(project),
-        "serial": 2,
-        "api_url": "https://api.pocketflows.com",
-        "journal_unfolded": True,
-    }
-    rows = {row["address"]: row for row in document["addresses"]}
-    assert sorted(rows) == ["biz_1/alpha", "biz_1/beta", "biz_1/gamma"]
-    assert rows["biz_1/gamma"]["id"] is None
-    assert rows["biz_1/gamma"]["uncertain"]["reason"] == "HTTP 504"
-    assert rows["biz_1/alpha"]["uncertain"] is None
+    assert (run.code, json.loads(run.out), run.err) == (
+        0,
+        {
+            "format_version": 1,
+            "lockfile": {
+                "path": "pfsync.lock",
+                "exists": True,
+                "lineage": lineage(project),
+                "serial": 2,
+                "api_url": "https://api.pocketflows.com",
+                "journal_unfolded": True,
+            },
+            "addresses": [
+                imported_row("alpha", "Alpha"),
+                imported_row("beta", "Beta"),
+                {
+                    "address": "biz_1/gamma",
+                    "id": None,
+                    "origin": None,
+                    "status": None,
+                    "created_at": None,
+                    "revision": None,
+                    "file": None,
+                    "digest": None,
+                    "history": 0,
+                    "uncertain": {
+                        "idempotency_key": KEY,
+                        "started_at": "2026-02-01T00:00:00Z",
+                        "reason": "HTTP 504",
+                        "replaces": None,
+                        "revision": 0,
+                        "file": "triggers/gamma.yaml",
+                        "digest": body_digest(body("Gamma")),
+                    },
+                },
+            ],
+        },
+        "",
+    )
     assert (project / "pfsync.lock").read_bytes() == before
     assert (project / "pfsync.lock.journal").exists()
 
 
 def test_show_text_and_json(project: Path, run_pfsync: RunPfsync) -> None:
     run = run_pfsync("state", "show", "biz_1/alpha", cwd=project)
-    assert (run.code, run.err) == (0, "")
-    assert run.out == (
+    assert (run.code, run.out, run.err) == (
+        0,
         "address: biz_1/alpha\n"
         "id: trg_alpha\n"
         "origin: imported\n"
@@ -132,11 +197,31 @@ def test_show_text_and_json(project: Path, run_pfsync: RunPfsync) -> None:
         "      }\n"
         "    ]\n"
         "  }\n"
-        "history: (none)\n"
+        "history: (none)\n",
+        "",
     )
     run = run_pfsync("state", "show", "biz_1/alpha", "--format", "json", cwd=project)
-    document = json.loads(run.out)
-    assert document["trigger"]["id"] == "trg_alpha" and document["uncertain"] is None
+    assert (run.code, json.loads(run.out), run.err) == (
+        0,
+        {
+            "format_version": 1,
+            "address": "biz_1/alpha",
+            "trigger": {
+                "id": "trg_alpha",
+                "origin": "imported",
+                "created_at": None,
+                "status": None,
+                "revision": 0,
+                "body": body("Alpha"),
+                "digest": body_digest(body("Alpha")),
+                "file": "triggers/alpha.yaml",
+                "history": [],
+            },
+            "history": [],
+            "uncertain": None,
+        },
+        "",
+    )
 
 
 def test_show_unknown_address(project: Path, run_pfsync: RunPfsync) -> None:
@@ -150,12 +235,13 @@ def test_show_unknown_address(project: Path, run_pfsync: RunPfsync) -> None:
 
 def test_rm_moves_the_id_to_history(project: Path, run_pfsync: RunPfsync) -> None:
     run = run_pfsync("state", "rm", "biz_1/alpha", "biz_1/beta", cwd=project)
-    assert (run.code, run.err) == (0, "")
-    assert run.out == (
+    assert (run.code, run.out, run.err) == (
+        0,
         "Removed biz_1/alpha from the lockfile; trigger trg_alpha moved to its history. Nothing "
         "was deleted in Pocketflows: deactivate the trigger there if it should stop running.\n"
         "Removed biz_1/beta from the lockfile; trigger trg_beta moved to its history. Nothing "
-        "was deleted in Pocketflows: deactivate the trigger there if it should stop running.\n"
+        "was deleted in Pocketflows: deactivate the trigger there if it should stop running.\n",
+        "",
     )
     data = read_json(project / "pfsync.lock")
     assert data["triggers"] == {} and data["serial"] == 3
@@ -180,9 +266,11 @@ def test_rm_refuses_unknown_addresses_and_changes_nothing(
         "shows what is recorded)\n",
     )
     run = run_pfsync("state", "rm", "not-an-address", cwd=project)
-    assert run.err == (
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
         "Error: 'not-an-address' is not an address; an address is BUSINESS/KEY, e.g. "
-        "biz_123/welcome\n"
+        "biz_123/welcome\n",
     )
     assert (project / "pfsync.lock").read_bytes() == before
 
@@ -192,16 +280,22 @@ def test_rm_settles_an_uncertain_create_after_folding_the_journal(
 ) -> None:
     uncertain_gamma(project)
     run = run_pfsync("state", "rm", "biz_1/gamma", cwd=project)
-    assert (run.code, run.err) == (0, ""), run
-    assert run.out == (
+    assert (run.code, run.out, run.err) == (
+        0,
         "Settled biz_1/gamma: the uncertain create is forgotten. Nothing was changed in "
-        "Pocketflows.\n"
+        "Pocketflows.\n",
+        "",
     )
     assert not (project / "pfsync.lock.journal").exists()
     data = read_json(project / "pfsync.lock")
     assert data["pending"] == {} and data["serial"] == 4  # 3: the fold, 4: the rm
     plan = run_pfsync("plan", "--detailed-exitcode", cwd=project)
-    assert plan.code == 2 and "+ biz_1/gamma  create" in plan.out
+    assert (plan.code, plan.out, plan.err) == (
+        2,
+        header(4) + CREATE_GAMMA + "Plan: 1 to create, 0 to replace. Needs a person: 0 update, "
+        "0 delete, 0 uncertain. 2 unchanged.\n",
+        "",
+    )
 
 
 def test_state_command_folds_a_created_outcome(project: Path, run_pfsync: RunPfsync) -> None:
@@ -253,12 +347,39 @@ def test_mv_resolves_a_renamed_key(project: Path, run_pfsync: RunPfsync) -> None
         manifest_yaml("alpha-renamed", "Alpha"), encoding="utf-8"
     )
     plan = run_pfsync("plan", "--detailed-exitcode", cwd=project)
-    assert plan.code == 3
-    assert "run `pfsync state mv biz_1/alpha biz_1/alpha-renamed` instead" in plan.out
+    assert (plan.code, plan.out, plan.err) == (
+        3,
+        header(2) + "- biz_1/alpha  delete  triggers/alpha.yaml  (trigger trg_alpha)\n"
+        "    remedy: Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. "
+        "Deactivate trigger trg_alpha in Pocketflows, then run `pfsync state rm biz_1/alpha`. "
+        "If the key was renamed to biz_1/alpha-renamed, run "
+        "`pfsync state mv biz_1/alpha biz_1/alpha-renamed` instead.\n"
+        "\n"
+        "+ biz_1/alpha-renamed  create  triggers/alpha.yaml:3\n"
+        + body_lines("Alpha")
+        + "    note: If this is biz_1/alpha with its key renamed, run "
+        "`pfsync state mv biz_1/alpha biz_1/alpha-renamed` instead of creating a second "
+        "trigger.\n"
+        "\n"
+        + CREATE_GAMMA
+        + "Plan: 2 to create, 0 to replace. Needs a person: 0 update, 1 delete, 0 uncertain. "
+        "1 unchanged.\n",
+        "",
+    )
     run = run_pfsync("state", "mv", "biz_1/alpha", "biz_1/alpha-renamed", cwd=project)
-    assert run.code == 0
+    assert (run.code, run.out, run.err) == (
+        0,
+        "Moved biz_1/alpha to biz_1/alpha-renamed. Nothing was changed in Pocketflows.\n",
+        "",
+    )
     plan = run_pfsync("plan", "--detailed-exitcode", "--target", "biz_1/alpha-renamed", cwd=project)
-    assert plan.code == 0, plan
+    assert (plan.code, plan.out, plan.err) == (
+        0,
+        header(3, target="biz_1/alpha-renamed")
+        + "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+        "1 unchanged.\n",
+        "",
+    )
 
 
 def test_import_refuses_an_existing_record_without_force(
@@ -277,31 +398,58 @@ def test_import_force_acknowledges_a_hand_edit(project: Path, run_pfsync: RunPfs
     (project / "triggers" / "alpha.yaml").write_text(
         manifest_yaml("alpha", "Alpha edited"), encoding="utf-8"
     )
-    assert run_pfsync("plan", "--detailed-exitcode", cwd=project).code == 3
+    plan = run_pfsync("plan", "--detailed-exitcode", cwd=project)
+    assert (plan.code, plan.out, plan.err) == (
+        3,
+        header(2) + "~ biz_1/alpha  update  triggers/alpha.yaml:3  (trigger trg_alpha)\n"
+        '      $.spec.name: "Alpha" → "Alpha edited"\n'
+        "    remedy: Pocketflows has no update endpoint, so pfsync cannot change this trigger. "
+        "Revert the manifest, or raise `revision` to create a replacement, or edit trigger "
+        "trg_alpha in Pocketflows by hand and then run "
+        "`pfsync state import biz_1/alpha trg_alpha --force`.\n"
+        "\n"
+        + CREATE_GAMMA
+        + "Plan: 1 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "
+        "1 unchanged.\n",
+        "",
+    )
     run = run_pfsync("state", "import", "biz_1/alpha", "trg_alpha", "--force", cwd=project)
-    assert (run.code, run.err) == (0, "")
-    assert run.out == (
+    assert (run.code, run.out, run.err) == (
+        0,
         "Imported trigger trg_alpha as biz_1/alpha (triggers/alpha.yaml:3).\n"
-        "The earlier trigger trg_alpha moved to its history.\n"
+        "The earlier trigger trg_alpha moved to its history.\n",
+        "",
     )
     record = read_json(project / "pfsync.lock")["triggers"]["biz_1/alpha"]
     assert record["body"]["name"] == "Alpha edited"
     assert [(h["id"], h["reason"]) for h in record["history"]] == [("trg_alpha", "overwritten")]
     plan = run_pfsync("plan", "--detailed-exitcode", cwd=project)
-    assert plan.code == 2  # only gamma's create is left
+    assert (plan.code, plan.out, plan.err) == (
+        2,
+        header(3) + CREATE_GAMMA + "Plan: 1 to create, 0 to replace. Needs a person: 0 update, "
+        "0 delete, 0 uncertain. 2 unchanged.\n",
+        "",
+    )
 
 
 def test_import_settles_an_uncertain_create(project: Path, run_pfsync: RunPfsync) -> None:
     uncertain_gamma(project)
     run = run_pfsync("state", "import", "biz_1/gamma", "trg_found", cwd=project)
-    assert (run.code, run.err) == (0, "")
-    assert run.out == (
+    assert (run.code, run.out, run.err) == (
+        0,
         "Imported trigger trg_found as biz_1/gamma (triggers/gamma.yaml:3).\n"
-        "The uncertain create of this address is settled.\n"
+        "The uncertain create of this address is settled.\n",
+        "",
     )
     data = read_json(project / "pfsync.lock")
     assert data["pending"] == {} and data["triggers"]["biz_1/gamma"]["id"] == "trg_found"
-    assert run_pfsync("plan", "--detailed-exitcode", cwd=project).code == 0
+    plan = run_pfsync("plan", "--detailed-exitcode", cwd=project)
+    assert (plan.code, plan.out, plan.err) == (
+        0,
+        header(4) + "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 0 delete, "
+        "0 uncertain. 3 unchanged.\n",
+        "",
+    )
 
 
 def test_import_refuses_an_undeclared_address(project: Path, run_pfsync: RunPfsync) -> None:
@@ -327,18 +475,25 @@ def test_state_changes_refuse_another_api(project: Path, run_pfsync: RunPfsync) 
     run = run_pfsync(
         "state", "rm", "biz_1/alpha", cwd=project, env={"PFSYNC_API_URL": "https://other.example"}
     )
-    assert run.code == 1 and run.err.startswith(
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
         "Error: the lockfile pfsync.lock describes the API https://api.pocketflows.com, but the "
-        "configured API URL is https://other.example"
+        "configured API URL is https://other.example (PFSYNC_API_URL or api_url in pfsync.yaml). "
+        "Use one lockfile per API: for another API (a staging business, a local `pfsync "
+        "sandbox`), give it a config of its own, e.g. `sandbox.yaml` holding `api_url: "
+        "http://127.0.0.1:8787` and `lockfile: sandbox.lock`, and run `pfsync --config "
+        "sandbox.yaml plan`\n",
     )
 
 
 def test_rm_and_mv_without_lockfile(tmp_path: Path, run_pfsync: RunPfsync) -> None:
     root = write_project(tmp_path, {})
     run = run_pfsync("state", "rm", "biz_1/a", cwd=root)
-    assert run.code == 1
-    assert run.err == (
-        f"Error: there is no lockfile at {root / 'pfsync.lock'}, so there is nothing to remove. "
-        "If it was lost, restore it from git\n"
+    assert run.normalised(TMP=tmp_path) == (
+        1,
+        "",
+        "Error: there is no lockfile at pfsync.lock, so there is nothing to remove. "
+        "If it was lost, restore it from git\n",
     )
     assert not (root / "pfsync.lock").exists()

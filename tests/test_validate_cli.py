@@ -14,6 +14,11 @@ from conftest import REPO, TESTS, RunPfsync
 DATA = TESTS / "data"
 HINT_KEY = "a key is 1-100 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit"
 HINT_TAG = "only plain YAML values (strings, numbers, booleans, null, lists, mappings) are accepted"
+DUPLICATE_B = (
+    "bad/duplicate-address-b.yaml:3:1: address biz_test/welcome is declared twice: here and "
+    "at bad/duplicate-address-a.yaml:3 (each BUSINESS/KEY must be declared once; "
+    "rename one key) [$.key]"
+)
 
 # One file per kind of rejection in PRODUCT.md §4, with the exact line and column expected.
 EXPECTED = {
@@ -66,34 +71,28 @@ def test_each_rejection_is_located(run_pfsync: RunPfsync, name: str) -> None:
 
 def test_all_problems_of_all_files_in_one_run_sorted(run_pfsync: RunPfsync) -> None:
     run = run_pfsync("-q", "validate", cwd=DATA)
-    lines = run.out.splitlines()
-    assert run.code == 1, run
-    assert run.err == ""
-    files = {line.split(":", 1)[0] for line in lines}
     # A repeated address is reported once, at its later place, naming the first.
-    assert files == {f"bad/{name}" for name in EXPECTED} | {"bad/duplicate-address-b.yaml"}
-    keys = [(line.split(":")[0], int(line.split(":")[1])) for line in lines]
-    assert keys == sorted(keys)
+    every = {**EXPECTED, "duplicate-address-b.yaml": DUPLICATE_B}
+    expected = "".join(every[name] + "\n" for name in sorted(every))
+    assert (run.code, run.out, run.err) == (1, expected, "")
 
 
 def test_duplicate_address_names_both_places(run_pfsync: RunPfsync) -> None:
     run = run_pfsync(
         "-q", "validate", "bad/duplicate-address-a.yaml", "bad/duplicate-address-b.yaml", cwd=DATA
     )
-    assert (run.code, run.out, run.err) == (
-        1,
-        "bad/duplicate-address-b.yaml:3:1: address biz_test/welcome is declared twice: here and "
-        "at bad/duplicate-address-a.yaml:3 (each BUSINESS/KEY must be declared once; "
-        "rename one key) [$.key]\n",
-        "",
-    )
+    assert (run.code, run.out, run.err) == (1, DUPLICATE_B + "\n", "")
 
 
 def test_naming_one_file_still_checks_addresses_against_all(run_pfsync: RunPfsync) -> None:
     run = run_pfsync("-q", "validate", "bad/duplicate-address-a.yaml", cwd=DATA)
-    assert run.code == 1
-    assert "declared twice: here and at bad/duplicate-address-b.yaml:3" in run.out
-    assert run.out.startswith("bad/duplicate-address-a.yaml:3:1:")
+    assert (run.code, run.out, run.err) == (
+        1,
+        "bad/duplicate-address-a.yaml:3:1: address biz_test/welcome is declared twice: here and "
+        "at bad/duplicate-address-b.yaml:3 (each BUSINESS/KEY must be declared once; "
+        "rename one key) [$.key]\n",
+        "",
+    )
 
 
 def test_no_business_is_an_error(run_pfsync: RunPfsync, tmp_path: Path) -> None:
@@ -113,7 +112,8 @@ def test_examples_are_valid_from_an_unrelated_directory(
     run_pfsync: RunPfsync, tmp_path: Path
 ) -> None:
     run = run_pfsync("validate", str(REPO / "examples" / "triggers"), cwd=tmp_path)
-    assert (run.code, run.out, run.err) == (0, "", "7 trigger(s) valid.\n")
+    counts = "7 in production, 7 in staging"
+    assert (run.code, run.out, run.err) == (0, "", f"Trigger(s) valid: {counts}.\n")
 
 
 def test_examples_use_every_api_field() -> None:
@@ -141,14 +141,15 @@ def test_examples_use_every_api_field() -> None:
 
 def test_github_format_one_annotation_per_problem(run_pfsync: RunPfsync) -> None:
     run = run_pfsync("-q", "validate", "--format", "github", "bad/wrong-types.yaml", cwd=DATA)
-    assert (run.code, run.err) == (1, "")
-    assert run.out == (
+    assert (run.code, run.out, run.err) == (
+        1,
         "::error file=bad/wrong-types.yaml,line=5,col=9::42 is not a string "
         '(YAML reads 42 as a number; quote it: "42") [$.spec.name]\n'
         '::error file=bad/wrong-types.yaml,line=9,col=26::["et"] is not a string '
         "[$.spec.steps[0].email_template_id]\n"
         '::error file=bad/wrong-types.yaml,line=10,col=23::"cus_1" is not a list '
-        "(a list item starts with `- `) [$.spec.excluded_customers]\n"
+        "(a list item starts with `- `) [$.spec.excluded_customers]\n",
+        "",
     )
 
 
@@ -173,9 +174,14 @@ def test_json_format(run_pfsync: RunPfsync) -> None:
 
 def test_usage_errors_exit_1(run_pfsync: RunPfsync) -> None:
     run = run_pfsync("validate", "--format", "yaml", cwd=DATA)
-    assert run.code == 1
-    assert run.out == ""
-    assert "Invalid value for '--format'" in run.err
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
+        "Usage: pfsync validate [OPTIONS] [PATHS]...\n"
+        "Try 'pfsync validate --help' for help.\n"
+        "\n"
+        "Error: Invalid value for '--format': 'yaml' is not one of 'github', 'json', 'text'.\n",
+    )
 
 
 def test_missing_path_is_reported(run_pfsync: RunPfsync) -> None:
@@ -193,10 +199,11 @@ def test_oversized_file_rejected_before_parsing(run_pfsync: RunPfsync, tmp_path:
     with open(big, "wb") as f:
         f.write(b"# " + b"x" * (10 * 1024 * 1024) + b"\n")
     run = run_pfsync("validate", "big.yaml", cwd=tmp_path)
-    assert (run.code, run.out) == (
+    assert (run.code, run.out, run.err) == (
         1,
         f"big.yaml:1:1: file is larger than 10 MiB ({big.stat().st_size} bytes); not read "
         "(split it into several manifest files) [$]\n",
+        "1 problem(s) found.\n",
     )
 
 
@@ -204,10 +211,13 @@ def test_deep_nesting_is_a_clean_error(run_pfsync: RunPfsync, tmp_path: Path) ->
     (tmp_path / "pfsync.yaml").write_text("business: b\n")
     (tmp_path / "deep.yaml").write_text("a: " + "[" * 100_000 + "]" * 100_000 + "\n")
     run = run_pfsync("validate", "deep.yaml", cwd=tmp_path)
-    assert run.code == 1, run
-    assert run.out.startswith("deep.yaml:1:")
-    assert "nesting depth" in run.out
-    assert "Traceback" not in run.err
+    assert (run.code, run.out, run.err) == (
+        1,
+        "deep.yaml:1:1003: YAML syntax error: exceeded maximum nesting depth (while increasing "
+        "flow level at line 1, column 1003) (other problems in this file are not checked until "
+        "this is fixed) [$.a[0]]\n",
+        "1 problem(s) found.\n",
+    )
 
 
 def test_symlink_loop_is_reported_and_ends(run_pfsync: RunPfsync, tmp_path: Path) -> None:
@@ -232,9 +242,10 @@ def test_symlink_outside_repository_is_reported(run_pfsync: RunPfsync, tmp_path:
     shutil.copy(REPO / "examples" / "triggers" / "welcome-series.yaml", outside)
     os.symlink(outside, repo / "triggers" / "x.yaml")
     run = run_pfsync("validate", cwd=repo)
-    assert (run.code, run.out) == (
+    assert (run.code, run.out, run.err) == (
         1,
         "triggers/x.yaml:1:1: symbolic link points outside the repository; not followed [$]\n",
+        "1 problem(s) found.\n",
     )
 
 
@@ -248,9 +259,10 @@ def test_bad_config_gets_located_errors(run_pfsync: RunPfsync, tmp_path: Path) -
     )
     (tmp_path / "pfsync.yaml").write_text("business: b\nmanifets: [x]\n")
     run = run_pfsync("validate", cwd=tmp_path)
-    assert (run.code, run.out) == (
+    assert (run.code, run.out, run.err) == (
         1,
         'pfsync.yaml:2:1: unknown field "manifets" (did you mean "manifests"?) [$.manifets]\n',
+        "The configuration file is invalid; fix it and run again.\n",
     )
 
 
@@ -264,12 +276,17 @@ def test_help_and_validate_do_not_import_http_or_diff_libraries(tmp_path: Path) 
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'deepdiff')); "
         "print('IMPORTED', bad, file=sys.stderr); sys.exit(rc)"
     )
-    for args in (["--help"], ["validate", str(REPO / "examples" / "triggers")]):
+    for args, messages in (
+        (["--help"], ""),
+        (
+            ["validate", str(REPO / "examples" / "triggers")],
+            "Trigger(s) valid: 7 in production, 7 in staging.\n",
+        ),
+    ):
         proc = subprocess.run(
             [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path
         )
-        assert proc.returncode == 0, proc.stderr
-        assert "IMPORTED []" in proc.stderr
+        assert (proc.returncode, proc.stderr) == (0, messages + "IMPORTED []\n")
 
 
 def test_large_repositories_load_on_every_core_with_the_same_result(
@@ -315,9 +332,10 @@ def test_a_huge_value_is_named_without_blaming_aliases(
     huge = "x" * (9 * 1024 * 1024 + 900 * 1024)
     (tmp_path / "big.yaml").write_text(f"apiVersion: pfsync/v1\nkey: big\nspec:\n  name: {huge}\n")
     run = run_pfsync("validate", "big.yaml", cwd=tmp_path)
-    assert (run.code, run.out) == (
+    assert (run.code, run.out, run.err) == (
         1,
         "big.yaml:4:9: a value of 9.9 MiB exceeds the 1 MiB limit for a document [$.spec.name]\n",
+        "1 problem(s) found.\n",
     )
 
 
@@ -328,8 +346,9 @@ def test_a_document_over_the_limit_without_aliases_says_so(
     items = "".join(f"  - {n:07d}{'y' * 1000}\n" for n in range(1100))
     (tmp_path / "many.yaml").write_text(f"apiVersion: pfsync/v1\nkey: many\nlist:\n{items}")
     run = run_pfsync("validate", "many.yaml", cwd=tmp_path)
-    assert (run.code, run.out) == (
+    assert (run.code, run.out, run.err) == (
         1,
         "many.yaml:4:3: document is more than 1 MiB of JSON, the limit for a document "
         "(split it into several documents or files) [$.list[1039]]\n",
+        "1 problem(s) found.\n",
     )

@@ -9,7 +9,7 @@ import pytest
 from conftest import RunPfsync
 
 NOT_FOUND = (
-    "Error: no pfsync.yaml found in {where} or any directory above it. Run pfsync in the "
+    "Error: no pfsync.yaml found in <TMP> or any directory above it. Run pfsync in the "
     "repository that holds it, point to it with -C DIR or --config PATH, or create one with "
     "`pfsync init`\n"
 )
@@ -39,7 +39,7 @@ def test_a_directory_without_pfsync_yaml(
     run_pfsync: RunPfsync, tmp_path: Path, command: list[str]
 ) -> None:
     run = run_pfsync(*command, cwd=tmp_path)
-    assert (run.code, run.out, run.err) == (1, "", NOT_FOUND.format(where=tmp_path))
+    assert run.normalised(TMP=tmp_path) == (1, "", NOT_FOUND)
 
 
 def test_apply_of_a_missing_plan_file_says_so_before_credentials(
@@ -47,9 +47,10 @@ def test_apply_of_a_missing_plan_file_says_so_before_credentials(
 ) -> None:
     (tmp_path / "pfsync.yaml").write_text("business: biz_1\n")
     run = run_pfsync("apply", "/no/such/plan.json", cwd=tmp_path)
-    assert (run.code, run.out) == (1, "")
-    assert run.err == (
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
         "Usage: pfsync apply [OPTIONS] [PLANFILE]\n"
         "Try 'pfsync apply --help' for help.\n\n"
-        "Error: Invalid value for '[PLANFILE]': File '/no/such/plan.json' does not exist.\n"
+        "Error: Invalid value for '[PLANFILE]': File '/no/such/plan.json' does not exist.\n",
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from pfsync.manifests.load import load_file
+from pfsync.manifests.load import Declaring, load_file
 
 SUITE = REPO.parent / "shared" / "testdata" / "yaml-test-suite"
 CASES = sorted(SUITE.glob("*/*.yaml")) if SUITE.is_dir() else []
@@ -20,7 +20,7 @@ def test_corpus_is_present() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{p.parent.name}/{p.stem}" for p in CASES])
 def test_every_case_ends_cleanly(case: Path) -> None:
-    result = load_file(case, case.name, "biz_test")
+    result = load_file(case, case.name, Declaring("biz_test"))
     # None of these is a manifest: anything loaded would be a bug in the loader.
     assert result.manifests == []
     for problem in result.diagnostics:

@@ -104,8 +104,8 @@ def describe_result(result: ItemResult) -> str:
     return f"{result.address}: not sent"
 
 
-def summarise(report: ApplyReport, plan: Plan) -> str:
-    """The closing line: what was done and what needs a person."""
+def summarise(report: ApplyReport, plan: Plan, environment: str | None = None) -> str:
+    """The closing line: what was done and what needs a person (in which environment)."""
     created = len(report.of_kind("created"))
     failed = len(report.of_kind("failed"))
     uncertain_now = len(report.of_kind("uncertain"))
@@ -115,7 +115,8 @@ def summarise(report: ApplyReport, plan: Plan) -> str:
     uncertain = uncertain_now + len(
         [e for e in plan.with_action("uncertain") if e.address not in retried]
     )
-    line = f"Apply: {created} created, {failed} failed, {uncertain_now} uncertain"
+    label = f"Apply ({environment})" if environment else "Apply"
+    line = f"{label}: {created} created, {failed} failed, {uncertain_now} uncertain"
     if not_sent:
         line += f", {not_sent} not sent"
     line += (
@@ -158,12 +159,12 @@ def run_apply(
     from pfsync.state.lockfile import Lockfile
 
     def refuse_missing() -> ApplyRefused:
-        where = config.lockfile if not config.state.is_remote else "the state store"
+        where = config.shown_lockfile if not config.state.is_remote else "the state store"
         return ApplyRefused(
             f"there is no lockfile at {where}: it is the only record of which "
             "triggers exist, and applying without it would create every trigger again. "
-            "If it was lost, restore it from git (git checkout -- pfsync.lock). If this "
-            "is the first apply of this repository, run again with --new-lockfile"
+            f"If it was lost, restore it from git (git checkout -- {config.shown_lockfile}). "
+            "If this is the first apply of this repository, run again with --new-lockfile"
         )
 
     from pfsync.plan.saved import check_saved_plan, load_saved_plan
@@ -174,7 +175,7 @@ def run_apply(
 
     def planned(lockfile: Lockfile | None) -> tuple[Plan, list[ApplyItem]]:
         plan = create_plan(manifests, lockfile, config.api_url, targets, replace)
-        recorded = lockfile or Lockfile.new(config.api_url)
+        recorded = lockfile or Lockfile.new(config.api_url, config.environment)
         return plan, _items_to_send(plan, recorded, options.retry_uncertain)
 
     must_exist = bool(manifests) and not options.new_lockfile
@@ -192,16 +193,16 @@ def run_apply(
         if lockfile is None:
             if must_exist:
                 raise refuse_missing()
-            lockfile = transaction.save(Lockfile.new(config.api_url))
+            lockfile = transaction.save(Lockfile.new(config.api_url, config.environment))
         plan, items = planned(lockfile)
         if saved is not None:
             # Against the state the plan was made from: taking a remote store's lock is a
             # write of its own, which must not make every saved plan stale.
-            check_saved_plan(saved, plan, transaction.before_lock)
+            check_saved_plan(saved, plan, transaction.before_lock, config.environment)
         io.show_plan(plan, transaction.where)
         if not items:
             report = ApplyReport([])
-            io.progress(summarise(report, plan))
+            io.progress(summarise(report, plan, config.environment))
             return exit_code(report, plan, io.received_signal)
         if options.plan_file is None and not options.auto_approve and not io.confirm(items):
             io.progress("Apply cancelled; nothing was sent.")
@@ -225,7 +226,7 @@ def run_apply(
                     if result.kind == "created" and result.address in journal.unwritten_created():
                         result.unrecorded = True
                 _print_unrecorded(report, io, str(exc))
-                io.progress(summarise(report, plan))
+                io.progress(summarise(report, plan, config.environment))
                 return EXIT_ERROR
         if report.stop_reason == "auth":
             io.progress(
@@ -245,7 +246,7 @@ def run_apply(
                 if in_flight
                 else "Interrupted: nothing new was started; every outcome is recorded."
             )
-        io.progress(summarise(report, plan))
+        io.progress(summarise(report, plan, config.environment))
         code = exit_code(report, plan, io.received_signal)
         if transaction.merge_warnings and code == EXIT_OK:
             code = EXIT_NEEDS_PERSON  # a merge kept someone else's record: a person must look

@@ -37,6 +37,13 @@ from pfsync.support.textsafety import escape
     type=click.Path(dir_okay=False),
     help="Use this pfsync.yaml instead of searching for one.",
 )
+@click.option(
+    "-e",
+    "--env",
+    "environment",
+    metavar="NAME",
+    help="The environment of pfsync.yaml to work on (required when it defines environments).",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -45,19 +52,21 @@ def cli(
     no_color: bool,
     directory: str | None,
     config_path: str | None,
+    environment: str | None,
 ) -> None:
     """Keep Pocketflows triggers declared in YAML and make Pocketflows match them.
 
     \b
     Examples:
       pfsync validate && pfsync plan && pfsync apply
-      pfsync -C examples apply --sandbox --auto-approve
+      pfsync -C examples -e staging apply --sandbox --auto-approve
     """
     ctx.obj = GlobalOptions(
         verbosity=-1 if quiet else verbose,
         directory=directory,
         config_path=config_path,
         no_color=no_color,
+        environment=environment,
     )
 
 
@@ -73,19 +82,23 @@ _register()
 
 
 _GLOBAL_FLAGS = re.compile(r"-v+|--verbose|-q|--quiet|--no-color")
-_GLOBAL_WITH_VALUE = ("-C", "--config")
+_GLOBAL_WITH_VALUE = ("-C", "--config", "-e", "--env")
+_COMMAND_OWN_OPTIONS = {"init": ("-e", "--env")}
 
 
 def hoist_global_options(argv: Sequence[str]) -> list[str]:
     """`argv` with global options given after the command moved before it.
 
     `pfsync plan -v` then means `pfsync -v plan`, as users of git and kubectl expect. Nothing
-    after `--` moves, and no command has an option of the same name.
+    after `--` moves. No command has an option of the same name, but for `init --env NAME`,
+    which defines environments (and so stays with init).
     """
     args = list(argv)
     command_at = _command_index(args)
     if command_at is None:
         return args
+    # `init --env NAME` defines environments; it selects none, so its -e/--env stay its own.
+    own = _COMMAND_OWN_OPTIONS.get(args[command_at], ())
     hoisted: list[str] = []
     rest: list[str] = []
     index = command_at + 1
@@ -96,6 +109,8 @@ def hoist_global_options(argv: Sequence[str]) -> list[str]:
             break
         if _GLOBAL_FLAGS.fullmatch(token):
             hoisted.append(token)
+        elif token in own or token.startswith(tuple(f"{name}=" for name in own)):
+            rest.append(token)
         elif token in _GLOBAL_WITH_VALUE and index + 1 < len(args):
             hoisted += args[index : index + 2]
             index += 1

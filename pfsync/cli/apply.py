@@ -51,7 +51,9 @@ def parse_sandbox_faults(
     return shown, keywords
 
 
-def confirm_prompt(items: Sequence[ApplyItem], sandbox: bool) -> str:
+def confirm_prompt(
+    items: Sequence[ApplyItem], sandbox: bool, environment: str | None = None
+) -> str:
     """`Send 3 creates to Pocketflows (1 replace)?`: exactly what a yes sends, and where."""
     count = len(items)
     replaces = sum(1 for item in items if item.trigger.replaces)
@@ -59,6 +61,8 @@ def confirm_prompt(items: Sequence[ApplyItem], sandbox: bool) -> str:
     kinds = [f"{replaces} replace" if replaces else "", f"{resent} re-sent" if resent else ""]
     detail = ", ".join(kind for kind in kinds if kind)
     where = "the sandbox" if sandbox else "Pocketflows"
+    if environment:
+        where += f" environment {environment}"
     return (
         f"Send {count} create{'' if count == 1 else 's'} to {where}"
         f"{f' ({detail})' if detail else ''}?"
@@ -110,9 +114,21 @@ RETRY_UNCERTAIN_HELP = (
     help=SANDBOX_FAULTS_HELP,
 )
 @click.option(
-    "--connect-timeout", type=click.FloatRange(0.1), default=10.0, show_default=True, hidden=False
+    "--connect-timeout",
+    type=click.FloatRange(0.1),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up connecting to the API after SECONDS (the create was not sent: retried).",
 )
-@click.option("--read-timeout", type=click.FloatRange(0.1), default=30.0, show_default=True)
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(0.1),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait up to SECONDS for an answer (none in time: the create is uncertain).",
+)
 def apply(
     planfile: str | None,
     auto_approve: bool,
@@ -182,11 +198,15 @@ def apply(
     def show_plan(plan: Plan, where: str | None) -> None:
         if options.verbosity >= 0:
             shown = with_sandbox_remedies(plan) if sandbox else plan
-            report = PlanReport(shown, where or config.shown_lockfile, color=color)
+            report = PlanReport(
+                shown, where or config.shown_lockfile, color=color, environment=config.environment
+            )
             click.echo(render_text(report), nl=False)
 
     def confirm(items: Sequence[ApplyItem]) -> bool:
-        return click.confirm(confirm_prompt(items, sandbox), default=False, err=True)
+        return click.confirm(
+            confirm_prompt(items, sandbox, config.environment), default=False, err=True
+        )
 
     def progress(line: str) -> None:
         click.echo(sandbox_wording(line) if sandbox else line, err=True)

@@ -22,6 +22,7 @@ class GlobalOptions:
     directory: str | None
     config_path: str | None
     no_color: bool = False
+    environment: str | None = None  # -e NAME
 
 
 def global_options() -> GlobalOptions:
@@ -37,17 +38,26 @@ def load_config_or_report(
     paths: tuple[str, ...] = (),
     output_format: str = "text",
     check_url: bool = True,
+    needs_environment: bool = True,
 ) -> Config | int:
     """The configuration, or exit code 1 after printing its located problems.
 
-    `check_url=False` for commands that never talk to the API and for sandbox mode.
+    `check_url=False` for commands that never talk to the API and for sandbox mode;
+    `needs_environment=False` for validate, which checks every environment when none is named.
     """
     from pfsync.config import load_config
     from pfsync.errors import ConfigInvalid
     from pfsync.support.diagnostics import FORMATTERS
 
     try:
-        return load_config(options.config_path, options.directory, paths=paths, check_url=check_url)
+        return load_config(
+            options.config_path,
+            options.directory,
+            paths=paths,
+            check_url=check_url,
+            environment=options.environment,
+            needs_environment=needs_environment,
+        )
     except ConfigInvalid as exc:
         click.echo(FORMATTERS[output_format](exc.diagnostics), nl=False)
         click.echo("The configuration file is invalid; fix it and run again.", err=True)

@@ -24,22 +24,40 @@ import click
     help="Also write CI workflow files; pfsync.yaml then keeps the lockfile in the git state "
     "store, so CI's apply pushes it itself.",
 )
+@click.option(
+    "-e",
+    "--env",
+    "environments",
+    multiple=True,
+    metavar="NAME",
+    help="Define this environment (repeatable), each with its own lockfile under state/.",
+)
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
-def init(directory: str, business: str, api_url: str, ci: str, force: bool) -> int:
+def init(
+    directory: str,
+    business: str,
+    api_url: str,
+    ci: str,
+    force: bool,
+    environments: tuple[str, ...],
+) -> int:
     """Start a pfsync repository: config, empty lockfile, an example trigger, .gitignore.
 
     \b
     Examples:
       pfsync init my-triggers --business biz_123
       pfsync init . --ci github
+      pfsync init my-triggers --env staging --env production
     """
     from pfsync.scaffold import scaffold
 
-    for line in scaffold(Path(directory), business, api_url, ci, force):
+    for line in scaffold(Path(directory), business, api_url, ci, force, environments):
         click.echo(line)
+    env = f"-e {environments[0]} " if environments else ""
+    go_there = f"cd {directory} && " if Path(directory) != Path(".") else ""
     click.echo(
-        f"\nNext: cd {directory} && pfsync validate && pfsync plan   "
-        "(try an apply with `pfsync apply --sandbox`)",
+        f"\nNext: {go_there}pfsync validate && pfsync {env}plan   "
+        f"(try an apply with `pfsync {env}apply --sandbox`)",
         err=True,
     )
     if ci != "none":

@@ -48,7 +48,7 @@ def _require_sandbox_state(config: Config, what: str) -> None:
     from pfsync.state.commands import no_sandbox_lockfile
 
     if is_sandbox(config) and not config.lockfile.parent.is_dir():
-        raise no_sandbox_lockfile(what)
+        raise no_sandbox_lockfile(config, what)
 
 
 def _refuse_sandbox_transfer(config: Config) -> NoReturn:
@@ -192,7 +192,7 @@ def mv_command(old: str, new: str, lock_timeout: float, no_push: bool, sandbox: 
     """Record that the key of OLD was renamed to NEW (same business only).
 
     \b
-    Example:
+    Examples:
       pfsync state mv biz_123/welcome biz_123/welcome-series
       pfsync state mv --sandbox biz_123/welcome biz_123/welcome-series
     """
@@ -289,7 +289,8 @@ def unlock_command(lock_id: str, sandbox: bool) -> int:
     "to",
     required=True,
     metavar="STORE",
-    help="file:PATH, git (the configured remote and branch) or git:REMOTE:BRANCH.",
+    help="file:PATH, git (the configured remote and branch), git:REMOTE:BRANCH, s3 (the "
+    "configured bucket and key) or s3://BUCKET/KEY.",
 )
 @click.option("--force", is_flag=True, help="Replace another lineage or a newer serial there.")
 @lock_timeout_option
@@ -321,7 +322,8 @@ def push_command(to: str, force: bool, lock_timeout: float, sandbox: bool) -> in
     "--from",
     "source",
     metavar="STORE",
-    help="file:PATH, git or git:REMOTE:BRANCH (default: the configured store).",
+    help="file:PATH, git, git:REMOTE:BRANCH, s3 or s3://BUCKET/KEY (default: the configured "
+    "store).",
 )
 @click.option("--force", is_flag=True, help="Replace another lineage or a newer serial here.")
 @lock_timeout_option

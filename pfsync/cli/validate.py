@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -31,15 +33,21 @@ def validate(paths: tuple[str, ...], output_format: str) -> int:
       pfsync validate
       pfsync validate triggers/welcome.yaml --format github
     """
-    from pfsync.manifests.load import load_manifests
+    from pfsync.manifests.load import load_every_environment
 
     options = global_options()
-    config = load_config_or_report(
-        options, paths=paths, output_format=output_format, check_url=False
+    load = functools.partial(
+        load_config_or_report, paths=paths, output_format=output_format, check_url=False
     )
+    config = load(options, needs_environment=False)
     if isinstance(config, int):
         return config
-    result = load_manifests(config, list(paths) if paths else None, cwd=Path.cwd())
+    configs = [config]
+    if config.environment is None and config.environments:
+        # Without -e, every environment: each resolves its own values and business.
+        selected = [load(replace(options, environment=name)) for name in config.environments]
+        configs = [c for c in selected if not isinstance(c, int)]
+    result = load_every_environment(configs, list(paths) if paths else None, cwd=Path.cwd())
     output = FORMATTERS[output_format](result.diagnostics)
     if output:
         click.echo(output, nl=False)
@@ -47,6 +55,9 @@ def validate(paths: tuple[str, ...], output_format: str) -> int:
         count = len(result.manifests)
         if result.diagnostics:
             click.echo(f"{len(result.diagnostics)} problem(s) found.", err=True)
+        elif result.per_environment:
+            counts = ", ".join(f"{n} in {name}" for name, n in result.per_environment.items())
+            click.echo(f"Trigger(s) valid: {counts}.", err=True)
         else:
             click.echo(f"{count} trigger(s) valid.", err=True)
     return 1 if result.diagnostics else 0

@@ -8,16 +8,19 @@ variable that moved every trigger to another business would create them all agai
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pfsync.errors import ConfigInvalid
 from pfsync.support.diagnostics import Diagnostic
+from pfsync.support.textsafety import escape
 
 CONFIG_NAME = "pfsync.yaml"
 DEFAULT_API_URL = "https://api.pocketflows.com"
@@ -27,21 +30,57 @@ API_URL_ENV = "PFSYNC_API_URL"
 
 
 DEFAULT_INTENT_BATCH = 64
+ENVIRONMENT_KEYS = ("business", "api_url", "manifests", "lockfile", "state", "values")
+
+Scalar = str | int | float | bool  # what `values:` may hold
 
 
 @dataclass(frozen=True)
 class StateConfig:
-    """Where the lockfile lives (`state:` in pfsync.yaml): `file`, or `git` on a branch."""
+    """Where the lockfile lives (`state:` in pfsync.yaml): `file`, `git` on a branch, or `s3`."""
 
     store: str = "file"
     remote: str = "origin"
     branch: str | None = None  # git: None means the checked-out branch
     intent_batch: int = DEFAULT_INTENT_BATCH
+    bucket: str | None = None  # s3: the bucket and the object key of the lockfile
+    key: str | None = None
+    endpoint_url: str | None = None  # s3: None means AWS's endpoint for the region
+    region: str | None = None  # s3: None means AWS_REGION / AWS_DEFAULT_REGION
+
+    def __post_init__(self) -> None:
+        if self.endpoint_url is not None:
+            object.__setattr__(self, "endpoint_url", check_endpoint_url(self.endpoint_url))
 
     @property
     def is_remote(self) -> bool:
         """Whether the record lives beyond this machine (written through a store, not a journal)."""
         return self.store != "file"
+
+
+def check_endpoint_url(url: str) -> str:
+    """`state.endpoint_url` under the API URL's policy: https, or http to a loopback host only,
+    never a user name or password in it (the s3 store signs with the AWS credentials)."""
+    from pfsync.errors import ConfigError
+
+    try:
+        parts = urlsplit(url)
+        has_credentials = parts.username is not None or parts.password is not None
+    except ValueError:
+        has_credentials = False
+    if has_credentials or "@" in url:
+        raise ConfigError(
+            "state.endpoint_url contains a user name or password; remove them from the URL: the "
+            "s3 store takes its credentials from the AWS environment variables or the instance "
+            "role"
+        )
+    try:
+        return check_api_url(url)
+    except ConfigError as exc:
+        message = str(exc).replace("the API URL", "state.endpoint_url")
+        if "state.endpoint_url" not in message:
+            message = f"state.endpoint_url: {message}"
+        raise ConfigError(message) from None
 
 
 @dataclass(frozen=True)
@@ -55,6 +94,9 @@ class Config:
     manifests: tuple[str, ...]
     lockfile: Path
     state: StateConfig = StateConfig()
+    environment: str | None = None  # the environment selected with -e (None: none selected)
+    values: Mapping[str, Scalar] = field(default_factory=dict)  # for `${values.NAME}`
+    environments: tuple[str, ...] = ()  # every environment pfsync.yaml defines, sorted
 
     @property
     def journal(self) -> Path:
@@ -108,11 +150,15 @@ def load_config(
     paths: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
     check_url: bool = True,
+    environment: str | None = None,
+    needs_environment: bool = False,
 ) -> Config:
     """Find and read the configuration; raise ConfigInvalid or ConfigError when unusable.
 
     The API URL is checked here (`check_api_url`) unless `check_url` is False: for commands
     that never use it (validate, sandbox list) and for sandbox mode, which replaces it.
+    `environment` selects one of pfsync.yaml's environments (`-e NAME`); with
+    `needs_environment`, a pfsync.yaml that defines environments requires one.
     """
     from pfsync.errors import ConfigError
 
@@ -129,23 +175,88 @@ def load_config(
             f"config file {file} does not exist; check the --config path, or create one "
             "with `pfsync init`"
         )
-    values = _read_config_file(file)
+    settings = _read_config_file(file)
+    environments = settings.get("environments") or {}
+    assert isinstance(environments, dict)
+    names = tuple(sorted(environments))
+    every = {name: _config_from(file, settings, name, environments[name]) for name in names}
+    _check_distinct_state(every)
+    if environment is None:
+        if names and needs_environment:
+            raise ConfigError(
+                f"{CONFIG_NAME} defines the environments {', '.join(names)}: choose one with "
+                f"-e NAME (for example -e {names[0]})"
+            )
+        config = _config_from(file, settings, None, {})
+    elif environment in every:
+        config = every[environment]
+    elif names:
+        raise ConfigError(
+            f"-e {escape(environment)}: {CONFIG_NAME} defines no such environment; its "
+            f"environments are {', '.join(names)}"
+        )
+    else:
+        raise ConfigError(
+            f"-e {escape(environment)}: {CONFIG_NAME} defines no environments; drop -e, or "
+            "add `environments:` to it"
+        )
+    api_url = environ.get(API_URL_ENV) or config.api_url
+    if check_url:
+        api_url = check_api_url(api_url)
+    return dataclasses.replace(config, api_url=api_url.rstrip("/"), environments=names)
+
+
+def _config_from(
+    file: Path, top: Mapping[str, Any], environment: str | None, overrides: Mapping[str, Any]
+) -> Config:
+    """The config of one environment: its own keys, the others from the top level."""
+
+    def setting(key: str, default: Any) -> Any:
+        return overrides[key] if key in overrides else top.get(key, default)
+
     root = file.parent
-    api_url = environ.get(API_URL_ENV) or str(values.get("api_url", DEFAULT_API_URL))
-    manifests = values.get("manifests", DEFAULT_MANIFESTS)
-    assert isinstance(manifests, (list, tuple))
-    business = values.get("business")
-    state = values.get("state") or {}
-    assert isinstance(state, dict)
+    business = setting("business", None)
+    state = setting("state", None) or {}
     return Config(
         path=file,
         root=root,
         business=str(business) if business is not None else None,
-        api_url=(check_api_url(api_url) if check_url else api_url).rstrip("/"),
-        manifests=tuple(str(m) for m in manifests),
-        lockfile=root / str(values.get("lockfile", DEFAULT_LOCKFILE)),
+        api_url=str(setting("api_url", DEFAULT_API_URL)),
+        manifests=tuple(str(m) for m in setting("manifests", DEFAULT_MANIFESTS)),
+        lockfile=root / str(setting("lockfile", DEFAULT_LOCKFILE)),
         state=StateConfig(**state),
+        environment=environment,
+        # Values merge name by name: the top level's are shared defaults.
+        values={**top.get("values", {}), **overrides.get("values", {})},
     )
+
+
+def state_location(config: Config) -> tuple[str, ...]:
+    """Where a config's lockfile lives, for telling two environments' records apart."""
+    state = config.state
+    if state.store == "file":
+        return ("file", str(config.lockfile.resolve()))
+    if state.store == "git":
+        relative = os.path.relpath(config.lockfile, config.root)
+        return ("git", state.remote, state.branch or "", relative)
+    # Any other store is told apart by every setting it has.
+    return (state.store, *(f"{key}={value}" for key, value in sorted(vars(state).items())))
+
+
+def _check_distinct_state(every: Mapping[str, Config]) -> None:
+    from pfsync.errors import ConfigError
+
+    seen: dict[tuple[str, ...], str] = {}
+    for name, config in every.items():
+        location = state_location(config)
+        if location in seen:
+            raise ConfigError(
+                f"the environments {seen[location]} and {name} share one lockfile "
+                f"({config.shown_lockfile}, store {config.state.store}); give each environment "
+                "its own `lockfile:` (or state location), or one would record the other's "
+                "triggers"
+            )
+        seen[location] = name
 
 
 def _not_found(directory: str | None, cwd: Path, paths: Sequence[str]) -> str:

@@ -8,7 +8,9 @@ trying pfsync never touches the real lockfile and the sandbox remembers what it 
     .pfsync/sandbox-data.json    the in-process sandbox's triggers (`pfsync sandbox list`)
     .pfsync/.gitignore           `*`: none of it belongs in the repository
 
-Deleting `.pfsync/` starts the rehearsal over.
+With environments, each has its own folder, `.pfsync/env/NAME/`, holding both files, so
+rehearsing one environment never shows another's triggers. Deleting `.pfsync/` starts the
+rehearsal over.
 """
 
 from __future__ import annotations
@@ -24,9 +26,15 @@ SANDBOX_DATA = "sandbox-data.json"
 SANDBOX_API_URL = "sandbox:.pfsync"
 
 
+def sandbox_state_dir(config: Config) -> Path:
+    """Where sandbox mode keeps the lockfile and the sandbox's data (per environment)."""
+    folder = config.root / SANDBOX_DIR
+    return folder / "env" / config.environment if config.environment else folder
+
+
 def sandbox_config(config: Config) -> Config:
     """The config with the lockfile and API of sandbox mode."""
-    state = config.root / SANDBOX_DIR
+    state = sandbox_state_dir(config)
     return dataclasses.replace(
         config,
         lockfile=state / "pfsync.lock",
@@ -42,14 +50,16 @@ def is_sandbox(config: Config) -> bool:
 
 def sandbox_data_file(config: Config) -> Path:
     """Where the in-process sandbox keeps its triggers."""
-    return config.root / SANDBOX_DIR / SANDBOX_DATA
+    return sandbox_state_dir(config) / SANDBOX_DATA
 
 
 def prepare_sandbox_dir(config: Config) -> Path:
-    """Create `.pfsync/` (ignored by git) if needed; returns it."""
-    state = config.root / SANDBOX_DIR
-    state.mkdir(exist_ok=True)
-    gitignore = state / ".gitignore"
+    """Create `.pfsync/` (ignored by git) and the environment's folder if needed; returns it."""
+    top = config.root / SANDBOX_DIR
+    top.mkdir(exist_ok=True)
+    gitignore = top / ".gitignore"
     if not gitignore.exists():
         gitignore.write_text("# pfsync sandbox mode state: not part of the repository\n*\n")
+    state = sandbox_state_dir(config)
+    state.mkdir(parents=True, exist_ok=True)
     return state

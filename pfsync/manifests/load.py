@@ -6,21 +6,23 @@ run, sorted by file then line (§4).
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pfsync.config import Config
 from pfsync.manifests.discovery import discover, expand_paths
+from pfsync.manifests.values import MARKER, Scalar, substitute
 from pfsync.models import DesiredTrigger, make_address
 from pfsync.schemas import MANIFEST, check, validator
 from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
 from pfsync.support.diagnostics import Diagnostic, json_path, sort_diagnostics
 from pfsync.support.paths import display_path
 from pfsync.support.textsafety import json_text
-from pfsync.support.yamlfile import load_yaml_file
+from pfsync.support.yamlfile import parse_yaml_text, read_text
 from pfsync.support.yamlload import Document
 
 if TYPE_CHECKING:
@@ -31,17 +33,37 @@ KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 BUSINESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
 
 
+@dataclass(frozen=True)
+class Declaring:
+    """What a manifest's declaration depends on beyond its file: the environment's defaults."""
+
+    default_business: str | None = None
+    values: Mapping[str, Scalar] = field(default_factory=dict)
+    environment: str | None = None
+
+    @classmethod
+    def of(cls, config: Config) -> Declaring:
+        """The defaults of the configured (or selected) environment."""
+        return cls(config.business, config.values, config.environment)
+
+
 @dataclass
 class LoadResult:
     """Every valid manifest found, and every problem, sorted by file then line."""
 
     manifests: list[DesiredTrigger] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # environment → how many manifests it declares (only when several were loaded)
+    per_environment: dict[str, int] = field(default_factory=dict)
 
 
 def _manifest_from(
-    document: Document, shown: str, default_business: str | None
+    document: Document, shown: str, declaring: Declaring, has_references: bool
 ) -> DesiredTrigger | list[Diagnostic]:
+    if has_references:
+        unresolved = substitute(document, shown, declaring.values, declaring.environment)
+        if unresolved:
+            return unresolved
     data = document.data
     if not isinstance(data, dict):
         line, col = document.start
@@ -62,7 +84,7 @@ def _manifest_from(
                     field_hint(name),
                 )
             ]
-    business = data.get("business", default_business)
+    business = data.get("business", declaring.default_business)
     key_line = document.locate(["key"], key=True)[0]
     if business is None:
         return [
@@ -85,12 +107,16 @@ def _manifest_from(
     )
 
 
-def load_file(path: Path, shown: str, default_business: str | None) -> LoadResult:
+def load_file(path: Path, shown: str, declaring: Declaring) -> LoadResult:
     """The manifests of one file, and its problems."""
-    documents, problems = load_yaml_file(path, shown)
+    text = read_text(path, shown)
+    if isinstance(text, Diagnostic):
+        return LoadResult(diagnostics=[text])
+    documents, problems = parse_yaml_text(text, shown)
     result = LoadResult(diagnostics=problems)
+    has_references = MARKER in text  # most files have none: skip the walk
     for document in documents:
-        outcome = _manifest_from(document, shown, default_business)
+        outcome = _manifest_from(document, shown, declaring, has_references)
         if isinstance(outcome, DesiredTrigger):
             result.manifests.append(outcome)
         else:
@@ -98,12 +124,12 @@ def load_file(path: Path, shown: str, default_business: str | None) -> LoadResul
     return result
 
 
-def _load_chunk(chunk: tuple[list[tuple[Path, str]], str | None]) -> list[LoadResult]:
-    files, default_business = chunk
-    return [load_file(path, shown, default_business) for path, shown in files]
+def _load_chunk(chunk: tuple[list[tuple[Path, str]], Declaring]) -> list[LoadResult]:
+    files, declaring = chunk
+    return [load_file(path, shown, declaring) for path, shown in files]
 
 
-def load_files(files: Sequence[tuple[Path, str]], default_business: str | None) -> list[LoadResult]:
+def load_files(files: Sequence[tuple[Path, str]], declaring: Declaring) -> list[LoadResult]:
     """`load_file` of each (path, shown path), in order; large sets on every core."""
     if len(files) >= PARALLEL_MIN_FILES:
         from pfsync.support.workers import map_in_processes, usable_cores
@@ -111,11 +137,11 @@ def load_files(files: Sequence[tuple[Path, str]], default_business: str | None) 
         # One contiguous share per core keeps the results in file order.
         count = min(usable_cores(), len(files) // (PARALLEL_MIN_FILES // 2))
         size = -(-len(files) // max(count, 1))
-        shares = [(list(files[i : i + size]), default_business) for i in range(0, len(files), size)]
+        shares = [(list(files[i : i + size]), declaring) for i in range(0, len(files), size)]
         results = map_in_processes(_load_chunk, shares)
         if results is not None:
             return [outcome for share in results for outcome in share]
-    return _load_chunk((list(files), default_business))
+    return _load_chunk((list(files), declaring))
 
 
 def duplicate_address_diagnostics(
@@ -169,7 +195,7 @@ def load_manifests(
             shown = display_path(path, config.root)
             if shown not in shown_files:
                 others.append((path, shown))
-    loaded = load_files([*reported, *others], config.business)
+    loaded = load_files([*reported, *others], Declaring.of(config))
     for outcome in loaded[: len(reported)]:
         result.manifests.extend(outcome.manifests)
         result.diagnostics.extend(outcome.diagnostics)
@@ -185,3 +211,34 @@ def load_manifests(
 
 
 __all__ = ["DesiredTrigger", "LoadResult", "load_manifests", "make_address"]
+
+
+def load_every_environment(
+    configs: Sequence[Config], paths: Sequence[str] | None = None, cwd: Path | None = None
+) -> LoadResult:
+    """`load_manifests` in each environment; a problem found in only some names them.
+
+    A problem every environment shares is reported once, as it is; one that depends on an
+    environment's values or business (an unknown value, a duplicate address) says where.
+    """
+    results = {config.environment or "": load_manifests(config, paths, cwd) for config in configs}
+    found_in: dict[Diagnostic, list[str]] = {}
+    for name, result in results.items():
+        for diagnostic in result.diagnostics:
+            found_in.setdefault(diagnostic, []).append(name)
+    merged = LoadResult()
+    for diagnostic, names in found_in.items():
+        # (A message naming its environment already, as an unknown value's does, stays.)
+        if len(names) < len(results) and f"environment {names[0]}" not in diagnostic.message:
+            where = ", ".join(names)
+            label = "environment" if len(names) == 1 else "environments"
+            diagnostic = dataclasses.replace(
+                diagnostic, message=f"{diagnostic.message} (in {label} {where})"
+            )
+        merged.diagnostics.append(diagnostic)
+    for name, result in results.items():
+        merged.manifests.extend(result.manifests)
+        if len(results) > 1:
+            merged.per_environment[name] = len(result.manifests)
+    merged.diagnostics = sort_diagnostics(merged.diagnostics)
+    return merged

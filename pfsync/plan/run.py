@@ -38,4 +38,5 @@ def plan_report(
         journal_unfolded=view.journal_unfolded,
         warnings=view.warnings,
         color=color,
+        environment=config.environment,
     )

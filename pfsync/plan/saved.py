@@ -47,6 +47,7 @@ class SavedPlan:
 
     path: str
     api_url: str
+    environment: str | None  # the environment it was planned for (None: none)
     lineage: str | None  # None: planned before the lockfile existed
     serial: int | None
     targets: tuple[str, ...]
@@ -117,6 +118,7 @@ def load_saved_plan(path: Path | str) -> SavedPlan:
         return SavedPlan(
             path=shown,
             api_url=document["api_url"],
+            environment=document.get("environment"),
             lineage=lockfile["lineage"],
             serial=lockfile["serial"],
             targets=tuple(document["targets"]),
@@ -138,13 +140,23 @@ def _same_state(saved: SavedPlan, lockfile: Lockfile | None) -> bool:
     return (saved.lineage, saved.serial) == (lockfile.lineage, lockfile.serial)
 
 
-def check_saved_plan(saved: SavedPlan, plan: Plan, lockfile: Lockfile | None) -> None:
+def check_saved_plan(
+    saved: SavedPlan, plan: Plan, lockfile: Lockfile | None, environment: str | None = None
+) -> None:
     """Refuse a saved plan that no longer says what apply would do (§8).
 
     `plan` is a fresh plan of the current manifests and `lockfile` with the saved plan's
     targets and replace addresses; its creates and replaces must be exactly the saved ones.
     """
     again = "; make a new plan with `pfsync plan --out FILE`"
+    if saved.environment != environment:
+        planned = f"environment {saved.environment}" if saved.environment else "no environment"
+        applying = f"environment {environment}" if environment else "no environment"
+        how = f"apply it with -e {saved.environment}, or " if saved.environment else ""
+        raise PlanError(
+            f"the plan {saved.path} was made for {planned}, but this apply is for {applying}: "
+            f"{how}make a plan for this environment with `pfsync plan --out FILE`"
+        )
     if saved.api_url.rstrip("/") != plan.api_url.rstrip("/"):
         raise PlanError(
             f"the plan {saved.path} was made for the API {saved.api_url}, but the configured "

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from pfsync.config import Config
 from pfsync.state.journal import Journal, folded_state, read_journal, settle_journal
 from pfsync.state.lock import state_lock
-from pfsync.state.lockfile import Lockfile, read_lockfile, require_api_url, save_lockfile
+from pfsync.state.lockfile import Lockfile, read_lockfile, require_belongs, save_lockfile
 
 if TYPE_CHECKING:
     from pfsync.state.stores.session import RemoteState, StoreJournal
@@ -51,10 +51,10 @@ def read_state(config: Config) -> StateView:
 
         store = open_store(config)
         snapshot = store.read(strict=False)
-        require_api_url(snapshot.lockfile, config.api_url, config.lockfile)
+        require_belongs(snapshot.lockfile, config)
         return StateView(snapshot.lockfile, False, snapshot.warnings, store.description)
     on_disk = read_lockfile(config.lockfile)
-    require_api_url(on_disk, config.api_url, config.lockfile)
+    require_belongs(on_disk, config)
     state = folded_state(on_disk, config.journal)
     unfolded = state is not on_disk or _journal_has_events(config)
     return StateView(state, unfolded)
@@ -101,7 +101,7 @@ def locked_state(config: Config, lock_timeout: float = 0.0) -> Iterator[StateTra
     """Hold the state lock; yield the verified state with any crashed run's journal folded."""
     with state_lock(config.lockfile, lock_timeout):
         lockfile = read_lockfile(config.lockfile)
-        require_api_url(lockfile, config.api_url, config.lockfile)
+        require_belongs(lockfile, config)
         lockfile = settle_journal(config.journal, config.lockfile, lockfile)
         yield StateTransaction(config, lockfile)
 

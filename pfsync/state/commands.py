@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from pfsync.config import Config
-from pfsync.config.rehearsal import SANDBOX_DIR, is_sandbox
+from pfsync.config.rehearsal import is_sandbox
 from pfsync.errors import StateChangeError
 from pfsync.models import DesiredTrigger
 from pfsync.state.access import StateTransaction, open_state
@@ -32,10 +32,10 @@ def check_address(address: str) -> None:
         )
 
 
-def no_sandbox_lockfile(what: str) -> StateChangeError:
+def no_sandbox_lockfile(config: Config, what: str) -> StateChangeError:
     """The refusal of a sandbox-mode change when sandbox mode has no lockfile yet."""
     return StateChangeError(
-        f"there is no sandbox lockfile at {SANDBOX_DIR}/pfsync.lock yet, so there is nothing to "
+        f"there is no sandbox lockfile at {config.shown_lockfile} yet, so there is nothing to "
         f"{what}: `pfsync apply --sandbox` starts one"
     )
 
@@ -47,9 +47,9 @@ def _list_command(config: Config) -> str:
 def _current(transaction: StateTransaction | RemoteState, what: str) -> Lockfile:
     if transaction.lockfile is None:
         if is_sandbox(transaction.config):
-            raise no_sandbox_lockfile(what)
+            raise no_sandbox_lockfile(transaction.config, what)
         raise StateChangeError(
-            f"there is no lockfile at {transaction.config.lockfile}, so there is nothing to "
+            f"there is no lockfile at {transaction.config.shown_lockfile}, so there is nothing to "
             f"{what}. If it was lost, restore it from git"
         )
     return transaction.lockfile
@@ -64,6 +64,8 @@ def _written(config: Config, no_push: bool) -> list[str]:
             "Committed the lockfile on the current branch (not pushed): propose it in a pull "
             "request."
         ]
+    if config.state.store == "s3":
+        return [f"Wrote the lockfile to s3://{config.state.bucket}/{config.state.key}."]
     return [f"Pushed the lockfile to {config.state.remote}."]
 
 
@@ -140,7 +142,7 @@ def import_trigger(
         created = lockfile is None
         if lockfile is None:
             # Adopting triggers made by hand is a deliberate first step (§9).
-            lockfile = Lockfile.new(config.api_url)
+            lockfile = Lockfile.new(config.api_url, config.environment)
         old = lockfile.triggers.get(address)
         pending = lockfile.pending.get(address)
         new = record_import(
@@ -161,8 +163,7 @@ def import_trigger(
         messages.append(f"The earlier trigger {old.id or '(id unknown)'} moved to its history.")
     if created and is_sandbox(config):
         messages.append(
-            f"Created the sandbox lockfile {SANDBOX_DIR}/{config.lockfile.name} "
-            f"(serial {saved.serial})."
+            f"Created the sandbox lockfile {config.shown_lockfile} (serial {saved.serial})."
         )
     elif created:
         messages.append(

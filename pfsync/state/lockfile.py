@@ -33,7 +33,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pfsync.errors import LockfileError
 from pfsync.models import DesiredTrigger
@@ -41,6 +41,9 @@ from pfsync.support.atomic import atomic_write_text
 from pfsync.support.canonical import body_digest
 from pfsync.support.paths import shown_path
 from pfsync.support.textsafety import json_text
+
+if TYPE_CHECKING:
+    from pfsync.config import Config
 
 LOCKFILE_VERSION = 1
 ORIGIN_CREATED = "created"
@@ -185,11 +188,12 @@ class Lockfile:
     forgotten: dict[str, tuple[HistoryEntry, ...]] = field(default_factory=dict)
     version: int = LOCKFILE_VERSION
     lock: StateLockRecord | None = None
+    environment: str | None = None  # the pfsync.yaml environment it records (None: none)
 
     @classmethod
-    def new(cls, api_url: str) -> Lockfile:
+    def new(cls, api_url: str, environment: str | None = None) -> Lockfile:
         """A lockfile that does not exist yet; its lineage is fixed here, once."""
-        return cls(lineage=str(uuid.uuid4()), serial=0, api_url=api_url)
+        return cls(lineage=str(uuid.uuid4()), serial=0, api_url=api_url, environment=environment)
 
     def recorded(self, address: str) -> bool:
         """Whether the address has a trigger record or a pending create."""
@@ -215,6 +219,8 @@ class Lockfile:
         }
         if self.lock is not None:
             document["lock"] = self.lock.to_json()
+        if self.environment is not None:
+            document["environment"] = self.environment
         return document
 
     def dumps(self) -> str:
@@ -238,6 +244,7 @@ def lockfile_from_json(data: dict[str, Any]) -> Lockfile:
         lineage=data["lineage"],
         serial=data["serial"],
         api_url=data["api_url"],
+        environment=data.get("environment"),
         version=data["version"],
         triggers={
             address: TriggerRecord(
@@ -300,9 +307,10 @@ def _parse_lockfile(text: str, shown: str) -> Lockfile:
             text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
         )
     except json.JSONDecodeError as exc:
-        raise _untrusted(
-            shown, f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
-        ) from None
+        # Some of json's messages end in "at" already ("Unterminated string starting at").
+        at = "" if exc.msg.endswith(" at") else " at"
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise _untrusted(shown, f"is not valid JSON ({exc.msg}{at} {where})") from None
     except ValueError as exc:
         raise _untrusted(shown, f"is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
@@ -377,6 +385,29 @@ def save_lockfile(path: Path, before: Lockfile | None, after: Lockfile) -> Lockf
             f"cannot write the lockfile {shown_path(path)}: {exc.strerror}; it was not changed"
         ) from None
     return saved
+
+
+def require_belongs(lockfile: Lockfile | None, config: Config) -> None:
+    """LockfileError unless the lockfile is the configured API's and environment's record."""
+    require_api_url(lockfile, config.api_url, config.lockfile)
+    require_environment(lockfile, config.environment, config.lockfile)
+
+
+def require_environment(lockfile: Lockfile | None, environment: str | None, path: Path) -> None:
+    """LockfileError unless the lockfile records no environment or the selected one."""
+    if lockfile is None or lockfile.environment in (None, environment):
+        return
+    selected = (
+        f"this run is for environment {environment}"
+        if environment
+        else ("no environment was selected")
+    )
+    raise LockfileError(
+        f"the lockfile {shown_path(path)} records the triggers of environment "
+        f"{lockfile.environment}, but {selected}. Run with -e {lockfile.environment} if that is "
+        "the environment meant, or check the `lockfile:` of each environment in pfsync.yaml; "
+        "nothing was changed"
+    )
 
 
 def require_api_url(lockfile: Lockfile | None, api_url: str, path: Path) -> None:

@@ -61,6 +61,11 @@ def load_yaml_file(path: Path, shown: str) -> tuple[list[Document], list[Diagnos
     text = read_text(path, shown)
     if isinstance(text, Diagnostic):
         return [], [text]
+    return parse_yaml_text(text, shown)
+
+
+def parse_yaml_text(text: str, shown: str) -> tuple[list[Document], list[Diagnostic]]:
+    """The text's non-empty YAML documents, and the problem that stopped reading, if any."""
     documents: list[Document] = []
     problems: list[Diagnostic] = []
     for item in iter_documents(text):

@@ -26,6 +26,7 @@ class PlanReport:
     journal_unfolded: bool = False  # an interrupted apply's journal was folded in memory
     color: bool = False  # ANSI colour (text only)
     warnings: tuple[str, ...] = ()  # for stderr, e.g. a remote store read from a stale copy
+    environment: str | None = None  # the pfsync.yaml environment planned (-e NAME)
 
 
 def change_document(change: FieldChange) -> dict[str, Any]:
@@ -69,6 +70,7 @@ def plan_document(report: PlanReport, include_digests: bool = False) -> dict[str
     counts = plan.counts
     document: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
+        "environment": report.environment,
         "api_url": plan.api_url,
         "businesses": plan.businesses,
         "lockfile": {

@@ -89,10 +89,11 @@ def _head(report: PlanReport) -> str:
         lockfile = f"lockfile {code(report.lockfile_name)} does not exist yet"
     else:
         lockfile = f"lockfile {code(report.lockfile_name)} serial {plan.lockfile.serial}"
+    environment = f"Environment {code(report.environment)} · " if report.environment else ""
     lines = [
         f"**{summary_line(plan.counts)}**",
         "",
-        f"{label} {shown or '(none)'} · API {code(plan.api_url)} · {lockfile}",
+        environment + f"{label} {shown or '(none)'} · API {code(plan.api_url)} · {lockfile}",
         "",
     ]
     if plan.needs_person:

@@ -59,7 +59,7 @@ def _leaves(value: Any, shown: str) -> Iterator[tuple[str, Any]]:
 
 
 def header_lines(report: PlanReport) -> list[str]:
-    """Business(es), API URL, lockfile (or its absence), journal and target notes."""
+    """Environment, business(es), API URL, lockfile (or its absence), journal, targets."""
     plan = report.plan
     businesses = plan.businesses
     label = "Businesses" if len(businesses) > 1 else "Business"
@@ -67,6 +67,8 @@ def header_lines(report: PlanReport) -> list[str]:
         f"{label}: {', '.join(businesses) if businesses else '(none declared or recorded)'}",
         f"API: {escape(plan.api_url)}",
     ]
+    if report.environment is not None:
+        lines.insert(0, f"Environment: {report.environment}")
     if plan.lockfile is None:
         lines.append(
             f"Lockfile: {escape(report.lockfile_name)} does not exist yet: every declared "

@@ -36,7 +36,7 @@ from pfsync.state.lockfile import (
     HistoryEntry,
     Lockfile,
     StateLockRecord,
-    require_api_url,
+    require_belongs,
     utc_now,
 )
 from pfsync.state.stores import Snapshot, StateStore, next_lockfile
@@ -350,7 +350,7 @@ def remote_state(
         for warning in snapshot.warnings:
             warn(f"Warning: {warning}")
         before = snapshot.lockfile
-        require_api_url(before, config.api_url, config.lockfile)
+        require_belongs(before, config)
         if require_tip:
             check = getattr(store, "require_tip_checkout", None)
             if check is not None:
@@ -370,7 +370,9 @@ def remote_state(
         lock = new_lock(operation)
         state.lock = lock
         try:
-            state.write(before or Lockfile.new(config.api_url), f"lock for {operation}")
+            state.write(
+                before or Lockfile.new(config.api_url, config.environment), f"lock for {operation}"
+            )
         except StoreConflict:
             continue  # someone wrote between our read and our write: look again
         break

@@ -1,0 +1,103 @@
+"""`${values.NAME}` in manifests: per-environment values substituted into string scalars.
+
+A string scalar that is exactly `${values.NAME}` takes the value as it is (a number stays a
+number); inside longer text the value's text is spliced in (`true`/`false` for booleans).
+`$${` is a literal `${`. Any other `${` is an error, as is an unknown name: every problem is
+a Diagnostic at the line and column of the scalar, naming the environment.
+
+Substitution happens in place on a freshly parsed Document (its containers keep their
+identity, so positions still locate every value) and before the schema check, which thus
+sees the resolved body while its errors still point at the manifest's lines.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pfsync.support.diagnostics import Diagnostic, json_path
+from pfsync.support.textsafety import escape, json_text
+from pfsync.support.yamlload import Document
+
+Scalar = str | int | float | bool
+MARKER = "${"
+_NAME = re.compile(r"values\.([A-Za-z_][A-Za-z0-9_]{0,63})")
+# `$${` (a literal), or `${…}` up to the first `}`, or a `${` with no `}` after it.
+_TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+
+
+class _Unresolved(Exception):
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def _text(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json_text(value)
+
+
+def _lookup(inner: str, values: Mapping[str, Scalar], environment: str | None) -> Scalar:
+    match = _NAME.fullmatch(inner)
+    if match is None:
+        raise _Unresolved(
+            f"`${{{escape(inner)}}}` is not a value reference",
+            "write `${values.NAME}` for a value of pfsync.yaml, or `$${` for a literal `${`",
+        )
+    name = match.group(1)
+    if name in values:
+        return values[name]
+    where = f"environment {environment}" if environment else "pfsync.yaml"
+    close = difflib.get_close_matches(name, sorted(values), n=1)
+    known = ", ".join(sorted(values)) or "none"
+    hint = f"did you mean {close[0]}?" if close else f"the values of {where}: {known}"
+    raise _Unresolved(f"unknown value `{name}` in {where}", hint)
+
+
+def resolve_text(text: str, values: Mapping[str, Scalar], environment: str | None) -> Any:
+    """`text` with its references replaced (the value itself when `text` is one reference)."""
+    whole = _TOKEN.fullmatch(text)
+    if whole is not None and whole.group(1) is not None:
+        return _lookup(whole.group(1), values, environment)
+    parts: list[str] = []
+    end = 0
+    for token in _TOKEN.finditer(text):
+        parts.append(text[end : token.start()])
+        end = token.end()
+        if token.group(0) == "$${":
+            parts.append(MARKER)
+        elif token.group(1) is None:
+            raise _Unresolved("`${` is not closed by `}`", "write `$${` for a literal `${`")
+        else:
+            parts.append(_text(_lookup(token.group(1), values, environment)))
+    parts.append(text[end:])
+    return "".join(parts)
+
+
+def substitute(
+    document: Document, shown: str, values: Mapping[str, Scalar], environment: str | None
+) -> list[Diagnostic]:
+    """Resolve every reference in the document's string values, in place; the problems."""
+    problems: list[Diagnostic] = []
+
+    def visit(node: Any, path: list[str | int]) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for step, value in list(items):
+            if isinstance(value, (dict, list)):
+                visit(value, [*path, step])
+            elif isinstance(value, str) and MARKER in value:
+                try:
+                    node[step] = resolve_text(value, values, environment)
+                except _Unresolved as problem:
+                    line, col = document.locate([*path, step])
+                    where = json_path([*path, step])
+                    problems.append(
+                        Diagnostic(shown, line, col, problem.message, where, problem.hint)
+                    )
+
+    if isinstance(document.data, (dict, list)):
+        visit(document.data, [])
+    return problems
