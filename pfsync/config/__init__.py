@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pfsync.errors import ConfigInvalid
-from pfsync.support.diagnostics import Diagnostic
+from pfsync.support.diagnostics import Diagnostic, sort_diagnostics
 from pfsync.support.textsafety import escape
 
 CONFIG_NAME = "pfsync.yaml"
@@ -293,7 +293,8 @@ def _read_config_file(file: Path) -> dict[str, object]:
         line, col = document.start
         raise ConfigInvalid([Diagnostic(shown, line, col, "pfsync.yaml must be a mapping")])
     if not check(CONFIG)(document.data):
-        raise ConfigInvalid(schema_diagnostics(validator(CONFIG), document, shown))
+        problems = schema_diagnostics(validator(CONFIG), document, shown)
+        raise ConfigInvalid(sort_diagnostics(problems))
     return document.data
 
 

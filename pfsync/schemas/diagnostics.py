@@ -114,6 +114,11 @@ def _message(error: ValidationError, source: str | None) -> tuple[str, str | Non
 def _error_diagnostics(error: ValidationError, document: Document, shown: str) -> list[Diagnostic]:
     path = list(error.absolute_path)
     schema = error.schema if isinstance(error.schema, dict) else {}
+    if "propertyNames" in error.relative_schema_path and isinstance(error.instance, str):
+        # A name that is not allowed: point at that key, not at the mapping holding it.
+        line, col = document.locate([*path, error.instance], key=True)
+        message, _ = _message(error, None)
+        return [Diagnostic(shown, line, col, f"key {message}", json_path(path))]
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = sorted(schema.get("properties", {}))
         out = []

@@ -389,8 +389,9 @@ def save_lockfile(path: Path, before: Lockfile | None, after: Lockfile) -> Lockf
 
 def require_belongs(lockfile: Lockfile | None, config: Config) -> None:
     """LockfileError unless the lockfile is the configured API's and environment's record."""
-    require_api_url(lockfile, config.api_url, config.lockfile)
+    # The environment first: another environment's record usually names another API too.
     require_environment(lockfile, config.environment, config.lockfile)
+    require_api_url(lockfile, config.api_url, config.lockfile)
 
 
 def require_environment(lockfile: Lockfile | None, environment: str | None, path: Path) -> None:
@@ -418,7 +419,6 @@ def require_api_url(lockfile: Lockfile | None, api_url: str, path: Path) -> None
         f"the lockfile {shown_path(path)} describes the API {lockfile.api_url}, but the "
         f"configured API URL is {api_url} (PFSYNC_API_URL or api_url in pfsync.yaml). Use one "
         "lockfile per API: for another API (a staging business, a local `pfsync sandbox`), "
-        "give it a config of its own, e.g. `sandbox.yaml` holding `api_url: "
-        "http://127.0.0.1:8787` and `lockfile: sandbox.lock`, and run `pfsync --config "
-        "sandbox.yaml plan`"
+        "add an environment to pfsync.yaml with its own `api_url:` and `lockfile:`, and choose "
+        "it with -e NAME"
     )

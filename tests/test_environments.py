@@ -1,0 +1,423 @@
+"""Environments: one repository, several Pocketflows businesses, per-environment values.
+
+Config resolution and `${values.NAME}` substitution are tested in this process; the flow with
+two sandboxes (one per environment) and every refusal runs the installed CLI over loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import RunPfsync
+from fixtures_sandbox import MakeSandbox
+from pfsync.config import load_config
+from pfsync.errors import ConfigError, ConfigInvalid
+from pfsync.manifests.load import Declaring, load_file, load_manifests
+from pfsync.support.diagnostics import Diagnostic
+
+CONFIG = """\
+business: biz_default
+api_url: https://api.example.test
+values:
+  sender: ea_shared
+  revenue: 10
+environments:
+  staging:
+    business: biz_stg
+    lockfile: state/staging.lock
+    values: {template: et_stg}
+  production:
+    business: biz_prd
+    api_url: https://prod.example.test
+    lockfile: state/production.lock
+    manifests: ["prod/**/*.yaml", "triggers/**/*.yaml"]
+    state: {store: git, branch: main}
+    values: {template: et_prd, sender: ea_prd}
+"""
+
+MANIFEST = """\
+apiVersion: pfsync/v1
+kind: Trigger
+key: welcome
+spec:
+  name: "Welcome ($${not a value})"
+  project_defined_event: pde_signup
+  attributed_revenue: ${values.revenue}
+  steps:
+    - type: email
+      email_template_id: ${values.template}
+  email_address: "from ${values.sender}"
+"""
+
+
+def project(tmp_path: Path, config: str = CONFIG, manifests: dict[str, str] | None = None) -> Path:
+    root = tmp_path / "repo"
+    (root / "triggers").mkdir(parents=True)
+    (root / "pfsync.yaml").write_text(config)
+    for name, text in (manifests or {"welcome.yaml": MANIFEST}).items():
+        (root / "triggers" / name).write_text(text)
+    return root
+
+
+# ---------------------------------------------------------------------------------------------
+# Config resolution
+
+
+def test_an_environment_takes_its_own_keys_and_the_others_from_the_top_level(
+    tmp_path: Path,
+) -> None:
+    root = project(tmp_path)
+    staging = load_config(cwd=root, environ={}, environment="staging")
+    production = load_config(cwd=root, environ={}, environment="production")
+    assert (staging.environment, staging.business, staging.api_url) == (
+        "staging",
+        "biz_stg",
+        "https://api.example.test",
+    )
+    assert staging.manifests == ("triggers/**/*.yaml",)  # the default, from no level
+    assert staging.lockfile == root / "state" / "staging.lock"
+    assert staging.state.store == "file"
+    assert dict(staging.values) == {"sender": "ea_shared", "revenue": 10, "template": "et_stg"}
+    assert (production.business, production.api_url) == ("biz_prd", "https://prod.example.test")
+    assert production.manifests == ("prod/**/*.yaml", "triggers/**/*.yaml")
+    assert (production.state.store, production.state.branch) == ("git", "main")
+    # Values merge name by name: production's sender wins, the shared revenue stays.
+    assert dict(production.values) == {"sender": "ea_prd", "revenue": 10, "template": "et_prd"}
+    assert staging.environments == production.environments == ("production", "staging")
+
+
+def test_pfsync_api_url_overrides_the_selected_environment(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    environ = {"PFSYNC_API_URL": "http://127.0.0.1:9/"}
+    config = load_config(cwd=root, environ=environ, environment="production")
+    assert config.api_url == "http://127.0.0.1:9"
+
+
+def test_commands_that_read_state_need_an_environment(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    with pytest.raises(ConfigError) as refused:
+        load_config(cwd=root, environ={}, needs_environment=True)
+    assert str(refused.value) == (
+        "pfsync.yaml defines the environments production, staging: choose one with -e NAME "
+        "(for example -e production)"
+    )
+    # validate asks for no environment: it then checks each one.
+    assert load_config(cwd=root, environ={}).environment is None
+
+
+def test_an_unknown_environment_and_one_without_environments_are_refused(
+    tmp_path: Path,
+) -> None:
+    root = project(tmp_path)
+    with pytest.raises(ConfigError) as unknown:
+        load_config(cwd=root, environ={}, environment="prod")
+    assert str(unknown.value) == (
+        "-e prod: pfsync.yaml defines no such environment; its environments are production, staging"
+    )
+    plain = project(tmp_path / "plain", "business: biz_1\n")
+    with pytest.raises(ConfigError) as none:
+        load_config(cwd=plain, environ={}, environment="staging")
+    assert str(none.value) == (
+        "-e staging: pfsync.yaml defines no environments; drop -e, or add `environments:` to it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("environments", "shared"),
+    [
+        # The same lockfile path (one of them by default).
+        ("  a: {business: b1}\n  b: {business: b2}\n", "pfsync.lock, store file"),
+        (
+            "  a: {lockfile: x/../one.lock}\n  b: {lockfile: one.lock}\n",
+            "one.lock, store file",
+        ),
+        # The same file on the same branch of the git store.
+        (
+            "  a: {state: {store: git, branch: main}, lockfile: s.lock}\n"
+            "  b: {state: {store: git, branch: main}, lockfile: s.lock}\n",
+            "s.lock, store git",
+        ),
+    ],
+)
+def test_two_environments_may_not_share_a_lockfile(
+    tmp_path: Path, environments: str, shared: str
+) -> None:
+    root = project(tmp_path, "business: biz_1\nenvironments:\n" + environments)
+    with pytest.raises(ConfigError) as refused:
+        load_config(cwd=root, environ={}, environment="a")
+    assert str(refused.value) == (
+        f"the environments a and b share one lockfile ({shared}); give each environment its "
+        "own `lockfile:` (or state location), or one would record the other's triggers"
+    )
+
+
+def test_a_git_lockfile_of_the_same_path_on_another_branch_is_another_location(
+    tmp_path: Path,
+) -> None:
+    root = project(
+        tmp_path,
+        "business: biz_1\nlockfile: s.lock\nenvironments:\n"
+        "  a: {state: {store: git, branch: staging}}\n"
+        "  b: {state: {store: git, branch: main}}\n",
+    )
+    assert load_config(cwd=root, environ={}, environment="b").state.branch == "main"
+
+
+def test_bad_environment_settings_are_located(tmp_path: Path) -> None:
+    root = project(
+        tmp_path,
+        "business: biz_1\nenvironments:\n"
+        "  staging:\n    bussiness: biz_2\n"
+        "  'no spaces': {}\n"
+        "  ok:\n    values: {list: [1, 2]}\n",
+    )
+    with pytest.raises(ConfigInvalid) as invalid:
+        load_config(cwd=root, environ={})
+    assert [(d.line, d.col, d.message, d.path) for d in invalid.value.diagnostics] == [
+        (4, 5, 'unknown field "bussiness"', "$.environments.staging.bussiness"),
+        (
+            5,
+            3,
+            'key "no spaces" does not match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$',
+            "$.environments",
+        ),
+        (7, 20, "[1, 2] is not a string or a number or a boolean", "$.environments.ok.values.list"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Substitution
+
+
+def declaring(**values: str | int | float | bool) -> Declaring:
+    return Declaring("biz_1", values, "staging")
+
+
+def test_values_are_substituted_whole_with_their_type_and_inside_text(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(MANIFEST)
+    result = load_file(path, "m.yaml", declaring(template="et_1", revenue=12.5, sender="ea_1"))
+    assert result.diagnostics == []
+    [trigger] = result.manifests
+    assert trigger.body == {
+        "name": "Welcome (${not a value})",
+        "project_defined_event": "pde_signup",
+        "attributed_revenue": 12.5,
+        "steps": [{"type": "email", "email_template_id": "et_1"}],
+        "email_address": "from ea_1",
+    }
+
+
+def test_problems_are_located_at_the_scalar_in_any_document_and_name_the_environment(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        MANIFEST
+        + "---\n"
+        + MANIFEST.replace("key: welcome", "key: second")
+        .replace("${values.template}", "${values.templte}")
+        .replace('"from ${values.sender}"', '"${sender}"')
+        + "---\n"
+        + MANIFEST.replace("key: welcome", "key: third").replace(
+            "Welcome ($${not a value})", "Welcome ${values.sender"
+        )
+    )
+    result = load_file(path, "m.yaml", declaring(template="et_1", revenue=1, sender="ea_1"))
+    assert result.diagnostics == [
+        Diagnostic(
+            "m.yaml",
+            22,
+            26,
+            "unknown value `templte` in environment staging",
+            "$.spec.steps[0].email_template_id",
+            "did you mean template?",
+        ),
+        Diagnostic(
+            "m.yaml",
+            23,
+            18,
+            "`${sender}` is not a value reference",
+            "$.spec.email_address",
+            "write `${values.NAME}` for a value of pfsync.yaml, or `$${` for a literal `${`",
+        ),
+        Diagnostic(
+            "m.yaml",
+            29,
+            9,
+            "`${` is not closed by `}`",
+            "$.spec.name",
+            "write `$${` for a literal `${`",
+        ),
+    ]
+    assert [m.key for m in result.manifests] == ["welcome"]
+
+
+def test_a_value_of_the_wrong_type_is_a_schema_error_at_the_manifest_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(MANIFEST)
+    result = load_file(path, "m.yaml", declaring(template=7, revenue="lots", sender="ea_1"))
+    assert [(d.line, d.col, d.message, d.path) for d in sorted(result.diagnostics)] == [
+        (7, 23, '"lots" is not a number or null', "$.spec.attributed_revenue"),
+        (10, 26, "7 is not a string", "$.spec.steps[0].email_template_id"),
+    ]
+
+
+def test_without_environments_the_top_level_values_are_used(tmp_path: Path) -> None:
+    root = project(
+        tmp_path, "business: biz_1\nvalues: {template: et_t, revenue: 3, sender: ea_t}\n"
+    )
+    config = load_config(cwd=root, environ={})
+    loaded = load_manifests(config, cwd=root)
+    assert loaded.diagnostics == []
+    assert loaded.manifests[0].body["steps"][0]["email_template_id"] == "et_t"
+
+
+def test_an_unknown_value_without_environments_names_pfsync_yaml(tmp_path: Path) -> None:
+    root = project(tmp_path, "business: biz_1\n")
+    loaded = load_manifests(load_config(cwd=root, environ={}), cwd=root)
+    assert [(d.line, d.message, d.hint) for d in loaded.diagnostics] == [
+        (7, "unknown value `revenue` in pfsync.yaml", "the values of pfsync.yaml: none"),
+        (10, "unknown value `template` in pfsync.yaml", "the values of pfsync.yaml: none"),
+        (11, "unknown value `sender` in pfsync.yaml", "the values of pfsync.yaml: none"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The installed CLI
+
+
+def test_validate_checks_every_environment_and_says_which_one_a_problem_is_in(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    config = CONFIG.replace("values: {template: et_stg}", "values: {}")
+    root = project(tmp_path, config)
+    run = run_pfsync("validate", cwd=root)
+    assert (run.code, run.out, run.err) == (
+        1,
+        "triggers/welcome.yaml:10:26: unknown value `template` in environment staging (the "
+        "values of environment staging: revenue, sender) [$.spec.steps[0].email_template_id]\n",
+        "1 problem(s) found.\n",
+    )
+    only = run_pfsync("-e", "production", "validate", cwd=root)
+    assert (only.code, only.out, only.err) == (0, "", "1 trigger(s) valid.\n")
+    fixed = run_pfsync("validate", cwd=project(tmp_path / "fixed"))
+    assert (fixed.code, fixed.out, fixed.err) == (
+        0,
+        "",
+        "Trigger(s) valid: 1 in production, 1 in staging.\n",
+    )
+
+
+def test_plan_without_an_environment_is_refused(tmp_path: Path, run_pfsync: RunPfsync) -> None:
+    root = project(tmp_path)
+    run = run_pfsync("plan", cwd=root)
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
+        "Error: pfsync.yaml defines the environments production, staging: choose one with -e "
+        "NAME (for example -e production)\n",
+    )
+
+
+TWO_SANDBOXES = """\
+values: {{sender: ea_shared, revenue: 10}}
+environments:
+  staging:
+    business: biz_stg
+    api_url: {staging}
+    lockfile: state/staging.lock
+    values: {{template: et_stg}}
+  production:
+    business: biz_prd
+    api_url: {production}
+    lockfile: state/production.lock
+    values: {{template: et_prd}}
+"""
+
+
+def test_the_same_manifests_apply_to_two_environments_with_their_own_values_and_lockfiles(
+    tmp_path: Path, run_pfsync: RunPfsync, make_sandbox: MakeSandbox
+) -> None:
+    staging, production = make_sandbox(), make_sandbox()
+    root = project(tmp_path, TWO_SANDBOXES.format(staging=staging.url, production=production.url))
+    (root / "state").mkdir()
+    env = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}
+    for name, sandbox in (("staging", staging), ("production", production)):
+        run = run_pfsync(
+            "-e", name, "apply", "--auto-approve", "--new-lockfile", "-q", cwd=root, env=env
+        )
+        [trigger] = sandbox.triggers()
+        business = "biz_stg" if name == "staging" else "biz_prd"
+        assert run.normalised(ID=trigger["id"]) == (
+            0,
+            "",
+            f"{business}/welcome: created <ID>\n"
+            f"Apply ({name}): 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, "
+            "0 delete, 0 uncertain.\n",
+        )
+        template = {"staging": "et_stg", "production": "et_prd"}[name]
+        assert trigger["steps"][0]["email_template_id"] == template
+        lockfile = json.loads((root / "state" / f"{name}.lock").read_text())
+        assert lockfile["environment"] == name
+        assert list(lockfile["triggers"]) == [f"{business}/welcome"]
+    # Each environment is in sync; neither sees the other's trigger.
+    for name in ("staging", "production"):
+        plan = run_pfsync("-e", name, "plan", "--detailed-exitcode", cwd=root)
+        assert plan.code == 0, plan
+        assert plan.out.startswith(f"Environment: {name}\n"), plan
+
+
+def test_the_wrong_environment_is_refused_before_anything_is_sent(
+    tmp_path: Path, run_pfsync: RunPfsync, make_sandbox: MakeSandbox
+) -> None:
+    staging, production = make_sandbox(), make_sandbox()
+    root = project(tmp_path, TWO_SANDBOXES.format(staging=staging.url, production=production.url))
+    (root / "state").mkdir()
+    env = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}
+    applied = run_pfsync(
+        "-e", "production", "apply", "--auto-approve", "--new-lockfile", cwd=root, env=env
+    )
+    assert applied.code == 0, applied
+    # Production's record where staging's should be (a copy, a bad merge): staging refuses it.
+    shutil.copy(root / "state" / "production.lock", root / "state" / "staging.lock")
+    before = (root / "state" / "staging.lock").read_bytes()
+    for args in (("apply", "--auto-approve"), ("plan",), ("state", "list")):
+        run = run_pfsync("-e", "staging", *args, cwd=root, env=env)
+        assert (run.code, run.out, run.err) == (
+            1,
+            "",
+            "Error: the lockfile state/staging.lock records the triggers of environment "
+            "production, but this run is for environment staging. Run with -e production if "
+            "that is the environment meant, or check the `lockfile:` of each environment in "
+            "pfsync.yaml; nothing was changed\n",
+        ), args
+    assert staging.requests() == []
+    assert (root / "state" / "staging.lock").read_bytes() == before
+
+
+def test_a_saved_plan_of_one_environment_is_refused_by_another(
+    tmp_path: Path, run_pfsync: RunPfsync, make_sandbox: MakeSandbox
+) -> None:
+    staging, production = make_sandbox(), make_sandbox()
+    root = project(tmp_path, TWO_SANDBOXES.format(staging=staging.url, production=production.url))
+    (root / "state").mkdir()
+    env = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}
+    saved = run_pfsync("-e", "production", "plan", "--out", "prod.json", cwd=root)
+    assert saved.code == 0, saved
+    assert json.loads((root / "prod.json").read_text())["environment"] == "production"
+    run = run_pfsync("-e", "staging", "apply", "prod.json", "--new-lockfile", cwd=root, env=env)
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
+        "Error: the plan prod.json was made for environment production, but this apply is for "
+        "environment staging: apply it with -e production, or make a plan for this environment "
+        "with `pfsync plan --out FILE`\n",
+    )
+    assert staging.requests() == [] and production.requests() == []
