@@ -421,3 +421,21 @@ def test_a_saved_plan_of_one_environment_is_refused_by_another(
         "with `pfsync plan --out FILE`\n",
     )
     assert staging.requests() == [] and production.requests() == []
+
+
+def test_every_plan_format_names_the_environment() -> None:
+    from pfsync.plan.planner import create_plan
+    from pfsync.plan.render.json_document import PlanReport
+    from pfsync.plan.render.text import RENDERERS
+
+    report = PlanReport(
+        create_plan([], None, "https://api.example.test"),
+        "state/staging.lock",
+        environment="staging",
+    )
+    assert RENDERERS["text"](report).splitlines()[0] == "Environment: staging"
+    assert json.loads(RENDERERS["json"](report))["environment"] == "staging"
+    assert RENDERERS["markdown"](report).splitlines()[2] == (
+        "Environment `staging` · Business (none) · API `https://api.example.test` · lockfile "
+        "`state/staging.lock` does not exist yet"
+    )
