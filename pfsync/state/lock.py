@@ -2,28 +2,40 @@
 
     with state_lock(lockfile_path, timeout=0.0) as holder: ...
 
-An OS lock (`flock`) on the sidecar `<lockfile>.lck`, never on the lockfile itself: the lockfile is
-replaced by rename, so a lock on it would guard a file that no longer has the name. The kernel
-releases a flock when its holder dies, even by SIGKILL, so a stale lock cannot exist. The holder
-writes its pid, host and start time into the sidecar so a refused command can name it.
+An OS lock on the sidecar `<lockfile>.lck`, never on the lockfile itself: the lockfile is replaced
+by rename, so a lock on it would guard a file that no longer has the name. The OS releases the lock
+when its holder dies, even by SIGKILL, so a stale lock cannot exist. The holder writes its pid,
+host and start time into the sidecar so a refused command can name it.
+
+POSIX: `flock` on the whole sidecar. Windows has no `fcntl`: `msvcrt.locking` of one byte past
+the holder text instead, because a Windows lock is mandatory and the refused command must still
+be able to read who holds it. `fcntl` and `msvcrt` are imported when a lock is taken (each is
+missing on the other platform) and typed by the protocols below, so mypy checks both ways.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import errno
+import importlib
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, cast
 
 from pfsync.errors import LockfileError, LockHeldError
 from pfsync.state.lockfile import utc_now
 from pfsync.support.paths import shown_path
 
 _POLL_SECONDS = 0.05
+_HOLDER_BYTES = 4096  # the most of the sidecar a refused command reads
+_LOCKED_BYTE = _HOLDER_BYTES  # msvcrt locks this byte alone, so the holder text stays readable
+# Windows opens files in text mode unless told otherwise: "\n" would be written as "\r\n".
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
 
 
 @dataclass(frozen=True)
@@ -44,50 +56,41 @@ def sidecar_path(lockfile_path: Path) -> Path:
     return lockfile_path.with_name(lockfile_path.name + ".lck")
 
 
-def _read_holder(fd: int) -> str:
-    try:
-        text = os.pread(fd, 4096, 0).decode("utf-8", "replace").split()
-        pid, host, since = text[0], text[1], text[2]
-    except (OSError, IndexError):
-        return "another pfsync process (it has not said who it is yet)"
-    return f"pid {pid} on host {host} since {since}"
-
-
 @contextlib.contextmanager
 def state_lock(lockfile_path: Path, timeout: float = 0.0) -> Iterator[LockHolder]:
     """Hold the state lock for the block; LockHeldError naming the holder after `timeout` s."""
     path = sidecar_path(lockfile_path)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, _OPEN_FLAGS, 0o644)
     except OSError as exc:
         raise LockfileError(
             f"cannot open the state lock {shown_path(path)}: {exc.strerror}"
         ) from None
     try:
-        _acquire(fd, path, lockfile_path, timeout)
+        os_lock = _acquire(fd, path, lockfile_path, timeout)
         holder = LockHolder(os.getpid(), socket.gethostname(), utc_now())
-        # Best effort: the flock is the lock; the text only helps a refused command explain.
+        # Best effort: the OS lock is the lock; the text only helps a refused command explain.
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{holder.pid} {holder.host} {holder.since}\n".encode(), 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{holder.pid} {holder.host} {holder.since}\n".encode())
         try:
             yield holder
         finally:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            os_lock.release(fd)
     finally:
         os.close(fd)
 
 
-def _acquire(fd: int, path: Path, lockfile_path: Path, timeout: float) -> None:
+def _acquire(fd: int, path: Path, lockfile_path: Path, timeout: float) -> _Flock | _ByteLock:
+    os_lock = _os_lock()
     deadline = time.monotonic() + max(timeout, 0.0)
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            pass
+            if os_lock.take(fd):
+                return os_lock
         except OSError as exc:
             raise LockfileError(f"cannot lock {shown_path(path)}: {exc.strerror}") from None
         if time.monotonic() >= deadline:
@@ -99,3 +102,96 @@ def _acquire(fd: int, path: Path, lockfile_path: Path, timeout: float) -> None:
         "another pfsync command is changing the state. Wait for it to finish, or pass "
         "--lock-timeout SECONDS to wait for it"
     )
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, _HOLDER_BYTES).decode("utf-8", "replace").split()
+        pid, host, since = text[0], text[1], text[2]
+    except (OSError, IndexError):
+        return "another pfsync process (it has not said who it is yet)"
+    return f"pid {pid} on host {host} since {since}"
+
+
+class _Fcntl(Protocol):
+    """What the lock uses of POSIX `fcntl`."""
+
+    @property
+    def LOCK_EX(self) -> int: ...
+    @property
+    def LOCK_NB(self) -> int: ...
+    @property
+    def LOCK_UN(self) -> int: ...
+    def flock(self, fd: int, operation: int, /) -> None: ...
+
+
+class _Msvcrt(Protocol):
+    """What the lock uses of Windows' `msvcrt`: `locking` locks from the file's position."""
+
+    @property
+    def LK_NBLCK(self) -> int: ...
+    @property
+    def LK_UNLCK(self) -> int: ...
+    def locking(self, fd: int, mode: int, nbytes: int, /) -> None: ...
+
+
+if TYPE_CHECKING:  # the protocols fit the real modules (`mypy --platform win32` checks msvcrt)
+    if sys.platform == "win32":
+        import msvcrt
+
+        _MSVCRT_FITS: _Msvcrt = msvcrt
+    else:
+        import fcntl
+
+        _FCNTL_FITS: _Fcntl = fcntl
+
+
+class _Flock:
+    """POSIX: `flock` on the whole sidecar."""
+
+    def __init__(self, fcntl: _Fcntl) -> None:
+        self.fcntl = fcntl
+
+    def take(self, fd: int) -> bool:
+        """Lock `fd` if no other holder has it: False when one does (OSError: cannot lock)."""
+        try:
+            self.fcntl.flock(fd, self.fcntl.LOCK_EX | self.fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self, fd: int) -> None:
+        """Unlock what `take` locked."""
+        self.fcntl.flock(fd, self.fcntl.LOCK_UN)
+
+
+class _ByteLock:
+    """Windows: `msvcrt.locking` of the one byte at `_LOCKED_BYTE`."""
+
+    def __init__(self, msvcrt: _Msvcrt) -> None:
+        self.msvcrt = msvcrt
+
+    def take(self, fd: int) -> bool:
+        """Lock `fd` if no other holder has it: False when one does (OSError: cannot lock)."""
+        os.lseek(fd, _LOCKED_BYTE, os.SEEK_SET)
+        try:
+            self.msvcrt.locking(fd, self.msvcrt.LK_NBLCK, 1)
+        except OSError as exc:
+            if exc.errno == errno.EACCES:  # the C runtime's "locking violation"
+                return False
+            raise
+        return True
+
+    def release(self, fd: int) -> None:
+        """Unlock what `take` locked."""
+        os.lseek(fd, _LOCKED_BYTE, os.SEEK_SET)
+        self.msvcrt.locking(fd, self.msvcrt.LK_UNLCK, 1)
+
+
+def _os_lock() -> _Flock | _ByteLock:
+    """flock where there is `fcntl` (POSIX), else `msvcrt.locking` (Windows)."""
+    try:
+        return _Flock(cast(_Fcntl, importlib.import_module("fcntl")))
+    except ImportError:
+        return _ByteLock(cast(_Msvcrt, importlib.import_module("msvcrt")))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,7 +26,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as temp:
             temp.write(data)
             temp.flush()
-            os.fchmod(temp.fileno(), mode)
+            if hasattr(os, "fchmod"):  # Windows before Python 3.13 has none (nor modes to keep)
+                os.fchmod(temp.fileno(), mode)
             os.fsync(temp.fileno())
         os.replace(temp_name, path)
     except BaseException:
@@ -42,6 +44,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def fsync_directory(directory: Path) -> None:
     """Make a rename, creation or removal in `directory` durable."""
+    if sys.platform == "win32":  # a directory cannot be opened (or fsynced) with os.open there
+        return
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)
