@@ -60,10 +60,11 @@ def test_done_when_scenario(tmp_path: Path, run_pfsync: RunPfsync) -> None:
     root = three_triggers(tmp_path)
     lock = root / "pfsync.lock"
 
-    # Three creates, exit 2, nothing written.
+    # Three creates, exit 2, nothing written but the local manifest cache (ignored by git).
     run = run_pfsync("plan", "--detailed-exitcode", cwd=root)
     assert (run.code, run.out, run.err) == (2, PLAN_3_CREATES, "")
-    assert sorted(p.name for p in root.iterdir()) == ["pfsync.yaml", "triggers"]
+    assert sorted(p.name for p in root.iterdir()) == [".pfsync", "pfsync.yaml", "triggers"]
+    assert sorted(p.name for p in (root / ".pfsync").iterdir()) == [".gitignore", "cache"]
 
     # Import all three: nothing to do, exit 0.
     for n, key in enumerate(("alpha", "beta", "gamma")):

@@ -44,6 +44,11 @@ from pfsync.support.textsafety import escape
     metavar="NAME",
     help="The environment of pfsync.yaml to work on (required when it defines environments).",
 )
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Read every manifest again instead of reusing .pfsync/cache/ (as PFSYNC_NO_CACHE=1).",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -53,6 +58,7 @@ def cli(
     directory: str | None,
     config_path: str | None,
     environment: str | None,
+    no_cache: bool,
 ) -> None:
     """Keep Pocketflows triggers declared in YAML and make Pocketflows match them.
 
@@ -67,13 +73,14 @@ def cli(
         config_path=config_path,
         no_color=no_color,
         environment=environment,
+        no_cache=no_cache,
     )
 
 
 def _register() -> None:
-    from pfsync.cli import apply, plan, sandbox, scaffold, state, validate
+    from pfsync.cli import apply, cache, plan, sandbox, scaffold, state, validate
 
-    for module in (validate, plan, apply, state, sandbox, scaffold):
+    for module in (validate, plan, apply, state, sandbox, scaffold, cache):
         for command in module.COMMANDS:
             cli.add_command(command)
 
@@ -81,7 +88,7 @@ def _register() -> None:
 _register()
 
 
-_GLOBAL_FLAGS = re.compile(r"-v+|--verbose|-q|--quiet|--no-color")
+_GLOBAL_FLAGS = re.compile(r"-v+|--verbose|-q|--quiet|--no-color|--no-cache")
 _GLOBAL_WITH_VALUE = ("-C", "--config", "-e", "--env")
 _COMMAND_OWN_OPTIONS = {"init": ("-e", "--env")}
 

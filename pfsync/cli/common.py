@@ -23,6 +23,7 @@ class GlobalOptions:
     config_path: str | None
     no_color: bool = False
     environment: str | None = None  # -e NAME
+    no_cache: bool = False  # --no-cache
 
 
 def global_options() -> GlobalOptions:
@@ -57,6 +58,7 @@ def load_config_or_report(
             check_url=check_url,
             environment=options.environment,
             needs_environment=needs_environment,
+            no_cache=options.no_cache,
         )
     except ConfigInvalid as exc:
         click.echo(FORMATTERS[output_format](exc.diagnostics), nl=False)

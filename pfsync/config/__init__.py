@@ -27,6 +27,8 @@ DEFAULT_API_URL = "https://api.pocketflows.com"
 DEFAULT_MANIFESTS = ("triggers/**/*.yaml",)
 DEFAULT_LOCKFILE = "pfsync.lock"
 API_URL_ENV = "PFSYNC_API_URL"
+LOCAL_DIR = ".pfsync"  # sandbox mode's state and the manifest cache, never committed
+NO_CACHE_ENV = "PFSYNC_NO_CACHE"  # 1: never read or write .pfsync/cache/
 
 
 DEFAULT_INTENT_BATCH = 64
@@ -97,11 +99,26 @@ class Config:
     environment: str | None = None  # the environment selected with -e (None: none selected)
     values: Mapping[str, Scalar] = field(default_factory=dict)  # for `${values.NAME}`
     environments: tuple[str, ...] = ()  # every environment pfsync.yaml defines, sorted
+    cache: bool = True  # reuse unchanged manifests' results (.pfsync/cache/)
 
     @property
     def journal(self) -> Path:
         """The journal beside the lockfile."""
         return self.lockfile.with_name(self.lockfile.name + ".journal")
+
+    @property
+    def local_dir(self) -> Path:
+        """`.pfsync/` beside pfsync.yaml: sandbox mode's state and the manifest cache."""
+        return self.root / LOCAL_DIR
+
+    def prepare_local_dir(self) -> Path:
+        """Create `.pfsync/` with a `.gitignore` of `*` (none of it is committed); returns it."""
+        folder = self.local_dir
+        folder.mkdir(exist_ok=True)
+        ignore = folder / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# pfsync's local state: not part of the repository\n*\n")
+        return folder
 
     @property
     def shown_lockfile(self) -> str:
@@ -152,6 +169,7 @@ def load_config(
     check_url: bool = True,
     environment: str | None = None,
     needs_environment: bool = False,
+    no_cache: bool = False,
 ) -> Config:
     """Find and read the configuration; raise ConfigInvalid or ConfigError when unusable.
 
@@ -203,7 +221,8 @@ def load_config(
     api_url = environ.get(API_URL_ENV) or config.api_url
     if check_url:
         api_url = check_api_url(api_url)
-    return dataclasses.replace(config, api_url=api_url.rstrip("/"), environments=names)
+    cache = not no_cache and environ.get(NO_CACHE_ENV, "") in ("", "0")
+    return dataclasses.replace(config, api_url=api_url.rstrip("/"), environments=names, cache=cache)
 
 
 def _config_from(

@@ -18,9 +18,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from pfsync.config import Config, StateConfig
+from pfsync.config import LOCAL_DIR, Config, StateConfig
 
-SANDBOX_DIR = ".pfsync"
+SANDBOX_DIR = LOCAL_DIR
 SANDBOX_DATA = "sandbox-data.json"
 # What the sandbox lockfile records as its API: the in-process server's port changes every run.
 SANDBOX_API_URL = "sandbox:.pfsync"
@@ -55,11 +55,7 @@ def sandbox_data_file(config: Config) -> Path:
 
 def prepare_sandbox_dir(config: Config) -> Path:
     """Create `.pfsync/` (ignored by git) and the environment's folder if needed; returns it."""
-    top = config.root / SANDBOX_DIR
-    top.mkdir(exist_ok=True)
-    gitignore = top / ".gitignore"
-    if not gitignore.exists():
-        gitignore.write_text("# pfsync sandbox mode state: not part of the repository\n*\n")
+    config.prepare_local_dir()
     state = sandbox_state_dir(config)
     state.mkdir(parents=True, exist_ok=True)
     return state

@@ -7,6 +7,7 @@ run, sorted by file then line (§4).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pfsync.config import Config
+from pfsync.manifests.cache import ManifestCache, StatKey, stat_key
 from pfsync.manifests.discovery import discover, expand_paths
 from pfsync.manifests.values import MARKER, Scalar, substitute
 from pfsync.models import DesiredTrigger, make_address
@@ -22,7 +24,7 @@ from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
 from pfsync.support.diagnostics import Diagnostic, json_path, sort_diagnostics
 from pfsync.support.paths import display_path
 from pfsync.support.textsafety import json_text
-from pfsync.support.yamlfile import parse_yaml_text, read_text
+from pfsync.support.yamlfile import decode, parse_yaml_text, read_raw
 from pfsync.support.yamlload import Document
 
 if TYPE_CHECKING:
@@ -109,9 +111,18 @@ def _manifest_from(
 
 def load_file(path: Path, shown: str, declaring: Declaring) -> LoadResult:
     """The manifests of one file, and its problems."""
-    text = read_text(path, shown)
+    return _load_file(path, shown, declaring)[0]
+
+
+def _load_file(path: Path, shown: str, declaring: Declaring) -> tuple[LoadResult, str | None]:
+    """The file's result, and the sha256 of the bytes it came from (for the cache)."""
+    raw = read_raw(path, shown)
+    if isinstance(raw, Diagnostic):
+        return LoadResult(diagnostics=[raw]), None
+    sha256 = hashlib.sha256(raw).hexdigest()
+    text = decode(raw, shown)
     if isinstance(text, Diagnostic):
-        return LoadResult(diagnostics=[text])
+        return LoadResult(diagnostics=[text]), sha256
     documents, problems = parse_yaml_text(text, shown)
     result = LoadResult(diagnostics=problems)
     has_references = MARKER in text  # most files have none: skip the walk
@@ -121,16 +132,51 @@ def load_file(path: Path, shown: str, declaring: Declaring) -> LoadResult:
             result.manifests.append(outcome)
         else:
             result.diagnostics.extend(outcome)
-    return result
+    return result, sha256
 
 
-def _load_chunk(chunk: tuple[list[tuple[Path, str]], Declaring]) -> list[LoadResult]:
+Loaded = tuple[LoadResult, str | None]  # a file's result and the sha256 of its bytes
+
+
+def _load_chunk(chunk: tuple[list[tuple[Path, str]], Declaring]) -> list[Loaded]:
     files, declaring = chunk
-    return [load_file(path, shown, declaring) for path, shown in files]
+    return [_load_file(path, shown, declaring) for path, shown in files]
 
 
-def load_files(files: Sequence[tuple[Path, str]], declaring: Declaring) -> list[LoadResult]:
-    """`load_file` of each (path, shown path), in order; large sets on every core."""
+def load_files(
+    files: Sequence[tuple[Path, str]],
+    declaring: Declaring,
+    cache: ManifestCache | None = None,
+    fresh: int = 0,
+) -> list[LoadResult]:
+    """`load_file` of each (path, shown path), in order.
+
+    With a `cache`, an unchanged file's result is taken from it (but the first `fresh` files
+    are always read: the files a user named), and what was read is stored back.
+    """
+    results: list[LoadResult | None] = [None] * len(files)
+    stats: dict[int, StatKey | None] = {}
+    todo: list[int] = []
+    for index, (path, shown) in enumerate(files):
+        if cache is not None:
+            stats[index] = key = stat_key(path)
+            hit = cache.lookup(path, shown, key) if index >= fresh and key else None
+            if hit is not None:
+                results[index] = hit
+                continue
+        todo.append(index)
+    read = _read_files([files[i] for i in todo], declaring)
+    for index, (result, sha256) in zip(todo, read, strict=True):
+        results[index] = result
+        if cache is not None:
+            cache.store(files[index][1], stats[index], sha256, result)
+    if cache is not None:
+        cache.save([shown for _, shown in files])
+    return [result for result in results if result is not None]
+
+
+def _read_files(files: Sequence[tuple[Path, str]], declaring: Declaring) -> list[Loaded]:
+    """Each file read and checked, in order; large sets on every core."""
     if len(files) >= PARALLEL_MIN_FILES:
         from pfsync.support.workers import map_in_processes, usable_cores
 
@@ -195,7 +241,9 @@ def load_manifests(
             shown = display_path(path, config.root)
             if shown not in shown_files:
                 others.append((path, shown))
-    loaded = load_files([*reported, *others], Declaring.of(config))
+    declaring = Declaring.of(config)
+    cache = ManifestCache.open(config, declaring) if config.cache else None
+    loaded = load_files([*reported, *others], declaring, cache, fresh=len(reported) if named else 0)
     for outcome in loaded[: len(reported)]:
         result.manifests.extend(outcome.manifests)
         result.diagnostics.extend(outcome.diagnostics)

@@ -1,6 +1,7 @@
 """What `pfsync plan` computes: manifests + state (journal folded read-only) → a PlanReport.
 
-No credentials, no network, no state lock, no writes: plan runs on pull requests from forks.
+No credentials, no network, no state lock, no writes but the local manifest cache (whose
+failure to write is ignored): plan runs on pull requests from forks and read-only checkouts.
 """
 
 from __future__ import annotations

@@ -14,6 +14,12 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 
 def read_text(path: Path, shown: str) -> str | Diagnostic:
     """The file's text, or why it cannot be a manifest (size, type, encoding)."""
+    raw = read_raw(path, shown)
+    return raw if isinstance(raw, Diagnostic) else decode(raw, shown)
+
+
+def read_raw(path: Path, shown: str) -> bytes | Diagnostic:
+    """The file's bytes, or why it cannot be a manifest (not a regular file, too large)."""
     try:
         info = os.stat(path)
     except OSError as exc:
@@ -41,6 +47,11 @@ def read_text(path: Path, shown: str) -> str | Diagnostic:
             "file is larger than 10 MiB; not read",
             hint="split it into several manifest files",
         )
+    return raw
+
+
+def decode(raw: bytes, shown: str) -> str | Diagnostic:
+    """UTF-8 text without a byte-order mark, or where the first undecodable byte is."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
