@@ -9,6 +9,7 @@ tick, a corrupt or tampered cache, two processes writing it at once.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -154,20 +155,22 @@ def test_a_file_changed_within_one_mtime_tick_is_read_again(tmp_path: Path) -> N
     assert first.manifests[0].body["name"] == "Trigger 0"
 
 
-def test_a_corrupt_or_tampered_cache_is_ignored_and_rebuilt(tmp_path: Path) -> None:
+def test_a_corrupt_or_damaged_cache_is_ignored_and_rebuilt(tmp_path: Path) -> None:
     root = repository(tmp_path / "repo")
     config = load_config(cwd=root, environ={}, environment="staging")
     expected = load_manifests(config, cwd=root)
-    [path] = cache_dir(config).glob("manifests-*.json")
-    document = json.loads(path.read_text())
-    digest = next(iter(document["bodies"]))
-    document["bodies"][digest]["name"] = "Tampered"  # valid JSON, a body its digest denies
-    path.write_text(json.dumps(document))
-    assert load_manifests(config, cwd=root) == expected
-    for garbage in ("{", "[]", '{"format": "pfsync-manifest-cache", "version": 1}', "\x00"):
-        path.write_text(garbage)
-        assert load_manifests(config, cwd=root) == expected
-        assert json.loads(path.read_text())["format"] == "pfsync-manifest-cache"  # rebuilt
+    [index] = cache_dir(config).glob("manifests-*.json")
+    [bodies] = cache_dir(config).glob("bodies-*.json")
+    for path in (index, bodies):
+        good = path.read_bytes()
+        checksum, _, content = good.partition(b"\n")
+        damaged = content.replace(b"Trigger 1", b"Trigger 9")  # the checksum no longer holds
+        for garbage in (b"{", b"[]", checksum + b"\n{}", checksum + b"\n" + damaged, b"\x00"):
+            path.write_bytes(garbage)
+            assert load_manifests(config, cwd=root) == expected, (path.name, garbage[:80])
+            rebuilt = json.loads(path.read_bytes().partition(b"\n")[2])
+            rebuilt.pop("written_ns", None)  # the time of the rebuild
+            assert rebuilt == {k: v for k, v in json.loads(content).items() if k != "written_ns"}
 
 
 def test_the_cache_depends_on_the_environment_and_its_values(tmp_path: Path) -> None:
@@ -202,6 +205,7 @@ def test_no_cache_and_the_environment_variable_leave_no_cache(
     assert on.code == 0
     assert (root / ".pfsync" / ".gitignore").read_text().endswith("\n*\n")
     assert len(list((root / ".pfsync" / "cache").glob("manifests-*.json"))) == 2
+    assert len(list((root / ".pfsync" / "cache").glob("bodies-*.json"))) == 2
 
 
 def test_cache_clear_removes_it(tmp_path: Path, run_pfsync: RunPfsync) -> None:
@@ -211,7 +215,7 @@ def test_cache_clear_removes_it(tmp_path: Path, run_pfsync: RunPfsync) -> None:
     assert (cleared.code, cleared.out, cleared.err) == (
         0,
         "",
-        "Removed the manifest cache .pfsync/cache/ (2 file(s)).\n",
+        "Removed the manifest cache .pfsync/cache/ (4 file(s)).\n",
     )
     again = run_pfsync("cache", "clear", cwd=root)
     assert (again.code, again.out, again.err) == (
@@ -262,6 +266,8 @@ def test_concurrent_runs_never_corrupt_the_cache(tmp_path: Path) -> None:
                 expected.stderr,
             )
     for path in (root / ".pfsync" / "cache").glob("*"):
-        assert path.name.startswith("manifests-") and path.suffix == ".json", path.name
-        json.loads(path.read_text())
+        assert path.name.startswith(("manifests-", "bodies-")), path.name
+        checksum, _, content = path.read_bytes().partition(b"\n")
+        assert checksum == hashlib.sha256(content).hexdigest().encode()
+        json.loads(content)
     assert sys.executable

@@ -47,7 +47,8 @@ def validate(paths: tuple[str, ...], output_format: str) -> int:
         # Without -e, every environment: each resolves its own values and business.
         selected = [load(replace(options, environment=name)) for name in config.environments]
         configs = [c for c in selected if not isinstance(c, int)]
-    result = load_every_environment(configs, list(paths) if paths else None, cwd=Path.cwd())
+    named = list(paths) if paths else None
+    result = load_every_environment(configs, named, cwd=Path.cwd(), with_bodies=False)
     output = FORMATTERS[output_format](result.diagnostics)
     if output:
         click.echo(output, nl=False)

@@ -10,8 +10,9 @@ clock tick looks unchanged), while the sha256 of its bytes is.
 The cache can make a run faster, never change its answer:
 - one cache file per context: pfsync's code, the schemas, and what a declaration depends on
   (default business, values, environment); any change of those is another cache;
-- anything odd (unreadable, another format, a body whose digest does not match) and the whole
-  cache is ignored and rebuilt;
+- anything odd (unreadable, another format, a checksum that does not match its content) and
+  the whole cache is ignored and rebuilt; the checksum (sha256 of the content, on the first
+  line) catches a torn or damaged file at the cost of one hash, not 10,000 body digests;
 - written atomically (a temporary file renamed), so concurrent runs never see a torn file; the
   last writer wins, and either version is correct;
 - `--no-cache` or PFSYNC_NO_CACHE=1 turns it off; `pfsync cache clear` removes it.
@@ -26,12 +27,10 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pfsync.models import DesiredTrigger
-from pfsync.support.canonical import body_digest
 from pfsync.support.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
@@ -49,12 +48,10 @@ RACY_NS = 2_000_000_000
 StatKey = tuple[int, int, int]  # size, mtime_ns, inode
 
 
-@dataclass
-class _Entry:
-    stat: StatKey
-    sha256: str
-    triggers: list[list[Any]]  # [business, key, revision, line, digest]
-    diagnostics: list[list[Any]]  # [line, col, message, path, hint]
+# One file's entry: [size, mtime_ns, inode, sha256, triggers, diagnostics], where a trigger is
+# [business, key, revision, line, digest] and a diagnostic [line, col, message, path, hint].
+# Kept as read (lists): building 10,000 objects up front would cost more than the lookups.
+Entry = list[Any]
 
 
 def cache_dir(config: Config) -> Path:
@@ -118,76 +115,78 @@ def context_key(declaring: Declaring) -> str:
 
 
 class ManifestCache:
-    """The cached results of one context; lookups and stores, then one atomic save."""
+    """The cached results of one context; lookups and stores, then one atomic save.
 
-    def __init__(self, config: Config, path: Path) -> None:
+    Two files: the index (each file's stat, sha256, triggers and diagnostics) and the bodies
+    by digest, read only when a run needs bodies (plan, apply; not validate).
+    """
+
+    def __init__(self, config: Config, context: str, with_bodies: bool) -> None:
         self.config = config
-        self.path = path
-        self.files: dict[str, _Entry] = {}
-        self.bodies: dict[str, Any] = {}
+        folder = cache_dir(config)
+        self.index_path = folder / f"manifests-{context}.json"
+        self.bodies_path = folder / f"bodies-{context}.json"
+        self.with_bodies = with_bodies
+        self.files: dict[str, Entry] = {}
+        self._bodies: dict[str, Any] | None = None
+        self.new_bodies: dict[str, Any] = {}
         self.written_ns = 0
         self.changed = False
 
     @classmethod
-    def open(cls, config: Config, declaring: Declaring) -> ManifestCache:
+    def open(cls, config: Config, declaring: Declaring, with_bodies: bool = True) -> ManifestCache:
         """The cache of this context, empty when there is none or it cannot be trusted."""
-        cache = cls(config, cache_dir(config) / f"manifests-{context_key(declaring)}.json")
-        with contextlib.suppress(
-            OSError, ValueError, TypeError, KeyError, IndexError, AttributeError
-        ):
-            cache._read()
+        cache = cls(config, context_key(declaring), with_bodies)
+        document = _read_checked(cache.index_path)
+        if isinstance(document, dict) and isinstance(document.get("files"), dict):
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                cache.written_ns = int(document["written_ns"])
+                cache.files = document["files"]
         return cache
 
-    def _read(self) -> None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return
-        document = json.loads(text)
-        if not isinstance(document, dict):
-            return
-        if document.get("format") != FORMAT or document.get("version") != VERSION:
-            return
-        bodies = document["bodies"]
-        files = {
-            shown: _Entry((size, mtime, inode), sha, triggers, diagnostics)
-            for shown, (size, mtime, inode, sha, triggers, diagnostics) in document["files"].items()
-        }
-        for entry in files.values():
-            for trigger in entry.triggers:
-                if not isinstance(bodies[trigger[4]], dict):
-                    return
-        # Never trusted: a body that is not what its digest says discards the whole cache.
-        if any(body_digest(body) != digest for digest, body in bodies.items()):
-            return
-        self.files, self.bodies = files, bodies
-        self.written_ns = int(document["written_ns"])
+    @property
+    def bodies(self) -> dict[str, Any]:
+        """The cached bodies by digest (read on first use; empty if unreadable)."""
+        if self._bodies is None:
+            document = _read_checked(self.bodies_path)
+            found = document.get("bodies") if isinstance(document, dict) else None
+            self._bodies = found if isinstance(found, dict) else {}
+        return self._bodies
 
-    def lookup(self, path: Path, shown: str, key: StatKey) -> LoadResult | None:
+    def lookup(self, path: str | Path, shown: str, key: StatKey) -> LoadResult | None:
         """The cached result of the file (whose stat is `key`) if it is unchanged, else None."""
         entry = self.files.get(shown)
-        if entry is None:
-            return None
-        racy = entry.stat[1] >= self.written_ns - RACY_NS
-        if key != entry.stat or racy:
-            if key[0] != entry.stat[0] or file_sha256(path) != entry.sha256:
+        try:
+            if entry is None:
                 return None
-            if key != entry.stat:
-                entry.stat = key  # touched, not changed: remember the new stat
-                self.changed = True
-        return self._result(shown, entry)
+            recorded: StatKey = (entry[0], entry[1], entry[2])
+            racy = recorded[1] >= self.written_ns - RACY_NS
+            if key != recorded or racy:
+                if key[0] != recorded[0] or file_sha256(Path(path)) != entry[3]:
+                    return None
+                if key != recorded:
+                    entry[:3] = key  # touched, not changed: remember the new stat
+                    self.changed = True
+            return self._result(shown, entry)
+        except (TypeError, ValueError, IndexError, KeyError):
+            return None  # an entry not of this format: read the file
 
-    def _result(self, shown: str, entry: _Entry) -> LoadResult:
+    def _result(self, shown: str, entry: Entry) -> LoadResult | None:
         from pfsync.manifests.load import LoadResult
 
+        triggers, diagnostics = entry[4], entry[5]
+        bodies = self.bodies if self.with_bodies else {}
+        manifests = []
+        for business, key, revision, line, digest in triggers:
+            body = bodies.get(digest) if self.with_bodies else _NOT_READ
+            if not isinstance(body, dict):
+                return None  # written by another run meanwhile, or damaged: read the file
+            manifests.append(DesiredTrigger(business, key, body, digest, revision, shown, line))
         return LoadResult(
-            manifests=[
-                DesiredTrigger(business, key, self.bodies[digest], digest, revision, shown, line)
-                for business, key, revision, line, digest in entry.triggers
-            ],
+            manifests=manifests,
             diagnostics=[
                 Diagnostic(shown, line, col, message, path, hint)
-                for line, col, message, path, hint in entry.diagnostics
+                for line, col, message, path, hint in diagnostics
             ],
         )
 
@@ -196,49 +195,74 @@ class ManifestCache:
     ) -> None:
         """Remember the result of the file as read (nothing if it could not be read)."""
         if stat is None or sha256 is None:
-            self.files.pop(shown, None)
+            if self.files.pop(shown, None) is not None:
+                self.changed = True
             return
-        for trigger in result.manifests:
-            self.bodies.setdefault(trigger.digest, trigger.body)
-        self.files[shown] = _Entry(
-            stat,
+        entry = [
+            *stat,
             sha256,
             [[t.business, t.key, t.revision, t.line, t.digest] for t in result.manifests],
             [[d.line, d.col, d.message, d.path, d.hint] for d in result.diagnostics],
-        )
-        self.changed = True
+        ]
+        if self.files.get(shown) != entry:  # a named file read again is usually unchanged
+            self.files[shown] = entry
+            self.changed = True
+            for trigger in result.manifests:
+                self.new_bodies[trigger.digest] = trigger.body
+        elif self.with_bodies:
+            # Read again because its body was missing (a damaged or older bodies file).
+            for trigger in result.manifests:
+                if trigger.digest not in self.bodies:
+                    self.new_bodies[trigger.digest] = trigger.body
+                    self.changed = True
 
     def save(self, present: Sequence[str]) -> None:
         """Write the cache if anything changed, keeping only the files in `present`."""
         kept = {shown: self.files[shown] for shown in present if shown in self.files}
         if not self.changed and len(kept) == len(self.files):
             return
-        used = {trigger[4] for entry in kept.values() for trigger in entry.triggers}
-        document = {
-            "format": FORMAT,
-            "version": VERSION,
-            "written_ns": time.time_ns(),
-            "files": {
-                shown: [*entry.stat, entry.sha256, entry.triggers, entry.diagnostics]
-                for shown, entry in kept.items()
-            },
-            "bodies": {digest: self.bodies[digest] for digest in used},
-        }
         # A cache that cannot be written only makes the next run slower: never an error.
         with contextlib.suppress(OSError):
-            self._write(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
+            if self.new_bodies:
+                used = {trigger[4] for entry in kept.values() for trigger in entry[4]}
+                known = {**self.bodies, **self.new_bodies}
+                bodies = {digest: known[digest] for digest in used if digest in known}
+                self._write(self.bodies_path, {"bodies": bodies})
+            self._write(self.index_path, {"written_ns": time.time_ns(), "files": kept})
 
-    def _write(self, text: str) -> None:
-        from pfsync.support.atomic import atomic_write_text
+    def _write(self, path: Path, document: dict[str, Any]) -> None:
+        from pfsync.support.atomic import atomic_write_bytes
 
-        folder = self.path.parent
+        document = {"format": FORMAT, "version": VERSION, **document}
+        content = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         self.config.prepare_local_dir()
-        folder.mkdir(exist_ok=True)
-        atomic_write_text(self.path, text)
-        older = sorted(folder.glob("manifests-*.json"), key=_mtime, reverse=True)[KEEP:]
+        path.parent.mkdir(exist_ok=True)
+        atomic_write_bytes(path, hashlib.sha256(content).hexdigest().encode() + b"\n" + content)
+        older = sorted(path.parent.glob("*-*.json"), key=_mtime, reverse=True)[2 * KEEP :]
         for stale in older:
             with contextlib.suppress(OSError):
                 stale.unlink()
+
+
+# What a body is when the run asked for none (validate counts and locates triggers only).
+_NOT_READ: dict[str, Any] = {}
+
+
+def _read_checked(path: Path) -> Any:
+    """The JSON document of a cache file whose checksum holds, else None."""
+    try:
+        data = path.read_bytes()
+        checksum, _, content = data.partition(b"\n")
+        if checksum != hashlib.sha256(content).hexdigest().encode():
+            return None
+        document = json.loads(content)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    if document.get("format") != FORMAT or document.get("version") != VERSION:
+        return None
+    return document
 
 
 def _mtime(path: Path) -> float:

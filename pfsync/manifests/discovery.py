@@ -59,7 +59,7 @@ def _static_prefix(pattern: str) -> str:
     return "/".join(prefix)
 
 
-def _walk_files(top: Path, root: Path, problems: list[Diagnostic]) -> Iterator[Path]:
+def _walk_files(top: Path, root: Path, problems: list[Diagnostic]) -> Iterator[str]:
     """Files under `top`, following directory symlinks that stay inside `root`, never a loop."""
     root_real = os.path.realpath(root)
     top_real = os.path.realpath(top)
@@ -92,7 +92,7 @@ def _walk_files(top: Path, root: Path, problems: list[Diagnostic]) -> Iterator[P
             except OSError:
                 is_dir = False
             if not is_dir:
-                yield Path(entry.path)
+                yield entry.path
             elif link and _inside(directory_real, real):
                 problems.append(
                     _file_problem(
@@ -117,26 +117,37 @@ def _file_problem(path: Path, root: Path, message: str, hint: str | None = None)
 
 def discover(config: Config) -> tuple[list[Path], list[Diagnostic]]:
     """The files the config's `manifests` globs match, and problems met while looking."""
+    files, problems = discover_shown(config)
+    return [path for path, _ in files], problems
+
+
+def discover_shown(config: Config) -> tuple[list[tuple[Path, str]], list[Diagnostic]]:
+    """`discover`, each file with its path as shown (relative to the config's directory)."""
     problems: list[Diagnostic] = []
-    found: dict[str, Path] = {}
-    not_manifests = {p for p in (config.path, config.lockfile) if p is not None}
+    found: dict[str, str] = {}
+    not_manifests = {str(p) for p in (config.path, config.lockfile) if p is not None}
+    # Most files are under the root: their shown path is a slice (10,000 files, every run).
+    root_prefix = os.path.join(str(config.root), "")
     for pattern in config.manifests:
         pattern = pattern.lstrip("./") if pattern.startswith("./") else pattern
         if not any(c in pattern for c in "*?["):
             path = config.root / pattern
             if path.exists():
-                found.setdefault(display_path(path, config.root), path)
+                found.setdefault(display_path(path, config.root), str(path))
             continue
         regex = _glob_regex(pattern)
         prefix = _static_prefix(pattern)
         top = config.root / prefix if prefix else config.root
         if not top.is_dir():
             continue
-        for path in _walk_files(top, config.root, problems):
-            relative = display_path(path, config.root)
-            if regex.fullmatch(relative) and path not in not_manifests:
-                found.setdefault(relative, path)
-    return [found[k] for k in sorted(found)], problems
+        for name in _walk_files(top, config.root, problems):
+            if name.startswith(root_prefix) and os.sep == "/":
+                relative = name[len(root_prefix) :]
+            else:
+                relative = display_path(Path(name), config.root)
+            if regex.fullmatch(relative) and name not in not_manifests:
+                found.setdefault(relative, name)
+    return [(Path(found[shown]), shown) for shown in sorted(found)], problems
 
 
 def expand_paths(
@@ -148,8 +159,9 @@ def expand_paths(
     for name in paths:
         path = cwd / name
         if path.is_dir():
-            for file in _walk_files(path, path, problems):
-                if file.suffix in MANIFEST_SUFFIXES:
+            for name in _walk_files(path, path, problems):
+                if name.endswith(MANIFEST_SUFFIXES):
+                    file = Path(name)
                     files.setdefault(display_path(file, root), file)
         elif path.exists() or path.is_symlink():
             files.setdefault(display_path(path, root), path)

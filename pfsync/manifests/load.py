@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pfsync.config import Config
 from pfsync.manifests.cache import ManifestCache, StatKey, stat_key
-from pfsync.manifests.discovery import discover, expand_paths
+from pfsync.manifests.discovery import discover_shown, expand_paths
 from pfsync.manifests.values import MARKER, Scalar, substitute
 from pfsync.models import DesiredTrigger, make_address
 from pfsync.schemas import MANIFEST, check, validator
@@ -218,31 +218,37 @@ def duplicate_address_diagnostics(
 
 
 def load_manifests(
-    config: Config, paths: Sequence[str] | None = None, cwd: Path | None = None
+    config: Config,
+    paths: Sequence[str] | None = None,
+    cwd: Path | None = None,
+    with_bodies: bool = True,
 ) -> LoadResult:
     """Load the configured manifests (or just `paths`), validate, check address uniqueness.
 
     With `paths`, problems are reported for those files only, but addresses are still checked
-    against every configured manifest (pre-commit passes only the changed files).
+    against every configured manifest (pre-commit passes only the changed files). Without
+    `with_bodies` (validate), a manifest taken from the cache has an empty body: its address,
+    place and digest are all a validation needs, and reading the bodies would cost more.
     """
     cwd = cwd or Path.cwd()
-    configured, problems = discover(config)
+    configured_shown, problems = discover_shown(config)
+    configured = [path for path, _ in configured_shown]
     named: list[Path] | None = None
     if paths is not None:
         named, problems = expand_paths(paths, config.root, cwd)
     files = named if named is not None else configured
     result = LoadResult(diagnostics=list(problems))
-    reported = [(path, display_path(path, config.root)) for path in files]
+    if named is None:
+        reported = configured_shown
+    else:
+        reported = [(path, display_path(path, config.root)) for path in files]
     shown_files = {shown for _, shown in reported}
     # With named files, the other configured files count for address uniqueness only.
     others = []
     if named is not None:
-        for path in configured:
-            shown = display_path(path, config.root)
-            if shown not in shown_files:
-                others.append((path, shown))
+        others = [(path, shown) for path, shown in configured_shown if shown not in shown_files]
     declaring = Declaring.of(config)
-    cache = ManifestCache.open(config, declaring) if config.cache else None
+    cache = ManifestCache.open(config, declaring, with_bodies) if config.cache else None
     loaded = load_files([*reported, *others], declaring, cache, fresh=len(reported) if named else 0)
     for outcome in loaded[: len(reported)]:
         result.manifests.extend(outcome.manifests)
@@ -262,14 +268,20 @@ __all__ = ["DesiredTrigger", "LoadResult", "load_manifests", "make_address"]
 
 
 def load_every_environment(
-    configs: Sequence[Config], paths: Sequence[str] | None = None, cwd: Path | None = None
+    configs: Sequence[Config],
+    paths: Sequence[str] | None = None,
+    cwd: Path | None = None,
+    with_bodies: bool = True,
 ) -> LoadResult:
     """`load_manifests` in each environment; a problem found in only some names them.
 
     A problem every environment shares is reported once, as it is; one that depends on an
     environment's values or business (an unknown value, a duplicate address) says where.
     """
-    results = {config.environment or "": load_manifests(config, paths, cwd) for config in configs}
+    results = {
+        config.environment or "": load_manifests(config, paths, cwd, with_bodies)
+        for config in configs
+    }
     found_in: dict[Diagnostic, list[str]] = {}
     for name, result in results.items():
         for diagnostic in result.diagnostics:
