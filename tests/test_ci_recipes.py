@@ -1,9 +1,18 @@
 """The CI recipes in examples/ci: schemas, zizmor and actionlint (all offline), and their safety
-settings."""
+settings, for each layout `pfsync init --ci` writes.
+
+examples/ci/github and examples/ci/gitlab are the environment recipes of examples/ (staging,
+then production); examples/ci/one-environment holds those of a repository without environments.
+Both are exactly what `pfsync init --ci` writes, and a rendering with awkward environment names
+(three of them, one that YAML would read as a boolean, one as a number) is checked as well.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +22,18 @@ import pytest
 import yaml
 
 from conftest import REPO
+from pfsync.scaffold.ci import ci_files
+from pfsync.state.stores.git import AUTHOR, AUTHOR_EMAIL
 
 CI = REPO / "examples" / "ci"
-WORKFLOWS = CI / "github" / ".github" / "workflows"
-GITLAB = CI / "gitlab" / ".gitlab-ci.yml"
+ONE = CI / "one-environment"
+WORKFLOWS = Path(".github") / "workflows"
+GITLAB = Path(".gitlab-ci.yml")
 BIN = Path(sys.executable).parent
 CHECKER = BIN / "check-jsonschema"
+WORKFLOW_NAMES = ["pfsync-apply.yml", "pfsync-comment.yml", "pfsync-plan.yml"]
+# Names YAML would read as a boolean (`on`) or a number (`1.0`) unquoted, and one with a dot.
+ODD_ENVIRONMENTS = ("dev.eu", "on", "1.0")
 
 # A release tag or a full commit of pfsync's repository; never a bare (unpinned) install.
 PIP_SPEC = re.compile(
@@ -28,47 +43,88 @@ PIP_SPEC = re.compile(
 PINNED_USES = re.compile(
     r"^\s*(- )?uses: [\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40} # v\d+\.\d+\.\d+$"
 )
+# What the git store's own commits carry: the promotion jobs let those follow the approved one.
+PFSYNC_AUTHOR = f"{AUTHOR} <{AUTHOR_EMAIL}>"
 
 
-def workflow(name: str) -> dict[str, Any]:
-    loaded: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+def example_environments() -> list[str]:
+    """The environments of examples/pfsync.yaml, in their order (the order of promotion)."""
+    config = yaml.safe_load((REPO / "examples" / "pfsync.yaml").read_text())
+    return list(config["environments"])
+
+
+def write(files: dict[str, str], root: Path) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def odd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both recipes rendered for ODD_ENVIRONMENTS, as `init --ci` would write them."""
+    root = tmp_path_factory.mktemp("odd")
+    write(ci_files("github", ODD_ENVIRONMENTS), root / "github")
+    write(ci_files("gitlab", ODD_ENVIRONMENTS), root / "gitlab")
+    return root
+
+
+@pytest.fixture(params=["environments", "one-environment", "odd"])
+def recipes(request: pytest.FixtureRequest, odd: Path) -> Path:
+    """A folder with github/.github/workflows/*.yml and gitlab/.gitlab-ci.yml."""
+    return {"environments": CI, "one-environment": ONE, "odd": odd}[request.param]
+
+
+def all_workflows(root: Path = CI) -> list[Path]:
+    files = sorted((root / "github" / WORKFLOWS).glob("*.yml"))
+    assert [f.name for f in files] == WORKFLOW_NAMES
+    return files
+
+
+def workflow(name: str, root: Path = CI) -> dict[str, Any]:
+    loaded: dict[Any, Any] = yaml.safe_load((root / "github" / WORKFLOWS / name).read_text())
     # YAML 1.1 (PyYAML) reads the key `on` as the boolean true.
     return {"on" if key is True else str(key): value for key, value in loaded.items()}
-
-
-def all_workflows() -> list[Path]:
-    files = sorted(WORKFLOWS.glob("*.yml"))
-    assert [f.name for f in files] == ["pfsync-apply.yml", "pfsync-comment.yml", "pfsync-plan.yml"]
-    return files
 
 
 def steps_of(document: dict[str, Any]) -> list[dict[str, Any]]:
     return [step for job in document["jobs"].values() for step in job["steps"]]
 
 
-def gitlab() -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load(GITLAB.read_text())
+def gitlab(root: Path = CI) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((root / "gitlab" / GITLAB).read_text())
     return document
 
 
-@pytest.mark.parametrize(
-    ("schema", "files"),
-    [
-        ("vendor.github-workflows", sorted(WORKFLOWS.glob("*.yml"))),
-        ("vendor.gitlab-ci", [GITLAB]),
-    ],
-)
-def test_recipes_match_vendored_schemas(schema: str, files: list[Path]) -> None:
-    assert files
-    proc = subprocess.run(
-        [str(CHECKER), "--builtin-schema", schema, *map(str, files)],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+def test_the_examples_are_what_init_writes() -> None:
+    environments = example_environments()
+    assert environments == ["staging", "production"]
+    for kind in ("github", "gitlab"):
+        for root, layout in ((CI, environments), (ONE, [])):
+            folder = root / kind
+            on_disk = {
+                str(path.relative_to(folder)): path.read_text(encoding="utf-8")
+                for path in folder.rglob("*")
+                if path.is_file()
+            }
+            assert on_disk == ci_files(kind, layout), (kind, layout)
+    assert sorted(path.name for path in CI.iterdir()) == ["github", "gitlab", "one-environment"]
 
 
-def test_zizmor_finds_nothing_offline() -> None:
+def test_recipes_match_vendored_schemas(recipes: Path) -> None:
+    for schema, files in [
+        ("vendor.github-workflows", all_workflows(recipes)),
+        ("vendor.gitlab-ci", [recipes / "gitlab" / GITLAB]),
+    ]:
+        proc = subprocess.run(
+            [str(CHECKER), "--builtin-schema", schema, *map(str, files)],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_zizmor_finds_nothing_offline(recipes: Path) -> None:
     # --offline: no GitHub API calls; --no-config: only the inline ignore comments count.
     proc = subprocess.run(
         [
@@ -78,7 +134,7 @@ def test_zizmor_finds_nothing_offline() -> None:
             "--no-progress",
             "--format",
             "json",
-            *map(str, all_workflows()),
+            *map(str, all_workflows(recipes)),
         ],
         capture_output=True,
         text=True,
@@ -88,13 +144,15 @@ def test_zizmor_finds_nothing_offline() -> None:
     assert " WARN " not in proc.stderr and "ERROR" not in proc.stderr, proc.stderr
 
 
-def test_zizmor_ignores_are_only_the_two_justified_ones() -> None:
+def test_zizmor_ignores_are_only_the_justified_ones(recipes: Path) -> None:
     ignores = {
         path.name: re.findall(r"# zizmor: ignore\[([\w-]+)\] \S.*$", path.read_text(), re.M)
-        for path in all_workflows()
+        for path in all_workflows(recipes)
     }
+    # One artipacked per apply job: each one's git store pushes with the checkout's token.
+    apply_jobs = len(workflow("pfsync-apply.yml", recipes)["jobs"])
     assert ignores == {
-        "pfsync-apply.yml": ["artipacked"],
+        "pfsync-apply.yml": ["artipacked"] * apply_jobs,
         "pfsync-comment.yml": ["dangerous-triggers"],
         "pfsync-plan.yml": [],
     }
@@ -102,9 +160,9 @@ def test_zizmor_ignores_are_only_the_two_justified_ones() -> None:
     assert not list(CI.rglob("zizmor.y*ml"))
 
 
-def test_actionlint_finds_nothing() -> None:
+def test_actionlint_finds_nothing(recipes: Path) -> None:
     proc = subprocess.run(
-        [str(BIN / "actionlint"), "-no-color", *map(str, all_workflows())],
+        [str(BIN / "actionlint"), "-no-color", *map(str, all_workflows(recipes))],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -112,30 +170,32 @@ def test_actionlint_finds_nothing() -> None:
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
 
 
-def test_every_action_is_pinned_by_commit_with_its_version() -> None:
-    for path in all_workflows():
+def test_every_action_is_pinned_by_commit_with_its_version(recipes: Path) -> None:
+    for path in all_workflows(recipes):
         lines = [line for line in path.read_text().splitlines() if "uses:" in line]
         assert lines, path
         for line in lines:
             assert PINNED_USES.match(line), f"{path.name}: {line.strip()}"
-        assert len(lines) == sum(1 for s in steps_of(workflow(path.name)) if "uses" in s)
+        assert len(lines) == sum(1 for s in steps_of(workflow(path.name, recipes)) if "uses" in s)
 
 
-def test_no_expression_is_expanded_inside_a_script() -> None:
-    for path in all_workflows():
-        for step in steps_of(workflow(path.name)):
+def test_no_expression_is_expanded_inside_a_script(recipes: Path) -> None:
+    for path in all_workflows(recipes):
+        for step in steps_of(workflow(path.name, recipes)):
             assert "${{" not in step.get("run", ""), (path.name, step)
             assert "${{" not in step.get("with", {}).get("script", ""), (path.name, step)
 
 
-def test_least_permissions() -> None:
+def test_least_permissions(recipes: Path) -> None:
+    apply_jobs = workflow("pfsync-apply.yml", recipes)["jobs"]
+    plan_jobs = workflow("pfsync-plan.yml", recipes)["jobs"]
     expected = {
-        "pfsync-plan.yml": {"plan": {"contents": "read"}},
+        "pfsync-plan.yml": {name: {"contents": "read"} for name in plan_jobs},
         "pfsync-comment.yml": {"comment": {"actions": "read", "pull-requests": "write"}},
-        "pfsync-apply.yml": {"apply": {"contents": "write"}},
+        "pfsync-apply.yml": {name: {"contents": "write"} for name in apply_jobs},
     }
-    for path in all_workflows():
-        document = workflow(path.name)
+    for path in all_workflows(recipes):
+        document = workflow(path.name, recipes)
         assert document["permissions"] == {}, path.name
         jobs = {name: job["permissions"] for name, job in document["jobs"].items()}
         assert jobs == expected[path.name]
@@ -145,20 +205,24 @@ def checkouts(document: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for s in steps_of(document) if s.get("uses", "").startswith("actions/checkout@")]
 
 
-def test_credentials_persist_only_where_pfsync_pushes() -> None:
-    [plan_checkout] = checkouts(workflow("pfsync-plan.yml"))
-    assert plan_checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
-    assert checkouts(workflow("pfsync-comment.yml")) == []
-    [apply_checkout] = checkouts(workflow("pfsync-apply.yml"))
-    assert apply_checkout["with"]["persist-credentials"] is True
-    assert (
-        "persist-credentials: true # zizmor: ignore[artipacked]"
-        in (WORKFLOWS / "pfsync-apply.yml").read_text()
+def test_credentials_persist_only_where_pfsync_pushes(recipes: Path) -> None:
+    plan = workflow("pfsync-plan.yml", recipes)
+    assert [c["with"]["persist-credentials"] for c in checkouts(plan)] == [False] * len(
+        plan["jobs"]
+    )
+    assert checkouts(workflow("pfsync-comment.yml", recipes)) == []
+    apply = workflow("pfsync-apply.yml", recipes)
+    apply_checkouts = checkouts(apply)
+    assert len(apply_checkouts) == len(apply["jobs"])
+    assert all(c["with"]["persist-credentials"] is True for c in apply_checkouts)
+    text = (recipes / "github" / WORKFLOWS / "pfsync-apply.yml").read_text()
+    assert text.count("persist-credentials: true # zizmor: ignore[artipacked]") == len(
+        apply_checkouts
     )
 
 
-def test_apply_workflow_keeps_its_safety_settings_and_leaves_the_push_to_pfsync() -> None:
-    apply = workflow("pfsync-apply.yml")
+def test_one_environment_apply_keeps_its_safety_settings_and_leaves_the_push_to_pfsync() -> None:
+    apply = workflow("pfsync-apply.yml", ONE)
     assert apply["on"] == {"push": {"branches": ["main"]}}
     assert apply["concurrency"] == {"group": "pfsync-apply", "cancel-in-progress": False}
     job = apply["jobs"]["apply"]
@@ -173,15 +237,109 @@ def test_apply_workflow_keeps_its_safety_settings_and_leaves_the_push_to_pfsync(
     # The lockfile lives in git now: nothing in this job uploads anything.
     assert not [s for s in steps if "upload-artifact" in s.get("uses", "")]
     assert [s.get("if") for s in steps] == [None] * len(steps)
-    apply_step = steps[-1]
-    assert apply_step["env"] == {
+    assert steps[-1]["env"] == {
         "PFSYNC_USERNAME": "${{ secrets.PFSYNC_USERNAME }}",
         "PFSYNC_PASSWORD": "${{ secrets.PFSYNC_PASSWORD }}",
     }
 
 
-def test_plan_workflow_uses_no_secrets_and_keeps_the_base_plan() -> None:
+STALE_CHECK = "Refuse when main has moved on since the approved commit"
+
+
+@pytest.mark.parametrize("layout", ["examples", "odd"])
+def test_merges_apply_to_the_first_environment_and_each_next_one_after_an_approval(
+    layout: str, odd: Path
+) -> None:
+    folder = odd if layout == "odd" else CI
+    environments = list(ODD_ENVIRONMENTS) if layout == "odd" else example_environments()
+    apply = workflow("pfsync-apply.yml", folder)
+    assert apply["on"] == {"push": {"branches": ["main"]}}
+    # No workflow-wide queue: a promotion waiting for its approval must not hold up the next
+    # merge's apply to the first environment.
+    assert "concurrency" not in apply
+    jobs = apply["jobs"]
+    ids = ["apply-" + name.replace(".", "_") for name in environments]
+    assert list(jobs) == ids
+    for index, (name, job) in enumerate(zip(environments, jobs.values(), strict=True)):
+        # Each job runs in the GitHub environment of its name: its secrets, its reviewers.
+        assert job["environment"] == name
+        assert job["concurrency"] == {"group": f"pfsync-apply-{name}", "cancel-in-progress": False}
+        if index == 0:  # applied on every merge, at once
+            assert "needs" not in job
+        else:  # after the one before it, once approved
+            assert job["needs"] == ids[index - 1]
+        assert "if" not in job
+        steps = job["steps"]
+        assert [s.get("if") for s in steps] == [None] * len(steps)
+        assert steps[0]["with"]["ref"] == "${{ github.ref_name }}"
+        assert steps[0]["with"]["fetch-depth"] == 0
+        runs = [step["run"] for step in steps if "run" in step and step["name"] != STALE_CHECK]
+        assert runs == [
+            'python -m pip install "$PFSYNC_PIP_SPEC"',
+            f"pfsync -e {name} apply --auto-approve",
+        ]
+        for step in steps:
+            assert "git push" not in step.get("run", "") and "git commit" not in step.get("run", "")
+            assert "upload-artifact" not in step.get("uses", "")
+        assert steps[-1]["env"] == {
+            "PFSYNC_USERNAME": "${{ secrets.PFSYNC_USERNAME }}",
+            "PFSYNC_PASSWORD": "${{ secrets.PFSYNC_PASSWORD }}",
+        }
+        checks = [s for s in steps if s.get("name") == STALE_CHECK]
+        if index == 0:
+            assert checks == []
+        else:
+            [check] = checks
+            assert check["env"] == {"APPROVED": "${{ github.sha }}"}
+            assert steps.index(check) == 1  # right after the checkout, before anything else
+            assert PFSYNC_AUTHOR in check["run"]
+
+
+def test_environment_plans_cover_every_environment_without_secrets() -> None:
     plan = workflow("pfsync-plan.yml")
+    assert "secrets" not in str(plan)
+    assert plan["on"] == {"pull_request": None}
+    validate, job = plan["jobs"]["validate"], plan["jobs"]["plan"]
+    # Once for every environment, so a problem they share is annotated once.
+    assert [s["run"] for s in validate["steps"] if "run" in s][-1] == (
+        "pfsync validate --format github"
+    )
+    assert job["strategy"] == {
+        "fail-fast": False,
+        "matrix": {"environment": example_environments()},
+    }
+    assert job["env"] == {"ENVIRONMENT": "${{ matrix.environment }}"}
+    runs = "\n".join(s.get("run", "") for s in job["steps"])
+    assert 'pfsync -C "$RUNNER_TEMP/base" -e "$ENVIRONMENT" plan --format json' in runs
+    assert 'pfsync -e "$ENVIRONMENT" plan --format markdown --detailed-exitcode' in runs
+    assert '--base-plan "$RUNNER_TEMP/base-plan.json"' in runs
+    assert 'out="$RUNNER_TEMP/pfsync-plan/$ENVIRONMENT"' in runs
+    [upload] = [s for s in job["steps"] if "upload-artifact" in s.get("uses", "")]
+    assert upload["with"]["name"] == "pfsync-plan-${{ matrix.environment }}"
+    assert upload["with"]["path"] == "${{ runner.temp }}/pfsync-plan"
+    [fail] = [s for s in job["steps"] if "exit 1" in s.get("run", "")]
+    assert fail["if"] == "steps.plan.outputs.code != '0' && steps.plan.outputs.code != '2'"
+
+
+def test_odd_environment_names_stay_strings(odd: Path) -> None:
+    plan = workflow("pfsync-plan.yml", odd)
+    assert plan["jobs"]["plan"]["strategy"]["matrix"]["environment"] == list(ODD_ENVIRONMENTS)
+    comment = workflow("pfsync-comment.yml", odd)
+    [post] = steps_of(comment)[1:]
+    assert post["env"]["PLAN_ENVIRONMENTS"] == " ".join(ODD_ENVIRONMENTS)
+    document = gitlab(odd)
+    assert document["pfsync-plan"]["parallel"]["matrix"] == [
+        {"ENVIRONMENT": list(ODD_ENVIRONMENTS)}
+    ]
+    names = [
+        document[f"pfsync-apply-{n.replace('.', '_')}"]["environment"]["name"]
+        for n in ODD_ENVIRONMENTS
+    ]
+    assert names == list(ODD_ENVIRONMENTS)
+
+
+def test_one_environment_plan_uses_no_secrets_and_keeps_the_base_plan() -> None:
+    plan = workflow("pfsync-plan.yml", ONE)
     assert "secrets" not in str(plan)
     assert plan["on"] == {"pull_request": None}
     runs = "\n".join(s.get("run", "") for s in steps_of(plan))
@@ -198,10 +356,10 @@ def test_plan_workflow_uses_no_secrets_and_keeps_the_base_plan() -> None:
     assert fail["if"] == "steps.plan.outputs.code != '0' && steps.plan.outputs.code != '2'"
 
 
-def test_comment_workflow_treats_the_artifact_as_data() -> None:
-    comment = workflow("pfsync-comment.yml")
+def test_comment_workflow_treats_the_artifact_as_data(recipes: Path) -> None:
+    comment = workflow("pfsync-comment.yml", recipes)
     assert comment["on"] == {"workflow_run": {"workflows": ["pfsync plan"], "types": ["completed"]}}
-    text = (WORKFLOWS / "pfsync-comment.yml").read_text()
+    text = (recipes / "github" / WORKFLOWS / "pfsync-comment.yml").read_text()
     assert "secrets." not in text
     [download, post] = steps_of(comment)
     assert download["uses"].startswith("actions/download-artifact@")
@@ -211,18 +369,223 @@ def test_comment_workflow_treats_the_artifact_as_data() -> None:
     script = post["with"]["script"]
     assert "/^[0-9]{1,10}$/.test(number)" in script
     assert "pr.head.sha !== run.head_sha" in script
+    assert "c.user.login === 'github-actions[bot]'" in script and "startsWith(marker)" in script
     for forbidden in ("eval(", "Function(", "child_process", "exec(", "execSync", "require(file"):
         assert forbidden not in script
+    if recipes != ONE:
+        # Every environment's artifact lands in its own folder, however many there are.
+        assert download["with"]["pattern"] == "pfsync-plan-*"
+        assert download["with"]["merge-multiple"] is True
+        assert "isDirectory()" in script and "isFile()" in script
 
 
-def test_pfsync_is_installed_pinned_from_its_repository() -> None:
+HARNESS = """\
+const calls = [];
+const notices = [];
+const context = {
+  repo: { owner: 'o', repo: 'r' },
+  payload: { workflow_run: { head_sha: 'abc', html_url: 'https://run' } },
+};
+const core = { notice: (message) => notices.push(message) };
+const github = {
+  // Another user's comment with the marker first: only the bot's own one is updated.
+  paginate: async () => [
+    { id: 1, user: { login: 'someone' }, body: '<!-- pfsync-plan -->\\nforged' },
+    { id: 2, user: { login: 'github-actions[bot]' }, body: '<!-- pfsync-plan -->\\nold' },
+  ],
+  rest: {
+    pulls: { get: async () => ({ data: { head: { sha: process.env.HEAD_SHA } } }) },
+    issues: {
+      listComments: null,
+      updateComment: async (request) => calls.push(['update', request]),
+      createComment: async (request) => calls.push(['create', request]),
+    },
+  },
+};
+(async () => {
+SCRIPT
+})().then(
+  () => console.log(JSON.stringify({ calls, notices })),
+  (error) => console.log(JSON.stringify({ error: error.message })),
+);
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+class TestCommentScript:
+    """The environment comment script, run by node on artifacts on disk against a fake API."""
+
+    @staticmethod
+    def run(tmp_path: Path, head_sha: str = "abc") -> dict[str, Any]:
+        """Run the script on the artifacts in `tmp_path`/plans (ENVIRONMENT/file)."""
+        [post] = steps_of(workflow("pfsync-comment.yml"))[1:]
+        (tmp_path / "plans").mkdir(exist_ok=True)
+        harness = tmp_path / "harness.js"
+        harness.write_text(HARNESS.replace("SCRIPT", post["with"]["script"]))
+        proc = subprocess.run(
+            ["node", str(harness)],
+            capture_output=True,
+            text=True,
+            env={
+                **os.environ,
+                "PLAN_DIR": str(tmp_path / "plans"),
+                "PLAN_ENVIRONMENTS": post["env"]["PLAN_ENVIRONMENTS"],
+                "HEAD_SHA": head_sha,
+            },
+            timeout=60,
+        )
+        assert (proc.returncode, proc.stderr) == (0, ""), proc.stdout + proc.stderr
+        result: dict[str, Any] = json.loads(proc.stdout)
+        return result
+
+    @staticmethod
+    def artifact(tmp_path: Path, environment: str, plan: str, number: str = "7\n") -> None:
+        write({"plan.md": plan, "pr-number.txt": number}, tmp_path / "plans" / environment)
+
+    def test_one_section_per_environment_in_the_workflow_order_updating_its_own_comment(
+        self, tmp_path: Path
+    ) -> None:
+        self.artifact(tmp_path, "production", "prod plan\n")
+        self.artifact(tmp_path, "staging", "staging plan\n")
+        body = "<!-- pfsync-plan -->\n### staging\n\nstaging plan\n\n### production\n\nprod plan\n"
+        assert self.run(tmp_path) == {
+            "calls": [["update", {"owner": "o", "repo": "r", "comment_id": 2, "body": body}]],
+            "notices": [],
+        }
+
+    def test_an_environment_without_a_plan_says_so(self, tmp_path: Path) -> None:
+        self.artifact(tmp_path, "staging", "s\n")
+        [[_, call]] = self.run(tmp_path)["calls"]
+        assert call["body"].endswith(
+            "### production\n\n*No plan: the plan job of production failed; see https://run*\n"
+        )
+
+    def test_no_plan_at_all_posts_nothing(self, tmp_path: Path) -> None:
+        assert self.run(tmp_path) == {
+            "calls": [],
+            "notices": ["no plan in the artifacts (the plan jobs failed before planning)"],
+        }
+
+    def test_each_section_is_cut_to_its_share_of_the_comment(self, tmp_path: Path) -> None:
+        self.artifact(tmp_path, "staging", "s" * 40_000)
+        self.artifact(tmp_path, "production", "p" * 20_000)
+        [[_, call]] = self.run(tmp_path)["calls"]
+        note = "\n\n… truncated; the whole plan: https://run\n"
+        assert call["body"] == (
+            f"<!-- pfsync-plan -->\n### staging\n\n{'s' * 30_000}{note}\n"
+            f"### production\n\n{'p' * 20_000}"
+        )
+
+    def test_a_number_that_is_not_digits_stops_it(self, tmp_path: Path) -> None:
+        self.artifact(tmp_path, "staging", "s", number="7; rm -rf /")
+        assert self.run(tmp_path) == {"error": "staging/pr-number.txt is not a pull-request number"}
+
+    def test_plans_naming_two_pull_requests_stop_it(self, tmp_path: Path) -> None:
+        self.artifact(tmp_path, "staging", "s", number="7")
+        self.artifact(tmp_path, "production", "p", number="8")
+        assert self.run(tmp_path) == {
+            "error": "the plans in the artifacts name different pull requests"
+        }
+
+    def test_a_symlink_in_the_artifacts_is_not_followed(self, tmp_path: Path) -> None:
+        (tmp_path / "secret").write_text("secret")
+        folder = tmp_path / "plans" / "staging"
+        folder.mkdir(parents=True)
+        (folder / "pr-number.txt").write_text("7")
+        (folder / "plan.md").symlink_to(tmp_path / "secret")
+        error = self.run(tmp_path)["error"]
+        assert error.endswith("plan.md in the artifacts: not a file of at most 10485760 bytes")
+        (folder / "plan.md").unlink()
+        (folder / "plan.md").write_text("s")
+        (tmp_path / "plans" / "production").symlink_to(folder)
+        assert self.run(tmp_path) == {"error": "production in the artifacts is not a folder"}
+
+    def test_a_plan_of_another_head_commit_is_not_posted(self, tmp_path: Path) -> None:
+        self.artifact(tmp_path, "staging", "s")
+        assert self.run(tmp_path, head_sha="def") == {
+            "calls": [],
+            "notices": ["#7 is not at abc (any more); no comment"],
+        }
+
+
+def git(cwd: Path, *args: str, author: str = "someone") -> str:
+    environ = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": author,
+        "GIT_AUTHOR_EMAIL": AUTHOR_EMAIL if author == AUTHOR else "someone@example.com",
+        "GIT_COMMITTER_NAME": author,
+        "GIT_COMMITTER_EMAIL": "ci@example.com",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=environ)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def stale_checks() -> list[tuple[str, str, str]]:
+    """The promotion jobs' checks: script, the variable naming the approved commit, message."""
+    [github] = [
+        s["run"]
+        for s in workflow("pfsync-apply.yml")["jobs"]["apply-production"]["steps"]
+        if s.get("name") == STALE_CHECK
+    ]
+    gitlab_check, _ = gitlab()["pfsync-apply-production"]["script"]
+    return [
+        (
+            github,
+            "APPROVED",
+            "::error::main has moved on since {}: approve the newest pfsync apply run instead\n",
+        ),
+        (
+            gitlab_check,
+            "CI_COMMIT_SHA",
+            "main has moved on since {}: run the newest pipeline's job instead\n",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("script", "variable", "moved"), stale_checks(), ids=["github", "gitlab"])
+def test_a_promotion_applies_only_the_approved_commit_and_pfsyncs_lockfile_commits(
+    tmp_path: Path, script: str, variable: str, moved: str
+) -> None:
+    repository = tmp_path / "repo"
+    repository.mkdir()
+    git(repository, "init", "--quiet", "-b", "main")
+    git(repository, "commit", "--quiet", "--allow-empty", "-m", "merge #1")
+    approved = git(repository, "rev-parse", "HEAD")
+
+    def check() -> tuple[int, str, str]:
+        proc = subprocess.run(  # as GitHub Actions runs a `run:` script
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+            cwd=repository,
+            capture_output=True,
+            text=True,
+            env={**os.environ, variable: approved},
+        )
+        return proc.returncode, proc.stdout, proc.stderr
+
+    assert check() == (0, "", "")
+    # The first environment's apply pushed its lockfile commits meanwhile.
+    git(repository, "commit", "--quiet", "--allow-empty", "-m", "lockfile [skip ci]", author=AUTHOR)
+    assert check() == (0, "", "")
+    # A newer merge: its own run applies it, after its own approval.
+    git(repository, "commit", "--quiet", "--allow-empty", "-m", "merge #2")
+    assert check() == (1, moved.format(approved), "")
+    # main no longer holds the approved commit at all.
+    git(repository, "checkout", "--quiet", "--orphan", "rewritten")
+    git(repository, "commit", "--quiet", "--allow-empty", "-m", "rewritten")
+    assert check() == (1, moved.format(approved), "")
+
+
+def test_pfsync_is_installed_pinned_from_its_repository(recipes: Path) -> None:
     installing = ["pfsync-apply.yml", "pfsync-plan.yml"]
-    specs = [workflow(name)["env"]["PFSYNC_PIP_SPEC"] for name in installing]
-    specs.append(gitlab()["variables"]["PFSYNC_PIP_SPEC"])
+    specs = [workflow(name, recipes)["env"]["PFSYNC_PIP_SPEC"] for name in installing]
+    specs.append(gitlab(recipes)["variables"]["PFSYNC_PIP_SPEC"])
     for spec in specs:
         assert PIP_SPEC.fullmatch(spec), spec
-    assert "pip" not in (WORKFLOWS / "pfsync-comment.yml").read_text()
-    for path in [*(WORKFLOWS / name for name in installing), GITLAB]:
+    github = recipes / "github" / WORKFLOWS
+    assert "pip" not in (github / "pfsync-comment.yml").read_text()
+    for path in [*(github / name for name in installing), recipes / "gitlab" / GITLAB]:
         text = path.read_text()
         assert "pip install pfsync" not in text and "pip install --quiet pfsync" not in text
         installs = [line for line in text.splitlines() if "pip install" in line]
@@ -230,26 +593,64 @@ def test_pfsync_is_installed_pinned_from_its_repository() -> None:
         assert "README" in text  # the comment saying where to find the repository to pin
 
 
-def test_gitlab_recipe() -> None:
-    document = gitlab()
+MERGE_REQUESTS = [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
+DEFAULT_BRANCH_PUSH = '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"'
+PUSH_TOKEN_LINES = [
+    '[ -n "$PFSYNC_PUSH_TOKEN" ] || { echo "PFSYNC_PUSH_TOKEN is not set"; exit 1; }',
+    'git remote set-url origin "https://oauth2:${PFSYNC_PUSH_TOKEN}@${CI_SERVER_HOST}/'
+    '${CI_PROJECT_PATH}.git"',
+]
+
+
+def test_one_environment_gitlab_recipe() -> None:
+    document = gitlab(ONE)
     plan, apply = document["pfsync-plan"], document["pfsync-apply"]
-    assert plan["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
+    assert plan["rules"] == MERGE_REQUESTS
     assert "PFSYNC_" not in "\n".join(plan["script"]).replace("$PFSYNC_PIP_SPEC", "")
     assert any("--base-plan /tmp/base-plan.json" in line for line in plan["script"])
-    assert apply["rules"] == [
-        {"if": '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"'}
-    ]
+    assert apply["rules"] == [{"if": DEFAULT_BRANCH_PUSH}]
     assert (apply["resource_group"], apply["interruptible"]) == ("pfsync-apply", False)
     assert "artifacts" not in apply
     script = apply["script"]
-    assert script[:2] == [
-        '[ -n "$PFSYNC_PUSH_TOKEN" ] || { echo "PFSYNC_PUSH_TOKEN is not set"; exit 1; }',
-        'git remote set-url origin "https://oauth2:${PFSYNC_PUSH_TOKEN}@${CI_SERVER_HOST}/'
-        '${CI_PROJECT_PATH}.git"',
-    ]
+    assert script[:2] == PUSH_TOKEN_LINES
     assert script[-1] == "pfsync apply --auto-approve"
     for line in [*script, *document["default"]["before_script"]]:
         assert "git push" not in line and "git commit" not in line
+
+
+def test_gitlab_plans_every_environment_and_promotes_by_a_manual_job() -> None:
+    document = gitlab()
+    environments = example_environments()
+    plan = document["pfsync-plan"]
+    assert plan["rules"] == MERGE_REQUESTS
+    assert plan["parallel"] == {"matrix": [{"ENVIRONMENT": environments}]}
+    assert "PFSYNC_" not in "\n".join(plan["script"]).replace("$PFSYNC_PIP_SPEC", "")
+    assert plan["script"][0] == 'pfsync -e "$ENVIRONMENT" validate'
+    assert any(
+        'pfsync -C /tmp/base -e "$ENVIRONMENT" plan --format json' in line
+        for line in plan["script"]
+    )
+    assert any("--base-plan /tmp/base-plan.json" in line for line in plan["script"])
+    shared = document[".pfsync-apply"]
+    assert shared["interruptible"] is False and "artifacts" not in shared
+    assert shared["before_script"][2:4] == PUSH_TOKEN_LINES
+    jobs = {name: job for name, job in document.items() if name.startswith("pfsync-apply-")}
+    assert list(jobs) == [f"pfsync-apply-{name}" for name in environments]
+    for index, (name, job) in enumerate(zip(environments, jobs.values(), strict=True)):
+        assert job["extends"] == ".pfsync-apply"
+        # Its environment: its scoped credentials, and (protected) who may run it.
+        assert job["environment"] == {"name": name}
+        assert job["resource_group"] == f"pfsync-apply-{name}"
+        assert job["script"][-1] == f"pfsync -e {name} apply --auto-approve"
+        if index == 0:  # applied on every merge, at once
+            assert job["rules"] == [{"if": DEFAULT_BRANCH_PUSH}]
+            assert "needs" not in job and len(job["script"]) == 1
+        else:  # after the one before it, when someone runs it
+            assert job["rules"] == [{"if": DEFAULT_BRANCH_PUSH, "when": "manual"}]
+            assert job["needs"] == [f"pfsync-apply-{environments[index - 1]}"]
+            assert PFSYNC_AUTHOR in job["script"][0]
+        for line in [*job["script"], *shared["before_script"]]:
+            assert "git push" not in line and "git commit" not in line
 
 
 def test_pre_commit_hook_definition() -> None:

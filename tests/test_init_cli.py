@@ -129,7 +129,8 @@ def test_init_writes_ci_recipes_with_the_git_state_store(
     )
     workflows = sorted(p.name for p in (tmp_path / ".github" / "workflows").iterdir())
     assert workflows == ["pfsync-apply.yml", "pfsync-comment.yml", "pfsync-plan.yml"]
-    recipes = REPO / "examples" / "ci"
+    # Without environments: the one-environment recipes, unchanged.
+    recipes = REPO / "examples" / "ci" / "one-environment"
     for name in workflows:
         assert (tmp_path / ".github" / "workflows" / name).read_bytes() == (
             recipes / "github" / ".github" / "workflows" / name
@@ -170,6 +171,124 @@ def test_init_with_ci_then_validate_works(run_pfsync: RunPfsync, tmp_path: Path)
     )
     validate = run_pfsync("validate", cwd=tmp_path)
     assert (validate.code, validate.out, validate.err) == (0, "", "1 trigger(s) valid.\n")
+
+
+def env_wrote(*ci_files: str, environments: tuple[str, ...] = ("staging", "production")) -> str:
+    """What `pfsync init . --env ...` lists on stdout."""
+    files = ["pfsync.yaml", "manifest.schema.json", "triggers/welcome-series.yaml", *ci_files]
+    return (
+        "".join(f"wrote {name}\n" for name in files)
+        + "".join(
+            f"wrote state/{name}.lock (empty: no trigger created yet)\n" for name in environments
+        )
+        + "created .gitignore\n"
+    )
+
+
+ENV_NEXT_STEPS = (
+    "\nNext: pfsync validate && pfsync -e staging plan   (try an apply with "
+    "`pfsync -e staging apply --sandbox`)\n"
+)
+PIN = 'pin PFSYNC_PIP_SPEC to a pfsync release (see the pfsync docs, "CI recipes").\n'
+
+
+def test_init_with_environments_writes_recipes_that_plan_each_and_promote_in_order(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    import yaml
+
+    run = run_pfsync(
+        "init", ".", "--ci", "github", "--env", "staging", "--env", "production", cwd=tmp_path
+    )
+    assert run.normalised() == (
+        0,
+        env_wrote(*GITHUB_WORKFLOWS),
+        ENV_NEXT_STEPS + "CI: each merge is applied to staging at once, then to production once "
+        "a reviewer approves it. Set the secrets PFSYNC_USERNAME and PFSYNC_PASSWORD in each "
+        "GitHub environment (staging, production), and required reviewers on production; " + PIN,
+    )
+    # The recipes of examples/, which is the same two-environment layout.
+    recipes = REPO / "examples" / "ci" / "github"
+    for name in GITHUB_WORKFLOWS:
+        assert (tmp_path / name).read_bytes() == (recipes / name).read_bytes(), name
+    # One git store for every environment, each with its own lockfile on main.
+    config = yaml.safe_load((tmp_path / "pfsync.yaml").read_text())
+    assert config["state"] == {"store": "git", "branch": "main"}
+    assert GIT_STATE_LINE in (tmp_path / "pfsync.yaml").read_text().splitlines()
+    assert [env["lockfile"] for env in config["environments"].values()] == [
+        "state/staging.lock",
+        "state/production.lock",
+    ]
+    validate = run_pfsync("validate", cwd=tmp_path)
+    assert (validate.code, validate.out, validate.err) == (
+        0,
+        "",
+        "Trigger(s) valid: 1 in production, 1 in staging.\n",
+    )
+
+
+def test_init_with_environments_writes_the_gitlab_recipe(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    run = run_pfsync(
+        "init", ".", "--ci", "gitlab", "--env", "staging", "--env", "production", cwd=tmp_path
+    )
+    assert run.normalised() == (
+        0,
+        env_wrote(".gitlab-ci.yml"),
+        ENV_NEXT_STEPS + "CI: each merge is applied to staging at once, then to production once "
+        "someone runs its manual job. Set PFSYNC_PUSH_TOKEN, and PFSYNC_USERNAME and "
+        "PFSYNC_PASSWORD scoped to each environment (staging, production); make production a "
+        "protected environment; " + PIN,
+    )
+    assert (tmp_path / ".gitlab-ci.yml").read_bytes() == (
+        REPO / "examples" / "ci" / "gitlab" / ".gitlab-ci.yml"
+    ).read_bytes()
+    validate = run_pfsync("validate", cwd=tmp_path)
+    assert (validate.code, validate.out, validate.err) == (
+        0,
+        "",
+        "Trigger(s) valid: 1 in production, 1 in staging.\n",
+    )
+
+
+def test_init_promotes_in_the_order_of_env(run_pfsync: RunPfsync, tmp_path: Path) -> None:
+    import yaml
+
+    names = ("dev", "staging", "production")
+    run = run_pfsync("init", ".", "--ci", "github", *(f"--env={n}" for n in names), cwd=tmp_path)
+    assert run.normalised() == (
+        0,
+        env_wrote(*GITHUB_WORKFLOWS, environments=names),
+        ENV_NEXT_STEPS.replace("staging", "dev")
+        + "CI: each merge is applied to dev at once, then to staging and then to production, each "
+        "once a reviewer approves it. Set the secrets PFSYNC_USERNAME and PFSYNC_PASSWORD in each "
+        "GitHub environment (dev, staging, production), and required reviewers on staging and "
+        "production; " + PIN,
+    )
+    jobs = yaml.safe_load((tmp_path / GITHUB_WORKFLOWS[0]).read_text())["jobs"]
+    assert [(job["environment"], job.get("needs")) for job in jobs.values()] == [
+        ("dev", None),
+        ("staging", "apply-dev"),
+        ("production", "apply-staging"),
+    ]
+    plan = yaml.safe_load((tmp_path / GITHUB_WORKFLOWS[2]).read_text())
+    assert plan["jobs"]["plan"]["strategy"]["matrix"] == {"environment": list(names)}
+
+
+def test_init_refuses_environments_that_would_share_a_ci_job(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    run = run_pfsync(
+        "init", ".", "--ci", "gitlab", "--env", "eu.prod", "--env", "eu_prod", cwd=tmp_path
+    )
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
+        "Error: the environments eu.prod and eu_prod would share the CI job apply-eu_prod; "
+        "rename one of them\n",
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_init_rejects_bad_values(run_pfsync: RunPfsync, tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ import click
     default="none",
     show_default=True,
     help="Also write CI workflow files; pfsync.yaml then keeps the lockfile in the git state "
-    "store, so CI's apply pushes it itself.",
+    "store, so CI's apply pushes it itself. With --env, pull requests plan every environment "
+    "and merges apply to them in the order given, each after the first on an approval.",
 )
 @click.option(
     "-e",
@@ -61,15 +62,9 @@ def init(
         err=True,
     )
     if ci != "none":
-        needed = {
-            "github": "the secrets PFSYNC_USERNAME and PFSYNC_PASSWORD (environment pfsync)",
-            "gitlab": "the variables PFSYNC_USERNAME, PFSYNC_PASSWORD and PFSYNC_PUSH_TOKEN",
-        }[ci]
-        click.echo(
-            f"CI: set {needed} for the apply job; pin PFSYNC_PIP_SPEC to a pfsync release "
-            '(see the pfsync docs, "CI recipes").',
-            err=True,
-        )
+        from pfsync.scaffold.ci import ci_next_steps
+
+        click.echo(ci_next_steps(ci, environments), err=True)
     return 0
 
 

@@ -29,6 +29,9 @@ ENVIRONMENTS_CONFIG = """\
 # pfsync configuration (see the pfsync docs, "Configuration" and "Environments").
 api_url: {api_url}   # PFSYNC_API_URL overrides it
 manifests: ["triggers/**/*.yaml"]    # globs relative to this file
+"""
+
+ENVIRONMENTS_KEY = """\
 # Each environment is its own Pocketflows business with its own lockfile; choose one with
 # `pfsync -e NAME plan`. Keys an environment does not set come from the top level.
 environments:
@@ -59,23 +62,6 @@ GITIGNORE_LINES = ("pfsync.lock.journal", "pfsync.lock.lck", ".pfsync/")
 ENVIRONMENT_GITIGNORE_LINES = ("state/*.lock.journal", "state/*.lock.lck", ".pfsync/")
 
 
-def _ci_files(kind: str) -> dict[str, str]:
-    if kind == "none":
-        return {}
-    folder = ci_recipe_dir() / kind
-    return {
-        str(path.relative_to(folder)): path.read_text(encoding="utf-8")
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name.endswith((".yml", ".yaml"))
-    }
-
-
-def ci_recipe_dir() -> Path:
-    """`examples/ci` of the source tree, shipped in wheels as `pfsync/_ci`."""
-    packaged = Path(__file__).parent / "_ci"
-    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "examples" / "ci"
-
-
 def scaffold(
     root: Path,
     business: str,
@@ -91,6 +77,7 @@ def scaffold(
     """
     from pfsync.config import check_api_url
     from pfsync.manifests.load import BUSINESS_RE
+    from pfsync.scaffold.ci import ci_files
     from pfsync.state.lockfile import Lockfile, save_lockfile
 
     if not BUSINESS_RE.fullmatch(business):
@@ -110,8 +97,12 @@ def scaffold(
 
     schema_text = json.dumps(self_contained_manifest_schema(), indent=2, ensure_ascii=False)
     if environments:
-        config = ENVIRONMENTS_CONFIG.format(api_url=api_url) + "".join(
-            ENVIRONMENT.format(name=name, business=business) for name in environments
+        # With CI, the git store for every environment (each its own lockfile on main).
+        config = (
+            ENVIRONMENTS_CONFIG.format(api_url=api_url)
+            + (GIT_STATE if ci != "none" else "")
+            + ENVIRONMENTS_KEY
+            + "".join(ENVIRONMENT.format(name=name, business=business) for name in environments)
         )
         example = EXAMPLE.replace("et_welcome_1", "${values.welcome_template}")
         lockfiles: dict[str | None, Path] = {
@@ -119,13 +110,14 @@ def scaffold(
         }
     else:
         config = CONFIG.format(business=business, api_url=api_url)
+        config += GIT_STATE if ci != "none" else ""
         example = EXAMPLE
         lockfiles = {None: root / "pfsync.lock"}
     files = {
-        "pfsync.yaml": config + (GIT_STATE if ci != "none" else ""),
+        "pfsync.yaml": config,
         "manifest.schema.json": schema_text + "\n",
         "triggers/welcome-series.yaml": example,
-        **_ci_files(ci),
+        **ci_files(ci, environments),
     }
     existing = [name for name in files if (root / name).exists()]
     if existing and not force:
