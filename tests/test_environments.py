@@ -439,3 +439,37 @@ def test_every_plan_format_names_the_environment() -> None:
         "Environment `staging` · Business (none) · API `https://api.example.test` · lockfile "
         "`state/staging.lock` does not exist yet"
     )
+
+
+def test_a_trigger_two_environments_would_both_create_is_refused(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    # A literal business in a manifest is the same in every environment at the same API.
+    literal = MANIFEST.replace("key: welcome\n", "key: welcome\nbusiness: biz_shared\n")
+    config = CONFIG.replace("    api_url: https://prod.example.test\n", "")
+    root = project(tmp_path, config, {"welcome.yaml": literal})
+    run = run_pfsync("validate", cwd=root)
+    assert (run.code, run.out, run.err) == (
+        1,
+        "triggers/welcome.yaml:3:1: environments production and staging would each create "
+        "biz_shared/welcome (the same business at the same API): two triggers (give each "
+        "environment its own business: leave `business:` out of the manifest or write "
+        "`business: ${values.NAME}`, and set `business:` per environment) [$.business]\n",
+        "1 problem(s) found.\n",
+    )
+    # At two APIs the same business id is two businesses: nothing is created twice.
+    apart = project(tmp_path / "apart", CONFIG, {"welcome.yaml": literal})
+    assert run_pfsync("validate", cwd=apart).code == 0
+
+
+def test_init_with_environments_gives_each_its_own_business_and_validates(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    made = run_pfsync(
+        "init", "repo", "--business", "biz_acme", "--env", "stg", "--env", "prd", cwd=tmp_path
+    )
+    assert made.code == 0, made
+    config = (tmp_path / "repo" / "pfsync.yaml").read_text()
+    assert "    business: biz_acme-stg  " in config and "    business: biz_acme-prd  " in config
+    run = run_pfsync("validate", cwd=tmp_path / "repo")
+    assert (run.code, run.out, run.err) == (0, "", "Trigger(s) valid: 1 in prd, 1 in stg.\n")

@@ -300,5 +300,41 @@ def load_every_environment(
         merged.manifests.extend(result.manifests)
         if len(results) > 1:
             merged.per_environment[name] = len(result.manifests)
+    merged.diagnostics.extend(shared_address_diagnostics(configs, list(results.values())))
     merged.diagnostics = sort_diagnostics(merged.diagnostics)
     return merged
+
+
+def shared_address_diagnostics(
+    configs: Sequence[Config], results: Sequence[LoadResult]
+) -> list[Diagnostic]:
+    """One problem per trigger that two environments would both create.
+
+    The same address at the same API (a literal `business:` in a manifest, or two environments
+    with one business) would be created once by each environment: two triggers in Pocketflows,
+    each environment's lockfile recording only its own.
+    """
+    declared: dict[tuple[str, str], list[tuple[str, DesiredTrigger]]] = {}
+    for config, result in zip(configs, results, strict=True):
+        for manifest in result.manifests:
+            place = (config.api_url.rstrip("/"), manifest.address)
+            declared.setdefault(place, []).append((config.environment or "", manifest))
+    problems = []
+    for (_, address), holders in declared.items():
+        names = sorted({name for name, _ in holders})
+        if len(names) < 2:
+            continue
+        first = min((manifest for _, manifest in holders), key=lambda m: (m.file, m.line))
+        problems.append(
+            Diagnostic(
+                first.file,
+                first.line,
+                1,
+                f"environments {' and '.join(names)} would each create {address} (the same "
+                "business at the same API): two triggers",
+                "$.business",
+                "give each environment its own business: leave `business:` out of the manifest "
+                "or write `business: ${values.NAME}`, and set `business:` per environment",
+            )
+        )
+    return problems

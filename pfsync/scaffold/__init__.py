@@ -39,7 +39,7 @@ environments:
 
 ENVIRONMENT = """\
   {name}:
-    business: {business}  # this environment's business
+    business: {business}  # this environment's own business id (two may not share one)
     lockfile: state/{name}.lock  # its record of what exists: commit it, never delete it
     values:  # ${{values.NAME}} in manifests
       welcome_template: et_welcome_1
@@ -102,7 +102,14 @@ def scaffold(
             ENVIRONMENTS_CONFIG.format(api_url=api_url)
             + (GIT_STATE if ci != "none" else "")
             + ENVIRONMENTS_KEY
-            + "".join(ENVIRONMENT.format(name=name, business=business) for name in environments)
+            # A placeholder per environment: one business for all would create every trigger
+            # once per environment in it (validate refuses that).
+            + "".join(
+                ENVIRONMENT.format(
+                    name=name, business=f"{business}-{name}" if len(environments) > 1 else business
+                )
+                for name in environments
+            )
         )
         example = EXAMPLE.replace("et_welcome_1", "${values.welcome_template}")
         lockfiles: dict[str | None, Path] = {
