@@ -231,13 +231,19 @@ class ManifestCache:
             self._write(self.index_path, {"written_ns": time.time_ns(), "files": kept})
 
     def _write(self, path: Path, document: dict[str, Any]) -> None:
-        from pfsync.support.atomic import atomic_write_bytes
-
         document = {"format": FORMAT, "version": VERSION, **document}
         content = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         self.config.prepare_local_dir()
         path.parent.mkdir(exist_ok=True)
-        atomic_write_bytes(path, hashlib.sha256(content).hexdigest().encode() + b"\n" + content)
+        # Renamed into place, so a reader sees the old file or the new one; not fsynced: a
+        # file a crash left torn fails its checksum and is rebuilt, and durability would cost
+        # a cold run of 10,000 manifests more than the cache saves it.
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            temporary.write_bytes(hashlib.sha256(content).hexdigest().encode() + b"\n" + content)
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
         older = sorted(path.parent.glob("*-*.json"), key=_mtime, reverse=True)[2 * KEEP :]
         for stale in older:
             with contextlib.suppress(OSError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ def json_path(path: Iterable[str | int]) -> str:
     return "$" + "".join(json_path_step(step) for step in path)
 
 
+@functools.lru_cache(maxsize=65_536)
 def json_path_step(step: str | int) -> str:
     """One element of a JSON path: `.name`, `[0]` or `['odd key']`."""
     if isinstance(step, int):
