@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from conftest import RunPfsync, clean_env, pfsync_executable, run_in_process
 from pfsync.config import load_config
 from pfsync.manifests.cache import ManifestCache, cache_dir
-from pfsync.manifests.load import Declaring, load_manifests
+from pfsync.manifests.load import load_manifests
+from pfsync.manifests.results import Declaring
 
 CONFIG = """\
 business: biz_1

@@ -16,7 +16,8 @@ from conftest import RunPfsync
 from fixtures_sandbox import MakeSandbox
 from pfsync.config import load_config
 from pfsync.errors import ConfigError, ConfigInvalid
-from pfsync.manifests.load import Declaring, load_file, load_manifests
+from pfsync.manifests.load import load_file, load_manifests
+from pfsync.manifests.results import Declaring
 from pfsync.support.diagnostics import Diagnostic
 
 CONFIG = """\

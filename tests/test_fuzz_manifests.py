@@ -16,7 +16,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pfsync.manifests.load import Declaring, LoadResult, load_file
+from pfsync.manifests.load import load_file
+from pfsync.manifests.results import Declaring, LoadResult
 from pfsync.state.lockfile import Lockfile, TriggerRecord
 from pfsync.support.canonical import body_digest
 from pfsync.support.diagnostics import format_github, format_json, format_text, sort_diagnostics

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from pfsync.manifests.load import Declaring, load_file
+from pfsync.manifests.load import load_file
+from pfsync.manifests.results import Declaring
 
 SUITE = REPO.parent / "shared" / "testdata" / "yaml-test-suite"
 CASES = sorted(SUITE.glob("*/*.yaml")) if SUITE.is_dir() else []

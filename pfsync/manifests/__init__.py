@@ -1,5 +1,10 @@
 """Manifest files → DesiredTrigger values or located diagnostics.
 
 discovery   which files are manifests (the config's globs, or paths on the command line)
-load        read, parse and check every file; duplicate addresses across files
+values      `${values.NAME}`: an environment's values substituted into string scalars
+load        read, parse and check every file; duplicate addresses across files and
+            environments
+results     LoadResult (manifests and diagnostics) and Declaring (what a declaration depends
+            on beyond its file: the environment's business and values)
+cache       `.pfsync/cache/`: each unchanged file's result, reused
 """

@@ -30,12 +30,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pfsync.manifests.results import Declaring, LoadResult
 from pfsync.models import DesiredTrigger
 from pfsync.support.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
     from pfsync.config import Config
-    from pfsync.manifests.load import Declaring, LoadResult
 
 CACHE_DIR = "cache"
 FORMAT = "pfsync-manifest-cache"
@@ -172,8 +172,6 @@ class ManifestCache:
             return None  # an entry not of this format: read the file
 
     def _result(self, shown: str, entry: Entry) -> LoadResult | None:
-        from pfsync.manifests.load import LoadResult
-
         triggers, diagnostics = entry[4], entry[5]
         bodies = self.bodies if self.with_bodies else {}
         manifests = []

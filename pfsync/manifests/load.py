@@ -9,15 +9,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pfsync.config import Config
 from pfsync.manifests.cache import ManifestCache, StatKey, stat_key
 from pfsync.manifests.discovery import discover_shown, expand_paths
-from pfsync.manifests.values import MARKER, Scalar, substitute
+from pfsync.manifests.results import Declaring, LoadResult
+from pfsync.manifests.values import MARKER, substitute
 from pfsync.models import DesiredTrigger, make_address
 from pfsync.schemas import MANIFEST, check, validator
 from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
@@ -27,36 +26,9 @@ from pfsync.support.textsafety import json_text
 from pfsync.support.yamlfile import decode, parse_yaml_text, read_raw
 from pfsync.support.yamlload import Document
 
-if TYPE_CHECKING:
-    pass
-
 PARALLEL_MIN_FILES = 512  # below this, a second process costs more than it saves
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 BUSINESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
-
-
-@dataclass(frozen=True)
-class Declaring:
-    """What a manifest's declaration depends on beyond its file: the environment's defaults."""
-
-    default_business: str | None = None
-    values: Mapping[str, Scalar] = field(default_factory=dict)
-    environment: str | None = None
-
-    @classmethod
-    def of(cls, config: Config) -> Declaring:
-        """The defaults of the configured (or selected) environment."""
-        return cls(config.business, config.values, config.environment)
-
-
-@dataclass
-class LoadResult:
-    """Every valid manifest found, and every problem, sorted by file then line."""
-
-    manifests: list[DesiredTrigger] = field(default_factory=list)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    # environment → how many manifests it declares (only when several were loaded)
-    per_environment: dict[str, int] = field(default_factory=dict)
 
 
 def _manifest_from(
@@ -264,7 +236,7 @@ def load_manifests(
     return result
 
 
-__all__ = ["DesiredTrigger", "LoadResult", "load_manifests", "make_address"]
+__all__ = ["Declaring", "DesiredTrigger", "LoadResult", "load_manifests", "make_address"]
 
 
 def load_every_environment(

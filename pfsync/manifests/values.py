@@ -17,11 +17,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from pfsync.config import Scalar
 from pfsync.support.diagnostics import Diagnostic, json_path
 from pfsync.support.textsafety import escape, json_text
 from pfsync.support.yamlload import Document
 
-Scalar = str | int | float | bool
 MARKER = "${"
 _NAME = re.compile(r"values\.([A-Za-z_][A-Za-z0-9_]{0,63})")
 # `$${` (a literal), or `${…}` up to the first `}`, or a `${` with no `}` after it.

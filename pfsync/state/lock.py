@@ -108,10 +108,10 @@ def _read_holder(fd: int) -> str:
     try:
         os.lseek(fd, 0, os.SEEK_SET)
         text = os.read(fd, _HOLDER_BYTES).decode("utf-8", "replace").split()
-        pid, host, since = text[0], text[1], text[2]
-    except (OSError, IndexError):
+        holder = LockHolder(int(text[0]), text[1], text[2])
+    except (OSError, IndexError, ValueError):
         return "another pfsync process (it has not said who it is yet)"
-    return f"pid {pid} on host {host} since {since}"
+    return holder.describe()
 
 
 class _Fcntl(Protocol):

@@ -1,0 +1,34 @@
+"""What loading manifests gives, and what a declaration depends on beyond its file."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pfsync.config import Config, Scalar
+from pfsync.models import DesiredTrigger
+from pfsync.support.diagnostics import Diagnostic
+
+
+@dataclass(frozen=True)
+class Declaring:
+    """What a manifest's declaration depends on beyond its file: the environment's defaults."""
+
+    default_business: str | None = None
+    values: Mapping[str, Scalar] = field(default_factory=dict)
+    environment: str | None = None
+
+    @classmethod
+    def of(cls, config: Config) -> Declaring:
+        """The defaults of the configured (or selected) environment."""
+        return cls(config.business, config.values, config.environment)
+
+
+@dataclass
+class LoadResult:
+    """Every valid manifest found, and every problem, sorted by file then line."""
+
+    manifests: list[DesiredTrigger] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    # environment → how many manifests it declares (only when several were loaded)
+    per_environment: dict[str, int] = field(default_factory=dict)
