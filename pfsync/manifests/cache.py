@@ -221,7 +221,9 @@ class ManifestCache:
             return
         # A cache that cannot be written only makes the next run slower: never an error.
         with contextlib.suppress(OSError):
-            if self.new_bodies:
+            # validate writes no bodies: it needs none, and 10,000 of them would cost its cold
+            # run a tenth more; the first plan after it reads and adds them.
+            if self.new_bodies and self.with_bodies:
                 used = {trigger[4] for entry in kept.values() for trigger in entry[4]}
                 known = {**self.bodies, **self.new_bodies}
                 bodies = {digest: known[digest] for digest in used if digest in known}
