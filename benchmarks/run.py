@@ -14,6 +14,7 @@ whole CLI process (start-up included), with min and max. All traffic stays on 12
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -36,7 +37,10 @@ RESULTS = HERE / "results"
 SCHEMA = REPO / "schemas" / "manifest.schema.json"
 BIN = VENV / "bin"
 PEERS = ("check-jsonschema",)
-NOT_ON_STARTUP = ("httpx", "httpcore", "h11", "anyio", "deepdiff", "urllib3", "requests")
+NOT_ON_STARTUP = (
+    *("httpx", "httpcore", "h11", "anyio", "deepdiff", "urllib3", "requests"),
+    *("boto3", "botocore"),  # the s3 store's client: only when that store is read or written
+)
 CREDENTIALS = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}
 
 
@@ -236,6 +240,11 @@ def corpus(name: str, count: int, *, multi_document: bool = False, split: bool =
     return Corpus(root, files)
 
 
+def clear_cache(root: Path) -> None:
+    """Remove the manifest cache: the next run is a cold one."""
+    shutil.rmtree(root / ".pfsync" / "cache", ignore_errors=True)
+
+
 def reset_state(root: Path) -> None:
     for name in ("pfsync.lock", "pfsync.lock.journal", "pfsync.lock.lck"):
         (root / name).unlink(missing_ok=True)
@@ -302,7 +311,10 @@ def bench_validate(sizes: Sizes, results: dict[str, Any]) -> None:
         repo = corpus(f"single-{count}", count, split=True)
         runs = sizes.runs_fast if count <= 1000 else sizes.runs_slow
         ours = measure(
-            f"pfsync validate, {count} files", runs, pfsync("-C", str(repo.root), "-q", "validate")
+            f"pfsync validate, {count} files (cold cache)",
+            runs,
+            pfsync("-C", str(repo.root), "-q", "validate"),
+            prepare=functools.partial(clear_cache, repo.root),
         )
         peer = measure(f"check-jsonschema, {count} files", runs, check_jsonschema(repo.files))
         results[f"validate_{count}"] = {
@@ -346,10 +358,11 @@ def bench_plan(sizes: Sizes, results: dict[str, Any]) -> None:
             print(f"  (lockfile of {count // 2} applied in {time.perf_counter() - started:.1f} s)")
         runs = sizes.runs_fast if count <= 1000 else sizes.runs_slow
         ours = measure(
-            f"pfsync plan, {count} manifests",
+            f"pfsync plan, {count} manifests (cold cache)",
             runs,
             pfsync("-C", str(repo.root), "plan"),
             env={"PFSYNC_API_URL": url},
+            prepare=functools.partial(clear_cache, repo.root),
         )
         entry: dict[str, Any] = {"pfsync": ours.to_json(count)}
         peer = results.get(f"validate_{count}", {}).get("check_jsonschema")
@@ -511,6 +524,188 @@ def bench_git_store(sizes: Sizes, results: dict[str, Any]) -> None:
     }
 
 
+S3_PACKAGES = ("boto3>=1.36", "moto[s3]>=5.1.5", "flask", "flask-cors")  # and moto's server
+S3_BUCKET = "pfsync-bench"
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "benchmark",
+    "AWS_SECRET_ACCESS_KEY": "benchmark",
+    "AWS_EC2_METADATA_DISABLED": "true",  # nothing beyond loopback
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+@contextmanager
+def s3_server() -> Any:
+    """moto's S3 API server on a free loopback port; yields a boto3 client and the URL."""
+    try:
+        import boto3
+        import moto  # noqa: F401
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *S3_PACKAGES], check=True)
+        import boto3
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **S3_ENV},
+    )
+    url = f"http://127.0.0.1:{port}"
+    os.environ.update(S3_ENV)
+    client = boto3.session.Session().client("s3", endpoint_url=url, region_name="us-east-1")
+    try:
+        for _ in range(300):
+            try:
+                client.list_buckets()
+                break
+            except Exception:
+                if process.poll() is not None:
+                    raise SystemExit("moto_server did not start") from None
+                time.sleep(0.1)
+        yield client, url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def bench_s3_store(sizes: Sizes, results: dict[str, Any]) -> None:
+    print(
+        "apply with the s3 store (a local S3 API server: moto, over loopback) vs the file store, "
+        "in turns, `pfsync sandbox --latency-ms 50`, --parallelism 16"
+    )
+    count = sizes.apply_parallel
+    repo = corpus(f"apply-{count}", count)
+    writes: list[int] = []
+    with s3_server() as (client, endpoint):
+        client.create_bucket(Bucket=S3_BUCKET)
+        client.put_bucket_versioning(
+            Bucket=S3_BUCKET, VersioningConfiguration={"Status": "Enabled"}
+        )
+        folder = WORK / f"{repo.root.name}-s3-store"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(repo.root / "triggers", folder / "triggers")
+        config = (repo.root / "pfsync.yaml").read_text()
+        (folder / "pfsync.yaml").write_text(
+            config + f"state: {{store: s3, bucket: {S3_BUCKET}, key: pfsync.lock, "
+            f"endpoint_url: '{endpoint}', region: us-east-1}}\n"
+        )
+
+        def versions() -> list[dict[str, Any]]:
+            listed = client.list_object_versions(Bucket=S3_BUCKET, Prefix="pfsync.lock")
+            return list(listed.get("Versions", []))
+
+        def empty_bucket() -> None:
+            # Every run starts without a lockfile, as the first apply of a new store.
+            for version in versions():
+                client.delete_object(
+                    Bucket=S3_BUCKET, Key="pfsync.lock", VersionId=version["VersionId"]
+                )
+
+        def count_writes() -> None:
+            body = client.get_object(Bucket=S3_BUCKET, Key="pfsync.lock")["Body"].read()
+            lockfile = json.loads(body)
+            if len(lockfile["triggers"]) != count or lockfile.get("lock") or lockfile["pending"]:
+                raise SystemExit("the s3 store's lockfile does not record the apply it measured")
+            writes.append(len(versions()))
+
+        apply = ["-q", "apply", "--auto-approve", "--new-lockfile", "--parallelism", "16"]
+        with sandbox(50) as url:
+            file_store, s3_store = measure_interleaved(
+                [
+                    Contender(
+                        f"pfsync apply p16, {count} creates, file store",
+                        pfsync("-C", str(repo.root), *apply),
+                        prepare=lambda: reset_state(repo.root),
+                    ),
+                    Contender(
+                        f"pfsync apply p16, {count} creates, s3 store",
+                        pfsync("-C", str(folder), *apply),
+                        prepare=empty_bucket,
+                        check=count_writes,
+                    ),
+                ],
+                sizes.runs_fast,
+                env={**CREDENTIALS, **S3_ENV, "PFSYNC_API_URL": url},
+            )
+        lockfile_bytes = client.head_object(Bucket=S3_BUCKET, Key="pfsync.lock")["ContentLength"]
+    print(
+        f"  (s3 store: {statistics.median(writes):g} conditional writes per apply, "
+        f"a lockfile of {lockfile_bytes / 2**20:.2f} MiB at the end)"
+    )
+    results[f"apply_{count}_s3_store"] = {
+        "file_store": file_store.to_json(count),
+        "s3_store": s3_store.to_json(count),
+        "ratio_to_file_store": round(s3_store.median / file_store.median, 3),
+        "ratios_per_round": [
+            round(s / f, 3) for f, s in zip(file_store.seconds, s3_store.seconds, strict=True)
+        ],
+        "store_writes_per_apply": writes,
+        "final_lockfile_bytes": lockfile_bytes,
+    }
+
+
+def bench_cache(sizes: Sizes, results: dict[str, Any]) -> None:
+    """Warm runs (the cache built by an earlier run) against cold ones and against no cache."""
+    count = sizes.large
+    print(f"manifest cache (.pfsync/cache/), {count} manifests")
+    repo = corpus(f"single-{count}", count, split=True)
+    root = str(repo.root)
+    reset_state(repo.root)  # plan without a lockfile: every manifest is a create
+    one = repo.files[len(repo.files) // 2]
+    runs = sizes.runs_fast
+
+    def cold() -> None:
+        clear_cache(repo.root)
+
+    def warm() -> None:
+        run_once(pfsync("-C", root, "-q", "validate"))  # untimed: builds or refreshes it
+
+    validate_one = pfsync("-C", root, "-q", "validate", str(one))
+    validate_all = pfsync("-C", root, "-q", "validate")
+    plan = pfsync("-C", root, "plan")
+    timings = {
+        "validate_one_warm": measure(
+            "pfsync validate FILE, warm", runs, validate_one, prepare=warm
+        ),
+        "validate_one_cold": measure(
+            "pfsync validate FILE, cold", runs, validate_one, prepare=cold
+        ),
+        "check_jsonschema_one": measure("check-jsonschema FILE", runs, check_jsonschema([one])),
+        "validate_all_warm": measure("pfsync validate, warm", runs, validate_all, prepare=warm),
+        "validate_all_cold": measure("pfsync validate, cold", runs, validate_all, prepare=cold),
+        "validate_all_no_cache": measure(
+            "pfsync --no-cache validate", runs, pfsync("-C", root, "-q", "--no-cache", "validate")
+        ),
+        "plan_warm": measure("pfsync plan, warm", runs, plan, prepare=warm),
+        "plan_cold": measure("pfsync plan, cold", runs, plan, prepare=cold),
+        "plan_no_cache": measure(
+            "pfsync --no-cache plan", runs, pfsync("-C", root, "--no-cache", "plan")
+        ),
+    }
+    entry: dict[str, Any] = {name: timing.to_json(count) for name, timing in timings.items()}
+    median = {name: timing.median for name, timing in timings.items()}
+    entry["ratios"] = {
+        "validate_one_warm_to_check_jsonschema": round(
+            median["validate_one_warm"] / median["check_jsonschema_one"], 2
+        ),
+        "plan_warm_to_cold": round(median["plan_warm"] / median["plan_cold"], 2),
+        "validate_all_cold_to_no_cache": round(
+            median["validate_all_cold"] / median["validate_all_no_cache"], 2
+        ),
+        "plan_cold_to_no_cache": round(median["plan_cold"] / median["plan_no_cache"], 2),
+    }
+    results[f"cache_{count}"] = entry
+
+
 def bench_linear(sizes: Sizes, results: dict[str, Any]) -> None:
     print("apply cost per create, sandbox without latency (default --parallelism 4)")
     entry: dict[str, Any] = {}
@@ -608,6 +803,33 @@ def budgets(results: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
                 speedup >= 2.0,
             )
         )
+    entry = results.get(f"cache_{sizes.large}")
+    if entry:
+        ratios = entry["ratios"]
+        seconds = entry["validate_one_warm"]["median_s"]
+        rows += [
+            (
+                f"validate 1 of {sizes.large}, warm cache",
+                f"{seconds:.3f} s, {ratios['validate_one_warm_to_check_jsonschema']:.2f}x "
+                "check-jsonschema on that file",
+                "≤ 0.3 s and ≤ 1.5x",
+                seconds <= 0.3 and ratios["validate_one_warm_to_check_jsonschema"] <= 1.5,
+            ),
+            (
+                f"plan {sizes.large}, warm cache vs cold",
+                f"{ratios['plan_warm_to_cold']:.2f}x the cold plan",
+                "≤ 0.4x",
+                ratios["plan_warm_to_cold"] <= 0.4,
+            ),
+            (
+                f"validate and plan {sizes.large}, cold cache vs no cache",
+                f"{ratios['validate_all_cold_to_no_cache']:.2f}x and "
+                f"{ratios['plan_cold_to_no_cache']:.2f}x",
+                "≤ 1.1x (no slower, within noise)",
+                max(ratios["validate_all_cold_to_no_cache"], ratios["plan_cold_to_no_cache"])
+                <= 1.1,
+            ),
+        ]
     entry = results.get(f"apply_{sizes.apply_parallel}_parallelism_16")
     if entry:
         ratio = entry["ratio_to_ideal"]
@@ -636,6 +858,17 @@ def budgets(results: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
         rows.append(
             (
                 f"apply {sizes.apply_parallel} p16 git store vs file store",
+                f"{ratio:.2f}x file store's time",
+                "≤ 1.3x file store's time",
+                ratio <= 1.3,
+            )
+        )
+    entry = results.get(f"apply_{sizes.apply_parallel}_s3_store")
+    if entry:
+        ratio = entry["ratio_to_file_store"]
+        rows.append(
+            (
+                f"apply {sizes.apply_parallel} p16 s3 store vs file store",
                 f"{ratio:.2f}x file store's time",
                 "≤ 1.3x file store's time",
                 ratio <= 1.3,
@@ -744,7 +977,16 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=("validate", "plan", "apply", "git-store", "linear", "startup"),
+        choices=(
+            "validate",
+            "plan",
+            "apply",
+            "git-store",
+            "s3-store",
+            "cache",
+            "linear",
+            "startup",
+        ),
         help="run only these benchmarks (repeatable)",
     )
     parser.add_argument(
@@ -783,6 +1025,8 @@ def main(argv: Sequence[str]) -> int:
         "plan": bench_plan,
         "apply": bench_apply,
         "git-store": bench_git_store,
+        "s3-store": bench_s3_store,
+        "cache": bench_cache,
         "linear": bench_linear,
     }
     for name, step in steps.items():

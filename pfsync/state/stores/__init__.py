@@ -4,14 +4,15 @@
                         write(lockfile, expected, message) -> Snapshot, a compare-and-swap that
                         fails with StoreConflict when the store no longer holds `expected`
     Snapshot            lockfile (None: the store holds none yet) and version
-    open_store(config)  the configured store: `file` (the default) or `git`
+    open_store(config)  the configured store: `file` (the default), `git` or `s3`
 
     StoreError          the store cannot be read or written (unreachable, refused, permission)
     StoreConflict       the lockfile changed underneath since it was read
 
 The `file` store keeps today's local behaviour: flock on a sidecar and a journal during apply
-(`pfsync.state.access`). Remote stores (`git`) carry the lock inside the lockfile and make every
-change one compare-and-swap write; the apply protocol over them is `pfsync.state.stores.session`.
+(`pfsync.state.access`). Remote stores (`git`, `s3`) carry the lock inside the lockfile and make
+every change one compare-and-swap write; the apply protocol over them is
+`pfsync.state.stores.session`.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ def open_store(config: Config) -> StateStore:
         from pfsync.state.stores.git import GitStore
 
         return GitStore.for_config(config)
+    if config.state.store == "s3":
+        from pfsync.state.stores.s3 import S3Store
+
+        return S3Store.for_config(config)
     from pfsync.state.stores.file import FileStore
 
     return FileStore(config.lockfile)

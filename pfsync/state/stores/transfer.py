@@ -4,8 +4,9 @@ The lockfile moves as it is, lineage and serial included, so the record's identi
 move. A copy that would replace another lineage, go back to an older serial, or differ at the same
 serial is refused unless forced: each of those could drop creates from the record.
 
-STORE names: `file:PATH`, `git` (the configured or default remote and branch) or
-`git:REMOTE:BRANCH`.
+STORE names: `file:PATH`, `git` (the configured or default remote and branch),
+`git:REMOTE:BRANCH`, `s3` (the configured bucket and key) or `s3://BUCKET/KEY` (with the
+configured endpoint and region when the configured store is s3, else AWS's defaults).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pfsync.errors import StateChangeError
 from pfsync.state.lockfile import Lockfile
 from pfsync.state.stores import StateStore
 
-STORE_FORMS = "file:PATH, git or git:REMOTE:BRANCH"
+STORE_FORMS = "file:PATH, git, git:REMOTE:BRANCH, s3 or s3://BUCKET/KEY"
 
 
 def store_named(spec: str, config: Config) -> StateStore:
@@ -36,6 +37,19 @@ def store_named(spec: str, config: Config) -> StateStore:
         remote, _, branch = rest.partition(":")
         if remote and branch:
             return GitStore.for_config(config, remote, branch)
+    if kind == "s3":
+        from pfsync.state.stores.s3 import S3Store, valid_location
+
+        if not rest:
+            if config.state.store != "s3":
+                raise StateChangeError(
+                    "`s3` names the configured s3 store, and pfsync.yaml configures "
+                    f"{config.state.store}; name the object: s3://BUCKET/KEY"
+                )
+            return S3Store.for_config(config)
+        bucket, _, key = rest.removeprefix("//").partition("/")
+        if rest.startswith("//") and valid_location(bucket, key):
+            return S3Store.at(config, bucket, key)
     raise StateChangeError(f"{spec!r} names no state store; use one of: {STORE_FORMS}")
 
 
@@ -122,7 +136,7 @@ def push(config: Config, to: str, force: bool, lock_timeout: float) -> list[str]
     with locked_state(local, lock_timeout) as transaction:
         source = transaction.lockfile
         if source is None:
-            raise StateChangeError(f"there is no lockfile at {config.lockfile} to push")
+            raise StateChangeError(f"there is no lockfile at {config.shown_lockfile} to push")
         return copy_lockfile(source, target, force, "state push")
 
 

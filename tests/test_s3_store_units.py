@@ -1,0 +1,349 @@
+"""The s3 store's small parts: its configuration, its error messages (escaped, credentials never
+shown), the optional extra, start-up cost, and the CI recipe and IAM policy the docs give.
+
+Nothing here talks to a server: the clients made here are never used for a request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from conftest import REPO, RunPfsync
+from pfsync.config import check_endpoint_url, load_config
+from pfsync.errors import ConfigError, StateChangeError, StoreError
+from pfsync.state.stores.s3 import S3Store, redact, valid_location
+from pfsync.state.stores.transfer import store_named
+from s3_helpers import Credentials, make_s3_repo, s3_env
+
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+WHERE = "s3://pfsync-state/pfsync.lock"
+ENDPOINT = "http://127.0.0.1:9"
+
+
+@pytest.fixture(autouse=True)
+def no_aws_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No AWS variable of this machine (a profile, keys, an endpoint) reaches these tests."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch) -> S3Store:
+    """A store whose client has keys and a loopback endpoint (it never sends anything here)."""
+    for name, value in s3_env(Credentials("AKIAEXAMPLEEXAMPLE00", SECRET), ENDPOINT).items():
+        monkeypatch.setenv(name, value)
+    return S3Store("pfsync-state", "pfsync.lock", ENDPOINT, "us-east-1")
+
+
+# Configuration
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (
+            "http://minio.internal:9000",
+            "state.endpoint_url: refusing plain http:// for 'minio.internal': credentials would "
+            "cross the network unencrypted; use https:// (http:// is allowed only for loopback "
+            "hosts)",
+        ),
+        (
+            "https://AKIA:secret@s3.example.test",
+            "state.endpoint_url contains a user name or password; remove them from the URL: the "
+            "s3 store takes its credentials from the AWS environment variables or the instance "
+            "role",
+        ),
+        (
+            "http://127.0.0.1:99999",
+            "state.endpoint_url 'http://127.0.0.1:99999' has an invalid port '99999': a port is "
+            "a number from 1 to 65535",
+        ),
+        (
+            "ftp://s3.example.test",
+            "state.endpoint_url 'ftp://s3.example.test' must start with https:// and name a host",
+        ),
+        (
+            "https://s3.example.test/\x1b[2J",
+            "state.endpoint_url contains a space or control character",
+        ),
+    ],
+)
+def test_endpoint_url_follows_the_api_url_policy(url: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        check_endpoint_url(url)
+    assert str(refused.value) == problem
+    assert "secret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://s3.eu-west-1.amazonaws.com", "http://127.0.0.1:9000", "http://localhost:9000/"]
+)
+def test_endpoint_urls_that_are_allowed(url: str) -> None:
+    assert check_endpoint_url(url) == url.rstrip("/")
+
+
+def write_config(tmp_path: Path, state: str) -> Path:
+    (tmp_path / "pfsync.yaml").write_text(f"business: biz_1\nstate: {state}\n")
+    return tmp_path
+
+
+def test_the_s3_settings_reach_the_config(tmp_path: Path) -> None:
+    root = write_config(
+        tmp_path,
+        "{store: s3, bucket: acme-pfsync-state, key: prod/pfsync.lock, "
+        "endpoint_url: 'http://127.0.0.1:9000/', region: eu-west-1, intent_batch: 16}",
+    )
+    state = load_config(cwd=root).state
+    assert (state.store, state.bucket, state.key, state.endpoint_url, state.region) == (
+        "s3",
+        "acme-pfsync-state",
+        "prod/pfsync.lock",
+        "http://127.0.0.1:9000",
+        "eu-west-1",
+    )
+    assert state.is_remote and state.intent_batch == 16
+
+
+@pytest.mark.parametrize(
+    ("state", "diagnostics"),
+    [
+        (
+            "{store: s3}",
+            [
+                'pfsync.yaml:2:1: missing required field "bucket" [$.state]',
+                'pfsync.yaml:2:1: missing required field "key" [$.state]',
+            ],
+        ),
+        (
+            "{store: s3, bucket: Acme_State, key: k}",
+            [
+                'pfsync.yaml:2:28: "Acme_State" does not match '
+                "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ [$.state.bucket]"
+            ],
+        ),
+        (
+            "{store: s3, bucket: acme-state, key: ''}",
+            ['pfsync.yaml:2:45: "" must not be empty [$.state.key]'],
+        ),
+    ],
+)
+def test_the_schema_checks_the_s3_settings(
+    run_pfsync: RunPfsync, tmp_path: Path, state: str, diagnostics: list[str]
+) -> None:
+    root = write_config(tmp_path, state)
+    run = run_pfsync("plan", cwd=root)
+    assert run.code == 1, run
+    assert run.out.splitlines() == diagnostics, run
+
+
+def test_store_names_on_the_command_line(tmp_path: Path, store: S3Store) -> None:
+    config = load_config(cwd=write_config(tmp_path, "{store: file}"))
+    named = store_named("s3://pfsync-state/team/prod.lock", config)
+    assert isinstance(named, S3Store) and named.description == "s3://pfsync-state/team/prod.lock"
+    for spec in ("s3://Bad_Bucket/x", "s3://pfsync-state/", "s3:pfsync-state:x", "s3://ab/x"):
+        with pytest.raises(StateChangeError, match="names no state store"):
+            store_named(spec, config)
+    assert valid_location("pfsync-state", "a/b.lock")
+    assert not valid_location("pfsync-state", "a\nb")
+
+
+# Messages: what went wrong, in words a person can act on; nothing raw, nothing secret
+
+
+def client_error(status: int, code: str, message: str = "") -> ClientError:
+    response: Any = {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return ClientError(response, "PutObject")
+
+
+@pytest.mark.parametrize(
+    ("action", "error", "message"),
+    [
+        (
+            "read",
+            client_error(404, "NoSuchBucket", "The specified bucket does not exist"),
+            f"cannot read {WHERE}: the bucket pfsync-state does not exist at {ENDPOINT} (create "
+            "it, with versioning on, before the first write)",
+        ),
+        (
+            "read",
+            client_error(403, "AccessDenied", "Access Denied"),
+            f"cannot read {WHERE}: access denied (403 AccessDenied: Access Denied); the "
+            "credentials need s3:GetObject on the key, and s3:ListBucket on the bucket (without "
+            "it, a lockfile that does not exist yet reads as access denied)",
+        ),
+        (
+            "write",
+            client_error(403, "AccessDenied", "Access Denied"),
+            f"cannot write {WHERE}: access denied (403 AccessDenied: Access Denied); the "
+            "credentials need s3:PutObject on the key",
+        ),
+        (
+            "write",
+            client_error(403, "ExpiredToken", "The provided token has expired."),
+            f"cannot write {WHERE}: the S3 endpoint {ENDPOINT} refused the credentials (403 "
+            "ExpiredToken: The provided token has expired.); check AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or the role) for this endpoint",
+        ),
+        (
+            "write",
+            # A hostile or broken server: terminal sequences, a forged line, our secret echoed.
+            client_error(500, "Internal\x1b[31mError", f"boom\n\x1b]0;owned\x07 key={SECRET}"),
+            f"cannot write {WHERE}: the S3 endpoint answered 500 Internal\\x1b[31mError: "
+            "boom\\n\\x1b]0;owned\\x07 key=***",
+        ),
+        (
+            "write",
+            client_error(503, "SlowDown", "x" * 500),
+            f"cannot write {WHERE}: the S3 endpoint answered 503 SlowDown: " + "x" * 200 + "…",
+        ),
+        (
+            "read",
+            EndpointConnectionError(endpoint_url=f"{ENDPOINT}/pfsync-state/pfsync.lock"),
+            f"cannot read {WHERE}: the S3 endpoint {ENDPOINT} is unreachable (could not connect)",
+        ),
+        (
+            "write",
+            ReadTimeoutError(endpoint_url=f"{ENDPOINT}/pfsync-state/pfsync.lock"),
+            f"cannot write {WHERE}: the S3 endpoint {ENDPOINT} is unreachable (no answer in time)",
+        ),
+        (
+            "read",
+            NoCredentialsError(),
+            f"cannot read {WHERE}: no AWS credentials found; set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or run with an instance or container role",
+        ),
+        (
+            "write",
+            ValueError(f"unexpected \x07 with {SECRET}"),
+            f"cannot write {WHERE}: ValueError: unexpected \\x07 with ***",
+        ),
+    ],
+)
+def test_failures_are_explained_escaped_and_without_credentials(
+    store: S3Store, action: str, error: Exception, message: str
+) -> None:
+    failure = store._failure(action, error)
+    assert type(failure) is StoreError
+    assert str(failure) == message
+    assert SECRET not in str(failure)
+
+
+def test_redact_removes_the_secret_and_the_session_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "IQoJb3JpZ2luX2VjEXAMPLETOKEN")
+    text = f"a {SECRET} b IQoJb3JpZ2luX2VjEXAMPLETOKEN c"
+    assert redact(text) == "a *** b *** c"
+    assert redact("nothing", ("x",)) == "nothing"  # too short to be a secret: left alone
+
+
+def test_a_plain_http_endpoint_from_the_aws_configuration_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in s3_env(Credentials("AKIAEXAMPLEEXAMPLE00", SECRET)).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://s3.example.test")
+    with pytest.raises(StoreError) as refused:
+        S3Store("pfsync-state", "pfsync.lock")
+    assert str(refused.value) == (
+        "refusing the plain http:// S3 endpoint s3.example.test (set by AWS_ENDPOINT_URL or the "
+        "AWS configuration): use https:// (http:// is allowed only for loopback hosts)"
+    )
+
+
+# The optional extra, and what it costs the commands that do not use it
+
+
+def test_without_boto3_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "boto3", None)  # `import boto3` raises ImportError
+    with pytest.raises(StoreError) as missing:
+        S3Store("pfsync-state", "pfsync.lock", ENDPOINT)
+    assert str(missing.value) == (
+        "the s3 state store needs boto3, which is not installed: pip install 'pfsync[s3]'"
+    )
+
+
+def test_help_and_validate_do_not_import_boto3(tmp_path: Path) -> None:
+    repo = make_s3_repo(tmp_path / "repo", 2, bucket="pfsync-state", endpoint_url=ENDPOINT)
+    code = (
+        "import sys; from pfsync.cli import main; rc = main(sys.argv[1:]); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')), "
+        "file=sys.stderr); sys.exit(rc)"
+    )
+    for args, said in ((["--help"], "Usage: pfsync"), (["validate"], "2 trigger(s) valid.")):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *args], cwd=repo, capture_output=True, text=True
+        )
+        assert (proc.returncode, proc.stderr.splitlines()[-1]) == (0, "[]"), proc.stderr
+        assert said in proc.stdout + proc.stderr
+
+
+# What the docs give users to copy: it must work as written
+
+
+def docs(name: str) -> str:
+    return (REPO / "docs" / name).read_text()
+
+
+def test_the_documented_github_recipe_passes_actionlint_and_zizmor(tmp_path: Path) -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", docs("ci.md"), re.S)
+    [apply] = [b for b in blocks if "lockfile in an S3 bucket" in b.split("\n", 1)[0]]
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    path = workflows / "pfsync-apply.yml"
+    path.write_text(apply)
+    document = yaml.safe_load(apply)
+    job = document["jobs"]["apply"]
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    assert document["permissions"] == {}
+    bin_dir = Path(sys.executable).parent
+    lint = subprocess.run(
+        [str(bin_dir / "actionlint"), "-no-color", str(path)], capture_output=True, text=True
+    )
+    assert (lint.returncode, lint.stdout, lint.stderr) == (0, "", "")
+    audit = subprocess.run(
+        [
+            str(bin_dir / "zizmor"),
+            *("--offline", "--no-config", "--no-progress", "--format", "json", str(path)),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert (audit.returncode, audit.stdout.strip()) == (0, "[]"), audit.stdout + audit.stderr
+    [gitlab] = [b for b in blocks if b.startswith("pfsync-apply:\n  id_tokens:")]
+    assert yaml.safe_load(gitlab)["pfsync-apply"]["script"][-1] == "pfsync apply --auto-approve"
+
+
+def test_the_documented_policy_grants_only_the_lockfile() -> None:
+    [block] = re.findall(r"```json\n( *\{\n *\"Version\".*?)\n *```", docs("state-stores.md"), re.S)
+    policy = json.loads(block)
+    granted = {
+        (action, statement["Resource"])
+        for statement in policy["Statement"]
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+    }
+    assert granted == {
+        ("s3:GetObject", "arn:aws:s3:::acme-pfsync-state/production/pfsync.lock"),
+        ("s3:PutObject", "arn:aws:s3:::acme-pfsync-state/production/pfsync.lock"),
+        ("s3:ListBucket", "arn:aws:s3:::acme-pfsync-state"),
+    }
+    assert all(statement["Effect"] == "Allow" for statement in policy["Statement"])
