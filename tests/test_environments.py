@@ -142,6 +142,12 @@ def test_an_unknown_environment_and_one_without_environments_are_refused(
             "  b: {state: {store: git, branch: main}, lockfile: s.lock}\n",
             "s.lock, store git",
         ),
+        # The same object of the same bucket, whatever else differs (region, batch size).
+        (
+            "  a: {state: {store: s3, bucket: bkt, key: p.lock, region: eu-west-1}}\n"
+            "  b: {state: {store: s3, bucket: bkt, key: p.lock, intent_batch: 8}}\n",
+            "pfsync.lock, store s3",
+        ),
     ],
 )
 def test_two_environments_may_not_share_a_lockfile(

@@ -230,7 +230,8 @@ def test_a_large_repository_loads_the_same_with_spawned_children(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pfsync.config import load_config
-    from pfsync.manifests.load import LoadResult, load_manifests
+    from pfsync.manifests.load import load_manifests
+    from pfsync.manifests.results import LoadResult
 
     def load(name: str) -> LoadResult:  # a copy of its own, so nothing is reused between loads
         root = large_repository(tmp_path / name)

@@ -352,3 +352,18 @@ def test_a_document_over_the_limit_without_aliases_says_so(
         "(split it into several documents or files) [$.list[1039]]\n",
         "1 problem(s) found.\n",
     )
+
+
+def test_each_missing_required_field_is_reported_once(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    (tmp_path / "triggers").mkdir()
+    (tmp_path / "pfsync.yaml").write_text("business: biz_1\n")
+    (tmp_path / "triggers" / "a.yaml").write_text("apiVersion: pfsync/v1\nkind: Trigger\n")
+    run = run_pfsync("validate", cwd=tmp_path)
+    assert (run.code, run.out, run.err) == (
+        1,
+        'triggers/a.yaml:1:1: missing required field "key" [$]\n'
+        'triggers/a.yaml:1:1: missing required field "spec" [$]\n',
+        "2 problem(s) found.\n",
+    )

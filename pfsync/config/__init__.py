@@ -258,8 +258,10 @@ def state_location(config: Config) -> tuple[str, ...]:
     if state.store == "git":
         relative = os.path.relpath(config.lockfile, config.root)
         return ("git", state.remote, state.branch or "", relative)
-    # Any other store is told apart by every setting it has.
-    return (state.store, *(f"{key}={value}" for key, value in sorted(vars(state).items())))
+    if state.store == "s3":
+        # One object: the same endpoint, bucket and key, whatever else differs (region, batch).
+        return ("s3", (state.endpoint_url or "").rstrip("/"), state.bucket or "", state.key or "")
+    raise AssertionError(f"unknown state store {state.store!r}")  # the schema allows no other
 
 
 def _check_distinct_state(every: Mapping[str, Config]) -> None:

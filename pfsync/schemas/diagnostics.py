@@ -30,7 +30,8 @@ def schema_diagnostics(
     problems = []
     for error in schema_validator.iter_errors(document.data):
         problems.extend(_error_diagnostics(error, document, shown))
-    return problems
+    # jsonschema reports `required` once per missing field, and each names all of them.
+    return list(dict.fromkeys(problems))
 
 
 MAX_SHOWN_VALUE = 80
