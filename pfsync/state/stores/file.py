@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pfsync.errors import StoreConflict, StoreError
 from pfsync.state.lockfile import Lockfile, read_lockfile
-from pfsync.state.stores import Snapshot
+from pfsync.state.stores.base import Snapshot
 from pfsync.support.atomic import atomic_write_text
 from pfsync.support.paths import shown_path
 

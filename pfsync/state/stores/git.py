@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 
 from pfsync.errors import StoreConflict, StoreError
 from pfsync.state.lockfile import Lockfile, parse_lockfile
-from pfsync.state.stores import Snapshot
+from pfsync.state.stores.base import Snapshot
 from pfsync.support.textsafety import escape
 
 ABSENT = "absent"

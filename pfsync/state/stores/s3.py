@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from pfsync.errors import LockfileError, StoreConflict, StoreError
 from pfsync.state.lockfile import Lockfile, parse_lockfile
-from pfsync.state.stores import Snapshot
+from pfsync.state.stores.base import Snapshot
 from pfsync.support.textsafety import escape
 
 if TYPE_CHECKING:

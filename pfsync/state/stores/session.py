@@ -39,7 +39,7 @@ from pfsync.state.lockfile import (
     require_belongs,
     utc_now,
 )
-from pfsync.state.stores import Snapshot, StateStore, next_lockfile
+from pfsync.state.stores.base import Snapshot, StateStore, next_lockfile
 from pfsync.support.textsafety import shown_id
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from pathlib import Path
 from pfsync.config import Config, StateConfig
 from pfsync.errors import StateChangeError
 from pfsync.state.lockfile import Lockfile
-from pfsync.state.stores import StateStore
+from pfsync.state.stores.base import StateStore
 
 STORE_FORMS = "file:PATH, git, git:REMOTE:BRANCH, s3 or s3://BUCKET/KEY"
 

@@ -1,0 +1,44 @@
+"""What every state store offers: a Snapshot to read, a compare-and-swap write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from pfsync.state.lockfile import Lockfile
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The lockfile a store holds and the version it was read at."""
+
+    lockfile: Lockfile | None
+    version: str
+    warnings: tuple[str, ...] = ()
+
+
+class StateStore(Protocol):
+    """Read, and compare-and-swap write, one lockfile."""
+
+    @property
+    def description(self) -> str:
+        """Where the lockfile is, for messages: `pfsync.lock on origin/main`."""
+        ...
+
+    def read(self, *, strict: bool = True) -> Snapshot:
+        """The current lockfile; `strict=False` may fall back to a cached copy with a warning."""
+        ...
+
+    def write(self, lockfile: Lockfile, expected: Snapshot, message: str) -> Snapshot:
+        """Store `lockfile` if the store still holds `expected`; StoreConflict if not."""
+        ...
+
+
+def next_lockfile(before: Lockfile | None, after: Lockfile) -> Lockfile | None:
+    """`after` with the serial that follows `before`'s, or None when nothing changed."""
+    from dataclasses import replace
+
+    if before is not None and before.serial > 0 and before.same_content(after):
+        return None
+    return replace(after, serial=(before.serial if before is not None else 0) + 1)
