@@ -260,10 +260,8 @@ class Journal:
         contents = _unfolded(lockfile, read_journal(path), path)
         if contents is not None:
             if contents.folded is not None:
-                raise LockfileError(
-                    f"the journal {shown_path(path)} was being folded; run `pfsync state list` "
-                    "under no other pfsync to finish"
-                )
+                # settle_journal, which every caller runs first under the lock, finishes a fold.
+                raise ValueError("settle the journal (settle_journal) before opening it")
             return cls._continue(path, contents)
         try:
             fd = os.open(path, _APPEND_FLAGS | os.O_CREAT | os.O_TRUNC, 0o644)
