@@ -100,6 +100,57 @@ def test_digest_is_sha256_of_canonical_utf8() -> None:
     assert body_digest(value) == "sha256:" + expected
 
 
+# Digests recorded in existing lockfiles: whatever writes the canonical text, these never change.
+KNOWN_DIGESTS = [
+    (
+        {
+            "name": "Welcome series",
+            "project_defined_event": "pde_signup",
+            "steps": [{"type": "email", "email_template_id": "et_welcome_1"}],
+        },
+        "0dd8dccb021fdf6216b482b2cfb109161919867fe014800b818e06fc83b21097",
+    ),
+    (
+        {
+            "name": "n",
+            "project_defined_event": "p",
+            "steps": [],
+            "attributed_revenue": 1234.5,
+            "filter": None,
+        },
+        "e157f44ca0302785966927a5360f5ff24aee289ecf1a7bd1b4d73bc85f30ed35",
+    ),
+    (
+        {"name": "n", "project_defined_event": "p", "steps": [], "attributed_revenue": 1000.0},
+        "328fdb3536060341a528daf64dd570ec370258b630a0c10fcf72404a81113ef0",
+    ),
+    (
+        {
+            "name": "é €\U0001f600",
+            "project_defined_event": "p",
+            "steps": [],
+            "metadata": {
+                "\ufb33": 1e21,
+                "\U0001f600": -0.0,
+                "b": 2**53 + 1,
+                "big": 10**30,
+                "tiny": 5e-324,
+            },
+        },
+        "1185466ebbf7a3f11a2a1e3fd3dc171e8a97ecb39644c0788e8d33e996b6234e",
+    ),
+    (
+        {"name": "a\ud800", "project_defined_event": "p", "steps": []},
+        "d49b4dbc3d46fcae6ae159725506d25d69a2924b83750e45f25664668daa76d9",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "digest"), KNOWN_DIGESTS)
+def test_digests_of_known_bodies_never_change(body: object, digest: str) -> None:
+    assert body_digest(body) == "sha256:" + digest
+
+
 def test_formatting_differences_do_not_change_the_digest() -> None:
     assert body_digest({"a": 1, "b": {"c": 2.0}}) == body_digest({"b": {"c": 2}, "a": 1.0})
 

@@ -3,8 +3,9 @@
 The schemas' source is the top-level `schemas/` folder; wheels carry a copy as `pfsync/_schemas`.
 A source checkout (editable install, tests run from the tree) reads the top-level folder directly.
 
-`check(name)` answers "valid?" fast (see `pfsync.schemas.check`); `validator(name)` is
-jsonschema's validator, imported and built only when errors have to be found and worded.
+`check(name)` answers "valid?" fast, with jsonschema's verdict (jsonschema-rs, see
+`pfsync.schemas.check`); `validator(name)` is jsonschema's validator, imported and built only
+when a value is rejected, to find and word its errors.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pfsync.schemas.check import compile_schema
+from pfsync.schemas.check import confirmed, library_check
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -26,6 +27,7 @@ TRIGGER = "trigger.schema.json"
 MANIFEST = "manifest.schema.json"
 LOCKFILE = "lockfile.schema.json"
 CONFIG = "config.schema.json"
+_NAMES = (REQUEST, TRIGGER, MANIFEST, LOCKFILE, CONFIG)
 
 
 def schema_dir() -> Path:
@@ -51,12 +53,14 @@ def _registry() -> Registry[Any]:
 
     # Schemas refer to each other by relative file name (no $id), so editors that open a file
     # from disk and jsonschema here resolve the same references.
-    names = (REQUEST, TRIGGER, MANIFEST, LOCKFILE, CONFIG)
     return Registry().with_resources(
         (name, Resource.from_contents(load_schema(name), default_specification=DRAFT202012))
-        for name in names
-        if (schema_dir() / name).exists()
+        for name in _present()
     )
+
+
+def _present() -> list[str]:
+    return [name for name in _NAMES if (schema_dir() / name).exists()]
 
 
 @functools.cache
@@ -73,9 +77,12 @@ def check(name: str, pointer: str = "") -> Callable[[Any], bool]:
 
     Find the errors of a value it rejects with `validator(name)`.
     """
-    compiled = compile_schema(load_schema, name, pointer)
-    if compiled is not None:
-        return compiled
+    fast = library_check(((n, load_schema(n)) for n in _present()), name, pointer)
+    return confirmed(fast, lambda value: _jsonschema_check(name, pointer)(value))
+
+
+@functools.cache
+def _jsonschema_check(name: str, pointer: str) -> Callable[[Any], bool]:
     if not pointer:
         return validator(name).is_valid
     return validator(name).evolve(schema={"$ref": f"{name}#{pointer}"}).is_valid
