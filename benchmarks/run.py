@@ -65,6 +65,8 @@ def setup_and_reexec(argv: Sequence[str]) -> None:
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(REPO)],
         check=True,
     )
+    # …and whatever it now depends on that this environment lacks (a no-op when all are there).
+    subprocess.run([str(python), "-m", "pip", "install", "-q", str(REPO)], check=True)
     os.execv(str(python), [str(python), str(Path(__file__).resolve()), *argv])
 
 
