@@ -23,9 +23,11 @@ from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
 from pfsync.support.diagnostics import Diagnostic, json_path, sort_diagnostics
 from pfsync.support.paths import display_path
 from pfsync.support.textsafety import json_text
-from pfsync.support.yamlfile import decode, parse_yaml_text, read_raw
+from pfsync.support.yamlfile import decode, parse_yaml_text, read_raw_and_stat
 from pfsync.support.yamlload import Document
 
+# A file's result, and the sha256 and stat of its bytes (None when it could not be read).
+Loaded = tuple[LoadResult, str | None, StatKey | None]
 PARALLEL_MIN_FILES = 512  # below this, a second process costs more than it saves
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 BUSINESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
@@ -86,15 +88,17 @@ def load_file(path: Path, shown: str, declaring: Declaring) -> LoadResult:
     return _load_file(path, shown, declaring)[0]
 
 
-def _load_file(path: Path, shown: str, declaring: Declaring) -> tuple[LoadResult, str | None]:
-    """The file's result, and the sha256 of the bytes it came from (for the cache)."""
-    raw = read_raw(path, shown)
-    if isinstance(raw, Diagnostic):
-        return LoadResult(diagnostics=[raw]), None
+def _load_file(path: Path, shown: str, declaring: Declaring) -> Loaded:
+    """The file's result, and the sha256 and stat of the bytes it came from (for the cache)."""
+    read = read_raw_and_stat(path, shown)
+    if isinstance(read, Diagnostic):
+        return LoadResult(diagnostics=[read]), None, None
+    raw, info = read
     sha256 = hashlib.sha256(raw).hexdigest()
+    stat: StatKey = (info.st_size, info.st_mtime_ns, info.st_ino)
     text = decode(raw, shown)
     if isinstance(text, Diagnostic):
-        return LoadResult(diagnostics=[text]), sha256
+        return LoadResult(diagnostics=[text]), sha256, stat
     documents, problems = parse_yaml_text(text, shown)
     result = LoadResult(diagnostics=problems)
     has_references = MARKER in text  # most files have none: skip the walk
@@ -104,10 +108,7 @@ def _load_file(path: Path, shown: str, declaring: Declaring) -> tuple[LoadResult
             result.manifests.append(outcome)
         else:
             result.diagnostics.extend(outcome)
-    return result, sha256
-
-
-Loaded = tuple[LoadResult, str | None]  # a file's result and the sha256 of its bytes
+    return result, sha256, stat
 
 
 def _load_chunk(chunk: tuple[list[tuple[Path, str]], Declaring]) -> list[Loaded]:
@@ -127,21 +128,22 @@ def load_files(
     are always read: the files a user named), and what was read is stored back.
     """
     results: list[LoadResult | None] = [None] * len(files)
-    stats: dict[int, StatKey | None] = {}
     todo: list[int] = []
     for index, (path, shown) in enumerate(files):
-        if cache is not None:
-            stats[index] = key = stat_key(path)
-            hit = cache.lookup(path, shown, key) if index >= fresh and key else None
+        # Only a file the cache knows is looked at here; the others are read (and stat'ed
+        # while read, in the workers) below.
+        if cache is not None and index >= fresh and shown in cache.files:
+            key = stat_key(path)
+            hit = cache.lookup(path, shown, key) if key else None
             if hit is not None:
                 results[index] = hit
                 continue
         todo.append(index)
     read = _read_files([files[i] for i in todo], declaring)
-    for index, (result, sha256) in zip(todo, read, strict=True):
+    for index, (result, sha256, stat) in zip(todo, read, strict=True):
         results[index] = result
         if cache is not None:
-            cache.store(files[index][1], stats[index], sha256, result)
+            cache.store(files[index][1], stat, sha256, result)
     if cache is not None:
         cache.save([shown for _, shown in files])
     return [result for result in results if result is not None]

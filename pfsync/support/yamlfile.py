@@ -20,6 +20,12 @@ def read_text(path: Path, shown: str) -> str | Diagnostic:
 
 def read_raw(path: Path, shown: str) -> bytes | Diagnostic:
     """The file's bytes, or why it cannot be a manifest (not a regular file, too large)."""
+    read = read_raw_and_stat(path, shown)
+    return read if isinstance(read, Diagnostic) else read[0]
+
+
+def read_raw_and_stat(path: Path, shown: str) -> tuple[bytes, os.stat_result] | Diagnostic:
+    """`read_raw`, with the file's stat taken before reading it."""
     try:
         info = os.stat(path)
     except OSError as exc:
@@ -47,7 +53,7 @@ def read_raw(path: Path, shown: str) -> bytes | Diagnostic:
             "file is larger than 10 MiB; not read",
             hint="split it into several manifest files",
         )
-    return raw
+    return raw, info
 
 
 def decode(raw: bytes, shown: str) -> str | Diagnostic:
