@@ -480,3 +480,53 @@ def test_init_with_environments_gives_each_its_own_business_and_validates(
     assert "    business: biz_acme-stg  " in config and "    business: biz_acme-prd  " in config
     run = run_pfsync("validate", cwd=tmp_path / "repo")
     assert (run.code, run.out, run.err) == (0, "", "Trigger(s) valid: 1 in prd, 1 in stg.\n")
+
+
+def test_an_aliased_scalar_container_is_substituted_once(tmp_path: Path) -> None:
+    # An alias is the same mapping twice: substituting it once per reference would resolve a
+    # literal `$${` the first time and then read the `${` it left as a reference.
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        MANIFEST.replace(
+            "  steps:\n    - type: email\n      email_template_id: ${values.template}\n",
+            '  steps:\n    - &s {type: email, email_template_id: "$${values.template}"}\n'
+            "    - *s\n",
+        )
+    )
+    result = load_file(path, "m.yaml", declaring(template="et_1", revenue=1, sender="ea_1"))
+    assert result.diagnostics == []
+    literal = {"type": "email", "email_template_id": "${values.template}"}
+    assert result.manifests[0].body["steps"] == [literal, literal]
+
+
+def test_a_reference_written_with_yaml_escapes_is_still_a_reference(tmp_path: Path) -> None:
+    # "\x24{…}" is "${…}" once YAML has read it: the same text, the same meaning.
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "apiVersion: pfsync/v1\nkind: Trigger\nkey: k\nspec:\n  name: n\n"
+        "  project_defined_event: pde_x\n  steps: [{type: email, email_template_id: et_1}]\n"
+        '  email_address: "from \\x24{values.sender}"\n'
+    )
+    result = load_file(path, "m.yaml", declaring(sender="ea_1"))
+    assert result.diagnostics == []
+    assert result.manifests[0].body["email_address"] == "from ea_1"
+
+
+def test_values_cannot_grow_a_document_past_the_loader_limit(tmp_path: Path) -> None:
+    # 306 bytes of YAML and a 50 KB value, repeated by aliases: the loader's limit still holds.
+    path = tmp_path / "m.yaml"
+    aliases = ", ".join(["*a"] * 30)
+    path.write_text(
+        "apiVersion: pfsync/v1\nkind: Trigger\nkey: k\nspec:\n  name: n\n"
+        f'  metadata: {{a: &a ["${{values.big}}"], b: [{aliases}]}}\n'
+    )
+    result = load_file(path, "m.yaml", declaring(big="x" * 50_000))
+    assert [(d.line, d.col, d.message) for d in result.diagnostics] == [
+        (
+            1,
+            1,
+            "with the values of environment staging, the document expands to more than 1 MiB "
+            "of JSON, the limit for a document",
+        )
+    ]
+    assert result.manifests == []

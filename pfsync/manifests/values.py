@@ -20,7 +20,7 @@ from typing import Any
 from pfsync.config import Scalar
 from pfsync.support.diagnostics import Diagnostic, json_path
 from pfsync.support.textsafety import escape, json_text
-from pfsync.support.yamlload import Document
+from pfsync.support.yamlload import MAX_DOCUMENT_JSON_BYTES, Document
 
 MARKER = "${"
 _NAME = re.compile(r"values\.([A-Za-z_][A-Za-z0-9_]{0,63})")
@@ -82,8 +82,14 @@ def substitute(
 ) -> list[Diagnostic]:
     """Resolve every reference in the document's string values, in place; the problems."""
     problems: list[Diagnostic] = []
+    visited: set[int] = set()
+    changed = False
 
     def visit(node: Any, path: list[str | int]) -> None:
+        nonlocal changed
+        if id(node) in visited:
+            return  # an alias: the same container, resolved once already
+        visited.add(id(node))
         items = node.items() if isinstance(node, dict) else enumerate(node)
         for step, value in list(items):
             if isinstance(value, (dict, list)):
@@ -91,6 +97,7 @@ def substitute(
             elif isinstance(value, str) and MARKER in value:
                 try:
                     node[step] = resolve_text(value, values, environment)
+                    changed = True
                 except _Unresolved as problem:
                     line, col = document.locate([*path, step])
                     where = json_path([*path, step])
@@ -100,4 +107,34 @@ def substitute(
 
     if isinstance(document.data, (dict, list)):
         visit(document.data, [])
+    if changed and not problems and _json_size(document.data, {}) > MAX_DOCUMENT_JSON_BYTES:
+        # The YAML loader bounds what a document expands to; values must not undo that (a
+        # long value in a container that aliases repeat would multiply again).
+        where = f"environment {environment}" if environment else "pfsync.yaml"
+        line, col = document.start
+        problems.append(
+            Diagnostic(
+                shown,
+                line,
+                col,
+                f"with the values of {where}, the document expands to more than "
+                f"{MAX_DOCUMENT_JSON_BYTES // (1024 * 1024)} MiB of JSON, the limit for a document",
+                "$",
+                "use shorter values, or fewer aliases of the containers that hold them",
+            )
+        )
     return problems
+
+
+def _json_size(node: Any, sizes: dict[int, int]) -> int:
+    """About how long `node` is as JSON, each alias counted again (memoised per container)."""
+    if isinstance(node, (dict, list)):
+        known = sizes.get(id(node))
+        if known is None:
+            if isinstance(node, dict):
+                known = 2 + sum(len(key) + 4 + _json_size(v, sizes) for key, v in node.items())
+            else:
+                known = 2 + sum(1 + _json_size(v, sizes) for v in node)
+            sizes[id(node)] = known
+        return known
+    return len(node) + 2 if isinstance(node, str) else 8
