@@ -530,3 +530,36 @@ def test_values_cannot_grow_a_document_past_the_loader_limit(tmp_path: Path) -> 
         )
     ]
     assert result.manifests == []
+
+
+def test_one_environment_refuses_a_trigger_another_would_also_create(
+    tmp_path: Path, run_pfsync: RunPfsync, make_sandbox: MakeSandbox
+) -> None:
+    # Both environments inherit one business at one API: whichever applies first, the other
+    # would create every trigger a second time. plan and apply of either refuse, nothing sent.
+    sandbox = make_sandbox()
+    config = TWO_SANDBOXES.format(staging=sandbox.url, production=sandbox.url)
+    config = "business: biz_same\n" + config.replace("    business: biz_stg\n", "").replace(
+        "    business: biz_prd\n", ""
+    )
+    root = project(tmp_path, config)
+    (root / "state").mkdir()
+    env = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}
+    problem = (
+        "triggers/welcome.yaml:3:1: environments production and staging would each create "
+        "biz_same/welcome (the same business at the same API): two triggers (give each "
+        "environment its own business: leave `business:` out of the manifest or write "
+        "`business: ${values.NAME}`, and set `business:` per environment) [$.business]\n"
+    )
+    for name in ("staging", "production"):
+        refused = problem + (
+            "Error: 1 problem(s) in the manifests; fix them (see `pfsync validate`) and run "
+            "again.\n"
+        )
+        plan = run_pfsync("-e", name, "plan", cwd=root)
+        assert (plan.code, plan.out, plan.err) == (1, "", refused), plan
+        apply = run_pfsync(
+            "-e", name, "apply", "--auto-approve", "--new-lockfile", cwd=root, env=env
+        )
+        assert (apply.code, apply.out, apply.err) == (1, "", refused), apply
+    assert sandbox.requests() == []

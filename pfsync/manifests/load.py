@@ -198,6 +198,7 @@ def load_manifests(
     paths: Sequence[str] | None = None,
     cwd: Path | None = None,
     with_bodies: bool = True,
+    other_environments: bool = True,
 ) -> LoadResult:
     """Load the configured manifests (or just `paths`), validate, check address uniqueness.
 
@@ -205,6 +206,8 @@ def load_manifests(
     against every configured manifest (pre-commit passes only the changed files). Without
     `with_bodies` (validate), a manifest taken from the cache has an empty body: its address,
     place and digest are all a validation needs, and reading the bodies would cost more.
+    In one environment of several, the others' manifests are read too (`other_environments`):
+    a trigger another environment would also create is refused, whichever runs first.
     """
     cwd = cwd or Path.cwd()
     configured_shown, problems = discover_shown(config)
@@ -235,9 +238,32 @@ def load_manifests(
     result.diagnostics.extend(
         duplicate_address_diagnostics(everything, shown_files if named is not None else None)
     )
+    if other_environments and config.environment is not None and len(config.environments) > 1:
+        result.diagnostics.extend(_shared_with_other_environments(config, everything))
     result.diagnostics = sort_diagnostics(result.diagnostics)
     result.manifests.sort(key=lambda m: m.address)
     return result
+
+
+def _shared_with_other_environments(
+    config: Config, manifests: Sequence[DesiredTrigger]
+) -> list[Diagnostic]:
+    """The triggers of `config`'s environment that another environment would also create."""
+    from pfsync.config import load_config
+
+    configs, results = [config], [LoadResult(manifests=list(manifests))]
+    for name in config.environments:
+        if name == config.environment:
+            continue
+        other = load_config(
+            str(config.path),
+            check_url=False,
+            environment=name,
+            no_cache=not config.cache,
+        )
+        configs.append(other)
+        results.append(load_manifests(other, with_bodies=False, other_environments=False))
+    return shared_address_diagnostics(configs, results, involving=config.environment)
 
 
 __all__ = ["Declaring", "DesiredTrigger", "LoadResult", "load_manifests", "make_address"]
@@ -255,7 +281,9 @@ def load_every_environment(
     environment's values or business (an unknown value, a duplicate address) says where.
     """
     results = {
-        config.environment or "": load_manifests(config, paths, cwd, with_bodies)
+        config.environment or "": load_manifests(
+            config, paths, cwd, with_bodies, other_environments=False
+        )
         for config in configs
     }
     found_in: dict[Diagnostic, list[str]] = {}
@@ -282,7 +310,7 @@ def load_every_environment(
 
 
 def shared_address_diagnostics(
-    configs: Sequence[Config], results: Sequence[LoadResult]
+    configs: Sequence[Config], results: Sequence[LoadResult], involving: str | None = None
 ) -> list[Diagnostic]:
     """One problem per trigger that two environments would both create.
 
@@ -298,7 +326,7 @@ def shared_address_diagnostics(
     problems = []
     for (_, address), holders in declared.items():
         names = sorted({name for name, _ in holders})
-        if len(names) < 2:
+        if len(names) < 2 or (involving is not None and involving not in names):
             continue
         first = min((manifest for _, manifest in holders), key=lambda m: (m.file, m.line))
         problems.append(
