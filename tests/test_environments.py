@@ -142,6 +142,22 @@ def test_an_unknown_environment_and_one_without_environments_are_refused(
             "  b: {state: {store: git, branch: main}, lockfile: s.lock}\n",
             "s.lock, store git",
         ),
+        # An unset branch is the checked-out one: maybe main.
+        (
+            "  a: {state: {store: git}, lockfile: s.lock}\n"
+            "  b: {state: {store: git, branch: main}, lockfile: s.lock}\n",
+            "s.lock, store git",
+        ),
+        # The git store's lockfile is the working tree's file.
+        (
+            "  a: {lockfile: s.lock}\n  b: {state: {store: git}, lockfile: s.lock}\n",
+            "s.lock, store git",
+        ),
+        # One environment's lockfile as the other's journal.
+        (
+            "  a: {lockfile: s.lock}\n  b: {lockfile: s.lock.journal}\n",
+            "s.lock.journal, store file",
+        ),
         # The same object of the same bucket, whatever else differs (region, batch size).
         (
             "  a: {state: {store: s3, bucket: bkt, key: p.lock, region: eu-west-1}}\n"
@@ -428,6 +444,7 @@ def test_a_saved_plan_of_one_environment_is_refused_by_another(
         "with `pfsync plan --out FILE`\n",
     )
     assert staging.requests() == [] and production.requests() == []
+    assert not (root / "state" / "staging.lock").exists()  # refused before one was made
 
 
 def test_every_plan_format_names_the_environment() -> None:
@@ -563,3 +580,25 @@ def test_one_environment_refuses_a_trigger_another_would_also_create(
         )
         assert (apply.code, apply.out, apply.err) == (1, "", refused), apply
     assert sandbox.requests() == []
+
+
+def test_init_writes_environment_names_yaml_would_read_otherwise_as_quoted_keys(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    made = run_pfsync("init", "repo", "--env", "true", "--env", "1.0", cwd=tmp_path)
+    assert made.code == 0, made
+    run = run_pfsync("validate", cwd=tmp_path / "repo")
+    assert (run.code, run.out, run.err) == (0, "", "Trigger(s) valid: 1 in 1.0, 1 in true.\n")
+
+
+def test_apply_creates_the_folder_of_a_new_lockfile(
+    tmp_path: Path, run_pfsync: RunPfsync, make_sandbox: MakeSandbox
+) -> None:
+    staging, production = make_sandbox(), make_sandbox()
+    root = project(tmp_path, TWO_SANDBOXES.format(staging=staging.url, production=production.url))
+    env = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}
+    run = run_pfsync(
+        "-e", "staging", "-q", "apply", "--auto-approve", "--new-lockfile", cwd=root, env=env
+    )
+    assert run.code == 0, run
+    assert json.loads((root / "state" / "staging.lock").read_text())["environment"] == "staging"

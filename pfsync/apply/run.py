@@ -167,9 +167,11 @@ def run_apply(
             "If this is the first apply of this repository, run again with --new-lockfile"
         )
 
-    from pfsync.plan.saved import check_saved_plan, load_saved_plan
+    from pfsync.plan.saved import check_saved_environment, check_saved_plan, load_saved_plan
 
     saved = load_saved_plan(options.plan_file) if options.plan_file is not None else None
+    if saved is not None:
+        check_saved_environment(saved, config.environment)  # before a lockfile is made for it
     targets = saved.targets if saved is not None else options.targets
     replace = saved.replace if saved is not None else options.replace
 

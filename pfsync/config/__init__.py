@@ -267,17 +267,36 @@ def state_location(config: Config) -> tuple[str, ...]:
 def _check_distinct_state(every: Mapping[str, Config]) -> None:
     from pfsync.errors import ConfigError
 
-    seen: dict[tuple[str, ...], str] = {}
+    seen: list[tuple[str, Config]] = []
     for name, config in every.items():
-        location = state_location(config)
-        if location in seen:
-            raise ConfigError(
-                f"the environments {seen[location]} and {name} share one lockfile "
-                f"({config.shown_lockfile}, store {config.state.store}); give each environment "
-                "its own `lockfile:` (or state location), or one would record the other's "
-                "triggers"
-            )
-        seen[location] = name
+        for earlier, other in seen:
+            if _same_record(config, other):
+                raise ConfigError(
+                    f"the environments {earlier} and {name} share one lockfile "
+                    f"({config.shown_lockfile}, store {config.state.store}); give each "
+                    "environment its own `lockfile:` (or state location), or one would record "
+                    "the other's triggers"
+                )
+        seen.append((name, config))
+
+
+def _same_record(a: Config, b: Config) -> bool:
+    """Whether two configs' lockfiles could be one file or object (whatever the spelling)."""
+    if "s3" in (a.state.store, b.state.store):
+        return a.state.store == b.state.store and state_location(a) == state_location(b)
+    # file and git keep the lockfile at its path in the working tree; its journal and lock
+    # sidecar are files too, and must not be another environment's lockfile either.
+    path_a, path_b = str(a.lockfile.resolve()), str(b.lockfile.resolve())
+    sidecars = ("", ".journal", ".lck")
+    if not any(path_a + s == path_b or path_b + s == path_a for s in sidecars):
+        return False
+    if a.state.store == "git" and b.state.store == "git":
+        # Another remote or another branch is another file; an unset branch is the checked-out
+        # one, which may be either.
+        if a.state.remote != b.state.remote:
+            return False
+        return None in (a.state.branch, b.state.branch) or a.state.branch == b.state.branch
+    return True
 
 
 def _not_found(directory: str | None, cwd: Path, paths: Sequence[str]) -> str:

@@ -118,7 +118,7 @@ def load_saved_plan(path: Path | str) -> SavedPlan:
         return SavedPlan(
             path=shown,
             api_url=document["api_url"],
-            environment=document.get("environment"),
+            environment=_environment_of(document, shown),
             lineage=lockfile["lineage"],
             serial=lockfile["serial"],
             targets=tuple(document["targets"]),
@@ -131,6 +131,13 @@ def load_saved_plan(path: Path | str) -> SavedPlan:
         raise _malformed(shown, f"missing {exc}") from None
 
 
+def _environment_of(document: dict[str, Any], shown: str) -> str | None:
+    environment = document.get("environment")
+    if environment is not None and not isinstance(environment, str):
+        raise _malformed(shown, "its environment is not a name")
+    return environment
+
+
 def _same_state(saved: SavedPlan, lockfile: Lockfile | None) -> bool:
     if lockfile is None:
         return saved.lineage is None
@@ -138,6 +145,19 @@ def _same_state(saved: SavedPlan, lockfile: Lockfile | None) -> bool:
         # Planned before any lockfile existed; apply --new-lockfile has just made an empty one.
         return not lockfile.triggers and not lockfile.pending and not lockfile.forgotten
     return (saved.lineage, saved.serial) == (lockfile.lineage, lockfile.serial)
+
+
+def check_saved_environment(saved: SavedPlan, environment: str | None) -> None:
+    """Refuse a saved plan made for another environment (before anything is read or made)."""
+    if saved.environment == environment:
+        return
+    planned = f"environment {saved.environment}" if saved.environment else "no environment"
+    applying = f"environment {environment}" if environment else "no environment"
+    how = f"apply it with -e {saved.environment}, or " if saved.environment else ""
+    raise PlanError(
+        f"the plan {saved.path} was made for {planned}, but this apply is for {applying}: "
+        f"{how}make a plan for this environment with `pfsync plan --out FILE`"
+    )
 
 
 def check_saved_plan(
@@ -149,14 +169,7 @@ def check_saved_plan(
     targets and replace addresses; its creates and replaces must be exactly the saved ones.
     """
     again = "; make a new plan with `pfsync plan --out FILE`"
-    if saved.environment != environment:
-        planned = f"environment {saved.environment}" if saved.environment else "no environment"
-        applying = f"environment {environment}" if environment else "no environment"
-        how = f"apply it with -e {saved.environment}, or " if saved.environment else ""
-        raise PlanError(
-            f"the plan {saved.path} was made for {planned}, but this apply is for {applying}: "
-            f"{how}make a plan for this environment with `pfsync plan --out FILE`"
-        )
+    check_saved_environment(saved, environment)
     if saved.api_url.rstrip("/") != plan.api_url.rstrip("/"):
         raise PlanError(
             f"the plan {saved.path} was made for the API {saved.api_url}, but the configured "

@@ -38,7 +38,7 @@ environments:
 """
 
 ENVIRONMENT = """\
-  {name}:
+  {key}:
     business: {business}  # this environment's own business id (two may not share one)
     lockfile: state/{name}.lock  # its record of what exists: commit it, never delete it
     values:  # ${{values.NAME}} in manifests
@@ -106,7 +106,9 @@ def scaffold(
             # once per environment in it (validate refuses that).
             + "".join(
                 ENVIRONMENT.format(
-                    name=name, business=f"{business}-{name}" if len(environments) > 1 else business
+                    key=_yaml_key(name),
+                    name=name,
+                    business=f"{business}-{name}" if len(environments) > 1 else business,
                 )
                 for name in environments
             )
@@ -157,3 +159,12 @@ def scaffold(
             f.write("# pfsync: the journal and lock are per run; .pfsync/ is sandbox mode\n")
             f.write("\n".join(missing) + "\n")
         yield f"{'updated' if existed else 'created'} {gitignore}"
+
+
+def _yaml_key(name: str) -> str:
+    """`name` as a mapping key YAML reads back as that string (`on`, `1.0`, `null` quoted)."""
+    import json
+
+    import yaml
+
+    return name if yaml.safe_load(f"{name}: 0") == {name: 0} else json.dumps(name)

@@ -99,6 +99,9 @@ class StateTransaction:
 @contextlib.contextmanager
 def locked_state(config: Config, lock_timeout: float = 0.0) -> Iterator[StateTransaction]:
     """Hold the state lock; yield the verified state with any crashed run's journal folded."""
+    # `lockfile: state/staging.lock` in a new repository: its folder holds the lock sidecar too.
+    with contextlib.suppress(OSError):  # if it cannot be made, the lock says why
+        config.lockfile.parent.mkdir(parents=True, exist_ok=True)
     with state_lock(config.lockfile, lock_timeout):
         lockfile = read_lockfile(config.lockfile)
         require_belongs(lockfile, config)
