@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import time
@@ -78,9 +79,18 @@ def stat_key(path: Path) -> StatKey | None:
 
 @functools.cache
 def _code_fingerprint() -> str:
-    """pfsync's own code as it is installed: a changed module is another cache."""
+    """pfsync's own code as it is installed, and the libraries whose answers it caches (YAML,
+    both schema checkers): a changed or upgraded module is another cache."""
     package = Path(__file__).parent.parent
     parts = []
+    for library in ("yaml", "_yaml", "jsonschema", "jsonschema_rs"):
+        # Where the library is and when it was installed, without importing it (jsonschema
+        # alone would cost a warm run a tenth of its time).
+        spec = importlib.util.find_spec(library)
+        origin = spec.origin if spec is not None else None
+        if origin and os.path.exists(origin):
+            info = os.stat(origin)
+            parts.append(f"{library}:{origin}:{info.st_size}:{info.st_mtime_ns}")
     for folder, _, names in sorted(os.walk(package)):
         for name in sorted(names):
             if name.endswith(".py"):
