@@ -602,3 +602,12 @@ def test_apply_creates_the_folder_of_a_new_lockfile(
     )
     assert run.code == 0, run
     assert json.loads((root / "state" / "staging.lock").read_text())["environment"] == "staging"
+
+
+def test_a_whole_number_revision_written_as_a_float_is_an_integer(tmp_path: Path) -> None:
+    # JSON Schema counts 2.0 as an integer; the lockfile and saved plans need the int 2.
+    path = tmp_path / "m.yaml"
+    path.write_text(MANIFEST.replace("key: welcome\n", "key: welcome\nrevision: ${values.rev}\n"))
+    result = load_file(path, "m.yaml", declaring(template="t", revenue=1, sender="s", rev=2.0))
+    assert result.diagnostics == []
+    assert type(result.manifests[0].revision) is int and result.manifests[0].revision == 2

@@ -76,7 +76,8 @@ def _manifest_from(
     return DesiredTrigger.declared(
         business=business,
         key=data["key"],
-        revision=data.get("revision", 0),
+        # JSON Schema counts 2.0 as an integer: the record holds the int.
+        revision=int(data.get("revision", 0)),
         body=data["spec"],
         file=shown,
         line=key_line,
