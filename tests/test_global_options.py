@@ -39,6 +39,12 @@ PLAN_OF_TWO = (
         (["validate", "--config=x.yaml", "a.yaml"], ["--config=x.yaml", "validate", "a.yaml"]),
         (["-C", "d", "plan", "--quiet"], ["-C", "d", "--quiet", "plan"]),
         (["plan", "--", "-v"], ["plan", "--", "-v"]),
+        (["plan", "-e", "staging", "--no-cache"], ["-e", "staging", "--no-cache", "plan"]),
+        (["plan", "-estaging"], ["-estaging", "plan"]),
+        (["state", "list", "--env=prod"], ["--env=prod", "state", "list"]),
+        # init's --env defines environments: it stays init's.
+        (["init", "d", "--env", "a", "-e", "b"], ["init", "d", "--env", "a", "-e", "b"]),
+        (["init", "d", "-ea"], ["init", "d", "-ea"]),
         (["--help"], ["--help"]),
     ],
 )

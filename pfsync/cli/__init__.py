@@ -91,6 +91,7 @@ _register()
 _GLOBAL_FLAGS = re.compile(r"-v+|--verbose|-q|--quiet|--no-color|--no-cache")
 _GLOBAL_WITH_VALUE = ("-C", "--config", "-e", "--env")
 _COMMAND_OWN_OPTIONS = {"init": ("-e", "--env")}
+_ATTACHED_VALUE = re.compile(r"-[eC][^-].*")
 
 
 def hoist_global_options(argv: Sequence[str]) -> list[str]:
@@ -123,6 +124,8 @@ def hoist_global_options(argv: Sequence[str]) -> list[str]:
             index += 1
         elif token.startswith(tuple(f"{name}=" for name in _GLOBAL_WITH_VALUE)):
             hoisted.append(token)
+        elif _ATTACHED_VALUE.fullmatch(token) and token[:2] not in own:
+            hoisted.append(token)  # -estaging, -Crepo: a short option with its value attached
         else:
             rest.append(token)
         index += 1
