@@ -98,6 +98,12 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 RunPfsync = Callable[..., Run]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_key_outside_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The manifest cache's key (under XDG_CACHE_HOME) in a folder of the test run, not ~."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
 @pytest.fixture
 def run_pfsync() -> RunPfsync:
     """Run `pfsync ARGS...` in `cwd` with a clean environment; returns a Run."""

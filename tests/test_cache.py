@@ -9,19 +9,19 @@ tick, a corrupt or tampered cache, two processes writing it at once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import RunPfsync, clean_env, pfsync_executable, run_in_process
 from pfsync.config import load_config
-from pfsync.manifests.cache import ManifestCache, cache_dir
+from pfsync.manifests.cache import ManifestCache, _machine_key, _seal, cache_dir
 from pfsync.manifests.load import load_manifests
 from pfsync.manifests.results import Declaring
 
@@ -273,6 +273,26 @@ def test_concurrent_runs_never_corrupt_the_cache(tmp_path: Path) -> None:
     for path in (root / ".pfsync" / "cache").glob("*"):
         assert path.name.startswith(("manifests-", "bodies-")), path.name
         checksum, _, content = path.read_bytes().partition(b"\n")
-        assert checksum == hashlib.sha256(content).hexdigest().encode()
+        assert checksum == _seal(content)
         json.loads(content)
     assert sys.executable
+
+
+def test_a_cache_this_machine_did_not_write_is_never_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cache committed in a pull request (written under another key) could forge the bodies
+    # plan shows: well-formed, with a checksum of its own, it is still ignored and rebuilt.
+    root = repository(tmp_path / "repo")
+    config = load_config(cwd=root, environ={}, environment="staging")
+    expected = load_manifests(config, cwd=root, other_environments=False)
+    [bodies] = cache_dir(config).glob("bodies-*.json")
+    content = bodies.read_bytes().partition(b"\n")[2].replace(b"Trigger 1", b"Forged 1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "elsewhere"))
+    _machine_key.cache_clear()
+    try:
+        bodies.write_bytes(_seal(content) + b"\n" + content)  # sealed under another key
+    finally:
+        monkeypatch.undo()
+        _machine_key.cache_clear()
+    assert load_manifests(config, cwd=root, other_environments=False) == expected

@@ -11,8 +11,10 @@ The cache can make a run faster, never change its answer:
 - one cache file per context: pfsync's code, the schemas, and what a declaration depends on
   (default business, values, environment); any change of those is another cache;
 - anything odd (unreadable, another format, a checksum that does not match its content) and
-  the whole cache is ignored and rebuilt; the checksum (sha256 of the content, on the first
-  line) catches a torn or damaged file at the cost of one hash, not 10,000 body digests;
+  the whole cache is ignored and rebuilt; the checksum on the first line is an HMAC-SHA256 of
+  the content under a key kept outside the repository (`~/.cache/pfsync/cache-key`, made on
+  first use): it catches a torn or damaged file, and a cache that this machine did not write
+  (one committed in a pull request would otherwise forge what plan shows) is never read;
 - written atomically (a temporary file renamed), so concurrent runs never see a torn file; the
   last writer wins, and either version is correct;
 - `--no-cache` or PFSYNC_NO_CACHE=1 turns it off; `pfsync cache clear` removes it.
@@ -23,9 +25,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import hmac
 import importlib.util
 import json
 import os
+import secrets
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -250,7 +254,7 @@ class ManifestCache:
         # a cold run of 10,000 manifests more than the cache saves it.
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            temporary.write_bytes(hashlib.sha256(content).hexdigest().encode() + b"\n" + content)
+            temporary.write_bytes(_seal(content) + b"\n" + content)
             os.replace(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)
@@ -264,12 +268,42 @@ class ManifestCache:
 _NOT_READ: dict[str, Any] = {}
 
 
+def _seal(content: bytes) -> bytes:
+    """The checksum line of a cache file: HMAC-SHA256 under this machine's cache key."""
+    return hmac.new(_machine_key(), content, hashlib.sha256).hexdigest().encode()
+
+
+@functools.cache
+def _machine_key() -> bytes:
+    """This user's cache key, kept outside every repository (made on first use).
+
+    Where it cannot be kept, a key for this process alone: the cache then never outlives the
+    run that wrote it (slower, never wrong).
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = Path(base) / "pfsync" / "cache-key"
+    with contextlib.suppress(OSError, ValueError):
+        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+        if len(key) >= 32:
+            return key
+    key = secrets.token_bytes(32)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".cache-key.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(key.hex() + "\n")
+        os.replace(temporary, path)  # two first runs at once: both keys valid, one kept
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    return key
+
+
 def _read_checked(path: Path) -> Any:
     """The JSON document of a cache file whose checksum holds, else None."""
     try:
         data = path.read_bytes()
         checksum, _, content = data.partition(b"\n")
-        if checksum != hashlib.sha256(content).hexdigest().encode():
+        if not hmac.compare_digest(checksum, _seal(content)):
             return None
         document = json.loads(content)
     except (OSError, ValueError):
