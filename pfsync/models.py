@@ -23,7 +23,8 @@ def make_address(business: str, key: str) -> str:
 class DesiredTrigger:
     """A trigger to exist at `address`: its create-trigger body and where it is declared.
 
-    `body` is exactly the create-trigger request body and `digest` its canonical digest.
+    `body` is exactly the create-trigger request body and `digest` its canonical digest ("" when
+    it was not computed: validate needs none).
     `file` is the manifest path shown to users (relative to the config directory when
     inside it) and `line` the 1-based line of its `key:`, 0 when only the file is known
     (restored from a journal, a lockfile or a saved plan). `replaces` is the id of the

@@ -216,11 +216,15 @@ class ManifestCache:
             [[t.business, t.key, t.revision, t.line, t.digest] for t in result.manifests],
             [[d.line, d.col, d.message, d.path, d.hint] for d in result.diagnostics],
         ]
-        if self.files.get(shown) != entry:  # a named file read again is usually unchanged
+        known = self.files.get(shown)
+        if known is not None and not self.with_bodies and _same_but_digests(known, entry):
+            return  # read again by validate, which computes no digests: keep the ones known
+        if known != entry:  # a named file read again is usually unchanged
             self.files[shown] = entry
             self.changed = True
             for trigger in result.manifests:
-                self.new_bodies[trigger.digest] = trigger.body
+                if trigger.digest:
+                    self.new_bodies[trigger.digest] = trigger.body
         elif self.with_bodies:
             # Read again because its body was missing (a damaged or older bodies file).
             for trigger in result.manifests:
@@ -262,6 +266,15 @@ class ManifestCache:
         for stale in older:
             with contextlib.suppress(OSError):
                 stale.unlink()
+
+
+def _same_but_digests(known: Entry, new: Entry) -> bool:
+    """The same file and triggers, `new` without the digests validate does not compute."""
+    try:
+        same_triggers = [t[:4] for t in known[4]] == [t[:4] for t in new[4]]
+        return known[:4] == new[:4] and same_triggers and known[5] == new[5]
+    except (TypeError, IndexError):
+        return False
 
 
 # What a body is when the run asked for none (validate counts and locates triggers only).

@@ -73,6 +73,10 @@ def _manifest_from(
                 "set `business:` in the manifest, or a default `business:` in pfsync.yaml",
             )
         ]
+    if not declaring.digests:
+        return DesiredTrigger(
+            business, data["key"], data["spec"], "", int(data.get("revision", 0)), shown, key_line
+        )
     return DesiredTrigger.declared(
         business=business,
         key=data["key"],
@@ -227,7 +231,7 @@ def load_manifests(
     others = []
     if named is not None:
         others = [(path, shown) for path, shown in configured_shown if shown not in shown_files]
-    declaring = Declaring.of(config)
+    declaring = dataclasses.replace(Declaring.of(config), digests=with_bodies)
     cache = ManifestCache.open(config, declaring, with_bodies) if config.cache else None
     loaded = load_files([*reported, *others], declaring, cache, fresh=len(reported) if named else 0)
     for outcome in loaded[: len(reported)]:
