@@ -329,6 +329,7 @@ def bench_validate(sizes: Sizes, results: dict[str, Any]) -> None:
         f"pfsync validate, {sizes.large} manifests in {len(mixed.files)} files (multi-doc)",
         sizes.runs_slow,
         pfsync("-C", str(mixed.root), "-q", "validate"),
+        prepare=functools.partial(clear_cache, mixed.root),
     )
     results[f"validate_{sizes.large}_multi_document"] = {
         "files": len(mixed.files),

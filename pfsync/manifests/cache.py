@@ -32,6 +32,7 @@ import os
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -143,7 +144,8 @@ class ManifestCache:
         self.with_bodies = with_bodies
         self.files: dict[str, Entry] = {}
         self._bodies: dict[str, Any] | None = None
-        self.new_bodies: dict[str, Any] = {}
+        self.fresh: dict[str, Fragment] = {}  # entries read in this run, as JSON text
+        self.new_bodies: dict[str, str] = {}  # digest → the body as JSON text
         self.written_ns = 0
         self.changed = False
 
@@ -203,54 +205,80 @@ class ManifestCache:
         )
 
     def store(
-        self, shown: str, stat: StatKey | None, sha256: str | None, result: LoadResult
+        self,
+        shown: str,
+        stat: StatKey | None,
+        sha256: str | None,
+        result: LoadResult,
+        fragment: Fragment | None = None,
     ) -> None:
-        """Remember the result of the file as read (nothing if it could not be read)."""
+        """Remember the result of the file as read (nothing if it could not be read).
+
+        `fragment` is the entry already written as JSON where the file was read (a worker
+        process), so that a cold run's parent only joins text.
+        """
         if stat is None or sha256 is None:
-            if self.files.pop(shown, None) is not None:
+            forgotten = self.files.pop(shown, None), self.fresh.pop(shown, None)
+            if forgotten != (None, None):
                 self.changed = True
             return
-        entry = [
-            *stat,
-            sha256,
-            [[t.business, t.key, t.revision, t.line, t.digest] for t in result.manifests],
-            [[d.line, d.col, d.message, d.path, d.hint] for d in result.diagnostics],
-        ]
+        fragment = fragment or fragment_of(stat, sha256, result)
         known = self.files.get(shown)
-        if known is not None and not self.with_bodies and _same_but_digests(known, entry):
-            return  # read again by validate, which computes no digests: keep the ones known
-        if known != entry:  # a named file read again is usually unchanged
-            self.files[shown] = entry
-            self.changed = True
-            for trigger in result.manifests:
-                if trigger.digest:
-                    self.new_bodies[trigger.digest] = trigger.body
-        elif self.with_bodies:
-            # Read again because its body was missing (a damaged or older bodies file).
-            for trigger in result.manifests:
-                if trigger.digest not in self.bodies:
-                    self.new_bodies[trigger.digest] = trigger.body
-                    self.changed = True
+        if known is not None:
+            if _dumps(known) == fragment.entry:  # a named file read again is usually unchanged
+                if self.with_bodies:
+                    # Read again because its body was missing (a damaged or older bodies file).
+                    self._add_bodies(fragment, only_missing=True)
+                return
+            if not self.with_bodies and _same_but_digests(known, json.loads(fragment.entry)):
+                return  # read again by validate, which computes no digests: keep the ones known
+            del self.files[shown]
+        self.fresh[shown] = fragment
+        self.changed = True
+        self._add_bodies(fragment, only_missing=False)
+
+    def _add_bodies(self, fragment: Fragment, only_missing: bool) -> None:
+        for digest, text in zip(fragment.digests, fragment.bodies, strict=True):
+            if not only_missing or digest not in self.bodies:
+                self.new_bodies[digest] = text
+                self.changed = True
 
     def save(self, present: Sequence[str]) -> None:
         """Write the cache if anything changed, keeping only the files in `present`."""
-        kept = {shown: self.files[shown] for shown in present if shown in self.files}
+        kept = [shown for shown in present if shown in self.files or shown in self.fresh]
         if not self.changed and len(kept) == len(self.files):
             return
+        entries = []
+        digests: set[str] = set()
+        for shown in kept:
+            fragment = self.fresh.get(shown)
+            if fragment is not None:
+                entries.append(f"{_dumps(shown)}:{fragment.entry}")
+                digests.update(fragment.digests)
+            else:
+                entry = self.files[shown]
+                entries.append(f"{_dumps(shown)}:{_dumps(entry)}")
+                digests.update(trigger[4] for trigger in entry[4] if trigger[4])
         # A cache that cannot be written only makes the next run slower: never an error.
         with contextlib.suppress(OSError):
             # validate writes no bodies: it needs none, and 10,000 of them would cost its cold
             # run a tenth more; the first plan after it reads and adds them.
             if self.new_bodies and self.with_bodies:
-                used = {trigger[4] for entry in kept.values() for trigger in entry[4]}
-                known = {**self.bodies, **self.new_bodies}
-                bodies = {digest: known[digest] for digest in used if digest in known}
-                self._write(self.bodies_path, {"bodies": bodies})
-            self._write(self.index_path, {"written_ns": time.time_ns(), "files": kept})
+                bodies = []
+                for digest in sorted(digests):
+                    text = self.new_bodies.get(digest)
+                    if text is None and digest in self.bodies:
+                        text = _dumps(self.bodies[digest])
+                    if text is not None:
+                        bodies.append(f"{_dumps(digest)}:{text}")
+                self._write(self.bodies_path, '"bodies":{' + ",".join(bodies) + "}")
+            written = f'"written_ns":{time.time_ns()},"files":{{' + ",".join(entries) + "}"
+            self._write(self.index_path, written)
 
-    def _write(self, path: Path, document: dict[str, Any]) -> None:
-        document = {"format": FORMAT, "version": VERSION, **document}
-        content = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    def _write(self, path: Path, members: str) -> None:
+        """Write `{"format": …, "version": …, MEMBERS}` (members already JSON text)."""
+        head = f'{{"format":{_dumps(FORMAT)},"version":{VERSION},'
+        content = (head + members + "}").encode("utf-8", "surrogatepass")
         self.config.prepare_local_dir()
         path.parent.mkdir(exist_ok=True)
         # Renamed into place, so a reader sees the old file or the new one; not fsynced: a
@@ -266,6 +294,34 @@ class ManifestCache:
         for stale in older:
             with contextlib.suppress(OSError):
                 stale.unlink()
+
+
+_dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """A file's cache entry, and its bodies, as JSON text made where the file was read."""
+
+    entry: str
+    digests: tuple[str, ...]
+    bodies: tuple[str, ...]  # the JSON of each body, in the order of `digests`
+
+
+def fragment_of(stat: StatKey, sha256: str, result: LoadResult) -> Fragment:
+    """What `store` keeps of a file read (called in the worker that read it)."""
+    entry = [
+        *stat,
+        sha256,
+        [[t.business, t.key, t.revision, t.line, t.digest] for t in result.manifests],
+        [[d.line, d.col, d.message, d.path, d.hint] for d in result.diagnostics],
+    ]
+    digested = [t for t in result.manifests if t.digest]
+    return Fragment(
+        _dumps(entry),
+        tuple(t.digest for t in digested),
+        tuple(_dumps(t.body) for t in digested),
+    )
 
 
 def _same_but_digests(known: Entry, new: Entry) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pfsync.config import Config
-from pfsync.manifests.cache import ManifestCache, StatKey, stat_key
+from pfsync.manifests.cache import Fragment, ManifestCache, StatKey, fragment_of, stat_key
 from pfsync.manifests.discovery import discover_shown, expand_paths
 from pfsync.manifests.results import Declaring, LoadResult
 from pfsync.manifests.values import substitute
@@ -27,7 +27,7 @@ from pfsync.support.yamlfile import decode, parse_yaml_text, read_raw_and_stat
 from pfsync.support.yamlload import Document
 
 # A file's result, and the sha256 and stat of its bytes (None when it could not be read).
-Loaded = tuple[LoadResult, str | None, StatKey | None]
+Loaded = tuple[LoadResult, str | None, StatKey | None, Fragment | None]
 PARALLEL_MIN_FILES = 512  # below this, a second process costs more than it saves
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 BUSINESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
@@ -93,17 +93,19 @@ def load_file(path: Path, shown: str, declaring: Declaring) -> LoadResult:
     return _load_file(path, shown, declaring)[0]
 
 
-def _load_file(path: Path, shown: str, declaring: Declaring) -> Loaded:
-    """The file's result, and the sha256 and stat of the bytes it came from (for the cache)."""
+def _load_file(path: Path, shown: str, declaring: Declaring, fragments: bool = False) -> Loaded:
+    """The file's result, the sha256 and stat of the bytes it came from, and (with `fragments`)
+    its cache entry already written as JSON, here where it can run on every core."""
     read = read_raw_and_stat(path, shown)
     if isinstance(read, Diagnostic):
-        return LoadResult(diagnostics=[read]), None, None
+        return LoadResult(diagnostics=[read]), None, None, None
     raw, info = read
     sha256 = hashlib.sha256(raw).hexdigest()
     stat: StatKey = (info.st_size, info.st_mtime_ns, info.st_ino)
     text = decode(raw, shown)
     if isinstance(text, Diagnostic):
-        return LoadResult(diagnostics=[text]), sha256, stat
+        result = LoadResult(diagnostics=[text])
+        return result, sha256, stat, fragment_of(stat, sha256, result) if fragments else None
     documents, problems = parse_yaml_text(text, shown)
     result = LoadResult(diagnostics=problems)
     # Most files have no reference: skip the walk. A `$` can also be written as a YAML escape
@@ -115,12 +117,12 @@ def _load_file(path: Path, shown: str, declaring: Declaring) -> Loaded:
             result.manifests.append(outcome)
         else:
             result.diagnostics.extend(outcome)
-    return result, sha256, stat
+    return result, sha256, stat, fragment_of(stat, sha256, result) if fragments else None
 
 
-def _load_chunk(chunk: tuple[list[tuple[Path, str]], Declaring]) -> list[Loaded]:
-    files, declaring = chunk
-    return [_load_file(path, shown, declaring) for path, shown in files]
+def _load_chunk(chunk: tuple[list[tuple[Path, str]], Declaring, bool]) -> list[Loaded]:
+    files, declaring, fragments = chunk
+    return [_load_file(path, shown, declaring, fragments) for path, shown in files]
 
 
 def load_files(
@@ -146,17 +148,19 @@ def load_files(
                 results[index] = hit
                 continue
         todo.append(index)
-    read = _read_files([files[i] for i in todo], declaring)
-    for index, (result, sha256, stat) in zip(todo, read, strict=True):
+    read = _read_files([files[i] for i in todo], declaring, fragments=cache is not None)
+    for index, (result, sha256, stat, fragment) in zip(todo, read, strict=True):
         results[index] = result
         if cache is not None:
-            cache.store(files[index][1], stat, sha256, result)
+            cache.store(files[index][1], stat, sha256, result, fragment)
     if cache is not None:
         cache.save([shown for _, shown in files])
     return [result for result in results if result is not None]
 
 
-def _read_files(files: Sequence[tuple[Path, str]], declaring: Declaring) -> list[Loaded]:
+def _read_files(
+    files: Sequence[tuple[Path, str]], declaring: Declaring, fragments: bool = False
+) -> list[Loaded]:
     """Each file read and checked, in order; large sets on every core."""
     if len(files) >= PARALLEL_MIN_FILES:
         from pfsync.support.workers import map_in_processes, usable_cores
@@ -164,11 +168,13 @@ def _read_files(files: Sequence[tuple[Path, str]], declaring: Declaring) -> list
         # One contiguous share per core keeps the results in file order.
         count = min(usable_cores(), len(files) // (PARALLEL_MIN_FILES // 2))
         size = -(-len(files) // max(count, 1))
-        shares = [(list(files[i : i + size]), declaring) for i in range(0, len(files), size)]
+        shares = [
+            (list(files[i : i + size]), declaring, fragments) for i in range(0, len(files), size)
+        ]
         results = map_in_processes(_load_chunk, shares)
         if results is not None:
             return [outcome for share in results for outcome in share]
-    return _load_chunk((list(files), declaring))
+    return _load_chunk((list(files), declaring, fragments))
 
 
 def duplicate_address_diagnostics(
