@@ -28,8 +28,10 @@ import hashlib
 import hmac
 import importlib.util
 import json
+import marshal
 import os
 import secrets
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,6 +122,7 @@ def context_key(declaring: Declaring) -> str:
 
     context = {
         "pfsync": __version__,
+        "python": sys.version,  # the bodies are marshalled
         "code": _code_fingerprint(),
         "schemas": _schemas_fingerprint(),
         "business": declaring.default_business,
@@ -145,7 +148,7 @@ class ManifestCache:
         self.files: dict[str, Entry] = {}
         self._bodies: dict[str, Any] | None = None
         self.fresh: dict[str, Fragment] = {}  # entries read in this run, as JSON text
-        self.new_bodies: dict[str, str] = {}  # digest → the body as JSON text
+        self.new_bodies: dict[str, Any] = {}  # digest → body, read in this run
         self.written_ns = 0
         self.changed = False
 
@@ -164,8 +167,14 @@ class ManifestCache:
     def bodies(self) -> dict[str, Any]:
         """The cached bodies by digest (read on first use; empty if unreadable)."""
         if self._bodies is None:
-            document = _read_checked(self.bodies_path)
-            found = document.get("bodies") if isinstance(document, dict) else None
+            found: Any = None
+            content = _read_sealed(self.bodies_path)
+            if content is not None:
+                # marshal: 4x faster to write and 2x to read than JSON for 10,000 bodies, and
+                # safe here: only bytes this machine sealed are read (the format is per Python
+                # version, which is part of the context).
+                with contextlib.suppress(ValueError, EOFError, TypeError):
+                    found = marshal.loads(content)
             self._bodies = found if isinstance(found, dict) else {}
         return self._bodies
 
@@ -228,19 +237,19 @@ class ManifestCache:
             if _dumps(known) == fragment.entry:  # a named file read again is usually unchanged
                 if self.with_bodies:
                     # Read again because its body was missing (a damaged or older bodies file).
-                    self._add_bodies(fragment, only_missing=True)
+                    self._add_bodies(result, only_missing=True)
                 return
             if not self.with_bodies and _same_but_digests(known, json.loads(fragment.entry)):
                 return  # read again by validate, which computes no digests: keep the ones known
             del self.files[shown]
         self.fresh[shown] = fragment
         self.changed = True
-        self._add_bodies(fragment, only_missing=False)
+        self._add_bodies(result, only_missing=False)
 
-    def _add_bodies(self, fragment: Fragment, only_missing: bool) -> None:
-        for digest, text in zip(fragment.digests, fragment.bodies, strict=True):
-            if not only_missing or digest not in self.bodies:
-                self.new_bodies[digest] = text
+    def _add_bodies(self, result: LoadResult, only_missing: bool) -> None:
+        for trigger in result.manifests:
+            if trigger.digest and (not only_missing or trigger.digest not in self.bodies):
+                self.new_bodies[trigger.digest] = trigger.body
                 self.changed = True
 
     def save(self, present: Sequence[str]) -> None:
@@ -264,21 +273,22 @@ class ManifestCache:
             # validate writes no bodies: it needs none, and 10,000 of them would cost its cold
             # run a tenth more; the first plan after it reads and adds them.
             if self.new_bodies and self.with_bodies:
-                bodies = []
-                for digest in sorted(digests):
-                    text = self.new_bodies.get(digest)
-                    if text is None and digest in self.bodies:
-                        text = _dumps(self.bodies[digest])
-                    if text is not None:
-                        bodies.append(f"{_dumps(digest)}:{text}")
-                self._write(self.bodies_path, '"bodies":{' + ",".join(bodies) + "}")
+                known = self.bodies
+                bodies = {
+                    digest: self.new_bodies[digest] if digest in self.new_bodies else known[digest]
+                    for digest in digests
+                    if digest in self.new_bodies or digest in known
+                }
+                self._write_sealed(self.bodies_path, marshal.dumps(bodies))
             written = f'"written_ns":{time.time_ns()},"files":{{' + ",".join(entries) + "}"
             self._write(self.index_path, written)
 
     def _write(self, path: Path, members: str) -> None:
         """Write `{"format": …, "version": …, MEMBERS}` (members already JSON text)."""
         head = f'{{"format":{_dumps(FORMAT)},"version":{VERSION},'
-        content = (head + members + "}").encode("utf-8", "surrogatepass")
+        self._write_sealed(path, (head + members + "}").encode("utf-8", "surrogatepass"))
+
+    def _write_sealed(self, path: Path, content: bytes) -> None:
         self.config.prepare_local_dir()
         path.parent.mkdir(exist_ok=True)
         # Renamed into place, so a reader sees the old file or the new one; not fsynced: a
@@ -301,11 +311,10 @@ _dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":")
 
 @dataclass(frozen=True)
 class Fragment:
-    """A file's cache entry, and its bodies, as JSON text made where the file was read."""
+    """A file's cache entry as JSON text made where the file was read, and its digests."""
 
     entry: str
     digests: tuple[str, ...]
-    bodies: tuple[str, ...]  # the JSON of each body, in the order of `digests`
 
 
 def fragment_of(stat: StatKey, sha256: str, result: LoadResult) -> Fragment:
@@ -316,12 +325,7 @@ def fragment_of(stat: StatKey, sha256: str, result: LoadResult) -> Fragment:
         [[t.business, t.key, t.revision, t.line, t.digest] for t in result.manifests],
         [[d.line, d.col, d.message, d.path, d.hint] for d in result.diagnostics],
     ]
-    digested = [t for t in result.manifests if t.digest]
-    return Fragment(
-        _dumps(entry),
-        tuple(t.digest for t in digested),
-        tuple(_dumps(t.body) for t in digested),
-    )
+    return Fragment(_dumps(entry), tuple(t.digest for t in result.manifests if t.digest))
 
 
 def _same_but_digests(known: Entry, new: Entry) -> bool:
@@ -367,15 +371,24 @@ def _machine_key() -> bytes:
     return key
 
 
-def _read_checked(path: Path) -> Any:
-    """The JSON document of a cache file whose checksum holds, else None."""
+def _read_sealed(path: Path) -> bytes | None:
+    """The content of a cache file whose seal holds, else None."""
     try:
         data = path.read_bytes()
-        checksum, _, content = data.partition(b"\n")
-        if not hmac.compare_digest(checksum, _seal(content)):
-            return None
+    except OSError:
+        return None
+    checksum, _, content = data.partition(b"\n")
+    return content if hmac.compare_digest(checksum, _seal(content)) else None
+
+
+def _read_checked(path: Path) -> Any:
+    """The JSON document of a cache file whose seal holds, else None."""
+    content = _read_sealed(path)
+    if content is None:
+        return None
+    try:
         document = json.loads(content)
-    except (OSError, ValueError):
+    except ValueError:
         return None
     if not isinstance(document, dict):
         return None
