@@ -16,7 +16,7 @@ from pfsync.config import Config
 from pfsync.manifests.cache import Fragment, ManifestCache, StatKey, fragment_of, stat_key
 from pfsync.manifests.discovery import discover_shown, expand_paths
 from pfsync.manifests.results import Declaring, LoadResult
-from pfsync.manifests.values import substitute
+from pfsync.manifests.values import MARKER, substitute
 from pfsync.models import DesiredTrigger, make_address
 from pfsync.schemas import MANIFEST, check, validator
 from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
@@ -108,9 +108,9 @@ def _load_file(path: Path, shown: str, declaring: Declaring, fragments: bool = F
         return result, sha256, stat, fragment_of(stat, sha256, result) if fragments else None
     documents, problems = parse_yaml_text(text, shown)
     result = LoadResult(diagnostics=problems)
-    # Most files have no reference: skip the walk. A `$` can also be written as a YAML escape
-    # ("\x24{…}"), so any backslash walks too.
-    has_references = "$" in text or "\\" in text
+    # Most files have no reference: skip the walk (a `$schema` comment is none). A `$` or `{`
+    # can also be written as a YAML escape ("\x24{…}"), so any backslash walks too.
+    has_references = MARKER in text or "\\" in text
     for document in documents:
         outcome = _manifest_from(document, shown, declaring, has_references)
         if isinstance(outcome, DesiredTrigger):
