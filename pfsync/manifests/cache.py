@@ -231,7 +231,7 @@ class ManifestCache:
             if forgotten != (None, None):
                 self.changed = True
             return
-        fragment = fragment or fragment_of(stat, sha256, result)
+        fragment = fragment or fragment_of(shown, stat, sha256, result)
         known = self.files.get(shown)
         if known is not None:
             if _dumps(known) == fragment.entry:  # a named file read again is usually unchanged
@@ -262,7 +262,7 @@ class ManifestCache:
         for shown in kept:
             fragment = self.fresh.get(shown)
             if fragment is not None:
-                entries.append(f"{_dumps(shown)}:{fragment.entry}")
+                entries.append(fragment.member)
                 digests.update(fragment.digests)
             else:
                 entry = self.files[shown]
@@ -315,9 +315,10 @@ class Fragment:
 
     entry: str
     digests: tuple[str, ...]
+    member: str  # `"SHOWN":ENTRY`, as it goes into the index
 
 
-def fragment_of(stat: StatKey, sha256: str, result: LoadResult) -> Fragment:
+def fragment_of(shown: str, stat: StatKey, sha256: str, result: LoadResult) -> Fragment:
     """What `store` keeps of a file read (called in the worker that read it)."""
     entry = [
         *stat,
@@ -325,7 +326,9 @@ def fragment_of(stat: StatKey, sha256: str, result: LoadResult) -> Fragment:
         [[t.business, t.key, t.revision, t.line, t.digest] for t in result.manifests],
         [[d.line, d.col, d.message, d.path, d.hint] for d in result.diagnostics],
     ]
-    return Fragment(_dumps(entry), tuple(t.digest for t in result.manifests if t.digest))
+    text = _dumps(entry)
+    digests = tuple(t.digest for t in result.manifests if t.digest)
+    return Fragment(text, digests, f"{_dumps(shown)}:{text}")
 
 
 def _same_but_digests(known: Entry, new: Entry) -> bool:

@@ -105,7 +105,7 @@ def _load_file(path: Path, shown: str, declaring: Declaring, fragments: bool = F
     text = decode(raw, shown)
     if isinstance(text, Diagnostic):
         result = LoadResult(diagnostics=[text])
-        return result, sha256, stat, fragment_of(stat, sha256, result) if fragments else None
+        return result, sha256, stat, fragment_of(shown, stat, sha256, result) if fragments else None
     documents, problems = parse_yaml_text(text, shown)
     result = LoadResult(diagnostics=problems)
     # Most files have no reference: skip the walk (a `$schema` comment is none). A `$` or `{`
@@ -117,7 +117,7 @@ def _load_file(path: Path, shown: str, declaring: Declaring, fragments: bool = F
             result.manifests.append(outcome)
         else:
             result.diagnostics.extend(outcome)
-    return result, sha256, stat, fragment_of(stat, sha256, result) if fragments else None
+    return result, sha256, stat, fragment_of(shown, stat, sha256, result) if fragments else None
 
 
 def _load_chunk(chunk: tuple[list[tuple[Path, str]], Declaring, bool]) -> list[Loaded]:
