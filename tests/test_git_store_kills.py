@@ -20,20 +20,31 @@ the clones in tmp_path (runnerNN.stderr).
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
-import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from apply_helpers import BUSINESS
-from conftest import RunPfsync, clean_env, pfsync_executable
+from conftest import RunPfsync
 from fixtures_sandbox import MakeSandbox
 from git_helpers import clone, make_remote, remote_lockfile
+from kill_helpers import (
+    KillLog,
+    KillPlan,
+    Pace,
+    addresses,
+    assert_exactly_once,
+    batches_of,
+    kill_at_random_moment,
+    plan_entries,
+    sandbox_ids_by_name,
+    settle,
+    trigger_name,
+    wait_until,
+)
 from pfsync.sandbox import Sandbox
 
 MANIFESTS = 100
@@ -42,7 +53,6 @@ PARALLELISM = 4
 INTENT_BATCH = 4
 KILLS = 10
 MAX_ATTEMPTS = 30  # runs that finished before their kill moment do not count as kills
-EARLY_KILLS = 0.25  # share of kills aimed before the first create (fetch, lock, first intents)
 KILL_WINDOW_CREATES = MANIFESTS // KILLS  # a sending kill lands within this many creates
 DEFAULT_SEED = 6_2024
 
@@ -62,31 +72,6 @@ class Runner:
         self.count += 1
         self.current = clone(self.remote, self.root / f"runner{self.count:02d}")
         return self.current
-
-
-@dataclass
-class Pace:
-    """How long this machine takes to reach the first create, and per create after it."""
-
-    first_create: float = 0.3
-    per_create: float = LATENCY_MS / 1000 / PARALLELISM
-
-
-@dataclass
-class KillLog:
-    """What each kill left behind, printed at the end (and on failure)."""
-
-    seed: int
-    lines: list[str] = field(default_factory=list)
-
-    def add(self, line: str) -> None:
-        self.lines.append(line)
-        print(line, flush=True)
-
-    def __str__(self) -> str:
-        return f"seed {self.seed} (PFSYNC_KILL_SEED={self.seed} reproduces it)\n" + "\n".join(
-            self.lines
-        )
 
 
 def leftovers_alive(pgid: int, checkout: Path) -> bool:
@@ -114,13 +99,6 @@ def leftovers_alive(pgid: int, checkout: Path) -> bool:
     return True
 
 
-def wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
-
-
 def wait_for_quiet_sandbox(sandbox: Sandbox) -> None:
     """Let creates the dead run had in flight land (the server finishes them without a client)."""
     quiet_for = 3 * LATENCY_MS / 1000
@@ -131,86 +109,6 @@ def wait_for_quiet_sandbox(sandbox: Sandbox) -> None:
         now = len(sandbox.triggers(BUSINESS))
         if now != seen:
             seen, stable_since = now, time.monotonic()
-
-
-def plan_entries(run_pfsync: RunPfsync, repo: Path, sandbox: Sandbox) -> list[dict[str, Any]]:
-    plan = run_pfsync("plan", "--format", "json", cwd=repo, env={"PFSYNC_API_URL": sandbox.url})
-    assert plan.code == 0, plan
-    entries: list[dict[str, Any]] = json.loads(plan.out)["entries"]
-    return entries
-
-
-def addresses(entries: list[dict[str, Any]], action: str) -> list[str]:
-    return sorted(e["address"] for e in entries if e["action"] == action)
-
-
-def sandbox_ids_by_name(sandbox: Sandbox) -> dict[str, str]:
-    by_name: dict[str, str] = {}
-    for trigger in sandbox.triggers(BUSINESS):
-        assert trigger["name"] not in by_name, f"duplicate trigger {trigger['name']}"
-        by_name[trigger["name"]] = trigger["id"]
-    return by_name
-
-
-def trigger_name(address: str) -> str:
-    return "Trigger " + address.split("/", 1)[1]
-
-
-def kill_at_random_moment(
-    repo: Path, sandbox: Sandbox, rng: random.Random, pace: Pace, to_send: int, first_apply: bool
-) -> tuple[int, bool, str]:
-    """Start an apply in `repo` and SIGKILL it; (its pid, whether it was still running, when)."""
-    args = ["--new-lockfile"] if first_apply else []
-    before = len(sandbox.triggers(BUSINESS))
-    with (repo.parent / f"{repo.name}.stderr").open("w") as stderr:
-        proc = subprocess.Popen(
-            [
-                pfsync_executable(),
-                "apply",
-                "--auto-approve",
-                "--parallelism",
-                str(PARALLELISM),
-                *args,
-            ],
-            cwd=repo,
-            env=clean_env(sandbox.environment()),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            start_new_session=True,  # its git children stay findable after it is gone
-        )
-        started = time.monotonic()
-        if to_send == 0 or rng.random() < EARLY_KILLS:
-            # Before the first create: during start-up, the fetch, the lock push, the first
-            # intents' push.
-            time.sleep(rng.uniform(0.0, pace.first_create))
-            when = f"{time.monotonic() - started:.3f}s after start (aimed before sending)"
-        else:
-            # While creating: a moment within the time to send a few batches of what is left.
-            wait_until(
-                lambda: proc.poll() is not None or len(sandbox.triggers(BUSINESS)) > before,
-                timeout=30,
-                what="the first create",
-            )
-            pace.first_create = time.monotonic() - started
-            time.sleep(rng.uniform(0.0, min(to_send, KILL_WINDOW_CREATES) * pace.per_create))
-            when = f"{time.monotonic() - started:.3f}s after start (first create at "
-            when += f"{pace.first_create:.3f}s)"
-        alive = proc.poll() is None
-        proc.kill()
-        proc.wait(timeout=30)
-        # The dead run's `git push` (if any) finishes as the server end would; then look.
-        wait_until(
-            lambda: not leftovers_alive(proc.pid, repo), timeout=60, what="the dead run's git"
-        )
-    wait_for_quiet_sandbox(sandbox)
-    return proc.pid, alive, when
-
-
-def batches_of(uncertain: list[str], sending_order: list[str]) -> list[int]:
-    """The batches (by index in this run's sending order) that hold the uncertain addresses."""
-    position = {address: n for n, address in enumerate(sending_order)}
-    return sorted({position[address] // INTENT_BATCH for address in uncertain})
 
 
 def test_sigkill_across_fresh_clones_never_duplicates_nor_loses_records(
@@ -224,7 +122,9 @@ def test_sigkill_across_fresh_clones_never_duplicates_nor_loses_records(
     env = sandbox.environment()
     remote = make_remote(tmp_path, MANIFESTS, state=f"{{store: git, intent_batch: {INTENT_BATCH}}}")
     runner = Runner(remote, tmp_path)
-    pace = Pace()
+    pace = Pace(first_create=0.3, per_create=LATENCY_MS / 1000 / PARALLELISM)
+    kill_plan = KillPlan(PARALLELISM, KILL_WINDOW_CREATES, start_new_session=True)
+    plan_env = {"PFSYNC_API_URL": sandbox.url}
     all_addresses = [f"{BUSINESS}/t{n:03d}" for n in range(MANIFESTS)]
     to_send = all_addresses  # this run's creates, in sending order (sorted by address)
     kills = kills_while_creating = 0
@@ -233,9 +133,18 @@ def test_sigkill_across_fresh_clones_never_duplicates_nor_loses_records(
             break
         first_apply = remote_lockfile(remote) is None
         before_run = len(sandbox.triggers(BUSINESS))
+        dying = runner.fresh()
+
+        def git_gone(pid: int, checkout: Path = dying) -> None:
+            # The dead run's `git push` (if any) finishes as the server end would; then look.
+            wait_until(
+                lambda: not leftovers_alive(pid, checkout), timeout=60, what="the dead run's git"
+            )
+
         pid, alive, when = kill_at_random_moment(
-            runner.fresh(), sandbox, rng, pace, len(to_send), first_apply
+            dying, env, sandbox, rng, pace, len(to_send), first_apply, kill_plan, git_gone
         )
+        wait_for_quiet_sandbox(sandbox)
         in_sandbox = len(sandbox.triggers(BUSINESS))
         kills += alive
         lockfile = remote_lockfile(remote)
@@ -243,12 +152,12 @@ def test_sigkill_across_fresh_clones_never_duplicates_nor_loses_records(
 
         # The next runner: a fresh clone, knowing only what the dead one pushed.
         repo = runner.fresh()
-        entries = plan_entries(run_pfsync, repo, sandbox)
+        entries = plan_entries(run_pfsync, repo, plan_env)
         by_name = sandbox_ids_by_name(sandbox)
         again = [a for a in addresses(entries, "create") if trigger_name(a) in by_name]
         assert not again, f"plan would create again what exists: {again}\n{log}"
         uncertain = addresses(entries, "uncertain")
-        batches = batches_of(uncertain, to_send)
+        batches = batches_of(uncertain, to_send, INTENT_BATCH)
         log.add(
             f"attempt {attempt}: killed {when}{'' if alive else ' (had finished)'}; "
             f"{in_sandbox} in the sandbox, {len(uncertain)} uncertain in batches {batches}, "
@@ -269,18 +178,9 @@ def test_sigkill_across_fresh_clones_never_duplicates_nor_loses_records(
             assert unlocked.code == 0, unlocked
 
         # A person settles every uncertain address from the sandbox listing.
-        forget = [a for a in uncertain if trigger_name(a) not in by_name]
-        if forget:
-            rm = run_pfsync("state", "rm", *forget, cwd=repo, env=env)
-            assert rm.code == 0, rm
-        for address in uncertain:
-            if address not in forget:
-                imported = run_pfsync(
-                    "state", "import", address, by_name[trigger_name(address)], cwd=repo, env=env
-                )
-                assert imported.code == 0, imported
+        settle(run_pfsync, repo, env, uncertain, by_name)
 
-        settled = plan_entries(run_pfsync, runner.fresh(), sandbox)
+        settled = plan_entries(run_pfsync, runner.fresh(), plan_env)
         assert not addresses(settled, "uncertain"), f"still uncertain after settling\n{log}"
         to_send = addresses(settled, "create")
         assert not [a for a in to_send if trigger_name(a) in sandbox_ids_by_name(sandbox)]
@@ -291,19 +191,7 @@ def test_sigkill_across_fresh_clones_never_duplicates_nor_loses_records(
     final = run_pfsync("apply", "--auto-approve", cwd=repo, env=env)
     assert final.code == 0, f"{final}\n{log}"
 
-    triggers = sandbox.triggers(BUSINESS)
-    names = [t["name"] for t in triggers]
-    assert len(names) == len(set(names)), f"a trigger was created twice\n{log}"
-    assert sorted(names) == sorted(trigger_name(a) for a in all_addresses)
-    lockfile = remote_lockfile(remote)
-    assert lockfile is not None
-    assert lockfile.get("lock") is None
-    assert not lockfile["pending"]
-    recorded = {address: record["id"] for address, record in lockfile["triggers"].items()}
-    assert sorted(recorded) == all_addresses
-    assert sorted(recorded.values()) == sorted(t["id"] for t in triggers), f"lost records\n{log}"
-    check = run_pfsync(
-        "plan", "--detailed-exitcode", cwd=runner.fresh(), env={"PFSYNC_API_URL": sandbox.url}
-    )
+    assert_exactly_once(sandbox, remote_lockfile(remote), all_addresses, log)
+    check = run_pfsync("plan", "--detailed-exitcode", cwd=runner.fresh(), env=plan_env)
     assert check.code == 0, check
     log.add(f"{kills} kills ({kills_while_creating} while creating), 0 duplicates, 0 lost")

@@ -22,22 +22,32 @@ few pfsync start-ups, and the protocol under test is the same.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from apply_helpers import BUSINESS
-from conftest import RunPfsync, clean_env, pfsync_executable
+from conftest import RunPfsync
 from fixtures_sandbox import MakeSandbox
+from kill_helpers import (
+    KillLog,
+    KillPlan,
+    Pace,
+    addresses,
+    assert_exactly_once,
+    batches_of,
+    kill_at_random_moment,
+    plan_entries,
+    sandbox_ids_by_name,
+    settle,
+    trigger_name,
+)
 from pfsync.sandbox import Sandbox
 from s3_helpers import S3Server, make_s3_repo, runner, s3_env, s3_server
 
@@ -47,7 +57,6 @@ PARALLELISM = 2
 INTENT_BATCH = 2
 KILLS = 5
 MAX_ATTEMPTS = 20  # runs that finished before their kill moment do not count as kills
-EARLY_KILLS = 0.25  # share of kills aimed before the first create (read, lock, first intents)
 KILL_WINDOW_CREATES = MANIFESTS // KILLS  # a sending kill lands within this many creates
 DEFAULT_SEED = 16_2026
 
@@ -80,38 +89,6 @@ class Runners:
         return self.current
 
 
-@dataclass
-class Pace:
-    """How long this machine takes to reach the first create, and per create after it."""
-
-    first_create: float = 0.4
-    per_create: float = LATENCY_MS / 1000 / PARALLELISM
-
-
-@dataclass
-class KillLog:
-    """What each kill left behind, printed at the end (and on failure)."""
-
-    seed: int
-    lines: list[str] = field(default_factory=list)
-
-    def add(self, line: str) -> None:
-        self.lines.append(line)
-        print(line, flush=True)
-
-    def __str__(self) -> str:
-        return f"seed {self.seed} (PFSYNC_KILL_SEED={self.seed} reproduces it)\n" + "\n".join(
-            self.lines
-        )
-
-
-def wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
-
-
 def wait_for_quiet(sandbox: Sandbox, server: S3Server, bucket: str) -> None:
     """Let what the dead run had in flight land: its creates, and a write it had sent."""
     quiet_for = 3 * LATENCY_MS / 1000
@@ -132,84 +109,6 @@ def wait_for_quiet(sandbox: Sandbox, server: S3Server, bucket: str) -> None:
             seen, stable_since = now, time.monotonic()
 
 
-def plan_entries(run_pfsync: RunPfsync, repo: Path, env: dict[str, str]) -> list[dict[str, Any]]:
-    plan = run_pfsync("plan", "--format", "json", cwd=repo, env=env)
-    assert plan.code == 0, plan
-    entries: list[dict[str, Any]] = json.loads(plan.out)["entries"]
-    return entries
-
-
-def addresses(entries: list[dict[str, Any]], action: str) -> list[str]:
-    return sorted(e["address"] for e in entries if e["action"] == action)
-
-
-def sandbox_ids_by_name(sandbox: Sandbox) -> dict[str, str]:
-    by_name: dict[str, str] = {}
-    for trigger in sandbox.triggers(BUSINESS):
-        assert trigger["name"] not in by_name, f"duplicate trigger {trigger['name']}"
-        by_name[trigger["name"]] = trigger["id"]
-    return by_name
-
-
-def trigger_name(address: str) -> str:
-    return "Trigger " + address.split("/", 1)[1]
-
-
-def kill_at_random_moment(
-    repo: Path,
-    env: dict[str, str],
-    sandbox: Sandbox,
-    rng: random.Random,
-    pace: Pace,
-    to_send: int,
-    first_apply: bool,
-) -> tuple[int, bool, str]:
-    """Start an apply in `repo` and SIGKILL it; (its pid, whether it was still running, when)."""
-    args = ["--new-lockfile"] if first_apply else []
-    before = len(sandbox.triggers(BUSINESS))
-    with (repo.parent / f"{repo.name}.stderr").open("w") as stderr:
-        proc = subprocess.Popen(
-            [
-                pfsync_executable(),
-                "apply",
-                "--auto-approve",
-                "--parallelism",
-                str(PARALLELISM),
-                *args,
-            ],
-            cwd=repo,
-            env=clean_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        started = time.monotonic()
-        if to_send == 0 or rng.random() < EARLY_KILLS:
-            # Before the first create: start-up, the read, the lock write, the first intents.
-            time.sleep(rng.uniform(0.0, pace.first_create))
-            when = f"{time.monotonic() - started:.3f}s after start (aimed before sending)"
-        else:
-            wait_until(
-                lambda: proc.poll() is not None or len(sandbox.triggers(BUSINESS)) > before,
-                timeout=30,
-                what="the first create",
-            )
-            pace.first_create = time.monotonic() - started
-            time.sleep(rng.uniform(0.0, min(to_send, KILL_WINDOW_CREATES) * pace.per_create))
-            when = f"{time.monotonic() - started:.3f}s after start (first create at "
-            when += f"{pace.first_create:.3f}s)"
-        alive = proc.poll() is None
-        proc.kill()
-        proc.wait(timeout=30)
-    return proc.pid, alive, when
-
-
-def batches_of(uncertain: list[str], sending_order: list[str]) -> list[int]:
-    """The batches (by index in this run's sending order) that hold the uncertain addresses."""
-    position = {address: n for n, address in enumerate(sending_order)}
-    return sorted({position[address] // INTENT_BATCH for address in uncertain})
-
-
 def test_sigkill_across_fresh_runners_never_duplicates_nor_loses_records(
     run_pfsync: RunPfsync, make_sandbox: MakeSandbox, server: S3Server, tmp_path: Path
 ) -> None:
@@ -228,7 +127,8 @@ def test_sigkill_across_fresh_runners_never_duplicates_nor_loses_records(
         intent_batch=INTENT_BATCH,
     )
     runners = Runners(repo, tmp_path)
-    pace = Pace()
+    pace = Pace(first_create=0.4, per_create=LATENCY_MS / 1000 / PARALLELISM)
+    kill_plan = KillPlan(PARALLELISM, KILL_WINDOW_CREATES)
     all_addresses = [f"{BUSINESS}/t{n:03d}" for n in range(MANIFESTS)]
     to_send = all_addresses  # this run's creates, in sending order (sorted by address)
     kills = kills_while_creating = refusals = 0
@@ -238,7 +138,7 @@ def test_sigkill_across_fresh_runners_never_duplicates_nor_loses_records(
         first_apply = server.lockfile(bucket) is None
         before_run = len(sandbox.triggers(BUSINESS))
         pid, alive, when = kill_at_random_moment(
-            runners.fresh(), env, sandbox, rng, pace, len(to_send), first_apply
+            runners.fresh(), env, sandbox, rng, pace, len(to_send), first_apply, kill_plan
         )
         wait_for_quiet(sandbox, server, bucket)
         in_sandbox = len(sandbox.triggers(BUSINESS))
@@ -253,7 +153,7 @@ def test_sigkill_across_fresh_runners_never_duplicates_nor_loses_records(
         again = [a for a in addresses(entries, "create") if trigger_name(a) in by_name]
         assert not again, f"plan would create again what exists: {again}\n{log}"
         uncertain = addresses(entries, "uncertain")
-        batches = batches_of(uncertain, to_send)
+        batches = batches_of(uncertain, to_send, INTENT_BATCH)
         log.add(
             f"attempt {attempt}: killed {when}{'' if alive else ' (had finished)'}; "
             f"{in_sandbox} in the sandbox, {len(uncertain)} uncertain in batches {batches}, "
@@ -277,16 +177,7 @@ def test_sigkill_across_fresh_runners_never_duplicates_nor_loses_records(
             assert unlocked.code == 0, unlocked
 
         # A person settles every uncertain address from the sandbox listing.
-        forget = [a for a in uncertain if trigger_name(a) not in by_name]
-        if forget:
-            rm = run_pfsync("state", "rm", *forget, cwd=here, env=env)
-            assert rm.code == 0, rm
-        for address in uncertain:
-            if address not in forget:
-                imported = run_pfsync(
-                    "state", "import", address, by_name[trigger_name(address)], cwd=here, env=env
-                )
-                assert imported.code == 0, imported
+        forget = settle(run_pfsync, here, env, uncertain, by_name)
 
         # What the next run sends, in its order: the creates, and the uncertain ones forgotten.
         # (The next attempt's plan checks that nothing is left uncertain but its own kill's.)
@@ -297,17 +188,7 @@ def test_sigkill_across_fresh_runners_never_duplicates_nor_loses_records(
     final = run_pfsync("apply", "--auto-approve", cwd=runners.fresh(), env=env)
     assert final.code == 0, f"{final}\n{log}"
 
-    triggers = sandbox.triggers(BUSINESS)
-    names = [t["name"] for t in triggers]
-    assert len(names) == len(set(names)), f"a trigger was created twice\n{log}"
-    assert sorted(names) == sorted(trigger_name(a) for a in all_addresses)
-    lockfile = server.lockfile(bucket)
-    assert lockfile is not None
-    assert lockfile.get("lock") is None
-    assert not lockfile["pending"]
-    recorded = {address: record["id"] for address, record in lockfile["triggers"].items()}
-    assert sorted(recorded) == all_addresses
-    assert sorted(recorded.values()) == sorted(t["id"] for t in triggers), f"lost records\n{log}"
+    assert_exactly_once(sandbox, server.lockfile(bucket), all_addresses, log)
     check = run_pfsync("plan", "--detailed-exitcode", cwd=runners.fresh(), env=env)
     assert check.code == 0, check
     log.add(f"{kills} kills ({kills_while_creating} while creating), 0 duplicates, 0 lost")
