@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["fixtures_sandbox"]
+pytest_plugins = ["fixtures_sandbox", "fixtures_background"]
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent

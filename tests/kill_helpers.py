@@ -17,6 +17,7 @@ from typing import Any
 
 from apply_helpers import BUSINESS
 from conftest import RunPfsync, clean_env, pfsync_executable
+from fixtures_background import wait_until
 from pfsync.sandbox import Sandbox
 
 EARLY_KILLS = 0.25  # share of kills aimed before the first create (start-up, lock, first intents)
@@ -45,13 +46,6 @@ class KillLog:
         return f"seed {self.seed} (PFSYNC_KILL_SEED={self.seed} reproduces it)\n" + "\n".join(
             self.lines
         )
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
 
 
 def plan_entries(run_pfsync: RunPfsync, repo: Path, env: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -135,8 +129,9 @@ def kill_at_random_moment(
             # While creating: a moment within the time to send a few batches of what is left.
             wait_until(
                 lambda: proc.poll() is not None or len(sandbox.triggers(BUSINESS)) > before,
-                timeout=30,
                 what="the first create",
+                timeout=30,
+                interval=0.005,  # the kill moment is measured from here
             )
             pace.first_create = time.monotonic() - started
             creates = min(to_send, plan.kill_window_creates)

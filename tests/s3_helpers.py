@@ -11,8 +11,8 @@ the test suite itself (no manual set-up, no network beyond 127.0.0.1).
     make_s3_repo(root, count, ...)         a pfsync repository whose state is in the bucket
     runner(repo, where)                    another working directory of the same repository
                                            (a CI runner: nothing shared but the bucket)
-    Gate(sandbox, *numbers)                holds chosen create requests until released
-    spawn(cwd, env, *args) -> Background   `pfsync ARGS` running in the background
+
+Holding creates and running pfsync in the background: the fixtures of `fixtures_background`.
 
 The server enforces IAM like S3 does: every request is signed and checked against the caller's
 policy (moto's INITIAL_NO_AUTH_ACTION_COUNT: only the requests that make the admin user are
@@ -36,24 +36,20 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from apply_helpers import BUSINESS, manifest_text
-from conftest import Run, clean_env, pfsync_executable
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
 
-    from pfsync.sandbox import Sandbox
 
 REGION = "us-east-1"
 BOOTSTRAP_REQUESTS = 3  # create_user, create_access_key, put_user_policy: then IAM is enforced
 START_TIMEOUT_SECONDS = 60
-WAIT_SECONDS = 120.0  # bound of every wait for another process (a loaded 2-core machine)
 
 
 @dataclass(frozen=True)
@@ -235,83 +231,6 @@ def runner(repo: Path, where: Path) -> Path:
     """A fresh copy of the repository's files (manifests, pfsync.yaml): another CI runner."""
     shutil.copytree(repo, where, ignore=shutil.ignore_patterns("pfsync.lock*", ".pfsync"))
     return where
-
-
-# Holding creates in the sandbox, and pfsync in the background.
-
-
-class Gate:
-    """Holds the create requests numbered in `held` (0-based, in arrival order) until released.
-
-    A held request has not been stored yet; once released it is processed as usual. Install it
-    with `monkeypatch.setattr(sandbox.faults, "next_outcome", gate.next_outcome)`, and release
-    everything before the sandbox stops (it waits for its handler threads).
-    """
-
-    def __init__(self, sandbox: Sandbox, held: Iterable[int]) -> None:
-        self._next_outcome = sandbox.faults.next_outcome
-        self._count = 0
-        self._lock = threading.Lock()
-        self._arrived = {n: threading.Event() for n in held}
-        self._release = {n: threading.Event() for n in self._arrived}
-
-    def next_outcome(self) -> tuple[str, int | None]:
-        with self._lock:
-            number, self._count = self._count, self._count + 1
-        if number in self._arrived:
-            self._arrived[number].set()
-            self._release[number].wait(WAIT_SECONDS * 2)
-        return self._next_outcome()
-
-    def wait_for(self, number: int) -> None:
-        assert self._arrived[number].wait(WAIT_SECONDS), f"create #{number} never arrived"
-
-    def release_all(self) -> None:
-        for event in self._release.values():
-            event.set()
-
-
-@dataclass
-class Background:
-    """A `pfsync` process started by a test, its output in files (a full pipe would stall it)."""
-
-    proc: subprocess.Popen[bytes]
-    out: Path
-    err: Path
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def running(self) -> bool:
-        return self.proc.poll() is None
-
-    def finish(self) -> Run:
-        code = self.proc.wait(timeout=WAIT_SECONDS)
-        return Run(code, self.out.read_text(), self.err.read_text())
-
-
-def spawn(cwd: Path, env: Mapping[str, str], *args: str) -> Background:
-    """Start `pfsync ARGS` in `cwd`; its stdout and stderr go to files beside `cwd`."""
-    out, err = cwd.parent / f"{cwd.name}.out", cwd.parent / f"{cwd.name}.err"
-    with out.open("wb") as out_file, err.open("wb") as err_file:
-        proc = subprocess.Popen(
-            [pfsync_executable(), *args],
-            cwd=cwd,
-            env=clean_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=out_file,
-            stderr=err_file,
-        )
-    return Background(proc, out, err)
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_SECONDS) -> None:
-    """Poll `condition` until it holds; AssertionError naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 # The server itself (run as a script).

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from apply_helpers import BUSINESS
 from conftest import RunPfsync
+from fixtures_background import wait_until
 from fixtures_sandbox import MakeSandbox
 from git_helpers import clone, make_remote, remote_lockfile
 from kill_helpers import (
@@ -43,7 +44,6 @@ from kill_helpers import (
     sandbox_ids_by_name,
     settle,
     trigger_name,
-    wait_until,
 )
 from pfsync.sandbox import Sandbox
 

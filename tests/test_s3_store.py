@@ -20,7 +20,7 @@ import json
 import os
 import re
 import socket
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import pytest
 
 from apply_helpers import BUSINESS, make_repo
 from conftest import REPO, Run, RunPfsync
+from fixtures_background import MakeGate, Spawn, wait_until
 from fixtures_sandbox import MakeSandbox
 from pfsync.errors import StoreConflict
 from pfsync.sandbox import Sandbox
@@ -37,17 +38,12 @@ from pfsync.state.stores import Snapshot
 from pfsync.state.stores.s3 import ABSENT, S3Store
 from s3_helpers import (
     REGION,
-    WAIT_SECONDS,
-    Background,
     Credentials,
-    Gate,
     S3Server,
     make_s3_repo,
     runner,
     s3_env,
     s3_server,
-    spawn,
-    wait_until,
 )
 
 SLOW_READS = ("--read-timeout", "300")  # a held create must not time out in pfsync
@@ -77,41 +73,6 @@ def aws(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Credentials:
     for name, value in s3_env(server.admin).items():
         monkeypatch.setenv(name, value)
     return server.admin
-
-
-@pytest.fixture
-def make_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """make_gate(sandbox, *numbers): hold those creates; all are released after the test."""
-    gates: list[Gate] = []
-
-    def make(sandbox: Sandbox, *held: int) -> Gate:
-        gate = Gate(sandbox, held)
-        monkeypatch.setattr(sandbox.faults, "next_outcome", gate.next_outcome)
-        gates.append(gate)
-        return gate
-
-    yield make
-    for gate in gates:
-        gate.release_all()
-
-
-Start = Callable[..., Background]
-
-
-@pytest.fixture
-def background() -> Iterator[Start]:
-    """background(cwd, env, *args): `pfsync ARGS` in the background; killed after the test."""
-    started: list[Background] = []
-
-    def start(cwd: Path, env: Mapping[str, str], *args: str) -> Background:
-        started.append(spawn(cwd, env, *args))
-        return started[-1]
-
-    yield start
-    for process in started:
-        if process.running():
-            process.proc.kill()
-        process.proc.wait(timeout=WAIT_SECONDS)
 
 
 def address(n: int) -> str:
@@ -341,11 +302,11 @@ def test_apply_records_every_create_in_the_bucket(
 def test_a_second_runner_fails_at_once_naming_the_holder(
     run_pfsync: RunPfsync,
     make_sandbox: MakeSandbox,
-    make_gate: Any,
+    make_gate: MakeGate,
     server: S3Server,
     bucket: str,
     tmp_path: Path,
-    background: Start,
+    spawn: Spawn,
 ) -> None:
     sandbox = make_sandbox()
     repo = make_s3_repo(
@@ -354,7 +315,7 @@ def test_a_second_runner_fails_at_once_naming_the_holder(
     gate = make_gate(sandbox, 0)
     env = env_for(sandbox, server.admin)
 
-    first = background(
+    first = spawn(
         runner(repo, tmp_path / "runner1"),
         env,
         "apply",
@@ -383,7 +344,7 @@ def test_a_second_runner_fails_at_once_naming_the_holder(
 
 
 def test_two_runners_started_together_create_each_trigger_once(
-    make_sandbox: MakeSandbox, server: S3Server, bucket: str, tmp_path: Path, background: Start
+    make_sandbox: MakeSandbox, server: S3Server, bucket: str, tmp_path: Path, spawn: Spawn
 ) -> None:
     # No gate: both race for the lock with conditional writes; the loser waits for the winner
     # (--lock-timeout), then finds nothing left to create.
@@ -393,7 +354,7 @@ def test_two_runners_started_together_create_each_trigger_once(
     )
     env = env_for(sandbox, server.admin)
     runs = [
-        background(
+        spawn(
             runner(repo, tmp_path / f"runner{n}"),
             env,
             "apply",
@@ -425,18 +386,18 @@ def test_two_runners_started_together_create_each_trigger_once(
 def test_a_killed_run_leaves_its_lock_until_a_person_unlocks_it(
     run_pfsync: RunPfsync,
     make_sandbox: MakeSandbox,
-    make_gate: Any,
+    make_gate: MakeGate,
     server: S3Server,
     bucket: str,
     tmp_path: Path,
-    background: Start,
+    spawn: Spawn,
 ) -> None:
     sandbox = make_sandbox()
     repo = make_s3_repo(
         tmp_path / "repo", 40, bucket=bucket, endpoint_url=server.url, intent_batch=8
     )
     gate = make_gate(sandbox, 0)
-    apply = background(
+    apply = spawn(
         runner(repo, tmp_path / "runner1"),
         env_for(sandbox, server.admin),
         "apply",
@@ -494,18 +455,18 @@ def test_a_killed_run_leaves_its_lock_until_a_person_unlocks_it(
 def test_a_lockfile_changed_during_an_apply_is_merged_into_never_overwritten(
     run_pfsync: RunPfsync,
     make_sandbox: MakeSandbox,
-    make_gate: Any,
+    make_gate: MakeGate,
     server: S3Server,
     bucket: str,
     tmp_path: Path,
-    background: Start,
+    spawn: Spawn,
 ) -> None:
     sandbox = make_sandbox()
     repo = make_s3_repo(
         tmp_path / "repo", 40, bucket=bucket, endpoint_url=server.url, intent_batch=8
     )
     gate = make_gate(sandbox, 0)
-    apply = background(
+    apply = spawn(
         runner(repo, tmp_path / "runner1"),
         env_for(sandbox, server.admin),
         "apply",
