@@ -491,9 +491,34 @@ def bench_git_store(sizes: Sizes, results: dict[str, Any]) -> None:
         commits = git("--git-dir", str(remote), "rev-list", "--count", f"{base}..refs/heads/main")
         writes.append(int(commits))
 
+    file_store, git_store = apply_with_and_without(
+        "git", sizes, repo, checkout, fresh_runner, count_writes, {}
+    )
+    lockfile_bytes = len(git("--git-dir", str(remote), "show", "refs/heads/main:pfsync.lock"))
+    print(
+        f"  (git store: {statistics.median(writes):g} pushed commits per apply, "
+        f"a lockfile of {lockfile_bytes / 2**20:.2f} MiB at the end)"
+    )
+    results[f"apply_{count}_git_store"] = store_result(
+        "git", count, file_store, git_store, writes, lockfile_bytes
+    )
+
+
+def apply_with_and_without(
+    store: str,
+    sizes: Sizes,
+    repo: Corpus,
+    store_root: Path,
+    prepare: Callable[[], None],
+    check: Callable[[], None],
+    env: dict[str, str],
+) -> tuple[Timing, Timing]:
+    """The same apply of `repo` with the file store and with `store` (in `store_root`), in
+    turns, against `pfsync sandbox --latency-ms 50` at --parallelism 16."""
+    count = sizes.apply_parallel
     apply = ["-q", "apply", "--auto-approve", "--new-lockfile", "--parallelism", "16"]
     with sandbox(50) as url:
-        file_store, git_store = measure_interleaved(
+        file_store, other = measure_interleaved(
             [
                 Contender(
                     f"pfsync apply p16, {count} creates, file store",
@@ -501,26 +526,33 @@ def bench_git_store(sizes: Sizes, results: dict[str, Any]) -> None:
                     prepare=lambda: reset_state(repo.root),
                 ),
                 Contender(
-                    f"pfsync apply p16, {count} creates, git store",
-                    pfsync("-C", str(checkout), *apply),
-                    prepare=fresh_runner,
-                    check=count_writes,
+                    f"pfsync apply p16, {count} creates, {store} store",
+                    pfsync("-C", str(store_root), *apply),
+                    prepare=prepare,
+                    check=check,
                 ),
             ],
             sizes.runs_fast,
-            env={**CREDENTIALS, "PFSYNC_API_URL": url},
+            env={**CREDENTIALS, **env, "PFSYNC_API_URL": url},
         )
-    lockfile_bytes = len(git("--git-dir", str(remote), "show", "refs/heads/main:pfsync.lock"))
-    print(
-        f"  (git store: {statistics.median(writes):g} pushed commits per apply, "
-        f"a lockfile of {lockfile_bytes / 2**20:.2f} MiB at the end)"
-    )
-    results[f"apply_{count}_git_store"] = {
+    return file_store, other
+
+
+def store_result(
+    store: str,
+    count: int,
+    file_store: Timing,
+    other: Timing,
+    writes: list[int],
+    lockfile_bytes: int,
+) -> dict[str, Any]:
+    """What the results file records of a remote store against the file store."""
+    return {
         "file_store": file_store.to_json(count),
-        "git_store": git_store.to_json(count),
-        "ratio_to_file_store": round(git_store.median / file_store.median, 3),
+        f"{store}_store": other.to_json(count),
+        "ratio_to_file_store": round(other.median / file_store.median, 3),
         "ratios_per_round": [
-            round(g / f, 3) for f, g in zip(file_store.seconds, git_store.seconds, strict=True)
+            round(o / f, 3) for f, o in zip(file_store.seconds, other.seconds, strict=True)
         ],
         "store_writes_per_apply": writes,
         "final_lockfile_bytes": lockfile_bytes,
@@ -620,40 +652,17 @@ def bench_s3_store(sizes: Sizes, results: dict[str, Any]) -> None:
                 raise SystemExit("the s3 store's lockfile does not record the apply it measured")
             writes.append(len(versions()))
 
-        apply = ["-q", "apply", "--auto-approve", "--new-lockfile", "--parallelism", "16"]
-        with sandbox(50) as url:
-            file_store, s3_store = measure_interleaved(
-                [
-                    Contender(
-                        f"pfsync apply p16, {count} creates, file store",
-                        pfsync("-C", str(repo.root), *apply),
-                        prepare=lambda: reset_state(repo.root),
-                    ),
-                    Contender(
-                        f"pfsync apply p16, {count} creates, s3 store",
-                        pfsync("-C", str(folder), *apply),
-                        prepare=empty_bucket,
-                        check=count_writes,
-                    ),
-                ],
-                sizes.runs_fast,
-                env={**CREDENTIALS, **S3_ENV, "PFSYNC_API_URL": url},
-            )
+        file_store, s3_store = apply_with_and_without(
+            "s3", sizes, repo, folder, empty_bucket, count_writes, S3_ENV
+        )
         lockfile_bytes = client.head_object(Bucket=S3_BUCKET, Key="pfsync.lock")["ContentLength"]
     print(
         f"  (s3 store: {statistics.median(writes):g} conditional writes per apply, "
         f"a lockfile of {lockfile_bytes / 2**20:.2f} MiB at the end)"
     )
-    results[f"apply_{count}_s3_store"] = {
-        "file_store": file_store.to_json(count),
-        "s3_store": s3_store.to_json(count),
-        "ratio_to_file_store": round(s3_store.median / file_store.median, 3),
-        "ratios_per_round": [
-            round(s / f, 3) for f, s in zip(file_store.seconds, s3_store.seconds, strict=True)
-        ],
-        "store_writes_per_apply": writes,
-        "final_lockfile_bytes": lockfile_bytes,
-    }
+    results[f"apply_{count}_s3_store"] = store_result(
+        "s3", count, file_store, s3_store, writes, lockfile_bytes
+    )
 
 
 def bench_cache(sizes: Sizes, results: dict[str, Any]) -> None:
@@ -858,23 +867,14 @@ def budgets(results: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, 
                 ratio <= 1.0,
             )
         )
-    entry = results.get(f"apply_{sizes.apply_parallel}_git_store")
-    if entry:
+    for store in ("git", "s3"):
+        entry = results.get(f"apply_{sizes.apply_parallel}_{store}_store")
+        if not entry:
+            continue
         ratio = entry["ratio_to_file_store"]
         rows.append(
             (
-                f"apply {sizes.apply_parallel} p16 git store vs file store",
-                f"{ratio:.2f}x file store's time",
-                "≤ 1.3x file store's time",
-                ratio <= 1.3,
-            )
-        )
-    entry = results.get(f"apply_{sizes.apply_parallel}_s3_store")
-    if entry:
-        ratio = entry["ratio_to_file_store"]
-        rows.append(
-            (
-                f"apply {sizes.apply_parallel} p16 s3 store vs file store",
+                f"apply {sizes.apply_parallel} p16 {store} store vs file store",
                 f"{ratio:.2f}x file store's time",
                 "≤ 1.3x file store's time",
                 ratio <= 1.3,
