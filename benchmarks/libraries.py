@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from run import table  # the Markdown tables of benchmarks/run.py
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 HAND_WRITTEN = "6ec3c1354271dfbde7a5ff74053646a5f309a795"  # last commit with pfsync's own check
@@ -202,17 +204,6 @@ def import_cost(module: str, runs: int) -> tuple[float, float]:
         )
         marginal.append(float(done.stdout) * 1000)
     return statistics.median(cold), statistics.median(marginal)
-
-
-def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
-    lines = [tuple(header), *(tuple(row) for row in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = []
-    for n, line in enumerate(lines):
-        out.append("| " + " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)) + " |")
-        if n == 0:
-            out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(out)
 
 
 def show(title: str, rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
