@@ -160,7 +160,6 @@ def apply(
     from pfsync.apply.client import PocketflowsClient, Timeouts
     from pfsync.apply.credentials import credentials_from_environment
     from pfsync.apply.run import ApplyIO, ApplyOptions, run_apply
-    from pfsync.config.rehearsal import sandbox_config
     from pfsync.manifests.load import load_manifests
     from pfsync.plan.render.json_document import PlanReport
     from pfsync.plan.render.text import render_text
@@ -173,7 +172,7 @@ def apply(
             "sandbox. Nothing was sent."
         )
     options = global_options()
-    config = load_config_or_report(options, check_url=not sandbox)
+    config = load_config_or_report(options, sandbox=sandbox)
     if isinstance(config, int):
         return config
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
@@ -186,7 +185,6 @@ def apply(
         )
         return 1
     if sandbox:
-        config = sandbox_config(config)
         username = password = ""
     else:
         username, password = credentials_from_environment()

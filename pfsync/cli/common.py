@@ -40,22 +40,24 @@ def load_config_or_report(
     output_format: str = "text",
     check_url: bool = True,
     needs_environment: bool = True,
+    sandbox: bool = False,
 ) -> Config | int:
     """The configuration, or exit code 1 after printing its located problems.
 
-    `check_url=False` for commands that never talk to the API and for sandbox mode;
-    `needs_environment=False` for validate, which checks every environment when none is named.
+    `check_url=False` for commands that never talk to the API; `needs_environment=False` for
+    validate, which checks every environment when none is named. With `sandbox` (`--sandbox`),
+    sandbox mode's config: its own lockfile and API, so the configured URL is not checked.
     """
     from pfsync.config import load_config
     from pfsync.errors import ConfigInvalid
     from pfsync.support.diagnostics import FORMATTERS
 
     try:
-        return load_config(
+        config = load_config(
             options.config_path,
             options.directory,
             paths=paths,
-            check_url=check_url,
+            check_url=check_url and not sandbox,
             environment=options.environment,
             needs_environment=needs_environment,
             no_cache=options.no_cache,
@@ -64,6 +66,11 @@ def load_config_or_report(
         click.echo(FORMATTERS[output_format](exc.diagnostics), nl=False)
         click.echo("The configuration file is invalid; fix it and run again.", err=True)
         return 1
+    if sandbox:
+        from pfsync.config.rehearsal import sandbox_config
+
+        return sandbox_config(config)
+    return config
 
 
 def lock_timeout_option(function: Any) -> Any:

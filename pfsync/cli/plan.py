@@ -78,13 +78,9 @@ def plan(
     from pfsync.plan.run import plan_report
 
     options = global_options()
-    config = load_config_or_report(options, check_url=not sandbox)
+    config = load_config_or_report(options, sandbox=sandbox)
     if isinstance(config, int):
         return config
-    if sandbox:
-        from pfsync.config.rehearsal import sandbox_config
-
-        config = sandbox_config(config)
     color = use_color() and output_format == "text"
     report = plan_report(config, targets, replace, color=color)
     if isinstance(report, list):

@@ -19,16 +19,13 @@ from pfsync.config import Config
 def _config(sandbox: bool = False) -> Config | int:
     """The configuration, or sandbox mode's (its lockfile `.pfsync/pfsync.lock`) with --sandbox."""
     options = global_options()
-    config = load_config_or_report(options, check_url=not sandbox)
+    config = load_config_or_report(options, sandbox=sandbox)
     if isinstance(config, int):
         return config
-    if sandbox:
-        from pfsync.config.rehearsal import sandbox_config
-
-        config = sandbox_config(config)
-        if options.verbosity >= 0:
-            where = config.shown_lockfile
-            click.echo(f"Sandbox mode: using {where}, never the real lockfile.", err=True)
+    if sandbox and options.verbosity >= 0:
+        click.echo(
+            f"Sandbox mode: using {config.shown_lockfile}, never the real lockfile.", err=True
+        )
     return config
 
 
