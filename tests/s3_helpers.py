@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -202,6 +203,18 @@ def start_server(open_access: bool = False) -> S3Server:
 
 def _without_aws(environ: Any) -> dict[str, str]:
     return {k: v for k, v in environ.items() if not k.startswith("AWS_")}
+
+
+@contextlib.contextmanager
+def without_aws_settings() -> Iterator[None]:
+    """No AWS_* variable of this process leaks into a test (restored afterwards)."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    for name in saved:
+        del os.environ[name]
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def make_s3_repo(

@@ -17,7 +17,6 @@ are held until the test releases them. Waits are bounded; nothing asserts on wal
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 from collections.abc import Iterable, Iterator, Mapping
@@ -44,6 +43,7 @@ from s3_helpers import (
     runner,
     s3_env,
     s3_server,
+    without_aws_settings,
 )
 
 SLOW_READS = ("--read-timeout", "300")  # a held create must not time out in pfsync
@@ -53,13 +53,8 @@ PLAN_SUMMARY = "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 0 del
 @pytest.fixture(scope="module")
 def server() -> Iterator[S3Server]:
     """The session's S3 server, with no AWS setting of this process leaking into the tests."""
-    saved = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-    for name in saved:
-        del os.environ[name]
-    try:
+    with without_aws_settings():
         yield s3_server()
-    finally:
-        os.environ.update(saved)
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ from kill_helpers import (
     trigger_name,
 )
 from pfsync.sandbox import Sandbox
-from s3_helpers import S3Server, make_s3_repo, runner, s3_env, s3_server
+from s3_helpers import S3Server, make_s3_repo, runner, s3_env, s3_server, without_aws_settings
 
 MANIFESTS = 60
 LATENCY_MS = 40
@@ -63,13 +63,8 @@ DEFAULT_SEED = 16_2026
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[S3Server]:
-    saved = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-    for name in saved:
-        del os.environ[name]
-    try:
+    with without_aws_settings():
         yield s3_server()
-    finally:
-        os.environ.update(saved)
 
 
 @dataclass
