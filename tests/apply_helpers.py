@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,4 +62,43 @@ def start_apply(repo: Path, sandbox: Sandbox, *args: str) -> subprocess.Popen[st
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+    )
+
+
+def posts(sandbox: Sandbox) -> list[dict[str, Any]]:
+    """The create requests the sandbox received, oldest first."""
+    return [r for r in sandbox.requests() if r["method"] == "POST"]
+
+
+def sandbox_ids(sandbox: Sandbox) -> dict[str, str]:
+    """address -> id of every trigger the sandbox holds; AssertionError on a duplicate."""
+    ids: dict[str, str] = {}
+    for trigger in sandbox.triggers(BUSINESS):
+        where = f"{BUSINESS}/{trigger['name'].removeprefix('Trigger ')}"
+        assert where not in ids, f"{where} was created twice"
+        ids[where] = trigger["id"]
+    return ids
+
+
+def recorded_ids(lockfile: Mapping[str, Any]) -> dict[str, Any]:
+    """address -> id of every trigger a lockfile document records."""
+    return {where: record["id"] for where, record in lockfile["triggers"].items()}
+
+
+def describe_lock(lock: Mapping[str, Any]) -> str:
+    """A remote store's lock record as pfsync names its holder."""
+    where = f" ({lock['run_url']})" if lock["run_url"] else ""
+    return (
+        f"{lock['operation']} by pid {lock['pid']} on host {lock['host']} since "
+        f"{lock['since']}{where}, lock {lock['id']}"
+    )
+
+
+def held_error(store: str, lock: Mapping[str, Any]) -> str:
+    """The whole stderr of a command refused because `lock` is held in `store`."""
+    return (
+        f"Error: the state lock of {store} is held by {describe_lock(lock)}. Wait "
+        "for that run to finish, or pass --lock-timeout SECONDS. If that run is dead (its job "
+        f"was killed), a person removes its lock with `pfsync state unlock {lock['id']}`; its "
+        "pending creates stay uncertain\n"
     )

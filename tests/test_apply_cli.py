@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from apply_helpers import BUSINESS, lock_ids, lock_pending, make_repo, manifest_text
+from apply_helpers import BUSINESS, lock_ids, lock_pending, make_repo, manifest_text, posts
 from conftest import LOOPBACK_URL, RunPfsync, normalise
 from fixtures_sandbox import MakeSandbox
 
@@ -35,10 +35,6 @@ UNCERTAIN_T000 = (
     f"`pfsync state rm {BUSINESS}/t000` if not.\n"
     "\n"
 )
-
-
-def posts(sandbox: object) -> list[dict[str, object]]:
-    return [r for r in sandbox.requests() if r["method"] == "POST"]  # type: ignore[attr-defined]
 
 
 def header(serial: int) -> str:

@@ -20,11 +20,19 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from apply_helpers import BUSINESS, make_repo
+from apply_helpers import (
+    BUSINESS,
+    describe_lock,
+    held_error,
+    make_repo,
+    posts,
+    recorded_ids,
+    sandbox_ids,
+)
 from conftest import Run, RunPfsync
 from fixtures_background import Background, MakeGate, Spawn, wait_until
 from fixtures_sandbox import MakeSandbox
@@ -62,48 +70,11 @@ def api_env(sandbox: Sandbox) -> dict[str, str]:
     return {"PFSYNC_API_URL": sandbox.url}
 
 
-def posts(sandbox: Sandbox) -> list[dict[str, Any]]:
-    return [r for r in sandbox.requests() if r["method"] == "POST"]
-
-
-def sandbox_ids(sandbox: Sandbox) -> dict[str, str]:
-    """address -> id of every trigger the sandbox holds; AssertionError on a duplicate."""
-    ids: dict[str, str] = {}
-    for trigger in sandbox.triggers(BUSINESS):
-        where = f"{BUSINESS}/{trigger['name'].removeprefix('Trigger ')}"
-        assert where not in ids, f"{where} was created twice"
-        ids[where] = trigger["id"]
-    return ids
-
-
-def recorded_ids(lockfile: Mapping[str, Any]) -> dict[str, Any]:
-    return {where: record["id"] for where, record in lockfile["triggers"].items()}
-
-
 def remote_lock(remote: Path) -> dict[str, Any]:
     """The lockfile on the remote's main, which must exist."""
     lockfile = remote_lockfile(remote)
     assert lockfile is not None, "the remote has no lockfile"
     return lockfile
-
-
-def describe(lock: Mapping[str, Any]) -> str:
-    """A lock record as pfsync names its holder."""
-    where = f" ({lock['run_url']})" if lock["run_url"] else ""
-    return (
-        f"{lock['operation']} by pid {lock['pid']} on host {lock['host']} since "
-        f"{lock['since']}{where}, lock {lock['id']}"
-    )
-
-
-def held_error(lock: Mapping[str, Any]) -> str:
-    """The whole stderr of a command refused because `lock` is held."""
-    return (
-        f"Error: the state lock of pfsync.lock on origin/main is held by {describe(lock)}. Wait "
-        "for that run to finish, or pass --lock-timeout SECONDS. If that run is dead (its job "
-        f"was killed), a person removes its lock with `pfsync state unlock {lock['id']}`; its "
-        "pending creates stay uncertain\n"
-    )
 
 
 def plan_actions(run_pfsync: RunPfsync, repo: Path, sandbox: Sandbox) -> dict[str, str]:
@@ -444,7 +415,7 @@ def test_a_second_runner_fails_at_once_or_waits_for_the_lock(
     second = run_pfsync(
         "apply", "--auto-approve", "--new-lockfile", cwd=runner2, env=sandbox.environment()
     )
-    assert second == Run(1, "", held_error(lock))
+    assert second == Run(1, "", held_error("pfsync.lock on origin/main", lock))
 
     tip = rev(remote, "main")
     third = start_apply(spawn, runner3, sandbox, "--new-lockfile", "--lock-timeout", "60")
@@ -575,22 +546,22 @@ def test_a_killed_run_leaves_its_lock_until_a_person_unlocks_it(
     fresh = clone(remote, tmp_path / "fresh")
     env = api_env(sandbox)
     blocked = run_pfsync("apply", "--auto-approve", cwd=fresh, env=sandbox.environment())
-    assert blocked == Run(1, "", held_error(lock))
+    assert blocked == Run(1, "", held_error("pfsync.lock on origin/main", lock))
     refused = run_pfsync("state", "rm", address(0), cwd=fresh, env=env)
-    assert refused == Run(1, "", held_error(lock))
+    assert refused == Run(1, "", held_error("pfsync.lock on origin/main", lock))
 
     wrong = run_pfsync("state", "unlock", "not-the-lock", cwd=fresh, env=env)
     assert wrong == Run(
         1,
         "",
         f"Error: the state lock of pfsync.lock on origin/main is {lock['id']}, not not-the-lock "
-        f"(held by {describe(lock)}); nothing was changed\n",
+        f"(held by {describe_lock(lock)}); nothing was changed\n",
     )
     tip = rev(remote, "main")
     unlocked = run_pfsync("state", "unlock", lock["id"], cwd=fresh, env=env)
     assert unlocked == Run(
         0,
-        f"Removed the lock {lock['id']} ({describe(lock)}).\n"
+        f"Removed the lock {lock['id']} ({describe_lock(lock)}).\n"
         "16 pending create(s) stay uncertain: `pfsync plan` lists them; look for each in "
         "Pocketflows, then `pfsync state import ADDR ID` or `pfsync state rm ADDR`.\n",
         "",

@@ -12,11 +12,10 @@ import json
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from apply_helpers import BUSINESS, lock_pending, make_repo, start_apply
+from apply_helpers import BUSINESS, lock_pending, make_repo, posts, start_apply
 from conftest import RunPfsync
 from fixtures_sandbox import MakeSandbox, trigger_body
 from pfsync.apply.applier import Applier, ApplyItem, RetryPolicy
@@ -30,10 +29,6 @@ from pfsync.support.canonical import body_digest
 ADDRESS = f"{BUSINESS}/t000"
 KEY = "0f8fad5b-d9cb-469f-a165-70867728950e"
 FAST = RetryPolicy(max_attempts=3, max_total_seconds=5, base_seconds=0.01, cap_seconds=0.02)
-
-
-def posts(sandbox: Sandbox) -> list[dict[str, Any]]:
-    return [r for r in sandbox.requests() if r["method"] == "POST"]
 
 
 def plan_actions(run_pfsync: RunPfsync, repo: Path, sandbox: Sandbox) -> dict[str, str]:

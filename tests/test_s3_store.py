@@ -19,14 +19,22 @@ from __future__ import annotations
 import json
 import re
 import socket
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from apply_helpers import BUSINESS, make_repo
+from apply_helpers import (
+    BUSINESS,
+    describe_lock,
+    held_error,
+    make_repo,
+    posts,
+    recorded_ids,
+    sandbox_ids,
+)
 from conftest import REPO, Run, RunPfsync
 from fixtures_background import MakeGate, Spawn, wait_until
 from fixtures_sandbox import MakeSandbox
@@ -86,43 +94,6 @@ def env_for(sandbox: Sandbox, credentials: Credentials | None) -> dict[str, str]
 def read_env(sandbox: Sandbox, credentials: Credentials | None) -> dict[str, str]:
     """What a read-only command needs: the API URL the lockfile records, and these AWS keys."""
     return {"PFSYNC_API_URL": sandbox.url, **s3_env(credentials)}
-
-
-def posts(sandbox: Sandbox) -> list[dict[str, Any]]:
-    return [r for r in sandbox.requests() if r["method"] == "POST"]
-
-
-def sandbox_ids(sandbox: Sandbox) -> dict[str, str]:
-    """address -> id of every trigger the sandbox holds; AssertionError on a duplicate."""
-    ids: dict[str, str] = {}
-    for trigger in sandbox.triggers(BUSINESS):
-        where = f"{BUSINESS}/{trigger['name'].removeprefix('Trigger ')}"
-        assert where not in ids, f"{where} was created twice"
-        ids[where] = trigger["id"]
-    return ids
-
-
-def recorded_ids(lockfile: Mapping[str, Any]) -> dict[str, Any]:
-    return {where: record["id"] for where, record in lockfile["triggers"].items()}
-
-
-def describe(lock: Mapping[str, Any]) -> str:
-    """A lock record as pfsync names its holder."""
-    where = f" ({lock['run_url']})" if lock["run_url"] else ""
-    return (
-        f"{lock['operation']} by pid {lock['pid']} on host {lock['host']} since "
-        f"{lock['since']}{where}, lock {lock['id']}"
-    )
-
-
-def held_error(bucket: str, lock: Mapping[str, Any]) -> str:
-    """The whole stderr of a command refused because `lock` is held."""
-    return (
-        f"Error: the state lock of s3://{bucket}/pfsync.lock is held by {describe(lock)}. Wait "
-        "for that run to finish, or pass --lock-timeout SECONDS. If that run is dead (its job "
-        f"was killed), a person removes its lock with `pfsync state unlock {lock['id']}`; its "
-        "pending creates stay uncertain\n"
-    )
 
 
 def wait_for_pending(server: S3Server, bucket: str, count: int) -> dict[str, Any]:
@@ -327,7 +298,7 @@ def test_a_second_runner_fails_at_once_naming_the_holder(
     second = run_pfsync(
         "apply", "--auto-approve", "--new-lockfile", cwd=runner(repo, tmp_path / "runner2"), env=env
     )
-    assert second == Run(1, "", held_error(bucket, lock))
+    assert second == Run(1, "", held_error(f"s3://{bucket}/pfsync.lock", lock))
 
     gate.release_all()
     assert first.finish().code == 0
@@ -412,20 +383,20 @@ def test_a_killed_run_leaves_its_lock_until_a_person_unlocks_it(
     fresh = runner(repo, tmp_path / "fresh")
     env = read_env(sandbox, server.admin)
     blocked = run_pfsync("apply", "--auto-approve", cwd=fresh, env=env_for(sandbox, server.admin))
-    assert blocked == Run(1, "", held_error(bucket, lock))
+    assert blocked == Run(1, "", held_error(f"s3://{bucket}/pfsync.lock", lock))
     refused = run_pfsync("state", "rm", address(0), cwd=fresh, env=env)
-    assert refused == Run(1, "", held_error(bucket, lock))
+    assert refused == Run(1, "", held_error(f"s3://{bucket}/pfsync.lock", lock))
     wrong = run_pfsync("state", "unlock", "not-the-lock", cwd=fresh, env=env)
     assert wrong == Run(
         1,
         "",
         f"Error: the state lock of s3://{bucket}/pfsync.lock is {lock['id']}, not not-the-lock "
-        f"(held by {describe(lock)}); nothing was changed\n",
+        f"(held by {describe_lock(lock)}); nothing was changed\n",
     )
     unlocked = run_pfsync("state", "unlock", lock["id"], cwd=fresh, env=env)
     assert unlocked == Run(
         0,
-        f"Removed the lock {lock['id']} ({describe(lock)}).\n"
+        f"Removed the lock {lock['id']} ({describe_lock(lock)}).\n"
         "16 pending create(s) stay uncertain: `pfsync plan` lists them; look for each in "
         "Pocketflows, then `pfsync state import ADDR ID` or `pfsync state rm ADDR`.\n",
         "",
