@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pfsync.manifests.results import Declaring, LoadResult
+from pfsync.manifests.results import BODY_NOT_READ, Declaring, LoadResult
 from pfsync.models import DesiredTrigger
 from pfsync.support.diagnostics import Diagnostic
 
@@ -201,7 +201,7 @@ class ManifestCache:
         bodies = self.bodies if self.with_bodies else {}
         manifests = []
         for business, key, revision, line, digest in triggers:
-            body = bodies.get(digest) if self.with_bodies else _NOT_READ
+            body = bodies.get(digest) if self.with_bodies else BODY_NOT_READ
             if not isinstance(body, dict):
                 return None  # written by another run meanwhile, or damaged: read the file
             manifests.append(DesiredTrigger(business, key, body, digest, revision, shown, line))
@@ -338,10 +338,6 @@ def _same_but_digests(known: Entry, new: Entry) -> bool:
         return known[:4] == new[:4] and same_triggers and known[5] == new[5]
     except (TypeError, IndexError):
         return False
-
-
-# What a body is when the run asked for none (validate counts and locates triggers only).
-_NOT_READ: dict[str, Any] = {}
 
 
 def _seal(content: bytes) -> bytes:

@@ -15,7 +15,7 @@ from pathlib import Path
 from pfsync.config import Config
 from pfsync.manifests.cache import Fragment, ManifestCache, StatKey, fragment_of, stat_key
 from pfsync.manifests.discovery import discover_shown, expand_paths
-from pfsync.manifests.results import Declaring, LoadResult
+from pfsync.manifests.results import BODY_NOT_READ, Declaring, LoadResult
 from pfsync.manifests.values import MARKER, substitute
 from pfsync.models import DesiredTrigger, make_address
 from pfsync.schemas import MANIFEST, check, validator
@@ -73,10 +73,9 @@ def _manifest_from(
                 "set `business:` in the manifest, or a default `business:` in pfsync.yaml",
             )
         ]
-    if not declaring.digests:
-        return DesiredTrigger(
-            business, data["key"], data["spec"], "", int(data.get("revision", 0)), shown, key_line
-        )
+    if not declaring.with_bodies:
+        revision = int(data.get("revision", 0))
+        return DesiredTrigger(business, data["key"], BODY_NOT_READ, "", revision, shown, key_line)
     return DesiredTrigger.declared(
         business=business,
         key=data["key"],
@@ -215,8 +214,9 @@ def load_manifests(
 
     With `paths`, problems are reported for those files only, but addresses are still checked
     against every configured manifest (pre-commit passes only the changed files). Without
-    `with_bodies` (validate), a manifest taken from the cache has an empty body: its address,
-    place and digest are all a validation needs, and reading the bodies would cost more.
+    `with_bodies` (validate), a manifest has no body and no digest: its address and place are
+    all a validation needs, and computing, caching or passing bodies between processes would
+    cost more.
     In one environment of several, the others' manifests are read too (`other_environments`):
     a trigger another environment would also create is refused, whichever runs first.
     """
@@ -237,7 +237,7 @@ def load_manifests(
     others = []
     if named is not None:
         others = [(path, shown) for path, shown in configured_shown if shown not in shown_files]
-    declaring = dataclasses.replace(Declaring.of(config), digests=with_bodies)
+    declaring = dataclasses.replace(Declaring.of(config), with_bodies=with_bodies)
     cache = ManifestCache.open(config, declaring, with_bodies) if config.cache else None
     loaded = load_files([*reported, *others], declaring, cache, fresh=len(reported) if named else 0)
     for outcome in loaded[: len(reported)]:
