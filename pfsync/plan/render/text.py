@@ -7,7 +7,7 @@ Each renderer takes a PlanReport and returns the whole output as a string.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -41,21 +41,25 @@ def value_text(value: Any) -> str:
     return json_text(value)
 
 
-def leaves(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[str, Any]]:
-    """Every scalar (and empty container) in `value` with its JSON path (`$.spec.name`)."""
-    return _leaves(value, json_path(path))
+def leaf_lines(value: Any, path: tuple[str | int, ...], indent: str = _INDENT) -> list[str]:
+    """`PATH: VALUE` for every scalar (and empty container) in `value`, VALUE as JSON."""
+    lines: list[str] = []
+    _add_leaf_lines(value, indent + json_path(path), lines)
+    return lines
 
 
-def _leaves(value: Any, shown: str) -> Iterator[tuple[str, Any]]:
-    # The path text is built once per container, not again for every leaf under it.
+def _add_leaf_lines(value: Any, shown: str, lines: list[str]) -> None:
+    # Appending, not yielding: a plan of 10,000 creates has a quarter of a million leaves, and
+    # generators nested per level cost a fifth of a warm plan. The path text is built once per
+    # container, not again for every leaf under it.
     if isinstance(value, dict) and value:
-        for key in value:
-            yield from _leaves(value[key], shown + json_path_step(key))
+        for key, item in value.items():
+            _add_leaf_lines(item, shown + json_path_step(key), lines)
     elif isinstance(value, list) and value:
         for index, item in enumerate(value):
-            yield from _leaves(item, shown + json_path_step(index))
+            _add_leaf_lines(item, f"{shown}[{index}]", lines)
     else:
-        yield shown, value
+        lines.append(f"{shown}: {value_text(value)}")
 
 
 def header_lines(report: PlanReport) -> list[str]:
@@ -107,9 +111,7 @@ def _entry_lines(entry: PlanEntry, color: bool) -> list[str]:
             f"{_INDENT}{c.path}: {value_text(c.before)} → {value_text(c.after)}" for c in entry.diff
         ]
     elif entry.action in (CREATE, REPLACE) and entry.desired is not None:
-        lines += [
-            f"{_INDENT}{path}: {value_text(v)}" for path, v in leaves(entry.desired.body, ("spec",))
-        ]
+        lines += leaf_lines(entry.desired.body, ("spec",))
     if entry.remedy:
         label = "remedy" if entry.action in NEEDS_PERSON else "note"
         lines.append(style(f"    {label}: {escape(entry.remedy)}", fg="yellow" if colour else None))
