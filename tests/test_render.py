@@ -11,15 +11,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from project_helpers import API_URL, body, lockfile, manifest, record
 
 from pfsync.models import DesiredTrigger
 from pfsync.plan.planner import create_plan
 from pfsync.plan.render.json_document import PlanReport
 from pfsync.plan.render.markdown import MAX_CHARS
-from pfsync.plan.render.text import RENDERERS
+from pfsync.plan.render.text import RENDERERS, leaf_lines
 from pfsync.state.lockfile import PendingCreate
 from pfsync.support.canonical import body_digest
+from pfsync.support.diagnostics import json_path
+from pfsync.support.textsafety import is_safe, json_text
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 SUFFIX = {"text": "txt", "json": "json", "markdown": "md"}
@@ -126,3 +130,35 @@ def test_markdown_puts_what_needs_a_person_first_when_truncating() -> None:
     assert len(output) <= MAX_CHARS
     assert output.index("to delete by hand<") < output.index("to create<")
     assert output.count("#### - ") == 3
+
+
+# Any text, lone surrogates, controls and bidirectional overrides included.
+ANY_TEXT = st.text(alphabet=st.characters(codec=None, categories=None), max_size=8)
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ANY_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def one_line_per_leaf(value: object, path: tuple[str | int, ...]) -> list[str]:
+    """What a create shows, written the plain way: each leaf's path, then the leaf alone made
+    JSON and safe."""
+    if isinstance(value, dict) and value:
+        return [line for k, v in value.items() for line in one_line_per_leaf(v, (*path, k))]
+    if isinstance(value, list) and value:
+        return [line for i, v in enumerate(value) for line in one_line_per_leaf(v, (*path, i))]
+    return [f"      {json_path(path)}: {json_text(value)}"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=JSON_VALUES)
+def test_a_creates_lines_are_each_leaf_made_safe_one_at_a_time(body: object) -> None:
+    # The renderer makes a whole body's lines safe at once; that must be the same text.
+    shown = leaf_lines(body, ("spec",))
+    assert shown == "\n".join(one_line_per_leaf(body, ("spec",)))
+    assert all(is_safe(line) for line in shown.split("\n"))

@@ -20,6 +20,7 @@ from pfsync.manifests.values import MARKER, substitute
 from pfsync.models import DesiredTrigger, make_address
 from pfsync.schemas import MANIFEST, check, validator
 from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
+from pfsync.support.collector import collector_paused
 from pfsync.support.diagnostics import Diagnostic, json_path, sort_diagnostics
 from pfsync.support.paths import display_path
 from pfsync.support.textsafety import json_text
@@ -220,7 +221,17 @@ def load_manifests(
     In one environment of several, the others' manifests are read too (`other_environments`):
     a trigger another environment would also create is refused, whichever runs first.
     """
-    cwd = cwd or Path.cwd()
+    with collector_paused():
+        return _load_manifests(config, paths, cwd or Path.cwd(), with_bodies, other_environments)
+
+
+def _load_manifests(
+    config: Config,
+    paths: Sequence[str] | None,
+    cwd: Path,
+    with_bodies: bool,
+    other_environments: bool,
+) -> LoadResult:
     configured_shown, problems = discover_shown(config)
     configured = [path for path, _ in configured_shown]
     named: list[Path] | None = None

@@ -2,6 +2,7 @@
 
 atomic        replace a file so readers see the old text or the new, never a mix
 canonical     RFC 8785 canonical JSON and the body digest
+collector     the cyclic garbage collector paused while loading (the data hold no cycles)
 diagnostics   Diagnostic: one located problem in a file, and its output formats
 paths         how a path is shown to the user
 textsafety    outside text made safe to show and to store; secrets kept out of output
