@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -202,11 +203,12 @@ def _classify(
 ) -> PlanEntry:
     business, _, key = address.partition("/")
     old_id = record.id if record is not None else None
-    entry = PlanEntry(
+    # Each entry is made once, with its action (10,000 creates: copying each would cost more).
+    entry = functools.partial(
+        PlanEntry,
         address=address,
         business=business,
         key=key,
-        action=NOOP,
         source=manifest.source if manifest else _recorded_file(record, pending),
         desired=manifest,
         old_id=old_id,
@@ -214,25 +216,23 @@ def _classify(
         recorded_digest=record.digest if record is not None else None,
     )
     if pending is not None:
-        return _replace_fields(
-            entry,
+        return entry(
             action=UNCERTAIN,
             reason=pending.reason,
             remedy=uncertain_remedy(address, pending, declared=manifest is not None),
         )
     if record is None:
         assert manifest is not None  # the address came from somewhere
-        return _replace_fields(entry, action=CREATE)
+        return entry(action=CREATE)
     if manifest is None:
-        return _replace_fields(entry, action=DELETE, remedy=delete_remedy(address, old_id))
+        return entry(action=DELETE, remedy=delete_remedy(address, old_id))
     if forced_replace or manifest.revision > record.revision:
         reason = (
             "requested with --replace"
             if forced_replace
             else f"revision raised from {record.revision} to {manifest.revision}"
         )
-        return _replace_fields(
-            entry,
+        return entry(
             action=REPLACE,
             desired=manifest.replacing(old_id),
             reason=reason,
@@ -242,10 +242,8 @@ def _classify(
     if manifest.revision < record.revision:
         changes = (FieldChange("$.revision", record.revision, manifest.revision), *changes)
     if changes:
-        return _replace_fields(
-            entry, action=UPDATE, diff=changes, remedy=update_remedy(address, old_id)
-        )
-    return entry
+        return entry(action=UPDATE, diff=changes, remedy=update_remedy(address, old_id))
+    return entry(action=NOOP)
 
 
 def _recorded_file(record: TriggerRecord | None, pending: PendingCreate | None) -> str:
