@@ -251,6 +251,25 @@ def test_journal_of_another_lockfile_is_refused(tmp_path: Path) -> None:
         folded_state(None, journal_path)
 
 
+def test_a_journal_without_its_lockfile_names_that_lockfile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "state").mkdir()
+    lock_path = tmp_path / "state" / "staging.lock"
+    journal_path = tmp_path / "state" / "staging.lock.journal"
+    with Journal.open(journal_path, save_lockfile(lock_path, None, lockfile())) as journal:
+        journal.append(pending("biz_1/a", "A"))
+    lock_path.unlink()
+    with pytest.raises(LockfileError) as raised:
+        folded_state(None, journal_path)
+    assert str(raised.value) == (
+        "the journal state/staging.lock.journal records creates, but its lockfile does not "
+        "exist. Restore the lockfile from git (git checkout -- state/staging.lock) and run "
+        "again; do not delete the journal, it is the only record of those creates"
+    )
+
+
 def test_settle_folds_saves_and_removes_the_journal(tmp_path: Path) -> None:
     lock_path, journal_path, state = start(tmp_path)
     with Journal.open(journal_path, state) as journal:

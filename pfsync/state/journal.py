@@ -179,10 +179,11 @@ def _unfolded(
     begin = contents.begin
     shown = shown_path(path)
     if lockfile is None:
+        lockfile_shown = shown.removesuffix(".journal")  # the journal is LOCKFILE.journal
         raise LockfileError(
             f"the journal {shown} records creates, but its lockfile does not exist. Restore the "
-            "lockfile from git (git checkout -- pfsync.lock) and run again; do not delete the "
-            "journal, it is the only record of those creates"
+            f"lockfile from git (git checkout -- {lockfile_shown}) and run again; do not delete "
+            "the journal, it is the only record of those creates"
         )
     folded = contents.folded
     if (
