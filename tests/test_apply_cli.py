@@ -314,7 +314,15 @@ def test_retry_uncertain_with_idempotency_keys_creates_nothing_new(
         "apply", "--auto-approve", "--retry-uncertain", cwd=repo, env=sandbox.environment()
     )
     assert retry.code == 0, retry
-    # Its stdout is left out: the plan it shows says the create will not be sent again.
+    # The plan it shows says the uncertain create is sent again, and what that risks.
+    assert normalise(retry.out, URL=sandbox.url) == (
+        header(2) + f"? {BUSINESS}/t000  uncertain  triggers/t000.yaml:3\n"
+        f"    remedy: A create of {BUSINESS}/t000 was started at <TIME> (Idempotency-Key <UUID>) "
+        "and its outcome is unknown; --retry-uncertain sends it again now, with the same body "
+        "and Idempotency-Key. That is safe only if Pocketflows honours the key (its API "
+        "reference does not document it): otherwise it can create a second trigger.\n"
+        "\n" + summary(uncertain=1)
+    )
     assert normalise(retry.err, T000=lock_ids(repo)[f"{BUSINESS}/t000"]) == (
         f"{BUSINESS}/t000: created <T000>\n"
         "Apply: 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "

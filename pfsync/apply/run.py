@@ -154,7 +154,7 @@ def run_apply(
     io: ApplyIO,
 ) -> int:
     """Apply the manifests (or a saved plan) under the state lock; return the exit code."""
-    from pfsync.plan.planner import create_plan
+    from pfsync.plan.planner import create_plan, resending_uncertain
     from pfsync.state.access import open_state
     from pfsync.state.lockfile import Lockfile
 
@@ -201,7 +201,8 @@ def run_apply(
             # Against the state the plan was made from: taking a remote store's lock is a
             # write of its own, which must not make every saved plan stale.
             check_saved_plan(saved, plan, transaction.before_lock, config.environment)
-        io.show_plan(plan, transaction.where)
+        shown = resending_uncertain(plan) if options.retry_uncertain else plan
+        io.show_plan(shown, transaction.where)
         if not items:
             report = ApplyReport([])
             io.progress(summarise(report, plan, config.environment))

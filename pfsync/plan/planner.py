@@ -28,6 +28,7 @@ from pfsync.plan.remedies import (
     create_rename_note,
     delete_remedy,
     replace_remedy,
+    resend_remedy,
     uncertain_remedy,
     update_remedy,
 )
@@ -153,6 +154,19 @@ def create_plan(
         for address in scope
     ]
     return Plan(tuple(_with_rename_hints(entries)), api_url, lockfile, target_set, replace_set)
+
+
+def resending_uncertain(plan: Plan) -> Plan:
+    """`plan` as `apply --retry-uncertain` shows it: each uncertain create, which it sends again,
+    says so instead of telling a person to settle it."""
+    pending = plan.lockfile.pending if plan.lockfile is not None else {}
+    entries = tuple(
+        _replace_fields(entry, remedy=resend_remedy(entry.address, pending[entry.address]))
+        if entry.action == UNCERTAIN and entry.address in pending
+        else entry
+        for entry in plan.entries
+    )
+    return dataclasses.replace(plan, entries=entries)
 
 
 def _check_targets(targets: tuple[str, ...], known: set[str]) -> tuple[str, ...]:

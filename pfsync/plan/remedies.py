@@ -58,6 +58,17 @@ def replace_remedy(address: str, old_id: str | None) -> str:
     )
 
 
+def resend_remedy(address: str, pending: PendingCreate) -> str:
+    """What `apply --retry-uncertain` does about a create whose outcome is unknown, and its risk."""
+    return (
+        f"A create of {address} was started at {escape(pending.started_at)} (Idempotency-Key "
+        f"{pending.idempotency_key}) and its outcome is unknown; --retry-uncertain sends it again "
+        "now, with the same body and Idempotency-Key. That is safe only if Pocketflows honours "
+        "the key (its API reference does not document it): otherwise it can create a second "
+        "trigger."
+    )
+
+
 def uncertain_remedy(address: str, pending: PendingCreate, declared: bool) -> str:
     """What to do about a create whose outcome is unknown: look, then import or forget."""
     started = (
