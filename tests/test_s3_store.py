@@ -499,6 +499,34 @@ def test_an_unreachable_endpoint_stops_before_anything_is_sent(
     assert posts(sandbox) == []
 
 
+def test_a_missing_lockfile_object_is_refused_with_how_to_restore_it(
+    run_pfsync: RunPfsync, make_sandbox: MakeSandbox, server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox()
+    repo = make_s3_repo(tmp_path / "repo", 2, bucket=bucket, endpoint_url=server.url)
+    apply = run_pfsync("apply", "--auto-approve", cwd=repo, env=env_for(sandbox, server.admin))
+    assert apply == Run(
+        1,
+        "",
+        f"Error: there is no lockfile at s3://{bucket}/pfsync.lock: it is the only record of "
+        "which triggers exist, and applying without it would create every trigger again. If it "
+        f"was lost, restore an earlier version of s3://{bucket}/pfsync.lock (a bucket with "
+        "versioning on keeps them). If this is the first apply of this repository, run again "
+        "with --new-lockfile\n",
+    )
+    remove = run_pfsync(
+        "state", "rm", f"{BUSINESS}/t000", cwd=repo, env=env_for(sandbox, server.admin)
+    )
+    assert remove == Run(
+        1,
+        "",
+        f"Error: there is no lockfile at s3://{bucket}/pfsync.lock, so there is nothing to "
+        f"remove. If it was lost, restore an earlier version of s3://{bucket}/pfsync.lock (a "
+        "bucket with versioning on keeps them)\n",
+    )
+    assert posts(sandbox) == []
+
+
 def test_refused_credentials_or_a_denied_write_stop_before_anything_is_sent(
     run_pfsync: RunPfsync, make_sandbox: MakeSandbox, server: S3Server, bucket: str, tmp_path: Path
 ) -> None:

@@ -9,7 +9,9 @@ import pytest
 from project_helpers import body, manifest_yaml, read_json, write_project
 
 from conftest import RunPfsync
+from pfsync.config import load_config
 from pfsync.models import DesiredTrigger
+from pfsync.state.access import lockfile_location, lost_lockfile_advice
 from pfsync.state.journal import Journal
 from pfsync.state.journal_records import Created, Pending, Uncertain
 from pfsync.state.lockfile import read_lockfile
@@ -493,6 +495,38 @@ def test_rm_and_mv_without_lockfile(tmp_path: Path, run_pfsync: RunPfsync) -> No
         1,
         "",
         "Error: there is no lockfile at pfsync.lock, so there is nothing to remove. "
-        "If it was lost, restore it from git\n",
+        "If it was lost, restore it from git (git checkout -- pfsync.lock)\n",
     )
     assert not (root / "pfsync.lock").exists()
+
+
+@pytest.mark.parametrize(
+    ("state", "location", "advice"),
+    [
+        (
+            "",
+            "state/live.lock",
+            "restore it from git (git checkout -- state/live.lock)",
+        ),
+        (
+            "state: {store: git, branch: pfsync-state}\n",
+            "state/live.lock on origin/pfsync-state",
+            "restore it on origin/pfsync-state from the commit before it was removed "
+            "(git log -- state/live.lock)",
+        ),
+        (
+            "state: {store: s3, bucket: team-b1, key: teams/live.lock}\n",
+            "s3://team-b1/teams/live.lock",
+            "restore an earlier version of s3://team-b1/teams/live.lock (a bucket with versioning on "
+            "keeps them)",
+        ),
+    ],
+)
+def test_a_lost_lockfile_is_looked_for_and_restored_where_its_store_keeps_it(
+    tmp_path: Path, state: str, location: str, advice: str
+) -> None:
+    (tmp_path / "pfsync.yaml").write_text(
+        f"business: biz_1\nlockfile: state/live.lock\n{state}", encoding="utf-8"
+    )
+    config = load_config(str(tmp_path / "pfsync.yaml"), check_url=False)
+    assert (lockfile_location(config), lost_lockfile_advice(config)) == (location, advice)

@@ -155,15 +155,14 @@ def run_apply(
 ) -> int:
     """Apply the manifests (or a saved plan) under the state lock; return the exit code."""
     from pfsync.plan.planner import create_plan, resending_uncertain
-    from pfsync.state.access import open_state
+    from pfsync.state.access import lockfile_location, lost_lockfile_advice, open_state
     from pfsync.state.lockfile import Lockfile
 
     def refuse_missing() -> ApplyRefused:
-        where = config.shown_lockfile if not config.state.is_remote else "the state store"
         return ApplyRefused(
-            f"there is no lockfile at {where}: it is the only record of which "
-            "triggers exist, and applying without it would create every trigger again. "
-            f"If it was lost, restore it from git (git checkout -- {config.shown_lockfile}). "
+            f"there is no lockfile at {lockfile_location(config)}: it is the only record of "
+            "which triggers exist, and applying without it would create every trigger again. "
+            f"If it was lost, {lost_lockfile_advice(config)}. "
             "If this is the first apply of this repository, run again with --new-lockfile"
         )
 

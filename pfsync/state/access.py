@@ -29,6 +29,7 @@ from pfsync.config import Config
 from pfsync.state.journal import Journal, folded_state, read_journal, settle_journal
 from pfsync.state.lock import state_lock
 from pfsync.state.lockfile import Lockfile, read_lockfile, require_belongs, save_lockfile
+from pfsync.support.textsafety import escape
 
 if TYPE_CHECKING:
     from pfsync.state.stores.session import RemoteState, StoreJournal
@@ -42,6 +43,31 @@ class StateView:
     journal_unfolded: bool
     warnings: tuple[str, ...] = ()
     where: str | None = None  # a remote store's description: `pfsync.lock on origin/main`
+
+
+def lockfile_location(config: Config) -> str:
+    """Where the lockfile lives, as a person would look for it."""
+    state = config.state
+    if state.store == "s3":
+        return f"s3://{state.bucket}/{escape(state.key or '')}"
+    if state.store == "git":
+        return f"{config.shown_lockfile} on {state.remote}/{state.branch or '(the current branch)'}"
+    return config.shown_lockfile
+
+
+def lost_lockfile_advice(config: Config) -> str:
+    """How a person gets a lost lockfile back, where it lives."""
+    if config.state.store == "s3":
+        return (
+            f"restore an earlier version of {lockfile_location(config)} (a bucket with "
+            "versioning on keeps them)"
+        )
+    if config.state.store == "git":
+        return (
+            f"restore it on {config.state.remote}/{config.state.branch or '(the current branch)'}"
+            f" from the commit before it was removed (git log -- {config.shown_lockfile})"
+        )
+    return f"restore it from git (git checkout -- {config.shown_lockfile})"
 
 
 def read_state(config: Config) -> StateView:

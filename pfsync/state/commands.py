@@ -15,7 +15,12 @@ from pfsync.config import Config
 from pfsync.config.rehearsal import is_sandbox
 from pfsync.errors import StateChangeError
 from pfsync.models import DesiredTrigger
-from pfsync.state.access import StateTransaction, open_state
+from pfsync.state.access import (
+    StateTransaction,
+    lockfile_location,
+    lost_lockfile_advice,
+    open_state,
+)
 from pfsync.state.changes import Forgotten, forget, move, record_import
 from pfsync.state.lockfile import Lockfile, utc_now
 from pfsync.state.stores.session import RemoteState
@@ -48,9 +53,10 @@ def _current(transaction: StateTransaction | RemoteState, what: str) -> Lockfile
     if transaction.lockfile is None:
         if is_sandbox(transaction.config):
             raise no_sandbox_lockfile(transaction.config, what)
+        config = transaction.config
         raise StateChangeError(
-            f"there is no lockfile at {transaction.config.shown_lockfile}, so there is nothing to "
-            f"{what}. If it was lost, restore it from git"
+            f"there is no lockfile at {lockfile_location(config)}, so there is nothing to "
+            f"{what}. If it was lost, {lost_lockfile_advice(config)}"
         )
     return transaction.lockfile
 
