@@ -46,6 +46,12 @@ PLAN_OF_TWO = (
         (["init", "d", "--env", "a", "-e", "b"], ["init", "d", "--env", "a", "-e", "b"]),
         (["init", "d", "-ea"], ["init", "d", "-ea"]),
         (["--help"], ["--help"]),
+        # Short flags given together, the last of them taking a value.
+        (["plan", "-qe", "staging"], ["-qe", "staging", "plan"]),
+        (["plan", "-qestaging", "--no-cache"], ["-qestaging", "--no-cache", "plan"]),
+        (["validate", "-vvC", "d", "a.yaml"], ["-vvC", "d", "validate", "a.yaml"]),
+        (["-qe", "staging", "plan", "-v"], ["-qe", "staging", "-v", "plan"]),
+        (["init", "d", "-qe", "a"], ["init", "d", "-qe", "a"]),
     ],
 )
 def test_hoist_global_options(after: list[str], before: list[str]) -> None:

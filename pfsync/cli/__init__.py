@@ -92,6 +92,24 @@ _GLOBAL_FLAGS = re.compile(r"-v+|--verbose|-q|--quiet|--no-color|--no-cache")
 _GLOBAL_WITH_VALUE = ("-C", "--config", "-e", "--env")
 _COMMAND_OWN_OPTIONS = {"init": ("-e", "--env")}
 _ATTACHED_VALUE = re.compile(r"-[eC][^-].*")
+# Global short flags given together (`-qv`), the last one maybe -e or -C with its value attached
+# (`-qestaging`) or in the next word (`-qe staging`).
+_SHORT_CLUSTER = re.compile(r"-[vq]+(?:([eC])(.*))?")
+
+
+def _global_cluster(token: str) -> tuple[str, ...] | None:
+    """The short options `token` gives if it gives only global ones (`-qe` → q, e), else None;
+    the last is followed by the value in the next word when that is its, as -e or -C alone."""
+    match = _SHORT_CLUSTER.fullmatch(token)
+    return tuple(token[1 : match.end(1) if match.group(1) else None]) if match else None
+
+
+def _takes_next_word(token: str) -> bool:
+    """Whether `token` (a global option or cluster) is followed by its value in the next word."""
+    if token in _GLOBAL_WITH_VALUE:
+        return True
+    match = _SHORT_CLUSTER.fullmatch(token)
+    return match is not None and match.group(1) is not None and match.group(2) == ""
 
 
 def hoist_global_options(argv: Sequence[str]) -> list[str]:
@@ -115,8 +133,13 @@ def hoist_global_options(argv: Sequence[str]) -> list[str]:
         if token == "--":
             rest += args[index:]
             break
+        cluster = _global_cluster(token)
         if _GLOBAL_FLAGS.fullmatch(token):
             hoisted.append(token)
+        elif cluster is not None and not any(f"-{letter}" in own for letter in cluster):
+            with_value = _takes_next_word(token)
+            hoisted += args[index : index + 2] if with_value else [token]
+            index += 1 if with_value else 0
         elif token in own or token.startswith(tuple(f"{name}=" for name in own)):
             rest.append(token)
         elif token in _GLOBAL_WITH_VALUE and index + 1 < len(args):
@@ -137,7 +160,7 @@ def _command_index(args: list[str]) -> int | None:
     index = 0
     while index < len(args):
         token = args[index]
-        if token in _GLOBAL_WITH_VALUE:
+        if _takes_next_word(token):
             index += 2
             continue
         if token.startswith("-"):
