@@ -291,6 +291,19 @@ def test_init_refuses_environments_that_would_share_a_ci_job(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_init_refuses_the_global_env_option_which_selects_rather_than_defines(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    run = run_pfsync("-e", "staging", "init", "repo", cwd=tmp_path)
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
+        "Error: -e staging before init selects an environment of an existing repository; to "
+        "define environments, give them to init: pfsync init repo --env staging\n",
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_init_rejects_bad_values(run_pfsync: RunPfsync, tmp_path: Path) -> None:
     run = run_pfsync("init", ".", "--api-url", "http://api.example.com", cwd=tmp_path)
     assert (run.code, run.out, run.err) == (

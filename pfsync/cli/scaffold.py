@@ -50,8 +50,18 @@ def init(
       pfsync init . --ci github
       pfsync init my-triggers --env staging --env production
     """
+    from pfsync.cli.common import global_options
+    from pfsync.errors import PfsyncError
     from pfsync.scaffold import scaffold
+    from pfsync.support.textsafety import escape
 
+    selected = global_options().environment
+    if selected is not None:  # `pfsync -e NAME init`: NAME would be silently ignored
+        selected, directory = escape(selected), escape(directory)
+        raise PfsyncError(
+            f"-e {selected} before init selects an environment of an existing repository; to "
+            f"define environments, give them to init: pfsync init {directory} --env {selected}"
+        )
     for line in scaffold(Path(directory), business, api_url, ci, force, environments):
         click.echo(line)
     env = f"-e {environments[0]} " if environments else ""
