@@ -286,9 +286,21 @@ def test_a_value_of_the_wrong_type_is_a_schema_error_at_the_manifest_line(
     path = tmp_path / "m.yaml"
     path.write_text(MANIFEST)
     result = load_file(path, "m.yaml", declaring(template=7, revenue="lots", sender="ea_1"))
+    # Each says where the value came from: the manifest shows only the reference.
     assert [(d.line, d.col, d.message, d.path) for d in sorted(result.diagnostics)] == [
-        (7, 23, '"lots" is not a number or null', "$.spec.attributed_revenue"),
-        (10, 26, "7 is not a string", "$.spec.steps[0].email_template_id"),
+        (
+            7,
+            23,
+            '"lots" is not a number or null (the value of ${values.revenue} in environment '
+            "staging)",
+            "$.spec.attributed_revenue",
+        ),
+        (
+            10,
+            26,
+            "7 is not a string (the value of ${values.template} in environment staging)",
+            "$.spec.steps[0].email_template_id",
+        ),
     ]
 
 

@@ -16,7 +16,7 @@ from pfsync.config import Config
 from pfsync.manifests.cache import Fragment, ManifestCache, StatKey, fragment_of, stat_key
 from pfsync.manifests.discovery import discover_shown, expand_paths
 from pfsync.manifests.results import BODY_NOT_READ, Declaring, LoadResult
-from pfsync.manifests.values import MARKER, substitute
+from pfsync.manifests.values import MARKER, from_value, substitute
 from pfsync.models import DesiredTrigger, make_address
 from pfsync.schemas import MANIFEST, check, validator
 from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
@@ -37,8 +37,9 @@ BUSINESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
 def _manifest_from(
     document: Document, shown: str, declaring: Declaring, has_references: bool
 ) -> DesiredTrigger | list[Diagnostic]:
+    whole: dict[str, str] = {}  # JSON path → the reference that gave its value
     if has_references:
-        unresolved = substitute(document, shown, declaring.values, declaring.environment)
+        unresolved = substitute(document, shown, declaring.values, declaring.environment, whole)
         if unresolved:
             return unresolved
     data = document.data
@@ -46,7 +47,16 @@ def _manifest_from(
         line, col = document.start
         return [Diagnostic(shown, line, col, "a manifest must be a mapping (apiVersion, kind, …)")]
     if not check(MANIFEST)(data):
-        return schema_diagnostics(validator(MANIFEST), document, shown)
+        problems = schema_diagnostics(validator(MANIFEST), document, shown)
+        return [
+            dataclasses.replace(
+                problem,
+                message=from_value(problem.message, whole[problem.path], declaring.environment),
+            )
+            if problem.path in whole
+            else problem
+            for problem in problems
+        ]
     # JSON Schema's `$` also matches before a trailing newline in Python's re: check exactly.
     for name, regex in (("key", KEY_RE), ("business", BUSINESS_RE)):
         if name in data and not regex.fullmatch(data[name]):

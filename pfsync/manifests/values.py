@@ -57,11 +57,17 @@ def _lookup(inner: str, values: Mapping[str, Scalar], environment: str | None) -
     raise _Unresolved(f"unknown value `{name}` in {where}", hint)
 
 
+def _whole_reference(text: str) -> str | None:
+    """What is inside `${…}` when `text` is exactly one reference, else None."""
+    whole = _TOKEN.fullmatch(text)
+    return whole.group(1) if whole is not None else None
+
+
 def resolve_text(text: str, values: Mapping[str, Scalar], environment: str | None) -> Any:
     """`text` with its references replaced (the value itself when `text` is one reference)."""
-    whole = _TOKEN.fullmatch(text)
-    if whole is not None and whole.group(1) is not None:
-        return _lookup(whole.group(1), values, environment)
+    inner = _whole_reference(text)
+    if inner is not None:
+        return _lookup(inner, values, environment)
     parts: list[str] = []
     end = 0
     for token in _TOKEN.finditer(text):
@@ -78,9 +84,18 @@ def resolve_text(text: str, values: Mapping[str, Scalar], environment: str | Non
 
 
 def substitute(
-    document: Document, shown: str, values: Mapping[str, Scalar], environment: str | None
+    document: Document,
+    shown: str,
+    values: Mapping[str, Scalar],
+    environment: str | None,
+    whole: dict[str, str] | None = None,
 ) -> list[Diagnostic]:
-    """Resolve every reference in the document's string values, in place; the problems."""
+    """Resolve every reference in the document's string values, in place; the problems.
+
+    `whole` gets the JSON path of each scalar that was one reference and now holds the value
+    itself, with that reference (`${values.NAME}`): a schema error there shows the manifest's
+    line but not the value's origin.
+    """
     problems: list[Diagnostic] = []
     visited: set[int] = set()
     changed = False
@@ -98,6 +113,8 @@ def substitute(
                 try:
                     node[step] = resolve_text(value, values, environment)
                     changed = True
+                    if whole is not None and _whole_reference(value) is not None:
+                        whole[json_path([*path, step])] = value
                 except _Unresolved as problem:
                     line, col = document.locate([*path, step])
                     where = json_path([*path, step])
@@ -124,6 +141,12 @@ def substitute(
             )
         )
     return problems
+
+
+def from_value(message: str, reference: str, environment: str | None) -> str:
+    """`message` about a value that a whole-scalar reference gave, saying so."""
+    where = f"environment {environment}" if environment else "pfsync.yaml"
+    return f"{message} (the value of {escape(reference)} in {where})"
 
 
 def _json_size(node: Any, sizes: dict[int, int]) -> int:
