@@ -832,6 +832,41 @@ def test_apply_proceeds_when_behind_only_by_lockfile_commits(
     assert len(posts(sandbox)) == 5
 
 
+def test_two_environments_apply_from_checkouts_behind_each_others_lockfile_commits(
+    run_pfsync: RunPfsync, make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox()
+    remote = make_remote(tmp_path, 2)
+    seed = clone(remote, tmp_path / "environments")
+    (seed / "pfsync.yaml").write_text(
+        "state: {store: git}\n"
+        "environments:\n"
+        "  staging: {business: biz_staging, lockfile: state/staging.lock}\n"
+        "  production: {business: biz_production, lockfile: state/production.lock}\n"
+    )
+    (seed / ".gitignore").write_text("*.journal\n*.lck\n.pfsync/\n")
+    git(seed, "commit", "--quiet", "-am", "two environments")
+    git(seed, "push", "--quiet", "origin", "main")
+    production = clone(remote, tmp_path / "production-runner")  # cloned before staging applied
+    staging = clone(remote, tmp_path / "staging-runner")
+    env = sandbox.environment()
+    first = run_pfsync(
+        "-e", "staging", "apply", "--auto-approve", "--new-lockfile", cwd=staging, env=env
+    )
+    assert first.code == 0, first
+
+    # Behind only by staging's lockfile commits: nothing it applies from changed.
+    second = run_pfsync(
+        "-e", "production", "apply", "--auto-approve", "--new-lockfile", cwd=production, env=env
+    )
+    assert second.code == 0, second
+    for business in ("biz_staging", "biz_production"):
+        names = sorted(trigger["name"] for trigger in sandbox.triggers(business))
+        assert names == ["Trigger t000", "Trigger t001"], business
+    assert remote_lockfile(remote, "state/staging.lock") is not None
+    assert remote_lockfile(remote, "state/production.lock") is not None
+
+
 # 10. plan reads the remote
 
 

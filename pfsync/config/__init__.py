@@ -99,6 +99,9 @@ class Config:
     environment: str | None = None  # the environment selected with -e (None: none selected)
     values: Mapping[str, Scalar] = field(default_factory=dict)  # for `${values.NAME}`
     environments: tuple[str, ...] = ()  # every environment pfsync.yaml defines, sorted
+    # The other environments' lockfiles: commits touching only those (and this one's) change
+    # nothing this environment applies from (the git store's "apply from the tip" check).
+    other_lockfiles: tuple[Path, ...] = ()
     cache: bool = True  # reuse unchanged manifests' results (.pfsync/cache/)
 
     @property
@@ -222,7 +225,14 @@ def load_config(
     if check_url:
         api_url = check_api_url(api_url)
     cache = not no_cache and environ.get(NO_CACHE_ENV, "") in ("", "0")
-    return dataclasses.replace(config, api_url=api_url.rstrip("/"), environments=names, cache=cache)
+    others = tuple(other.lockfile for name, other in every.items() if name != environment)
+    return dataclasses.replace(
+        config,
+        api_url=api_url.rstrip("/"),
+        environments=names,
+        other_lockfiles=others,
+        cache=cache,
+    )
 
 
 def _config_from(

@@ -138,9 +138,17 @@ def repository_top(directory: Path) -> Path:
 class GitStore:
     """The lockfile at `path` on `remote`/`branch`."""
 
-    def __init__(self, top: Path, path: str, remote: str, branch: str) -> None:
+    def __init__(
+        self,
+        top: Path,
+        path: str,
+        remote: str,
+        branch: str,
+        other_paths: frozenset[str] = frozenset(),
+    ) -> None:
         self.git = Git(top)
         self.path = path
+        self.other_paths = other_paths  # the other environments' lockfiles in the repository
         self.remote = remote
         self.branch = branch
         self.tracking_ref = f"refs/remotes/{remote}/{branch}"
@@ -158,13 +166,10 @@ class GitStore:
 
         assert isinstance(config, Config)
         top = repository_top(config.root)
-        lockfile = Path(os.path.realpath(config.lockfile))
-        try:
-            path = PurePosixPath(lockfile.relative_to(os.path.realpath(top))).as_posix()
-        except ValueError:
-            raise StoreError(
-                f"the lockfile {config.lockfile} is outside the git repository {top}"
-            ) from None
+        path = _in_repository(config.lockfile, top)
+        if path is None:
+            raise StoreError(f"the lockfile {config.lockfile} is outside the git repository {top}")
+        others = {_in_repository(other, top) for other in config.other_lockfiles}
         git = Git(top)
         remote = remote or config.state.remote
         if git.maybe("remote", "get-url", remote) is None:
@@ -178,7 +183,7 @@ class GitStore:
                 "state.store is git and this checkout is not on a branch (detached HEAD); set "
                 "state.branch in pfsync.yaml to the branch that holds the lockfile"
             )
-        return cls(top, path, remote, branch)
+        return cls(top, path, remote, branch, frozenset(o for o in others if o is not None))
 
     @property
     def description(self) -> str:
@@ -294,7 +299,8 @@ class GitStore:
         return self.git.out("commit-tree", tree, "-p", parent, "-m", message)
 
     def require_tip_checkout(self, snapshot: Snapshot) -> None:
-        """StoreError unless HEAD is the tip, or behind it only by lockfile commits."""
+        """StoreError unless HEAD is the tip, or behind it only by commits of lockfiles (its
+        own, or another environment's: what this one applies from did not change)."""
         tip = snapshot.version.split()[0]
         head = self.git.out("rev-parse", "--verify", "HEAD^{commit}")
         if head == tip:
@@ -302,7 +308,7 @@ class GitStore:
         behind_only = self.git.run("merge-base", "--is-ancestor", head, tip).code == 0
         names = self.git.out("diff", "--name-only", "-z", "--no-renames", head, tip)
         changed = [name for name in names.split("\0") if name]
-        if behind_only and set(changed) <= {self.path}:
+        if behind_only and set(changed) <= {self.path, *self.other_paths}:
             return
         raise StoreError(
             f"this checkout (commit {head[:12]}) is not the tip of {self.remote}/{self.branch} "
@@ -326,6 +332,16 @@ class GitStore:
         self.git.out("add", "--", self.path)
         self.git.out("commit", "--quiet", "--no-verify", "-m", message, "--", self.path)
         return self.git.out("rev-parse", "HEAD")
+
+
+def _in_repository(path: Path, top: Path) -> str | None:
+    """`path` relative to the repository's top, with / separators; None when outside it."""
+    try:
+        return PurePosixPath(
+            Path(os.path.realpath(path)).relative_to(os.path.realpath(top))
+        ).as_posix()
+    except ValueError:
+        return None
 
 
 class CheckedOutLockfile:
