@@ -517,8 +517,8 @@ def test_rm_and_mv_without_lockfile(tmp_path: Path, run_pfsync: RunPfsync) -> No
         (
             "state: {store: s3, bucket: team-b1, key: teams/live.lock}\n",
             "s3://team-b1/teams/live.lock",
-            "restore an earlier version of s3://team-b1/teams/live.lock (a bucket with versioning on "
-            "keeps them)",
+            "restore an earlier version of s3://team-b1/teams/live.lock (a bucket with "
+            "versioning on keeps them)",
         ),
     ],
 )
