@@ -14,8 +14,13 @@ from project_helpers import manifest_yaml, read_json, write_project
 
 from conftest import RunPfsync
 from pfsync.errors import LockHeldError
+from pfsync.models import DesiredTrigger
 from pfsync.schemas import LOCKFILE, validator
+from pfsync.state.journal import Journal
+from pfsync.state.journal_records import Pending
 from pfsync.state.lock import sidecar_path, state_lock
+from pfsync.state.lockfile import read_lockfile
+from pfsync.support.canonical import body_digest
 
 HOLDER = """
 import sys, time
@@ -144,3 +149,51 @@ def test_racing_without_timeout_one_fails_cleanly(tmp_path: Path) -> None:
     data = read_json(root / "pfsync.lock")
     assert validator(LOCKFILE).is_valid(data)
     assert sorted(data["triggers"]) == sorted(f"biz_1/{k}" for k in succeeded)
+
+
+NOW = "2026-02-01T00:00:00Z"
+
+
+def test_state_push_to_a_file_waits_for_that_files_lock_and_refuses_its_unfolded_journal(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    root = write_project(tmp_path / "repo", {"a.yaml": manifest_yaml("alpha", "Alpha")})
+    assert run_pfsync("state", "import", "biz_1/alpha", "trg_a", cwd=root).code == 0
+    target = tmp_path / "other" / "pfsync.lock"
+    target.parent.mkdir()
+    # Another repository's pfsync is changing the target: the push must not write under it.
+    holder = hold_lock(target)
+    try:
+        _, host, since = sidecar_path(target).read_text().split()
+        run = run_pfsync("state", "push", "--to", f"file:{target}", cwd=root)
+        assert (run.code, run.out, run.err.replace(str(tmp_path), "<TMP>")) == (
+            1,
+            "",
+            f"Error: the state lock of <TMP>/other/pfsync.lock is held by pid {holder.pid} on "
+            f"host {host} since {since}; another pfsync command is changing the state. Wait "
+            "for it to finish, or pass --lock-timeout SECONDS to wait for it\n",
+        )
+        assert not target.exists()
+    finally:
+        stop(holder)
+    pushed = run_pfsync("state", "push", "--to", f"file:{target}", cwd=root)
+    assert pushed.code == 0, pushed
+    assert read_json(target)["triggers"]["biz_1/alpha"]["id"] == "trg_a"
+
+    # An apply there was interrupted: its journal records a create the target's lockfile does
+    # not hold yet. The push folds it in first, then refuses to forget it.
+    journal_path = target.with_name("pfsync.lock.journal")
+    spec = {"name": "Beta"}
+    beta = DesiredTrigger.at_address("biz_1/beta", spec, body_digest(spec), 0, "triggers/b.yaml")
+    with Journal.open(journal_path, read_lockfile(target)) as journal:  # type: ignore[arg-type]
+        journal.append(Pending(beta, "11111111-2222-4333-8444-555555555555", at=NOW))
+    run = run_pfsync("state", "push", "--to", f"file:{target}", cwd=root)
+    assert (run.code, run.out, run.err.replace(str(tmp_path), "<TMP>")) == (
+        1,
+        "",
+        "Error: <TMP>/other/pfsync.lock is newer (serial 2) than the copy (serial 1): "
+        "replacing it could forget creates recorded since; check both, then pass --force to "
+        "replace it\n",
+    )
+    assert not journal_path.exists()
+    assert "biz_1/beta" in read_json(target)["pending"]

@@ -11,6 +11,8 @@ configured endpoint and region when the configured store is s3, else AWS's defau
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -133,11 +135,33 @@ def push(config: Config, to: str, force: bool, lock_timeout: float) -> list[str]
 
     local = replace(config, state=StateConfig())
     target = store_named(to, config)
-    with locked_state(local, lock_timeout) as transaction:
+    with (
+        locked_state(local, lock_timeout) as transaction,
+        _file_target(target, config, lock_timeout),
+    ):
         source = transaction.lockfile
         if source is None:
             raise StateChangeError(f"there is no lockfile at {config.shown_lockfile} to push")
         return copy_lockfile(source, target, force, "state push")
+
+
+@contextlib.contextmanager
+def _file_target(target: StateStore, config: Config, lock_timeout: float) -> Iterator[None]:
+    """A lockfile file pushed into is another repository's state: written under its state lock,
+    as that repository's pfsync writes it, with the journal an interrupted apply left beside it
+    folded in first (so the copy is checked against every create it records)."""
+    from pfsync.state.journal import settle_journal
+    from pfsync.state.lock import state_lock
+    from pfsync.state.lockfile import read_lockfile
+    from pfsync.state.stores.file import FileStore
+
+    if not isinstance(target, FileStore) or target.path.resolve() == config.lockfile.resolve():
+        yield  # (pushing the lockfile onto itself: its lock is held already)
+        return
+    with state_lock(target.path, lock_timeout):
+        journal = target.path.with_name(target.path.name + ".journal")
+        settle_journal(journal, target.path, read_lockfile(target.path))
+        yield
 
 
 def pull(config: Config, source_spec: str | None, force: bool, lock_timeout: float) -> list[str]:
