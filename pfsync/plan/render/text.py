@@ -137,7 +137,7 @@ def render_text(report: PlanReport) -> str:
         lines.append("")
     summary = summary_line(report.plan.counts)
     lines.append(click.style(summary, bold=True) if report.color else summary)
-    return json_safe("\n".join(lines)) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 RENDERERS: dict[str, Callable[[PlanReport], str]] = {
