@@ -96,34 +96,10 @@ def substitute(
     itself, with that reference (`${values.NAME}`): a schema error there shows the manifest's
     line but not the value's origin.
     """
-    problems: list[Diagnostic] = []
-    visited: set[int] = set()
-    changed = False
-
-    def visit(node: Any, path: list[str | int]) -> None:
-        nonlocal changed
-        if id(node) in visited:
-            return  # an alias: the same container, resolved once already
-        visited.add(id(node))
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for step, value in list(items):
-            if isinstance(value, (dict, list)):
-                visit(value, [*path, step])
-            elif isinstance(value, str) and MARKER in value:
-                try:
-                    node[step] = resolve_text(value, values, environment)
-                    changed = True
-                    if whole is not None and _whole_reference(value) is not None:
-                        whole[json_path([*path, step])] = value
-                except _Unresolved as problem:
-                    line, col = document.locate([*path, step])
-                    where = json_path([*path, step])
-                    problems.append(
-                        Diagnostic(shown, line, col, problem.message, where, problem.hint)
-                    )
-
+    walk = _Walk(document, shown, values, environment, whole)
     if isinstance(document.data, (dict, list)):
-        visit(document.data, [])
+        walk.visit(document.data, [])
+    problems, changed = walk.problems, walk.changed
     if changed and not problems and _json_size(document.data, {}) > MAX_DOCUMENT_JSON_BYTES:
         # The YAML loader bounds what a document expands to; values must not undo that (a
         # long value in a container that aliases repeat would multiply again).
@@ -147,6 +123,51 @@ def from_value(message: str, reference: str, environment: str | None) -> str:
     """`message` about a value that a whole-scalar reference gave, saying so."""
     where = f"environment {environment}" if environment else "pfsync.yaml"
     return f"{message} (the value of {escape(reference)} in {where})"
+
+
+class _Walk:
+    """One substitution's walk of a document. A class, not a nested function calling itself:
+    that would be a reference cycle holding the whole document until the cyclic garbage
+    collector runs, and pfsync pauses it while loading."""
+
+    def __init__(
+        self,
+        document: Document,
+        shown: str,
+        values: Mapping[str, Scalar],
+        environment: str | None,
+        whole: dict[str, str] | None,
+    ) -> None:
+        self.document, self.shown, self.whole = document, shown, whole
+        self.values, self.environment = values, environment
+        self.problems: list[Diagnostic] = []
+        self.visited: set[int] = set()
+        self.changed = False
+
+    def visit(self, node: Any, path: list[str | int]) -> None:
+        if id(node) in self.visited:
+            return  # an alias: the same container, resolved once already
+        self.visited.add(id(node))
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for step, value in list(items):
+            if isinstance(value, (dict, list)):
+                self.visit(value, [*path, step])
+            elif isinstance(value, str) and MARKER in value:
+                self.resolve(node, step, value, path)
+
+    def resolve(self, node: Any, step: str | int, value: str, path: list[str | int]) -> None:
+        try:
+            node[step] = resolve_text(value, self.values, self.environment)
+        except _Unresolved as problem:
+            line, col = self.document.locate([*path, step])
+            where = json_path([*path, step])
+            self.problems.append(
+                Diagnostic(self.shown, line, col, problem.message, where, problem.hint)
+            )
+            return
+        self.changed = True
+        if self.whole is not None and _whole_reference(value) is not None:
+            self.whole[json_path([*path, step])] = value
 
 
 def _json_size(node: Any, sizes: dict[int, int]) -> int:
