@@ -4,7 +4,8 @@ Loading 10,000 manifests allocates some hundreds of thousands of dicts and lists
 them all. Each time allocations pass the collector's threshold it walks the young ones, and
 from time to time all of them, looking for cycles that are not there: a tenth of a cold
 plan, and most of the time spent unpickling what the worker processes send back. Reference
-counting still frees everything not in a cycle, so pausing the collector changes no result.
+counting still frees everything not in a cycle, so pausing the collector changes no result;
+that loading good and bad files leaves no cycle behind is tested (tests/test_no_cycles.py).
 
     collector_paused()    a context manager; nested uses keep it paused until the outermost ends
 """
