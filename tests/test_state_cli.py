@@ -9,6 +9,7 @@ import pytest
 from project_helpers import body, manifest_yaml, read_json, write_project
 
 from conftest import RunPfsync
+from git_helpers import git
 from pfsync.config import load_config
 from pfsync.models import DesiredTrigger
 from pfsync.state.access import lockfile_location, lost_lockfile_advice
@@ -510,9 +511,15 @@ def test_rm_and_mv_without_lockfile(tmp_path: Path, run_pfsync: RunPfsync) -> No
         ),
         (
             "state: {store: git, branch: pfsync-state}\n",
-            "state/live.lock on origin/pfsync-state",
+            "infra/state/live.lock on origin/pfsync-state",
             "restore it on origin/pfsync-state from the commit before it was removed "
-            "(git log -- state/live.lock)",
+            "(git log origin/pfsync-state -- :/infra/state/live.lock)",
+        ),
+        (
+            "state: {store: git}\n",  # the branch checked out
+            "infra/state/live.lock on origin/main",
+            "restore it on origin/main from the commit before it was removed "
+            "(git log origin/main -- :/infra/state/live.lock)",
         ),
         (
             "state: {store: s3, bucket: team-b1, key: teams/live.lock}\n",
@@ -525,8 +532,12 @@ def test_rm_and_mv_without_lockfile(tmp_path: Path, run_pfsync: RunPfsync) -> No
 def test_a_lost_lockfile_is_looked_for_and_restored_where_its_store_keeps_it(
     tmp_path: Path, state: str, location: str, advice: str
 ) -> None:
-    (tmp_path / "pfsync.yaml").write_text(
+    # pfsync.yaml in a folder of the repository: git names paths from the repository's top.
+    git(tmp_path, "init", "--quiet", "-b", "main")
+    git(tmp_path, "remote", "add", "origin", str(tmp_path / "remote.git"))
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "pfsync.yaml").write_text(
         f"business: biz_1\nlockfile: state/live.lock\n{state}", encoding="utf-8"
     )
-    config = load_config(str(tmp_path / "pfsync.yaml"), check_url=False)
+    config = load_config(str(tmp_path / "infra" / "pfsync.yaml"), check_url=False)
     assert (lockfile_location(config), lost_lockfile_advice(config)) == (location, advice)

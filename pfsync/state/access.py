@@ -32,6 +32,7 @@ from pfsync.state.lockfile import Lockfile, read_lockfile, require_belongs, save
 from pfsync.support.textsafety import escape
 
 if TYPE_CHECKING:
+    from pfsync.state.stores.git import GitStore
     from pfsync.state.stores.session import RemoteState, StoreJournal
 
 
@@ -51,6 +52,9 @@ def lockfile_location(config: Config) -> str:
     if state.store == "s3":
         return f"s3://{state.bucket}/{escape(state.key or '')}"
     if state.store == "git":
+        store = _git_store(config)
+        if store is not None:
+            return store.description
         return f"{config.shown_lockfile} on {state.remote}/{state.branch or '(the current branch)'}"
     return config.shown_lockfile
 
@@ -63,11 +67,27 @@ def lost_lockfile_advice(config: Config) -> str:
             "versioning on keeps them)"
         )
     if config.state.store == "git":
+        store = _git_store(config)
+        if store is None:
+            return "restore it on the state branch from the commit before it was removed"
+        branch = f"{store.remote}/{store.branch}"
+        # `:/` names the path from the repository's top, wherever the command is run.
         return (
-            f"restore it on {config.state.remote}/{config.state.branch or '(the current branch)'}"
-            f" from the commit before it was removed (git log -- {config.shown_lockfile})"
+            f"restore it on {branch} from the commit before it was removed "
+            f"(git log {branch} -- :/{store.path})"
         )
     return f"restore it from git (git checkout -- {config.shown_lockfile})"
+
+
+def _git_store(config: Config) -> GitStore | None:
+    """The git store as it resolves (the repository's top, the branch), None if it cannot."""
+    from pfsync.errors import StoreError
+    from pfsync.state.stores.git import GitStore
+
+    try:
+        return GitStore.for_config(config)
+    except StoreError:
+        return None
 
 
 def read_state(config: Config) -> StateView:
