@@ -275,6 +275,18 @@ def pfsync_at(commit: str) -> Path | None:
     return folder
 
 
+def checkout_state() -> dict[str, Any]:
+    """The commit measured, and whether the work tree differed from it (what was installed)."""
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True)
+    changes = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "pfsync", "schemas"],
+        capture_output=True,
+    )
+    if head.returncode != 0:
+        return {"commit": None, "changed": None}
+    return {"commit": head.stdout.decode().strip(), "changed": bool(changes.stdout.strip())}
+
+
 def reset_state(root: Path) -> None:
     for name in ("pfsync.lock", "pfsync.lock.journal", "pfsync.lock.lck"):
         (root / name).unlink(missing_ok=True)
@@ -1126,6 +1138,7 @@ def main(argv: Sequence[str]) -> int:
     document = {
         "format_version": 1,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "checkout": checkout_state(),
         "quick": options.quick,
         "machine": info,
         "sizes": sizes.__dict__,
