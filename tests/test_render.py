@@ -17,6 +17,7 @@ from project_helpers import API_URL, body, lockfile, manifest, record
 
 from pfsync.models import DesiredTrigger
 from pfsync.plan.planner import create_plan
+from pfsync.plan.render import FORMATS
 from pfsync.plan.render.json_document import PlanReport
 from pfsync.plan.render.markdown import MAX_CHARS
 from pfsync.plan.render.text import RENDERERS, leaf_lines
@@ -59,6 +60,10 @@ def every_action_report(color: bool = False) -> PlanReport:
     ]
     plan = create_plan(manifests, state, API_URL)
     return PlanReport(plan, "pfsync.lock", color=color)
+
+
+def test_the_command_line_offers_every_renderer() -> None:
+    assert tuple(RENDERERS) == FORMATS
 
 
 @pytest.mark.parametrize("name", sorted(RENDERERS))

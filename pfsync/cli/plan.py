@@ -12,7 +12,7 @@ from pfsync.cli.common import (
     report_manifest_problems,
     use_color,
 )
-from pfsync.plan.render.text import RENDERERS
+from pfsync.plan.render import FORMATS
 from pfsync.support.collector import collector_paused
 
 
@@ -20,7 +20,7 @@ from pfsync.support.collector import collector_paused
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(list(RENDERERS)),
+    type=click.Choice(list(FORMATS)),
     default="text",
     show_default=True,
     help="text for a terminal, json for tools, markdown for a pull-request comment.",
@@ -94,6 +94,8 @@ def plan(
             from pfsync.plan.saved import save_plan
 
             save_plan(Path(out), report)
+        from pfsync.plan.render.text import RENDERERS
+
         click.echo(RENDERERS[output_format](report), nl=False, color=color)
     if out is not None and options.verbosity >= 0:
         click.echo(f"Saved the plan to {out}; apply it with `pfsync apply {out}`.", err=True)

@@ -4,3 +4,7 @@ text           a terminal (colour optional), and the name → renderer table
 json_document  the stable, versioned JSON document (also the body of saved plans)
 markdown       a pull-request comment
 """
+
+# The formats' names, for the command line without importing the renderers (and through them
+# the planner and the lockfile) on every run: `text.RENDERERS` has these keys (tested).
+FORMATS = ("text", "json", "markdown")
