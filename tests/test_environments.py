@@ -623,3 +623,37 @@ def test_a_whole_number_revision_written_as_a_float_is_an_integer(tmp_path: Path
     result = load_file(path, "m.yaml", declaring(template="t", revenue=1, sender="s", rev=2.0))
     assert result.diagnostics == []
     assert type(result.manifests[0].revision) is int and result.manifests[0].revision == 2
+
+
+def test_only_errors_about_a_substituted_value_say_where_it_came_from(tmp_path: Path) -> None:
+    # An unknown field whose value is a reference: the error is about its name, not the value.
+    # An alias repeats one substituted scalar: both errors, at its one place, say so.
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "apiVersion: pfsync/v1\n"
+        "kind: Trigger\n"
+        "key: a\n"
+        "spec:\n"
+        "  name: Welcome\n"
+        "  project_defined_event: pde_signup\n"
+        "  colour: ${values.title}\n"
+        "  steps:\n"
+        '    - &s {type: email, email_template_id: "${values.count}"}\n'
+        "    - *s\n"
+    )
+    result = load_file(path, "m.yaml", declaring(title="Hi", count=3))
+    assert [(d.line, d.col, d.message, d.path) for d in sorted(result.diagnostics)] == [
+        (7, 3, 'unknown field "colour"', "$.spec.colour"),
+        (
+            9,
+            43,
+            "3 is not a string (the value of ${values.count} in environment staging)",
+            "$.spec.steps[0].email_template_id",
+        ),
+        (
+            9,
+            43,
+            "3 is not a string (the value of ${values.count} in environment staging)",
+            "$.spec.steps[1].email_template_id",
+        ),
+    ]

@@ -37,7 +37,7 @@ BUSINESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
 def _manifest_from(
     document: Document, shown: str, declaring: Declaring, has_references: bool
 ) -> DesiredTrigger | list[Diagnostic]:
-    whole: dict[str, str] = {}  # JSON path → the reference that gave its value
+    whole: dict[tuple[int, int], str] = {}  # (line, col) → the reference that gave its value
     if has_references:
         unresolved = substitute(document, shown, declaring.values, declaring.environment, whole)
         if unresolved:
@@ -51,9 +51,11 @@ def _manifest_from(
         return [
             dataclasses.replace(
                 problem,
-                message=from_value(problem.message, whole[problem.path], declaring.environment),
+                message=from_value(
+                    problem.message, whole[problem.line, problem.col], declaring.environment
+                ),
             )
-            if problem.path in whole
+            if (problem.line, problem.col) in whole
             else problem
             for problem in problems
         ]

@@ -88,13 +88,15 @@ def substitute(
     shown: str,
     values: Mapping[str, Scalar],
     environment: str | None,
-    whole: dict[str, str] | None = None,
+    whole: dict[tuple[int, int], str] | None = None,
 ) -> list[Diagnostic]:
     """Resolve every reference in the document's string values, in place; the problems.
 
-    `whole` gets the JSON path of each scalar that was one reference and now holds the value
-    itself, with that reference (`${values.NAME}`): a schema error there shows the manifest's
-    line but not the value's origin.
+    `whole` gets the line and column of each scalar that was one reference and now holds the
+    value itself, with that reference (`${values.NAME}`): a schema error about that value shows
+    the manifest's line but not the value's origin. (By position, not path: an alias reaches one
+    scalar by several paths, and an unknown field's error has the value's path but the key's
+    position.)
     """
     walk = _Walk(document, shown, values, environment, whole)
     if isinstance(document.data, (dict, list)):
@@ -136,7 +138,7 @@ class _Walk:
         shown: str,
         values: Mapping[str, Scalar],
         environment: str | None,
-        whole: dict[str, str] | None,
+        whole: dict[tuple[int, int], str] | None,
     ) -> None:
         self.document, self.shown, self.whole = document, shown, whole
         self.values, self.environment = values, environment
@@ -167,7 +169,7 @@ class _Walk:
             return
         self.changed = True
         if self.whole is not None and _whole_reference(value) is not None:
-            self.whole[json_path([*path, step])] = value
+            self.whole[self.document.locate([*path, step])] = value
 
 
 def _json_size(node: Any, sizes: dict[int, int]) -> int:
