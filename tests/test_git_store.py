@@ -867,6 +867,47 @@ def test_two_environments_apply_from_checkouts_behind_each_others_lockfile_commi
     assert remote_lockfile(remote, "state/production.lock") is not None
 
 
+def test_a_file_named_as_another_environments_lockfile_but_not_one_is_not_a_lockfile_commit(
+    run_pfsync: RunPfsync, make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # Misconfigured: production's `lockfile:` is a manifest. A commit changing that manifest
+    # changes what staging applies, so staging's older checkout must still be refused.
+    sandbox = make_sandbox()
+    remote = make_remote(tmp_path, 2)
+    seed = clone(remote, tmp_path / "environments")
+    (seed / "pfsync.yaml").write_text(
+        "state: {store: git}\n"
+        "environments:\n"
+        "  staging: {business: biz_staging, lockfile: state/staging.lock}\n"
+        "  production: {business: biz_production, lockfile: triggers/t001.yaml}\n"
+    )
+    git(seed, "commit", "--quiet", "-am", "two environments")
+    git(seed, "push", "--quiet", "origin", "main")
+    staging = clone(remote, tmp_path / "staging-runner")
+    manifest = seed / "triggers" / "t001.yaml"
+    manifest.write_text(manifest.read_text().replace("Trigger t001", "Renamed"))
+    git(seed, "commit", "--quiet", "-am", "rename t001")
+    git(seed, "push", "--quiet", "origin", "main")
+    head, tip = rev(staging, "HEAD"), rev(remote, "main")
+    run = run_pfsync(
+        "-e",
+        "staging",
+        "apply",
+        "--auto-approve",
+        "--new-lockfile",
+        cwd=staging,
+        env=sandbox.environment(),
+    )
+    assert run == Run(
+        1,
+        "",
+        f"Error: this checkout (commit {head[:12]}) is not the tip of origin/main (commit "
+        f"{tip[:12]}); pfsync applies from the tip: pull or check out origin/main and run "
+        "again. Nothing was sent\n",
+    )
+    assert posts(sandbox) == []
+
+
 # 10. plan reads the remote
 
 

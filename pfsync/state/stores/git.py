@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pfsync.errors import StoreConflict, StoreError
+from pfsync.errors import LockfileError, StoreConflict, StoreError
 from pfsync.state.lockfile import Lockfile, parse_lockfile
 from pfsync.state.stores.base import Snapshot
 from pfsync.support.textsafety import escape
@@ -308,13 +308,30 @@ class GitStore:
         behind_only = self.git.run("merge-base", "--is-ancestor", head, tip).code == 0
         names = self.git.out("diff", "--name-only", "-z", "--no-renames", head, tip)
         changed = [name for name in names.split("\0") if name]
-        if behind_only and set(changed) <= {self.path, *self.other_paths}:
+        others = set(changed) - {self.path}
+        if (
+            behind_only
+            and others <= self.other_paths
+            and all(self._is_lockfile_at(tip, name) for name in others)
+        ):
             return
         raise StoreError(
             f"this checkout (commit {head[:12]}) is not the tip of {self.remote}/{self.branch} "
             f"(commit {tip[:12]}); pfsync applies from the tip: pull or check out "
             f"{self.remote}/{self.branch} and run again. Nothing was sent"
         )
+
+    def _is_lockfile_at(self, commit: str, path: str) -> bool:
+        """Whether `path` at `commit` is a pfsync lockfile (not, say, a manifest that a
+        misconfigured environment names as its lockfile)."""
+        result = self.git.run("show", f"{commit}:{path}")
+        if result.code != 0:
+            return False
+        try:
+            parse_lockfile(result.out, path)
+        except LockfileError:
+            return False
+        return True
 
     def commit_locally(self, lockfile: Lockfile, message: str) -> str:
         """Write the lockfile into the work tree and commit it on the current branch (no push).
