@@ -51,7 +51,9 @@ PLAN_OF_TWO = (
         (["plan", "-qestaging", "--no-cache"], ["-qestaging", "--no-cache", "plan"]),
         (["validate", "-vvC", "d", "a.yaml"], ["-vvC", "d", "validate", "a.yaml"]),
         (["-qe", "staging", "plan", "-v"], ["-qe", "staging", "-v", "plan"]),
-        (["init", "d", "-qe", "a"], ["init", "d", "-qe", "a"]),
+        # …but for init's own -e, which stays init's.
+        (["init", "d", "-qe", "a"], ["-q", "init", "d", "-e", "a"]),
+        (["init", "d", "-vqea"], ["-vq", "init", "d", "-ea"]),
     ],
 )
 def test_hoist_global_options(after: list[str], before: list[str]) -> None:

@@ -304,6 +304,20 @@ def test_init_refuses_the_global_env_option_which_selects_rather_than_defines(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_refusal_of_the_global_env_option_can_be_pasted(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    run = run_pfsync("-e", "staging", "init", "my repo", "--env", "prod", cwd=tmp_path)
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
+        "Error: -e staging before init selects an environment of an existing repository; to "
+        "define environments, give them to init: pfsync init 'my repo' --env prod --env "
+        "staging\n",
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_init_rejects_bad_values(run_pfsync: RunPfsync, tmp_path: Path) -> None:
     run = run_pfsync("init", ".", "--api-url", "http://api.example.com", cwd=tmp_path)
     assert (run.code, run.out, run.err) == (

@@ -136,7 +136,12 @@ def hoist_global_options(argv: Sequence[str]) -> list[str]:
         cluster = _global_cluster(token)
         if _GLOBAL_FLAGS.fullmatch(token):
             hoisted.append(token)
-        elif cluster is not None and not any(f"-{letter}" in own for letter in cluster):
+        elif cluster is not None and f"-{cluster[-1]}" in own:
+            # `init d -qe NAME`: -q is global, -e NAME is init's own.
+            flags = len(cluster) - 1
+            hoisted.append(token[: flags + 1])
+            rest.append("-" + token[flags + 1 :])
+        elif cluster is not None:
             with_value = _takes_next_word(token)
             hoisted += args[index : index + 2] if with_value else [token]
             index += 1 if with_value else 0

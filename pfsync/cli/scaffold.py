@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -57,10 +58,12 @@ def init(
 
     selected = global_options().environment
     if selected is not None:  # `pfsync -e NAME init`: NAME would be silently ignored
-        selected, directory = escape(selected), escape(directory)
+        command = ["pfsync", "init", directory]
+        for name in (*environments, selected):
+            command += ["--env", name]
         raise PfsyncError(
-            f"-e {selected} before init selects an environment of an existing repository; to "
-            f"define environments, give them to init: pfsync init {directory} --env {selected}"
+            f"-e {escape(selected)} before init selects an environment of an existing "
+            "repository; to define environments, give them to init: " + escape(shlex.join(command))
         )
     for line in scaffold(Path(directory), business, api_url, ci, force, environments):
         click.echo(line)
