@@ -19,7 +19,7 @@ from pfsync.schemas import LOCKFILE, validator
 from pfsync.state.journal import Journal
 from pfsync.state.journal_records import Pending
 from pfsync.state.lock import sidecar_path, state_lock
-from pfsync.state.lockfile import read_lockfile
+from pfsync.state.lockfile import Lockfile, read_lockfile, save_lockfile
 from pfsync.support.canonical import body_digest
 
 HOLDER = """
@@ -152,6 +152,12 @@ def test_racing_without_timeout_one_fails_cleanly(tmp_path: Path) -> None:
 
 
 NOW = "2026-02-01T00:00:00Z"
+API = "https://api.pocketflows.com"
+
+
+def beta() -> DesiredTrigger:
+    spec = {"name": "Beta"}
+    return DesiredTrigger.at_address("biz_1/beta", spec, body_digest(spec), 0, "triggers/b.yaml")
 
 
 def test_state_push_to_a_file_waits_for_that_files_lock_and_refuses_its_unfolded_journal(
@@ -183,10 +189,8 @@ def test_state_push_to_a_file_waits_for_that_files_lock_and_refuses_its_unfolded
     # An apply there was interrupted: its journal records a create the target's lockfile does
     # not hold yet. The push folds it in first, then refuses to forget it.
     journal_path = target.with_name("pfsync.lock.journal")
-    spec = {"name": "Beta"}
-    beta = DesiredTrigger.at_address("biz_1/beta", spec, body_digest(spec), 0, "triggers/b.yaml")
     with Journal.open(journal_path, read_lockfile(target)) as journal:  # type: ignore[arg-type]
-        journal.append(Pending(beta, "11111111-2222-4333-8444-555555555555", at=NOW))
+        journal.append(Pending(beta(), "11111111-2222-4333-8444-555555555555", at=NOW))
     run = run_pfsync("state", "push", "--to", f"file:{target}", cwd=root)
     assert (run.code, run.out, run.err.replace(str(tmp_path), "<TMP>")) == (
         1,
@@ -197,3 +201,33 @@ def test_state_push_to_a_file_waits_for_that_files_lock_and_refuses_its_unfolded
     )
     assert not journal_path.exists()
     assert "biz_1/beta" in read_json(target)["pending"]
+
+
+def test_state_push_to_a_file_beside_a_journal_of_another_lockfile_says_where_to_settle_it(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    root = write_project(tmp_path / "repo", {"a.yaml": manifest_yaml("alpha", "Alpha")})
+    assert run_pfsync("state", "import", "biz_1/alpha", "trg_a", cwd=root).code == 0
+    target = tmp_path / "other" / "pfsync.lock"
+    target.parent.mkdir()
+    assert run_pfsync("state", "push", "--to", f"file:{target}", cwd=root).code == 0
+    # A journal started against another lockfile (then replaced by a checkout, say).
+    elsewhere = save_lockfile(tmp_path / "elsewhere.lock", None, Lockfile.new(API, None))
+    journal_path = target.with_name("pfsync.lock.journal")
+    with Journal.open(journal_path, elsewhere) as journal:
+        journal.append(Pending(beta(), "11111111-2222-4333-8444-555555555555", at=NOW))
+    (tmp_path / "elsewhere.lock").rename(tmp_path / "elsewhere.kept")
+    before = target.read_bytes()
+    run = run_pfsync("state", "push", "--to", f"file:{target}", cwd=root)
+    assert (run.code, run.out, run.err.replace(str(tmp_path), "<TMP>")) == (
+        1,
+        "",
+        "Error: cannot push into <TMP>/other/pfsync.lock: the journal "
+        "<TMP>/other/pfsync.lock.journal belongs to another lockfile (lineage "
+        f"{elsewhere.lineage}, serial 1) than the one beside it (lineage "
+        f"{read_json(target)['lineage']}, serial 1). If the lockfile was replaced (git checkout, "
+        "pull), restore the version the journal was started against; the next pfsync apply or "
+        "state command in that repository folds the journal in. Do not delete the journal, it "
+        "may be the only record of creates\n",
+    )
+    assert target.read_bytes() == before and journal_path.exists()

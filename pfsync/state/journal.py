@@ -198,8 +198,9 @@ def _unfolded(
             f"the journal {shown} belongs to another lockfile (lineage {begin.lineage}, serial "
             f"{begin.serial}) than the one beside it (lineage {lockfile.lineage}, serial "
             f"{lockfile.serial}). If the lockfile was replaced (git checkout, pull), restore the "
-            "version the journal was started against and run `pfsync state list` to fold it; "
-            "do not delete the journal, it may be the only record of creates"
+            "version the journal was started against; the next pfsync apply or state command in "
+            "that repository folds the journal in. Do not delete the journal, it may be the only "
+            "record of creates"
         )
     return contents
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pfsync.config import Config, StateConfig
-from pfsync.errors import StateChangeError
+from pfsync.errors import LockfileError, StateChangeError
 from pfsync.state.lockfile import Lockfile
 from pfsync.state.stores.base import StateStore
 
@@ -160,7 +160,10 @@ def _file_target(target: StateStore, config: Config, lock_timeout: float) -> Ite
         return
     with state_lock(target.path, lock_timeout):
         journal = target.path.with_name(target.path.name + ".journal")
-        settle_journal(journal, target.path, read_lockfile(target.path))
+        try:
+            settle_journal(journal, target.path, read_lockfile(target.path))
+        except LockfileError as exc:
+            raise StateChangeError(f"cannot push into {target.description}: {exc}") from None
         yield
 
 
