@@ -21,6 +21,7 @@ with locked_state(config, lock_timeout) as transaction: ...
 from __future__ import annotations
 
 import contextlib
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -74,9 +75,9 @@ def lost_lockfile_advice(config: Config) -> str:
         # `:/` names the path from the repository's top, wherever the command is run.
         return (
             f"restore it on {branch} from the commit before it was removed "
-            f"(git log {branch} -- :/{store.path})"
+            f"(git log {shlex.quote(branch)} -- {shlex.quote(':/' + store.path)})"
         )
-    return f"restore it from git (git checkout -- {config.shown_lockfile})"
+    return f"restore it from git (git checkout -- {shlex.quote(config.shown_lockfile)})"
 
 
 def _git_store(config: Config) -> GitStore | None:
