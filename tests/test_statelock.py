@@ -166,6 +166,13 @@ def test_state_push_to_a_file_waits_for_that_files_lock_and_refuses_its_unfolded
     root = write_project(tmp_path / "repo", {"a.yaml": manifest_yaml("alpha", "Alpha")})
     assert run_pfsync("state", "import", "biz_1/alpha", "trg_a", cwd=root).code == 0
     target = tmp_path / "other" / "pfsync.lock"
+    run = run_pfsync("state", "push", "--to", f"file:{target}", cwd=root)
+    assert (run.code, run.out, run.err.replace(str(tmp_path), "<TMP>")) == (
+        1,
+        "",
+        "Error: cannot push into <TMP>/other/pfsync.lock: its folder does not exist; create it "
+        "first\n",
+    )
     target.parent.mkdir()
     # Another repository's pfsync is changing the target: the push must not write under it.
     holder = hold_lock(target)

@@ -158,6 +158,10 @@ def _file_target(target: StateStore, config: Config, lock_timeout: float) -> Ite
     if not isinstance(target, FileStore) or target.path.resolve() == config.lockfile.resolve():
         yield  # (pushing the lockfile onto itself: its lock is held already)
         return
+    if not target.path.parent.is_dir():
+        raise StateChangeError(
+            f"cannot push into {target.description}: its folder does not exist; create it first"
+        )
     with state_lock(target.path, lock_timeout):
         journal = target.path.with_name(target.path.name + ".journal")
         try:
