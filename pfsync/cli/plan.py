@@ -83,7 +83,9 @@ def plan(
     if isinstance(config, int):
         return config
     color = use_color() and output_format == "text"
-    # Planning and rendering 10,000 creates builds a few hundred thousand lists, none in a cycle.
+    # Planning and rendering 10,000 creates builds a few hundred thousand lists that the
+    # collector would walk again and again; the few cycles made meanwhile (json's indenting
+    # encoder, a remote store's client) are freed once it runs again.
     with collector_paused():
         report = plan_report(config, targets, replace, color=color)
         if isinstance(report, list):
