@@ -832,21 +832,29 @@ def test_apply_proceeds_when_behind_only_by_lockfile_commits(
     assert len(posts(sandbox)) == 5
 
 
-def test_two_environments_apply_from_checkouts_behind_each_others_lockfile_commits(
-    run_pfsync: RunPfsync, make_sandbox: MakeSandbox, tmp_path: Path
-) -> None:
-    sandbox = make_sandbox()
+def two_environment_remote(tmp_path: Path, production_lockfile: str) -> tuple[Path, Path]:
+    """A remote whose main has two manifests and the environments staging and production (its
+    lockfile at `production_lockfile`), both in the git store on main; and the clone that
+    pushed that."""
     remote = make_remote(tmp_path, 2)
     seed = clone(remote, tmp_path / "environments")
     (seed / "pfsync.yaml").write_text(
         "state: {store: git}\n"
         "environments:\n"
         "  staging: {business: biz_staging, lockfile: state/staging.lock}\n"
-        "  production: {business: biz_production, lockfile: state/production.lock}\n"
+        f"  production: {{business: biz_production, lockfile: {production_lockfile}}}\n"
     )
     (seed / ".gitignore").write_text("*.journal\n*.lck\n.pfsync/\n")
     git(seed, "commit", "--quiet", "-am", "two environments")
     git(seed, "push", "--quiet", "origin", "main")
+    return remote, seed
+
+
+def test_two_environments_apply_from_checkouts_behind_each_others_lockfile_commits(
+    run_pfsync: RunPfsync, make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox()
+    remote, _ = two_environment_remote(tmp_path, production_lockfile="state/production.lock")
     production = clone(remote, tmp_path / "production-runner")  # cloned before staging applied
     staging = clone(remote, tmp_path / "staging-runner")
     env = sandbox.environment()
@@ -873,16 +881,7 @@ def test_a_file_named_as_another_environments_lockfile_but_not_one_is_not_a_lock
     # Misconfigured: production's `lockfile:` is a manifest. A commit changing that manifest
     # changes what staging applies, so staging's older checkout must still be refused.
     sandbox = make_sandbox()
-    remote = make_remote(tmp_path, 2)
-    seed = clone(remote, tmp_path / "environments")
-    (seed / "pfsync.yaml").write_text(
-        "state: {store: git}\n"
-        "environments:\n"
-        "  staging: {business: biz_staging, lockfile: state/staging.lock}\n"
-        "  production: {business: biz_production, lockfile: triggers/t001.yaml}\n"
-    )
-    git(seed, "commit", "--quiet", "-am", "two environments")
-    git(seed, "push", "--quiet", "origin", "main")
+    remote, seed = two_environment_remote(tmp_path, production_lockfile="triggers/t001.yaml")
     staging = clone(remote, tmp_path / "staging-runner")
     manifest = seed / "triggers" / "t001.yaml"
     manifest.write_text(manifest.read_text().replace("Trigger t001", "Renamed"))
