@@ -160,14 +160,34 @@ def beta() -> DesiredTrigger:
     return DesiredTrigger.at_address("biz_1/beta", spec, body_digest(spec), 0, "triggers/b.yaml")
 
 
+def project_with_alpha(tmp_path: Path, run_pfsync: RunPfsync) -> Path:
+    """A repository whose lockfile records biz_1/alpha, the lockfile to push."""
+    root = write_project(tmp_path / "repo", {"a.yaml": manifest_yaml("alpha", "Alpha")})
+    assert run_pfsync("state", "import", "biz_1/alpha", "trg_a", cwd=root).code == 0
+    return root
+
+
+def push_to(
+    target: Path, root: Path, run_pfsync: RunPfsync, tmp_path: Path
+) -> tuple[int, str, str]:
+    """`state push --to file:TARGET` from `root`: exit code, stdout, stderr (<TMP> for tmp)."""
+    run = run_pfsync("state", "push", "--to", f"file:{target}", cwd=root)
+    return run.code, run.out, run.err.replace(str(tmp_path), "<TMP>")
+
+
+def journal_beta(journal_path: Path, lockfile: Lockfile | None) -> None:
+    """A journal of `lockfile` recording a pending create of biz_1/beta (an interrupted apply)."""
+    assert lockfile is not None
+    with Journal.open(journal_path, lockfile) as journal:
+        journal.append(Pending(beta(), "11111111-2222-4333-8444-555555555555", at=NOW))
+
+
 def test_state_push_to_a_file_waits_for_that_files_lock_and_refuses_its_unfolded_journal(
     tmp_path: Path, run_pfsync: RunPfsync
 ) -> None:
-    root = write_project(tmp_path / "repo", {"a.yaml": manifest_yaml("alpha", "Alpha")})
-    assert run_pfsync("state", "import", "biz_1/alpha", "trg_a", cwd=root).code == 0
+    root = project_with_alpha(tmp_path, run_pfsync)
     target = tmp_path / "other" / "pfsync.lock"
-    run = run_pfsync("state", "push", "--to", f"file:{target}", cwd=root)
-    assert (run.code, run.out, run.err.replace(str(tmp_path), "<TMP>")) == (
+    assert push_to(target, root, run_pfsync, tmp_path) == (
         1,
         "",
         "Error: cannot push into <TMP>/other/pfsync.lock: its folder does not exist; create it "
@@ -178,8 +198,7 @@ def test_state_push_to_a_file_waits_for_that_files_lock_and_refuses_its_unfolded
     holder = hold_lock(target)
     try:
         _, host, since = sidecar_path(target).read_text().split()
-        run = run_pfsync("state", "push", "--to", f"file:{target}", cwd=root)
-        assert (run.code, run.out, run.err.replace(str(tmp_path), "<TMP>")) == (
+        assert push_to(target, root, run_pfsync, tmp_path) == (
             1,
             "",
             f"Error: the state lock of <TMP>/other/pfsync.lock is held by pid {holder.pid} on "
@@ -189,17 +208,14 @@ def test_state_push_to_a_file_waits_for_that_files_lock_and_refuses_its_unfolded
         assert not target.exists()
     finally:
         stop(holder)
-    pushed = run_pfsync("state", "push", "--to", f"file:{target}", cwd=root)
-    assert pushed.code == 0, pushed
+    assert push_to(target, root, run_pfsync, tmp_path)[0] == 0
     assert read_json(target)["triggers"]["biz_1/alpha"]["id"] == "trg_a"
 
     # An apply there was interrupted: its journal records a create the target's lockfile does
     # not hold yet. The push folds it in first, then refuses to forget it.
     journal_path = target.with_name("pfsync.lock.journal")
-    with Journal.open(journal_path, read_lockfile(target)) as journal:  # type: ignore[arg-type]
-        journal.append(Pending(beta(), "11111111-2222-4333-8444-555555555555", at=NOW))
-    run = run_pfsync("state", "push", "--to", f"file:{target}", cwd=root)
-    assert (run.code, run.out, run.err.replace(str(tmp_path), "<TMP>")) == (
+    journal_beta(journal_path, read_lockfile(target))
+    assert push_to(target, root, run_pfsync, tmp_path) == (
         1,
         "",
         "Error: <TMP>/other/pfsync.lock is newer (serial 2) than the copy (serial 1): "
@@ -213,20 +229,17 @@ def test_state_push_to_a_file_waits_for_that_files_lock_and_refuses_its_unfolded
 def test_state_push_to_a_file_beside_a_journal_of_another_lockfile_says_where_to_settle_it(
     tmp_path: Path, run_pfsync: RunPfsync
 ) -> None:
-    root = write_project(tmp_path / "repo", {"a.yaml": manifest_yaml("alpha", "Alpha")})
-    assert run_pfsync("state", "import", "biz_1/alpha", "trg_a", cwd=root).code == 0
+    root = project_with_alpha(tmp_path, run_pfsync)
     target = tmp_path / "other" / "pfsync.lock"
     target.parent.mkdir()
-    assert run_pfsync("state", "push", "--to", f"file:{target}", cwd=root).code == 0
+    assert push_to(target, root, run_pfsync, tmp_path)[0] == 0
     # A journal started against another lockfile (then replaced by a checkout, say).
     elsewhere = save_lockfile(tmp_path / "elsewhere.lock", None, Lockfile.new(API, None))
     journal_path = target.with_name("pfsync.lock.journal")
-    with Journal.open(journal_path, elsewhere) as journal:
-        journal.append(Pending(beta(), "11111111-2222-4333-8444-555555555555", at=NOW))
+    journal_beta(journal_path, elsewhere)
     (tmp_path / "elsewhere.lock").rename(tmp_path / "elsewhere.kept")
     before = target.read_bytes()
-    run = run_pfsync("state", "push", "--to", f"file:{target}", cwd=root)
-    assert (run.code, run.out, run.err.replace(str(tmp_path), "<TMP>")) == (
+    assert push_to(target, root, run_pfsync, tmp_path) == (
         1,
         "",
         "Error: cannot push into <TMP>/other/pfsync.lock: the journal "
