@@ -12,7 +12,7 @@ from conftest import RunPfsync
 from git_helpers import git
 from pfsync.config import load_config
 from pfsync.models import DesiredTrigger
-from pfsync.state.access import lockfile_location, lost_lockfile_advice
+from pfsync.state.access import lost_lockfile
 from pfsync.state.journal import Journal
 from pfsync.state.journal_records import Created, Pending, Uncertain
 from pfsync.state.lockfile import read_lockfile
@@ -540,4 +540,4 @@ def test_a_lost_lockfile_is_looked_for_and_restored_where_its_store_keeps_it(
         f"business: biz_1\nlockfile: state/live.lock\n{state}", encoding="utf-8"
     )
     config = load_config(str(tmp_path / "infra" / "pfsync.yaml"), check_url=False)
-    assert (lockfile_location(config), lost_lockfile_advice(config)) == (location, advice)
+    assert lost_lockfile(config) == (location, advice)

@@ -155,14 +155,15 @@ def run_apply(
 ) -> int:
     """Apply the manifests (or a saved plan) under the state lock; return the exit code."""
     from pfsync.plan.planner import create_plan, resending_uncertain
-    from pfsync.state.access import lockfile_location, lost_lockfile_advice, open_state
+    from pfsync.state.access import lost_lockfile, open_state
     from pfsync.state.lockfile import Lockfile
 
     def refuse_missing() -> ApplyRefused:
+        where, restore = lost_lockfile(config)
         return ApplyRefused(
-            f"there is no lockfile at {lockfile_location(config)}: it is the only record of "
-            "which triggers exist, and applying without it would create every trigger again. "
-            f"If it was lost, {lost_lockfile_advice(config)}. "
+            f"there is no lockfile at {where}: it is the only record of which triggers exist, "
+            "and applying without it would create every trigger again. "
+            f"If it was lost, {restore}. "
             "If this is the first apply of this repository, run again with --new-lockfile"
         )
 

@@ -30,10 +30,8 @@ from pfsync.config import Config
 from pfsync.state.journal import Journal, folded_state, read_journal, settle_journal
 from pfsync.state.lock import state_lock
 from pfsync.state.lockfile import Lockfile, read_lockfile, require_belongs, save_lockfile
-from pfsync.support.textsafety import escape
 
 if TYPE_CHECKING:
-    from pfsync.state.stores.git import GitStore
     from pfsync.state.stores.session import RemoteState, StoreJournal
 
 
@@ -47,48 +45,37 @@ class StateView:
     where: str | None = None  # a remote store's description: `pfsync.lock on origin/main`
 
 
-def lockfile_location(config: Config) -> str:
-    """Where the lockfile lives, as a person would look for it."""
+def lost_lockfile(config: Config) -> tuple[str, str]:
+    """Where the lockfile lives, as a person would look for it, and how to get it back there
+    when it was lost (an error message names both)."""
     state = config.state
     if state.store == "s3":
-        return f"s3://{state.bucket}/{escape(state.key or '')}"
-    if state.store == "git":
-        store = _git_store(config)
-        if store is not None:
-            return store.description
-        return f"{config.shown_lockfile} on {state.remote}/{state.branch or '(the current branch)'}"
-    return config.shown_lockfile
+        from pfsync.state.stores.s3 import object_url
 
-
-def lost_lockfile_advice(config: Config) -> str:
-    """How a person gets a lost lockfile back, where it lives."""
-    if config.state.store == "s3":
-        return (
-            f"restore an earlier version of {lockfile_location(config)} (a bucket with "
-            "versioning on keeps them)"
+        where = object_url(state.bucket or "", state.key or "")
+        return where, (
+            f"restore an earlier version of {where} (a bucket with versioning on keeps them)"
         )
-    if config.state.store == "git":
-        store = _git_store(config)
-        if store is None:
-            return "restore it on the state branch from the commit before it was removed"
+    if state.store == "git":
+        from pfsync.errors import StoreError
+        from pfsync.state.stores.git import GitStore
+
+        try:  # as the store resolves it: the path from the repository's top, the branch
+            store = GitStore.for_config(config)
+        except StoreError:
+            branch = state.branch or "(the current branch)"
+            return (
+                f"{config.shown_lockfile} on {state.remote}/{branch}",
+                "restore it on the state branch from the commit before it was removed",
+            )
         branch = f"{store.remote}/{store.branch}"
         # `:/` names the path from the repository's top, wherever the command is run.
-        return (
+        return store.description, (
             f"restore it on {branch} from the commit before it was removed "
             f"(git log {shlex.quote(branch)} -- {shlex.quote(':/' + store.path)})"
         )
-    return f"restore it from git (git checkout -- {shlex.quote(config.shown_lockfile)})"
-
-
-def _git_store(config: Config) -> GitStore | None:
-    """The git store as it resolves (the repository's top, the branch), None if it cannot."""
-    from pfsync.errors import StoreError
-    from pfsync.state.stores.git import GitStore
-
-    try:
-        return GitStore.for_config(config)
-    except StoreError:
-        return None
+    advice = f"restore it from git (git checkout -- {shlex.quote(config.shown_lockfile)})"
+    return config.shown_lockfile, advice
 
 
 def read_state(config: Config) -> StateView:

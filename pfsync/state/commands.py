@@ -17,8 +17,7 @@ from pfsync.errors import StateChangeError
 from pfsync.models import DesiredTrigger
 from pfsync.state.access import (
     StateTransaction,
-    lockfile_location,
-    lost_lockfile_advice,
+    lost_lockfile,
     open_state,
 )
 from pfsync.state.changes import Forgotten, forget, move, record_import
@@ -53,10 +52,10 @@ def _current(transaction: StateTransaction | RemoteState, what: str) -> Lockfile
     if transaction.lockfile is None:
         if is_sandbox(transaction.config):
             raise no_sandbox_lockfile(transaction.config, what)
-        config = transaction.config
+        where, restore = lost_lockfile(transaction.config)
         raise StateChangeError(
-            f"there is no lockfile at {lockfile_location(config)}, so there is nothing to "
-            f"{what}. If it was lost, {lost_lockfile_advice(config)}"
+            f"there is no lockfile at {where}, so there is nothing to {what}. If it was lost, "
+            f"{restore}"
         )
     return transaction.lockfile
 

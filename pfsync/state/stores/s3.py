@@ -111,6 +111,11 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     return text
 
 
+def object_url(bucket: str, key: str) -> str:
+    """`s3://BUCKET/KEY`, as the object is named to a person."""
+    return f"s3://{bucket}/{escape(key)}"
+
+
 class S3Store:
     """The lockfile as the object `key` in `bucket`."""
 
@@ -143,7 +148,7 @@ class S3Store:
     @property
     def description(self) -> str:
         """`s3://bucket/key`."""
-        return f"s3://{self.bucket}/{escape(self.key)}"
+        return object_url(self.bucket, self.key)
 
     def read(self, *, strict: bool = True) -> Snapshot:
         """The lockfile the object holds, and its ETag (ABSENT when there is no object).
