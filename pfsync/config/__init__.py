@@ -85,6 +85,11 @@ def check_endpoint_url(url: str) -> str:
         raise ConfigError(message) from None
 
 
+def journal_beside(lockfile: Path) -> Path:
+    """The journal of the lockfile at `lockfile`: `LOCKFILE.journal`, in the same folder."""
+    return lockfile.with_name(lockfile.name + ".journal")
+
+
 @dataclass(frozen=True)
 class Config:
     """Where the manifests and lockfile are, which business and API they belong to."""
@@ -107,7 +112,7 @@ class Config:
     @property
     def journal(self) -> Path:
         """The journal beside the lockfile."""
-        return self.lockfile.with_name(self.lockfile.name + ".journal")
+        return journal_beside(self.lockfile)
 
     @property
     def local_dir(self) -> Path:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from pfsync.config import Config, StateConfig
+from pfsync.config import Config, StateConfig, journal_beside
 from pfsync.errors import LockfileError, StateChangeError
 from pfsync.state.lockfile import Lockfile
 from pfsync.state.stores.base import StateStore
@@ -163,9 +163,8 @@ def _file_target(target: StateStore, config: Config, lock_timeout: float) -> Ite
             f"cannot push into {target.description}: its folder does not exist; create it first"
         )
     with state_lock(target.path, lock_timeout):
-        journal = target.path.with_name(target.path.name + ".journal")
         try:
-            settle_journal(journal, target.path, read_lockfile(target.path))
+            settle_journal(journal_beside(target.path), target.path, read_lockfile(target.path))
         except LockfileError as exc:
             raise StateChangeError(f"cannot push into {target.description}: {exc}") from None
         yield
