@@ -36,7 +36,7 @@ from apply_helpers import (
     sandbox_ids,
 )
 from conftest import REPO, Run, RunPfsync
-from fixtures_background import MakeGate, Spawn, wait_until
+from fixtures_background import Background, Gate, MakeGate, Spawn, wait_until
 from fixtures_sandbox import MakeSandbox
 from pfsync.errors import StoreConflict
 from pfsync.sandbox import Sandbox
@@ -265,6 +265,36 @@ def test_apply_records_every_create_in_the_bucket(
 # 3. Two runners
 
 
+def held_apply(
+    count: int,
+    sandbox: Sandbox,
+    gate: Gate,
+    server: S3Server,
+    bucket: str,
+    tmp_path: Path,
+    spawn: Spawn,
+) -> tuple[Path, Background, dict[str, Any]]:
+    """A repository of `count` manifests in the bucket's store, and an apply of it from runner1
+    held by `gate` at its first create, its first 16 pending records written: the repository,
+    the running apply and its lock record."""
+    repo = make_s3_repo(
+        tmp_path / "repo", count, bucket=bucket, endpoint_url=server.url, intent_batch=8
+    )
+    apply = spawn(
+        runner(repo, tmp_path / "runner1"),
+        env_for(sandbox, server.admin),
+        "apply",
+        "--auto-approve",
+        "--new-lockfile",
+        "--parallelism",
+        "1",
+        *SLOW_READS,
+    )
+    gate.wait_for(0)
+    lock: dict[str, Any] = wait_for_pending(server, bucket, 16)["lock"]
+    return repo, apply, lock
+
+
 def test_a_second_runner_fails_at_once_naming_the_holder(
     run_pfsync: RunPfsync,
     make_sandbox: MakeSandbox,
@@ -275,24 +305,9 @@ def test_a_second_runner_fails_at_once_naming_the_holder(
     spawn: Spawn,
 ) -> None:
     sandbox = make_sandbox()
-    repo = make_s3_repo(
-        tmp_path / "repo", 20, bucket=bucket, endpoint_url=server.url, intent_batch=8
-    )
     gate = make_gate(sandbox, 0)
     env = env_for(sandbox, server.admin)
-
-    first = spawn(
-        runner(repo, tmp_path / "runner1"),
-        env,
-        "apply",
-        "--auto-approve",
-        "--new-lockfile",
-        "--parallelism",
-        "1",
-        *SLOW_READS,
-    )
-    gate.wait_for(0)
-    lock = wait_for_pending(server, bucket, 16)["lock"]
+    repo, first, lock = held_apply(20, sandbox, gate, server, bucket, tmp_path, spawn)
     assert lock["pid"] == first.pid
 
     second = run_pfsync(
@@ -359,22 +374,8 @@ def test_a_killed_run_leaves_its_lock_until_a_person_unlocks_it(
     spawn: Spawn,
 ) -> None:
     sandbox = make_sandbox()
-    repo = make_s3_repo(
-        tmp_path / "repo", 40, bucket=bucket, endpoint_url=server.url, intent_batch=8
-    )
     gate = make_gate(sandbox, 0)
-    apply = spawn(
-        runner(repo, tmp_path / "runner1"),
-        env_for(sandbox, server.admin),
-        "apply",
-        "--auto-approve",
-        "--new-lockfile",
-        "--parallelism",
-        "1",
-        *SLOW_READS,
-    )
-    gate.wait_for(0)
-    lock = wait_for_pending(server, bucket, 16)["lock"]
+    repo, apply, lock = held_apply(40, sandbox, gate, server, bucket, tmp_path, spawn)
     apply.proc.kill()  # SIGKILL: no chance to release anything
     assert apply.finish().code == -9
     gate.release_all()  # the create in flight is processed after all: t000 exists
@@ -428,22 +429,9 @@ def test_a_lockfile_changed_during_an_apply_is_merged_into_never_overwritten(
     spawn: Spawn,
 ) -> None:
     sandbox = make_sandbox()
-    repo = make_s3_repo(
-        tmp_path / "repo", 40, bucket=bucket, endpoint_url=server.url, intent_batch=8
-    )
     gate = make_gate(sandbox, 0)
-    apply = spawn(
-        runner(repo, tmp_path / "runner1"),
-        env_for(sandbox, server.admin),
-        "apply",
-        "--auto-approve",
-        "--new-lockfile",
-        "--parallelism",
-        "1",
-        *SLOW_READS,
-    )
-    gate.wait_for(0)
-    lock_id = wait_for_pending(server, bucket, 16)["lock"]["id"]
+    repo, apply, lock = held_apply(40, sandbox, gate, server, bucket, tmp_path, spawn)
+    lock_id = lock["id"]
 
     # A person takes the run for dead: unlocks it, settles one of its creates by hand and adopts
     # a trigger made by hand, each one conditional write to the object.
