@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,13 @@ NO_CACHE_ENV = "PFSYNC_NO_CACHE"  # 1: never read or write .pfsync/cache/
 
 
 DEFAULT_INTENT_BATCH = 64
+# A remote store's time bounds, in seconds (`state.timeout`, `connect_timeout`, `read_timeout`).
+# An apply whose store stops answering makes at most three more operations (the write that
+# failed, a read to merge its outcomes, the release of the lock): 3 x 15 s stays under a minute.
+DEFAULT_STORE_TIMEOUT = 15.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 10.0
+MAX_STORE_TIMEOUT = 3600
 ENVIRONMENT_KEYS = ("business", "api_url", "manifests", "lockfile", "state", "values")
 
 Scalar = str | int | float | bool  # what `values:` may hold
@@ -49,15 +57,55 @@ class StateConfig:
     key: str | None = None
     endpoint_url: str | None = None  # s3: None means AWS's endpoint for the region
     region: str | None = None  # s3: None means AWS_REGION / AWS_DEFAULT_REGION
+    timeout: float = DEFAULT_STORE_TIMEOUT  # git, s3: one read or write, everything included
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # s3: to open a connection
+    read_timeout: float = DEFAULT_READ_TIMEOUT  # s3: for the next bytes of an answer
 
     def __post_init__(self) -> None:
         if self.endpoint_url is not None:
             object.__setattr__(self, "endpoint_url", check_endpoint_url(self.endpoint_url))
+        for name in ("timeout", "connect_timeout", "read_timeout"):
+            check_seconds(f"state.{name}", getattr(self, name))
+
+    @property
+    def timeouts(self) -> StoreTimeouts:
+        """The store's time bounds."""
+        return StoreTimeouts(self.timeout, self.connect_timeout, self.read_timeout)
 
     @property
     def is_remote(self) -> bool:
         """Whether the record lives beyond this machine (written through a store, not a journal)."""
         return self.store != "file"
+
+
+@dataclass(frozen=True)
+class StoreTimeouts:
+    """How long a remote store may take, in seconds: `total` for one read or write (all its
+    requests, retries and git commands), `connect` and `read` for each s3 request."""
+
+    total: float = DEFAULT_STORE_TIMEOUT
+    connect: float = DEFAULT_CONNECT_TIMEOUT
+    read: float = DEFAULT_READ_TIMEOUT
+
+
+def check_seconds(name: str, value: object) -> float:
+    """`value` if it is a finite number of seconds above 0; ConfigError naming `name` if not.
+
+    The schema checks pfsync.yaml's numbers; this also refuses what it lets through (`.nan`).
+    """
+    from pfsync.errors import ConfigError
+
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_STORE_TIMEOUT
+    ):
+        raise ConfigError(
+            f"{name} must be a number of seconds above 0 and at most {MAX_STORE_TIMEOUT}, not "
+            f"{escape(repr(value))}"
+        )
+    return float(value)
 
 
 def check_endpoint_url(url: str) -> str:
