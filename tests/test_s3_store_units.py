@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -18,14 +20,22 @@ import pytest
 import yaml
 from botocore.exceptions import (
     ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
     NoCredentialsError,
     ReadTimeoutError,
+    ResponseStreamingError,
+    SSLError,
 )
 
 from conftest import REPO, RunPfsync
 from pfsync.config import check_endpoint_url, load_config
 from pfsync.errors import ConfigError, StateChangeError, StoreError
+from pfsync.state.lockfile import Lockfile
+from pfsync.state.stores.base import Snapshot
 from pfsync.state.stores.s3 import S3Store, redact, valid_location
 from pfsync.state.stores.transfer import store_named
 from s3_helpers import Credentials, make_s3_repo, s3_env
@@ -347,3 +357,67 @@ def test_the_documented_policy_grants_only_the_lockfile() -> None:
         ("s3:ListBucket", "arn:aws:s3:::acme-pfsync-state"),
     }
     assert all(statement["Effect"] == "Allow" for statement in policy["Statement"])
+
+
+# Transport failures: a dropped, reset, timed-out or refused connection is a StoreError
+
+
+def transport_failures() -> list[tuple[Exception, str]]:
+    """What botocore raises when the network fails, and how the store names each."""
+    from urllib3.exceptions import NameResolutionError, ProtocolError
+
+    url = f"{ENDPOINT}/pfsync-state/pfsync.lock"
+    reset = ProtocolError("Connection aborted.", ConnectionResetError(104, "reset by peer"))
+    unresolved = NameResolutionError("s3.example.test", None, socket.gaierror(-2, "unknown"))  # type: ignore[arg-type]
+    return [
+        (ConnectionClosedError(endpoint_url=url), "the connection was closed"),
+        (ConnectionClosedError(endpoint_url=url, error=reset), "the connection was reset"),
+        (ReadTimeoutError(endpoint_url=url), "no answer in time"),
+        (ConnectTimeoutError(endpoint_url=url), "the connection timed out"),
+        (EndpointConnectionError(endpoint_url=url), "could not connect"),
+        (
+            EndpointConnectionError(endpoint_url=url, error=unresolved),
+            "its host name could not be resolved",
+        ),
+        (
+            SSLError(endpoint_url=url, error=ssl.SSLError(1, "bad record")),
+            "the TLS handshake failed",
+        ),
+        (ResponseStreamingError(error=reset), "the connection was reset"),
+        (IncompleteReadError(actual_bytes=10, expected_bytes=20), "the answer was cut short"),
+        (HTTPClientError(error=OSError("no buffer space")), "the connection failed"),
+    ]
+
+
+@pytest.mark.parametrize(("error", "said"), transport_failures())
+def test_a_transport_failure_is_a_store_error_for_reads_and_writes(
+    store: S3Store, monkeypatch: pytest.MonkeyPatch, error: Exception, said: str
+) -> None:
+    # A dropped connection has no service response (`exc.response` is None): reading must not
+    # take it for a missing object, nor crash on it; a write's conflict read-back neither.
+    def fail(**request: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(store.client, "get_object", fail)
+    lockfile = Lockfile.new("https://api.example.test", None)
+    for action in ("read", "write"):
+        with pytest.raises(StoreError) as failed:
+            if action == "read":
+                store.read()
+            else:
+                monkeypatch.setattr(store.client, "put_object", fail)
+                store.write(lockfile, Snapshot(None, "absent"), "pfsync: test")
+        assert type(failed.value) is StoreError
+        assert str(failed.value) == (
+            f"cannot {action} {WHERE}: the S3 endpoint {ENDPOINT} is unreachable ({said})"
+        )
+
+    def conflict(**request: Any) -> Any:
+        raise client_error(412, "PreconditionFailed")
+
+    monkeypatch.setattr(store.client, "put_object", conflict)
+    with pytest.raises(StoreError) as failed:
+        store.write(lockfile, Snapshot(None, "absent"), "pfsync: test")
+    assert str(failed.value) == (
+        f"cannot write {WHERE}: the S3 endpoint {ENDPOINT} is unreachable ({said})"
+    )

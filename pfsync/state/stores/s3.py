@@ -13,6 +13,13 @@ A write whose response was lost is retried by the client, and the retry then mee
 success as a 412: the object is read back, and when it holds exactly what was written, the write
 stands.
 
+Every read and write ends within `state.timeout` (all its requests and retries included):
+botocore's own timeouts bound each connect and each wait for bytes, not a whole request, so the
+operation runs in a worker thread that is given up at the deadline (its request, if it is still
+in flight, may land later: the write is conditional, so a late write is met as a conflict, and
+its own content is recognised). Every failure of the connection (reset, closed, timed out, a
+host name that does not resolve, TLS) is a StoreError naming the endpoint.
+
 The client is boto3, from the optional extra `pfsync[s3]`, imported only when this store is used
 (`pfsync --help`, `validate` and the other stores never load it). Credentials come from the AWS
 credential chain as the AWS CLI finds them (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
@@ -25,10 +32,15 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from pfsync.errors import LockfileError, StoreConflict, StoreError
+from pfsync.config import StoreTimeouts
+from pfsync.errors import LockfileError, PfsyncError, StoreConflict, StoreError
 from pfsync.state.lockfile import Lockfile, parse_lockfile
 from pfsync.state.stores.base import Snapshot
 from pfsync.support.textsafety import escape
@@ -40,9 +52,7 @@ if TYPE_CHECKING:
 
 ABSENT = "absent"
 EXTRA = "pip install 'pfsync[s3]'"
-CONNECT_TIMEOUT_SECONDS = 10
-READ_TIMEOUT_SECONDS = 60
-ATTEMPTS = 3  # per request, the first included; each within the timeouts above
+ATTEMPTS = 3  # per request, the first included; all of them within state.timeout
 MAX_LOCKFILE_BYTES = 256 * 2**20  # a wrong key pointing at a huge object is not read into memory
 MAX_SERVICE_TEXT = 200
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -56,6 +66,18 @@ CREDENTIAL_CODES = {
     "InvalidClientTokenId",
 }
 _SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+_UNREACHABLE = {  # botocore's exceptions for a connection that failed, by name
+    "EndpointConnectionError": "could not connect",
+    "ConnectTimeoutError": "the connection timed out",
+    "ReadTimeoutError": "no answer in time",
+    "ConnectionClosedError": "the connection was closed",
+    "ResponseStreamingError": "the connection was closed during the answer",
+    "IncompleteReadError": "the answer was cut short",
+    "ProxyConnectionError": "could not connect through the proxy",
+    "SSLError": "the TLS handshake failed",
+    "HTTPClientError": "the connection failed",
+}
+T = TypeVar("T")
 
 
 def valid_location(bucket: str, key: str) -> bool:
@@ -64,7 +86,7 @@ def valid_location(bucket: str, key: str) -> bool:
 
 
 def _client(
-    bucket: str, endpoint_url: str | None, region: str | None
+    bucket: str, endpoint_url: str | None, region: str | None, timeouts: StoreTimeouts
 ) -> tuple[S3Client, tuple[str, ...]]:
     """A boto3 S3 client and the secrets it signs with (to keep them out of messages).
 
@@ -78,8 +100,8 @@ def _client(
             f"the s3 state store needs boto3, which is not installed: {EXTRA}"
         ) from None
     options: dict[str, Any] = {
-        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-        "read_timeout": READ_TIMEOUT_SECONDS,
+        "connect_timeout": min(timeouts.connect, timeouts.total),
+        "read_timeout": min(timeouts.read, timeouts.total),
         "retries": {"mode": "standard", "total_max_attempts": ATTEMPTS},
         "user_agent_appid": "pfsync",
     }
@@ -120,11 +142,17 @@ class S3Store:
     """The lockfile as the object `key` in `bucket`."""
 
     def __init__(
-        self, bucket: str, key: str, endpoint_url: str | None = None, region: str | None = None
+        self,
+        bucket: str,
+        key: str,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        timeouts: StoreTimeouts | None = None,
     ) -> None:
         self.bucket = bucket
         self.key = key
-        self.client, self._secrets = _client(bucket, endpoint_url, region)
+        self.timeouts = timeouts = timeouts or StoreTimeouts()
+        self.client, self._secrets = _client(bucket, endpoint_url, region, timeouts)
         self.endpoint = self.client.meta.endpoint_url
         if endpoint_url is None:
             _refuse_plain_http(self.endpoint)  # one set outside pfsync.yaml (AWS_ENDPOINT_URL)
@@ -135,15 +163,15 @@ class S3Store:
         state = config.state
         if not state.bucket or not state.key:
             raise StoreError("state.store is s3: set state.bucket and state.key in pfsync.yaml")
-        return cls(state.bucket, state.key, state.endpoint_url, state.region)
+        return cls(state.bucket, state.key, state.endpoint_url, state.region, state.timeouts)
 
     @classmethod
     def at(cls, config: Config, bucket: str, key: str) -> S3Store:
         """Another object: with the configured endpoint and region when the store is s3."""
         state = config.state
         if state.store == "s3":
-            return cls(bucket, key, state.endpoint_url, state.region)
-        return cls(bucket, key)
+            return cls(bucket, key, state.endpoint_url, state.region, state.timeouts)
+        return cls(bucket, key, timeouts=state.timeouts)
 
     @property
     def description(self) -> str:
@@ -155,7 +183,7 @@ class S3Store:
 
         There is no cached copy to fall back on: `plan` needs read access to the bucket.
         """
-        found = self._get("read")
+        found = self._bounded("read", lambda: self._get("read"))
         if found is None:
             return Snapshot(None, ABSENT)
         data, etag = found
@@ -183,21 +211,58 @@ class S3Store:
             request["IfNoneMatch"] = "*"
         else:
             request["IfMatch"] = expected.version
+        etag = self._bounded("write", lambda: self._put(request))
+        return Snapshot(lockfile, etag)
+
+    def _put(self, request: dict[str, Any]) -> str:
+        """The conditional PutObject `request`: the new ETag; StoreConflict when the object is
+        no longer the version it names (unless it holds exactly what was sent)."""
         try:
             response = self.client.put_object(**request)
-        except self.client.exceptions.ClientError as exc:
+        except Exception as exc:
             if not _is_conflict(exc):
                 raise self._failure("write", exc) from None
             landed = self._get("write")
-            if landed is not None and landed[0] == body:
-                return Snapshot(lockfile, landed[1])  # our own write, whose response was lost
+            if landed is not None and landed[0] == request["Body"]:
+                return landed[1]  # our own write, whose response was lost
             now = "was deleted" if landed is None else "changed"
             raise StoreConflict(
                 f"the lockfile {self.description} {now} underneath since it was read"
             ) from None
-        except Exception as exc:
-            raise self._failure("write", exc) from None
-        return Snapshot(lockfile, response["ETag"])
+        return str(response["ETag"])
+
+    def _bounded(self, action: str, operation: Callable[[], T]) -> T:
+        """`operation()` within state.timeout, or StoreError.
+
+        It runs in a daemon thread, given up at the deadline: botocore's timeouts bound each
+        connect and each wait for bytes, and its retries multiply them, but nothing bounds a
+        request whose answer trickles in. A request given up may still land later (a write is
+        conditional: the next write meets it as a conflict, and recognises its own content).
+        """
+        done = threading.Event()
+        outcome: list[T] = []
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                outcome.append(operation())
+            except BaseException as exc:  # handed to the caller's thread
+                failure.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="pfsync-s3", daemon=True).start()
+        if not done.wait(self.timeouts.total):
+            raise StoreError(
+                f"cannot {action} {self.description}: the S3 endpoint {self.endpoint} did not "
+                f"answer within {self.timeouts.total:g} s (state.timeout)"
+            )
+        if failure:
+            exc = failure[0]
+            if isinstance(exc, PfsyncError) or not isinstance(exc, Exception):
+                raise exc
+            raise self._failure(action, exc) from None  # never a traceback
+        return outcome[0]
 
     def _get(self, action: str) -> tuple[bytes, str] | None:
         """The object's bytes and ETag, or None when there is no object."""
@@ -235,14 +300,9 @@ class S3Store:
                 f"{where}: no AWS credentials found; set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or run with an instance or container role"
             )
-        unreachable = {
-            "EndpointConnectionError": "could not connect",
-            "ConnectTimeoutError": "the connection timed out",
-            "ReadTimeoutError": "no answer in time",
-            "ConnectionClosedError": "the connection was closed",
-            "ProxyConnectionError": "could not connect through the proxy",
-            "SSLError": "the TLS handshake failed",
-        }.get(name)
+        unreachable = _UNREACHABLE.get(name)
+        if unreachable is not None or isinstance(exc, OSError):
+            unreachable = _cause(exc) or unreachable or "the connection failed"
         if unreachable is not None:
             return StoreError(
                 f"{where}: the S3 endpoint {self.endpoint} is unreachable ({unreachable})"
@@ -280,20 +340,59 @@ class S3Store:
         return text if len(text) <= MAX_SERVICE_TEXT else text[:MAX_SERVICE_TEXT] + "…"
 
 
+def _answer(exc: Exception) -> tuple[object, object]:
+    """The service's error code and HTTP status, or (None, None) when no answer came.
+
+    Only a ClientError carries the service's answer; a connection that failed may carry a
+    `response` attribute too, which is None.
+    """
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None, None
+    error, metadata = response.get("Error"), response.get("ResponseMetadata")
+    code = error.get("Code") if isinstance(error, dict) else None
+    status = metadata.get("HTTPStatusCode") if isinstance(metadata, dict) else None
+    return code, status
+
+
 def _is_missing(exc: Exception) -> bool:
     """A 404 for the object (not for the bucket: NoSuchBucket is an error)."""
-    response: dict[str, Any] = getattr(exc, "response", {})
-    code = response.get("Error", {}).get("Code")
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code, status = _answer(exc)
     return code == "NoSuchKey" or (status == 404 and code in ("NotFound", "404"))
 
 
 def _is_conflict(exc: Exception) -> bool:
     """412 (not that version), 409 (a concurrent conditional write), 404 (deleted meanwhile)."""
-    response: dict[str, Any] = getattr(exc, "response", {})
-    code = response.get("Error", {}).get("Code")
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code, status = _answer(exc)
     return code in CONFLICT_CODES or status == 412 or code == "NoSuchKey"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it wraps: botocore's `error`, urllib3's reason, the exception chain."""
+    seen: set[int] = set()
+    queue = [exc]
+    while queue and len(seen) < 20:
+        current = queue.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        kwargs = getattr(current, "kwargs", None)
+        wrapped = [kwargs.get("error")] if isinstance(kwargs, dict) else []
+        wrapped += [*current.args, current.__cause__, current.__context__]
+        queue += [e for e in wrapped if isinstance(e, BaseException)]
+
+
+def _cause(exc: BaseException) -> str | None:
+    """What failed underneath, when it says more than botocore's exception's name."""
+    for cause in _causes(exc):
+        if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":
+            return "its host name could not be resolved"
+        if isinstance(cause, ConnectionResetError):
+            return "the connection was reset"
+        if isinstance(cause, ssl.SSLError):
+            return "the TLS handshake failed"
+    return None
 
 
 def _metadata_text(message: str) -> str:
