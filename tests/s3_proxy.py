@@ -1,6 +1,6 @@
 """A fault-injecting HTTP/1.1 proxy on 127.0.0.1 to put in front of the moto S3 server of
 `s3_helpers`: an S3-compatible service that ignores conditional writes, a network that resets,
-drops, freezes, fails or slows requests, a far-away endpoint. Switched at run time by the test.
+drops, freezes, holds, fails or slows requests, a far-away endpoint. Switched at run time.
 
     from s3_proxy import S3Proxy, open_s3_server
 
@@ -13,7 +13,8 @@ drops, freezes, fails or slows requests, a far-away endpoint. Switched at run ti
         proxy.fail_next(1, "status", status=503)           # the next request: a 503 from the proxy
         proxy.fail_next(1, "slow", delay=1.0, trickle=0.01)
         proxy.fail_next(1, "close", forward=True, path=f"/{bucket}/pfsync.lock")
-        proxy.clear_faults()                     # forget queued faults, end frozen requests
+        proxy.fail_next(9, "hold", method="PUT")           # until clear_faults(): a race's start
+        proxy.clear_faults()                     # forget queued faults, end frozen/held requests
         proxy.count("PUT"), proxy.count(path=f"/{bucket}/pfsync.lock"), proxy.counts
         proxy.requests                           # SeenRequest(method, path, query, stripped, fault)
 
@@ -23,12 +24,14 @@ S3Proxy(upstream_url)
     the test. Each client connection carries one request: the proxy reads it whole (answering
     `Expect: 100-continue` itself), forwards it on a new connection with `Connection: close`,
     and relays the answer with `Connection: close`. The Host header is forwarded unchanged.
-    Stopping ends every wait (latency, delay, trickle, freeze) at once and closes every
+    Stopping ends every wait (latency, delay, trickle, freeze, hold) at once and closes every
     connection: a test's teardown never hangs on the proxy.
 
 Switches (plain attributes, read afresh by every request; safe to set from the test's thread)
     strip_conditions: bool   drop the If-Match and If-None-Match request headers (every method):
                              a service that silently ignores conditional writes.
+    stripped_headers         which headers strip_conditions drops (lower case; default both):
+                             {"if-match"} plays a service that honours only If-None-Match.
     latency: float           seconds to wait before forwarding each request (a distant region).
 
 Faults: fail_next(count, kind, *, method=None, path=None, status=503, delay=0.0, trickle=0.0,
@@ -39,6 +42,8 @@ forward=False)
     kind "reset"   read the request, then close with a TCP RST (SO_LINGER 0).
          "close"   read the request, then close without a word.
          "freeze"  read the request and never answer, until clear_faults() or stop(): then close.
+         "hold"    read the request and wait until clear_faults(), then forward it as usual (or
+                   close at stop()): line up several clients at the same point of a race.
          "status"  answer `status` (500, 503, ...) with an S3 XML error body.
          "slow"    forward, then wait `delay` seconds and send the answer one byte every
                    `trickle` seconds (0: all at once).
@@ -78,13 +83,13 @@ import pytest
 
 from s3_helpers import S3Server, start_server
 
-FaultKind = Literal["reset", "close", "freeze", "status", "slow"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("reset", "close", "freeze", "status", "slow")
+FaultKind = Literal["reset", "close", "freeze", "hold", "status", "slow"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("reset", "close", "freeze", "hold", "status", "slow")
 CONDITIONAL_HEADERS = frozenset({"if-match", "if-none-match"})
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "expect"})
 MAX_HEAD_BYTES = 64 * 1024
 UPSTREAM_TIMEOUT = 120.0  # seconds: a loaded 2-core machine
-_ERROR_CODES = {500: "InternalError", 503: "SlowDown"}
+_ERROR_CODES = {500: "InternalError", 501: "NotImplemented", 503: "SlowDown"}
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,7 @@ class S3Proxy:
         assert upstream.scheme == "http" and upstream.hostname in ("127.0.0.1", "localhost")
         self._upstream = (upstream.hostname, upstream.port or 80)
         self.strip_conditions = False
+        self.stripped_headers: frozenset[str] = CONDITIONAL_HEADERS
         self.latency = 0.0
         self._stopping = threading.Event()
         self._thaw = threading.Event()
@@ -213,7 +219,7 @@ class S3Proxy:
             self._rules.append(rule)
 
     def clear_faults(self) -> None:
-        """Forget every queued fault and end every frozen request (its connection is closed)."""
+        """Forget every queued fault; frozen requests end (closed), held ones are forwarded."""
         with self._lock:
             self._rules.clear()
             thaw, self._thaw = self._thaw, threading.Event()
@@ -274,35 +280,22 @@ class S3Proxy:
             if request is None:
                 return
             headers = [(n, v) for n, v in request.headers if n.lower() not in HOP_BY_HOP]
-            stripped = self.strip_conditions and any(
-                name.lower() in CONDITIONAL_HEADERS for name, _ in headers
-            )
-            if stripped:
-                headers = [(n, v) for n, v in headers if n.lower() not in CONDITIONAL_HEADERS]
-            rule = self._take_rule(request)
-            with self._lock:
-                self._requests.append(
-                    SeenRequest(
-                        request.method,
-                        request.path,
-                        request.query,
-                        stripped,
-                        rule.kind if rule else None,
-                    )
-                )
+            dropped = self.stripped_headers if self.strip_conditions else frozenset()
+            stripped = any(name.lower() in dropped for name, _ in headers)
+            headers = [(n, v) for n, v in headers if n.lower() not in dropped]
+            rule, thaw = self._take_rule(request, stripped)
             self._wait(self.latency)
+            if rule is not None and rule.kind == "hold":
+                self._wait_for(thaw)
             answer = None
-            if rule is None or rule.forward or rule.kind == "slow":
+            if rule is None or rule.forward or rule.kind in ("slow", "hold"):
                 answer = self._forward(request, headers)
-            if rule is None:
+            if rule is None or rule.kind == "hold":
                 connection.sendall(answer or b"")
+            elif rule.kind == "freeze":
+                self._wait_for(thaw)
             elif rule.kind == "reset":
                 linger = True
-            elif rule.kind == "freeze":
-                thaw = self._thaw
-                while not thaw.wait(0.05):
-                    if self._stopping.is_set():
-                        break
             elif rule.kind == "status":
                 connection.sendall(_error_answer(rule.status))
             elif rule.kind == "slow":
@@ -323,15 +316,27 @@ class S3Proxy:
             with self._lock:
                 self._sockets.discard(connection)
 
-    def _take_rule(self, request: _Request) -> _Rule | None:
+    def _wait_for(self, thaw: threading.Event) -> None:
+        """Until clear_faults() sets `thaw`; _Stopped when the proxy stops first."""
+        while not thaw.wait(0.05):
+            if self._stopping.is_set():
+                raise _Stopped
+        if self._stopping.is_set():
+            raise _Stopped
+
+    def _take_rule(self, request: _Request, stripped: bool) -> tuple[_Rule | None, threading.Event]:
+        """The fault this request meets (logged with it), and the clear_faults() event it waits
+        for: taken together, so a clear_faults() right after the request is logged releases it."""
         with self._lock:
-            for rule in self._rules:
-                if rule.matches(request.method, request.path):
-                    rule.remaining -= 1
-                    if rule.remaining == 0:
-                        self._rules.remove(rule)
-                    return rule
-        return None
+            rule = next((r for r in self._rules if r.matches(request.method, request.path)), None)
+            if rule is not None:
+                rule.remaining -= 1
+                if rule.remaining == 0:
+                    self._rules.remove(rule)
+            kind = rule.kind if rule is not None else None
+            seen = SeenRequest(request.method, request.path, request.query, stripped, kind)
+            self._requests.append(seen)
+            return rule, self._thaw
 
     def _send(self, connection: socket.socket, data: bytes, trickle: float) -> None:
         if trickle <= 0:
