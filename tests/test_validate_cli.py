@@ -169,6 +169,7 @@ def test_json_format(run_pfsync: RunPfsync) -> None:
                 "hint": 'did you mean "name"?',
             }
         ],
+        "warnings": [],
     }
 
 

@@ -15,6 +15,7 @@ from pfsync.cli.common import (
     load_config_or_report,
     lock_timeout_option,
     report_manifest_problems,
+    report_manifest_warnings,
     use_color,
 )
 
@@ -191,6 +192,7 @@ def apply(
     loaded = load_manifests(config, cwd=Path.cwd())
     if loaded.diagnostics:
         return report_manifest_problems(loaded.diagnostics)
+    report_manifest_warnings(loaded.warnings)
     color = use_color()
 
     def show_plan(plan: Plan, where: str | None) -> None:

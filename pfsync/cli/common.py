@@ -63,7 +63,7 @@ def load_config_or_report(
             no_cache=options.no_cache,
         )
     except ConfigInvalid as exc:
-        click.echo(FORMATTERS[output_format](exc.diagnostics), nl=False)
+        click.echo(FORMATTERS[output_format](exc.diagnostics, ()), nl=False)
         click.echo("The configuration file is invalid; fix it and run again.", err=True)
         return 1
     if sandbox:
@@ -107,6 +107,14 @@ def use_color() -> bool:
     if options is not None and options.no_color:
         return False
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def report_manifest_warnings(warnings: Sequence[Diagnostic]) -> None:
+    """Print each manifest warning on stderr, as plan does (`Warning: file:line:col: …`)."""
+    from pfsync.support.diagnostics import located
+
+    for warning in warnings:
+        click.echo(f"Warning: {located(warning)}", err=True)
 
 
 def report_manifest_problems(diagnostics: Sequence[Diagnostic]) -> int:

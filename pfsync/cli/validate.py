@@ -49,18 +49,20 @@ def validate(paths: tuple[str, ...], output_format: str) -> int:
         configs = [c for c in selected if not isinstance(c, int)]
     named = list(paths) if paths else None
     result = load_every_environment(configs, named, cwd=Path.cwd(), with_bodies=False)
-    output = FORMATTERS[output_format](result.diagnostics)
+    output = FORMATTERS[output_format](result.diagnostics, result.warnings)
     if output:
         click.echo(output, nl=False)
     if options.verbosity >= 0:
         count = len(result.manifests)
+        warned = len(result.warnings)
+        also = f"; {warned} warning{'s' if warned > 1 else ''}" if warned else ""
         if result.diagnostics:
-            click.echo(f"{len(result.diagnostics)} problem(s) found.", err=True)
+            click.echo(f"{len(result.diagnostics)} problem(s) found{also}.", err=True)
         elif result.per_environment:
             counts = ", ".join(f"{n} in {name}" for name, n in result.per_environment.items())
-            click.echo(f"Trigger(s) valid: {counts}.", err=True)
+            click.echo(f"Trigger(s) valid: {counts}{also}.", err=True)
         else:
-            click.echo(f"{count} trigger(s) valid.", err=True)
+            click.echo(f"{count} trigger(s) valid{also}.", err=True)
     return 1 if result.diagnostics else 0
 
 

@@ -57,8 +57,9 @@ RACY_NS = 2_000_000_000
 StatKey = tuple[int, int, int]  # size, mtime_ns, inode
 
 
-# One file's entry: [size, mtime_ns, inode, sha256, triggers, diagnostics], where a trigger is
-# [business, key, revision, line, digest] and a diagnostic [line, col, message, path, hint].
+# One file's entry: [size, mtime_ns, inode, sha256, triggers, diagnostics, warnings], where a
+# trigger is [business, key, revision, line, digest] and a diagnostic or a warning
+# [line, col, message, path, hint].
 # Kept as read (lists): building 10,000 objects up front would cost more than the lookups.
 Entry = list[Any]
 
@@ -198,7 +199,7 @@ class ManifestCache:
             return None  # an entry not of this format: read the file
 
     def _result(self, shown: str, entry: Entry) -> LoadResult | None:
-        triggers, diagnostics = entry[4], entry[5]
+        triggers, diagnostics, warnings = entry[4], entry[5], entry[6]
         bodies = self.bodies if self.with_bodies else {}
         manifests = []
         for business, key, revision, line, digest in triggers:
@@ -211,6 +212,10 @@ class ManifestCache:
             diagnostics=[
                 Diagnostic(shown, line, col, message, path, hint)
                 for line, col, message, path, hint in diagnostics
+            ],
+            warnings=[
+                Diagnostic(shown, line, col, message, path, hint)
+                for line, col, message, path, hint in warnings
             ],
         )
 
@@ -326,6 +331,7 @@ def fragment_of(shown: str, stat: StatKey, sha256: str, result: LoadResult) -> F
         sha256,
         [[t.business, t.key, t.revision, t.line, t.digest] for t in result.manifests],
         [[d.line, d.col, d.message, d.path, d.hint] for d in result.diagnostics],
+        [[w.line, w.col, w.message, w.path, w.hint] for w in result.warnings],
     ]
     text = _dumps(entry)
     digests = tuple(t.digest for t in result.manifests if t.digest)
@@ -336,7 +342,7 @@ def _same_but_digests(known: Entry, new: Entry) -> bool:
     """The same file and triggers, `new` without the digests validate does not compute."""
     try:
         same_triggers = [t[:4] for t in known[4]] == [t[:4] for t in new[4]]
-        return known[:4] == new[:4] and same_triggers and known[5] == new[5]
+        return known[:4] == new[:4] and same_triggers and known[5:7] == new[5:7]
     except (TypeError, IndexError):
         return False
 

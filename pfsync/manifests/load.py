@@ -16,7 +16,7 @@ from pfsync.config import Config
 from pfsync.manifests.cache import Fragment, ManifestCache, StatKey, fragment_of, stat_key
 from pfsync.manifests.discovery import discover_shown, expand_paths
 from pfsync.manifests.results import BODY_NOT_READ, Declaring, LoadResult
-from pfsync.manifests.values import MARKER, from_value, substitute
+from pfsync.manifests.values import BRACELESS, MARKER, from_value, substitute
 from pfsync.models import DesiredTrigger, make_address
 from pfsync.schemas import MANIFEST, check, validator
 from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
@@ -35,11 +35,17 @@ BUSINESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
 
 
 def _manifest_from(
-    document: Document, shown: str, declaring: Declaring, has_references: bool
+    document: Document,
+    shown: str,
+    declaring: Declaring,
+    has_references: bool,
+    warnings: list[Diagnostic],
 ) -> DesiredTrigger | list[Diagnostic]:
     whole: dict[tuple[int, int], str] = {}  # (line, col) → the reference that gave its value
     if has_references:
-        unresolved = substitute(document, shown, declaring.values, declaring.environment, whole)
+        unresolved = substitute(
+            document, shown, declaring.values, declaring.environment, whole, warnings
+        )
         if unresolved:
             return unresolved
     data = document.data
@@ -121,10 +127,11 @@ def _load_file(path: StrPath, shown: str, declaring: Declaring, fragments: bool 
     documents, problems = parse_yaml_text(text, shown)
     result = LoadResult(diagnostics=problems)
     # Most files have no reference: skip the walk (a `$schema` comment is none). A `$` or `{`
-    # can also be written as a YAML escape ("\x24{…}"), so any backslash walks too.
-    has_references = MARKER in text or "\\" in text
+    # can also be written as a YAML escape ("\x24{…}"), so any backslash walks too; and a
+    # reference without its braces is walked to be warned about.
+    has_references = MARKER in text or "\\" in text or BRACELESS in text
     for document in documents:
-        outcome = _manifest_from(document, shown, declaring, has_references)
+        outcome = _manifest_from(document, shown, declaring, has_references, result.warnings)
         if isinstance(outcome, DesiredTrigger):
             result.manifests.append(outcome)
         else:
@@ -263,6 +270,7 @@ def _load_manifests(
     for outcome in loaded[: len(reported)]:
         result.manifests.extend(outcome.manifests)
         result.diagnostics.extend(outcome.diagnostics)
+        result.warnings.extend(outcome.warnings)
     everything = list(result.manifests)
     for outcome in loaded[len(reported) :]:
         everything.extend(outcome.manifests)
@@ -272,6 +280,7 @@ def _load_manifests(
     if other_environments and config.environment is not None and len(config.environments) > 1:
         result.diagnostics.extend(_shared_with_other_environments(config, everything))
     result.diagnostics = sort_diagnostics(result.diagnostics)
+    result.warnings = sort_diagnostics(result.warnings)
     result.manifests.sort(key=lambda m: m.address)
     return result
 
@@ -306,38 +315,80 @@ def load_every_environment(
     cwd: Path | None = None,
     with_bodies: bool = True,
 ) -> LoadResult:
-    """`load_manifests` in each environment; a problem found in only some names them.
-
-    A problem every environment shares is reported once, as it is; one that depends on an
-    environment's values or business (an unknown value, a duplicate address) says where.
-    """
+    """`load_manifests` in each environment; each problem reported once, naming the
+    environments it is found in when that is not all of them or when it depends on their
+    values (an unknown value: `in environments staging and production`)."""
     results = {
         config.environment or "": load_manifests(
             config, paths, cwd, with_bodies, other_environments=False
         )
         for config in configs
     }
-    found_in: dict[Diagnostic, list[str]] = {}
-    for name, result in results.items():
-        for diagnostic in result.diagnostics:
-            found_in.setdefault(diagnostic, []).append(name)
-    merged = LoadResult()
-    for diagnostic, names in found_in.items():
-        # (A message naming its environment already, as an unknown value's does, stays.)
-        if len(names) < len(results) and f"environment {names[0]}" not in diagnostic.message:
-            where = ", ".join(names)
-            label = "environment" if len(names) == 1 else "environments"
-            diagnostic = dataclasses.replace(
-                diagnostic, message=f"{diagnostic.message} (in {label} {where})"
-            )
-        merged.diagnostics.append(diagnostic)
+    merged = LoadResult(
+        diagnostics=_once_each({name: r.diagnostics for name, r in results.items()}),
+        warnings=_once_each({name: r.warnings for name, r in results.items()}),
+    )
     for name, result in results.items():
         merged.manifests.extend(result.manifests)
         if len(results) > 1:
             merged.per_environment[name] = len(result.manifests)
     merged.diagnostics.extend(shared_address_diagnostics(configs, list(results.values())))
     merged.diagnostics = sort_diagnostics(merged.diagnostics)
+    merged.warnings = sort_diagnostics(merged.warnings)
     return merged
+
+
+_ENVIRONMENT_SLOT = "\0environment\0"
+
+
+def _named(text: str, name: str) -> str:
+    """`text` with `environment NAME` (the way a message names its environment) as a slot."""
+    if not name:
+        return text
+    return re.sub(
+        rf"(?<![\w.-])environment {re.escape(name)}(?![\w.-])",
+        lambda _: _ENVIRONMENT_SLOT,
+        text,
+    )
+
+
+def _once_each(found: dict[str, list[Diagnostic]]) -> list[Diagnostic]:
+    """One diagnostic per problem found in one or more environments (`found`: name → its).
+
+    The same problem in several environments is one line: a message naming its environment
+    names them all (`in environments staging and production`), with each environment's hint
+    when they differ; any other says where it was found unless that is every environment.
+    """
+    places: dict[Diagnostic, list[tuple[str, Diagnostic]]] = {}
+    for name, diagnostics in found.items():
+        for diagnostic in diagnostics:
+            generic = dataclasses.replace(
+                diagnostic, message=_named(diagnostic.message, name), hint=None
+            )
+            places.setdefault(generic, []).append((name, diagnostic))
+    out = []
+    for generic, holders in places.items():
+        names = [name for name, _ in holders]
+        label = "environment" if len(names) == 1 else "environments"
+        where = f"{label} {_and(names)}"
+        hints = list(dict.fromkeys(d.hint for _, d in holders if d.hint))
+        generic_hints = {_named(d.hint, name) for name, d in holders if d.hint}
+        if len(generic_hints) == 1 and len(hints) > 1:
+            hints = [next(iter(generic_hints)).replace(_ENVIRONMENT_SLOT, where)]
+        hint = "; ".join(hints) or None
+        if _ENVIRONMENT_SLOT in generic.message:
+            message = generic.message.replace(_ENVIRONMENT_SLOT, where)
+        elif len(names) < len(found):
+            message = f"{generic.message} (in {where})"
+        else:
+            message = generic.message
+        out.append(dataclasses.replace(generic, message=message, hint=hint))
+    return out
+
+
+def _and(names: Sequence[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def shared_address_diagnostics(

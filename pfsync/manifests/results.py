@@ -39,5 +39,7 @@ class LoadResult:
 
     manifests: list[DesiredTrigger] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # what is accepted but probably not meant (a `$values.NAME` without braces): never an error
+    warnings: list[Diagnostic] = field(default_factory=list)
     # environment → how many manifests it declares (only when several were loaded)
     per_environment: dict[str, int] = field(default_factory=dict)

@@ -5,6 +5,11 @@ number); inside longer text the value's text is spliced in (`true`/`false` for b
 `$${` is a literal `${`. Any other `${` is an error, as is an unknown name: every problem is
 a Diagnostic at the line and column of the scalar, naming the environment.
 
+Values apply in `business:`, `revision:` and under `spec:` only: a `${values.` in another
+top-level field (`key:`, `apiVersion:`, `kind:`) is an error there, not substituted.
+`$values.NAME` without braces is sent as written, with a located warning: it is almost always a
+reference missing its braces.
+
 Substitution happens in place on a freshly parsed Document (its containers keep their
 identity, so positions still locate every value) and before the schema check, which thus
 sees the resolved body while its errors still point at the manifest's lines.
@@ -12,17 +17,20 @@ sees the resolved body while its errors still point at the manifest's lines.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from pfsync.config import Scalar
 from pfsync.support.diagnostics import Diagnostic, json_path
+from pfsync.support.suggest import closest
 from pfsync.support.textsafety import escape, json_text
 from pfsync.support.yamlload import MAX_DOCUMENT_JSON_BYTES, Document
 
 MARKER = "${"
+BRACELESS = "$values."  # `$values.NAME`: a reference without its braces
+SUBSTITUTED = ("business", "revision", "spec")  # the top-level fields values apply in
+_BRACELESS = re.compile(r"\$values\.([A-Za-z_][A-Za-z0-9_]*)")
 _NAME = re.compile(r"values\.([A-Za-z_][A-Za-z0-9_]{0,63})")
 # `$${` (a literal), or `${…}` up to the first `}`, or a `${` with no `}` after it.
 _TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
@@ -51,9 +59,9 @@ def _lookup(inner: str, values: Mapping[str, Scalar], environment: str | None) -
     if name in values:
         return values[name]
     where = f"environment {environment}" if environment else "pfsync.yaml"
-    close = difflib.get_close_matches(name, sorted(values), n=1)
+    close = closest(name, values)
     known = ", ".join(sorted(values)) or "none"
-    hint = f"did you mean {close[0]}?" if close else f"the values of {where}: {known}"
+    hint = f"did you mean {close}?" if close else f"the values of {where}: {known}"
     raise _Unresolved(f"unknown value `{name}` in {where}", hint)
 
 
@@ -89,8 +97,11 @@ def substitute(
     values: Mapping[str, Scalar],
     environment: str | None,
     whole: dict[tuple[int, int], str] | None = None,
+    warnings: list[Diagnostic] | None = None,
 ) -> list[Diagnostic]:
-    """Resolve every reference in the document's string values, in place; the problems.
+    """Resolve every reference in `business:` and `spec:`, in place; the problems.
+
+    `warnings` gets each `$values.NAME` written without braces (kept as written).
 
     `whole` gets the line and column of each scalar that was one reference and now holds the
     value itself, with that reference (`${values.NAME}`): a schema error about that value shows
@@ -99,9 +110,13 @@ def substitute(
     position.)
     """
     walk = _Walk(document, shown, values, environment, whole)
-    if isinstance(document.data, (dict, list)):
+    if isinstance(document.data, dict):
+        walk.visit_top(document.data)
+    elif isinstance(document.data, list):
         walk.visit(document.data, [])
     problems, changed = walk.problems, walk.changed
+    if warnings is not None:
+        warnings.extend(walk.warnings)
     if changed and not problems and _json_size(document.data, {}) > MAX_DOCUMENT_JSON_BYTES:
         # The YAML loader bounds what a document expands to; values must not undo that (a
         # long value in a container that aliases repeat would multiply again).
@@ -143,8 +158,32 @@ class _Walk:
         self.document, self.shown, self.whole = document, shown, whole
         self.values, self.environment = values, environment
         self.problems: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
         self.visited: set[int] = set()
         self.changed = False
+
+    def visit_top(self, manifest: dict[str, Any]) -> None:
+        """The fields values apply in, walked; a reference in any other field, refused."""
+        self.visited.add(id(manifest))
+        for field, value in list(manifest.items()):
+            if field in SUBSTITUTED:
+                if isinstance(value, (dict, list)):
+                    self.visit(value, [field])
+                elif isinstance(value, str):
+                    self.scalar(manifest, field, value, [])
+            elif isinstance(value, str) and MARKER + "values." in value:
+                line, col = self.document.locate([field])
+                self.problems.append(
+                    Diagnostic(
+                        self.shown,
+                        line,
+                        col,
+                        f"`${{values.…}}` is not substituted in `{escape(str(field))}:`",
+                        json_path([field]),
+                        "values apply only in `business:`, `revision:` and under `spec:`; "
+                        f"write the {escape(str(field))} as it is",
+                    )
+                )
 
     def visit(self, node: Any, path: list[str | int]) -> None:
         if id(node) in self.visited:
@@ -154,8 +193,30 @@ class _Walk:
         for step, value in list(items):
             if isinstance(value, (dict, list)):
                 self.visit(value, [*path, step])
-            elif isinstance(value, str) and MARKER in value:
-                self.resolve(node, step, value, path)
+            elif isinstance(value, str):
+                self.scalar(node, step, value, path)
+
+    def scalar(self, node: Any, step: str | int, value: str, path: list[str | int]) -> None:
+        if BRACELESS in value:
+            self.braceless(value, [*path, step])
+        if MARKER in value:
+            self.resolve(node, step, value, path)
+
+    def braceless(self, value: str, path: list[str | int]) -> None:
+        """A warning for each `$values.NAME` without braces: it stays text, as written."""
+        line, col = self.document.locate(path)
+        for match in _BRACELESS.finditer(value):
+            name = escape(match.group(1))
+            self.warnings.append(
+                Diagnostic(
+                    self.shown,
+                    line,
+                    col,
+                    f"`$values.{name}` is not a value reference: it is sent as written",
+                    json_path(path),
+                    f"write `${{values.{name}}}` for the value",
+                )
+            )
 
     def resolve(self, node: Any, step: str | int, value: str, path: list[str | int]) -> None:
         try:

@@ -15,7 +15,6 @@ Raises PlanError for a --target or --replace address that makes no sense.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from pfsync.plan.remedies import (
     update_remedy,
 )
 from pfsync.state.lockfile import Lockfile, PendingCreate, TriggerRecord
+from pfsync.support.suggest import closest
 
 CREATE = "create"
 NOOP = "no-op"
@@ -172,8 +172,8 @@ def resending_uncertain(plan: Plan) -> Plan:
 def _check_targets(targets: tuple[str, ...], known: set[str]) -> tuple[str, ...]:
     for address in targets:
         if address not in known:
-            close = difflib.get_close_matches(address, sorted(known), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
+            close = closest(address, known)
+            hint = f" (did you mean {close}?)" if close else ""
             raise PlanError(
                 f"--target {address}: no manifest declares it and the lockfile does not "
                 f"record it{hint}"

@@ -16,7 +16,7 @@ from pfsync.plan.planner import create_plan
 from pfsync.plan.render.json_document import PlanReport
 from pfsync.plan.sandbox_wording import with_sandbox_remedies
 from pfsync.state.access import read_state
-from pfsync.support.diagnostics import Diagnostic
+from pfsync.support.diagnostics import Diagnostic, located
 
 
 def plan_report(
@@ -37,7 +37,7 @@ def plan_report(
         plan=plan,
         lockfile_name=view.where or config.shown_lockfile,
         journal_unfolded=view.journal_unfolded,
-        warnings=view.warnings,
+        warnings=(*(located(w) for w in loaded.warnings), *view.warnings),
         color=color,
         environment=config.environment,
     )

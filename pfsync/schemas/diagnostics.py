@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING, Any
 
 from pfsync.support.diagnostics import Diagnostic, json_path
+from pfsync.support.suggest import closest
 from pfsync.support.textsafety import json_text
 from pfsync.support.yamlload import Document
 
@@ -127,9 +127,9 @@ def _error_diagnostics(error: ValidationError, document: Document, shown: str) -
             if name in known:
                 continue
             line, col = document.locate([*path, name], key=True)
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            close = closest(name, known)
             advice = (
-                f"did you mean {json_text(close[0])}?"
+                f"did you mean {json_text(close)}?"
                 if close
                 else "known fields: " + ", ".join(known)
             )

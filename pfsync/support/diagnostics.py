@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pfsync.support.textsafety import escape, json_text
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+WARNING = "warning: "  # how a warning's line starts after its place, in the text format
 
 
 def json_path(path: Iterable[str | int]) -> str:
@@ -53,31 +54,46 @@ def sort_diagnostics(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
     return sorted(set(diagnostics))
 
 
-def format_text(diagnostics: Sequence[Diagnostic]) -> str:
-    """`file:line:col: message [json.path]`, one per line (outside text escaped)."""
-    return "".join(
-        escape(f"{d.location}: {d.full_message()} [{d.path}]") + "\n" for d in diagnostics
-    )
+def format_text(diagnostics: Sequence[Diagnostic], warnings: Sequence[Diagnostic] = ()) -> str:
+    """`file:line:col: message [json.path]`, one per line (outside text escaped); a warning's
+    message starts `warning: `. In the order of their places."""
+    return "".join(located(d, label) + "\n" for d, label in _in_order(diagnostics, warnings))
 
 
-def format_json(diagnostics: Sequence[Diagnostic]) -> str:
-    """A versioned JSON document listing every problem."""
+def located(d: Diagnostic, label: str = "") -> str:
+    """`file:line:col: LABELmessage (hint) [json.path]`, escaped, on one line."""
+    return escape(f"{d.location}: {label}{d.full_message()} [{d.path}]")
+
+
+def _in_order(
+    diagnostics: Sequence[Diagnostic], warnings: Sequence[Diagnostic]
+) -> list[tuple[Diagnostic, str]]:
+    """Problems and warnings together, by place; each with its label (`warning: ` or none)."""
+    labelled = [(d, "") for d in diagnostics] + [(w, WARNING) for w in warnings]
+    return sorted(labelled, key=lambda item: (item[0].file, item[0].line, item[0].col))
+
+
+def format_json(diagnostics: Sequence[Diagnostic], warnings: Sequence[Diagnostic] = ()) -> str:
+    """A versioned JSON document listing every problem (and every warning, which leaves the
+    document valid)."""
     doc = {
         "format_version": 1,
         "valid": not diagnostics,
-        "problems": [
-            {
-                "file": d.file,
-                "line": d.line,
-                "col": d.col,
-                "path": d.path,
-                "message": d.message,
-                "hint": d.hint,
-            }
-            for d in diagnostics
-        ],
+        "problems": [_as_json(d) for d in diagnostics],
+        "warnings": [_as_json(w) for w in warnings],
     }
     return json_text(doc, indent=2) + "\n"
+
+
+def _as_json(d: Diagnostic) -> dict[str, object]:
+    return {
+        "file": d.file,
+        "line": d.line,
+        "col": d.col,
+        "path": d.path,
+        "message": d.message,
+        "hint": d.hint,
+    }
 
 
 def _escape_github_data(text: str) -> str:
@@ -89,16 +105,19 @@ def _escape_github_property(text: str) -> str:
     return _escape_github_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def format_github(diagnostics: Sequence[Diagnostic]) -> str:
-    """GitHub Actions workflow annotations: `::error file=…,line=…,col=…::message`."""
+def format_github(diagnostics: Sequence[Diagnostic], warnings: Sequence[Diagnostic] = ()) -> str:
+    """GitHub Actions workflow annotations: `::error file=…,line=…,col=…::message` (a
+    warning: `::warning …`)."""
     return "".join(
-        f"::error file={_escape_github_property(escape(d.file))},line={d.line},col={d.col}"
+        f"::{'warning' if label else 'error'} file={_escape_github_property(escape(d.file))},"
+        f"line={d.line},col={d.col}"
         f"::{_escape_github_data(escape(d.full_message() + ' [' + d.path + ']'))}\n"
-        for d in diagnostics
+        for d, label in _in_order(diagnostics, warnings)
     )
 
 
-FORMATTERS: dict[str, Callable[[Sequence[Diagnostic]], str]] = {
+Formatter = Callable[[Sequence[Diagnostic], Sequence[Diagnostic]], str]
+FORMATTERS: dict[str, Formatter] = {
     "text": format_text,
     "json": format_json,
     "github": format_github,
