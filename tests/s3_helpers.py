@@ -147,7 +147,7 @@ class S3Server:
         client = self.client()
         listed = client.list_object_versions(Bucket=bucket, Prefix=key).get("Versions", [])
         out = []
-        for version in listed:
+        for version in (v for v in listed if v["Key"] == key):  # not KEY.cas-probe
             head = client.head_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])
             out.append({**version, "Operation": head["Metadata"].get("pfsync-operation")})
         return out

@@ -572,11 +572,12 @@ def test_refused_credentials_or_a_denied_write_stop_before_anything_is_sent(
     run = run_pfsync(
         "apply", "--auto-approve", "--new-lockfile", cwd=repo, env=env_for(sandbox, reader)
     )
-    assert run == Run(
+    assert run == Run(  # the first write is the check of conditional writes, beside the key
         1,
         "",
-        f"Error: cannot write {where}: access denied (403 AccessDenied: Access Denied); the "
-        "credentials need s3:PutObject on the key\n",
+        f"Error: cannot write {where}.cas-probe: access denied (403 AccessDenied: Access "
+        "Denied); the credentials need s3:PutObject on pfsync.lock and on pfsync.lock.cas-probe "
+        "beside it\n",
     )
 
     # A bucket that does not exist.
@@ -727,7 +728,8 @@ def test_without_the_s3_extra_the_error_names_it(
     repo = make_s3_repo(tmp_path / "repo", 1, bucket=bucket, endpoint_url=server.url)
     env = {**s3_env(server.admin), "PYTHONPATH": str(shadow), "PFSYNC_API_URL": server.url}
     message = (
-        "Error: the s3 state store needs boto3, which is not installed: pip install 'pfsync[s3]'\n"
+        "Error: the s3 state store needs boto3, which is not installed: pip install "
+        "'pfsync[s3] @ git+https://github.com/pocketflows-tools/pfsync@v0.2.0'\n"
     )
     assert run_pfsync("plan", cwd=repo, env=env) == Run(1, "", message)
     assert run_pfsync("state", "list", cwd=repo, env=env) == Run(1, "", message)

@@ -9,6 +9,14 @@ the version that was read. The service answers 412 when the object is no longer 
 StoreConflict. Nothing else is ever sent: no delete, no listing, no multipart upload; the lockfile
 goes up in one request, so a write is all or nothing.
 
+Before its first write to an endpoint and bucket, a process proves that the service honours
+those conditions (many S3-compatible services ignore them, and then two runs would both take
+the lock): a probe object beside the lockfile, KEY.cas-probe, is written with `If-None-Match: *`
+twice and with an `If-Match` no object has. A service that accepts either conditional write is
+refused with a StoreError before the lockfile is written or anything is sent. The probe never
+touches the lockfile object, and its key is fixed: it is created once, and a service that
+honours the conditions refuses every later probe write, so it adds no versions.
+
 A write whose response was lost is retried by the client, and the retry then meets its own
 success as a 412: the object is read back, and when it holds exactly what was written, the write
 stands.
@@ -35,6 +43,7 @@ import re
 import socket
 import ssl
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -43,7 +52,7 @@ from pfsync.config import StoreTimeouts
 from pfsync.errors import LockfileError, PfsyncError, StoreConflict, StoreError
 from pfsync.state.lockfile import Lockfile, parse_lockfile
 from pfsync.state.stores.base import Snapshot
-from pfsync.support.textsafety import escape
+from pfsync.support.textsafety import Secrets, escape
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
@@ -51,7 +60,8 @@ if TYPE_CHECKING:
     from pfsync.config import Config
 
 ABSENT = "absent"
-EXTRA = "pip install 'pfsync[s3]'"
+# The README's install with the extra: pfsync is not on PyPI (that `pfsync` is another project).
+EXTRA = "pip install 'pfsync[s3] @ git+https://github.com/pocketflows-tools/pfsync@v0.2.0'"
 ATTEMPTS = 3  # per request, the first included; all of them within state.timeout
 MAX_LOCKFILE_BYTES = 256 * 2**20  # a wrong key pointing at a huge object is not read into memory
 MAX_SERVICE_TEXT = 200
@@ -78,6 +88,14 @@ _UNREACHABLE = {  # botocore's exceptions for a connection that failed, by name
     "HTTPClientError": "the connection failed",
 }
 T = TypeVar("T")
+PROBE_SUFFIX = ".cas-probe"
+PROBE_BODY = (
+    b"pfsync writes this object conditionally to check that the service honours conditional "
+    b"writes (If-None-Match and If-Match on PutObject). It may be deleted.\n"
+)
+MAX_KEY_BYTES = 1024
+_honouring: set[tuple[str, str]] = set()  # (endpoint, bucket) proven in this process
+_honouring_lock = threading.Lock()
 
 
 def valid_location(bucket: str, key: str) -> bool:
@@ -100,8 +118,8 @@ def _client(
             f"the s3 state store needs boto3, which is not installed: {EXTRA}"
         ) from None
     options: dict[str, Any] = {
-        "connect_timeout": min(timeouts.connect, timeouts.total),
-        "read_timeout": min(timeouts.read, timeouts.total),
+        "connect_timeout": timeouts.connect,
+        "read_timeout": timeouts.read,
         "retries": {"mode": "standard", "total_max_attempts": ATTEMPTS},
         "user_agent_appid": "pfsync",
     }
@@ -127,10 +145,13 @@ def _client(
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """`text` without the AWS secret key or session token of this process's environment."""
-    values = [os.environ.get(name) for name in _SECRET_VARIABLES]
-    for value in sorted({v for v in (*values, *secrets) if v and len(v) >= 4}, key=len)[::-1]:
-        text = text.replace(value, "***")
-    return text
+    values = [os.environ.get(name) or "" for name in _SECRET_VARIABLES]
+    return Secrets([*values, *secrets]).redact(text)
+
+
+def probe_key(key: str) -> str:
+    """The key of the probe object of the lockfile `key` (never `key` itself)."""
+    return key + PROBE_SUFFIX
 
 
 def object_url(bucket: str, key: str) -> str:
@@ -178,6 +199,11 @@ class S3Store:
         """`s3://bucket/key`."""
         return object_url(self.bucket, self.key)
 
+    @property
+    def probe_key(self) -> str:
+        """The key of the object that proves conditional writes: beside the lockfile's."""
+        return probe_key(self.key)
+
     def read(self, *, strict: bool = True) -> Snapshot:
         """The lockfile the object holds, and its ETag (ABSENT when there is no object).
 
@@ -211,8 +237,70 @@ class S3Store:
             request["IfNoneMatch"] = "*"
         else:
             request["IfMatch"] = expected.version
+        self.prove_conditional_writes()
         etag = self._bounded("write", lambda: self._put(request))
         return Snapshot(lockfile, etag)
+
+    def prove_conditional_writes(self) -> None:
+        """StoreError unless the service refuses conditional writes that must fail; once per
+        process per endpoint and bucket. Only the probe object is written."""
+        proven = (self.endpoint, self.bucket)
+        with _honouring_lock:
+            if proven in _honouring:
+                return
+        self._bounded("write", self._probe)
+        with _honouring_lock:
+            _honouring.add(proven)
+
+    def _probe(self) -> None:
+        if len(self.probe_key.encode("utf-8")) > MAX_KEY_BYTES:
+            raise StoreError(
+                f"state.key is too long for the s3 store: the object {self.probe_key} beside "
+                f"it, which checks conditional writes, must fit S3's {MAX_KEY_BYTES} bytes"
+            )
+        self._probe_put(IfNoneMatch="*")  # creates the probe once; refused ever after
+        if self._probe_put(IfNoneMatch="*"):
+            raise self._no_conditional_writes(
+                "it accepted a PutObject with If-None-Match: * over an existing object"
+            )
+        if self._probe_put(IfMatch=f'"{uuid.uuid4().hex}"'):
+            raise self._no_conditional_writes(
+                "it accepted a PutObject with If-Match and an ETag the object does not have"
+            )
+
+    def _probe_put(self, **condition: str) -> bool:
+        """Whether the service accepted this conditional write of the probe object."""
+        request: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": self.probe_key,
+            "Body": PROBE_BODY,
+            "ContentType": "text/plain",
+            "Metadata": {"pfsync-operation": "check conditional writes"},
+            **condition,
+        }
+        try:
+            self.client.put_object(**request)
+        except Exception as exc:
+            code, status = _answer(exc)
+            if _is_conflict(exc):
+                return False
+            if code == "NotImplemented" or status == 501:
+                header = "If-None-Match" if "IfNoneMatch" in condition else "If-Match"
+                raise self._no_conditional_writes(
+                    f"it answered {status} {self._shown(str(code))} to a PutObject with {header}"
+                ) from None
+            raise self._failure("write", exc, self.probe_key) from None
+        return True
+
+    def _no_conditional_writes(self, what: str) -> StoreError:
+        return StoreError(
+            f"the S3 endpoint {self.endpoint} does not honour conditional writes: {what} (the "
+            f"probe object {object_url(self.bucket, self.probe_key)}). The state lock and every "
+            "lockfile write rely on If-None-Match and If-Match on PutObject: on this service two "
+            "runs would both take the lock, so pfsync wrote nothing to the lockfile and sent "
+            "nothing. Use a service that honours conditional writes (such as AWS S3), or the git "
+            "or file store (state.store in pfsync.yaml)"
+        )
 
     def _put(self, request: dict[str, Any]) -> str:
         """The conditional PutObject `request`: the new ETag; StoreConflict when the object is
@@ -288,9 +376,10 @@ class S3Store:
             body.close()
         return data, response["ETag"]
 
-    def _failure(self, action: str, exc: Exception) -> StoreError:
-        """A StoreError that says what went wrong in words a person can act on."""
-        where = f"cannot {action} {self.description}"
+    def _failure(self, action: str, exc: Exception, key: str | None = None) -> StoreError:
+        """A StoreError that says what went wrong in words a person can act on (with the
+        object `key`, the lockfile's by default)."""
+        where = f"cannot {action} {object_url(self.bucket, key or self.key)}"
         response = getattr(exc, "response", None)
         if isinstance(response, dict) and "Error" in response:
             return StoreError(f"{where}: {self._service_problem(action, response)}")
@@ -330,7 +419,8 @@ class S3Store:
                 "s3:GetObject on the key, and s3:ListBucket on the bucket (without it, a "
                 "lockfile that does not exist yet reads as access denied)"
                 if action == "read"
-                else "s3:PutObject on the key"
+                else f"s3:PutObject on {self._shown(self.key)} and on "
+                f"{self._shown(self.probe_key)} beside it"
             )
             return f"access denied ({answer}); the credentials need {need}"
         return f"the S3 endpoint answered {answer}"
