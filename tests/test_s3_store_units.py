@@ -261,7 +261,8 @@ def test_redact_removes_the_secret_and_the_session_token(monkeypatch: pytest.Mon
     monkeypatch.setenv("AWS_SESSION_TOKEN", "IQoJb3JpZ2luX2VjEXAMPLETOKEN")
     text = f"a {SECRET} b IQoJb3JpZ2luX2VjEXAMPLETOKEN c"
     assert redact(text) == "a *** b *** c"
-    assert redact("nothing", ("x",)) == "nothing"  # too short to be a secret: left alone
+    assert redact("nothing", ("x",)) == "nothing"  # short: hidden only where it stands alone
+    assert redact("a x b", ("x",)) == "a *** b"
 
 
 def test_a_plain_http_endpoint_from_the_aws_configuration_is_refused(
@@ -286,7 +287,8 @@ def test_without_boto3_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(StoreError) as missing:
         S3Store("pfsync-state", "pfsync.lock", ENDPOINT)
     assert str(missing.value) == (
-        "the s3 state store needs boto3, which is not installed: pip install 'pfsync[s3]'"
+        "the s3 state store needs boto3, which is not installed: pip install "
+        "'pfsync[s3] @ git+https://github.com/pocketflows-tools/pfsync@v0.2.0'"
     )
 
 
