@@ -52,7 +52,7 @@ from pfsync.config import StoreTimeouts
 from pfsync.errors import LockfileError, PfsyncError, StoreConflict, StoreError
 from pfsync.state.lockfile import Lockfile, parse_lockfile
 from pfsync.state.stores.base import Snapshot
-from pfsync.support.textsafety import Secrets, escape
+from pfsync.support.textsafety import escape
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
@@ -60,8 +60,7 @@ if TYPE_CHECKING:
     from pfsync.config import Config
 
 ABSENT = "absent"
-# The README's install with the extra: pfsync is not on PyPI (that `pfsync` is another project).
-EXTRA = "pip install 'pfsync[s3] @ git+https://github.com/pocketflows-tools/pfsync@v0.2.0'"
+EXTRA = "pip install 'pfsync[s3]'"
 ATTEMPTS = 3  # per request, the first included; all of them within state.timeout
 MAX_LOCKFILE_BYTES = 256 * 2**20  # a wrong key pointing at a huge object is not read into memory
 MAX_SERVICE_TEXT = 200
@@ -118,8 +117,8 @@ def _client(
             f"the s3 state store needs boto3, which is not installed: {EXTRA}"
         ) from None
     options: dict[str, Any] = {
-        "connect_timeout": timeouts.connect,
-        "read_timeout": timeouts.read,
+        "connect_timeout": min(timeouts.connect, timeouts.total),
+        "read_timeout": min(timeouts.read, timeouts.total),
         "retries": {"mode": "standard", "total_max_attempts": ATTEMPTS},
         "user_agent_appid": "pfsync",
     }
@@ -145,8 +144,10 @@ def _client(
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """`text` without the AWS secret key or session token of this process's environment."""
-    values = [os.environ.get(name) or "" for name in _SECRET_VARIABLES]
-    return Secrets([*values, *secrets]).redact(text)
+    values = [os.environ.get(name) for name in _SECRET_VARIABLES]
+    for value in sorted({v for v in (*values, *secrets) if v and len(v) >= 4}, key=len)[::-1]:
+        text = text.replace(value, "***")
+    return text
 
 
 def probe_key(key: str) -> str:
