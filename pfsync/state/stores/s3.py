@@ -60,7 +60,8 @@ if TYPE_CHECKING:
     from pfsync.config import Config
 
 ABSENT = "absent"
-EXTRA = "pip install 'pfsync[s3]'"
+# The README's install with the extra: pfsync is not on PyPI (that `pfsync` is another project).
+EXTRA = "pip install 'pfsync[s3] @ git+https://github.com/pocketflows-tools/pfsync@v0.2.0'"
 ATTEMPTS = 3  # per request, the first included; all of them within state.timeout
 MAX_LOCKFILE_BYTES = 256 * 2**20  # a wrong key pointing at a huge object is not read into memory
 MAX_SERVICE_TEXT = 200
