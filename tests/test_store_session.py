@@ -280,6 +280,40 @@ def test_a_lockfile_removed_during_the_run_is_never_replaced_by_a_new_one(tmp_pa
     assert any("holds no lockfile any more since this run started" in w for w in warnings)
 
 
+@pytest.mark.parametrize(
+    ("state", "advice"),
+    [
+        (
+            StateConfig(store="s3", bucket="acme-pfsync-state", key="production/pfsync.lock"),
+            "Restore an earlier version of s3://acme-pfsync-state/production/pfsync.lock (a "
+            "bucket with versioning on keeps them)",
+        ),
+        (  # not a git repository here: the advice without the branch's log
+            StateConfig(store="git"),
+            "Restore it on the state branch from the commit before it was removed",
+        ),
+    ],
+)
+def test_a_lockfile_lost_during_the_run_is_restored_where_its_store_keeps_it(
+    tmp_path: Path, state: StateConfig, advice: str
+) -> None:
+    store = MemoryStore()
+
+    def someone_deletes_the_lockfile(number: int) -> None:
+        if number == 2:
+            with store._lock:
+                store.lockfile, store.version = None, store.version + 1
+
+    store.after_write = someone_deletes_the_lockfile
+    cfg = replace(config(tmp_path), state=replace(state, intent_batch=2))
+    _applier, final, warnings = run(store, cfg, items(9), StoreCheckingClient(store))
+    assert final is None
+    assert [w for w in warnings if " holds no lockfile " in w] == [
+        "memory holds no lockfile any more since this run started; nothing was written. "
+        f"{advice}, then record this run's creates with `pfsync state import`"
+    ]
+
+
 def test_an_in_flight_create_whose_pending_record_was_removed_is_pending_again() -> None:
     key = "0f8fad5b-d9cb-469f-a165-708677289500"
     pending = _pending(f"{BUSINESS}/a", key)

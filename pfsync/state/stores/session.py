@@ -275,12 +275,17 @@ class RemoteState:
             if newer is None or (lineage is not None and newer.lineage != lineage):
                 # The record was removed or replaced meanwhile: writing this run's creates as
                 # a new lockfile would hide the loss (the next apply would create every other
-                # trigger again). A person restores the lockfile; the ids are printed.
+                # trigger again). A person restores the lockfile where its store keeps it (an
+                # earlier object version for s3, the branch's history for git); the ids are
+                # printed.
+                from pfsync.state.access import lost_lockfile
+
                 what = "no lockfile any more" if newer is None else "another lockfile (lineage)"
+                _where, restore = lost_lockfile(self.config)
                 raise StoreError(
                     f"{self.store.description} holds {what} since this run started; nothing "
-                    "was written. Restore the lockfile in git, then record this run's creates "
-                    "with `pfsync state import`"
+                    f"was written. {restore[:1].upper()}{restore[1:]}, then record this run's "
+                    "creates with `pfsync state import`"
                 )
             merged = merge_run(newer, events, lock_id)
             for warning in merged.warnings:
