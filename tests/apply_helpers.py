@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,26 @@ def manifest_text(key: str, name: str | None = None, revision: int = 0) -> str:
         "  steps:\n"
         "    - type: email\n"
         f"      email_template_id: et_{key}\n"
+    )
+
+
+def plan_of_creates(
+    keys: Sequence[str], lockfile: str = "pfsync.lock (serial 1)", api: str = "<URL>"
+) -> str:
+    """The whole `plan` text (stdout) for creates of `manifest_text(key)` for each key."""
+    entries = "".join(
+        f"+ {BUSINESS}/{key}  create  triggers/{key}.yaml:3\n"
+        f'      $.spec.name: "Trigger {key}"\n'
+        '      $.spec.project_defined_event: "pde_signup"\n'
+        '      $.spec.steps[0].type: "email"\n'
+        f'      $.spec.steps[0].email_template_id: "et_{key}"\n'
+        "\n"
+        for key in keys
+    )
+    return (
+        f"Business: {BUSINESS}\nAPI: {api}\nLockfile: {lockfile}\n\n{entries}"
+        f"Plan: {len(keys)} to create, 0 to replace. Needs a person: 0 update, 0 delete, "
+        "0 uncertain. 0 unchanged.\n"
     )
 
 
@@ -63,6 +83,17 @@ def start_apply(repo: Path, sandbox: Sandbox, *args: str) -> subprocess.Popen[st
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def wait_for_line(proc: subprocess.Popen[str], text: str) -> list[str]:
+    """The lines `proc` writes on stderr, up to the first that holds `text`."""
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError("".join(lines))
 
 
 def posts(sandbox: Sandbox) -> list[dict[str, Any]]:

@@ -304,7 +304,7 @@ class PocketflowsClient:
             raise ConfigError("the API URL is not a URL pfsync can send requests to") from None
         self.base_url = base_url
         self.timeouts = timeouts or Timeouts()
-        self._redact = Secrets(username, password).redact if password else _same
+        self._redact = Secrets.of_login(username, password).redact if password else _same
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )

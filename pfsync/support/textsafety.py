@@ -9,9 +9,13 @@
         json.dumps with ensure_ascii=False, then the same characters as `\\uXXXX` escapes: still
         exact JSON (a parser reads back the same strings, lone surrogates included), always
         encodable as UTF-8, and safe on a terminal
-    Secrets(username, password).redact(text) -> str
+    Secrets(values).redact(text) -> str
+        each value replaced by `***`: one of 8 characters or more wherever it is, a shorter one
+        only where it stands alone (no letter or digit touches it), so that a password `p`
+        cannot turn "property" into "***roperty"; e.g. in a server or git message that echoes it
+    Secrets.of_login(username, password) / login_forms(username, password)
         the password, `username:password` and its Base64 form (the Authorization header's
-        value) replaced by `***`, e.g. in a server message that echoes them
+        value)
 
 Where: messages from a server are redacted when the client reads them (nothing downstream ever
 holds the password); every renderer escapes the outside strings it shows; stored JSON (lockfile,
@@ -23,6 +27,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Iterable
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -93,21 +98,53 @@ def json_safe(text: str) -> str:
     return _UNSAFE_IN_JSON.sub(_json_escape, text)
 
 
-class Secrets:
-    """The credentials that must never be printed or written, and their redaction."""
+# A secret this long is redacted wherever it appears, even inside a longer word: such a value
+# is not a word of a message. A shorter one (the sandbox's `sandbox`, a test's `p`) is redacted
+# only where it stands alone, or a one-letter password would be cut out of every word.
+REDACTED_EVERYWHERE_FROM = 8
+_NOT_ALNUM_BEFORE = r"(?<![^\W_])"  # \w without `_`: what str.isalnum() calls a letter or digit
+_NOT_ALNUM_AFTER = r"(?![^\W_])"
 
-    def __init__(self, username: str, password: str) -> None:
-        pair = f"{username}:{password}"
-        token = base64.b64encode(pair.encode("utf-8", "surrogateescape")).decode("ascii")
+
+def login_forms(username: str, password: str) -> tuple[str, ...]:
+    """The password, `username:password`, and the pair in Base64 (an HTTP Basic header's value),
+    with its `=` padding and without."""
+    pair = f"{username}:{password}"
+    token = base64.b64encode(pair.encode("utf-8", "surrogateescape")).decode("ascii")
+    return password, pair, token, token.rstrip("=")
+
+
+class Secrets:
+    """Values that must never be printed or written, and their redaction."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        # "*", "**" and "***" are inside the mark itself: no redaction could hide them.
+        kept = {value for value in values if value not in REDACTED}
         # Longest first, so `user:password` is not left as `user:***`.
-        self._values = sorted({v for v in (pair, token, password) if v}, key=len, reverse=True)
+        patterns = [
+            re.escape(value)
+            if len(value) >= REDACTED_EVERYWHERE_FROM
+            else _NOT_ALNUM_BEFORE + re.escape(value) + _NOT_ALNUM_AFTER
+            for value in sorted(kept, key=lambda value: (-len(value), value))
+        ]
+        self._pattern = re.compile("|".join(patterns)) if patterns else None
+
+    @classmethod
+    def of_login(cls, username: str, password: str) -> Secrets:
+        """The forms of an HTTP Basic login (the user name alone is not a secret)."""
+        return cls(login_forms(username, password))
 
     def redact(self, text: str) -> str:
-        """`text` with every secret form replaced by ***."""
-        for value in self._values:
-            if value in text:
-                text = text.replace(value, REDACTED)
-        return text
+        """`text` with every secret replaced by ***, wherever the rule above finds it."""
+        if self._pattern is None:
+            return text
+        # Again until none is left: a mark can complete a secret that holds `*` ("a*" in
+        # "a*a*" becomes "a****"). Each pass removes a letter, a digit or another character
+        # that is not `*`, or shortens the text, so this ends.
+        while True:
+            text, count = self._pattern.subn(REDACTED, text)
+            if not count:
+                return text
 
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:~+=/@-]{0,199}")
