@@ -52,7 +52,7 @@ from pfsync.config import StoreTimeouts
 from pfsync.errors import LockfileError, PfsyncError, StoreConflict, StoreError
 from pfsync.state.lockfile import Lockfile, parse_lockfile
 from pfsync.state.stores.base import Snapshot
-from pfsync.support.textsafety import escape
+from pfsync.support.textsafety import Secrets, escape
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
@@ -145,10 +145,8 @@ def _client(
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """`text` without the AWS secret key or session token of this process's environment."""
-    values = [os.environ.get(name) for name in _SECRET_VARIABLES]
-    for value in sorted({v for v in (*values, *secrets) if v and len(v) >= 4}, key=len)[::-1]:
-        text = text.replace(value, "***")
-    return text
+    values = [os.environ.get(name) or "" for name in _SECRET_VARIABLES]
+    return Secrets([*values, *secrets]).redact(text)
 
 
 def probe_key(key: str) -> str:
