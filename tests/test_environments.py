@@ -597,7 +597,9 @@ def test_one_environment_refuses_a_trigger_another_would_also_create(
 def test_init_writes_environment_names_yaml_would_read_otherwise_as_quoted_keys(
     tmp_path: Path, run_pfsync: RunPfsync
 ) -> None:
-    made = run_pfsync("init", "repo", "--env", "true", "--env", "1.0", cwd=tmp_path)
+    made = run_pfsync(
+        "init", "repo", "--env", "true", "--env", "1.0", "--business", "biz_1", cwd=tmp_path
+    )
     assert made.code == 0, made
     run = run_pfsync("validate", cwd=tmp_path / "repo")
     assert (run.code, run.out, run.err) == (0, "", "Trigger(s) valid: 1 in 1.0, 1 in true.\n")

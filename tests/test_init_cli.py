@@ -163,7 +163,7 @@ def test_init_without_ci_keeps_the_file_state_store(run_pfsync: RunPfsync, tmp_p
 
 
 def test_init_with_ci_then_validate_works(run_pfsync: RunPfsync, tmp_path: Path) -> None:
-    run = run_pfsync("init", ".", "--ci", "github", cwd=tmp_path)
+    run = run_pfsync("init", ".", "--ci", "github", "--business", "biz_acme", cwd=tmp_path)
     assert run.normalised() == (
         0,
         wrote(".", *GITHUB_WORKFLOWS),
@@ -198,7 +198,17 @@ def test_init_with_environments_writes_recipes_that_plan_each_and_promote_in_ord
     import yaml
 
     run = run_pfsync(
-        "init", ".", "--ci", "github", "--env", "staging", "--env", "production", cwd=tmp_path
+        "init",
+        ".",
+        "--ci",
+        "github",
+        "--env",
+        "staging",
+        "--env",
+        "production",
+        "--business",
+        "biz_acme",
+        cwd=tmp_path,
     )
     assert run.normalised() == (
         0,
@@ -231,7 +241,17 @@ def test_init_with_environments_writes_the_gitlab_recipe(
     run_pfsync: RunPfsync, tmp_path: Path
 ) -> None:
     run = run_pfsync(
-        "init", ".", "--ci", "gitlab", "--env", "staging", "--env", "production", cwd=tmp_path
+        "init",
+        ".",
+        "--ci",
+        "gitlab",
+        "--env",
+        "staging",
+        "--env",
+        "production",
+        "--business",
+        "biz_acme",
+        cwd=tmp_path,
     )
     assert run.normalised() == (
         0,

@@ -161,6 +161,7 @@ def apply(
     from pfsync.apply.client import PocketflowsClient, Timeouts
     from pfsync.apply.credentials import credentials_from_environment
     from pfsync.apply.run import ApplyIO, ApplyOptions, run_apply
+    from pfsync.config.placeholders import refuse_placeholder
     from pfsync.manifests.load import load_manifests
     from pfsync.plan.render.json_document import PlanReport
     from pfsync.plan.render.text import render_text
@@ -176,6 +177,7 @@ def apply(
     config = load_config_or_report(options, sandbox=sandbox)
     if isinstance(config, int):
         return config
+    refuse_placeholder(config)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if planfile is None and not auto_approve and not interactive:
         click.echo(

@@ -7,10 +7,18 @@ from pathlib import Path
 
 import click
 
+from pfsync.support.placeholders import PLACEHOLDER_BUSINESS
+
 
 @click.command()
 @click.argument("directory", required=False, default=".", type=click.Path(file_okay=False))
-@click.option("--business", default="biz_123", show_default=True, help="The default business.")
+@click.option(
+    "--business",
+    default=PLACEHOLDER_BUSINESS,
+    show_default=True,
+    help="The default business (without it, a placeholder that plan and apply refuse outside "
+    "--sandbox).",
+)
 @click.option(
     "--api-url",
     default="https://api.pocketflows.com",

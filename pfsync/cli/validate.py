@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from pfsync.cli.common import global_options, load_config_or_report
-from pfsync.support.diagnostics import FORMATTERS
+from pfsync.support.diagnostics import FORMATTERS, sort_diagnostics
 
 
 @click.command()
@@ -49,6 +49,12 @@ def validate(paths: tuple[str, ...], output_format: str) -> int:
         configs = [c for c in selected if not isinstance(c, int)]
     named = list(paths) if paths else None
     result = load_every_environment(configs, named, cwd=Path.cwd(), with_bodies=False)
+    if not paths:  # (pre-commit names the changed manifests: pfsync.yaml is not one of them)
+        from pfsync.config.placeholders import placeholder_warnings
+
+        result.warnings = sort_diagnostics(
+            [*result.warnings, *(w for c in configs for w in placeholder_warnings(c))]
+        )
     output = FORMATTERS[output_format](result.diagnostics, result.warnings)
     if output:
         click.echo(output, nl=False)

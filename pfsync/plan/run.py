@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pfsync.config import Config
+from pfsync.config.placeholders import refuse_placeholder
 from pfsync.config.rehearsal import is_sandbox
 from pfsync.manifests.load import load_manifests
 from pfsync.plan.planner import create_plan
@@ -25,7 +26,10 @@ def plan_report(
     replace: Sequence[str] = (),
     color: bool = False,
 ) -> PlanReport | list[Diagnostic]:
-    """The plan of the configured manifests against the lockfile, or the manifests' problems."""
+    """The plan of the configured manifests against the lockfile, or the manifests' problems.
+
+    ConfigError for init's placeholder business outside sandbox mode."""
+    refuse_placeholder(config)
     loaded = load_manifests(config, cwd=Path.cwd())
     if loaded.diagnostics:
         return loaded.diagnostics

@@ -5,6 +5,8 @@ canonical     RFC 8785 canonical JSON and the body digest
 collector     the cyclic garbage collector paused while loading (the data hold no cycles)
 diagnostics   Diagnostic: one located problem in a file, and its output formats
 paths         how a path is shown to the user
+placeholders  the business id `pfsync init` writes when given none
+suggest       "did you mean": a known name close enough to a mistyped one
 textsafety    outside text made safe to show and to store; secrets kept out of output
 workers       independent work spread over the machine's cores
 yamlload      safe YAML → JSON values with the position of every value
