@@ -118,8 +118,8 @@ def _client(
             f"the s3 state store needs boto3, which is not installed: {EXTRA}"
         ) from None
     options: dict[str, Any] = {
-        "connect_timeout": min(timeouts.connect, timeouts.total),
-        "read_timeout": min(timeouts.read, timeouts.total),
+        "connect_timeout": timeouts.connect,
+        "read_timeout": timeouts.read,
         "retries": {"mode": "standard", "total_max_attempts": ATTEMPTS},
         "user_agent_appid": "pfsync",
     }
