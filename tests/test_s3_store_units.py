@@ -35,6 +35,7 @@ from conftest import REPO, RunPfsync
 from pfsync.config import check_endpoint_url, load_config
 from pfsync.errors import ConfigError, StateChangeError, StoreError
 from pfsync.state.lockfile import Lockfile
+from pfsync.state.stores import s3
 from pfsync.state.stores.base import Snapshot
 from pfsync.state.stores.s3 import S3Store, redact, valid_location
 from pfsync.state.stores.transfer import store_named
@@ -54,9 +55,11 @@ def no_aws_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> S3Store:
-    """A store whose client has keys and a loopback endpoint (it never sends anything here)."""
+    """A store whose client has keys and a loopback endpoint (it never sends anything here),
+    its check of conditional writes taken as passed (tests/test_s3_conditional_writes.py)."""
     for name, value in s3_env(Credentials("AKIAEXAMPLEEXAMPLE00", SECRET), ENDPOINT).items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setattr(s3, "_honouring", {(ENDPOINT, "pfsync-state")})
     return S3Store("pfsync-state", "pfsync.lock", ENDPOINT, "us-east-1")
 
 
@@ -203,7 +206,7 @@ def client_error(status: int, code: str, message: str = "") -> ClientError:
             "write",
             client_error(403, "AccessDenied", "Access Denied"),
             f"cannot write {WHERE}: access denied (403 AccessDenied: Access Denied); the "
-            "credentials need s3:PutObject on the key",
+            "credentials need s3:PutObject on pfsync.lock and on pfsync.lock.cas-probe beside it",
         ),
         (
             "write",
@@ -343,7 +346,7 @@ def test_the_documented_github_recipe_passes_actionlint_and_zizmor(tmp_path: Pat
     assert yaml.safe_load(gitlab)["pfsync-apply"]["script"][-1] == "pfsync apply --auto-approve"
 
 
-def test_the_documented_policy_grants_only_the_lockfile() -> None:
+def test_the_documented_policy_grants_only_the_lockfile_and_its_probe() -> None:
     [block] = re.findall(r"```json\n( *\{\n *\"Version\".*?)\n *```", docs("state-stores.md"), re.S)
     policy = json.loads(block)
     granted = {
@@ -356,6 +359,7 @@ def test_the_documented_policy_grants_only_the_lockfile() -> None:
     assert granted == {
         ("s3:GetObject", "arn:aws:s3:::acme-pfsync-state/production/pfsync.lock"),
         ("s3:PutObject", "arn:aws:s3:::acme-pfsync-state/production/pfsync.lock"),
+        ("s3:PutObject", "arn:aws:s3:::acme-pfsync-state/production/pfsync.lock.cas-probe"),
         ("s3:ListBucket", "arn:aws:s3:::acme-pfsync-state"),
     }
     assert all(statement["Effect"] == "Allow" for statement in policy["Statement"])
