@@ -10,12 +10,11 @@ import json
 import os
 import random
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from apply_helpers import BUSINESS, lock_ids, make_repo, manifest_text, start_apply
+from apply_helpers import BUSINESS, lock_ids, make_repo, manifest_text, start_apply, wait_for_line
 from conftest import RunPfsync
 from fixtures_sandbox import MakeSandbox
 from pfsync.sandbox import Sandbox
@@ -73,23 +72,13 @@ def test_sigkill_at_random_moments_never_duplicates(
     assert again.code == 0, again
 
 
-def _wait_for_line(proc: subprocess.Popen[str], text: str) -> list[str]:
-    assert proc.stderr is not None
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if text in line:
-            return lines
-    raise AssertionError("".join(lines))
-
-
 def _interrupt_test(
     run_pfsync: RunPfsync, make_sandbox: MakeSandbox, tmp_path: Path, signum: int, code: int
 ) -> None:
     sandbox = make_sandbox(latency_ms=200)
     repo = make_repo(tmp_path, 30)
     proc = start_apply(repo, sandbox, "--new-lockfile", "--parallelism", "2")
-    seen = _wait_for_line(proc, ": created ")
+    seen = wait_for_line(proc, ": created ")
     proc.send_signal(signum)
     _out, err = proc.communicate(timeout=30)
     err = "".join(seen) + err
@@ -122,7 +111,7 @@ def test_two_applies_racing(
     sandbox = make_sandbox(latency_ms=100)
     repo = make_repo(tmp_path, 8)
     first = start_apply(repo, sandbox, "--new-lockfile", "--parallelism", "1")
-    _wait_for_line(first, ": created ")
+    wait_for_line(first, ": created ")
     second = run_pfsync("apply", "--auto-approve", cwd=repo, env=sandbox.environment())
     assert second.code == 1, second
     assert "pid" in second.err and "since" in second.err

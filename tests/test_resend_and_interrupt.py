@@ -15,11 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from apply_helpers import BUSINESS, lock_pending, make_repo, posts, start_apply
-from conftest import RunPfsync
+from apply_helpers import (
+    BUSINESS,
+    lock_pending,
+    make_repo,
+    plan_of_creates,
+    posts,
+    start_apply,
+    wait_for_line,
+)
+from conftest import RunPfsync, normalise
 from fixtures_sandbox import MakeSandbox, trigger_body
 from pfsync.apply.applier import Applier, ApplyItem, RetryPolicy
 from pfsync.apply.client import PocketflowsClient, Timeouts
+from pfsync.apply.run import interrupt_notice
 from pfsync.models import DesiredTrigger
 from pfsync.sandbox import Sandbox
 from pfsync.state.journal import Journal, settle_journal
@@ -151,28 +160,50 @@ def _wait_for_stored(sandbox: Sandbox, count: int) -> None:
     raise AssertionError(f"fewer than {count} creates arrived")
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+# What the first signal prints at once, before the wait for the requests in flight.
+NOTICE = (
+    "Interrupted: sending no new creates; waiting up to 5 s for the 2 in flight, to record "
+    "their outcomes."
+)
+NOTICE_CTRL_C = (
+    " Ctrl-C again stops waiting: those still in flight then stay uncertain, to be settled by hand."
+)
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "notice"),
+    [(signal.SIGTERM, 143, NOTICE), (signal.SIGINT, 130, NOTICE + NOTICE_CTRL_C)],
+)
 def test_abandoned_in_flight_creates_are_reported_uncertain(
-    run_pfsync: RunPfsync, make_sandbox: MakeSandbox, tmp_path: Path, signum: int, code: int
+    run_pfsync: RunPfsync,
+    make_sandbox: MakeSandbox,
+    tmp_path: Path,
+    signum: int,
+    code: int,
+    notice: str,
 ) -> None:
+    """The first signal says at once what happens and (for Ctrl-C) what a second one does:
+    its line comes before the outcomes of the creates it waits for, not with the summary."""
     sandbox = make_sandbox(slow_seconds=60)
     repo = make_repo(tmp_path, 5)
     sandbox.script("slow", "slow")
     proc = start_apply(repo, sandbox, "--new-lockfile", "--parallelism", "2")
     _wait_for_stored(sandbox, 2)
     proc.send_signal(signum)
-    _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == code, err
+    out, err = proc.communicate(timeout=60)
     t0, t1 = f"{BUSINESS}/t000", f"{BUSINESS}/t001"
-    assert err.endswith(
+    assert (proc.returncode, normalise(out, URL=sandbox.url), err) == (
+        code,
+        plan_of_creates([f"t{n:03d}" for n in range(5)]),
+        f"{notice}\n"
         f"{t0}: uncertain: still in flight when the run stopped waiting — look for it in "
         f"Pocketflows, then `pfsync state import {t0} ID` or `pfsync state rm {t0}`\n"
         f"{t1}: uncertain: still in flight when the run stopped waiting — look for it in "
         f"Pocketflows, then `pfsync state import {t1} ID` or `pfsync state rm {t1}`\n"
         "Interrupted: nothing new was started; 2 create(s) still in flight are uncertain.\n"
         "Apply: 0 created, 0 failed, 2 uncertain, 3 not sent. "
-        "Needs a person: 0 update, 0 delete, 2 uncertain.\n"
-    ), err
+        "Needs a person: 0 update, 0 delete, 2 uncertain.\n",
+    )
     actions = plan_actions(run_pfsync, repo, sandbox)
     assert sorted(a for a, action in actions.items() if action == "uncertain") == [t0, t1]
     assert sorted(a for a, action in actions.items() if action == "create") == [
@@ -189,13 +220,37 @@ def test_a_second_sigint_stops_waiting_at_once(
     proc = start_apply(repo, sandbox, "--new-lockfile", "--parallelism", "1")
     _wait_for_stored(sandbox, 1)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)
+    seen = wait_for_line(proc, "Ctrl-C again stops waiting")  # as a person reads it
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "Second interrupt: stopped waiting for the requests in flight." in err
-    assert err.endswith(
+    t0 = f"{BUSINESS}/t000"
+    assert (proc.returncode, "".join(seen) + err) == (
+        130,
+        "Interrupted: sending no new creates; waiting up to 5 s for the 1 in flight, to record "
+        f"its outcome.{NOTICE_CTRL_C}\n"
+        f"{t0}: uncertain: still in flight when the run stopped waiting — look for it in "
+        f"Pocketflows, then `pfsync state import {t0} ID` or `pfsync state rm {t0}`\n"
+        "Second interrupt: stopped waiting for the requests in flight.\n"
+        "Interrupted: nothing new was started; 1 create(s) still in flight are uncertain.\n"
         "Apply: 0 created, 0 failed, 1 uncertain, 2 not sent. "
-        "Needs a person: 0 update, 0 delete, 1 uncertain.\n"
-    ), err
-    assert plan_actions(run_pfsync, repo, sandbox)[f"{BUSINESS}/t000"] == "uncertain"
+        "Needs a person: 0 update, 0 delete, 1 uncertain.\n",
+    )
+    assert plan_actions(run_pfsync, repo, sandbox)[t0] == "uncertain"
+
+
+@pytest.mark.parametrize(
+    ("signum", "in_flight", "waiting", "notice"),
+    [
+        (signal.SIGINT, 3, True, "Interrupted: sending no new creates; waiting up to 5 s for the "
+         f"3 in flight, to record their outcomes.{NOTICE_CTRL_C}"),
+        (signal.SIGTERM, 1, True, "Interrupted: sending no new creates; waiting up to 5 s for the "
+         "1 in flight, to record its outcome."),
+        (signal.SIGINT, 0, True, "Interrupted: sending no new creates; recording the outcomes."),
+        # The wait is over (the journal is being folded): nothing more is waited for.
+        (signal.SIGINT, 2, False, "Interrupted: sending no new creates; recording the outcomes."),
+    ],
+)  # fmt: skip
+def test_the_first_signal_says_what_it_waits_for(
+    signum: int, in_flight: int, waiting: bool, notice: str
+) -> None:
+    assert interrupt_notice(signum, in_flight, waiting) == notice

@@ -153,6 +153,7 @@ class Applier:
         self._in_flight: set[str] = set()  # pending record durable, outcome not yet known
         self._reported = False  # results arriving after the report are not shown
         self._abandon = threading.Event()  # set: stop waiting for in-flight requests at once
+        self._waiting = False  # in `run`: a stop waits for the requests in flight
         self._stop_reason: StopReason | None = None
         self._stop_message = ""
 
@@ -169,12 +170,30 @@ class Applier:
         self._abandon.set()
 
     @property
+    def in_flight(self) -> int:
+        """How many requests may have left whose outcome is not known yet."""
+        with self._lock:
+            return len(self._in_flight)
+
+    @property
+    def waiting(self) -> bool:
+        """Whether `run` has not returned yet: a stop still waits for the requests in flight."""
+        return self._waiting
+
+    @property
     def abandoned(self) -> bool:
         """Whether the wait for in-flight requests was cut short by `abandon_in_flight`."""
         return self._abandon.is_set()
 
     def run(self, items: Sequence[ItemResult | ApplyItem], *, grace: float | None = None) -> None:
         """Send every item (blocking); see `report()`. `grace` bounds the wait after a stop."""
+        self._waiting = True
+        try:
+            self._run(items, grace)
+        finally:
+            self._waiting = False
+
+    def _run(self, items: Sequence[ItemResult | ApplyItem], grace: float | None) -> None:
         queue = [item for item in items if isinstance(item, ApplyItem)]
         self._pendings = {item.address: self._pending_for(item) for item in queue}
         # A remote store writes pending records ahead of the workers, batch by batch, so it

@@ -7,6 +7,7 @@ would want to call lives here. Exit codes follow §13: 1 outranks 3, interrupts 
 from __future__ import annotations
 
 import contextlib
+import queue
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -219,8 +220,9 @@ def run_apply(
             on_result=lambda result: io.progress(describe_result(result)),
             on_retry=io.detail,
         )
-        with _signals_stop(applier, io.received_signal):
+        with _signals_stop(applier, io.received_signal, io.progress) as notices:
             applier.run(items, grace=INTERRUPT_GRACE_SECONDS)
+            notices.settle()  # what a signal said comes before the outcomes it waited for
             report = applier.report(items)
             try:
                 transaction.finish_journal(journal)
@@ -256,29 +258,97 @@ def run_apply(
         return code
 
 
+def interrupt_notice(signum: int, in_flight: int, waiting: bool) -> str:
+    """What a first stop signal does, said at once (before any wait)."""
+    if not (waiting and in_flight):
+        return "Interrupted: sending no new creates; recording the outcomes."
+    outcomes = "its outcome" if in_flight == 1 else "their outcomes"
+    line = (
+        f"Interrupted: sending no new creates; waiting up to {INTERRUPT_GRACE_SECONDS:g} s for "
+        f"the {in_flight} in flight, to record {outcomes}."
+    )
+    if signum == signal.SIGINT:
+        line += (
+            " Ctrl-C again stops waiting: those still in flight then stay uncertain, to be "
+            "settled by hand."
+        )
+    return line
+
+
+class _Notices:
+    """Prints what a first stop signal does, from a thread of its own.
+
+    A signal handler must not write: it runs between two steps of the main thread, which may be
+    in the middle of writing to the same stream. `SimpleQueue.put` is safe there.
+    """
+
+    def __init__(self, applier: Applier, say: Callable[[str], None]) -> None:
+        self._applier = applier
+        self._say = say
+        self._queue: queue.SimpleQueue[int | threading.Event | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="pfsync-interrupt", daemon=True)
+        self._thread.start()
+
+    def signalled(self, signum: int) -> None:
+        """Have the notice for `signum` printed (callable from a signal handler)."""
+        self._queue.put(signum)
+
+    def settle(self) -> None:
+        """Return once every notice asked for so far is printed."""
+        printed = threading.Event()
+        self._queue.put(printed)
+        printed.wait()
+
+    def close(self) -> None:
+        """Print what is asked for, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            applier = self._applier
+            # A notice that cannot be written (stderr closed) must not end this thread: `settle`
+            # would wait for it forever, and the outcomes would go unrecorded.
+            with contextlib.suppress(Exception):
+                self._say(interrupt_notice(item, applier.in_flight, applier.waiting))
+
+
 @contextlib.contextmanager
-def _signals_stop(applier: Applier, received: list[int]) -> Iterator[None]:
-    """SIGINT/SIGTERM: start nothing new, let in-flight requests finish, record everything.
+def _signals_stop(
+    applier: Applier, received: list[int], say: Callable[[str], None]
+) -> Iterator[_Notices]:
+    """SIGINT/SIGTERM: say at once what happens, start nothing new, let in-flight requests
+    finish, record everything.
 
     The handlers stay until the journal is folded, so a second Ctrl-C cannot cut the fold short.
     """
+    notices = _Notices(applier, say)
     if threading.current_thread() is not threading.main_thread():
-        yield
+        try:
+            yield notices
+        finally:
+            notices.close()
         return
 
     def handler(signum: int, frame: object) -> None:
         if signum == signal.SIGINT and signal.SIGINT in received:
             applier.abandon_in_flight()  # a second Ctrl-C: the in-flight ones stay uncertain
+        if not received:
+            notices.signalled(signum)
         received.append(signum)
         applier.request_stop("interrupt")
 
     stopping = tuple(EXIT_SIGNAL)  # SIGINT, SIGTERM and, where there is one, SIGHUP
     previous = {sig: signal.signal(sig, handler) for sig in stopping}
     try:
-        yield
+        yield notices
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        notices.close()
 
 
 def _print_unrecorded(report: ApplyReport, io: ApplyIO, problem: str) -> None:
