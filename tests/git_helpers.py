@@ -9,13 +9,21 @@ push_unrelated_commit(remote, tmp_path)          another clone commits a file be
                                                  lockfile and pushes it (an ordinary merge)
 remote_lockfile(remote) -> dict | None           the lockfile on the remote's main, parsed
 remote_log(remote) -> list[str]                  commit subjects on main, newest first
+with echoing_remote() as url: ...                an HTTP git remote on loopback that asks for
+                                                 Basic credentials, then refuses them with an
+                                                 `ERR` line that repeats them, plain and Base64
 """
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
 import os
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +116,52 @@ def remote_lockfile(remote: Path, path: str = "pfsync.lock") -> dict[str, Any] |
 def remote_log(remote: Path) -> list[str]:
     """Commit subjects on the remote's main, newest first."""
     return git(remote, "log", "--format=%s", "main").splitlines()
+
+
+def _pkt_line(text: str) -> bytes:
+    data = text.encode()
+    return f"{len(data) + 4:04x}".encode() + data
+
+
+class _EchoingGitServer(http.server.BaseHTTPRequestHandler):
+    """Smart HTTP's first request (`info/refs`): 401 until credentials come, then an `ERR`
+    pkt-line that repeats them, which git prints as `fatal: remote error: …`."""
+
+    def do_GET(self) -> None:
+        given = self.headers.get("Authorization", "")
+        if not given.startswith("Basic "):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        token = given.removeprefix("Basic ")
+        pair = base64.b64decode(token).decode()
+        service = "git-receive-pack" if "receive-pack" in self.path else "git-upload-pack"
+        body = (
+            _pkt_line(f"# service={service}\n")
+            + b"0000"
+            + _pkt_line(f"ERR denied for {pair} (Basic {token}); user {pair.partition(':')[0]}")
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", f"application/x-{service}-advertisement")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # not on the test's stderr
+
+
+@contextmanager
+def echoing_remote() -> Iterator[str]:
+    """The URL (without credentials) of a loopback git remote that echoes the credentials."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoingGitServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/state.git"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -14,8 +15,8 @@ import pytest
 from apply_helpers import BUSINESS
 from conftest import RunPfsync, clean_env, pfsync_executable
 from fixtures_sandbox import MakeSandbox
-from git_helpers import clone, git, make_remote, remote_lockfile
-from pfsync.state.stores.git import GitResult, redact
+from git_helpers import clone, echoing_remote, git, make_remote, remote_lockfile
+from pfsync.state.stores.git import Git, GitResult, configured_credentials, redact
 
 
 @pytest.mark.parametrize(
@@ -35,11 +36,32 @@ def test_redact(raw: str, shown: str) -> None:
     assert redact(raw) == shown
 
 
-def test_git_result_message_keeps_the_last_lines_on_one_line() -> None:
+def test_git_result_message_keeps_the_last_lines_on_one_line(tmp_path: Path) -> None:
     err = "hint: a\nhint: b\n\nremote: token=https://u:SECRET@h/x\n ! [remote rejected] main\n"
-    message = GitResult(1, "", err).message
+    message = Git(tmp_path).failure(GitResult(1, "", err))
     assert "SECRET" not in message
     assert message == ("hint: a; hint: b; remote: token=https://***@h/x; ! [remote rejected] main")
+
+
+def test_every_credential_the_git_configuration_holds_is_found(tmp_path: Path) -> None:
+    git(tmp_path, "init", "--quiet")
+    header = base64.b64encode(b"x-access-token:ghs_HeaderToken1").decode()
+    for key, value in [
+        ("remote.origin.url", "https://ci:tok%2Fen-one@git.test/r.git"),
+        ("remote.origin.pushurl", "https://pusher:push-token-2@git.test/r.git"),
+        ("remote.mirror.url", "ssh://git@git.test/r.git"),  # a user name alone: not a secret
+        ("url.https://oauth2:rewrite-token-3@git.test/.insteadOf", "https://git.test/"),
+        ("http.https://git.test/.extraheader", f"AUTHORIZATION: basic {header}"),
+        ("http.extraHeader", "Authorization: Bearer bearer-token-4"),
+    ]:
+        git(tmp_path, "config", "--add", key, value)
+    found = Git(tmp_path).credentials
+    said = (
+        "tok%2Fen-one tok/en-one push-token-2 rewrite-token-3 ghs_HeaderToken1 bearer-token-4 "
+        f"{header} oauth2:rewrite-token-3 ci pusher oauth2 x-access-token git"
+    )
+    assert found.redact(said) == " ".join(["***"] * 12 + ["git"])
+    assert configured_credentials("") == []
 
 
 def test_a_remote_url_with_a_token_is_never_printed(run_pfsync: RunPfsync, tmp_path: Path) -> None:
@@ -56,6 +78,49 @@ def test_a_remote_url_with_a_token_is_never_printed(run_pfsync: RunPfsync, tmp_p
     assert apply.err.startswith("Error: cannot fetch origin/main: ")
     for run in (plan, apply):
         assert "s3cr3t-token" not in run.out + run.err
+
+
+def test_a_remote_that_echoes_the_credentials_is_never_printed(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    """git prints a remote's `ERR` line as it is: the credentials of the remote's URL, plain and
+    in Base64, are redacted from it (only git's own rewriting of the URL was before)."""
+    remote = make_remote(tmp_path, 1)
+    runner = clone(remote, tmp_path / "runner")
+    user, token = "ci", "ghp_Echo7Token9"
+    pair = f"{user}:{token}"
+    basic = base64.b64encode(pair.encode()).decode()
+    env = {"PFSYNC_USERNAME": "u", "PFSYNC_PASSWORD": "p", "PFSYNC_API_URL": "http://127.0.0.1:9"}
+    with echoing_remote() as url:
+        git(runner, "remote", "set-url", "origin", url.replace("http://", f"http://{pair}@"))
+        plan = run_pfsync("plan", cwd=runner, env=env)
+        apply = run_pfsync("apply", "--auto-approve", "--new-lockfile", cwd=runner, env=env)
+    said = "fatal: remote error: denied for *** (Basic ***); user ***"
+    assert (plan.code, plan.out, plan.err) == (
+        0,
+        f"Business: {BUSINESS}\n"
+        "API: http://127.0.0.1:9\n"
+        "Lockfile: pfsync.lock on origin/main does not exist yet: every declared trigger is a "
+        "create.\n"
+        "\n"
+        f"+ {BUSINESS}/t000  create  triggers/t000.yaml:3\n"
+        '      $.spec.name: "Trigger t000"\n'
+        '      $.spec.project_defined_event: "pde_signup"\n'
+        '      $.spec.steps[0].type: "email"\n'
+        '      $.spec.steps[0].email_template_id: "et_t000"\n'
+        "\n"
+        "Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+        "0 unchanged.\n",
+        f"Warning: cannot fetch origin/main: {said}; using the lockfile of the last fetched "
+        "origin/main, which may be out of date\n",
+    ), plan
+    assert (apply.code, apply.out, apply.err) == (
+        1,
+        "",
+        f"Error: cannot fetch origin/main: {said}\n",
+    ), apply
+    for form in (token, pair, basic, basic.rstrip("=")):
+        assert form not in plan.out + plan.err + apply.out + apply.err
 
 
 def test_ctrl_c_to_the_whole_process_group_still_records_everything(

@@ -1,8 +1,10 @@
 """The `git` store: the lockfile committed on a branch of a remote, written by `git push`.
 
 Only the real `git` executable is used, with the user's own credentials (a CI checkout's token or
-a deploy key): pfsync never reads them, and any URL with a user name or token in git's messages
-is redacted before it is shown.
+a deploy key): pfsync never asks for them. git's messages are redacted before they are shown: any
+URL's `user:token@`, and wherever they appear (a remote's `ERR` line may echo them), the
+credentials the repository's git configuration holds in remote URLs, `insteadOf` rewrites and
+`http.extraHeader` Authorization headers, plain and in Base64.
 
 A write is a compare-and-swap on the lockfile, not on the whole branch: a commit that changes
 only the lockfile is made on the expected tip (with a private index: the working tree and the
@@ -18,6 +20,8 @@ lockfile yet).
 
 from __future__ import annotations
 
+import base64
+import functools
 import os
 import random
 import re
@@ -26,11 +30,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
 
 from pfsync.errors import LockfileError, StoreConflict, StoreError
 from pfsync.state.lockfile import Lockfile, parse_lockfile
 from pfsync.state.stores.base import Snapshot
-from pfsync.support.textsafety import escape
+from pfsync.support.textsafety import Secrets, escape, login_forms
 
 ABSENT = "absent"
 AUTHOR = "pfsync"
@@ -38,11 +43,62 @@ AUTHOR_EMAIL = "pfsync@localhost"
 GIT_TIMEOUT_SECONDS = 120.0
 MAX_REBASES = 20
 _CREDENTIALS_IN_URL = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/\s@]+@")
+# The git settings that can hold a credential (keys as `git config` prints them, lower case).
+_CREDENTIAL_SETTINGS = r"^(remote\..*\.(push)?url|url\..*\.(push)?insteadof|http\..*extraheader)$"
+_NO_SECRETS = Secrets()
 
 
-def redact(text: str) -> str:
-    """git's message without credentials in URLs, its unsafe characters escaped."""
-    return escape(_CREDENTIALS_IN_URL.sub(r"\1***@", text))
+def redact(text: str, secrets: Secrets = _NO_SECRETS) -> str:
+    """git's message without `secrets` and credentials in URLs, its unsafe characters escaped."""
+    return escape(_CREDENTIALS_IN_URL.sub(r"\1***@", secrets.redact(text)))
+
+
+def configured_credentials(listing: str) -> list[str]:
+    """The credentials in `git config -z --get-regexp` output of URLs and extra headers."""
+    values: list[str] = []
+    for entry in listing.split("\0"):
+        key, _, value = entry.partition("\n")
+        name = key.rpartition(".")[2]
+        if name in ("url", "pushurl"):
+            values += _url_credentials(value)
+        elif name in ("insteadof", "pushinsteadof"):  # url.<base>.insteadof: the base is used
+            values += _url_credentials(key.removeprefix("url.")[: -len(name) - 1])
+        elif name == "extraheader":
+            values += _header_credentials(value)
+    return values
+
+
+def _url_credentials(url: str) -> list[str]:
+    """The user, the password, the pair and its Base64, as written and percent-decoded.
+
+    Only a URL with a password counts: a user name alone (`ssh://git@host`) is not a secret,
+    and hiding `git` would garble git's messages.
+    """
+    try:
+        userinfo, at, _ = urlsplit(url).netloc.rpartition("@")
+    except ValueError:
+        return []
+    user, colon, password = userinfo.partition(":")
+    if not (at and colon and password):
+        return []
+    logins = {(user, password), (unquote(user), unquote(password))}
+    return [form for u, p in logins for form in (u, *login_forms(u, p))]
+
+
+def _header_credentials(header: str) -> list[str]:
+    """An `Authorization: Basic|Bearer …` header's credential, and a Basic one's parts."""
+    name, _, value = header.partition(":")
+    scheme, _, credential = value.strip().partition(" ")
+    credential = credential.strip()
+    if name.strip().lower() != "authorization" or not credential:
+        return []
+    if scheme.lower() != "basic":
+        return [credential]
+    try:
+        user, colon, password = base64.b64decode(credential, validate=True).decode().partition(":")
+    except ValueError:  # not Base64, or not UTF-8 (both are ValueErrors)
+        return [credential]
+    return [credential, *((user, *login_forms(user, password)) if colon else ())]
 
 
 def _git_environment() -> dict[str, str]:
@@ -62,17 +118,11 @@ def _git_environment() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class GitResult:
-    """One git command's exit code and output."""
+    """One git command's exit code and output (`Git.failure` words a failure)."""
 
     code: int
     out: str
     err: str
-
-    @property
-    def message(self) -> str:
-        """The last lines git wrote on stderr, redacted, on one line."""
-        lines = [line.strip() for line in self.err.splitlines() if line.strip()]
-        return redact("; ".join(lines[-4:])) or f"git exited {self.code}"
 
 
 class Git:
@@ -112,11 +162,29 @@ class Git:
             ) from None
         return GitResult(proc.returncode, proc.stdout, proc.stderr)
 
+    def failure(self, result: GitResult) -> str:
+        """The last lines git wrote on stderr, on one line, redacted (`redact`, with the
+        credentials of this repository's git configuration) and escaped."""
+        lines = [line.strip() for line in result.err.splitlines() if line.strip()]
+        said = "; ".join(lines[-4:])
+        if not said:
+            return f"git exited {result.code}"
+        try:
+            return redact(said, self.credentials)
+        except StoreError as exc:  # what git said may hold a credential: not shown
+            return f"git's message is not shown: the credentials to hide in it are unknown ({exc})"
+
+    @functools.cached_property
+    def credentials(self) -> Secrets:
+        """The credentials git's configuration holds (read when first needed: on a failure)."""
+        listed = self.run("config", "-z", "--get-regexp", _CREDENTIAL_SETTINGS)
+        return Secrets(configured_credentials(listed.out))
+
     def out(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> str:
         """The stripped stdout of `git ARGS`; StoreError with git's message if it fails."""
         result = self.run(*args, input=input, env=env)
         if result.code != 0:
-            raise StoreError(f"`git {args[0]}` failed: {result.message}")
+            raise StoreError(f"`git {args[0]}` failed: {self.failure(result)}")
         return result.out.strip()
 
     def maybe(self, *args: str) -> str | None:
@@ -127,10 +195,12 @@ class Git:
 
 def repository_top(directory: Path) -> Path:
     """The top of the work tree containing `directory`; StoreError when there is none."""
-    result = Git(directory).run("rev-parse", "--show-toplevel")
+    git = Git(directory)
+    result = git.run("rev-parse", "--show-toplevel")
     if result.code != 0:
         raise StoreError(
-            f"state.store is git, but {directory} is not inside a git repository ({result.message})"
+            f"state.store is git, but {directory} is not inside a git repository "
+            f"({git.failure(result)})"
         )
     return Path(result.out.strip())
 
@@ -206,7 +276,9 @@ class GitStore:
                     f"the branch {self.branch} does not exist on {self.remote}; push it first "
                     "(the git store commits the lockfile onto an existing branch)"
                 )
-            raise StoreError(f"cannot fetch {self.remote}/{self.branch}: {result.message}")
+            raise StoreError(
+                f"cannot fetch {self.remote}/{self.branch}: {self.git.failure(result)}"
+            )
 
     def read(self, *, strict: bool = True) -> Snapshot:
         """The lockfile at the remote branch's tip, after a fetch.
@@ -238,7 +310,7 @@ class GitStore:
         if blob != ABSENT:
             result = self.git.run("cat-file", "blob", blob)
             if result.code != 0:
-                raise StoreError(f"cannot read {self.description}: {result.message}")
+                raise StoreError(f"cannot read {self.description}: {self.git.failure(result)}")
             lockfile = parse_lockfile(result.out, self.description)
         return Snapshot(lockfile, f"{tip} {blob}", warnings)
 
@@ -266,7 +338,7 @@ class GitStore:
             if new_tip == tip:
                 raise StoreError(
                     f"git refused to push the lockfile to {self.remote}/{self.branch}: "
-                    f"{pushed.message}"
+                    f"{self.git.failure(pushed)}"
                 )
             if self._blob_at(new_tip) != expected_blob:
                 raise StoreConflict(
