@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from apply_helpers import BUSINESS, make_repo, plan_of_creates
 from conftest import Run, RunPfsync, clean_env, pfsync_executable
 from fixtures_sandbox import MakeSandbox
+from pfsync.sandbox import Sandbox
 from pfsync.support.textsafety import REDACTED, Secrets
 
 USERNAME = "ci-bot"
@@ -235,3 +236,20 @@ def test_a_secret_never_stands_alone_in_what_is_shown(case: tuple[str, str]) -> 
         assert not _stands_alone(secret, shown)
     if secret not in text:
         assert shown == text
+
+
+@pytest.mark.parametrize("password", ["*", "**", "***"])
+def test_a_password_that_is_the_redaction_mark_is_refused_at_start(
+    run_pfsync: RunPfsync, sandbox: Sandbox, tmp_path: Path, password: str
+) -> None:
+    """No redaction could hide it: `***` would print it."""
+    repo = make_repo(tmp_path, 1)
+    env = {"PFSYNC_API_URL": sandbox.url, "PFSYNC_USERNAME": "u", "PFSYNC_PASSWORD": password}
+    run = run_pfsync("apply", "--auto-approve", "--new-lockfile", cwd=repo, env=env)
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
+        "Error: PFSYNC_PASSWORD is made only of `*`, which pfsync cannot hide in a message (it "
+        "writes *** for every secret it hides); set a longer password\n",
+    )
+    assert sandbox.requests() == []

@@ -7,6 +7,7 @@ import unicodedata
 from collections.abc import Mapping
 
 from pfsync.errors import ConfigError
+from pfsync.support.textsafety import REDACTED
 
 USERNAME_ENV = "PFSYNC_USERNAME"
 PASSWORD_ENV = "PFSYNC_PASSWORD"
@@ -31,6 +32,11 @@ def credentials_from_environment(environ: Mapping[str, str] | None = None) -> tu
         )
     for name, value in ((USERNAME_ENV, username), (PASSWORD_ENV, password)):
         check_credential(name, value)
+    if password in REDACTED:
+        raise ConfigError(
+            f"{PASSWORD_ENV} is made only of `*`, which pfsync cannot hide in a message (it "
+            f"writes {REDACTED} for every secret it hides); set a longer password"
+        )
     if ":" in username:
         raise ConfigError(
             f"{USERNAME_ENV} contains ':', which HTTP Basic authentication cannot carry in a "
