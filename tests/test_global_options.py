@@ -64,7 +64,9 @@ def test_plan_dash_v_is_pfsync_dash_v_plan(run_pfsync: RunPfsync, tmp_path: Path
     repo = make_repo(tmp_path, 2)
     after = run_pfsync("plan", "-v", "--no-color", cwd=repo)
     before = run_pfsync("-v", "--no-color", "plan", cwd=repo)
-    assert (after.code, after.out, after.err) == (0, PLAN_OF_TWO, "")
-    assert (before.code, before.out, before.err) == (0, PLAN_OF_TWO, "")
+    # -v adds the state read (no lockfile yet) and the unchanged addresses (none) on stderr.
+    verbose = "State: pfsync.lock (file store), not written yet\nUnchanged: none\n"
+    assert (after.code, after.out, after.err) == (0, PLAN_OF_TWO, verbose)
+    assert (before.code, before.out, before.err) == (0, PLAN_OF_TWO, verbose)
     quiet = run_pfsync("validate", "-q", cwd=repo)
     assert (quiet.code, quiet.out, quiet.err) == (0, "", "")

@@ -47,8 +47,6 @@ HELP = {
         [
             "pfsync sandbox --port 0",
             "PFSYNC_USERNAME=ops PFSYNC_PASSWORD=... pfsync sandbox --port 8787",
-            "PFSYNC_API_URL=http://127.0.0.1:8787 PFSYNC_USERNAME=sandbox \\",
-            "PFSYNC_PASSWORD=sandbox pfsync apply",
             "pfsync sandbox --latency-ms 50 --rate-limit 100 --seed 1 --data sandbox.json",
             "pfsync sandbox list",
         ],

@@ -99,6 +99,11 @@ def plan(
         from pfsync.plan.render.text import RENDERERS
 
         click.echo(RENDERERS[output_format](report), nl=False, color=color)
+        if options.verbosity >= 1:
+            from pfsync.plan.run import verbose_lines
+
+            for line in verbose_lines(config, report):
+                click.echo(line, err=True)
     if out is not None and options.verbosity >= 0:
         click.echo(f"Saved the plan to {out}; apply it with `pfsync apply {out}`.", err=True)
     if base_plan is not None and detailed_exitcode:

@@ -127,10 +127,14 @@ def sandbox(
     Examples:
       pfsync sandbox --port 0
       PFSYNC_USERNAME=ops PFSYNC_PASSWORD=... pfsync sandbox --port 8787
-      PFSYNC_API_URL=http://127.0.0.1:8787 PFSYNC_USERNAME=sandbox \\
-        PFSYNC_PASSWORD=sandbox pfsync apply
       pfsync sandbox --latency-ms 50 --rate-limit 100 --seed 1 --data sandbox.json
       pfsync sandbox list
+
+    \b
+    Apply to it from a new repository (a lockfile records one API: not your real one's):
+      pfsync sandbox --port 8787 &
+      pfsync init try --business biz_try --api-url http://127.0.0.1:8787
+      PFSYNC_USERNAME=sandbox PFSYNC_PASSWORD=sandbox pfsync -C try apply --auto-approve
     """
     if ctx.invoked_subcommand is not None:
         given = [

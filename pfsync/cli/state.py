@@ -17,7 +17,7 @@ from pfsync.config import Config
 
 
 def _config(sandbox: bool = False) -> Config | int:
-    """The configuration, or sandbox mode's (its lockfile `.pfsync/pfsync.lock`) with --sandbox."""
+    """The configuration, or sandbox mode's (its own lockfile under `.pfsync/`) with --sandbox."""
     options = global_options()
     config = load_config_or_report(options, sandbox=sandbox)
     if isinstance(config, int):
@@ -34,8 +34,9 @@ def sandbox_option(function: Any) -> Any:
     return click.option(
         "--sandbox",
         is_flag=True,
-        help="Use sandbox mode's lockfile (.pfsync/pfsync.lock, as `apply --sandbox` keeps it); "
-        "the real lockfile is neither read nor changed.",
+        help="Use sandbox mode's lockfile, as `apply --sandbox` keeps it: .pfsync/pfsync.lock, "
+        "or .pfsync/env/NAME/pfsync.lock in environment NAME. The real lockfile is neither read "
+        "nor changed.",
     )(function)
 
 
@@ -85,8 +86,9 @@ def state() -> None:
       pfsync state mv biz_123/welcome biz_123/welcome-series
       pfsync state rm --sandbox biz_123/old-promo
 
-    With --sandbox, every state command works on sandbox mode's lockfile (.pfsync/pfsync.lock),
-    to rehearse these repairs; `pfsync sandbox list` shows what the sandbox holds.
+    With --sandbox, every state command works on sandbox mode's lockfile (.pfsync/pfsync.lock,
+    or .pfsync/env/NAME/pfsync.lock with -e NAME), to rehearse these repairs; `pfsync sandbox
+    list` shows what the sandbox holds.
     """
 
 

@@ -1,12 +1,15 @@
 """A placeholder business in pfsync.yaml: where it is set, the warning there, the refusal.
 
 `validate` reports a located warning (the repository is still well-formed); `plan` and `apply`
-against an API refuse, since a placeholder is nobody's business; sandbox mode runs with it.
+against Pocketflows refuse, since a placeholder is nobody's business; sandbox mode, and a
+loopback API (`pfsync sandbox`), run with it.
 """
 
 from __future__ import annotations
 
-from pfsync.config import Config
+from urllib.parse import urlsplit
+
+from pfsync.config import Config, is_loopback_host
 from pfsync.config.rehearsal import is_sandbox
 from pfsync.errors import ConfigError
 from pfsync.support.diagnostics import Diagnostic, json_path
@@ -54,6 +57,8 @@ def refuse_placeholder(config: Config) -> None:
     """ConfigError when `config` would plan or apply a placeholder business against an API."""
     if is_sandbox(config) or not is_placeholder_business(config.business):
         return
+    if is_loopback_host(urlsplit(config.api_url).hostname or ""):
+        return  # `pfsync sandbox` (or a test server): a local API, no real business in it
     path, _ = _setting(config)
     which = f" (environment {escape(str(config.environment))})" if len(path) > 1 else ""
     setting = ".".join(str(step) for step in path)

@@ -13,11 +13,12 @@ from pfsync.config import Config
 from pfsync.config.placeholders import refuse_placeholder
 from pfsync.config.rehearsal import is_sandbox
 from pfsync.manifests.load import load_manifests
-from pfsync.plan.planner import create_plan
+from pfsync.plan.planner import NOOP, create_plan
 from pfsync.plan.render.json_document import PlanReport
 from pfsync.plan.sandbox_wording import with_sandbox_remedies
 from pfsync.state.access import read_state
 from pfsync.support.diagnostics import Diagnostic, located
+from pfsync.support.textsafety import escape
 
 
 def plan_report(
@@ -45,3 +46,17 @@ def plan_report(
         color=color,
         environment=config.environment,
     )
+
+
+def verbose_lines(config: Config, report: PlanReport) -> list[str]:
+    """What `plan -v` adds on stderr: the state it read (where, which store, serial and
+    lineage) and each unchanged address with its manifest, which the plan only counts."""
+    lockfile = report.plan.lockfile
+    where = f"State: {escape(report.lockfile_name)} ({config.state.store} store)"
+    if lockfile is None or lockfile.serial == 0:
+        lines = [f"{where}, not written yet"]
+    else:
+        lines = [f"{where}, serial {lockfile.serial}, lineage {escape(lockfile.lineage)}"]
+    unchanged = report.plan.with_action(NOOP)
+    lines += [f"Unchanged: {entry.address} ({escape(entry.source)})" for entry in unchanged]
+    return lines if unchanged else [*lines, "Unchanged: none"]
