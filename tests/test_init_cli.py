@@ -110,6 +110,9 @@ def test_init_refuses_to_overwrite_and_never_replaces_a_lockfile(
     assert (tmp_path / "pfsync.lock").read_bytes() == lockfile
 
 
+# A business given: without one, init's placeholders would add a warning to every validate.
+TWO_ENVIRONMENTS = ("--env", "staging", "--env", "production", "--business", "biz_acme")
+
 GIT_STATE_LINE = (
     "state: {store: git, branch: main}   "
     "# CI pushes the lockfile itself (see the docs on state stores)"
@@ -197,19 +200,7 @@ def test_init_with_environments_writes_recipes_that_plan_each_and_promote_in_ord
 ) -> None:
     import yaml
 
-    run = run_pfsync(
-        "init",
-        ".",
-        "--ci",
-        "github",
-        "--env",
-        "staging",
-        "--env",
-        "production",
-        "--business",
-        "biz_acme",
-        cwd=tmp_path,
-    )
+    run = run_pfsync("init", ".", "--ci", "github", *TWO_ENVIRONMENTS, cwd=tmp_path)
     assert run.normalised() == (
         0,
         env_wrote(*GITHUB_WORKFLOWS),
@@ -240,19 +231,7 @@ def test_init_with_environments_writes_recipes_that_plan_each_and_promote_in_ord
 def test_init_with_environments_writes_the_gitlab_recipe(
     run_pfsync: RunPfsync, tmp_path: Path
 ) -> None:
-    run = run_pfsync(
-        "init",
-        ".",
-        "--ci",
-        "gitlab",
-        "--env",
-        "staging",
-        "--env",
-        "production",
-        "--business",
-        "biz_acme",
-        cwd=tmp_path,
-    )
+    run = run_pfsync("init", ".", "--ci", "gitlab", *TWO_ENVIRONMENTS, cwd=tmp_path)
     assert run.normalised() == (
         0,
         env_wrote(".gitlab-ci.yml"),

@@ -110,11 +110,13 @@ def test_values_without_braces_is_a_located_warning_and_the_text_is_kept(
         "[$.spec.phone_number]\n",
     )
     plan = run_pfsync("-e", "staging", "plan", "--sandbox", "--format", "json", cwd=root)
-    assert (plan.code, plan.err) == (
-        0,
+    shown = (
         "Warning: triggers/sms.yaml:10:17: `$values.sms_sender` is not a value reference: it is "
-        "sent as written (write `${values.sms_sender}` for the value) [$.spec.phone_number]\n",
-    ), plan
+        "sent as written (write `${values.sms_sender}` for the value) [$.spec.phone_number]\n"
+    )
+    assert (plan.code, plan.err) == (0, shown), plan
+    apply = run_pfsync("-e", "staging", "apply", "--sandbox", "--auto-approve", cwd=root)
+    assert (apply.code, apply.err.startswith(shown)) == (0, True), apply
 
 
 def test_an_unknown_value_of_every_environment_is_reported_once(
@@ -135,6 +137,17 @@ def test_an_unknown_value_of_every_environment_is_reported_once(
         "triggers/sms.yaml:10:17: unknown value `sms_sendr` in environments production and "
         "staging (did you mean sms_sender?) [$.spec.phone_number]\n",
         "1 problem(s) found.\n",
+    )
+    # Where the environments' values differ, each one's list is given.
+    apart = project(tmp_path / "apart", "${values.vip_revenue}")
+    config = apart / "pfsync.yaml"
+    config.write_text(config.read_text().replace(", signup_event: pde_prd", ""))
+    listed = run_pfsync("validate", cwd=apart)
+    assert (listed.code, listed.out) == (
+        1,
+        "triggers/sms.yaml:10:17: unknown value `vip_revenue` in environments production and "
+        "staging (the values of environment production: hello_sender, sms_sender; the values of "
+        "environment staging: hello_sender, signup_event, sms_sender) [$.spec.phone_number]\n",
     )
     plan = run_pfsync("-e", "staging", "plan", "--sandbox", cwd=root)
     assert (plan.code, plan.out, plan.err) == (
