@@ -380,6 +380,43 @@ def silence(seconds: float) -> Behaviour:
     return behave
 
 
+@dataclass(frozen=True)
+class RequestHead:
+    """A request's line and headers, and the bytes read after them (the body's first)."""
+
+    method: str
+    target: str
+    version: str
+    headers: tuple[tuple[str, str], ...]
+    rest: bytes
+
+    def header(self, name: str) -> str:
+        """The first value of header `name` (case-insensitive), or ""."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), "")
+
+
+def read_head(connection: socket.socket, stopping: threading.Event) -> RequestHead | None:
+    """Read a request's head; None when the client closes first, it is too long, or
+    `stopping` is set. ValueError when the request line is not HTTP."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        if len(data) > MAX_HEAD_BYTES or stopping.is_set():
+            return None
+        chunk = connection.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    request_line, *header_lines = head.decode("latin-1").split("\r\n")
+    method, target, version = request_line.split(" ", 2)
+    headers = tuple(
+        (name.strip(), value.strip())
+        for name, _, value in (line.partition(":") for line in header_lines)
+    )
+    return RequestHead(method, target, version, headers, rest)
+
+
 class HostileServer:
     """A scripted HTTP server on 127.0.0.1 (a context manager); see the module docstring."""
 
@@ -496,26 +533,14 @@ class HostileServer:
                 self._connections.discard(connection)
 
     def _read_request(self, connection: socket.socket) -> RecordedRequest | None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            if len(data) > MAX_HEAD_BYTES or self._stopping.is_set():
-                return None
-            chunk = connection.recv(65536)
-            if not chunk:
-                return None
-            data += chunk
-        head, _, rest = data.partition(b"\r\n\r\n")
-        request_line, *header_lines = head.decode("latin-1").split("\r\n")
-        method, target, _version = request_line.split(" ", 2)
-        headers = tuple(
-            (name.strip(), value.strip())
-            for name, _, value in (line.partition(":") for line in header_lines)
-        )
-        lookup = {name.lower(): value for name, value in headers}
-        if lookup.get("transfer-encoding", "").lower() == "chunked":
+        head = read_head(connection, self._stopping)
+        if head is None:
+            return None
+        method, target, headers, rest = head.method, head.target, head.headers, head.rest
+        if head.header("transfer-encoding").lower() == "chunked":
             body = self._read_chunked(connection, rest)
         else:
-            length = int(lookup.get("content-length", "0"))
+            length = int(head.header("content-length") or "0")
             if length > MAX_BODY_BYTES:
                 return None
             while len(rest) < length:

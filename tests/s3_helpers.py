@@ -11,6 +11,7 @@ the test suite itself (no manual set-up, no network beyond 127.0.0.1).
     make_s3_repo(root, count, ...)         a pfsync repository whose state is in the bucket
     runner(repo, where)                    another working directory of the same repository
                                            (a CI runner: nothing shared but the bucket)
+    start_runners(spawn, repo, env, root, *args)  `pfsync ARGS` on two runners at once
 
 Holding creates and running pfsync in the background: the fixtures of `fixtures_background`.
 
@@ -37,7 +38,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,8 @@ from apply_helpers import BUSINESS, manifest_text
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
+
+    from fixtures_background import Background, Spawn
 
 
 REGION = "us-east-1"
@@ -244,6 +247,13 @@ def runner(repo: Path, where: Path) -> Path:
     """A fresh copy of the repository's files (manifests, pfsync.yaml): another CI runner."""
     shutil.copytree(repo, where, ignore=shutil.ignore_patterns("pfsync.lock*", ".pfsync"))
     return where
+
+
+def start_runners(
+    spawn: Spawn, repo: Path, env: Mapping[str, str], root: Path, *args: str
+) -> list[Background]:
+    """`pfsync ARGS` started at once on two runners of the repository (root/runner1, runner2)."""
+    return [spawn(runner(repo, root / f"runner{n}"), env, *args) for n in (1, 2)]
 
 
 # The server itself (run as a script).

@@ -81,13 +81,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from hostile_server import read_head
 from s3_helpers import S3Server, start_server
 
 FaultKind = Literal["reset", "close", "freeze", "hold", "status", "slow"]
 FAULT_KINDS: tuple[FaultKind, ...] = ("reset", "close", "freeze", "hold", "status", "slow")
 CONDITIONAL_HEADERS = frozenset({"if-match", "if-none-match"})
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "expect"})
-MAX_HEAD_BYTES = 64 * 1024
 UPSTREAM_TIMEOUT = 120.0  # seconds: a loaded 2-core machine
 _ERROR_CODES = {500: "InternalError", 501: "NotImplemented", 503: "SlowDown"}
 
@@ -348,29 +348,16 @@ class S3Proxy:
             connection.sendall(data[index : index + 1])
 
     def _read_request(self, connection: socket.socket) -> _Request | None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            if len(data) > MAX_HEAD_BYTES or self._stopping.is_set():
-                return None
-            chunk = connection.recv(65536)
-            if not chunk:
-                return None
-            data += chunk
-        head, _, rest = data.partition(b"\r\n\r\n")
-        request_line, *lines = head.decode("latin-1").split("\r\n")
-        method, target, version = request_line.split(" ", 2)
-        headers = tuple(
-            (name.strip(), value.strip())
-            for name, _, value in (line.partition(":") for line in lines)
-        )
-        lookup = {name.lower(): value for name, value in headers}
-        if lookup.get("expect", "").lower() == "100-continue":
+        head = read_head(connection, self._stopping)
+        if head is None:
+            return None
+        if head.header("expect").lower() == "100-continue":
             connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if lookup.get("transfer-encoding", "").lower() == "chunked":
-            body = _read_chunked(connection, rest)
+        if head.header("transfer-encoding").lower() == "chunked":
+            body = _read_chunked(connection, head.rest)
         else:
-            body = _read_exactly(connection, rest, int(lookup.get("content-length", "0")))
-        return _Request(method, target, version, headers, body)
+            body = _read_exactly(connection, head.rest, int(head.header("content-length") or "0"))
+        return _Request(head.method, head.target, head.version, head.headers, body)
 
     def _forward(self, request: _Request, headers: list[tuple[str, str]]) -> bytes:
         """The server's whole answer to `request`, its Connection header made `close`."""

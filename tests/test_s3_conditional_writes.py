@@ -27,7 +27,14 @@ from pfsync.errors import StoreError
 from pfsync.state.lockfile import Lockfile
 from pfsync.state.stores import s3
 from pfsync.state.stores.s3 import S3Store
-from s3_helpers import REGION, S3Server, make_s3_repo, runner, s3_env, without_aws_settings
+from s3_helpers import (
+    REGION,
+    S3Server,
+    make_s3_repo,
+    s3_env,
+    start_runners,
+    without_aws_settings,
+)
 from s3_proxy import MakeS3Proxy, S3Proxy, make_s3_proxy, open_s3_server
 
 __all__ = ["make_s3_proxy", "spawn"]  # fixtures, imported for pytest
@@ -68,18 +75,8 @@ def test_two_runners_on_a_service_that_ignores_conditional_writes_send_nothing(
     sandbox = make_sandbox(latency_ms=20)
     repo = make_s3_repo(tmp_path / "repo", 20, bucket=bucket, endpoint_url=proxy.url)
     env = {**sandbox.environment(), **s3_env(open_server.admin, proxy.url)}
-    runs = [
-        spawn(
-            runner(repo, tmp_path / f"runner{n}"),
-            env,
-            "apply",
-            "--auto-approve",
-            "--new-lockfile",
-            "--lock-timeout",
-            "60",
-        )
-        for n in (1, 2)
-    ]
+    apply = ("apply", "--auto-approve", "--new-lockfile", "--lock-timeout", "60")
+    runs = start_runners(spawn, repo, env, tmp_path, *apply)
     # Both have read the store (no lockfile: no lock held) and wait at their first write.
     wait_until(lambda: proxy.pending_faults() == 0, "both runners' first write")
     proxy.clear_faults()

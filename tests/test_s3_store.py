@@ -51,6 +51,7 @@ from s3_helpers import (
     runner,
     s3_env,
     s3_server,
+    start_runners,
     without_aws_settings,
 )
 
@@ -334,18 +335,8 @@ def test_two_runners_started_together_create_each_trigger_once(
         tmp_path / "repo", 30, bucket=bucket, endpoint_url=server.url, intent_batch=4
     )
     env = env_for(sandbox, server.admin)
-    runs = [
-        spawn(
-            runner(repo, tmp_path / f"runner{n}"),
-            env,
-            "apply",
-            "--auto-approve",
-            "--new-lockfile",
-            "--lock-timeout",
-            "60",
-        )
-        for n in (1, 2)
-    ]
+    apply = ("apply", "--auto-approve", "--new-lockfile", "--lock-timeout", "60")
+    runs = start_runners(spawn, repo, env, tmp_path, *apply)
     finished = [run.finish() for run in runs]
     assert [run.code for run in finished] == [0, 0], finished
     created = sandbox_ids(sandbox)

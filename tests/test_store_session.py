@@ -264,15 +264,20 @@ def test_a_store_that_stays_unreachable_keeps_the_lock_and_says_how_to_free_it(
 # Regressions found by review (each failed before its fix).
 
 
-def test_a_lockfile_removed_during_the_run_is_never_replaced_by_a_new_one(tmp_path: Path) -> None:
-    store = MemoryStore()
+def someone_deletes_the_lockfile(store: MemoryStore, after: int) -> Any:
+    """An `after_write` that deletes the store's lockfile after the run's write number `after`."""
 
-    def someone_deletes_the_lockfile(number: int) -> None:
-        if number == 2:
+    def delete(number: int) -> None:
+        if number == after:
             with store._lock:
                 store.lockfile, store.version = None, store.version + 1
 
-    store.after_write = someone_deletes_the_lockfile
+    return delete
+
+
+def test_a_lockfile_removed_during_the_run_is_never_replaced_by_a_new_one(tmp_path: Path) -> None:
+    store = MemoryStore()
+    store.after_write = someone_deletes_the_lockfile(store, after=2)
     client = StoreCheckingClient(store)
     _applier, final, warnings = run(store, config(tmp_path), items(9), client)
     assert final is None
@@ -298,13 +303,7 @@ def test_a_lockfile_lost_during_the_run_is_restored_where_its_store_keeps_it(
     tmp_path: Path, state: StateConfig, advice: str
 ) -> None:
     store = MemoryStore()
-
-    def someone_deletes_the_lockfile(number: int) -> None:
-        if number == 2:
-            with store._lock:
-                store.lockfile, store.version = None, store.version + 1
-
-    store.after_write = someone_deletes_the_lockfile
+    store.after_write = someone_deletes_the_lockfile(store, after=2)
     cfg = replace(config(tmp_path), state=replace(state, intent_batch=2))
     _applier, final, warnings = run(store, cfg, items(9), StoreCheckingClient(store))
     assert final is None
