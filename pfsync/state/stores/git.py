@@ -16,22 +16,35 @@ network) is a StoreError: the caller stops sending.
 
 The version of a snapshot is `<tip commit> <lockfile blob>` (`absent` when the branch has no
 lockfile yet).
+
+Every read and write ends within `state.timeout`: the git commands of one that talk to the
+remote (a fetch, a push, the fetch after a rejected push) share one deadline, and a command
+still running at it is killed with every process it started (git runs in its own session: the
+whole process group, so a `git-remote-http` waiting on a remote that never answers does not
+linger). The local commands around them (milliseconds each) are bounded one by one, so a read
+whose fetch timed out can still fall back to the last fetched tip.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import os
 import random
 import re
+import signal
 import subprocess
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
+from pfsync.config import DEFAULT_STORE_TIMEOUT
 from pfsync.errors import LockfileError, StoreConflict, StoreError
 from pfsync.state.lockfile import Lockfile, parse_lockfile
 from pfsync.state.stores.base import Snapshot
@@ -40,7 +53,6 @@ from pfsync.support.textsafety import Secrets, escape, login_forms
 ABSENT = "absent"
 AUTHOR = "pfsync"
 AUTHOR_EMAIL = "pfsync@localhost"
-GIT_TIMEOUT_SECONDS = 120.0
 MAX_REBASES = 20
 _CREDENTIALS_IN_URL = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/\s@]+@")
 # The git settings that can hold a credential (keys as `git config` prints them, lower case).
@@ -125,29 +137,59 @@ class GitResult:
     err: str
 
 
-class Git:
-    """Runs git in one repository."""
+class _Deadline(threading.local):
+    at: float | None = None  # time.monotonic() by which this thread's store operation ends
 
-    def __init__(self, top: Path) -> None:
+
+class Git:
+    """Runs git in one repository, each command within `timeout` seconds; the commands that
+    talk to the remote within one `operation()` share one deadline, `timeout` from its start."""
+
+    def __init__(self, top: Path, timeout: float = DEFAULT_STORE_TIMEOUT) -> None:
         self.top = top
+        self.timeout = timeout
+        self._deadline = _Deadline()
+
+    @contextlib.contextmanager
+    def operation(self) -> Iterator[None]:
+        """The remote commands of this block (in this thread) share one deadline: `timeout`
+        from now. Inside another operation, the outer one's deadline holds."""
+        if self._deadline.at is not None:
+            yield
+            return
+        self._deadline.at = time.monotonic() + self.timeout
+        try:
+            yield
+        finally:
+            self._deadline.at = None
 
     def run(
-        self, *args: str, input: str | None = None, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+        remote: bool = False,
     ) -> GitResult:
-        """Run `git ARGS` (bounded in time); never raises for a non-zero exit."""
+        """Run `git ARGS` (bounded in time; `remote`: a command that talks to the remote, within
+        the operation's deadline); never raises for a non-zero exit."""
+        deadline = self._deadline.at if remote else None
+        left = self.timeout if deadline is None else deadline - time.monotonic()
+        late = f"`git {args[0]}` did not finish within {self.timeout:g} s (state.timeout)"
+        if left <= 0:
+            raise StoreError(late)
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 ["git", "-C", str(self.top), *args],
-                input=input,
-                capture_output=True,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
                 encoding="utf-8",
                 errors="replace",
                 env={**_git_environment(), **(env or {})},
-                timeout=GIT_TIMEOUT_SECONDS,
-                stdin=None if input is not None else subprocess.DEVNULL,
                 # Out of the terminal's process group: a Ctrl-C is pfsync's to handle (start
                 # nothing new, record everything), not a kill of the push that records it.
+                # Its own group also lets a timeout kill everything git started.
                 start_new_session=True,
             )
         except FileNotFoundError:
@@ -156,11 +198,17 @@ class Git:
             ) from None
         except OSError as exc:  # no memory, no file descriptors: the store cannot be used now
             raise StoreError(f"cannot run git: {exc.strerror or exc}") from None
+        try:
+            out, err = proc.communicate(input, timeout=left)
         except subprocess.TimeoutExpired:
-            raise StoreError(
-                f"`git {args[0]}` did not finish within {GIT_TIMEOUT_SECONDS:g}s"
-            ) from None
-        return GitResult(proc.returncode, proc.stdout, proc.stderr)
+            _kill_group(proc)
+            proc.communicate()  # the pipes close once every process of the group is gone
+            raise StoreError(late) from None
+        except BaseException:  # a signal that stops pfsync: leave no git behind
+            _kill_group(proc)
+            proc.wait()
+            raise
+        return GitResult(proc.returncode, out, err)
 
     def failure(self, result: GitResult) -> str:
         """The last lines git wrote on stderr, on one line, redacted (`redact`, with the
@@ -193,6 +241,15 @@ class Git:
         return result.out.strip() if result.code == 0 else None
 
 
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Kill `proc` and every process it started (its session's group; on Windows, itself)."""
+    if sys.platform == "win32":
+        proc.kill()
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def repository_top(directory: Path) -> Path:
     """The top of the work tree containing `directory`; StoreError when there is none."""
     git = Git(directory)
@@ -215,8 +272,9 @@ class GitStore:
         remote: str,
         branch: str,
         other_paths: frozenset[str] = frozenset(),
+        timeout: float = DEFAULT_STORE_TIMEOUT,
     ) -> None:
-        self.git = Git(top)
+        self.git = Git(top, timeout)
         self.path = path
         self.other_paths = other_paths  # the other environments' lockfiles in the repository
         self.remote = remote
@@ -240,7 +298,8 @@ class GitStore:
         if path is None:
             raise StoreError(f"the lockfile {config.lockfile} is outside the git repository {top}")
         others = {_in_repository(other, top) for other in config.other_lockfiles}
-        git = Git(top)
+        timeout = config.state.timeout
+        git = Git(top, timeout)
         remote = remote or config.state.remote
         if git.maybe("remote", "get-url", remote) is None:
             raise StoreError(
@@ -253,7 +312,8 @@ class GitStore:
                 "state.store is git and this checkout is not on a branch (detached HEAD); set "
                 "state.branch in pfsync.yaml to the branch that holds the lockfile"
             )
-        return cls(top, path, remote, branch, frozenset(o for o in others if o is not None))
+        paths = frozenset(o for o in others if o is not None)
+        return cls(top, path, remote, branch, paths, timeout)
 
     @property
     def description(self) -> str:
@@ -262,14 +322,18 @@ class GitStore:
 
     def fetch(self) -> None:
         """Bring the remote branch into its remote-tracking ref; StoreError if that fails."""
-        result = self.git.run(
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            self.remote,
-            f"+refs/heads/{self.branch}:{self.tracking_ref}",
-        )
+        try:
+            result = self.git.run(
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                self.remote,
+                f"+refs/heads/{self.branch}:{self.tracking_ref}",
+                remote=True,
+            )
+        except StoreError as exc:
+            raise StoreError(f"cannot fetch {self.remote}/{self.branch}: {exc}") from None
         if result.code != 0:
             if "couldn't find remote ref" in result.err:
                 raise StoreError(
@@ -286,6 +350,10 @@ class GitStore:
         Not strict (plan, state list): when the fetch fails, the last fetched tip is used with a
         warning, so a read-only command still works offline or without credentials.
         """
+        with self.git.operation():
+            return self._read(strict)
+
+    def _read(self, strict: bool) -> Snapshot:
         warnings: tuple[str, ...] = ()
         try:
             self.fetch()
@@ -320,14 +388,28 @@ class GitStore:
 
     def write(self, lockfile: Lockfile, expected: Snapshot, message: str) -> Snapshot:
         """Commit `lockfile` onto the expected tip and push it (rebased over unrelated commits)."""
+        with self.git.operation():
+            return self._write(lockfile, expected, message)
+
+    def _write(self, lockfile: Lockfile, expected: Snapshot, message: str) -> Snapshot:
         tip, expected_blob = expected.version.split()
         blob = self.git.out("hash-object", "-w", "--stdin", input=lockfile.dumps())
         for attempt in range(1, MAX_REBASES + 1):
             commit = self._commit_on(tip, blob, message)
             # --no-verify: a developer's pre-push hook (lint, tests) must not block the record.
-            pushed = self.git.run(
-                "push", "--quiet", "--no-verify", self.remote, f"{commit}:refs/heads/{self.branch}"
-            )
+            try:
+                pushed = self.git.run(
+                    "push",
+                    "--quiet",
+                    "--no-verify",
+                    self.remote,
+                    f"{commit}:refs/heads/{self.branch}",
+                    remote=True,
+                )
+            except StoreError as exc:  # it may have landed: the next write's fetch tells
+                raise StoreError(
+                    f"cannot push the lockfile to {self.remote}/{self.branch}: {exc}"
+                ) from None
             if pushed.code == 0:
                 self.git.run("update-ref", self.tracking_ref, commit)
                 return Snapshot(lockfile, f"{commit} {blob}")
