@@ -45,6 +45,7 @@ import ssl
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from http.client import RemoteDisconnected
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -478,6 +479,8 @@ def _cause(exc: BaseException) -> str | None:
     for cause in _causes(exc):
         if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":
             return "its host name could not be resolved"
+        if isinstance(cause, RemoteDisconnected):  # a ConnectionResetError, but a plain close
+            return "the connection was closed"
         if isinstance(cause, ConnectionResetError):
             return "the connection was reset"
         if isinstance(cause, ssl.SSLError):

@@ -1,0 +1,325 @@
+"""The s3 store over a network that fails: a connection reset, closed, frozen, answered 5xx or
+slowly, between pfsync and the S3 API (the fault-injecting proxy of `s3_proxy` in front of the
+moto server of `s3_helpers`).
+
+A dropped connection has no service answer (botocore's `exc.response` is None): it must read as
+an unreachable endpoint, never as a missing object, and never as a traceback. Mid-apply, the
+run still prints what it created and could not record, and its summary.
+
+The property test drives S3Store reads and writes, and the apply protocol over it
+(`remote_state`), through random faults: only StoreError (or StoreConflict) ever comes out,
+every call ends (each is waited on with a deadline, never timed), and no record is lost: the
+object holds the old lockfile or the new one, and the new one whenever a write said it landed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from project_helpers import record
+
+from apply_helpers import BUSINESS, plan_of_creates, posts, sandbox_ids
+from conftest import Run, RunPfsync
+from fixtures_background import WAIT_SECONDS, MakeGate, Spawn
+from fixtures_sandbox import MakeSandbox
+from pfsync.config import Config, StateConfig, StoreTimeouts
+from pfsync.errors import StoreError
+from pfsync.state.lockfile import Lockfile, parse_lockfile
+from pfsync.state.stores.base import Snapshot
+from pfsync.state.stores.s3 import ABSENT, S3Store
+from pfsync.state.stores.session import remote_state
+from s3_helpers import REGION, S3Server, make_s3_repo, s3_env, s3_server, without_aws_settings
+from s3_proxy import FAULT_KINDS, FaultKind, MakeS3Proxy, S3Proxy, make_s3_proxy
+
+__all__ = ["make_s3_proxy"]  # the fixture
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[S3Server]:
+    with without_aws_settings():
+        yield s3_server()
+
+
+# A connection dropped, reset or frozen: a clean error for every command, and apply keeps its
+# summary
+
+BOUND = 2  # seconds: state.timeout in these tests (the default is 15)
+DEADLINE = 60.0  # seconds: a command not ended by then never would (old code: 181 s and more)
+LOST = {
+    "close": "is unreachable (the connection was closed)",
+    "reset": "is unreachable (the connection was reset)",
+    "freeze": f"did not answer within {BOUND} s (state.timeout)",
+}
+
+
+def s3_repo(root: Path, count: int, bucket: str, endpoint_url: str) -> Path:
+    """A repository whose lockfile is the object pfsync.lock in `bucket`, with state.timeout
+    at BOUND (each request's connect and read bounds at their defaults, longer)."""
+    make_s3_repo(root, count, bucket=bucket, endpoint_url=endpoint_url)
+    config = root / "pfsync.yaml"
+    config.write_text(config.read_text().replace("}", f", timeout: {BOUND}}}"))
+    return root
+
+
+@pytest.mark.parametrize("fault", ["close", "reset", "freeze"])
+def test_a_lost_connection_is_a_clean_error_for_every_reading_command(
+    run_pfsync: RunPfsync,
+    make_sandbox: MakeSandbox,
+    make_s3_proxy: MakeS3Proxy,
+    server: S3Server,
+    tmp_path: Path,
+    fault: FaultKind,
+) -> None:
+    sandbox = make_sandbox()
+    proxy = make_s3_proxy(server.url)
+    bucket = server.make_bucket()
+    repo = s3_repo(tmp_path / "repo", 2, bucket, proxy.url)
+    proxy.fail_next(1000, fault)
+    env = {**sandbox.environment(), **s3_env(server.admin, proxy.url)}
+    error = (
+        f"Error: cannot read s3://{bucket}/pfsync.lock: the S3 endpoint {proxy.url} {LOST[fault]}\n"
+    )
+    for command in (
+        ("plan",),
+        ("state", "list"),
+        ("state", "pull"),
+        ("apply", "--auto-approve", "--new-lockfile"),
+    ):
+        run = run_pfsync(*command, cwd=repo, env=env, timeout=DEADLINE)
+        assert run == Run(1, "", error), command
+    assert posts(sandbox) == []
+    assert not (repo / "pfsync.lock").exists()
+
+
+@pytest.mark.parametrize("fault", ["close", "freeze"])
+def test_a_connection_lost_mid_apply_keeps_the_summary_and_names_what_is_not_recorded(
+    make_sandbox: MakeSandbox,
+    make_gate: MakeGate,
+    make_s3_proxy: MakeS3Proxy,
+    spawn: Spawn,
+    server: S3Server,
+    tmp_path: Path,
+    fault: FaultKind,
+) -> None:
+    # The lock and the pending record are written; the create is held; then every connection
+    # to the endpoint is dropped (or frozen). The final write fails, and so does the read that
+    # would merge its outcome, and the release: the trigger created is printed NOT RECORDED
+    # with its id, then the summary, then the lock left for `state unlock`.
+    sandbox = make_sandbox()
+    proxy = make_s3_proxy(server.url)
+    bucket = server.make_bucket()
+    repo = s3_repo(tmp_path / "repo", 1, bucket, proxy.url)
+    gate = make_gate(sandbox, 0)
+    apply = spawn(
+        repo,
+        {**sandbox.environment(), **s3_env(server.admin, proxy.url)},
+        "apply",
+        "--auto-approve",
+        "--new-lockfile",
+    )
+    gate.wait_for(0)
+    locked = server.lockfile(bucket)
+    assert locked is not None and list(locked["pending"]) == [f"{BUSINESS}/t000"]
+    proxy.fail_next(1000, fault)
+    gate.release(0)
+    run = apply.finish()
+    proxy.clear_faults()
+
+    [(where, id_)] = sandbox_ids(sandbox).items()
+    lock_id = locked["lock"]["id"]
+    lost = f"the S3 endpoint <PROXY> {LOST[fault]}"
+    assert run.normalised(URL=sandbox.url, ID=id_, LOCK=lock_id, PROXY=proxy.url) == (
+        1,
+        plan_of_creates(["t000"], f"s3://{bucket}/pfsync.lock (serial 1)"),
+        f"{where}: created <ID>\n"
+        f"Error: cannot read s3://{bucket}/pfsync.lock: {lost}\n"
+        f"NOT RECORDED: {where} was created as <ID>; once the disk or state store is fixed run "
+        f"`pfsync state import {where} <ID>`\n"
+        "Apply: 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
+        "0 uncertain.\n"
+        f"Error: the state lock <LOCK> could not be released (cannot write s3://{bucket}/"
+        f"pfsync.lock: {lost}). Once the store is reachable, and no pfsync run is active, "
+        "run `pfsync state unlock <LOCK>`\n",
+    )
+    assert server.lockfile(bucket) == locked  # the lost requests never reached the server
+
+
+# The property: random faults, only StoreError, every call ends, no record lost
+
+TIMEOUTS = StoreTimeouts(total=1.0, connect=0.5, read=0.5)
+GUARD_SECONDS = WAIT_SECONDS  # a call not ended by then never would: the bound did not hold
+_keys = itertools.count()
+
+
+def ended(call: Callable[[], T]) -> tuple[T | None, BaseException | None]:
+    """`call()`'s value or exception, in a thread waited on with a deadline (never timed)."""
+    value: list[T] = []
+    raised: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            value.append(call())
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(GUARD_SECONDS)
+    assert not thread.is_alive(), "a store call did not end: its time bound did not hold"
+    return (value[0] if value else None), (raised[0] if raised else None)
+
+
+def only_store_errors(raised: BaseException | None) -> None:
+    """Nothing, or a StoreError (StoreConflict included): never anything unclassified."""
+    assert raised is None or isinstance(raised, StoreError), repr(raised)
+
+
+faults = st.lists(
+    st.tuples(
+        st.sampled_from(FAULT_KINDS),
+        st.integers(min_value=1, max_value=3),  # how many requests meet it
+        st.sampled_from([None, "GET", "PUT"]),
+        st.booleans(),  # forward: the request reaches the server first (its answer is lost)
+        st.sampled_from([500, 503]),
+        st.sampled_from([0.0, 0.2, 1.5]),  # slow: a delay before the answer
+    ),
+    max_size=3,
+)
+
+
+def inject(
+    proxy: S3Proxy, chosen: list[tuple[FaultKind, int, str | None, bool, int, float]]
+) -> None:
+    for kind, count, method, forward, status, delay in chosen:
+        proxy.fail_next(
+            count,
+            kind,
+            method=method,
+            forward=forward,
+            status=status,
+            delay=delay,
+            trickle=0.01 if kind == "slow" and delay == 0 else 0.0,
+        )
+
+
+def lockfile_with(lockfile: Lockfile, *names: str) -> Lockfile:
+    """`lockfile` recording a trigger for each of `names`."""
+    records = {f"{BUSINESS}/{name}": record(f"trg_{name}", name, key=name) for name in names}
+    return replace(lockfile, triggers={**lockfile.triggers, **records})
+
+
+@pytest.fixture(scope="module")
+def through_proxy(server: S3Server) -> Iterator[tuple[S3Proxy, str]]:
+    """A proxy in front of the server and a bucket, the admin's keys in this process."""
+    bucket = server.make_bucket()
+    with pytest.MonkeyPatch.context() as patch, S3Proxy(server.url) as proxy:
+        for name, value in s3_env(server.admin, proxy.url).items():
+            patch.setenv(name, value)
+        yield proxy, bucket
+
+
+def first_lockfile() -> Lockfile:
+    """A new lockfile as its first write stores it (serial 1)."""
+    return replace(Lockfile.new("https://api.example.test", None), serial=1)
+
+
+def fresh_store(proxy: S3Proxy, bucket: str) -> S3Store:
+    return S3Store(bucket, f"prop/{next(_keys)}.lock", proxy.url, REGION, TIMEOUTS)
+
+
+def stored(server: S3Server, store: S3Store) -> Lockfile | None:
+    text = server.text(store.bucket, store.key)
+    return None if text is None else parse_lockfile(text, store.description)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(chosen=faults, existing=st.booleans())
+def test_reads_and_writes_through_faults_raise_only_store_errors_and_lose_nothing(
+    server: S3Server, through_proxy: tuple[S3Proxy, str], chosen: Any, existing: bool
+) -> None:
+    proxy, bucket = through_proxy
+    store = fresh_store(proxy, bucket)
+    old = lockfile_with(first_lockfile(), "t000")
+    expected = Snapshot(None, ABSENT)
+    if existing:
+        expected = store.write(old, expected, "pfsync: seed")
+    new = lockfile_with(replace(old, serial=old.serial + 1), "t001")
+    inject(proxy, chosen)
+    try:
+        read, read_failed = ended(lambda: store.read())
+        only_store_errors(read_failed)
+        if read is not None:
+            assert read.lockfile == (old if existing else None)
+        written, write_failed = ended(lambda: store.write(new, expected, "pfsync: test"))
+        only_store_errors(write_failed)
+    finally:
+        proxy.clear_faults()
+    now = stored(server, store)
+    assert now in ((old if existing else None), new), "the object holds neither lockfile"
+    if written is not None:
+        assert now == new, "a write that said it landed is not in the store"
+        settled, _ = ended(lambda: store.read())
+        assert (
+            settled is not None and settled.lockfile == new and settled.version == (written.version)
+        )
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(chosen=faults)
+def test_the_apply_protocol_through_faults_raises_only_store_errors_and_loses_nothing(
+    server: S3Server, through_proxy: tuple[S3Proxy, str], tmp_path: Path, chosen: Any
+) -> None:
+    # Lock, one save, release (a state command's life) while the network fails.
+    proxy, bucket = through_proxy
+    store = fresh_store(proxy, bucket)
+    old = lockfile_with(first_lockfile(), "t000")
+    store.write(old, Snapshot(None, ABSENT), "pfsync: seed")
+    config = Config(
+        path=None,
+        root=tmp_path,
+        business=BUSINESS,
+        api_url="https://api.example.test",
+        manifests=(),
+        lockfile=tmp_path / "pfsync.lock",
+        state=StateConfig(store="s3", bucket=bucket, key=store.key, timeout=TIMEOUTS.total),
+    )
+    warnings: list[str] = []
+    saved: list[Lockfile] = []
+
+    def change() -> None:
+        with remote_state(config, store, operation="state import", warn=warnings.append) as state:
+            current = state.lockfile
+            assert current is not None
+            saved.append(state.save(lockfile_with(current, "t001")))
+
+    inject(proxy, chosen)
+    try:
+        _, raised = ended(change)
+    finally:
+        proxy.clear_faults()
+    only_store_errors(raised)
+    now = stored(server, store)
+    assert now is not None, "the lockfile was lost"
+    assert set(now.triggers) in ({f"{BUSINESS}/t000"}, {f"{BUSINESS}/t000", f"{BUSINESS}/t001"})
+    if saved:
+        assert set(now.triggers) == {f"{BUSINESS}/t000", f"{BUSINESS}/t001"}
+    if raised is None and not warnings:
+        assert now.lock is None, "the run ended cleanly but left its lock"
