@@ -22,13 +22,19 @@ def wrote(directory: str, *ci_files: str, gitignore: str = "created") -> str:
     )
 
 
-def next_steps(directory: str) -> str:
-    """What `pfsync init DIRECTORY` says on stderr (no `cd` into the current directory)."""
+def next_steps(directory: str, env: str = "", placeholder: bool = True) -> str:
+    """What `pfsync init DIRECTORY` says on stderr (no `cd` into the current directory); without
+    --business (a `placeholder`), plan is suggested with --sandbox, which runs with it."""
     cd = "" if directory == "." else f"cd {directory} && "
-    return (
-        f"\nNext: {cd}pfsync validate && pfsync plan   (try an apply with "
-        "`pfsync apply --sandbox`)\n"
-    )
+    env = f"-e {env} " if env else ""
+    if placeholder:
+        then = (
+            f"pfsync {env}plan --sandbox   (set your business id in pfsync.yaml to plan against "
+            "Pocketflows)"
+        )
+    else:
+        then = f"pfsync {env}plan   (try an apply with `pfsync {env}apply --sandbox`)"
+    return f"\nNext: {cd}pfsync validate && {then}\n"
 
 
 GITHUB_WORKFLOWS = [
@@ -170,7 +176,7 @@ def test_init_with_ci_then_validate_works(run_pfsync: RunPfsync, tmp_path: Path)
     assert run.normalised() == (
         0,
         wrote(".", *GITHUB_WORKFLOWS),
-        next_steps(".") + GITHUB_SECRETS,
+        next_steps(".", placeholder=False) + GITHUB_SECRETS,
     )
     validate = run_pfsync("validate", cwd=tmp_path)
     assert (validate.code, validate.out, validate.err) == (0, "", "1 trigger(s) valid.\n")
@@ -188,10 +194,7 @@ def env_wrote(*ci_files: str, environments: tuple[str, ...] = ("staging", "produ
     )
 
 
-ENV_NEXT_STEPS = (
-    "\nNext: pfsync validate && pfsync -e staging plan   (try an apply with "
-    "`pfsync -e staging apply --sandbox`)\n"
-)
+ENV_NEXT_STEPS = next_steps(".", "staging", placeholder=False)
 PIN = 'pin PFSYNC_PIP_SPEC to a pfsync release (see the pfsync docs, "CI recipes").\n'
 
 
@@ -259,7 +262,7 @@ def test_init_promotes_in_the_order_of_env(run_pfsync: RunPfsync, tmp_path: Path
     assert run.normalised() == (
         0,
         env_wrote(*GITHUB_WORKFLOWS, environments=names),
-        ENV_NEXT_STEPS.replace("staging", "dev")
+        next_steps(".", "dev")
         + "CI: each merge is applied to dev at once, then to staging and then to production, each "
         "once a reviewer approves it. Set the secrets PFSYNC_USERNAME and PFSYNC_PASSWORD in each "
         "GitHub environment (dev, staging, production), and required reviewers on staging and "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pfsync.support.placeholders import PLACEHOLDER_BUSINESS
+from pfsync.support.placeholders import PLACEHOLDER_BUSINESS, is_placeholder_business
 
 
 @click.command()
@@ -77,11 +77,12 @@ def init(
         click.echo(line)
     env = f"-e {environments[0]} " if environments else ""
     go_there = f"cd {directory} && " if Path(directory) != Path(".") else ""
-    click.echo(
-        f"\nNext: {go_there}pfsync validate && pfsync {env}plan   "
-        f"(try an apply with `pfsync {env}apply --sandbox`)",
-        err=True,
-    )
+    if is_placeholder_business(business):  # plan refuses it but with --sandbox
+        then = f"pfsync {env}plan --sandbox   (set your business id in pfsync.yaml to plan "
+        then += "against Pocketflows)"
+    else:
+        then = f"pfsync {env}plan   (try an apply with `pfsync {env}apply --sandbox`)"
+    click.echo(f"\nNext: {go_there}pfsync validate && {then}", err=True)
     if ci != "none":
         from pfsync.scaffold.ci import ci_next_steps
 
