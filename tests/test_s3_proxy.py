@@ -28,6 +28,13 @@ def open_server() -> Iterator[S3Server]:
         yield open_s3_server()
 
 
+@pytest.fixture
+def proxied(open_server: S3Server, make_s3_proxy: MakeS3Proxy) -> tuple[str, S3Proxy, S3Client]:
+    """A new bucket on the open server, a proxy in front of it, a client through the proxy."""
+    proxy = make_s3_proxy(open_server.url)
+    return open_server.make_bucket(), proxy, client_via(open_server, proxy)
+
+
 def client_via(server: S3Server, proxy: S3Proxy, read_timeout: float = 60.0) -> S3Client:
     """A boto3 client of the server's admin, through the proxy, that never retries."""
     import boto3
@@ -77,11 +84,9 @@ def test_signed_requests_pass_through_unchanged(make_s3_proxy: MakeS3Proxy) -> N
 
 
 def test_stripping_makes_conditional_writes_unconditional(
-    open_server: S3Server, make_s3_proxy: MakeS3Proxy
+    proxied: tuple[str, S3Proxy, S3Client],
 ) -> None:
-    bucket = open_server.make_bucket()
-    proxy = make_s3_proxy(open_server.url)
-    client = client_via(open_server, proxy)
+    bucket, proxy, client = proxied
     proxy.strip_conditions = True
     proxy.latency = 0.01  # every switch at once: a far-away service that ignores conditions
     client.put_object(Bucket=bucket, Key="k", Body=b"1", IfNoneMatch="*")
@@ -96,11 +101,9 @@ def test_stripping_makes_conditional_writes_unconditional(
 
 
 def test_faults_meet_only_the_matching_requests_then_stop(
-    open_server: S3Server, make_s3_proxy: MakeS3Proxy
+    proxied: tuple[str, S3Proxy, S3Client],
 ) -> None:
-    bucket = open_server.make_bucket()
-    proxy = make_s3_proxy(open_server.url)
-    client = client_via(open_server, proxy)
+    bucket, proxy, client = proxied
     client.put_object(Bucket=bucket, Key="k", Body=b"1")
     proxy.fail_next(1, "reset", method="PUT")
     proxy.fail_next(1, "status", status=503, method="GET")
@@ -118,11 +121,9 @@ def test_faults_meet_only_the_matching_requests_then_stop(
 
 
 def test_a_frozen_request_ends_when_cleared_and_slow_answers_arrive(
-    open_server: S3Server, make_s3_proxy: MakeS3Proxy
+    proxied: tuple[str, S3Proxy, S3Client],
 ) -> None:
-    bucket = open_server.make_bucket()
-    proxy = make_s3_proxy(open_server.url)
-    client = client_via(open_server, proxy)
+    bucket, proxy, client = proxied
     client.put_object(Bucket=bucket, Key="k", Body=b"1")
     proxy.fail_next(1, "freeze")
     thread, errors = frozen_get(client, bucket)
