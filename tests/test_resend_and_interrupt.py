@@ -1,4 +1,4 @@
-"""Two holes in §8's promise, reproduced first: a failed re-send must not forget, and an
+"""Two holes in apply's promise, reproduced first: a failed re-send must not forget, and an
 interrupted run must report its abandoned in-flight creates as uncertain, like the next plan does.
 
 The installed `pfsync` runs against the sandbox over loopback; the unit tests drive the applier

@@ -1,10 +1,14 @@
-"""§5: credentials are never printed, logged or written — checked across every command.
+"""Credentials are never printed, logged or written — checked across every command.
 
 One sentinel password (and its HTTP Basic base64 form) runs through validate, plan (-v, -vv,
 --out, json), apply (success, -vv, wrong password, scripted 401/403/422/500, lost responses), the
 state commands, init, schema, and a `pfsync sandbox` process started with that password and a
 data file. Afterwards neither form may appear in any output, in any file of the repository
 (lockfile, journal, saved plans, .pfsync/), or in the sandbox's data file, output and request log.
+
+Then the redaction rule itself: a short password is hidden only where it stands alone, so it never
+cuts a letter out of a server's words; a long one everywhere (checked for any text and secret by
+a property test); and a password no redaction could hide is refused.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""API credentials: only from the environment, never a flag or a file, never printed (§5)."""
+"""API credentials: only from the environment, never a flag or a file, never printed."""
 
 from __future__ import annotations
 

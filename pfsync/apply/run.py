@@ -1,7 +1,7 @@
 """One `pfsync apply` run: lock, plan (or a saved plan), confirm, send, record, summarise.
 
 The CLI gives it parsed options and callbacks for output and confirmation; everything a test
-would want to call lives here. Exit codes follow §13: 1 outranks 3, interrupts are 130/143.
+would want to call lives here. Exit codes: 1 outranks 3; interrupts are 130/143 (129 for SIGHUP).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def summarise(report: ApplyReport, plan: Plan, environment: str | None = None) -
 
 
 def exit_code(report: ApplyReport, plan: Plan, received_signal: Sequence[int]) -> int:
-    """§13 for apply: a signal's code, else 1 for any failure, else 3 if a person is needed."""
+    """Apply's exit code: a signal's, else 1 for any failure, else 3 if a person is needed."""
     if received_signal:
         return EXIT_SIGNAL.get(signal.Signals(received_signal[0]), 130)
     if report.stop_reason in ("auth", "disk") or report.of_kind("failed"):
