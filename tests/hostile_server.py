@@ -73,6 +73,11 @@ Writing your own
     the server is stopping). The connection is closed when the behaviour returns. OSError
     (the client went away) is expected and ignored; any other exception is printed to stderr.
     A request that cannot be read (not HTTP, cut short) is dropped unlogged.
+
+Another server on the same footing (`s3_proxy` is one)
+    LoopbackServer: the listener on 127.0.0.1, a thread per connection, start()/stop() and the
+    context manager; a subclass writes `_serve(connection)`. read_head(connection, stopping) ->
+    RequestHead (method, target, version, headers, rest: the bytes read after the head) | None.
 """
 
 from __future__ import annotations
@@ -89,7 +94,10 @@ import traceback
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 MiB = 1024 * 1024
 MAX_HEAD_BYTES = 64 * 1024
@@ -120,6 +128,12 @@ class _Stopped(Exception):
     """The server is stopping: end the exchange."""
 
 
+def first_header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
+    """The first value of header `name` (case-insensitive) among `headers`, or None."""
+    wanted = name.lower()
+    return next((value for key, value in headers if key.lower() == wanted), None)
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     """One request as the server read it."""
@@ -132,8 +146,7 @@ class RecordedRequest:
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), or None."""
-        wanted = name.lower()
-        return next((value for key, value in self.headers if key.lower() == wanted), None)
+        return first_header(self.headers, name)
 
     def json(self) -> Any:
         """The body parsed as JSON."""
@@ -392,8 +405,7 @@ class RequestHead:
 
     def header(self, name: str) -> str:
         """The first value of header `name` (case-insensitive), or ""."""
-        wanted = name.lower()
-        return next((value for key, value in self.headers if key.lower() == wanted), "")
+        return first_header(self.headers, name) or ""
 
 
 def read_head(connection: socket.socket, stopping: threading.Event) -> RequestHead | None:
@@ -417,34 +429,27 @@ def read_head(connection: socket.socket, stopping: threading.Event) -> RequestHe
     return RequestHead(method, target, version, headers, rest)
 
 
-class HostileServer:
-    """A scripted HTTP server on 127.0.0.1 (a context manager); see the module docstring."""
+class LoopbackServer:
+    """A TCP server on 127.0.0.1 that serves each connection in a thread of its own: a context
+    manager, or start()/stop(). A subclass writes `_serve(connection)` (closing it and calling
+    `_forget(connection)` when done) and may bound the accepting with `_accepting()`."""
 
-    def __init__(
-        self,
-        script: Sequence[Behaviour] = (),
-        *,
-        then: Behaviour | None = None,
-        time_limit: float = 120.0,
-    ) -> None:
-        self._script = list(script)
-        self._then = then or (self._script[-1] if self._script else created())
-        self._time_limit = time_limit
+    thread_name = "loopback"
+
+    def __init__(self) -> None:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
         self._connections: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.05)
         self.port: int = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._started = 0.0
-        self._acceptor = threading.Thread(target=self._accept, name="hostile-accept", daemon=True)
+        self._acceptor = threading.Thread(
+            target=self._accept, name=f"{self.thread_name}-accept", daemon=True
+        )
 
-    # Life cycle
-
-    def __enter__(self) -> HostileServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -458,22 +463,89 @@ class HostileServer:
 
     def start(self) -> None:
         """Start accepting connections."""
-        self._started = time.monotonic()
         self._acceptor.start()
 
     def stop(self) -> None:
-        """Stop: end every wait and trickle, close every connection, join the threads."""
+        """Stop: end every wait, close every connection, join the threads."""
         self._stopping.set()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+        self._close_all()
         if self._acceptor.is_alive():
             self._acceptor.join(5)
         for thread in list(self._threads):
             thread.join(5)
         self._listener.close()
+
+    def _accepting(self) -> bool:
+        """Whether to go on accepting (False: stop by itself)."""
+        return True
+
+    def _serve(self, connection: socket.socket) -> None:
+        raise NotImplementedError
+
+    def _track(self, connection: socket.socket) -> None:
+        """Close `connection` too when the server stops (an upstream one, say)."""
+        with self._lock:
+            self._connections.add(connection)
+
+    def _forget(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+
+    def _close_all(self) -> None:
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            if not self._accepting():
+                self._stopping.set()
+                break
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            thread = threading.Thread(
+                target=self._serve,
+                args=(connection,),
+                name=f"{self.thread_name}-conn",
+                daemon=True,
+            )
+            with self._lock:
+                self._connections.add(connection)
+                self._threads = [t for t in self._threads if t.is_alive()]
+                self._threads.append(thread)
+            thread.start()
+        self._close_all()
+
+
+class HostileServer(LoopbackServer):
+    """A scripted HTTP server on 127.0.0.1 (a context manager); see the module docstring."""
+
+    thread_name = "hostile"
+
+    def __init__(
+        self,
+        script: Sequence[Behaviour] = (),
+        *,
+        then: Behaviour | None = None,
+        time_limit: float = 120.0,
+    ) -> None:
+        super().__init__()
+        self._script = list(script)
+        self._then = then or (self._script[-1] if self._script else created())
+        self._time_limit = time_limit
+        self._requests: list[RecordedRequest] = []
+        self._started = 0.0
+
+    def start(self) -> None:
+        """Start accepting connections."""
+        self._started = time.monotonic()
+        super().start()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -486,29 +558,8 @@ class HostileServer:
     def _remaining(self) -> float:
         return self._started + self._time_limit - time.monotonic()
 
-    def _accept(self) -> None:
-        while not self._stopping.is_set():
-            if self._remaining() <= 0:
-                self._stopping.set()  # out of time: stop by itself, closing everything
-                break
-            try:
-                connection, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            thread = threading.Thread(
-                target=self._serve, args=(connection,), name="hostile-conn", daemon=True
-            )
-            with self._lock:
-                self._connections.add(connection)
-                self._threads.append(thread)
-            thread.start()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+    def _accepting(self) -> bool:
+        return self._remaining() > 0  # out of time: stop by itself, closing everything
 
     def _serve(self, connection: socket.socket) -> None:
         try:
@@ -529,8 +580,7 @@ class HostileServer:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
             connection.close()
-            with self._lock:
-                self._connections.discard(connection)
+            self._forget(connection)
 
     def _read_request(self, connection: socket.socket) -> RecordedRequest | None:
         head = read_head(connection, self._stopping)

@@ -75,13 +75,12 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Literal
 from urllib.parse import urlsplit
 
 import pytest
 
-from hostile_server import read_head
+from hostile_server import LoopbackServer, RequestHead, read_head
 from s3_helpers import S3Server, start_server
 
 FaultKind = Literal["reset", "close", "freeze", "hold", "status", "slow"]
@@ -126,76 +125,39 @@ class _Stopped(Exception):
 
 @dataclass(frozen=True)
 class _Request:
-    method: str
-    target: str
-    version: str
-    headers: tuple[tuple[str, str], ...]
+    head: RequestHead
     body: bytes
 
     @property
     def path(self) -> str:
-        return self.target.partition("?")[0]
+        return self.head.target.partition("?")[0]
 
     @property
     def query(self) -> str:
-        return self.target.partition("?")[2]
+        return self.head.target.partition("?")[2]
 
 
-class S3Proxy:
+class S3Proxy(LoopbackServer):
     """A fault-injecting proxy on 127.0.0.1 (a context manager); see the module docstring."""
 
+    thread_name = "s3-proxy"
+
     def __init__(self, upstream_url: str) -> None:
+        super().__init__()
         upstream = urlsplit(upstream_url)
         assert upstream.scheme == "http" and upstream.hostname in ("127.0.0.1", "localhost")
         self._upstream = (upstream.hostname, upstream.port or 80)
         self.strip_conditions = False
         self.stripped_headers: frozenset[str] = CONDITIONAL_HEADERS
         self.latency = 0.0
-        self._stopping = threading.Event()
         self._thaw = threading.Event()
-        self._lock = threading.Lock()
         self._rules: list[_Rule] = []
         self._requests: list[SeenRequest] = []
-        self._sockets: set[socket.socket] = set()
-        self._threads: list[threading.Thread] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self.port: int = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._acceptor = threading.Thread(target=self._accept, name="s3-proxy", daemon=True)
-
-    # Life cycle
-
-    def __enter__(self) -> S3Proxy:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        """Start accepting connections."""
-        self._acceptor.start()
 
     def stop(self) -> None:
         """End every wait, close every connection, join the threads."""
-        self._stopping.set()
         self._thaw.set()
-        if self._acceptor.is_alive():
-            self._acceptor.join(5)
-        self._listener.close()
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        for thread in list(self._threads):
-            thread.join(5)
+        super().stop()
 
     # What a test switches and reads
 
@@ -251,23 +213,6 @@ class S3Proxy:
 
     # Serving
 
-    def _accept(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            thread = threading.Thread(
-                target=self._serve, args=(connection,), name="s3-proxy-conn", daemon=True
-            )
-            with self._lock:
-                self._sockets.add(connection)
-                self._threads = [t for t in self._threads if t.is_alive()]
-                self._threads.append(thread)
-            thread.start()
-
     def _wait(self, seconds: float) -> None:
         if seconds > 0 and self._stopping.wait(seconds):
             raise _Stopped
@@ -279,7 +224,7 @@ class S3Proxy:
             request = self._read_request(connection)
             if request is None:
                 return
-            headers = [(n, v) for n, v in request.headers if n.lower() not in HOP_BY_HOP]
+            headers = [(n, v) for n, v in request.head.headers if n.lower() not in HOP_BY_HOP]
             dropped = self.stripped_headers if self.strip_conditions else frozenset()
             stripped = any(name.lower() in dropped for name, _ in headers)
             headers = [(n, v) for n, v in headers if n.lower() not in dropped]
@@ -313,8 +258,7 @@ class S3Proxy:
                 with contextlib.suppress(OSError):
                     connection.shutdown(socket.SHUT_RDWR)
             connection.close()
-            with self._lock:
-                self._sockets.discard(connection)
+            self._forget(connection)
 
     def _wait_for(self, thaw: threading.Event) -> None:
         """Until clear_faults() sets `thaw`; _Stopped when the proxy stops first."""
@@ -328,13 +272,15 @@ class S3Proxy:
         """The fault this request meets (logged with it), and the clear_faults() event it waits
         for: taken together, so a clear_faults() right after the request is logged releases it."""
         with self._lock:
-            rule = next((r for r in self._rules if r.matches(request.method, request.path)), None)
+            rule = next(
+                (r for r in self._rules if r.matches(request.head.method, request.path)), None
+            )
             if rule is not None:
                 rule.remaining -= 1
                 if rule.remaining == 0:
                     self._rules.remove(rule)
             kind = rule.kind if rule is not None else None
-            seen = SeenRequest(request.method, request.path, request.query, stripped, kind)
+            seen = SeenRequest(request.head.method, request.path, request.query, stripped, kind)
             self._requests.append(seen)
             return rule, self._thaw
 
@@ -357,15 +303,15 @@ class S3Proxy:
             body = _read_chunked(connection, head.rest)
         else:
             body = _read_exactly(connection, head.rest, int(head.header("content-length") or "0"))
-        return _Request(head.method, head.target, head.version, head.headers, body)
+        return _Request(head, body)
 
     def _forward(self, request: _Request, headers: list[tuple[str, str]]) -> bytes:
         """The server's whole answer to `request`, its Connection header made `close`."""
         upstream = socket.create_connection(self._upstream, timeout=UPSTREAM_TIMEOUT)
-        with self._lock:
-            self._sockets.add(upstream)
+        self._track(upstream)
         try:
-            lines = [f"{request.method} {request.target} {request.version}"]
+            sent = request.head
+            lines = [f"{sent.method} {sent.target} {sent.version}"]
             lines += [f"{name}: {value}" for name, value in headers]
             lines.append("Connection: close")
             upstream.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + request.body)
@@ -377,8 +323,7 @@ class S3Proxy:
             if self._stopping.is_set():
                 raise _Stopped
         finally:
-            with self._lock:
-                self._sockets.discard(upstream)
+            self._forget(upstream)
             upstream.close()
         head, separator, body = bytes(received).partition(b"\r\n\r\n")
         if not separator:
