@@ -13,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from botocore.exceptions import (
 )
 
 from conftest import REPO, RunPfsync
-from pfsync.config import check_endpoint_url, load_config
+from pfsync.config import StoreTimeouts, check_endpoint_url, load_config
 from pfsync.errors import ConfigError, StateChangeError, StoreError
 from pfsync.state.lockfile import Lockfile
 from pfsync.state.stores import s3
@@ -426,4 +427,29 @@ def test_a_transport_failure_is_a_store_error_for_reads_and_writes(
         store.write(lockfile, Snapshot(None, "absent"), "pfsync: test")
     assert str(failed.value) == (
         f"cannot write {WHERE}: the S3 endpoint {ENDPOINT} is unreachable ({said})"
+    )
+
+
+def test_credentials_that_never_resolve_end_within_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A role assumed with a web identity is fetched from STS when the client is made: a frozen
+    # STS must not hold pfsync past state.timeout either.
+    import pfsync.state.stores.s3 as s3
+
+    answered = threading.Event()
+
+    def never_resolves(*args: Any) -> Any:
+        answered.wait(60)  # released at the end of the test
+        raise RuntimeError("released")
+
+    monkeypatch.setattr(s3, "_client", never_resolves)
+    try:
+        with pytest.raises(StoreError) as failed:
+            S3Store("pfsync-state", "pfsync.lock", ENDPOINT, timeouts=StoreTimeouts(total=0.2))
+    finally:
+        answered.set()
+    assert str(failed.value) == (
+        "cannot set up the S3 client for bucket pfsync-state: the AWS credentials were not "
+        "resolved within 0.2 s (state.timeout)"
     )

@@ -144,6 +144,38 @@ def _client(
     return client, tuple(value for value in secrets if value)
 
 
+class _GivenUp(Exception):
+    """An operation did not end within its bound."""
+
+
+def _within(seconds: float, operation: Callable[[], T]) -> T:
+    """`operation()`'s value or exception, or _GivenUp once `seconds` have passed.
+
+    It runs in a daemon thread, given up at the deadline: botocore's timeouts bound each connect
+    and each wait for bytes, and its retries multiply them, but nothing bounds a request whose
+    answer trickles in. A request given up may still land later (a write is conditional: the
+    next write meets it as a conflict, and recognises its own content).
+    """
+    done = threading.Event()
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(operation())
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="pfsync-s3", daemon=True).start()
+    if not done.wait(seconds):
+        raise _GivenUp
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """`text` without the AWS secret key or session token of this process's environment."""
     values = [os.environ.get(name) or "" for name in _SECRET_VARIABLES]
@@ -174,7 +206,15 @@ class S3Store:
         self.bucket = bucket
         self.key = key
         self.timeouts = timeouts = timeouts or StoreTimeouts()
-        self.client, self._secrets = _client(bucket, endpoint_url, region, timeouts)
+        try:  # the credentials may be fetched (a role assumed with a web identity): bounded too
+            self.client, self._secrets = _within(
+                timeouts.total, lambda: _client(bucket, endpoint_url, region, timeouts)
+            )
+        except _GivenUp:
+            raise StoreError(
+                f"cannot set up the S3 client for bucket {bucket}: the AWS credentials were not "
+                f"resolved within {timeouts.total:g} s (state.timeout)"
+            ) from None
         self.endpoint = self.client.meta.endpoint_url
         if endpoint_url is None:
             _refuse_plain_http(self.endpoint)  # one set outside pfsync.yaml (AWS_ENDPOINT_URL)
@@ -321,37 +361,18 @@ class S3Store:
         return str(response["ETag"])
 
     def _bounded(self, action: str, operation: Callable[[], T]) -> T:
-        """`operation()` within state.timeout, or StoreError.
-
-        It runs in a daemon thread, given up at the deadline: botocore's timeouts bound each
-        connect and each wait for bytes, and its retries multiply them, but nothing bounds a
-        request whose answer trickles in. A request given up may still land later (a write is
-        conditional: the next write meets it as a conflict, and recognises its own content).
-        """
-        done = threading.Event()
-        outcome: list[T] = []
-        failure: list[BaseException] = []
-
-        def work() -> None:
-            try:
-                outcome.append(operation())
-            except BaseException as exc:  # handed to the caller's thread
-                failure.append(exc)
-            finally:
-                done.set()
-
-        threading.Thread(target=work, name="pfsync-s3", daemon=True).start()
-        if not done.wait(self.timeouts.total):
+        """`operation()` within state.timeout, or StoreError; never a traceback."""
+        try:
+            return _within(self.timeouts.total, operation)
+        except _GivenUp:
             raise StoreError(
                 f"cannot {action} {self.description}: the S3 endpoint {self.endpoint} did not "
                 f"answer within {self.timeouts.total:g} s (state.timeout)"
-            )
-        if failure:
-            exc = failure[0]
-            if isinstance(exc, PfsyncError) or not isinstance(exc, Exception):
-                raise exc
-            raise self._failure(action, exc) from None  # never a traceback
-        return outcome[0]
+            ) from None
+        except PfsyncError:
+            raise
+        except Exception as exc:
+            raise self._failure(action, exc) from None
 
     def _get(self, action: str) -> tuple[bytes, str] | None:
         """The object's bytes and ETag, or None when there is no object."""
