@@ -54,6 +54,7 @@ ABSENT = "absent"
 AUTHOR = "pfsync"
 AUTHOR_EMAIL = "pfsync@localhost"
 MAX_REBASES = 20
+KILL_WAIT_SECONDS = 5.0  # for a killed git's pipes to close
 _CREDENTIALS_IN_URL = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/\s@]+@")
 # The git settings that can hold a credential (keys as `git config` prints them, lower case).
 _CREDENTIAL_SETTINGS = r"^(remote\..*\.(push)?url|url\..*\.(push)?insteadof|http\..*extraheader)$"
@@ -202,7 +203,9 @@ class Git:
             out, err = proc.communicate(input, timeout=left)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            proc.communicate()  # the pipes close once every process of the group is gone
+            # The pipes close once every process of the group is gone (bounded all the same).
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.communicate(timeout=KILL_WAIT_SECONDS)
             raise StoreError(late) from None
         except BaseException:  # a signal that stops pfsync: leave no git behind
             _kill_group(proc)
@@ -242,8 +245,14 @@ class Git:
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
-    """Kill `proc` and every process it started (its session's group; on Windows, itself)."""
+    """Kill `proc` and every process it started (its session's group; on Windows, its tree)."""
     if sys.platform == "win32":
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                ["taskkill", "/F", "/T", "/PID", str(proc.pid)],
+                capture_output=True,
+                timeout=KILL_WAIT_SECONDS,
+            )
         proc.kill()
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
