@@ -52,6 +52,21 @@ def plan_of_creates(
     )
 
 
+def store_lost_err(where: str, read_failure: str, write_failure: str) -> str:
+    """The whole stderr (normalised: <ID>, <LOCK>) of an apply of one create, `where`, whose
+    store failed after the create was sent: the merge's read failed, then the release."""
+    return (
+        f"{where}: created <ID>\n"
+        f"Error: {read_failure}\n"
+        f"NOT RECORDED: {where} was created as <ID>; once the disk or state store is fixed run "
+        f"`pfsync state import {where} <ID>`\n"
+        "Apply: 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
+        "0 uncertain.\n"
+        f"Error: the state lock <LOCK> could not be released ({write_failure}). Once the store "
+        "is reachable, and no pfsync run is active, run `pfsync state unlock <LOCK>`\n"
+    )
+
+
 def make_repo(root: Path, count: int, business: str = BUSINESS) -> Path:
     """`root` with a pfsync.yaml and `count` manifests t000…; returns root."""
     (root / "triggers").mkdir(parents=True, exist_ok=True)

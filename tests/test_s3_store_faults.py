@@ -26,12 +26,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from project_helpers import record
 
-from apply_helpers import BUSINESS, plan_of_creates, posts, sandbox_ids
+from apply_helpers import BUSINESS, plan_of_creates, posts, sandbox_ids, store_lost_err
 from conftest import Run, RunPfsync
 from fixtures_background import WAIT_SECONDS, MakeGate, Spawn
 from fixtures_sandbox import MakeSandbox
 from pfsync.config import Config, StateConfig, StoreTimeouts
 from pfsync.errors import StoreError
+from pfsync.sandbox import Sandbox
 from pfsync.state.lockfile import Lockfile, parse_lockfile
 from pfsync.state.stores.base import Snapshot
 from pfsync.state.stores.s3 import ABSENT, S3Store
@@ -71,6 +72,28 @@ def s3_repo(root: Path, count: int, bucket: str, endpoint_url: str) -> Path:
     return root
 
 
+def proxied_repo(
+    make_sandbox: MakeSandbox,
+    make_s3_proxy: MakeS3Proxy,
+    server: S3Server,
+    tmp_path: Path,
+    count: int,
+) -> tuple[Sandbox, S3Proxy, str, Path, dict[str, str]]:
+    """A sandbox, a proxy in front of the server, a new bucket, a repository of `count`
+    manifests whose store is that bucket through the proxy, and the environment for pfsync."""
+    sandbox = make_sandbox()
+    proxy = make_s3_proxy(server.url)
+    bucket = server.make_bucket()
+    repo = s3_repo(tmp_path / "repo", count, bucket, proxy.url)
+    return (
+        sandbox,
+        proxy,
+        bucket,
+        repo,
+        {**sandbox.environment(), **s3_env(server.admin, proxy.url)},
+    )
+
+
 @pytest.mark.parametrize("fault", ["close", "reset", "freeze"])
 def test_a_lost_connection_is_a_clean_error_for_every_reading_command(
     run_pfsync: RunPfsync,
@@ -80,12 +103,10 @@ def test_a_lost_connection_is_a_clean_error_for_every_reading_command(
     tmp_path: Path,
     fault: FaultKind,
 ) -> None:
-    sandbox = make_sandbox()
-    proxy = make_s3_proxy(server.url)
-    bucket = server.make_bucket()
-    repo = s3_repo(tmp_path / "repo", 2, bucket, proxy.url)
+    sandbox, proxy, bucket, repo, env = proxied_repo(
+        make_sandbox, make_s3_proxy, server, tmp_path, 2
+    )
     proxy.fail_next(1000, fault)
-    env = {**sandbox.environment(), **s3_env(server.admin, proxy.url)}
     error = (
         f"Error: cannot read s3://{bucket}/pfsync.lock: the S3 endpoint {proxy.url} {LOST[fault]}\n"
     )
@@ -115,14 +136,13 @@ def test_a_connection_lost_mid_apply_keeps_the_summary_and_names_what_is_not_rec
     # to the endpoint is dropped (or frozen). The final write fails, and so does the read that
     # would merge its outcome, and the release: the trigger created is printed NOT RECORDED
     # with its id, then the summary, then the lock left for `state unlock`.
-    sandbox = make_sandbox()
-    proxy = make_s3_proxy(server.url)
-    bucket = server.make_bucket()
-    repo = s3_repo(tmp_path / "repo", 1, bucket, proxy.url)
+    sandbox, proxy, bucket, repo, env = proxied_repo(
+        make_sandbox, make_s3_proxy, server, tmp_path, 1
+    )
     gate = make_gate(sandbox, 0)
     apply = spawn(
         repo,
-        {**sandbox.environment(), **s3_env(server.admin, proxy.url)},
+        env,
         "apply",
         "--auto-approve",
         "--new-lockfile",
@@ -141,15 +161,11 @@ def test_a_connection_lost_mid_apply_keeps_the_summary_and_names_what_is_not_rec
     assert run.normalised(URL=sandbox.url, ID=id_, LOCK=lock_id, PROXY=proxy.url) == (
         1,
         plan_of_creates(["t000"], f"s3://{bucket}/pfsync.lock (serial 1)"),
-        f"{where}: created <ID>\n"
-        f"Error: cannot read s3://{bucket}/pfsync.lock: {lost}\n"
-        f"NOT RECORDED: {where} was created as <ID>; once the disk or state store is fixed run "
-        f"`pfsync state import {where} <ID>`\n"
-        "Apply: 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
-        "0 uncertain.\n"
-        f"Error: the state lock <LOCK> could not be released (cannot write s3://{bucket}/"
-        f"pfsync.lock: {lost}). Once the store is reachable, and no pfsync run is active, "
-        "run `pfsync state unlock <LOCK>`\n",
+        store_lost_err(
+            where,
+            f"cannot read s3://{bucket}/pfsync.lock: {lost}",
+            f"cannot write s3://{bucket}/pfsync.lock: {lost}",
+        ),
     )
     assert server.lockfile(bucket) == locked  # the lost requests never reached the server
 

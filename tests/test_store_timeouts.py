@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from apply_helpers import BUSINESS, plan_of_creates, posts, sandbox_ids
+from apply_helpers import BUSINESS, plan_of_creates, posts, sandbox_ids, store_lost_err
 from conftest import Run, RunPfsync
 from fixtures_background import MakeGate, Spawn
 from fixtures_sandbox import MakeSandbox
@@ -138,16 +138,13 @@ def test_a_git_remote_that_stops_answering_mid_apply_keeps_the_summary(
     assert run.normalised(URL=sandbox.url, ID=id_, LOCK=lock_id) == (
         1,
         plan_of_creates(["t000"], "pfsync.lock on origin/main (serial 1)"),
-        f"{where}: created <ID>\n"
-        f"Error: cannot fetch origin/main: `git fetch` did not finish within {BOUND} s "
-        "(state.timeout)\n"
-        f"NOT RECORDED: {where} was created as <ID>; once the disk or state store is fixed run "
-        f"`pfsync state import {where} <ID>`\n"
-        "Apply: 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
-        "0 uncertain.\n"
-        "Error: the state lock <LOCK> could not be released (cannot push the lockfile to "
-        f"origin/main: `git push` did not finish within {BOUND} s (state.timeout)). Once the "
-        "store is reachable, and no pfsync run is active, run `pfsync state unlock <LOCK>`\n",
+        store_lost_err(
+            where,
+            f"cannot fetch origin/main: `git fetch` did not finish within {BOUND} s "
+            "(state.timeout)",
+            f"cannot push the lockfile to origin/main: `git push` did not finish within {BOUND} "
+            "s (state.timeout)",
+        ),
     )
     assert remote_lockfile(remote) == locked  # nothing written after the remote froze
     assert not lingering_git(hanging.url)
