@@ -15,6 +15,7 @@ object holds the old lockfile or the new one, and the new one whenever a write s
 from __future__ import annotations
 
 import itertools
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -168,6 +169,51 @@ def test_a_connection_lost_mid_apply_keeps_the_summary_and_names_what_is_not_rec
         ),
     )
     assert server.lockfile(bucket) == locked  # the lost requests never reached the server
+
+
+@pytest.fixture
+def not_tls() -> Iterator[int]:
+    """A port on 127.0.0.1 that answers every connection in plain HTTP at once, then closes:
+    a TLS client's handshake fails there."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)  # closing it would not wake a thread blocked in accept
+    stopping = threading.Event()
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with connection:
+                connection.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stopping.set()
+        thread.join(WAIT_SECONDS)
+        listener.close()
+
+
+def test_a_failed_tls_handshake_is_a_clean_error(
+    run_pfsync: RunPfsync, server: S3Server, not_tls: int, tmp_path: Path
+) -> None:
+    endpoint = f"https://127.0.0.1:{not_tls}"
+    repo = make_s3_repo(tmp_path / "repo", 1, bucket="pfsync-state", endpoint_url=endpoint)
+    plan = run_pfsync(
+        "plan", cwd=repo, env={"PFSYNC_API_URL": "https://api.example.test", **s3_env(server.admin)}
+    )
+    assert plan == Run(
+        1,
+        "",
+        "Error: cannot read s3://pfsync-state/pfsync.lock: the S3 endpoint "
+        f"{endpoint} is unreachable (the TLS handshake failed)\n",
+    )
 
 
 # The property: random faults, only StoreError, every call ends, no record lost

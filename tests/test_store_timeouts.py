@@ -26,7 +26,7 @@ from conftest import Run, RunPfsync
 from fixtures_background import MakeGate, Spawn
 from fixtures_sandbox import MakeSandbox
 from git_helpers import clone, git, make_remote, remote_lockfile
-from hostile_server import HostileServer, silence
+from hostile_server import HostileServer, hang_up, silence
 
 BOUND = 2  # seconds: state.timeout in these tests (the default is 15)
 DEADLINE = 60.0  # seconds: a command that has not ended by then never would (old code: 120 s+)
@@ -90,6 +90,27 @@ def test_a_git_remote_that_never_answers_ends_plan_state_and_apply_within_the_bo
     assert remote_lockfile(remote) is None
     assert len(hanging.requests) == 4  # each command asked once, and was given up on
     assert not lingering_git(hanging.url)
+
+
+def test_a_git_remote_that_drops_the_connection_is_a_clean_error(
+    run_pfsync: RunPfsync, make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox()
+    remote = make_remote(tmp_path, 1, state=GIT_STATE)
+    runner = clone(remote, tmp_path / "runner")
+    env = {**sandbox.environment(), **NO_PROXY}
+    with HostileServer([hang_up()]) as server:
+        url = hang_remote(runner, server)
+        apply = run_pfsync(
+            "apply", "--auto-approve", "--new-lockfile", cwd=runner, env=env, timeout=DEADLINE
+        )
+    assert apply.normalised(REMOTE=url) == (
+        1,
+        "",
+        "Error: cannot fetch origin/main: fatal: unable to access '<REMOTE>/': Empty reply from "
+        "server\n",
+    )
+    assert posts(sandbox) == []
 
 
 def lingering_git(url: str) -> list[str]:
