@@ -5,8 +5,9 @@ command of it that talks to the remote); `state.connect_timeout` and `state.read
 each s3 request. Here the git remote is a server on 127.0.0.1 (http://) that accepts a
 connection, reads the request and never answers: every command ends with a clean error, no
 `git-remote-http` is left behind, and an apply keeps its summary and names what it could not
-record (a remote that drops the connection is a clean error too). The keys' bad values are refused where they are written. The s3 store's frozen endpoint
-is tested with the fault-injecting proxy in `test_s3_store_faults.py`.
+record (a remote that drops the connection is a clean error too). The keys' bad values are
+refused where they are written. The s3 store's frozen endpoint is tested with the
+fault-injecting proxy in `test_s3_store_faults.py`.
 
 No test asserts how long anything took: a command that did not end within the bound would hit
 the subprocess's own deadline (`run_pfsync(timeout=...)`, `WAIT_SECONDS`) and fail the test.
