@@ -374,3 +374,49 @@ def test_push_refuses_a_copy_that_lacks_a_trigger_the_target_records(tmp_path: P
         copy_lockfile(newer_fork, target, False, "state push")
     assert "records what the copy lacks (trigger trg_ci)" in str(caught.value)
     assert copy_lockfile(newer_fork, target, True, "state push")  # --force still can
+
+
+class BrokenAfterSending(MemoryStore):
+    """From its third write on (the final one, after the creates), every write and read raises
+    something that is not a StoreError: a bug, not a failure of the store."""
+
+    def read(self, *, strict: bool = True) -> Snapshot:
+        if len(self.writes) >= 2 and self.fail_at == -1:
+            raise RuntimeError("the store broke")
+        return super().read(strict=strict)
+
+    def write(self, lockfile: Lockfile, expected: Snapshot, message: str) -> Snapshot:
+        if len(self.writes) >= 2:
+            self.fail_at = -1
+            raise RuntimeError("the store broke")
+        return super().write(lockfile, expected, message)
+
+
+def test_an_unexpected_store_error_after_the_creates_still_names_them_and_summarises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whatever fails after creates went out, the log must keep their ids (NOT RECORDED) and the
+    # summary: an exception that is not a PfsyncError still surfaces (a bug), but after them.
+    from pfsync.apply.run import ApplyIO, ApplyOptions, run_apply
+
+    store = BrokenAfterSending()
+    monkeypatch.setattr("pfsync.state.stores.open_store", lambda config: store)
+    lines: list[str] = []
+    io = ApplyIO(
+        show_plan=lambda plan, where: None, confirm=lambda items: True, progress=lines.append
+    )
+    to_send = items(1)
+    with pytest.raises(RuntimeError, match="the store broke"):
+        run_apply(
+            config(tmp_path),
+            [item.trigger for item in to_send],
+            ApplyOptions(auto_approve=True, new_lockfile=True),
+            lambda: StoreCheckingClient(store),
+            io,
+        )
+    assert lines == [
+        f"{BUSINESS}/t0: created trg_t0",
+        f"NOT RECORDED: {BUSINESS}/t0 was created as trg_t0; once the disk or state store is "
+        f"fixed run `pfsync state import {BUSINESS}/t0 trg_t0`",
+        "Apply: 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, 0 uncertain.",
+    ]

@@ -226,12 +226,15 @@ def run_apply(
             report = applier.report(items)
             try:
                 transaction.finish_journal(journal)
-            except PfsyncError as exc:
+            except Exception as exc:
                 for result in report.results:
                     if result.kind == "created" and result.address in journal.unwritten_created():
                         result.unrecorded = True
-                _print_unrecorded(report, io, str(exc))
+                expected = isinstance(exc, PfsyncError)
+                _print_unrecorded(report, io, str(exc) if expected else "")
                 io.progress(summarise(report, plan, config.environment))
+                if not expected:
+                    raise  # a bug: its traceback, once what the run created is in the log
                 return EXIT_ERROR
         if report.stop_reason == "auth":
             io.progress(
