@@ -254,3 +254,35 @@ def test_the_first_signal_says_what_it_waits_for(
     signum: int, in_flight: int, waiting: bool, notice: str
 ) -> None:
     assert interrupt_notice(signum, in_flight, waiting) == notice
+
+
+# A stop signal runs its handler on the main thread, between two of its steps: when that thread
+# holds the applier's lock at that moment (reporting, counting the requests in flight), a
+# handler that takes the same lock again must not wait for ever.
+_SIGNAL_WHILE_LOCKED = """
+import os, signal
+from pfsync.apply.applier import Applier
+from pfsync.apply.run import _signals_stop
+
+applier = Applier(client=None, journal=None)  # type: ignore[arg-type]
+received = []
+with _signals_stop(applier, received, lambda line: None):
+    with applier._lock:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs at one of these steps
+            pass
+print(received == [signal.SIGINT], applier.stop.is_set())
+"""
+
+
+def test_a_stop_signal_while_the_main_thread_holds_the_applier_lock_does_not_hang() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_WHILE_LOCKED],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "True True\n", "")

@@ -147,7 +147,9 @@ class Applier:
         self.rng = rng or random.Random()
         self.stop = threading.Event()  # set: start nothing new (interrupt, auth, disk)
         self.backoff = SharedBackoff()
-        self._lock = threading.Lock()
+        # Reentrant: a stop signal's handler runs on the main thread between two of its steps,
+        # and calls `request_stop` even while that thread holds this lock (in `report`).
+        self._lock = threading.RLock()
         self._results: dict[str, ItemResult] = {}
         self._pendings: dict[str, Pending] = {}
         self._in_flight: set[str] = set()  # pending record durable, outcome not yet known
