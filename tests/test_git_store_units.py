@@ -206,3 +206,25 @@ def test_a_signal_at_the_prompt_releases_the_remote_lock(
     released = remote_lockfile(remote)
     assert released is not None and "lock" not in released
     assert sandbox.triggers(BUSINESS) == []  # nothing was sent
+
+
+def test_a_damaged_lockfile_on_the_branch_is_restored_from_the_branch_history(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    # The advice names the store in use: the branch's history, not `git checkout` of a path
+    # that is not in the work tree's branch.
+    remote = make_remote(tmp_path, 1)
+    seed = tmp_path / "seed"
+    (seed / "pfsync.lock").write_text('{"version": 1}\n')
+    git(seed, "add", "pfsync.lock")
+    git(seed, "commit", "--quiet", "-m", "a damaged lockfile")
+    git(seed, "push", "--quiet", "origin", "main")
+    runner = clone(remote, tmp_path / "runner")
+    plan = run_pfsync("plan", cwd=runner)
+    assert plan.code == 1, plan
+    assert plan.out == ""
+    assert plan.err.startswith("Error: the lockfile pfsync.lock on origin/main fails the lockfile ")
+    assert plan.err.endswith(
+        ". pfsync never overwrites a lockfile it cannot trust: restore it on origin/main from an "
+        "earlier commit (git log origin/main -- :/pfsync.lock) or repair it, then run again\n"
+    )

@@ -34,7 +34,7 @@ from botocore.exceptions import (
 
 from conftest import REPO, RunPfsync
 from pfsync.config import StoreTimeouts, check_endpoint_url, load_config
-from pfsync.errors import ConfigError, StateChangeError, StoreError
+from pfsync.errors import ConfigError, LockfileError, StateChangeError, StoreError
 from pfsync.state.lockfile import Lockfile
 from pfsync.state.stores import s3
 from pfsync.state.stores.base import Snapshot
@@ -452,4 +452,29 @@ def test_credentials_that_never_resolve_end_within_the_bound(
     assert str(failed.value) == (
         "cannot set up the S3 client for bucket pfsync-state: the AWS credentials were not "
         "resolved within 0.2 s (state.timeout)"
+    )
+
+
+def test_an_object_that_is_no_lockfile_is_restored_from_an_earlier_version(
+    store: S3Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The advice names the store in use: an object has earlier versions, not a git checkout.
+    class Body:
+        def read(self) -> bytes:
+            return b'{"version": 1}\n'
+
+        def close(self) -> None:
+            pass
+
+    def get_object(**request: Any) -> Any:
+        return {"Body": Body(), "ETag": '"e1"', "ContentLength": 15}
+
+    monkeypatch.setattr(store.client, "get_object", get_object)
+    with pytest.raises(LockfileError) as failed:
+        store.read()
+    said = str(failed.value)
+    assert said.startswith(f"the lockfile {WHERE} ")
+    assert said.endswith(
+        ". pfsync never overwrites a lockfile it cannot trust: restore an earlier version of "
+        f"{WHERE} (a bucket with versioning on keeps them) or repair it, then run again"
     )

@@ -12,10 +12,10 @@ from conftest import RunPfsync
 from git_helpers import git
 from pfsync.config import load_config
 from pfsync.models import DesiredTrigger
-from pfsync.state.access import lost_lockfile
 from pfsync.state.journal import Journal
 from pfsync.state.journal_records import Created, Pending, Uncertain
 from pfsync.state.lockfile import read_lockfile
+from pfsync.state.stores import lost_lockfile
 from pfsync.support.canonical import body_digest
 
 KEY = "11111111-2222-4333-8444-555555555555"

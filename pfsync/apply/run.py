@@ -156,8 +156,9 @@ def run_apply(
 ) -> int:
     """Apply the manifests (or a saved plan) under the state lock; return the exit code."""
     from pfsync.plan.planner import create_plan, resending_uncertain
-    from pfsync.state.access import lost_lockfile, open_state
+    from pfsync.state.access import open_state
     from pfsync.state.lockfile import Lockfile
+    from pfsync.state.stores import lost_lockfile
 
     def refuse_missing() -> ApplyRefused:
         where, restore = lost_lockfile(config)

@@ -21,7 +21,6 @@ with locked_state(config, lock_timeout) as transaction: ...
 from __future__ import annotations
 
 import contextlib
-import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,39 +42,6 @@ class StateView:
     journal_unfolded: bool
     warnings: tuple[str, ...] = ()
     where: str | None = None  # a remote store's description: `pfsync.lock on origin/main`
-
-
-def lost_lockfile(config: Config) -> tuple[str, str]:
-    """Where the lockfile lives, as a person would look for it, and how to get it back there
-    when it was lost (an error message names both)."""
-    state = config.state
-    if state.store == "s3":
-        from pfsync.state.stores.s3 import object_url
-
-        where = object_url(state.bucket or "", state.key or "")
-        return where, (
-            f"restore an earlier version of {where} (a bucket with versioning on keeps them)"
-        )
-    if state.store == "git":
-        from pfsync.errors import StoreError
-        from pfsync.state.stores.git import GitStore
-
-        try:  # as the store resolves it: the path from the repository's top, the branch
-            store = GitStore.for_config(config)
-        except StoreError:
-            branch = state.branch or "(the current branch)"
-            return (
-                f"{config.shown_lockfile} on {state.remote}/{branch}",
-                "restore it on the state branch from the commit before it was removed",
-            )
-        branch = f"{store.remote}/{store.branch}"
-        # `:/` names the path from the repository's top, wherever the command is run.
-        return store.description, (
-            f"restore it on {branch} from the commit before it was removed "
-            f"(git log {shlex.quote(branch)} -- {shlex.quote(':/' + store.path)})"
-        )
-    advice = f"restore it from git (git checkout -- {shlex.quote(config.shown_lockfile)})"
-    return config.shown_lockfile, advice
 
 
 def read_state(config: Config) -> StateView:

@@ -15,13 +15,10 @@ from pfsync.config import Config
 from pfsync.config.rehearsal import is_sandbox
 from pfsync.errors import StateChangeError
 from pfsync.models import DesiredTrigger
-from pfsync.state.access import (
-    StateTransaction,
-    lost_lockfile,
-    open_state,
-)
+from pfsync.state.access import StateTransaction, open_state
 from pfsync.state.changes import Forgotten, forget, move, record_import
 from pfsync.state.lockfile import Lockfile, utc_now
+from pfsync.state.stores import lost_lockfile
 from pfsync.state.stores.session import RemoteState
 
 _ADDRESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}/[a-z0-9][a-z0-9._-]{0,99}")

@@ -29,6 +29,7 @@ journal fold stay pure functions.
 from __future__ import annotations
 
 import json
+import shlex
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -271,10 +272,15 @@ def lockfile_from_json(data: dict[str, Any]) -> Lockfile:
     )
 
 
-def _untrusted(shown: str, problem: str) -> LockfileError:
+def restore_from_git(shown: str) -> str:
+    """How a person gets back a lockfile kept in the work tree (the file store)."""
+    return f"restore it from git (git checkout -- {shlex.quote(shown)})"
+
+
+def _untrusted(shown: str, problem: str, restore: str | None = None) -> LockfileError:
     return LockfileError(
         f"the lockfile {shown} {problem}. pfsync never overwrites a lockfile it cannot trust: "
-        f"restore it from git (git checkout -- {shown}) or repair it, then run again"
+        f"{restore or restore_from_git(shown)} or repair it, then run again"
     )
 
 
@@ -291,17 +297,21 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_lockfile(text: str, shown: str) -> Lockfile:
-    """Verify lockfile text (JSON, version, schema, digests) and return it; LockfileError if not."""
+def parse_lockfile(text: str, shown: str, restore: str | None = None) -> Lockfile:
+    """Verify lockfile text (JSON, version, schema, digests) and return it; LockfileError if not.
+
+    `restore` says how a person gets an earlier version back where the lockfile is kept (by
+    default: from git, for a file in the work tree).
+    """
     try:
-        return _parse_lockfile(text, shown)
+        return _parse_lockfile(text, shown, restore)
     except RecursionError:  # pfsync writes at most ~100 levels (yamlload.MAX_NESTING_DEPTH)
-        raise _untrusted(shown, "is nested too deeply to be a lockfile") from None
+        raise _untrusted(shown, "is nested too deeply to be a lockfile", restore) from None
 
 
-def _parse_lockfile(text: str, shown: str) -> Lockfile:
+def _parse_lockfile(text: str, shown: str, restore: str | None) -> Lockfile:
     if not text.strip():
-        raise _untrusted(shown, "is empty (truncated?)")
+        raise _untrusted(shown, "is empty (truncated?)", restore)
     try:
         data = json.loads(
             text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
@@ -310,11 +320,11 @@ def _parse_lockfile(text: str, shown: str) -> Lockfile:
         # Some of json's messages end in "at" already ("Unterminated string starting at").
         at = "" if exc.msg.endswith(" at") else " at"
         where = f"line {exc.lineno}, column {exc.colno}"
-        raise _untrusted(shown, f"is not valid JSON ({exc.msg}{at} {where})") from None
+        raise _untrusted(shown, f"is not valid JSON ({exc.msg}{at} {where})", restore) from None
     except ValueError as exc:
-        raise _untrusted(shown, f"is not valid JSON ({exc})") from None
+        raise _untrusted(shown, f"is not valid JSON ({exc})", restore) from None
     if not isinstance(data, dict):
-        raise _untrusted(shown, "is not a JSON object")
+        raise _untrusted(shown, "is not a JSON object", restore)
     version = data.get("version")
     if isinstance(version, int) and not isinstance(version, bool) and version > LOCKFILE_VERSION:
         raise LockfileError(
@@ -322,7 +332,7 @@ def _parse_lockfile(text: str, shown: str) -> Lockfile:
             f"this pfsync reads version {LOCKFILE_VERSION}. Upgrade pfsync (the file is left "
             "untouched)"
         )
-    _check_schema(data, shown)
+    _check_schema(data, shown, restore)
     for kind, records in (("trigger", data["triggers"]), ("pending create", data["pending"])):
         for address, record in records.items():
             if body_digest(record["body"]) != record["digest"]:
@@ -330,11 +340,12 @@ def _parse_lockfile(text: str, shown: str) -> Lockfile:
                     shown,
                     f"records a body for the {kind} {address} that does not match its digest "
                     "(edited by hand?)",
+                    restore,
                 )
     return lockfile_from_json(data)
 
 
-def _check_schema(data: dict[str, Any], shown: str) -> None:
+def _check_schema(data: dict[str, Any], shown: str, restore: str | None) -> None:
     from pfsync.schemas import LOCKFILE, check, validator
     from pfsync.support.diagnostics import json_path
 
@@ -346,7 +357,7 @@ def _check_schema(data: dict[str, Any], shown: str) -> None:
     details = [f"{json_path(e.absolute_path)}: {_short(e.message)}" for e in errors]
     more = len(details) - _MAX_SCHEMA_PROBLEMS
     listed = "; ".join(details[:_MAX_SCHEMA_PROBLEMS]) + (f"; and {more} more" if more > 0 else "")
-    raise _untrusted(shown, f"fails the lockfile schema ({listed})")
+    raise _untrusted(shown, f"fails the lockfile schema ({listed})", restore)
 
 
 def _short(message: str) -> str:

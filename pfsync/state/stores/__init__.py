@@ -24,7 +24,7 @@ from pfsync.state.stores.base import Snapshot, StateStore, next_lockfile
 if TYPE_CHECKING:
     from pfsync.config import Config
 
-__all__ = ["Snapshot", "StateStore", "next_lockfile", "open_store"]
+__all__ = ["Snapshot", "StateStore", "lost_lockfile", "next_lockfile", "open_store"]
 
 
 def open_store(config: Config) -> StateStore:
@@ -40,3 +40,30 @@ def open_store(config: Config) -> StateStore:
     from pfsync.state.stores.file import FileStore
 
     return FileStore(config.lockfile)
+
+
+def lost_lockfile(config: Config) -> tuple[str, str]:
+    """Where the lockfile lives, as a person would look for it, and how to get it back there
+    when it was lost (an error message names both)."""
+    state = config.state
+    if state.store == "s3":
+        from pfsync.state.stores.s3 import object_url, restore_advice
+
+        where = object_url(state.bucket or "", state.key or "")
+        return where, restore_advice(where)
+    if state.store == "git":
+        from pfsync.errors import StoreError
+        from pfsync.state.stores.git import GitStore
+
+        try:  # as the store resolves it: the path from the repository's top, the branch
+            store = GitStore.for_config(config)
+        except StoreError:
+            branch = state.branch or "(the current branch)"
+            return (
+                f"{config.shown_lockfile} on {state.remote}/{branch}",
+                "restore it on the state branch from the commit before it was removed",
+            )
+        return store.description, store.restore_advice("the commit before it was removed")
+    from pfsync.state.lockfile import restore_from_git
+
+    return config.shown_lockfile, restore_from_git(config.shown_lockfile)

@@ -33,6 +33,7 @@ import functools
 import os
 import random
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -329,6 +330,15 @@ class GitStore:
         """`pfsync.lock on origin/main`."""
         return f"{self.path} on {self.remote}/{self.branch}"
 
+    def restore_advice(self, which: str = "an earlier commit") -> str:
+        """How a person gets the lockfile back on the state branch, from `which` commit."""
+        branch = f"{self.remote}/{self.branch}"
+        # `:/` names the path from the repository's top, wherever the command is run.
+        return (
+            f"restore it on {branch} from {which} "
+            f"(git log {shlex.quote(branch)} -- {shlex.quote(':/' + self.path)})"
+        )
+
     def fetch(self) -> None:
         """Bring the remote branch into its remote-tracking ref; StoreError if that fails."""
         try:
@@ -388,7 +398,7 @@ class GitStore:
             result = self.git.run("cat-file", "blob", blob)
             if result.code != 0:
                 raise StoreError(f"cannot read {self.description}: {self.git.failure(result)}")
-            lockfile = parse_lockfile(result.out, self.description)
+            lockfile = parse_lockfile(result.out, self.description, self.restore_advice())
         return Snapshot(lockfile, f"{tip} {blob}", warnings)
 
     def _blob_at(self, commit: str) -> str:

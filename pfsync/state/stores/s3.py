@@ -192,6 +192,11 @@ def object_url(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{escape(key)}"
 
 
+def restore_advice(where: str) -> str:
+    """How a person gets back the lockfile object `where` (lost, damaged or replaced)."""
+    return f"restore an earlier version of {where} (a bucket with versioning on keeps them)"
+
+
 class S3Store:
     """The lockfile as the object `key` in `bucket`."""
 
@@ -241,6 +246,11 @@ class S3Store:
         return object_url(self.bucket, self.key)
 
     @property
+    def restore_advice(self) -> str:
+        """How a person gets back this lockfile object: an earlier version of it."""
+        return restore_advice(self.description)
+
+    @property
     def probe_key(self) -> str:
         """The key of the object that proves conditional writes: beside the lockfile's."""
         return probe_key(self.key)
@@ -259,10 +269,10 @@ class S3Store:
         except UnicodeDecodeError as exc:
             raise LockfileError(
                 f"the lockfile {self.description} is not UTF-8 (byte {exc.start}). pfsync never "
-                "overwrites a lockfile it cannot trust: restore an earlier version of the object "
-                "(bucket versioning) or repair it, then run again"
+                f"overwrites a lockfile it cannot trust: {restore_advice(self.description)} or "
+                "repair it, then run again"
             ) from None
-        return Snapshot(parse_lockfile(text, self.description), etag)
+        return Snapshot(parse_lockfile(text, self.description, self.restore_advice), etag)
 
     def write(self, lockfile: Lockfile, expected: Snapshot, message: str) -> Snapshot:
         """Put `lockfile` if the object is still the version `expected` (or still absent)."""

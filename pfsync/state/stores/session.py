@@ -278,7 +278,7 @@ class RemoteState:
                 # trigger again). A person restores the lockfile where its store keeps it (an
                 # earlier object version for s3, the branch's history for git); the ids are
                 # printed.
-                from pfsync.state.access import lost_lockfile
+                from pfsync.state.stores import lost_lockfile
 
                 what = "no lockfile any more" if newer is None else "another lockfile (lineage)"
                 _where, restore = lost_lockfile(self.config)
