@@ -29,7 +29,8 @@ QUICKSTART = (
     "../.venv/bin/pfsync -e staging plan --sandbox --detailed-exitcode"
 )
 TEST_COMMAND = (
-    'python3 -m venv .venv && .venv/bin/pip install -q ".[test]" && .venv/bin/python -m pytest -q'
+    'python3 -m venv .venv && .venv/bin/pip install -q ".[test]" && '
+    ".venv/bin/python -m pytest -q -n auto"
 )
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
