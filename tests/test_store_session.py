@@ -420,3 +420,36 @@ def test_an_unexpected_store_error_after_the_creates_still_names_them_and_summar
         f"fixed run `pfsync state import {BUSINESS}/t0 trg_t0`",
         "Apply: 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, 0 uncertain.",
     ]
+
+
+class LandsThenTimesOut(MemoryStore):
+    """Write `fail_at` lands in the store, but its caller is told it failed: a remote store's
+    write given up at `state.timeout` while its request was already on its way."""
+
+    def write(self, lockfile: Lockfile, expected: Snapshot, message: str) -> Snapshot:
+        landing = self.fail_at == len(self.writes) + 1
+        if landing:
+            self.fail_at = None
+        written = super().write(lockfile, expected, message)
+        if landing:
+            raise StoreError("the store did not answer within 15 s (state.timeout)")
+        return written
+
+
+def test_a_pending_write_given_up_but_landed_leaves_no_unsent_create_uncertain(
+    tmp_path: Path,
+) -> None:
+    """The run stops at the failed write and sends none of that batch: the report says `not
+    sent`, so the store must not keep their pending records (the next plan would call creates
+    that were never sent uncertain, each for a person to settle)."""
+    store = LandsThenTimesOut()
+    store.fail_at = 3  # the lock, the first batch; the second batch's write lands, "fails"
+    client = StoreCheckingClient(store)
+    applier, final, warnings = run(store, config(tmp_path), items(9), client)
+    report = applier.report(items(9))
+    assert report.stop_reason == "disk"
+    not_sent = {r.address for r in report.results if r.kind == "not-sent"}
+    assert final is not None and final.lock is None, warnings
+    assert set(final.triggers) == set(client.sent)
+    assert sorted(final.pending) == []
+    assert not_sent == {i.address for i in items(9)} - set(client.sent)

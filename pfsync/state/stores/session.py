@@ -432,6 +432,9 @@ class StoreJournal:
         self._index: dict[str, int] = {}
         self._resends: set[str] = set()
         self._written = 0  # batches durable in the store
+        # Batches a failed write carried: it may have landed all the same (a remote store's write
+        # given up at its bound while its request was on its way). None of them was sent.
+        self._maybe_written = 0
         self._requested = -1  # the highest batch a worker is sending from
         self._asked: set[str] = set()  # addresses whose POST may have been sent
         self._outcomes: list[Event] = []  # not yet written
@@ -528,6 +531,9 @@ class StoreJournal:
                 with self._cond:
                     self.error = error
                     self._outcomes = outcomes + self._outcomes
+                    # In the history, so that the final merge withdraws them if they landed.
+                    self._maybe_written = target
+                    self._history.extend(pendings)
                     self._cond.notify_all()
                 return
             with self._cond:
@@ -544,11 +550,13 @@ class StoreJournal:
             self._writer.join()
 
     def final_events(self) -> list[Event]:
-        """Unwritten outcomes, and the withdrawal of written creates that were never sent."""
+        """Unwritten outcomes, and the withdrawal of written creates that were never sent
+        (those of a failed write too: it may have landed)."""
         with self._cond:
+            written = max(self._written, self._maybe_written)
             withdrawn: list[Event] = [
                 Failed(p.address, p.idempotency_key, NOT_SENT, None)
-                for batch in self._batches[: self._written]
+                for batch in self._batches[:written]
                 for p in batch
                 if p.address not in self._asked and p.address not in self._resends
             ]
