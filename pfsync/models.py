@@ -84,3 +84,43 @@ class DesiredTrigger:
             "file": self.file,
             "replaces": self.replaces,
         }
+
+
+MOVED = "Moved"
+DECLARATION_KINDS = (MOVED,)
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A record change declared in a manifest file, carried out by apply without a create.
+
+    `Moved`: the record of `key` (the `from:`) becomes the record of `to`. Every declaration is
+    bound to the address it acts on (`BUSINESS/KEY`), so a stale one can act on nothing else.
+    `file` and `line` (of its `kind:`) are where it is declared.
+    """
+
+    kind: str
+    business: str
+    key: str
+    file: str
+    line: int
+    to: str | None = None
+
+    @property
+    def address(self) -> str:
+        """The address it acts on (a `Moved`'s `from`)."""
+        return make_address(self.business, self.key)
+
+    @property
+    def target(self) -> str:
+        """A `Moved`'s new address (`BUSINESS/TO`); the address itself for the other kinds."""
+        return make_address(self.business, self.to) if self.to is not None else self.address
+
+    @property
+    def source(self) -> str:
+        """`file:line` where it is declared."""
+        return f"{self.file}:{self.line}"
+
+    def describe(self) -> str:
+        """`Moved biz/a → biz/b`, as plan and apply name it."""
+        return f"{self.kind} {self.address} → {self.target}"

@@ -150,7 +150,8 @@ def test_done_when_scenario(tmp_path: Path, run_pfsync: RunPfsync) -> None:
         "- biz_1/gamma  delete  triggers/gamma.yaml  (trigger trg_gamma)\n"
         "    remedy: Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. "
         "Deactivate trigger trg_gamma in Pocketflows, then run `pfsync state rm biz_1/gamma`. "
-        "If its key was renamed, run `pfsync state mv biz_1/gamma NEW_ADDRESS` instead.\n"
+        "If its key was renamed, declare a Moved (from: the old key, to: the new one) in a "
+        "manifest file, or run `pfsync state mv biz_1/gamma NEW_ADDRESS`.\n"
         "\n"
         "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 1 delete, 0 uncertain. "
         "2 unchanged.\n",
@@ -189,7 +190,7 @@ def test_json_format(tmp_path: Path, run_pfsync: RunPfsync) -> None:
     run = run_pfsync("plan", "--format", "json", cwd=root)
     assert (run.code, run.err) == (0, ""), run
     assert json.loads(run.out) == {
-        "format_version": 1,
+        "format_version": 2,
         "environment": None,
         "api_url": "https://api.pocketflows.com",
         "businesses": ["biz_1"],
@@ -206,6 +207,7 @@ def test_json_format(tmp_path: Path, run_pfsync: RunPfsync) -> None:
         "summary": {
             "create": 1,
             "replace": 0,
+            "moved": 0,
             "update": 0,
             "delete": 0,
             "uncertain": 0,
@@ -233,6 +235,8 @@ def test_json_format(tmp_path: Path, run_pfsync: RunPfsync) -> None:
                 },
                 "diff": [],
                 "remedy": None,
+                "paste": None,
+                "declaration": None,
             }
         ],
     }

@@ -147,20 +147,38 @@ def test_undeclared_record_is_delete_with_remedy() -> None:
     assert entry.remedy == (
         "Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. Deactivate "
         "trigger trg_a in Pocketflows, then run `pfsync state rm biz_1/a`. If its key was "
-        "renamed, run `pfsync state mv biz_1/a NEW_ADDRESS` instead."
+        "renamed, declare a Moved (from: the old key, to: the new one) in a manifest file, or "
+        "run `pfsync state mv biz_1/a NEW_ADDRESS`."
     )
 
 
-def test_renamed_key_is_delete_plus_create_naming_state_mv() -> None:
-    plan = create_plan([manifest("new", "A")], lockfile(old=record("trg_o", "A")), API_URL)
+def test_renamed_key_is_delete_plus_create_offering_the_moved_first_then_state_mv() -> None:
+    plan = create_plan(
+        [manifest("new", "A")],
+        lockfile(old=record("trg_o", "A")),
+        API_URL,
+        default_business="biz_1",
+    )
     assert actions(plan) == {"biz_1/new": "create", "biz_1/old": "delete"}
     create, delete = plan.entries
-    assert delete.remedy is not None and delete.remedy.endswith(
-        "If the key was renamed to biz_1/new, run `pfsync state mv biz_1/old biz_1/new` instead."
+    moved = "---\napiVersion: pfsync/v1\nkind: Moved\nfrom: old\nto: new\n"
+    assert (delete.paste, create.paste) == (moved, moved)
+    assert delete.remedy == (
+        "This looks like its key renamed to biz_1/new: paste the Moved below into a manifest "
+        "file, so the plan shows the move and apply carries the record over without sending "
+        "anything (or run `pfsync state mv biz_1/old biz_1/new`). If it was not renamed: "
+        "Pocketflows has no delete endpoint, so pfsync cannot remove this trigger; deactivate "
+        "trigger trg_o in Pocketflows, then run `pfsync state rm biz_1/old`."
     )
     assert create.remedy == (
-        "If this is biz_1/old with its key renamed, run `pfsync state mv biz_1/old biz_1/new` "
-        "instead of creating a second trigger."
+        "If this is biz_1/old with its key renamed, paste the Moved below into a manifest file "
+        "instead of creating a second trigger: apply then carries the record over without "
+        "sending anything (or run `pfsync state mv biz_1/old biz_1/new`)."
+    )
+    # Another business than the configured one is named in the declaration.
+    plan = create_plan([manifest("new", "A")], lockfile(old=record("trg_o", "A")), API_URL)
+    assert plan.entries[0].paste == (
+        "---\napiVersion: pfsync/v1\nkind: Moved\nbusiness: biz_1\nfrom: old\nto: new\n"
     )
 
 
@@ -266,6 +284,7 @@ def test_all_actions_together_count_and_summarise() -> None:
     assert plan.counts == {
         "create": 1,
         "replace": 1,
+        "moved": 0,
         "update": 1,
         "delete": 1,
         "uncertain": 1,

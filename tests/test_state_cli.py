@@ -345,6 +345,16 @@ def test_mv_refusals(
     assert (project / "pfsync.lock").read_bytes() == before
 
 
+MOVED_ALPHA = (
+    "    paste:\n"
+    "      ---\n"
+    "      apiVersion: pfsync/v1\n"
+    "      kind: Moved\n"
+    "      from: alpha\n"
+    "      to: alpha-renamed\n"
+)
+
+
 def test_mv_resolves_a_renamed_key(project: Path, run_pfsync: RunPfsync) -> None:
     (project / "triggers" / "alpha.yaml").write_text(
         manifest_yaml("alpha-renamed", "Alpha"), encoding="utf-8"
@@ -353,17 +363,19 @@ def test_mv_resolves_a_renamed_key(project: Path, run_pfsync: RunPfsync) -> None
     assert (plan.code, plan.out, plan.err) == (
         3,
         header(2) + "- biz_1/alpha  delete  triggers/alpha.yaml  (trigger trg_alpha)\n"
-        "    remedy: Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. "
-        "Deactivate trigger trg_alpha in Pocketflows, then run `pfsync state rm biz_1/alpha`. "
-        "If the key was renamed to biz_1/alpha-renamed, run "
-        "`pfsync state mv biz_1/alpha biz_1/alpha-renamed` instead.\n"
-        "\n"
+        "    remedy: This looks like its key renamed to biz_1/alpha-renamed: paste the Moved "
+        "below into a manifest file, so the plan shows the move and apply carries the record "
+        "over without sending anything (or run `pfsync state mv biz_1/alpha "
+        "biz_1/alpha-renamed`). If it was not renamed: Pocketflows has no delete endpoint, so "
+        "pfsync cannot remove this trigger; deactivate trigger trg_alpha in Pocketflows, then "
+        "run `pfsync state rm biz_1/alpha`.\n" + MOVED_ALPHA + "\n"
         "+ biz_1/alpha-renamed  create  triggers/alpha.yaml:3\n"
         + body_lines("Alpha")
-        + "    note: If this is biz_1/alpha with its key renamed, run "
-        "`pfsync state mv biz_1/alpha biz_1/alpha-renamed` instead of creating a second "
-        "trigger.\n"
-        "\n"
+        + "    note: If this is biz_1/alpha with its key renamed, paste the Moved below into a "
+        "manifest file instead of creating a second trigger: apply then carries the record over "
+        "without sending anything (or run `pfsync state mv biz_1/alpha biz_1/alpha-renamed`).\n"
+        + MOVED_ALPHA
+        + "\n"
         + CREATE_GAMMA
         + "Plan: 2 to create, 0 to replace. Needs a person: 0 update, 1 delete, 0 uncertain. "
         "1 unchanged.\n",

@@ -23,7 +23,7 @@ from pfsync.apply.applier import (
 )
 from pfsync.config import Config
 from pfsync.errors import ApplyRefused, PfsyncError
-from pfsync.models import DesiredTrigger
+from pfsync.models import Declaration, DesiredTrigger
 from pfsync.support.textsafety import escape, shown_id
 
 if TYPE_CHECKING:
@@ -117,6 +117,8 @@ def summarise(report: ApplyReport, plan: Plan, environment: str | None = None) -
     )
     label = f"Apply ({environment})" if environment else "Apply"
     line = f"{label}: {created} created, {failed} failed, {uncertain_now} uncertain"
+    if counts.get("moved"):
+        line += f", {counts['moved']} moved"
     if not_sent:
         line += f", {not_sent} not sent"
     line += (
@@ -146,17 +148,33 @@ def exit_code(report: ApplyReport, plan: Plan, received_signal: Sequence[int]) -
     return EXIT_OK
 
 
+def describe_carried(plan: Plan) -> list[str]:
+    """One progress line per declaration carried out."""
+    return [
+        f"{entry.address}: moved from {entry.declaration.address} "
+        f"({shown_id(entry.old_id, 'id unknown') if entry.recorded else 'an uncertain create'}, "
+        f"{escape(entry.source)}); nothing was sent"
+        for entry in plan.entries
+        if entry.action == "moved" and entry.declaration is not None
+    ]
+
+
 def run_apply(
     config: Config,
     manifests: list[DesiredTrigger],
     options: ApplyOptions,
     client_factory: Callable[[], CreatesTriggers],
     io: ApplyIO,
+    declarations: Sequence[Declaration] = (),
 ) -> int:
-    """Apply the manifests (or a saved plan) under the state lock; return the exit code."""
+    """Apply the manifests (or a saved plan) under the state lock; return the exit code.
+
+    The declarations are carried out first, in one write, before anything is sent.
+    """
     from pfsync.plan.planner import create_plan, resending_uncertain
     from pfsync.state.access import lost_lockfile, open_state
-    from pfsync.state.lockfile import Lockfile
+    from pfsync.state.declared import carry_out
+    from pfsync.state.lockfile import Lockfile, utc_now
 
     def refuse_missing() -> ApplyRefused:
         where, restore = lost_lockfile(config)
@@ -176,7 +194,9 @@ def run_apply(
     replace = saved.replace if saved is not None else options.replace
 
     def planned(lockfile: Lockfile | None) -> tuple[Plan, list[ApplyItem]]:
-        plan = create_plan(manifests, lockfile, config.api_url, targets, replace)
+        plan = create_plan(
+            manifests, lockfile, config.api_url, targets, replace, declarations, config.business
+        )
         recorded = lockfile or Lockfile.new(config.api_url, config.environment)
         return plan, _items_to_send(plan, recorded, options.retry_uncertain)
 
@@ -203,13 +223,25 @@ def run_apply(
             check_saved_plan(saved, plan, transaction.before_lock, config.environment)
         shown = resending_uncertain(plan) if options.retry_uncertain else plan
         io.show_plan(shown, transaction.where)
-        if not items:
+        if not items and not plan.carried:
             report = ApplyReport([])
             io.progress(summarise(report, plan, config.environment))
             return exit_code(report, plan, io.received_signal)
         if options.plan_file is None and not options.auto_approve and not io.confirm(items):
             io.progress("Apply cancelled; nothing was sent.")
             return EXIT_ERROR
+        if plan.carried:
+            # One write, before any create: a create planned against the record as it will be
+            # must never be sent while the record still says otherwise.
+            carried = carry_out(lockfile, plan.carried, utc_now()).lockfile
+            assert carried is not None  # carried out on a lockfile
+            lockfile = transaction.save(carried)
+            for line in describe_carried(plan):
+                io.progress(line)
+        if not items:
+            report = ApplyReport([])
+            io.progress(summarise(report, plan, config.environment))
+            return exit_code(report, plan, io.received_signal)
         client = client_factory()
         journal = transaction.start_journal()
         applier = Applier(

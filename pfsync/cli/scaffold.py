@@ -84,7 +84,7 @@ def init(
 @click.command()
 @click.option(
     "--name",
-    type=click.Choice(["manifest", "trigger-request", "trigger", "lockfile", "config"]),
+    type=click.Choice(["manifest", "moved", "trigger-request", "trigger", "lockfile", "config"]),
     default="manifest",
     show_default=True,
     help="Which schema to print.",
@@ -96,6 +96,7 @@ def schema(name: str) -> int:
     Examples:
       pfsync schema > manifest.schema.json
       pfsync schema --name trigger
+      pfsync schema --name moved > moved.schema.json
     """
     import json
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pfsync.config import Config, Scalar
-from pfsync.models import DesiredTrigger
+from pfsync.models import Declaration, DesiredTrigger
 from pfsync.support.diagnostics import Diagnostic
 
 
@@ -38,6 +38,8 @@ class LoadResult:
     """Every valid manifest found, and every problem, sorted by file then line."""
 
     manifests: list[DesiredTrigger] = field(default_factory=list)
+    # the record changes declared beside the triggers (Moved), in file then line order
+    declarations: list[Declaration] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     # what is accepted but probably not meant (a `$values.NAME` without braces): never an error
     warnings: list[Diagnostic] = field(default_factory=list)

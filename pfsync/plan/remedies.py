@@ -5,6 +5,8 @@ pfsync can only create triggers, so every other change is shown with what a pers
 
 from __future__ import annotations
 
+from pfsync.models import Declaration
+from pfsync.state.declared import CARRIED, DONE
 from pfsync.state.lockfile import PendingCreate
 from pfsync.support.textsafety import escape, shown_id
 
@@ -35,18 +37,22 @@ def update_remedy(address: str, trigger_id: str | None) -> str:
 
 
 def delete_remedy(address: str, trigger_id: str | None, renamed_to: str | None = None) -> str:
-    """What to do about a trigger no longer declared: deactivate it, then forget it."""
-    rename = (
-        f" If the key was renamed to {renamed_to}, run "
-        f"`pfsync state mv {address} {renamed_to}` instead."
-        if renamed_to
-        else f" If its key was renamed, run `pfsync state mv {address} NEW_ADDRESS` instead."
-    )
+    """What to do about a trigger no longer declared: deactivate it, then forget it; or, when
+    its key looks renamed, declare the move (the `Moved` to paste comes with the entry)."""
+    if renamed_to:
+        return (
+            f"This looks like its key renamed to {renamed_to}: paste the Moved below into a "
+            "manifest file, so the plan shows the move and apply carries the record over "
+            f"without sending anything (or run `pfsync state mv {address} {renamed_to}`). If it "
+            "was not renamed: Pocketflows has no delete endpoint, so pfsync cannot remove this "
+            f"trigger; deactivate trigger {_id(trigger_id)} in Pocketflows, then run "
+            f"`pfsync state rm {address}`." + _unknown_note(trigger_id)
+        )
     return (
         "Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. Deactivate "
-        f"trigger {_id(trigger_id)} in Pocketflows, then run `pfsync state rm {address}`."
-        + rename
-        + _unknown_note(trigger_id)
+        f"trigger {_id(trigger_id)} in Pocketflows, then run `pfsync state rm {address}`. If its "
+        "key was renamed, declare a Moved (from: the old key, to: the new one) in a manifest "
+        f"file, or run `pfsync state mv {address} NEW_ADDRESS`." + _unknown_note(trigger_id)
     )
 
 
@@ -97,6 +103,40 @@ def uncertain_remedy(address: str, pending: PendingCreate, declared: bool) -> st
 def create_rename_note(old: str, new: str) -> str:
     """A create whose body equals a deleted address's: probably a renamed key."""
     return (
-        f"If this is {old} with its key renamed, run `pfsync state mv {old} {new}` instead of "
-        "creating a second trigger."
+        f"If this is {old} with its key renamed, paste the Moved below into a manifest file "
+        "instead of creating a second trigger: apply then carries the record over without "
+        f"sending anything (or run `pfsync state mv {old} {new}`)."
+    )
+
+
+def moved_yaml(old: str, new: str, default_business: str | None) -> str:
+    """The `Moved` declaration of a rename, as YAML to paste into a manifest file."""
+    business, _, old_key = old.partition("/")
+    new_key = new.partition("/")[2]
+    lines = ["---", "apiVersion: pfsync/v1", "kind: Moved"]
+    if business != default_business:
+        lines.append(f"business: {business}")
+    lines += [f"from: {old_key}", f"to: {new_key}"]
+    return "\n".join(lines) + "\n"
+
+
+def declaration_note(
+    declaration: Declaration, outcome: str, trigger_id: str | None, recorded: bool
+) -> str:
+    """What a declaration does to the record (nothing is sent), or why it does nothing."""
+    old, new = declaration.address, declaration.target
+    trigger = f"trigger {_id(trigger_id)}" if recorded else "its uncertain create"
+    if outcome == CARRIED:
+        return (
+            f"The record of {old} ({trigger}) becomes the record of {new}; nothing is sent to "
+            "Pocketflows."
+        )
+    if outcome == DONE:
+        return (
+            f"Moved {old} → {new} is done ({old} is not recorded any more; its record, "
+            f"{trigger}, has moved); this declaration may be deleted."
+        )
+    return (
+        f"Moved {old} → {new}: nothing to act on, {old} is not recorded here; {new} is planned "
+        "as usual."
     )

@@ -27,7 +27,8 @@ TRIGGER = "trigger.schema.json"
 MANIFEST = "manifest.schema.json"
 LOCKFILE = "lockfile.schema.json"
 CONFIG = "config.schema.json"
-_NAMES = (REQUEST, TRIGGER, MANIFEST, LOCKFILE, CONFIG)
+MOVED = "moved.schema.json"
+_NAMES = (REQUEST, TRIGGER, MANIFEST, LOCKFILE, CONFIG, MOVED)
 
 
 def schema_dir() -> Path:

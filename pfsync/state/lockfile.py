@@ -51,6 +51,7 @@ ORIGIN_IMPORTED = "imported"
 REASON_REPLACED = "replaced"
 REASON_REMOVED = "removed"
 REASON_OVERWRITTEN = "overwritten"
+REASON_MOVED = "moved"
 _MAX_SCHEMA_PROBLEMS = 5
 
 
@@ -65,19 +66,26 @@ class HistoryEntry:
 
     id: str | None
     at: str
-    reason: str  # replaced | removed | overwritten
+    reason: str  # replaced | removed | overwritten | moved
     origin: str
     revision: int
+    moved_from: str | None = None  # moved: the address it was recorded under before
+    declared_by: str | None = None  # the `file:line` of the declaration that made the change
 
     def to_json(self) -> dict[str, Any]:
-        """The lockfile form."""
-        return {
+        """The lockfile form (the optional fields only when set: older files stay identical)."""
+        document: dict[str, Any] = {
             "id": self.id,
             "at": self.at,
             "reason": self.reason,
             "origin": self.origin,
             "revision": self.revision,
         }
+        if self.moved_from is not None:
+            document["moved_from"] = self.moved_from
+        if self.declared_by is not None:
+            document["declared_by"] = self.declared_by
+        return document
 
 
 @dataclass(frozen=True)

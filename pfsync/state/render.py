@@ -87,9 +87,15 @@ def list_text(lockfile: Lockfile) -> str:
 def _history_lines(history: tuple[HistoryEntry, ...]) -> list[str]:
     return [
         f"  - {shown_id(entry.id, '(id unknown)')}  {escape(entry.reason)} at {escape(entry.at)}  "
-        f"({escape(entry.origin)}, revision {entry.revision})"
+        f"({escape(entry.origin)}, revision {entry.revision}{_declared(entry)})"
         for entry in history
     ]
+
+
+def _declared(entry: HistoryEntry) -> str:
+    moved = f"; from {escape(entry.moved_from)}" if entry.moved_from else ""
+    by = f"; declared at {escape(entry.declared_by)}" if entry.declared_by else ""
+    return moved + by
 
 
 def _indented_json(value: Any) -> list[str]:

@@ -17,6 +17,7 @@ from pfsync.plan.diff import ABSENT
 from pfsync.plan.planner import (
     CREATE,
     DELETE,
+    MOVED,
     NEEDS_PERSON,
     NOOP,
     REPLACE,
@@ -30,8 +31,23 @@ from pfsync.plan.render.markdown import render_markdown
 from pfsync.support.diagnostics import json_path, json_path_step
 from pfsync.support.textsafety import escape, json_safe, json_text, json_text_unchecked, shown_id
 
-SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-", UNCERTAIN: "?", NOOP: " "}
-_COLOURS = {CREATE: "green", UPDATE: "yellow", REPLACE: "magenta", DELETE: "red", UNCERTAIN: "red"}
+SYMBOLS = {
+    CREATE: "+",
+    UPDATE: "~",
+    REPLACE: "-/+",
+    MOVED: ">",
+    DELETE: "-",
+    UNCERTAIN: "?",
+    NOOP: " ",
+}
+_COLOURS = {
+    CREATE: "green",
+    UPDATE: "yellow",
+    REPLACE: "magenta",
+    MOVED: "cyan",
+    DELETE: "red",
+    UNCERTAIN: "red",
+}
 _INDENT = "      "
 
 
@@ -109,7 +125,7 @@ def _entry_lines(entry: PlanEntry, color: bool) -> list[str]:
         details.append(f"trigger {shown_id(entry.old_id)}")
     elif entry.recorded:
         details.append("trigger id unknown")
-    if entry.reason and entry.action == REPLACE:
+    if entry.reason and entry.action in (REPLACE, MOVED):
         details.append(escape(entry.reason))
     if details:
         title += f"  ({'; '.join(details)})"
@@ -123,6 +139,9 @@ def _entry_lines(entry: PlanEntry, color: bool) -> list[str]:
     if entry.remedy:
         label = "remedy" if entry.action in NEEDS_PERSON else "note"
         lines.append(style(f"    {label}: {escape(entry.remedy)}", fg="yellow" if colour else None))
+    if entry.paste:
+        lines.append("    paste:")
+        lines += [f"      {escape(line)}" for line in entry.paste.splitlines()]
     return lines
 
 
@@ -131,7 +150,7 @@ def render_text(report: PlanReport) -> str:
     lines = header_lines(report)
     lines.append("")
     for entry in report.plan.entries:
-        if entry.action == NOOP:
+        if entry.action == NOOP and entry.declaration is None:
             continue
         lines += _entry_lines(entry, report.color)
         lines.append("")

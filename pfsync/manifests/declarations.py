@@ -1,0 +1,116 @@
+"""The offline checks of declarations (`Moved`) against each other and the declared triggers.
+
+A declaration is bound to the addresses it names; these checks refuse what could make it act on
+something else or nothing sensible: a `to` no trigger declares, a `from` still declared, two
+declarations for one address, and `Moved` chains that come back to where they started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from pfsync.models import MOVED, Declaration, DesiredTrigger
+from pfsync.support.diagnostics import Diagnostic
+from pfsync.support.suggest import closest
+
+
+def declaration_diagnostics(
+    declarations: Sequence[Declaration],
+    triggers: Sequence[DesiredTrigger],
+    reported_files: set[str] | None = None,
+) -> list[Diagnostic]:
+    """Every problem of `declarations` (only those in `reported_files` if given)."""
+    declared = {trigger.address: trigger for trigger in triggers}
+    moves = sorted((d for d in declarations if d.kind == MOVED), key=lambda d: (d.file, d.line))
+    problems: list[Diagnostic] = []
+    problems += _repeated(moves, lambda d: d.address, "from")
+    problems += _repeated(moves, lambda d: d.target, "to")
+    sources = {move.address for move in moves}
+    for move in moves:
+        problems += _moved_problems(move, declared, sources)
+    problems += _cycles(moves)
+    if reported_files is not None:
+        problems = [p for p in problems if p.file in reported_files]
+    return problems
+
+
+def _problem(declaration: Declaration, message: str, path: str, hint: str) -> Diagnostic:
+    return Diagnostic(declaration.file, declaration.line, 1, message, path, hint)
+
+
+def _repeated(
+    moves: Iterable[Declaration], address_of: Callable[[Declaration], str], field: str
+) -> list[Diagnostic]:
+    first: dict[str, Declaration] = {}
+    problems = []
+    for move in moves:
+        address = address_of(move)
+        earlier = first.setdefault(address, move)
+        if earlier is move:
+            continue
+        problems.append(
+            _problem(
+                move,
+                f"two declarations for {address}: here and at {earlier.source}",
+                f"$.{field}",
+                "an address is moved at most once; delete one of them",
+            )
+        )
+    return problems
+
+
+def _moved_problems(
+    move: Declaration, declared: dict[str, DesiredTrigger], sources: set[str]
+) -> list[Diagnostic]:
+    problems = []
+    still = declared.get(move.address)
+    if still is not None:
+        problems.append(
+            _problem(
+                move,
+                f"{move.address} is still declared (at {still.source}); the `from` of a Moved "
+                "is the old key, which no trigger declares any more",
+                "$.from",
+                "rename the key in that manifest, or delete this Moved",
+            )
+        )
+    if move.target not in declared and move.target not in sources and move.to != move.key:
+        keys = {t.key for t in declared.values() if t.business == move.business}
+        close = closest(move.to or "", keys)
+        hint = f"did you mean {close}?" if close else "declare a trigger with this key"
+        problems.append(
+            _problem(
+                move,
+                f"no trigger declares {move.target}, the `to` of this Moved",
+                "$.to",
+                hint,
+            )
+        )
+    return problems
+
+
+def _cycles(moves: Sequence[Declaration]) -> list[Diagnostic]:
+    """A `Moved` chain that comes back to its start, reported once at its first declaration."""
+    following = {move.address: move for move in reversed(moves)}  # the first of repeated ones
+    problems = []
+    reported: set[str] = set()
+    for move in moves:
+        chain = [move]
+        seen = {move.address}
+        while chain[-1].target in following and chain[-1].target not in seen:
+            seen.add(chain[-1].target)
+            chain.append(following[chain[-1].target])
+        if chain[-1].target != move.address or move.address in reported:
+            continue
+        reported.update(seen)
+        first = min(chain, key=lambda d: (d.file, d.line))
+        path = " → ".join([d.address for d in chain] + [move.address])
+        problems.append(
+            _problem(
+                first,
+                f"the Moved declarations {path} make a cycle",
+                "$.to",
+                "a chain of Moved ends at a key a trigger declares; delete the one that goes back",
+            )
+        )
+    return problems

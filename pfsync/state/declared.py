@@ -1,0 +1,166 @@
+"""Declarations carried out on a lockfile: a pure function, no I/O.
+
+    carry_out(lockfile, declarations, at) -> Carried
+        Carried.lockfile   the lockfile with every declaration that has something to act on
+                           carried out (None when there was none and nothing was carried)
+        Carried.steps      one DeclarationStep per declaration, in the order carried out
+
+Each declaration is bound to what it names, so a stale one acts on nothing else:
+
+    Moved A → B   carried   A is recorded, B is not: A's record (or pending create) becomes B's
+                  done      A is not recorded, and B (or where a chain of Moved goes on from B)
+                            is: it was carried out before and may be deleted
+                  nothing   neither is recorded: B is planned as usual
+                  conflict  both A and B are recorded
+
+`Moved` chains (A → B, B → C) are carried out in order, so A's record ends at C. Carrying out
+twice is carrying out once: a carried declaration is `done` the next time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from pfsync.models import MOVED, Declaration
+from pfsync.state.changes import move
+from pfsync.state.lockfile import REASON_MOVED, HistoryEntry, Lockfile
+from pfsync.support.diagnostics import Diagnostic
+from pfsync.support.textsafety import shown_id
+
+CARRIED = "carried"
+DONE = "done"
+NOTHING = "nothing"
+CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class DeclarationStep:
+    """What a declaration does to the lockfile it meets."""
+
+    declaration: Declaration
+    outcome: str  # carried | done | nothing | conflict
+    trigger_id: str | None = None  # the id it moves (carried), or that has moved (done)
+    recorded: bool = False  # whether that record exists (id None: created, id unknown)
+    problem: Diagnostic | None = None  # a conflict, located at the declaration
+
+
+@dataclass(frozen=True)
+class Carried:
+    """A lockfile after the declarations, and what each did."""
+
+    lockfile: Lockfile | None
+    steps: tuple[DeclarationStep, ...]
+
+    @property
+    def conflicts(self) -> list[Diagnostic]:
+        """The located problems of the declarations that conflict with the record."""
+        return [step.problem for step in self.steps if step.problem is not None]
+
+    @property
+    def carried(self) -> list[Declaration]:
+        """The declarations that change the record, in order."""
+        return [step.declaration for step in self.steps if step.outcome == CARRIED]
+
+
+def in_order(declarations: Sequence[Declaration]) -> list[Declaration]:
+    """The declarations in the order they are carried out: each `Moved` chain from its start."""
+    moves = [d for d in declarations if d.kind == MOVED]
+    by_from = {move.address: move for move in moves}
+    targets = {move.target for move in moves}
+    ordered: list[Declaration] = []
+    placed: set[int] = set()
+    for head in moves:
+        if head.address in targets:
+            continue  # not the start of its chain
+        link: Declaration | None = head
+        while link is not None and id(link) not in placed:
+            ordered.append(link)
+            placed.add(id(link))
+            link = by_from.get(link.target)
+    # what no chain reached (a cycle, which validation refuses) keeps its file order
+    ordered += [d for d in moves if id(d) not in placed]
+    return ordered + [d for d in declarations if d.kind != MOVED]
+
+
+def _chain_end_recorded(
+    lockfile: Lockfile, move_: Declaration, by_from: dict[str, Declaration]
+) -> str | None:
+    """The address where the chain of Moved from `move_` ends up recorded, if any."""
+    seen = {move_.address}
+    address = move_.target
+    while address not in seen:
+        if lockfile.recorded(address):
+            return address
+        seen.add(address)
+        following = by_from.get(address)
+        if following is None:
+            return None
+        address = following.target
+    return None
+
+
+def carry_out(lockfile: Lockfile | None, declarations: Sequence[Declaration], at: str) -> Carried:
+    """Carry out every declaration that has something to act on (see the module's table)."""
+    ordered = in_order(declarations)
+    if lockfile is None:
+        return Carried(None, tuple(DeclarationStep(d, NOTHING) for d in ordered))
+    by_from = {d.address: d for d in ordered if d.kind == MOVED}
+    steps = []
+    for declaration in ordered:
+        step = _moved(lockfile, declaration, by_from)
+        if step.outcome == CARRIED:
+            lockfile = _moved_record(lockfile, declaration, at)
+        steps.append(step)
+    return Carried(lockfile, tuple(steps))
+
+
+def _moved(
+    lockfile: Lockfile, move_: Declaration, by_from: dict[str, Declaration]
+) -> DeclarationStep:
+    old, new = move_.address, move_.target
+    record = lockfile.triggers.get(old)
+    if lockfile.recorded(old) and lockfile.recorded(new):
+        there = lockfile.triggers.get(new)
+        problem = Diagnostic(
+            move_.file,
+            move_.line,
+            1,
+            f"Moved {old} → {new} conflicts with the lockfile: both are recorded ({old}: "
+            f"{_described(lockfile, old)}; {new}: {_described(lockfile, new)}), so the record "
+            f"of {old} cannot become that of {new}",
+            "$.to",
+            f"look in Pocketflows: forget the one that does not exist any more (`pfsync state "
+            f"rm {old}` or `pfsync state rm {new}`), or delete this Moved",
+        )
+        return DeclarationStep(
+            move_, CONFLICT, there.id if there else None, there is not None, problem
+        )
+    if lockfile.recorded(old):
+        return DeclarationStep(move_, CARRIED, record.id if record else None, record is not None)
+    end = _chain_end_recorded(lockfile, move_, by_from)
+    if end is not None:
+        now = lockfile.triggers.get(end)
+        return DeclarationStep(move_, DONE, now.id if now else None, now is not None)
+    return DeclarationStep(move_, NOTHING)
+
+
+def _described(lockfile: Lockfile, address: str) -> str:
+    record = lockfile.triggers.get(address)
+    if record is not None:
+        return f"trigger {shown_id(record.id, '(id unknown)')}"
+    return "an uncertain create"
+
+
+def _moved_record(lockfile: Lockfile, move_: Declaration, at: str) -> Lockfile:
+    """`move`, with the move kept in the new address's history (its id, where it came from)."""
+    old, new = move_.address, move_.target
+    moved = move(lockfile, old, new)
+    record = moved.triggers.get(new)
+    if record is None:
+        return moved  # only an uncertain create moved: it has no id yet
+    entry = HistoryEntry(
+        record.id, at, REASON_MOVED, record.origin, record.revision, old, move_.source
+    )
+    triggers = {**moved.triggers, new: replace(record, history=(*record.history, entry))}
+    return replace(moved, triggers=triggers)
