@@ -83,7 +83,8 @@ def _entry_block(entry: PlanEntry, symbol: str) -> str:
         label = "Remedy" if entry.action in NEEDS_PERSON else "Note"
         parts.append(f"> **{label}:** {escape(entry.remedy)}\n")
     if entry.paste:
-        parts.append(_fenced(escape(entry.paste.rstrip("\n")), "yaml"))
+        pasted = "\n".join(escape(line) for line in entry.paste.splitlines())
+        parts.append(_fenced(pasted, "yaml"))
     return "\n".join(parts) + "\n"
 
 

@@ -1,0 +1,152 @@
+"""Record changes through review, end to end: the installed `pfsync`, the sandbox over loopback,
+and a real git remote on disk whose main holds the lockfiles (the git state store).
+
+A pull request renames a key and declares its `Moved`: its plan shows the move and exits 2 (a
+change apply can make); after the merge, apply carries the record over and sends nothing, in
+every environment that recorded the old key, while an environment that never did creates the
+new key once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from apply_helpers import manifest_text, posts
+from conftest import RunPfsync, normalise
+from fixtures_sandbox import MakeSandbox
+from git_helpers import clone, git, make_remote, remote_lockfile
+from pfsync.sandbox import Sandbox
+
+ENVIRONMENTS = ("staging", "production", "fresh")
+MOVED = "---\napiVersion: pfsync/v1\nkind: Moved\nfrom: t001\nto: welcome\n"
+
+
+def three_environment_remote(tmp_path: Path) -> Path:
+    """A remote whose main has manifests t000 and t001 and three environments in the git store
+    (state on main, each its own business and lockfile)."""
+    remote = make_remote(tmp_path, 2)
+    seed = clone(remote, tmp_path / "environments")
+    (seed / "pfsync.yaml").write_text(
+        "state: {store: git, branch: main}\n"
+        "environments:\n"
+        + "".join(
+            f"  {name}: {{business: biz_{name}, lockfile: state/{name}.lock}}\n"
+            for name in ENVIRONMENTS
+        )
+    )
+    (seed / ".gitignore").write_text("*.journal\n*.lck\n.pfsync/\n")
+    git(seed, "commit", "--quiet", "-am", "three environments")
+    git(seed, "push", "--quiet", "origin", "main")
+    return remote
+
+
+def ids(remote: Path, environment: str) -> dict[str, str | None]:
+    lockfile = remote_lockfile(remote, f"state/{environment}.lock")
+    assert lockfile is not None
+    return {address: record["id"] for address, record in lockfile["triggers"].items()}
+
+
+def posted_to(sandbox: Sandbox, business: str) -> int:
+    return len([r for r in posts(sandbox) if f"/businesses/{business}/" in r["path"]])
+
+
+def test_a_renamed_key_with_its_moved_is_carried_over_in_every_environment_without_a_create(
+    run_pfsync: RunPfsync, make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox()
+    env = sandbox.environment()
+    remote = three_environment_remote(tmp_path)
+    for name in ("staging", "production"):
+        runner = clone(remote, tmp_path / f"{name}-first")
+        run = run_pfsync(
+            "-e", name, "apply", "--auto-approve", "--new-lockfile", cwd=runner, env=env
+        )
+        assert run.code == 0, run
+    assert len(posts(sandbox)) == 4
+    before = {name: ids(remote, name) for name in ("staging", "production")}
+
+    # The pull request: t001 renamed to welcome (the same body), with its Moved.
+    branch = clone(remote, tmp_path / "pull-request")
+    git(branch, "checkout", "--quiet", "-b", "rename")
+    (branch / "triggers" / "t001.yaml").unlink()
+    (branch / "triggers" / "welcome.yaml").write_text(
+        manifest_text("welcome", "Trigger t001").replace("et_welcome", "et_t001") + MOVED
+    )
+    git(branch, "add", "-A")
+    git(branch, "commit", "--quiet", "-m", "rename t001 to welcome")
+    assert run_pfsync("validate", cwd=branch).code == 0
+    staging_id = before["staging"]["biz_staging/t001"]
+    plan = run_pfsync("-e", "staging", "plan", "--detailed-exitcode", cwd=branch, env=env)
+    assert plan.normalised(URL=sandbox.url, ID=str(staging_id)) == (
+        2,
+        "Environment: staging\n"
+        "Business: biz_staging\n"
+        "API: <URL>\n"
+        "Lockfile: state/staging.lock on origin/main (serial 3)\n"
+        "\n"
+        "> biz_staging/welcome  moved  triggers/welcome.yaml:13  (trigger <ID>; from "
+        "biz_staging/t001)\n"
+        "    note: The record of biz_staging/t001 (trigger <ID>) becomes the record of "
+        "biz_staging/welcome; nothing is sent to Pocketflows.\n"
+        "\n"
+        "Plan: 0 to create, 0 to replace, 1 to move. Needs a person: 0 update, 0 delete, "
+        "0 uncertain. 1 unchanged.\n",
+        "",
+    )
+    markdown = run_pfsync("-e", "production", "plan", "--format", "markdown", cwd=branch, env=env)
+    assert markdown.code == 0, markdown
+    assert "<details><summary>→ 1 to move in the record (nothing sent)</summary>" in markdown.out
+    fresh = run_pfsync("-e", "fresh", "plan", "--detailed-exitcode", cwd=branch, env=env)
+    assert fresh.code == 2, fresh
+    assert (
+        "  biz_fresh/welcome  no-op  triggers/welcome.yaml:13\n"
+        "    note: Moved biz_fresh/t001 → biz_fresh/welcome: nothing to act on, biz_fresh/t001 "
+        "is not recorded here; biz_fresh/welcome is planned as usual.\n"
+    ) in fresh.out
+
+    # The merge, then the applies after it: nothing is sent where the old key was recorded.
+    git(branch, "push", "--quiet", "origin", "rename:main")
+    for name in ("staging", "production"):
+        runner = clone(remote, tmp_path / f"{name}-after-merge")
+        old_id = before[name][f"biz_{name}/t001"]
+        run = run_pfsync("-e", name, "apply", "--auto-approve", cwd=runner, env=env)
+        assert (run.code, normalise(run.err, URL=sandbox.url, ID=str(old_id))) == (
+            0,
+            f"biz_{name}/welcome: moved from biz_{name}/t001 (<ID>, triggers/welcome.yaml:13); "
+            "nothing was sent\n"
+            f"Apply ({name}): 0 created, 0 failed, 0 uncertain, 1 moved. Needs a person: 0 "
+            "update, 0 delete, 0 uncertain.\n",
+        ), run
+        assert len(posts(sandbox)) == 4
+        assert ids(remote, name) == {
+            f"biz_{name}/t000": before[name][f"biz_{name}/t000"],
+            f"biz_{name}/welcome": old_id,
+        }
+        lockfile = remote_lockfile(remote, f"state/{name}.lock")
+        assert lockfile is not None
+        (moved,) = lockfile["triggers"][f"biz_{name}/welcome"]["history"]
+        assert {k: v for k, v in moved.items() if k != "at"} == {
+            "id": old_id,
+            "reason": "moved",
+            "origin": "created",
+            "revision": 0,
+            "moved_from": f"biz_{name}/t001",
+            "declared_by": "triggers/welcome.yaml:13",
+        }
+        again = run_pfsync("-e", name, "plan", "--detailed-exitcode", cwd=runner, env=env)
+        assert again.code == 0, again
+        assert f"Moved biz_{name}/t001 → biz_{name}/welcome is done" in again.out
+        assert "this declaration may be deleted" in again.out
+
+    # An environment that never recorded t001: the Moved does nothing, welcome is created once.
+    runner = clone(remote, tmp_path / "fresh-runner")
+    run = run_pfsync(
+        "-e", "fresh", "apply", "--auto-approve", "--new-lockfile", cwd=runner, env=env
+    )
+    assert run.code == 0, run
+    assert posted_to(sandbox, "biz_fresh") == 2
+    assert sorted(ids(remote, "fresh")) == ["biz_fresh/t000", "biz_fresh/welcome"]
+    again = run_pfsync("-e", "fresh", "apply", "--auto-approve", cwd=runner, env=env)
+    assert again.code == 0, again
+    assert posted_to(sandbox, "biz_fresh") == 2
+    assert len(sandbox.triggers("biz_staging")) == len(sandbox.triggers("biz_production")) == 2
