@@ -9,13 +9,17 @@ new key once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
-from apply_helpers import manifest_text, posts
+import pytest
+
+from apply_helpers import BUSINESS, manifest_text, posts
 from conftest import RunPfsync, normalise
 from fixtures_sandbox import MakeSandbox
 from git_helpers import clone, git, make_remote, remote_lockfile
 from pfsync.sandbox import Sandbox
+from s3_helpers import S3Server, make_s3_repo, runner, s3_env, s3_server, without_aws_settings
 
 ENVIRONMENTS = ("staging", "production", "fresh")
 MOVED = "---\napiVersion: pfsync/v1\nkind: Moved\nfrom: t001\nto: welcome\n"
@@ -150,3 +154,52 @@ def test_a_renamed_key_with_its_moved_is_carried_over_in_every_environment_witho
     assert again.code == 0, again
     assert posted_to(sandbox, "biz_fresh") == 2
     assert len(sandbox.triggers("biz_staging")) == len(sandbox.triggers("biz_production")) == 2
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    """The session's S3 server, with no AWS setting of this process leaking into the test."""
+    with without_aws_settings():
+        yield s3_server()
+
+
+def test_a_moved_is_carried_out_in_one_compare_and_swap_of_the_s3_store(
+    run_pfsync: RunPfsync, make_sandbox: MakeSandbox, s3: S3Server, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox()
+    bucket = s3.make_bucket()
+    env = {**sandbox.environment(), **s3_env(s3.admin)}
+    repo = make_s3_repo(tmp_path / "repo", 2, bucket=bucket, endpoint_url=s3.url)
+    first = run_pfsync(
+        "apply", "--auto-approve", "--new-lockfile", cwd=runner(repo, tmp_path / "one"), env=env
+    )
+    assert first.code == 0, first
+    before = s3.lockfile(bucket)
+    assert before is not None
+    old_id = before["triggers"][f"{BUSINESS}/t001"]["id"]
+
+    (repo / "triggers" / "t001.yaml").unlink()
+    (repo / "triggers" / "welcome.yaml").write_text(
+        manifest_text("welcome", "Trigger t001").replace("et_welcome", "et_t001") + MOVED
+    )
+    two = runner(repo, tmp_path / "two")
+    plan = run_pfsync("plan", "--detailed-exitcode", cwd=two, env=env)
+    assert (plan.code, plan.err) == (2, ""), plan
+    run = run_pfsync("apply", "--auto-approve", cwd=two, env=env)
+    assert (run.code, normalise(run.err, ID=old_id)) == (
+        0,
+        f"{BUSINESS}/welcome: moved from {BUSINESS}/t001 (<ID>, triggers/welcome.yaml:13); "
+        "nothing was sent\n"
+        "Apply: 0 created, 0 failed, 0 uncertain, 1 moved. Needs a person: 0 update, 0 delete, "
+        "0 uncertain.\n",
+    ), run
+    assert len(posts(sandbox)) == 2
+    after = s3.lockfile(bucket)
+    assert after is not None
+    assert after["serial"] == before["serial"] + 1  # one write
+    assert {a: r["id"] for a, r in after["triggers"].items()} == {
+        f"{BUSINESS}/t000": before["triggers"][f"{BUSINESS}/t000"]["id"],
+        f"{BUSINESS}/welcome": old_id,
+    }
+    clean = run_pfsync("plan", "--detailed-exitcode", cwd=runner(repo, tmp_path / "three"), env=env)
+    assert clean.code == 0, clean
