@@ -87,16 +87,19 @@ class DesiredTrigger:
 
 
 MOVED = "Moved"
-DECLARATION_KINDS = (MOVED,)
+REMOVED = "Removed"
+DECLARATION_KINDS = (MOVED, REMOVED)
 
 
 @dataclass(frozen=True)
 class Declaration:
     """A record change declared in a manifest file, carried out by apply without a create.
 
-    `Moved`: the record of `key` (the `from:`) becomes the record of `to`. Every declaration is
-    bound to the address it acts on (`BUSINESS/KEY`), so a stale one can act on nothing else.
-    `file` and `line` (of its `kind:`) are where it is declared.
+    `Moved`: the record of `key` (the `from:`) becomes the record of `to`. `Removed`: the
+    record of `key` with exactly `trigger_id` is forgotten. Every declaration is bound to the
+    address it acts on (`BUSINESS/KEY`), so a stale one can act on nothing else. `file` and
+    `line` (of its `kind:`) are where it is declared; `environment` the one it is for (None:
+    every environment, or pfsync.yaml defines none).
     """
 
     kind: str
@@ -105,6 +108,8 @@ class Declaration:
     file: str
     line: int
     to: str | None = None
+    trigger_id: str | None = None
+    environment: str | None = None
 
     @property
     def address(self) -> str:
@@ -122,5 +127,7 @@ class Declaration:
         return f"{self.file}:{self.line}"
 
     def describe(self) -> str:
-        """`Moved biz/a → biz/b`, as plan and apply name it."""
-        return f"{self.kind} {self.address} → {self.target}"
+        """`Moved biz/a → biz/b`, `Removed biz/a (trigger trg_1)`, as plan and apply name it."""
+        if self.kind == MOVED:
+            return f"{self.kind} {self.address} → {self.target}"
+        return f"{self.kind} {self.address} (trigger {self.trigger_id})"

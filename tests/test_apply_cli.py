@@ -64,7 +64,14 @@ def replace_entry(key: str, name: str) -> str:
         f"-/+ {BUSINESS}/{key}  replace  triggers/{key}.yaml:3  (trigger <OLD>; revision raised "
         f"from 0 to 1)\n{body_lines(key, name)}"
         f"    note: A new draft trigger is created for {BUSINESS}/{key}; the old trigger <OLD> "
-        "stays active in Pocketflows until a person deactivates it.\n"
+        "stays active in Pocketflows until a person deactivates it; then paste the Removed "
+        "below into a manifest file, so the record stops listing it as still active.\n"
+        "    paste:\n"
+        "      ---\n"
+        "      apiVersion: pfsync/v1\n"
+        "      kind: Removed\n"
+        f"      key: {key}\n"
+        "      id: <OLD>\n"
         "\n"
     )
 

@@ -21,7 +21,7 @@ from project_helpers import (
 
 from conftest import REPO, RunPfsync
 from pfsync.errors import DeclarationConflict
-from pfsync.models import MOVED, Declaration
+from pfsync.models import MOVED, REMOVED, Declaration
 from pfsync.plan.planner import PlanEntry, create_plan
 from pfsync.plan.render.json_document import PlanReport
 from pfsync.plan.render.markdown import render_markdown
@@ -78,10 +78,10 @@ def test_validate_refuses_each_bad_moved_with_its_place(
         "cycle (a chain of Moved ends at a key a trigger declares; delete the one that goes "
         "back) [$.to]\n"
         'triggers/more.yaml:23:7: unknown kind "Movd" (did you mean Moved?) (a document\'s '
-        "kind is one of Trigger, Moved) [$.kind]\n"
+        "kind is one of Trigger, Moved, Removed) [$.kind]\n"
         "triggers/more.yaml:26:1: two declarations for biz_1/welcome: here and at "
-        "triggers/more.yaml:18 (an address is moved at most once; delete one of them) "
-        "[$.to]\n"
+        "triggers/more.yaml:18 (each address takes one declaration at a time; delete one of "
+        "them) [$.to]\n"
         "triggers/welcome.yaml:12:1: no trigger declares biz_1/welcom, the `to` of this Moved "
         "(did you mean welcome?) [$.to]\n",
         "7 problem(s) found.\n",
@@ -300,3 +300,123 @@ def test_a_saved_plan_carries_its_moved_and_is_stale_when_the_declarations_chang
     ), run
     data = json.loads((root / "pfsync.lock").read_text(encoding="utf-8"))
     assert (data["serial"], sorted(data["triggers"])) == (2, ["biz_1/new"])
+
+
+# Removed
+
+
+def removed(key: str, trigger_id: str, environment: str | None = None) -> Declaration:
+    return Declaration(
+        REMOVED,
+        "biz_1",
+        key,
+        "triggers/gone.yaml",
+        2,
+        trigger_id=trigger_id,
+        environment=environment,
+    )
+
+
+def test_a_removed_naming_the_recorded_id_forgets_it_and_keeps_the_id_in_history() -> None:
+    state = lockfile(gone=record("trg_g", "G"))
+    plan = create_plan([], state, API_URL, declarations=[removed("gone", "trg_g")])
+    assert actions(plan.entries) == [("biz_1/gone", "forget")]
+    assert plan.entries[0].remedy == (
+        "The record forgets trigger trg_g of biz_1/gone (its id is kept in the history); nothing "
+        "is sent to Pocketflows, where it stays as a person left it."
+    )
+    assert (plan.exit_code(True), plan.to_apply) == (2, [])
+    after = carry_out(state, plan.carried, "2026-03-01T00:00:00Z").lockfile
+    assert after is not None and after.triggers == {}
+    (entry,) = after.forgotten["biz_1/gone"]
+    assert (entry.id, entry.reason, entry.declared_by) == (
+        "trg_g",
+        "removed",
+        "triggers/gone.yaml:2",
+    )
+    again = create_plan([], after, API_URL, declarations=[removed("gone", "trg_g")])
+    assert actions(again.entries) == [("biz_1/gone", "no-op")]
+    assert again.entries[0].remedy == (
+        "Removed biz_1/gone (trigger trg_g) is done; this declaration may be deleted."
+    )
+    nothing = create_plan([], None, API_URL, declarations=[removed("gone", "trg_g")])
+    assert nothing.entries[0].remedy == (
+        "Removed biz_1/gone (trigger trg_g): nothing to act on, biz_1/gone is not recorded here."
+    )
+
+
+def test_a_removed_of_a_declared_key_settles_only_a_replaced_trigger() -> None:
+    state = lockfile(kept=record("trg_k", "K"))
+    with pytest.raises(DeclarationConflict) as raised:
+        create_plan(
+            [manifest("kept", "K")], state, API_URL, declarations=[removed("kept", "trg_k")]
+        )
+    assert str(raised.value) == (
+        "triggers/gone.yaml:2:1: Removed biz_1/kept names its current trigger trg_k, but a "
+        "trigger manifest still declares biz_1/kept: forgetting it would create it again "
+        "(delete that trigger's manifest in the same change, or this declaration (a Removed of "
+        "a declared key settles only a trigger its current one replaced)) [$.key]"
+    )
+
+
+def test_a_removed_naming_another_id_is_refused_at_plan_time() -> None:
+    with pytest.raises(DeclarationConflict) as raised:
+        create_plan(
+            [],
+            lockfile(gone=record("trg_g", "G")),
+            API_URL,
+            declarations=[removed("gone", "trg_x")],
+        )
+    assert str(raised.value) == (
+        "triggers/gone.yaml:2:1: Removed biz_1/gone names trigger trg_x, but the lockfile records "
+        "trigger trg_g for biz_1/gone (a Removed forgets exactly the trigger it names: check the "
+        "id in Pocketflows and with `pfsync state show biz_1/gone`) [$.id]"
+    )
+
+
+def test_a_removed_settles_a_replaced_trigger_that_state_list_shows_still_active() -> None:
+    from pfsync.state.lockfile import HistoryEntry
+    from pfsync.state.render import list_text
+
+    replaced = HistoryEntry("trg_old", "2026-02-01T00:00:00Z", "replaced", "created", 0)
+    state = lockfile(kept=replace(record("trg_new", "K", revision=1), history=(replaced,)))
+    assert list_text(state) == (
+        "ADDRESS     ID       ORIGIN   REVISION  FILE             NOTE\n"
+        "biz_1/kept  trg_new  created  1         triggers/x.yaml  replaced, still active: trg_old\n"
+    )
+    manifests = [manifest("kept", "K", revision=1)]
+    plan = create_plan(manifests, state, API_URL, declarations=[removed("kept", "trg_old")])
+    assert actions(plan.entries) == [("biz_1/kept", "forget")]
+    after = carry_out(state, plan.carried, "2026-03-01T00:00:00Z").lockfile
+    assert after is not None and after.triggers["biz_1/kept"].id == "trg_new"
+    assert after.triggers["biz_1/kept"].replaced_still_active() == []
+    assert list_text(after).splitlines()[1].rstrip().endswith("triggers/x.yaml")
+    again = create_plan(manifests, after, API_URL, declarations=[removed("kept", "trg_old")])
+    assert actions(again.entries) == [("biz_1/kept", "no-op")]
+
+
+def test_removed_names_its_environment_when_pfsync_yaml_has_environments(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    root = write_project(tmp_path, {"a.yaml": manifest_yaml("a", "A")})
+    (root / "pfsync.yaml").write_text(
+        "environments:\n"
+        "  staging: {business: biz_s, lockfile: staging.lock}\n"
+        "  production: {business: biz_p, lockfile: production.lock}\n"
+    )
+    (root / "triggers" / "gone.yaml").write_text(
+        "apiVersion: pfsync/v1\nkind: Removed\nkey: gone\nid: trg_1\n"
+        "---\napiVersion: pfsync/v1\nkind: Removed\nkey: gone\nid: trg_2\nenvironment: stagin\n"
+        "---\napiVersion: pfsync/v1\nkind: Removed\nkey: old\nid: trg_4\nenvironment: staging\n"
+        "---\napiVersion: pfsync/v1\nkind: Removed\nkey: old\nid: trg_5\nenvironment: production\n"
+    )
+    run = run_pfsync("validate", cwd=root)
+    assert (run.code, run.out, run.err) == (
+        1,
+        "triggers/gone.yaml:2:1: this Removed names no environment, and pfsync.yaml defines "
+        "several (ids differ per environment) (add `environment:` with one of production, "
+        "staging) [$.environment]\n"
+        'triggers/gone.yaml:10:14: unknown environment "stagin" (did you mean staging?) (the '
+        "environments of pfsync.yaml are production, staging) [$.environment]\n",
+        "2 problem(s) found.\n",
+    )

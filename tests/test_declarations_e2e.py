@@ -9,12 +9,13 @@ new key once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from apply_helpers import BUSINESS, manifest_text, posts
+from apply_helpers import BUSINESS, lock_ids, make_repo, manifest_text, posts
 from conftest import RunPfsync, normalise
 from fixtures_sandbox import MakeSandbox
 from git_helpers import clone, git, make_remote, remote_lockfile
@@ -203,3 +204,107 @@ def test_a_moved_is_carried_out_in_one_compare_and_swap_of_the_s3_store(
     }
     clean = run_pfsync("plan", "--detailed-exitcode", cwd=runner(repo, tmp_path / "three"), env=env)
     assert clean.code == 0, clean
+
+
+def test_a_removed_forgets_exactly_the_trigger_it_names(
+    run_pfsync: RunPfsync, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    env = sandbox.environment()
+    root = make_repo(tmp_path / "repo", 2)
+    assert run_pfsync("apply", "--auto-approve", "--new-lockfile", cwd=root, env=env).code == 0
+    gone_id = lock_ids(root)[f"{BUSINESS}/t001"]
+    (root / "triggers" / "t001.yaml").unlink()
+    plan = run_pfsync("plan", "--detailed-exitcode", cwd=root, env=env)
+    assert plan.code == 3, plan
+    paste = f"---\napiVersion: pfsync/v1\nkind: Removed\nkey: t001\nid: {gone_id}\n"
+    assert "".join(line.removeprefix("      ") + "\n" for line in plan.out.splitlines()[7:12]) == (
+        paste
+    ), plan
+
+    # A stale or mistaken id is refused, and nothing changes.
+    (root / "triggers" / "removed.yaml").write_text(paste.replace(gone_id, "trg_someone_else"))
+    before = (root / "pfsync.lock").read_bytes()
+    refused = run_pfsync("plan", "--detailed-exitcode", cwd=root, env=env)
+    conflict = (
+        f"triggers/removed.yaml:3:1: Removed {BUSINESS}/t001 names trigger trg_someone_else, but "
+        f"the lockfile records trigger <ID> for {BUSINESS}/t001 (a Removed forgets exactly the "
+        f"trigger it names: check the id in Pocketflows and with `pfsync state show "
+        f"{BUSINESS}/t001`) [$.id]\n"
+    )
+    assert refused.normalised() == (
+        1,
+        "",
+        conflict + "Error: 1 problem(s) in the manifests; fix them (see `pfsync validate`) "
+        "and run again.\n",
+    )
+    applied = run_pfsync("apply", "--auto-approve", cwd=root, env=env)
+    assert applied.normalised() == (1, "", "Error: " + conflict)
+    assert (root / "pfsync.lock").read_bytes() == before
+
+    # The id pasted from the remedy: forgotten, its id kept in history, nothing sent.
+    (root / "triggers" / "removed.yaml").write_text(paste)
+    plan = run_pfsync("plan", "--detailed-exitcode", cwd=root, env=env)
+    assert plan.normalised(URL=sandbox.url) == (
+        2,
+        f"Business: {BUSINESS}\n"
+        "API: <URL>\n"
+        "Lockfile: pfsync.lock (serial 2)\n"
+        "\n"
+        f"x {BUSINESS}/t001  forget  triggers/removed.yaml:3  (trigger <ID>)\n"
+        f"    note: The record forgets trigger <ID> of {BUSINESS}/t001 (its id is kept in the "
+        "history); nothing is sent to Pocketflows, where it stays as a person left it.\n"
+        "\n"
+        "Plan: 0 to create, 0 to replace, 1 to forget. Needs a person: 0 update, 0 delete, "
+        "0 uncertain. 1 unchanged.\n",
+        "",
+    )
+    applied = run_pfsync("apply", "--auto-approve", cwd=root, env=env)
+    assert (applied.code, normalise(applied.err, ID=gone_id)) == (
+        0,
+        f"{BUSINESS}/t001: forgot trigger <ID> (kept in its history, triggers/removed.yaml:3); "
+        "nothing was sent\n"
+        "Apply: 0 created, 0 failed, 0 uncertain, 1 forgotten. Needs a person: 0 update, "
+        "0 delete, 0 uncertain.\n",
+    )
+    assert len(posts(sandbox)) == 2
+    data = json.loads((root / "pfsync.lock").read_text())
+    assert sorted(data["triggers"]) == [f"{BUSINESS}/t000"]
+    (entry,) = data["forgotten"][f"{BUSINESS}/t001"]
+    assert (entry["id"], entry["reason"], entry["declared_by"]) == (
+        gone_id,
+        "removed",
+        "triggers/removed.yaml:3",
+    )
+    done = run_pfsync("plan", "--detailed-exitcode", cwd=root, env=env)
+    assert done.code == 0, done
+    assert f"Removed {BUSINESS}/t001 (trigger {gone_id}) is done" in done.out
+
+
+def test_state_list_shows_a_replaced_trigger_still_active_until_a_removed_settles_it(
+    run_pfsync: RunPfsync, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    env = sandbox.environment()
+    root = make_repo(tmp_path / "repo", 1)
+    assert run_pfsync("apply", "--auto-approve", "--new-lockfile", cwd=root, env=env).code == 0
+    old_id = lock_ids(root)[f"{BUSINESS}/t000"]
+    (root / "triggers" / "t000.yaml").write_text(manifest_text("t000", "Trigger t000", revision=1))
+    assert run_pfsync("apply", "--auto-approve", cwd=root, env=env).code == 0
+    new_id = lock_ids(root)[f"{BUSINESS}/t000"]
+    listed = run_pfsync("state", "list", cwd=root, env=env)
+    assert listed.normalised(OLD=old_id, NEW=new_id) == (
+        0,
+        "ADDRESS       ID                            ORIGIN   REVISION  FILE                NOTE\n"
+        f"{BUSINESS}/t000  <NEW>  created  1         triggers/t000.yaml  replaced, still active: "
+        "<OLD>\n",
+        "",
+    )
+    (root / "triggers" / "removed.yaml").write_text(
+        f"apiVersion: pfsync/v1\nkind: Removed\nkey: t000\nid: {old_id}\n"
+    )
+    applied = run_pfsync("apply", "--auto-approve", cwd=root, env=env)
+    assert applied.code == 0, applied
+    assert len(posts(sandbox)) == 2
+    listed = run_pfsync("state", "list", cwd=root, env=env)
+    assert listed.normalised(NEW=new_id)[1].splitlines()[1].rstrip() == (
+        f"{BUSINESS}/t000  <NEW>  created  1         triggers/t000.yaml"
+    )

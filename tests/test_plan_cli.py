@@ -56,6 +56,18 @@ NOTHING_TO_DO = (
 )
 
 
+def removed_paste(key: str, trigger_id: str) -> str:
+    """The `Removed` a remedy offers to paste, as the text plan shows it."""
+    return (
+        "    paste:\n"
+        "      ---\n"
+        "      apiVersion: pfsync/v1\n"
+        "      kind: Removed\n"
+        f"      key: {key}\n"
+        f"      id: {trigger_id}\n"
+    )
+
+
 def test_done_when_scenario(tmp_path: Path, run_pfsync: RunPfsync) -> None:
     root = three_triggers(tmp_path)
     lock = root / "pfsync.lock"
@@ -133,8 +145,10 @@ def test_done_when_scenario(tmp_path: Path, run_pfsync: RunPfsync) -> None:
         '      $.spec.steps[0].type: "email"\n'
         '      $.spec.steps[0].email_template_id: "et_1"\n'
         "    note: A new draft trigger is created for biz_1/alpha; the old trigger trg_alpha "
-        "stays active in Pocketflows until a person deactivates it.\n"
-        "\n"
+        "stays active in Pocketflows until a person deactivates it; then paste the Removed "
+        "below into a manifest file, so the record stops listing it as still active.\n"
+        + removed_paste("alpha", "trg_alpha")
+        + "\n"
         "Plan: 0 to create, 1 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
         "2 unchanged.\n",
         "",
@@ -149,10 +163,12 @@ def test_done_when_scenario(tmp_path: Path, run_pfsync: RunPfsync) -> None:
         HEADER_SERIAL_3 + "\n"
         "- biz_1/gamma  delete  triggers/gamma.yaml  (trigger trg_gamma)\n"
         "    remedy: Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. "
-        "Deactivate trigger trg_gamma in Pocketflows, then run `pfsync state rm biz_1/gamma`. "
-        "If its key was renamed, declare a Moved (from: the old key, to: the new one) in a "
-        "manifest file, or run `pfsync state mv biz_1/gamma NEW_ADDRESS`.\n"
-        "\n"
+        "Deactivate trigger trg_gamma in Pocketflows, then paste the Removed below into a "
+        "manifest file, so that apply forgets it once reviewed (or run "
+        "`pfsync state rm biz_1/gamma`). If its key was renamed, declare a Moved (from: the old "
+        "key, to: the new one) instead, or run `pfsync state mv biz_1/gamma NEW_ADDRESS`.\n"
+        + removed_paste("gamma", "trg_gamma")
+        + "\n"
         "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 1 delete, 0 uncertain. "
         "2 unchanged.\n",
         "",
@@ -208,6 +224,7 @@ def test_json_format(tmp_path: Path, run_pfsync: RunPfsync) -> None:
             "create": 1,
             "replace": 0,
             "moved": 0,
+            "forget": 0,
             "update": 0,
             "delete": 0,
             "uncertain": 0,

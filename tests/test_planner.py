@@ -98,7 +98,11 @@ def test_raised_revision_is_replace_naming_the_old_trigger() -> None:
     )
     assert entry.remedy == (
         "A new draft trigger is created for biz_1/a; the old trigger trg_a stays active in "
-        "Pocketflows until a person deactivates it."
+        "Pocketflows until a person deactivates it; then paste the Removed below into a manifest "
+        "file, so the record stops listing it as still active."
+    )
+    assert entry.paste == (
+        "---\napiVersion: pfsync/v1\nkind: Removed\nbusiness: biz_1\nkey: a\nid: trg_a\n"
     )
     assert plan.to_apply == [entry] and plan.exit_code(detailed=True) == 2
 
@@ -146,9 +150,10 @@ def test_undeclared_record_is_delete_with_remedy() -> None:
     assert (entry.action, entry.source, entry.old_id) == ("delete", "triggers/a.yaml", "trg_a")
     assert entry.remedy == (
         "Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. Deactivate "
-        "trigger trg_a in Pocketflows, then run `pfsync state rm biz_1/a`. If its key was "
-        "renamed, declare a Moved (from: the old key, to: the new one) in a manifest file, or "
-        "run `pfsync state mv biz_1/a NEW_ADDRESS`."
+        "trigger trg_a in Pocketflows, then paste the Removed below into a manifest file, so "
+        "that apply forgets it once reviewed (or run `pfsync state rm biz_1/a`). If its key was "
+        "renamed, declare a Moved (from: the old key, to: the new one) instead, or run "
+        "`pfsync state mv biz_1/a NEW_ADDRESS`."
     )
 
 
@@ -285,6 +290,7 @@ def test_all_actions_together_count_and_summarise() -> None:
         "create": 1,
         "replace": 1,
         "moved": 0,
+        "forget": 0,
         "update": 1,
         "delete": 1,
         "uncertain": 1,

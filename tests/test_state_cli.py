@@ -103,6 +103,7 @@ def imported_row(key: str, name: str) -> dict[str, object]:
         "file": f"triggers/{key}.yaml",
         "digest": body_digest(body(name)),
         "history": 0,
+        "replaced_still_active": [],
         "uncertain": None,
     }
 
@@ -159,6 +160,7 @@ def test_list_json_reads_an_unfolded_journal_without_writing(
                     "file": None,
                     "digest": None,
                     "history": 0,
+                    "replaced_still_active": [],
                     "uncertain": {
                         "idempotency_key": KEY,
                         "started_at": "2026-02-01T00:00:00Z",

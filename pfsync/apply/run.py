@@ -119,6 +119,8 @@ def summarise(report: ApplyReport, plan: Plan, environment: str | None = None) -
     line = f"{label}: {created} created, {failed} failed, {uncertain_now} uncertain"
     if counts.get("moved"):
         line += f", {counts['moved']} moved"
+    if counts.get("forget"):
+        line += f", {counts['forget']} forgotten"
     if not_sent:
         line += f", {not_sent} not sent"
     line += (
@@ -150,13 +152,23 @@ def exit_code(report: ApplyReport, plan: Plan, received_signal: Sequence[int]) -
 
 def describe_carried(plan: Plan) -> list[str]:
     """One progress line per declaration carried out."""
-    return [
-        f"{entry.address}: moved from {entry.declaration.address} "
-        f"({shown_id(entry.old_id, 'id unknown') if entry.recorded else 'an uncertain create'}, "
-        f"{escape(entry.source)}); nothing was sent"
-        for entry in plan.entries
-        if entry.action == "moved" and entry.declaration is not None
-    ]
+    lines = []
+    for entry in plan.entries:
+        declaration = entry.declaration
+        if entry.action not in ("moved", "forget") or declaration is None:
+            continue
+        if entry.action == "moved":
+            what = shown_id(entry.old_id, "id unknown") if entry.recorded else "an uncertain create"
+            lines.append(
+                f"{entry.address}: moved from {declaration.address} ({what}, "
+                f"{escape(entry.source)}); nothing was sent"
+            )
+        else:
+            lines.append(
+                f"{entry.address}: forgot trigger {shown_id(entry.old_id)} (kept in its history, "
+                f"{escape(entry.source)}); nothing was sent"
+            )
+    return lines
 
 
 def run_apply(
@@ -195,7 +207,14 @@ def run_apply(
 
     def planned(lockfile: Lockfile | None) -> tuple[Plan, list[ApplyItem]]:
         plan = create_plan(
-            manifests, lockfile, config.api_url, targets, replace, declarations, config.business
+            manifests,
+            lockfile,
+            config.api_url,
+            targets,
+            replace,
+            declarations,
+            config.business,
+            config.environment,
         )
         recorded = lockfile or Lockfile.new(config.api_url, config.environment)
         return plan, _items_to_send(plan, recorded, options.retry_uncertain)

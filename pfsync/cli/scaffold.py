@@ -84,7 +84,9 @@ def init(
 @click.command()
 @click.option(
     "--name",
-    type=click.Choice(["manifest", "moved", "trigger-request", "trigger", "lockfile", "config"]),
+    type=click.Choice(
+        ["manifest", "moved", "removed", "trigger-request", "trigger", "lockfile", "config"]
+    ),
     default="manifest",
     show_default=True,
     help="Which schema to print.",

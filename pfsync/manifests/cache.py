@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 CACHE_DIR = "cache"
 FORMAT = "pfsync-manifest-cache"
-VERSION = 2
+VERSION = 3
 KEEP = 8  # cache files kept (contexts: environments, recent versions); older ones are removed
 # A file changed less than this before the cache was written may have changed again within
 # the same mtime tick without its stat showing it: its bytes are compared instead.
@@ -59,7 +59,8 @@ StatKey = tuple[int, int, int]  # size, mtime_ns, inode
 
 # One file's entry: [size, mtime_ns, inode, sha256, triggers, diagnostics, warnings,
 # declarations], where a trigger is [business, key, revision, line, digest], a diagnostic or a
-# warning [line, col, message, path, hint] and a declaration [kind, business, key, line, to].
+# warning [line, col, message, path, hint] and a declaration [kind, business, key, line, to,
+# trigger_id, environment].
 # Kept as read (lists): building 10,000 objects up front would cost more than the lookups.
 Entry = list[Any]
 
@@ -130,6 +131,7 @@ def context_key(declaring: Declaring) -> str:
         "business": declaring.default_business,
         "values": sorted(declaring.values.items()),
         "environment": declaring.environment,
+        "environments": list(declaring.environments),
     }
     return hashlib.sha256(json.dumps(context, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -218,8 +220,8 @@ class ManifestCache:
                 for line, col, message, path, hint in warnings
             ],
             declarations=[
-                Declaration(kind, business, key, shown, line, to)
-                for kind, business, key, line, to in declarations
+                Declaration(kind, business, key, shown, line, to, trigger_id, environment)
+                for kind, business, key, line, to, trigger_id, environment in declarations
             ],
         )
 
@@ -336,7 +338,10 @@ def fragment_of(shown: str, stat: StatKey, sha256: str, result: LoadResult) -> F
         [[t.business, t.key, t.revision, t.line, t.digest] for t in result.manifests],
         [[d.line, d.col, d.message, d.path, d.hint] for d in result.diagnostics],
         [[w.line, w.col, w.message, w.path, w.hint] for w in result.warnings],
-        [[d.kind, d.business, d.key, d.line, d.to] for d in result.declarations],
+        [
+            [d.kind, d.business, d.key, d.line, d.to, d.trigger_id, d.environment]
+            for d in result.declarations
+        ],
     ]
     text = _dumps(entry)
     digests = tuple(t.digest for t in result.manifests if t.digest)

@@ -1,4 +1,4 @@
-"""The offline checks of declarations (`Moved`) against each other and the declared triggers.
+"""The offline checks of declarations against each other and the declared triggers.
 
 A declaration is bound to the addresses it names; these checks refuse what could make it act on
 something else or nothing sensible: a `to` no trigger declares, a `from` still declared, two
@@ -7,7 +7,7 @@ declarations for one address, and `Moved` chains that come back to where they st
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from pfsync.models import MOVED, Declaration, DesiredTrigger
 from pfsync.support.diagnostics import Diagnostic
@@ -21,13 +21,13 @@ def declaration_diagnostics(
 ) -> list[Diagnostic]:
     """Every problem of `declarations` (only those in `reported_files` if given)."""
     declared = {trigger.address: trigger for trigger in triggers}
-    moves = sorted((d for d in declarations if d.kind == MOVED), key=lambda d: (d.file, d.line))
-    problems: list[Diagnostic] = []
-    problems += _repeated(moves, lambda d: d.address, "from")
-    problems += _repeated(moves, lambda d: d.target, "to")
+    ordered = sorted(declarations, key=lambda d: (d.file, d.line))
+    moves = [d for d in ordered if d.kind == MOVED]
+    problems = _repeated(ordered)
     sources = {move.address for move in moves}
-    for move in moves:
-        problems += _moved_problems(move, declared, sources)
+    for declaration in ordered:
+        if declaration.kind == MOVED:
+            problems += _moved_problems(declaration, declared, sources)
     problems += _cycles(moves)
     if reported_files is not None:
         problems = [p for p in problems if p.file in reported_files]
@@ -38,25 +38,45 @@ def _problem(declaration: Declaration, message: str, path: str, hint: str) -> Di
     return Diagnostic(declaration.file, declaration.line, 1, message, path, hint)
 
 
-def _repeated(
-    moves: Iterable[Declaration], address_of: Callable[[Declaration], str], field: str
-) -> list[Diagnostic]:
-    first: dict[str, Declaration] = {}
+def _claims(declaration: Declaration) -> list[tuple[str, str]]:
+    """The addresses a declaration acts on, each with the field that names it."""
+    if declaration.kind == MOVED:
+        return [(declaration.address, "from"), (declaration.target, "to")]
+    return [(declaration.address, "key")]
+
+
+def _repeated(declarations: Iterable[Declaration]) -> list[Diagnostic]:
+    """Two declarations for one address (a chain of Moved, A → B and B → C, is one move on;
+    declarations for different environments do not meet)."""
+    claims: dict[str, list[tuple[Declaration, str]]] = {}
+    for declaration in declarations:
+        for address, field in _claims(declaration):
+            claims.setdefault(address, []).append((declaration, field))
     problems = []
-    for move in moves:
-        address = address_of(move)
-        earlier = first.setdefault(address, move)
-        if earlier is move:
-            continue
-        problems.append(
-            _problem(
-                move,
-                f"two declarations for {address}: here and at {earlier.source}",
-                f"$.{field}",
-                "an address is moved at most once; delete one of them",
-            )
-        )
+    for address, held in claims.items():
+        for n, (declaration, field) in enumerate(held):
+            for earlier, earlier_field in held[:n]:
+                if _may_share(declaration, field, earlier, earlier_field):
+                    continue
+                problems.append(
+                    _problem(
+                        declaration,
+                        f"two declarations for {address}: here and at {earlier.source}",
+                        f"$.{field}",
+                        "each address takes one declaration at a time; delete one of them",
+                    )
+                )
+                break
     return problems
+
+
+def _may_share(one: Declaration, field: str, other: Declaration, other_field: str) -> bool:
+    """Whether two claims of one address go together: a chain of Moved, or two environments."""
+    if one is other:
+        return True
+    if one.kind == other.kind == MOVED and {field, other_field} == {"from", "to"}:
+        return True
+    return None not in (one.environment, other.environment) and one.environment != other.environment
 
 
 def _moved_problems(

@@ -19,9 +19,17 @@ from pfsync.manifests.declarations import declaration_diagnostics
 from pfsync.manifests.discovery import discover_shown, expand_paths
 from pfsync.manifests.results import BODY_NOT_READ, Declaring, LoadResult
 from pfsync.manifests.values import BRACELESS, MARKER, from_value, substitute
-from pfsync.models import DECLARATION_KINDS, MOVED, Declaration, DesiredTrigger, make_address
+from pfsync.models import (
+    DECLARATION_KINDS,
+    MOVED,
+    REMOVED,
+    Declaration,
+    DesiredTrigger,
+    make_address,
+)
 from pfsync.schemas import MANIFEST, check, validator
 from pfsync.schemas import MOVED as MOVED_SCHEMA
+from pfsync.schemas import REMOVED as REMOVED_SCHEMA
 from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
 from pfsync.support.collector import collector_paused
 from pfsync.support.diagnostics import Diagnostic, json_path, sort_diagnostics
@@ -36,6 +44,7 @@ Loaded = tuple[LoadResult, str | None, StatKey | None, Fragment | None]
 PARALLEL_MIN_FILES = 512  # below this, a second process costs more than it saves
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 BUSINESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
+ID_RE = re.compile(r"[^\s]{1,200}")
 
 
 def _manifest_from(
@@ -44,7 +53,7 @@ def _manifest_from(
     declaring: Declaring,
     has_references: bool,
     warnings: list[Diagnostic],
-) -> DesiredTrigger | Declaration | list[Diagnostic]:
+) -> DesiredTrigger | Declaration | list[Diagnostic] | None:
     whole: dict[tuple[int, int], str] = {}  # (line, col) → the reference that gave its value
     if has_references:
         unresolved = substitute(
@@ -79,6 +88,7 @@ def _manifest_from(
         ("business", BUSINESS_RE),
         ("from", KEY_RE),
         ("to", KEY_RE),
+        ("id", ID_RE),
     ):
         if name in data and not regex.fullmatch(data[name]):
             line, col = document.locate([name])
@@ -94,7 +104,7 @@ def _manifest_from(
             ]
     business = data.get("business", declaring.default_business)
     if kind in DECLARATION_KINDS:
-        return _declaration_from(document, data, shown, business)
+        return _declaration_from(document, data, shown, business, declaring)
     key_line = document.locate(["key"], key=True)[0]
     if business is None:
         return [
@@ -122,7 +132,7 @@ def _manifest_from(
 
 
 # The schema of each kind of document besides `Trigger` (the manifest schema).
-_SCHEMAS = {MOVED: MOVED_SCHEMA}
+_SCHEMAS = {MOVED: MOVED_SCHEMA, REMOVED: REMOVED_SCHEMA}
 KINDS = ("Trigger", *DECLARATION_KINDS)
 
 
@@ -140,21 +150,68 @@ def _unknown_kind(document: Document, shown: str, kind: str) -> Diagnostic:
 
 
 def _declaration_from(
-    document: Document, data: dict[str, Any], shown: str, business: str | None
-) -> Declaration | list[Diagnostic]:
+    document: Document,
+    data: dict[str, Any],
+    shown: str,
+    business: str | None,
+    declaring: Declaring,
+) -> Declaration | list[Diagnostic] | None:
+    """The declaration, its problems, or None when it is for another environment."""
+    kind = data["kind"]
     line = document.locate(["kind"], key=True)[0]
+    problem = _environment_problem(data, declaring)
+    if problem is not None:
+        at = document.locate(["environment"]) if "environment" in data else (line, 1)
+        return [Diagnostic(shown, at[0], at[1], *problem)]
     if business is None:
         return [
             Diagnostic(
                 shown,
                 line,
                 1,
-                f"no business for this {data['kind']} declaration",
+                f"no business for this {kind} declaration",
                 "$.business",
                 "set `business:` in the declaration, or a default `business:` in pfsync.yaml",
             )
         ]
-    return Declaration(data["kind"], business, data["from"], shown, line, to=data["to"])
+    environment = data.get("environment")
+    if environment is not None and declaring.environment not in (None, environment):
+        return None  # another environment's record change
+    if kind == MOVED:
+        return Declaration(kind, business, data["from"], shown, line, to=data["to"])
+    return Declaration(
+        kind, business, data["key"], shown, line, trigger_id=data["id"], environment=environment
+    )
+
+
+def _environment_problem(data: dict[str, Any], declaring: Declaring) -> tuple[str, str, str] | None:
+    """(message, path, hint) when the declaration's `environment:` does not fit pfsync.yaml."""
+    kind, environment, names = data["kind"], data.get("environment"), declaring.environments
+    if kind == MOVED:
+        return None  # a rename holds in every environment
+    if environment is None and names:
+        return (
+            f"this {kind} names no environment, and pfsync.yaml defines several (ids differ per "
+            "environment)",
+            "$.environment",
+            f"add `environment:` with one of {', '.join(names)}",
+        )
+    if environment is not None and not names:
+        return (
+            f"this {kind} names the environment {json_text(environment)}, but pfsync.yaml "
+            "defines no environments",
+            "$.environment",
+            "leave `environment:` out",
+        )
+    if environment is not None and environment not in names:
+        close = closest(environment, names)
+        return (
+            f"unknown environment {json_text(environment)}"
+            + (f" (did you mean {close}?)" if close else ""),
+            "$.environment",
+            f"the environments of pfsync.yaml are {', '.join(names)}",
+        )
+    return None
 
 
 def load_file(path: StrPath, shown: str, declaring: Declaring) -> LoadResult:
@@ -187,7 +244,7 @@ def _load_file(path: StrPath, shown: str, declaring: Declaring, fragments: bool 
             result.manifests.append(outcome)
         elif isinstance(outcome, Declaration):
             result.declarations.append(outcome)
-        else:
+        elif outcome is not None:
             result.diagnostics.extend(outcome)
     return result, sha256, stat, fragment_of(shown, stat, sha256, result) if fragments else None
 

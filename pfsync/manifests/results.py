@@ -18,6 +18,7 @@ class Declaring:
     default_business: str | None = None
     values: Mapping[str, Scalar] = field(default_factory=dict)
     environment: str | None = None
+    environments: tuple[str, ...] = ()  # every environment pfsync.yaml defines
     # validate needs neither bodies nor their digests: off, a trigger's body is BODY_NOT_READ
     # and its digest "" (digests were a tenth of its time in 10,000 files, and sending the
     # bodies back from the worker processes another tenth)
@@ -26,7 +27,7 @@ class Declaring:
     @classmethod
     def of(cls, config: Config) -> Declaring:
         """The defaults of the configured (or selected) environment."""
-        return cls(config.business, config.values, config.environment)
+        return cls(config.business, config.values, config.environment, config.environments)
 
 
 # The body of a trigger loaded without bodies (validate counts and locates triggers only).
@@ -38,7 +39,8 @@ class LoadResult:
     """Every valid manifest found, and every problem, sorted by file then line."""
 
     manifests: list[DesiredTrigger] = field(default_factory=list)
-    # the record changes declared beside the triggers (Moved), in file then line order
+    # the record changes declared beside the triggers (Moved, Removed) for this environment, in
+    # file then line order
     declarations: list[Declaration] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     # what is accepted but probably not meant (a `$values.NAME` without braces): never an error

@@ -33,6 +33,7 @@ from pfsync.plan.remedies import (
     declaration_note,
     delete_remedy,
     moved_yaml,
+    removed_yaml,
     replace_remedy,
     resend_remedy,
     uncertain_remedy,
@@ -49,10 +50,13 @@ REPLACE = "replace"
 DELETE = "delete"
 UNCERTAIN = "uncertain"
 MOVED = "moved"
-ACTIONS = (CREATE, REPLACE, MOVED, UPDATE, DELETE, UNCERTAIN, NOOP)
+FORGET = "forget"
+ACTIONS = (CREATE, REPLACE, MOVED, FORGET, UPDATE, DELETE, UNCERTAIN, NOOP)
 APPLIED = frozenset({CREATE, REPLACE})
 # what apply changes in the record without sending anything (declarations carried out)
-RECORDED = frozenset({MOVED})
+RECORDED = frozenset({MOVED, FORGET})
+# the action of each kind of declaration when it is carried out
+_DECLARED_ACTION = {"Moved": MOVED, "Removed": FORGET}
 NEEDS_PERSON = frozenset({UPDATE, DELETE, UNCERTAIN})
 
 EXIT_NOTHING_TO_DO = 0
@@ -135,9 +139,13 @@ class Plan:
 def summary_line(counts: dict[str, int]) -> str:
     """`Plan: 2 to create, 1 to replace. Needs a person: 1 update, 1 delete, 0 uncertain. …`
     (`, 1 to move` after the replaces when a declaration moves a record)."""
-    moved = f", {counts[MOVED]} to move" if counts.get(MOVED) else ""
+    declared = "".join(
+        f", {counts[action]} to {word}"
+        for action, word in ((MOVED, "move"), (FORGET, "forget"))
+        if counts.get(action)
+    )
     return (
-        f"Plan: {counts[CREATE]} to create, {counts[REPLACE]} to replace{moved}. "
+        f"Plan: {counts[CREATE]} to create, {counts[REPLACE]} to replace{declared}. "
         f"Needs a person: {counts[UPDATE]} update, {counts[DELETE]} delete, "
         f"{counts[UNCERTAIN]} uncertain. {counts[NOOP]} unchanged."
     )
@@ -151,22 +159,24 @@ def create_plan(
     replace: Iterable[str] = (),
     declarations: Sequence[Declaration] = (),
     default_business: str | None = None,
+    environment: str | None = None,
 ) -> Plan:
     """Classify every declared or recorded address (or only `targets`) into an action.
 
     `declarations` are carried out first (in memory: apply carries them out for real), and the
     addresses are classified against the record as it then is. `default_business` is the
-    configured business, left out of the declarations a remedy offers to paste.
+    configured business, left out of the declarations a remedy offers to paste, and
+    `environment` the selected one, which they name.
     """
     declared = {manifest.address: manifest for manifest in manifests}
-    carried = carry_out(lockfile, declarations, at="")
+    carried = carry_out(lockfile, declarations, "", set(declared))
     after = carried.lockfile
     known = set(declared) | _addresses(lockfile) | _addresses(after)
     target_set = _check_targets(tuple(dict.fromkeys(targets)), known)
     if target_set:
         named = set(target_set)
         in_scope = [d for d in declarations if {d.address, d.target} & named]
-        carried = carry_out(lockfile, in_scope, at="")
+        carried = carry_out(lockfile, in_scope, "", set(declared))
         after = carried.lockfile
     if carried.conflicts:
         raise DeclarationConflict(carried.conflicts)
@@ -175,6 +185,8 @@ def create_plan(
     replace_set = tuple(dict.fromkeys(replace))
     _check_replace(replace_set, target_set, declared, triggers, pending)
     scope = sorted(target_set) if target_set else sorted(set(declared) | _addresses(after))
+    if environment is None and lockfile is not None:
+        environment = lockfile.environment
     if target_set:
         scope = [address for address in scope if address in set(declared) | _addresses(after)]
     entries = [
@@ -187,7 +199,7 @@ def create_plan(
         )
         for address in scope
     ]
-    entries = _with_rename_hints(entries, default_business)
+    entries = _with_rename_hints(entries, default_business, environment)
     noted = [_declaration_entry(step, lockfile, declared) for step in carried.steps]
     at_noted = {entry.address for entry in noted}
     entries = [e for e in entries if not (e.action == NOOP and e.address in at_noted)]
@@ -222,13 +234,15 @@ def _declaration_entry(
         address=address,
         business=business,
         key=key,
-        action=MOVED if step.outcome == CARRIED else NOOP,
+        action=_DECLARED_ACTION[declaration.kind] if step.outcome == CARRIED else NOOP,
         source=declaration.source,
         desired=declared.get(address),
         old_id=step.trigger_id,
         recorded=step.recorded,
         recorded_digest=before.digest if before is not None and step.outcome == CARRIED else None,
-        reason=f"from {declaration.address}" if step.outcome == CARRIED else None,
+        reason=f"from {declaration.address}"
+        if step.outcome == CARRIED and declaration.kind == "Moved"
+        else None,
         remedy=declaration_note(step.declaration, step.outcome, step.trigger_id, step.recorded),
         declaration=declaration,
     )
@@ -349,7 +363,9 @@ def _replace_fields(entry: PlanEntry, **changes: Any) -> PlanEntry:
     return dataclasses.replace(entry, **changes)
 
 
-def _with_rename_hints(entries: list[PlanEntry], default_business: str | None) -> list[PlanEntry]:
+def _with_rename_hints(
+    entries: list[PlanEntry], default_business: str | None, environment: str | None
+) -> list[PlanEntry]:
     """A delete and a create of the same body in one business look like a renamed key."""
     creates: dict[tuple[str, str | None], list[PlanEntry]] = {}
     deletes: dict[tuple[str, str | None], list[PlanEntry]] = {}
@@ -378,5 +394,8 @@ def _with_rename_hints(entries: list[PlanEntry], default_business: str | None) -
             note = create_rename_note(old, entry.address)
             paste = moved_yaml(old, entry.address, default_business)
             entry = _replace_fields(entry, remedy=note, paste=paste)
+        elif entry.action in (DELETE, REPLACE) and entry.old_id is not None:
+            paste = removed_yaml(entry.address, entry.old_id, default_business, environment)
+            entry = _replace_fields(entry, paste=paste)
         out.append(entry)
     return out

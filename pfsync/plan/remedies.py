@@ -5,10 +5,12 @@ pfsync can only create triggers, so every other change is shown with what a pers
 
 from __future__ import annotations
 
-from pfsync.models import Declaration
+import re
+
+from pfsync.models import MOVED, Declaration
 from pfsync.state.declared import CARRIED, DONE
 from pfsync.state.lockfile import PendingCreate
-from pfsync.support.textsafety import escape, shown_id
+from pfsync.support.textsafety import escape, json_text, shown_id
 
 _UNKNOWN_ID_NOTE = (
     " (Its id was not returned when it was created: find the trigger in Pocketflows to learn it.)"
@@ -48,19 +50,34 @@ def delete_remedy(address: str, trigger_id: str | None, renamed_to: str | None =
             f"trigger; deactivate trigger {_id(trigger_id)} in Pocketflows, then run "
             f"`pfsync state rm {address}`." + _unknown_note(trigger_id)
         )
+    if trigger_id is None:
+        return (
+            "Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. "
+            f"Deactivate trigger ID in Pocketflows, then run `pfsync state rm {address}`. If its "
+            "key was renamed, declare a Moved (from: the old key, to: the new one) in a manifest "
+            f"file, or run `pfsync state mv {address} NEW_ADDRESS`." + _UNKNOWN_ID_NOTE
+        )
     return (
         "Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. Deactivate "
-        f"trigger {_id(trigger_id)} in Pocketflows, then run `pfsync state rm {address}`. If its "
-        "key was renamed, declare a Moved (from: the old key, to: the new one) in a manifest "
-        f"file, or run `pfsync state mv {address} NEW_ADDRESS`." + _unknown_note(trigger_id)
+        f"trigger {_id(trigger_id)} in Pocketflows, then paste the Removed below into a "
+        "manifest file, so that apply forgets it once reviewed (or run "
+        f"`pfsync state rm {address}`). If its key was renamed, declare a Moved (from: the old "
+        "key, to: the new one) instead, or run "
+        f"`pfsync state mv {address} NEW_ADDRESS`."
     )
 
 
 def replace_remedy(address: str, old_id: str | None) -> str:
     """A replace creates a new draft; the old trigger keeps running until someone stops it."""
+    settle = (
+        "; then paste the Removed below into a manifest file, so the record stops listing it "
+        "as still active"
+        if old_id is not None
+        else ""
+    )
     return (
         f"A new draft trigger is created for {address}; the old trigger {_id(old_id)} stays "
-        "active in Pocketflows until a person deactivates it." + _unknown_note(old_id)
+        f"active in Pocketflows until a person deactivates it{settle}." + _unknown_note(old_id)
     )
 
 
@@ -120,10 +137,39 @@ def moved_yaml(old: str, new: str, default_business: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def removed_yaml(
+    address: str, trigger_id: str, default_business: str | None, environment: str | None
+) -> str:
+    """The `Removed` declaration forgetting `trigger_id` at `address`, as YAML to paste."""
+    business, _, key = address.partition("/")
+    lines = ["---", "apiVersion: pfsync/v1", "kind: Removed"]
+    if business != default_business:
+        lines.append(f"business: {business}")
+    lines += [f"key: {key}", f"id: {_yaml_scalar(trigger_id)}"]
+    if environment is not None:
+        lines.append(f"environment: {_yaml_scalar(environment)}")
+    return "\n".join(lines) + "\n"
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def _yaml_scalar(text: str) -> str:
+    """`text` as a YAML scalar that reads back as this string (quoted unless plainly safe)."""
+    if _PLAIN.fullmatch(text) and text.lower() not in _YAML_WORDS:
+        return text
+    return json_text(text)  # a JSON string is a YAML double-quoted scalar; JSON escapes it
+
+
+_YAML_WORDS = frozenset({"null", "true", "false", "yes", "no", "on", "off", "y", "n", "~"})
+
+
 def declaration_note(
     declaration: Declaration, outcome: str, trigger_id: str | None, recorded: bool
 ) -> str:
     """What a declaration does to the record (nothing is sent), or why it does nothing."""
+    if declaration.kind != MOVED:
+        return _removed_note(declaration, outcome, trigger_id)
     old, new = declaration.address, declaration.target
     trigger = f"trigger {_id(trigger_id)}" if recorded else "its uncertain create"
     if outcome == CARRIED:
@@ -139,4 +185,18 @@ def declaration_note(
     return (
         f"Moved {old} → {new}: nothing to act on, {old} is not recorded here; {new} is planned "
         "as usual."
+    )
+
+
+def _removed_note(declaration: Declaration, outcome: str, trigger_id: str | None) -> str:
+    address, named = declaration.address, _id(declaration.trigger_id)
+    if outcome == CARRIED:
+        return (
+            f"The record forgets trigger {named} of {address} (its id is kept in the history); "
+            "nothing is sent to Pocketflows, where it stays as a person left it."
+        )
+    if outcome == DONE:
+        return f"Removed {address} (trigger {named}) is done; this declaration may be deleted."
+    return (
+        f"Removed {address} (trigger {named}): nothing to act on, {address} is not recorded here."
     )

@@ -41,6 +41,7 @@ def plan_report(
             replace,
             loaded.declarations,
             config.business,
+            config.environment,
         )
     except DeclarationConflict as conflict:
         return conflict.diagnostics

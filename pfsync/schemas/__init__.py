@@ -28,7 +28,8 @@ MANIFEST = "manifest.schema.json"
 LOCKFILE = "lockfile.schema.json"
 CONFIG = "config.schema.json"
 MOVED = "moved.schema.json"
-_NAMES = (REQUEST, TRIGGER, MANIFEST, LOCKFILE, CONFIG, MOVED)
+REMOVED = "removed.schema.json"
+_NAMES = (REQUEST, TRIGGER, MANIFEST, LOCKFILE, CONFIG, MOVED, REMOVED)
 
 
 def schema_dir() -> Path:

@@ -12,6 +12,12 @@ Each declaration is bound to what it names, so a stale one acts on nothing else:
                             is: it was carried out before and may be deleted
                   nothing   neither is recorded: B is planned as usual
                   conflict  both A and B are recorded
+    Removed A ID  carried   A records exactly ID: the record is forgotten, ID kept in history;
+                            or ID is a trigger A's current one replaced, still active: the
+                            history says it is gone now
+                  done      A's history says ID was removed
+                  nothing   A is not recorded
+                  conflict  A records another id
 
 `Moved` chains (A → B, B → C) are carried out in order, so A's record ends at C. Carrying out
 twice is carrying out once: a carried declaration is `done` the next time.
@@ -19,12 +25,12 @@ twice is carrying out once: a carried declaration is `done` the next time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, replace
 
-from pfsync.models import MOVED, Declaration
+from pfsync.models import MOVED, REMOVED, Declaration
 from pfsync.state.changes import move
-from pfsync.state.lockfile import REASON_MOVED, HistoryEntry, Lockfile
+from pfsync.state.lockfile import REASON_MOVED, REASON_REMOVED, HistoryEntry, Lockfile
 from pfsync.support.diagnostics import Diagnostic
 from pfsync.support.textsafety import shown_id
 
@@ -100,17 +106,32 @@ def _chain_end_recorded(
     return None
 
 
-def carry_out(lockfile: Lockfile | None, declarations: Sequence[Declaration], at: str) -> Carried:
-    """Carry out every declaration that has something to act on (see the module's table)."""
+def carry_out(
+    lockfile: Lockfile | None,
+    declarations: Sequence[Declaration],
+    at: str,
+    declared: Set[str] = frozenset(),
+) -> Carried:
+    """Carry out every declaration that has something to act on (see the module's table).
+
+    `declared` are the addresses triggers declare: a `Removed` of one's current trigger is a
+    conflict (forgetting it would create it again).
+    """
     ordered = in_order(declarations)
     if lockfile is None:
         return Carried(None, tuple(DeclarationStep(d, NOTHING) for d in ordered))
     by_from = {d.address: d for d in ordered if d.kind == MOVED}
     steps = []
     for declaration in ordered:
-        step = _moved(lockfile, declaration, by_from)
-        if step.outcome == CARRIED:
-            lockfile = _moved_record(lockfile, declaration, at)
+        if declaration.kind == MOVED:
+            step = _moved(lockfile, declaration, by_from)
+            if step.outcome == CARRIED:
+                lockfile = _moved_record(lockfile, declaration, at)
+        else:
+            assert declaration.kind == REMOVED
+            step = _removed(lockfile, declaration, declared)
+            if step.outcome == CARRIED:
+                lockfile = _removed_record(lockfile, declaration, at)
         steps.append(step)
     return Carried(lockfile, tuple(steps))
 
@@ -164,3 +185,62 @@ def _moved_record(lockfile: Lockfile, move_: Declaration, at: str) -> Lockfile:
     )
     triggers = {**moved.triggers, new: replace(record, history=(*record.history, entry))}
     return replace(moved, triggers=triggers)
+
+
+def _removed(lockfile: Lockfile, removed: Declaration, declared: Set[str]) -> DeclarationStep:
+    address, named = removed.address, removed.trigger_id
+    record = lockfile.triggers.get(address)
+    if record is not None and record.id == named and address in declared:
+        problem = Diagnostic(
+            removed.file,
+            removed.line,
+            1,
+            f"Removed {address} names its current trigger {shown_id(named)}, but a trigger "
+            f"manifest still declares {address}: forgetting it would create it again",
+            "$.key",
+            "delete that trigger's manifest in the same change, or this declaration (a Removed "
+            "of a declared key settles only a trigger its current one replaced)",
+        )
+        return DeclarationStep(removed, CONFLICT, named, True, problem)
+    if record is not None and (record.id == named or named in record.replaced_still_active()):
+        return DeclarationStep(removed, CARRIED, named, True)
+    history = record.history if record is not None else lockfile.forgotten.get(address, ())
+    if any(entry.id == named and entry.reason == REASON_REMOVED for entry in history):
+        return DeclarationStep(removed, DONE, named, True)
+    if record is None:
+        return DeclarationStep(removed, NOTHING, named, False)
+    problem = Diagnostic(
+        removed.file,
+        removed.line,
+        1,
+        f"Removed {address} names trigger {shown_id(named)}, but the lockfile records trigger "
+        f"{shown_id(record.id, '(id unknown)')} for {address}",
+        "$.id",
+        f"a Removed forgets exactly the trigger it names: check the id in Pocketflows and with "
+        f"`pfsync state show {address}`",
+    )
+    return DeclarationStep(removed, CONFLICT, record.id, True, problem)
+
+
+def _removed_record(lockfile: Lockfile, removed: Declaration, at: str) -> Lockfile:
+    """The record forgotten (its id kept in the history), or a replaced id settled."""
+    address = removed.address
+    record = lockfile.triggers[address]
+    if record.id != removed.trigger_id:  # a trigger the current one replaced: now gone too
+        replaced = next(e for e in reversed(record.history) if e.id == removed.trigger_id)
+        entry = HistoryEntry(
+            replaced.id,
+            at,
+            REASON_REMOVED,
+            replaced.origin,
+            replaced.revision,
+            declared_by=removed.source,
+        )
+        settled = replace(record, history=(*record.history, entry))
+        return replace(lockfile, triggers={**lockfile.triggers, address: settled})
+    history = (*record.history, record.retired(REASON_REMOVED, at, removed.source))
+    return replace(
+        lockfile,
+        triggers={a: r for a, r in lockfile.triggers.items() if a != address},
+        forgotten={**lockfile.forgotten, address: history},
+    )

@@ -102,9 +102,24 @@ class TriggerRecord:
     file: str
     history: tuple[HistoryEntry, ...] = ()
 
-    def retired(self, reason: str, at: str) -> HistoryEntry:
+    def retired(self, reason: str, at: str, declared_by: str | None = None) -> HistoryEntry:
         """This record as a history entry."""
-        return HistoryEntry(self.id, at, reason, self.origin, self.revision)
+        return HistoryEntry(
+            self.id, at, reason, self.origin, self.revision, declared_by=declared_by
+        )
+
+    def replaced_still_active(self) -> list[str]:
+        """The ids this address's triggers replaced that no one has said are gone (a `Removed`
+        settles one): each stays active in Pocketflows until a person deactivates it."""
+        active: dict[str, None] = {}
+        for entry in self.history:
+            if entry.id is None:
+                continue
+            if entry.reason == REASON_REPLACED:
+                active[entry.id] = None
+            elif entry.reason == REASON_REMOVED:
+                active.pop(entry.id, None)
+        return list(active)
 
     def to_json(self) -> dict[str, Any]:
         """The lockfile form."""

@@ -23,6 +23,9 @@ def _row(lockfile: Lockfile, address: str) -> dict[str, Any]:
         "file": record.file if record else None,
         "digest": record.digest if record else None,
         "history": len(record.history) if record else len(lockfile.forgotten.get(address, ())),
+        # the ids this address's triggers replaced: active in Pocketflows until a person
+        # deactivates them and a `Removed` (or `state rm`) settles them
+        "replaced_still_active": record.replaced_still_active() if record else [],
         "uncertain": None
         if pending is None
         else {
@@ -66,6 +69,9 @@ def list_text(lockfile: Lockfile) -> str:
             notes.append("id unknown")
         if row["uncertain"] is not None:
             notes.append("uncertain create")
+        if row["replaced_still_active"]:
+            ids = ", ".join(shown_id(i) for i in row["replaced_still_active"])
+            notes.append(f"replaced, still active: {ids}")
         rows.append(
             (
                 address,

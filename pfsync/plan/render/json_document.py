@@ -72,7 +72,9 @@ def _declaration(declaration: Declaration | None) -> dict[str, Any] | None:
     return {
         "kind": declaration.kind,
         "address": declaration.address,
-        "to": declaration.target,
+        "to": declaration.to and declaration.target,
+        "id": declaration.trigger_id,
+        "environment": declaration.environment,
         "source": declaration.source,
     }
 

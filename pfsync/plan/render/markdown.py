@@ -14,6 +14,7 @@ from pfsync.plan.diff import ABSENT
 from pfsync.plan.planner import (
     CREATE,
     DELETE,
+    FORGET,
     MOVED,
     NEEDS_PERSON,
     NOOP,
@@ -34,6 +35,7 @@ _GROUPS = (
     (UNCERTAIN, "?", "uncertain"),
     (REPLACE, "-/+", "to replace"),
     (MOVED, "→", "to move in the record (nothing sent)"),
+    (FORGET, "x", "to forget in the record (nothing sent)"),
     (CREATE, "+", "to create"),
     (NOOP, "·", "declared, nothing to do"),
 )

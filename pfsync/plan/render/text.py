@@ -17,6 +17,7 @@ from pfsync.plan.diff import ABSENT
 from pfsync.plan.planner import (
     CREATE,
     DELETE,
+    FORGET,
     MOVED,
     NEEDS_PERSON,
     NOOP,
@@ -36,6 +37,7 @@ SYMBOLS = {
     UPDATE: "~",
     REPLACE: "-/+",
     MOVED: ">",
+    FORGET: "x",
     DELETE: "-",
     UNCERTAIN: "?",
     NOOP: " ",
@@ -45,6 +47,7 @@ _COLOURS = {
     UPDATE: "yellow",
     REPLACE: "magenta",
     MOVED: "cyan",
+    FORGET: "cyan",
     DELETE: "red",
     UNCERTAIN: "red",
 }
