@@ -88,7 +88,8 @@ class DesiredTrigger:
 
 MOVED = "Moved"
 REMOVED = "Removed"
-DECLARATION_KINDS = (MOVED, REMOVED)
+IMPORT = "Import"
+DECLARATION_KINDS = (MOVED, REMOVED, IMPORT)
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ class Declaration:
     """A record change declared in a manifest file, carried out by apply without a create.
 
     `Moved`: the record of `key` (the `from:`) becomes the record of `to`. `Removed`: the
-    record of `key` with exactly `trigger_id` is forgotten. Every declaration is bound to the
+    record of `key` with exactly `trigger_id` is forgotten. `Import`: `trigger_id`, found in
+    Pocketflows, is recorded for `key` with its manifest's body. Every declaration is bound to the
     address it acts on (`BUSINESS/KEY`), so a stale one can act on nothing else. `file` and
     `line` (of its `kind:`) are where it is declared; `environment` the one it is for (None:
     every environment, or pfsync.yaml defines none).

@@ -31,8 +31,15 @@ UNCERTAIN_T000 = (
     f"? {BUSINESS}/t000  uncertain  triggers/t000.yaml:3\n"
     f"    remedy: A create of {BUSINESS}/t000 was started at <STARTED> (Idempotency-Key <KEY>) "
     "and its outcome is unknown; pfsync will not send it again by itself. Look for the trigger "
-    f"in Pocketflows, then run `pfsync state import {BUSINESS}/t000 ID` if it exists or "
-    f"`pfsync state rm {BUSINESS}/t000` if not.\n"
+    "in Pocketflows: if it exists, paste the Import below into a manifest file with its id (or "
+    f"run `pfsync state import {BUSINESS}/t000 ID`); if not, run "
+    f"`pfsync state rm {BUSINESS}/t000`.\n"
+    "    paste:\n"
+    "      ---\n"
+    "      apiVersion: pfsync/v1\n"
+    "      kind: Import\n"
+    "      key: t000\n"
+    '      id: ""  # the id of the trigger found in Pocketflows\n'
     "\n"
 )
 

@@ -21,7 +21,7 @@ from project_helpers import (
 
 from conftest import REPO, RunPfsync
 from pfsync.errors import DeclarationConflict
-from pfsync.models import MOVED, REMOVED, Declaration
+from pfsync.models import IMPORT, MOVED, REMOVED, Declaration
 from pfsync.plan.planner import PlanEntry, create_plan
 from pfsync.plan.render.json_document import PlanReport
 from pfsync.plan.render.markdown import render_markdown
@@ -78,7 +78,7 @@ def test_validate_refuses_each_bad_moved_with_its_place(
         "cycle (a chain of Moved ends at a key a trigger declares; delete the one that goes "
         "back) [$.to]\n"
         'triggers/more.yaml:23:7: unknown kind "Movd" (did you mean Moved?) (a document\'s '
-        "kind is one of Trigger, Moved, Removed) [$.kind]\n"
+        "kind is one of Trigger, Moved, Removed, Import) [$.kind]\n"
         "triggers/more.yaml:26:1: two declarations for biz_1/welcome: here and at "
         "triggers/more.yaml:18 (each address takes one declaration at a time; delete one of "
         "them) [$.to]\n"
@@ -418,5 +418,100 @@ def test_removed_names_its_environment_when_pfsync_yaml_has_environments(
         "staging) [$.environment]\n"
         'triggers/gone.yaml:10:14: unknown environment "stagin" (did you mean staging?) (the '
         "environments of pfsync.yaml are production, staging) [$.environment]\n",
+        "2 problem(s) found.\n",
+    )
+
+
+# Import
+
+
+def imported(key: str, trigger_id: str) -> Declaration:
+    return Declaration(IMPORT, "biz_1", key, "triggers/found.yaml", 2, trigger_id=trigger_id)
+
+
+def test_an_import_records_an_existing_trigger_for_a_key_not_recorded() -> None:
+    manifests = [manifest("hand", "H")]
+    plan = create_plan(manifests, lockfile(), API_URL, declarations=[imported("hand", "trg_h")])
+    assert actions(plan.entries) == [("biz_1/hand", "import")]
+    assert plan.entries[0].remedy == (
+        "Trigger trg_h becomes the record of biz_1/hand (origin imported, with this manifest's "
+        "body); nothing is sent to Pocketflows."
+    )
+    assert (plan.exit_code(True), plan.to_apply) == (2, [])
+    after = carry_out(
+        lockfile(), plan.carried, "2026-03-01T00:00:00Z", {m.address: m for m in manifests}
+    ).lockfile
+    assert after is not None
+    record_ = after.triggers["biz_1/hand"]
+    assert (record_.id, record_.origin, record_.digest) == (
+        "trg_h",
+        "imported",
+        manifests[0].digest,
+    )
+    again = create_plan(manifests, after, API_URL, declarations=[imported("hand", "trg_h")])
+    assert actions(again.entries) == [("biz_1/hand", "no-op")]
+    assert again.entries[0].remedy == (
+        "Import biz_1/hand (trigger trg_h) is done; this declaration may be deleted."
+    )
+
+
+def test_an_import_settles_an_uncertain_create_and_acknowledges_a_hand_edit() -> None:
+    from test_planner import pending_create
+
+    manifests = [manifest("a", "A")]
+    uncertain = replace(lockfile(), pending={"biz_1/a": pending_create()})
+    plan = create_plan(manifests, uncertain, API_URL, declarations=[imported("a", "trg_found")])
+    assert actions(plan.entries) == [("biz_1/a", "import")]
+    declared = {m.address: m for m in manifests}
+    after = carry_out(uncertain, plan.carried, "2026-03-01T00:00:00Z", declared).lockfile
+    assert after is not None and after.pending == {}
+    assert after.triggers["biz_1/a"].id == "trg_found"
+
+    edited = lockfile(a=record("trg_a", "Edited by hand"))
+    plan = create_plan(manifests, edited, API_URL, declarations=[imported("a", "trg_a")])
+    assert actions(plan.entries) == [("biz_1/a", "import")]
+    after = carry_out(edited, plan.carried, "2026-03-01T00:00:00Z", declared).lockfile
+    assert after is not None
+    (overwritten,) = after.triggers["biz_1/a"].history
+    assert (overwritten.id, overwritten.reason, overwritten.declared_by) == (
+        "trg_a",
+        "overwritten",
+        "triggers/found.yaml:2",
+    )
+
+
+def test_an_import_naming_another_id_than_the_recorded_one_is_refused() -> None:
+    with pytest.raises(DeclarationConflict) as raised:
+        create_plan(
+            [manifest("a", "A")],
+            lockfile(a=record("trg_a", "A")),
+            API_URL,
+            declarations=[imported("a", "trg_other")],
+        )
+    assert str(raised.value) == (
+        "triggers/found.yaml:2:1: Import biz_1/a names trigger trg_other, but the lockfile "
+        "records trigger trg_a for biz_1/a (an Import records a trigger for a key that is not "
+        "recorded or is uncertain, or acknowledges the recorded trigger; check the id in "
+        "Pocketflows and with `pfsync state show biz_1/a`) [$.id]"
+    )
+
+
+def test_validate_refuses_an_import_of_a_key_no_trigger_declares(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    root = write_project(
+        tmp_path,
+        {
+            "welcome.yaml": manifest_yaml("welcome", "Welcome")
+            + '---\napiVersion: pfsync/v1\nkind: Import\nkey: welcom\nid: ""\n'
+            + "---\napiVersion: pfsync/v1\nkind: Import\nkey: welcom\nid: trg_1\n"
+        },
+    )
+    run = run_pfsync("validate", cwd=root)
+    assert (run.code, run.out, run.err) == (
+        1,
+        'triggers/welcome.yaml:14:5: "" does not match ^[^\\s]{1,200}$ [$.id]\n'
+        "triggers/welcome.yaml:17:1: no trigger declares biz_1/welcom, the `key` of this Import "
+        "(did you mean welcome?) [$.key]\n",
         "2 problem(s) found.\n",
     )

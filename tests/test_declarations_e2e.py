@@ -308,3 +308,50 @@ def test_state_list_shows_a_replaced_trigger_still_active_until_a_removed_settle
     assert listed.normalised(NEW=new_id)[1].splitlines()[1].rstrip() == (
         f"{BUSINESS}/t000  <NEW>  created  1         triggers/t000.yaml"
     )
+
+
+def test_an_uncertain_create_found_in_pocketflows_is_imported_without_a_create(
+    run_pfsync: RunPfsync, make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox()
+    env = sandbox.environment()
+    root = make_repo(tmp_path / "repo", 2)
+    sandbox.script("ok", "lose-response")  # t001 is stored, but its answer is lost
+    run = run_pfsync(
+        "apply", "--auto-approve", "--new-lockfile", "--parallelism", "1", cwd=root, env=env
+    )
+    assert run.code == 3, run
+    assert sorted(json.loads((root / "pfsync.lock").read_text())["pending"]) == [f"{BUSINESS}/t001"]
+    plan = run_pfsync("plan", cwd=root, env=env)
+    assert '      id: ""  # the id of the trigger found in Pocketflows\n' in plan.out, plan
+
+    # A person finds it in Pocketflows (`sandbox list` here) and proposes the Import.
+    found = next(t["id"] for t in sandbox.triggers(BUSINESS) if t["name"] == "Trigger t001")
+    (root / "triggers" / "found.yaml").write_text(
+        f"apiVersion: pfsync/v1\nkind: Import\nkey: t001\nid: {found}\n"
+    )
+    plan = run_pfsync("plan", "--detailed-exitcode", cwd=root, env=env)
+    assert plan.normalised(URL=sandbox.url, FOUND=found) == (
+        2,
+        f"Business: {BUSINESS}\n"
+        "API: <URL>\n"
+        "Lockfile: pfsync.lock (serial 2)\n"
+        "\n"
+        f"<= {BUSINESS}/t001  import  triggers/found.yaml:2  (trigger <FOUND>)\n"
+        f"    note: Trigger <FOUND> becomes the record of {BUSINESS}/t001 (origin imported, with "
+        "this manifest's body); nothing is sent to Pocketflows.\n"
+        "\n"
+        "Plan: 0 to create, 0 to replace, 1 to import. Needs a person: 0 update, 0 delete, "
+        "0 uncertain. 1 unchanged.\n",
+        "",
+    )
+    applied = run_pfsync("apply", "--auto-approve", cwd=root, env=env)
+    assert (applied.code, normalise(applied.err, FOUND=found)) == (
+        0,
+        f"{BUSINESS}/t001: imported trigger <FOUND> (triggers/found.yaml:2); nothing was sent\n"
+        "Apply: 0 created, 0 failed, 0 uncertain, 1 imported. Needs a person: 0 update, "
+        "0 delete, 0 uncertain.\n",
+    )
+    assert len(posts(sandbox)) == 2
+    assert lock_ids(root)[f"{BUSINESS}/t001"] == found
+    assert run_pfsync("plan", "--detailed-exitcode", cwd=root, env=env).code == 0

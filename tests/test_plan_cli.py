@@ -124,8 +124,14 @@ def test_done_when_scenario(tmp_path: Path, run_pfsync: RunPfsync) -> None:
         '      $.spec.name: "Alpha" → "Alpha v2"\n'
         "    remedy: Pocketflows has no update endpoint, so pfsync cannot change this trigger. "
         "Revert the manifest, or raise `revision` to create a replacement, or edit trigger "
-        "trg_alpha in Pocketflows by hand and then run "
-        "`pfsync state import biz_1/alpha trg_alpha --force`.\n"
+        "trg_alpha in Pocketflows by hand and then acknowledge it: paste the Import below into a "
+        "manifest file (or run `pfsync state import biz_1/alpha trg_alpha --force`).\n"
+        "    paste:\n"
+        "      ---\n"
+        "      apiVersion: pfsync/v1\n"
+        "      kind: Import\n"
+        "      key: alpha\n"
+        "      id: trg_alpha\n"
         "\n"
         "Plan: 0 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "
         "2 unchanged.\n",
@@ -224,6 +230,7 @@ def test_json_format(tmp_path: Path, run_pfsync: RunPfsync) -> None:
             "create": 1,
             "replace": 0,
             "moved": 0,
+            "import": 0,
             "forget": 0,
             "update": 0,
             "delete": 0,
@@ -422,8 +429,15 @@ def test_unfolded_journal_is_read_without_writing(tmp_path: Path, run_pfsync: Ru
         "? biz_1/beta  uncertain  triggers/beta.yaml:3\n"
         "    remedy: A create of biz_1/beta was started at 2026-02-01T00:00:00Z (Idempotency-Key "
         "11111111-2222-4333-8444-555555555555) and its outcome is unknown; pfsync will not send "
-        "it again by itself. Look for the trigger in Pocketflows, then run `pfsync state import "
-        "biz_1/beta ID` if it exists or `pfsync state rm biz_1/beta` if not.\n"
+        "it again by itself. Look for the trigger in Pocketflows: if it exists, paste the Import "
+        "below into a manifest file with its id (or run `pfsync state import biz_1/beta ID`); "
+        "if not, run `pfsync state rm biz_1/beta`.\n"
+        "    paste:\n"
+        "      ---\n"
+        "      apiVersion: pfsync/v1\n"
+        "      kind: Import\n"
+        "      key: beta\n"
+        '      id: ""  # the id of the trigger found in Pocketflows\n'
         "\n"
         + create_entry("gamma", "Gamma")
         + "Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, 1 uncertain. "

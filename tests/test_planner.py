@@ -75,7 +75,8 @@ def test_changed_body_is_update_with_field_diff_and_remedy() -> None:
     assert entry.remedy == (
         "Pocketflows has no update endpoint, so pfsync cannot change this trigger. Revert the "
         "manifest, or raise `revision` to create a replacement, or edit trigger trg_a in "
-        "Pocketflows by hand and then run `pfsync state import biz_1/a trg_a --force`."
+        "Pocketflows by hand and then acknowledge it: paste the Import below into a manifest "
+        "file (or run `pfsync state import biz_1/a trg_a --force`)."
     )
     assert plan.to_apply == [] and plan.exit_code(detailed=True) == 3
 
@@ -216,8 +217,9 @@ def test_pending_create_is_uncertain_with_remedy() -> None:
     assert entry.remedy == (
         "A create of biz_1/a was started at 2026-02-01T00:00:00Z (Idempotency-Key "
         "11111111-2222-4333-8444-555555555555) and its outcome is unknown; pfsync will not send "
-        "it again by itself. Look for the trigger in Pocketflows, then run `pfsync state import "
-        "biz_1/a ID` if it exists or `pfsync state rm biz_1/a` if not."
+        "it again by itself. Look for the trigger in Pocketflows: if it exists, paste the Import "
+        "below into a manifest file with its id (or run `pfsync state import biz_1/a ID`); if "
+        "not, run `pfsync state rm biz_1/a`."
     )
     assert plan.to_apply == [] and plan.exit_code(detailed=True) == 3
 
@@ -290,6 +292,7 @@ def test_all_actions_together_count_and_summarise() -> None:
         "create": 1,
         "replace": 1,
         "moved": 0,
+        "import": 0,
         "forget": 0,
         "update": 1,
         "delete": 1,

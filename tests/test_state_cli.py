@@ -422,8 +422,14 @@ def test_import_force_acknowledges_a_hand_edit(project: Path, run_pfsync: RunPfs
         '      $.spec.name: "Alpha" → "Alpha edited"\n'
         "    remedy: Pocketflows has no update endpoint, so pfsync cannot change this trigger. "
         "Revert the manifest, or raise `revision` to create a replacement, or edit trigger "
-        "trg_alpha in Pocketflows by hand and then run "
-        "`pfsync state import biz_1/alpha trg_alpha --force`.\n"
+        "trg_alpha in Pocketflows by hand and then acknowledge it: paste the Import below into a "
+        "manifest file (or run `pfsync state import biz_1/alpha trg_alpha --force`).\n"
+        "    paste:\n"
+        "      ---\n"
+        "      apiVersion: pfsync/v1\n"
+        "      kind: Import\n"
+        "      key: alpha\n"
+        "      id: trg_alpha\n"
         "\n"
         + CREATE_GAMMA
         + "Plan: 1 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "

@@ -119,6 +119,8 @@ def summarise(report: ApplyReport, plan: Plan, environment: str | None = None) -
     line = f"{label}: {created} created, {failed} failed, {uncertain_now} uncertain"
     if counts.get("moved"):
         line += f", {counts['moved']} moved"
+    if counts.get("import"):
+        line += f", {counts['import']} imported"
     if counts.get("forget"):
         line += f", {counts['forget']} forgotten"
     if not_sent:
@@ -155,13 +157,18 @@ def describe_carried(plan: Plan) -> list[str]:
     lines = []
     for entry in plan.entries:
         declaration = entry.declaration
-        if entry.action not in ("moved", "forget") or declaration is None:
+        if entry.action not in ("moved", "forget", "import") or declaration is None:
             continue
         if entry.action == "moved":
             what = shown_id(entry.old_id, "id unknown") if entry.recorded else "an uncertain create"
             lines.append(
                 f"{entry.address}: moved from {declaration.address} ({what}, "
                 f"{escape(entry.source)}); nothing was sent"
+            )
+        elif entry.action == "import":
+            lines.append(
+                f"{entry.address}: imported trigger {shown_id(declaration.trigger_id)} "
+                f"({escape(entry.source)}); nothing was sent"
             )
         else:
             lines.append(
@@ -252,7 +259,8 @@ def run_apply(
         if plan.carried:
             # One write, before any create: a create planned against the record as it will be
             # must never be sent while the record still says otherwise.
-            carried = carry_out(lockfile, plan.carried, utc_now()).lockfile
+            declared = {manifest.address: manifest for manifest in manifests}
+            carried = carry_out(lockfile, plan.carried, utc_now(), declared).lockfile
             assert carried is not None  # carried out on a lockfile
             lockfile = transaction.save(carried)
             for line in describe_carried(plan):

@@ -85,7 +85,16 @@ def init(
 @click.option(
     "--name",
     type=click.Choice(
-        ["manifest", "moved", "removed", "trigger-request", "trigger", "lockfile", "config"]
+        [
+            "manifest",
+            "moved",
+            "removed",
+            "import",
+            "trigger-request",
+            "trigger",
+            "lockfile",
+            "config",
+        ]
     ),
     default="manifest",
     show_default=True,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from pfsync.models import MOVED, Declaration, DesiredTrigger
+from pfsync.models import IMPORT, MOVED, Declaration, DesiredTrigger
 from pfsync.support.diagnostics import Diagnostic
 from pfsync.support.suggest import closest
 
@@ -28,6 +28,8 @@ def declaration_diagnostics(
     for declaration in ordered:
         if declaration.kind == MOVED:
             problems += _moved_problems(declaration, declared, sources)
+        elif declaration.kind == IMPORT and declaration.address not in declared:
+            problems.append(_undeclared(declaration, declared, "key"))
     problems += _cycles(moves)
     if reported_files is not None:
         problems = [p for p in problems if p.file in reported_files]
@@ -134,3 +136,17 @@ def _cycles(moves: Sequence[Declaration]) -> list[Diagnostic]:
             )
         )
     return problems
+
+
+def _undeclared(
+    declaration: Declaration, declared: dict[str, DesiredTrigger], field: str
+) -> Diagnostic:
+    """No trigger declares the address this declaration records (with "did you mean")."""
+    keys = {t.key for t in declared.values() if t.business == declaration.business}
+    close = closest(declaration.key, keys)
+    return _problem(
+        declaration,
+        f"no trigger declares {declaration.address}, the `{field}` of this {declaration.kind}",
+        f"$.{field}",
+        f"did you mean {close}?" if close else "declare a trigger with this key",
+    )

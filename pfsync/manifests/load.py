@@ -21,12 +21,14 @@ from pfsync.manifests.results import BODY_NOT_READ, Declaring, LoadResult
 from pfsync.manifests.values import BRACELESS, MARKER, from_value, substitute
 from pfsync.models import (
     DECLARATION_KINDS,
+    IMPORT,
     MOVED,
     REMOVED,
     Declaration,
     DesiredTrigger,
     make_address,
 )
+from pfsync.schemas import IMPORT as IMPORT_SCHEMA
 from pfsync.schemas import MANIFEST, check, validator
 from pfsync.schemas import MOVED as MOVED_SCHEMA
 from pfsync.schemas import REMOVED as REMOVED_SCHEMA
@@ -132,7 +134,7 @@ def _manifest_from(
 
 
 # The schema of each kind of document besides `Trigger` (the manifest schema).
-_SCHEMAS = {MOVED: MOVED_SCHEMA, REMOVED: REMOVED_SCHEMA}
+_SCHEMAS = {MOVED: MOVED_SCHEMA, REMOVED: REMOVED_SCHEMA, IMPORT: IMPORT_SCHEMA}
 KINDS = ("Trigger", *DECLARATION_KINDS)
 
 

@@ -32,6 +32,7 @@ from pfsync.plan.remedies import (
     create_rename_note,
     declaration_note,
     delete_remedy,
+    import_yaml,
     moved_yaml,
     removed_yaml,
     replace_remedy,
@@ -51,12 +52,13 @@ DELETE = "delete"
 UNCERTAIN = "uncertain"
 MOVED = "moved"
 FORGET = "forget"
-ACTIONS = (CREATE, REPLACE, MOVED, FORGET, UPDATE, DELETE, UNCERTAIN, NOOP)
+IMPORT = "import"
+ACTIONS = (CREATE, REPLACE, MOVED, IMPORT, FORGET, UPDATE, DELETE, UNCERTAIN, NOOP)
 APPLIED = frozenset({CREATE, REPLACE})
 # what apply changes in the record without sending anything (declarations carried out)
-RECORDED = frozenset({MOVED, FORGET})
+RECORDED = frozenset({MOVED, IMPORT, FORGET})
 # the action of each kind of declaration when it is carried out
-_DECLARED_ACTION = {"Moved": MOVED, "Removed": FORGET}
+_DECLARED_ACTION = {"Moved": MOVED, "Removed": FORGET, "Import": IMPORT}
 NEEDS_PERSON = frozenset({UPDATE, DELETE, UNCERTAIN})
 
 EXIT_NOTHING_TO_DO = 0
@@ -141,7 +143,7 @@ def summary_line(counts: dict[str, int]) -> str:
     (`, 1 to move` after the replaces when a declaration moves a record)."""
     declared = "".join(
         f", {counts[action]} to {word}"
-        for action, word in ((MOVED, "move"), (FORGET, "forget"))
+        for action, word in ((MOVED, "move"), (IMPORT, "import"), (FORGET, "forget"))
         if counts.get(action)
     )
     return (
@@ -169,14 +171,14 @@ def create_plan(
     `environment` the selected one, which they name.
     """
     declared = {manifest.address: manifest for manifest in manifests}
-    carried = carry_out(lockfile, declarations, "", set(declared))
+    carried = carry_out(lockfile, declarations, "", declared)
     after = carried.lockfile
     known = set(declared) | _addresses(lockfile) | _addresses(after)
     target_set = _check_targets(tuple(dict.fromkeys(targets)), known)
     if target_set:
         named = set(target_set)
         in_scope = [d for d in declarations if {d.address, d.target} & named]
-        carried = carry_out(lockfile, in_scope, "", set(declared))
+        carried = carry_out(lockfile, in_scope, "", declared)
         after = carried.lockfile
     if carried.conflicts:
         raise DeclarationConflict(carried.conflicts)
@@ -253,7 +255,9 @@ def resending_uncertain(plan: Plan) -> Plan:
     says so instead of telling a person to settle it."""
     pending = plan.lockfile.pending if plan.lockfile is not None else {}
     entries = tuple(
-        _replace_fields(entry, remedy=resend_remedy(entry.address, pending[entry.address]))
+        _replace_fields(
+            entry, remedy=resend_remedy(entry.address, pending[entry.address]), paste=None
+        )
         if entry.action == UNCERTAIN and entry.address in pending
         else entry
         for entry in plan.entries
@@ -396,6 +400,12 @@ def _with_rename_hints(
             entry = _replace_fields(entry, remedy=note, paste=paste)
         elif entry.action in (DELETE, REPLACE) and entry.old_id is not None:
             paste = removed_yaml(entry.address, entry.old_id, default_business, environment)
+            entry = _replace_fields(entry, paste=paste)
+        elif entry.action == UPDATE and entry.old_id is not None:
+            paste = import_yaml(entry.address, entry.old_id, default_business, environment)
+            entry = _replace_fields(entry, paste=paste)
+        elif entry.action == UNCERTAIN and entry.desired is not None:
+            paste = import_yaml(entry.address, None, default_business, environment)
             entry = _replace_fields(entry, paste=paste)
         out.append(entry)
     return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from pfsync.models import MOVED, Declaration
+from pfsync.models import IMPORT, MOVED, Declaration
 from pfsync.state.declared import CARRIED, DONE
 from pfsync.state.lockfile import PendingCreate
 from pfsync.support.textsafety import escape, json_text, shown_id
@@ -30,11 +30,18 @@ def _unknown_note(trigger_id: str | None) -> str:
 def update_remedy(address: str, trigger_id: str | None) -> str:
     """What to do about a changed body: revert, raise `revision`, or edit by hand and import."""
     shown = _id(trigger_id)
+    if trigger_id is None:
+        return (
+            "Pocketflows has no update endpoint, so pfsync cannot change this trigger. Revert "
+            "the manifest, or raise `revision` to create a replacement, or edit trigger "
+            f"{shown} in Pocketflows by hand and then run "
+            f"`pfsync state import {address} {shown} --force`." + _UNKNOWN_ID_NOTE
+        )
     return (
         "Pocketflows has no update endpoint, so pfsync cannot change this trigger. Revert the "
         "manifest, or raise `revision` to create a replacement, or edit trigger "
-        f"{shown} in Pocketflows by hand and then run "
-        f"`pfsync state import {address} {shown} --force`." + _unknown_note(trigger_id)
+        f"{shown} in Pocketflows by hand and then acknowledge it: paste the Import below into a "
+        f"manifest file (or run `pfsync state import {address} {shown} --force`)."
     )
 
 
@@ -111,9 +118,9 @@ def uncertain_remedy(address: str, pending: PendingCreate, declared: bool) -> st
             f"manifest declares {address} any more); then run `pfsync state rm {address}`."
         )
     return (
-        started + "Look for the trigger in Pocketflows, then run "
-        f"`pfsync state import {address} ID` if it exists or `pfsync state rm {address}` if "
-        "not." + replaces
+        started + "Look for the trigger in Pocketflows: if it exists, paste the Import below "
+        "into a manifest file with its id (or run "
+        f"`pfsync state import {address} ID`); if not, run `pfsync state rm {address}`." + replaces
     )
 
 
@@ -190,6 +197,8 @@ def declaration_note(
 
 def _removed_note(declaration: Declaration, outcome: str, trigger_id: str | None) -> str:
     address, named = declaration.address, _id(declaration.trigger_id)
+    if declaration.kind == IMPORT:
+        return _import_note(declaration, outcome, trigger_id)
     if outcome == CARRIED:
         return (
             f"The record forgets trigger {named} of {address} (its id is kept in the history); "
@@ -200,3 +209,34 @@ def _removed_note(declaration: Declaration, outcome: str, trigger_id: str | None
     return (
         f"Removed {address} (trigger {named}): nothing to act on, {address} is not recorded here."
     )
+
+
+def _import_note(declaration: Declaration, outcome: str, recorded: str | None) -> str:
+    address, named = declaration.address, _id(declaration.trigger_id)
+    if outcome == CARRIED:
+        return (
+            f"Trigger {named} becomes the record of {address} (origin imported, with this "
+            "manifest's body); nothing is sent to Pocketflows."
+        )
+    if outcome == DONE:
+        return f"Import {address} (trigger {named}) is done; this declaration may be deleted."
+    return f"Import {address} (trigger {named}): nothing to act on, no trigger declares it here."
+
+
+def import_yaml(
+    address: str, trigger_id: str | None, default_business: str | None, environment: str | None
+) -> str:
+    """The `Import` declaration of `address`, as YAML to paste; without an id, an empty one to
+    fill in (which validate refuses until it is)."""
+    business, _, key = address.partition("/")
+    lines = ["---", "apiVersion: pfsync/v1", "kind: Import"]
+    if business != default_business:
+        lines.append(f"business: {business}")
+    lines.append(f"key: {key}")
+    if trigger_id is None:
+        lines.append('id: ""  # the id of the trigger found in Pocketflows')
+    else:
+        lines.append(f"id: {_yaml_scalar(trigger_id)}")
+    if environment is not None:
+        lines.append(f"environment: {_yaml_scalar(environment)}")
+    return "\n".join(lines) + "\n"

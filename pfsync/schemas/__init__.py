@@ -29,7 +29,8 @@ LOCKFILE = "lockfile.schema.json"
 CONFIG = "config.schema.json"
 MOVED = "moved.schema.json"
 REMOVED = "removed.schema.json"
-_NAMES = (REQUEST, TRIGGER, MANIFEST, LOCKFILE, CONFIG, MOVED, REMOVED)
+IMPORT = "import.schema.json"
+_NAMES = (REQUEST, TRIGGER, MANIFEST, LOCKFILE, CONFIG, MOVED, REMOVED, IMPORT)
 
 
 def schema_dir() -> Path:

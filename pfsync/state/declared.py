@@ -18,6 +18,11 @@ Each declaration is bound to what it names, so a stale one acts on nothing else:
                   done      A's history says ID was removed
                   nothing   A is not recorded
                   conflict  A records another id
+    Import A ID   carried   A (declared) is not recorded, or is uncertain: ID is recorded with
+                            A's manifest body (origin imported); or A records exactly ID with
+                            another body: the edit made by hand is acknowledged
+                  done      A records exactly ID with the manifest's body
+                  conflict  A records another id
 
 `Moved` chains (A → B, B → C) are carried out in order, so A's record ends at C. Carrying out
 twice is carrying out once: a carried declaration is `done` the next time.
@@ -25,11 +30,11 @@ twice is carrying out once: a carried declaration is `done` the next time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence, Set
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from pfsync.models import MOVED, REMOVED, Declaration
-from pfsync.state.changes import move
+from pfsync.models import IMPORT, MOVED, REMOVED, Declaration, DesiredTrigger
+from pfsync.state.changes import move, record_import
 from pfsync.state.lockfile import REASON_MOVED, REASON_REMOVED, HistoryEntry, Lockfile
 from pfsync.support.diagnostics import Diagnostic
 from pfsync.support.textsafety import shown_id
@@ -110,13 +115,14 @@ def carry_out(
     lockfile: Lockfile | None,
     declarations: Sequence[Declaration],
     at: str,
-    declared: Set[str] = frozenset(),
+    declared: Mapping[str, DesiredTrigger] | None = None,
 ) -> Carried:
     """Carry out every declaration that has something to act on (see the module's table).
 
-    `declared` are the addresses triggers declare: a `Removed` of one's current trigger is a
-    conflict (forgetting it would create it again).
+    `declared` are the triggers declared, by address: a `Removed` of one's current trigger is
+    a conflict (forgetting it would create it again), and an `Import` records its body.
     """
+    declared = declared or {}
     ordered = in_order(declarations)
     if lockfile is None:
         return Carried(None, tuple(DeclarationStep(d, NOTHING) for d in ordered))
@@ -127,6 +133,10 @@ def carry_out(
             step = _moved(lockfile, declaration, by_from)
             if step.outcome == CARRIED:
                 lockfile = _moved_record(lockfile, declaration, at)
+        elif declaration.kind == IMPORT:
+            step = _imported(lockfile, declaration, declared)
+            if step.outcome == CARRIED:
+                lockfile = _imported_record(lockfile, declaration, declared, at)
         else:
             assert declaration.kind == REMOVED
             step = _removed(lockfile, declaration, declared)
@@ -187,7 +197,9 @@ def _moved_record(lockfile: Lockfile, move_: Declaration, at: str) -> Lockfile:
     return replace(moved, triggers=triggers)
 
 
-def _removed(lockfile: Lockfile, removed: Declaration, declared: Set[str]) -> DeclarationStep:
+def _removed(
+    lockfile: Lockfile, removed: Declaration, declared: Mapping[str, DesiredTrigger]
+) -> DeclarationStep:
     address, named = removed.address, removed.trigger_id
     record = lockfile.triggers.get(address)
     if record is not None and record.id == named and address in declared:
@@ -244,3 +256,59 @@ def _removed_record(lockfile: Lockfile, removed: Declaration, at: str) -> Lockfi
         triggers={a: r for a, r in lockfile.triggers.items() if a != address},
         forgotten={**lockfile.forgotten, address: history},
     )
+
+
+def _imported(
+    lockfile: Lockfile, imported: Declaration, declared: Mapping[str, DesiredTrigger]
+) -> DeclarationStep:
+    address, named = imported.address, imported.trigger_id
+    manifest = declared.get(address)
+    record = lockfile.triggers.get(address)
+    if manifest is None:
+        return DeclarationStep(imported, NOTHING, named, record is not None)
+    if address in lockfile.pending or record is None:
+        return DeclarationStep(imported, CARRIED, named, False)
+    if record.id == named:
+        same = (record.digest, record.revision) == (manifest.digest, manifest.revision)
+        return DeclarationStep(imported, DONE if same else CARRIED, named, True)
+    problem = Diagnostic(
+        imported.file,
+        imported.line,
+        1,
+        f"Import {address} names trigger {shown_id(named)}, but the lockfile records trigger "
+        f"{shown_id(record.id, '(id unknown)')} for {address}",
+        "$.id",
+        "an Import records a trigger for a key that is not recorded or is uncertain, or "
+        "acknowledges the recorded trigger; check the id in Pocketflows and with "
+        f"`pfsync state show {address}`",
+    )
+    return DeclarationStep(imported, CONFLICT, record.id, True, problem)
+
+
+def _imported_record(
+    lockfile: Lockfile,
+    imported: Declaration,
+    declared: Mapping[str, DesiredTrigger],
+    at: str,
+) -> Lockfile:
+    """`record_import` of the manifest's body; the ids it retires name the declaration."""
+    address, manifest = imported.address, declared[imported.address]
+    assert imported.trigger_id is not None
+    before = lockfile.triggers.get(address)
+    kept = len(before.history) if before is not None else 0
+    after = record_import(
+        lockfile,
+        address,
+        imported.trigger_id,
+        manifest.body,
+        manifest.revision,
+        manifest.file,
+        at,
+        force=True,
+    )
+    record = after.triggers[address]
+    history = (
+        *record.history[:kept],
+        *(replace(entry, declared_by=imported.source) for entry in record.history[kept:]),
+    )
+    return replace(after, triggers={**after.triggers, address: replace(record, history=history)})

@@ -18,6 +18,7 @@ from pfsync.plan.planner import (
     CREATE,
     DELETE,
     FORGET,
+    IMPORT,
     MOVED,
     NEEDS_PERSON,
     NOOP,
@@ -38,6 +39,7 @@ SYMBOLS = {
     REPLACE: "-/+",
     MOVED: ">",
     FORGET: "x",
+    IMPORT: "<=",
     DELETE: "-",
     UNCERTAIN: "?",
     NOOP: " ",
@@ -48,6 +50,7 @@ _COLOURS = {
     REPLACE: "magenta",
     MOVED: "cyan",
     FORGET: "cyan",
+    IMPORT: "cyan",
     DELETE: "red",
     UNCERTAIN: "red",
 }
