@@ -89,7 +89,8 @@ class DesiredTrigger:
 MOVED = "Moved"
 REMOVED = "Removed"
 IMPORT = "Import"
-DECLARATION_KINDS = (MOVED, REMOVED, IMPORT)
+NOT_CREATED = "NotCreated"
+DECLARATION_KINDS = (MOVED, REMOVED, IMPORT, NOT_CREATED)
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,10 @@ class Declaration:
 
     `Moved`: the record of `key` (the `from:`) becomes the record of `to`. `Removed`: the
     record of `key` with exactly `trigger_id` is forgotten. `Import`: `trigger_id`, found in
-    Pocketflows, is recorded for `key` with its manifest's body. Every declaration is bound to the
-    address it acts on (`BUSINESS/KEY`), so a stale one can act on nothing else. `file` and
+    Pocketflows, is recorded for `key` with its manifest's body. `NotCreated`: the uncertain
+    create of `key` whose Idempotency-Key is `intent` is sent once more. Every declaration is
+    bound to the address it acts on (`BUSINESS/KEY`), so a stale one can act on nothing else.
+    `file` and
     `line` (of its `kind:`) are where it is declared; `environment` the one it is for (None:
     every environment, or pfsync.yaml defines none).
     """
@@ -112,6 +115,7 @@ class Declaration:
     to: str | None = None
     trigger_id: str | None = None
     environment: str | None = None
+    intent: str | None = None
 
     @property
     def address(self) -> str:
@@ -132,4 +136,6 @@ class Declaration:
         """`Moved biz/a → biz/b`, `Removed biz/a (trigger trg_1)`, as plan and apply name it."""
         if self.kind == MOVED:
             return f"{self.kind} {self.address} → {self.target}"
+        if self.kind == NOT_CREATED:
+            return f"{self.kind} {self.address} (Idempotency-Key {self.intent})"
         return f"{self.kind} {self.address} (trigger {self.trigger_id})"

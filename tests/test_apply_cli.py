@@ -32,14 +32,20 @@ UNCERTAIN_T000 = (
     f"    remedy: A create of {BUSINESS}/t000 was started at <STARTED> (Idempotency-Key <KEY>) "
     "and its outcome is unknown; pfsync will not send it again by itself. Look for the trigger "
     "in Pocketflows: if it exists, paste the Import below into a manifest file with its id (or "
-    f"run `pfsync state import {BUSINESS}/t000 ID`); if not, run "
-    f"`pfsync state rm {BUSINESS}/t000`.\n"
+    f"run `pfsync state import {BUSINESS}/t000 ID`); if not, paste the NotCreated below "
+    "instead, and apply sends the create once more with its original Idempotency-Key (or run "
+    f"`pfsync state rm {BUSINESS}/t000`, and the next plan creates it anew).\n"
     "    paste:\n"
     "      ---\n"
     "      apiVersion: pfsync/v1\n"
     "      kind: Import\n"
     "      key: t000\n"
     '      id: ""  # the id of the trigger found in Pocketflows\n'
+    "      ---\n"
+    "      apiVersion: pfsync/v1\n"
+    "      kind: NotCreated\n"
+    "      key: t000\n"
+    "      intent: <KEY>\n"
     "\n"
 )
 

@@ -21,7 +21,7 @@ from project_helpers import (
 
 from conftest import REPO, RunPfsync
 from pfsync.errors import DeclarationConflict
-from pfsync.models import IMPORT, MOVED, REMOVED, Declaration
+from pfsync.models import IMPORT, MOVED, NOT_CREATED, REMOVED, Declaration
 from pfsync.plan.planner import PlanEntry, create_plan
 from pfsync.plan.render.json_document import PlanReport
 from pfsync.plan.render.markdown import render_markdown
@@ -78,7 +78,7 @@ def test_validate_refuses_each_bad_moved_with_its_place(
         "cycle (a chain of Moved ends at a key a trigger declares; delete the one that goes "
         "back) [$.to]\n"
         'triggers/more.yaml:23:7: unknown kind "Movd" (did you mean Moved?) (a document\'s '
-        "kind is one of Trigger, Moved, Removed, Import) [$.kind]\n"
+        "kind is one of Trigger, Moved, Removed, Import, NotCreated) [$.kind]\n"
         "triggers/more.yaml:26:1: two declarations for biz_1/welcome: here and at "
         "triggers/more.yaml:18 (each address takes one declaration at a time; delete one of "
         "them) [$.to]\n"
@@ -514,4 +514,64 @@ def test_validate_refuses_an_import_of_a_key_no_trigger_declares(
         "triggers/welcome.yaml:17:1: no trigger declares biz_1/welcom, the `key` of this Import "
         "(did you mean welcome?) [$.key]\n",
         "2 problem(s) found.\n",
+    )
+
+
+# NotCreated
+
+
+def not_created(key: str, intent: str) -> Declaration:
+    return Declaration(NOT_CREATED, "biz_1", key, "triggers/lost.yaml", 2, intent=intent)
+
+
+def test_a_not_created_sends_the_uncertain_create_once_more_and_only_once() -> None:
+    from test_planner import pending_create
+
+    intent = "11111111-2222-4333-8444-555555555555"
+    manifests = [manifest("a", "A")]
+    uncertain = replace(lockfile(), pending={"biz_1/a": pending_create()})
+    plan = create_plan(manifests, uncertain, API_URL, declarations=[not_created("a", intent)])
+    assert actions(plan.entries) == [("biz_1/a", "resend")]
+    assert plan.entries[0].remedy == (
+        "The create of biz_1/a started at 2026-02-01T00:00:00Z is sent once more, with its "
+        f"original body and Idempotency-Key {intent} (a person found it is not in Pocketflows); "
+        "it is recorded first, like any create."
+    )
+    assert (plan.exit_code(True), plan.needs_person) == (2, False)
+    assert [e.desired for e in plan.to_apply] == [uncertain.pending["biz_1/a"].trigger]
+
+    # Sent once, and its outcome unknown again: never sent a third time by the declaration.
+    after = carry_out(uncertain, plan.carried, "2026-03-01T00:00:00Z").lockfile
+    assert after is not None
+    (noted,) = after.forgotten["biz_1/a"]
+    assert (noted.reason, noted.intent, noted.declared_by) == (
+        "resent",
+        intent,
+        "triggers/lost.yaml:2",
+    )
+    again = create_plan(manifests, after, API_URL, declarations=[not_created("a", intent)])
+    assert actions(again.entries) == [("biz_1/a", "no-op"), ("biz_1/a", "uncertain")]
+    assert again.to_apply == [] and again.exit_code(True) == 3
+    assert again.entries[0].remedy == (
+        f"NotCreated biz_1/a (Idempotency-Key {intent}) was carried out: the create was sent "
+        "once more, and its outcome is unknown again, so it is not sent a third time; this "
+        "declaration may be deleted."
+    )
+
+
+def test_a_not_created_naming_another_intent_is_refused() -> None:
+    from test_planner import pending_create
+
+    uncertain = replace(lockfile(), pending={"biz_1/a": pending_create()})
+    other = "99999999-2222-4333-8444-555555555555"
+    with pytest.raises(DeclarationConflict) as raised:
+        create_plan(
+            [manifest("a", "A")], uncertain, API_URL, declarations=[not_created("a", other)]
+        )
+    assert str(raised.value) == (
+        f"triggers/lost.yaml:2:1: NotCreated biz_1/a names the create with Idempotency-Key "
+        f"{other}, but the uncertain create of biz_1/a has Idempotency-Key "
+        "11111111-2222-4333-8444-555555555555 (a NotCreated sends again exactly the create it "
+        "names: copy the Idempotency-Key from the plan or from `pfsync state show biz_1/a`) "
+        "[$.intent]"
     )

@@ -10,6 +10,8 @@ new key once.
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 
 from apply_helpers import BUSINESS, lock_ids, make_repo, manifest_text, posts
 from conftest import RunPfsync, normalise
+from fixtures_background import MakeGate, Spawn, wait_until
 from fixtures_sandbox import MakeSandbox
 from git_helpers import clone, git, make_remote, remote_lockfile
 from pfsync.sandbox import Sandbox
@@ -355,3 +358,73 @@ def test_an_uncertain_create_found_in_pocketflows_is_imported_without_a_create(
     assert len(posts(sandbox)) == 2
     assert lock_ids(root)[f"{BUSINESS}/t001"] == found
     assert run_pfsync("plan", "--detailed-exitcode", cwd=root, env=env).code == 0
+
+
+def test_after_a_sigkill_one_uncertain_create_is_imported_and_one_sent_once_more(
+    run_pfsync: RunPfsync,
+    make_sandbox: MakeSandbox,
+    make_gate: MakeGate,
+    spawn: Spawn,
+    tmp_path: Path,
+) -> None:
+    sandbox = make_sandbox()
+    env = sandbox.environment()
+    root = make_repo(tmp_path / "repo", 2)
+    gate = make_gate(sandbox, 0, 1)
+    apply = spawn(root, env, "apply", "--auto-approve", "--new-lockfile")
+    gate.wait_for(0)
+    gate.wait_for(1)
+    os.kill(apply.pid, signal.SIGKILL)
+    assert apply.proc.wait(timeout=60) == -signal.SIGKILL
+    # What Pocketflows did is unknown to pfsync: the first create was stored, the second not.
+    sandbox.script("ok", "drop")
+    gate.release(0)
+    wait_until(lambda: len(sandbox.triggers(BUSINESS)) == 1, "the first create to be stored")
+    gate.release(1)
+    wait_until(lambda: len(posts(sandbox)) == 2 and gate.arrived(1), "the second create")
+
+    plan = run_pfsync("plan", "--format", "json", cwd=root, env=env)
+    entries = {e["address"]: e for e in json.loads(plan.out)["entries"]}
+    assert {a: e["action"] for a, e in entries.items()} == {
+        f"{BUSINESS}/t000": "uncertain",
+        f"{BUSINESS}/t001": "uncertain",
+    }
+    (stored,) = sandbox.triggers(BUSINESS)
+    found_key = "t000" if stored["name"] == "Trigger t000" else "t001"
+    lost_key = "t001" if found_key == "t000" else "t000"
+    lost_paste = entries[f"{BUSINESS}/{lost_key}"]["paste"]
+    not_created = lost_paste[lost_paste.index("---\napiVersion: pfsync/v1\nkind: NotCreated") :]
+    intent = not_created.split("intent: ")[1].split("\n")[0]
+    import_ = f"---\napiVersion: pfsync/v1\nkind: Import\nkey: {found_key}\nid: {stored['id']}\n"
+
+    # A NotCreated naming another create's Idempotency-Key is refused.
+    other = entries[f"{BUSINESS}/{found_key}"]["paste"].split("intent: ")[1].split("\n")[0]
+    (root / "triggers" / "settle.yaml").write_text(import_ + not_created.replace(intent, other))
+    refused = run_pfsync("plan", "--detailed-exitcode", cwd=root, env=env)
+    assert (refused.code, refused.out) == (1, ""), refused
+    assert (
+        f"NotCreated {BUSINESS}/{lost_key} names the create with Idempotency-Key {other}, but "
+        f"the uncertain create of {BUSINESS}/{lost_key} has Idempotency-Key {intent}"
+    ) in refused.err
+
+    # The pull request as pasted: plan exits 2; apply imports one and sends the other once.
+    (root / "triggers" / "settle.yaml").write_text(import_ + not_created)
+    plan = run_pfsync("plan", "--detailed-exitcode", cwd=root, env=env)
+    assert plan.code == 2, plan
+    assert f"++ {BUSINESS}/{lost_key}  resend  triggers/settle.yaml:" in plan.out
+    assert f"<= {BUSINESS}/{found_key}  import  triggers/settle.yaml:3" in plan.out
+    applied = run_pfsync("apply", "--auto-approve", cwd=root, env=env)
+    assert applied.code == 0, applied
+    sent = posts(sandbox)
+    assert len(sent) == 3
+    assert sent[-1]["idempotency_key"] == intent
+    assert sorted(t["name"] for t in sandbox.triggers(BUSINESS)) == ["Trigger t000", "Trigger t001"]
+    ids = lock_ids(root)
+    assert ids[f"{BUSINESS}/{found_key}"] == stored["id"]
+    assert ids[f"{BUSINESS}/{lost_key}"] not in (None, stored["id"])
+    again = run_pfsync("apply", "--auto-approve", cwd=root, env=env)
+    assert again.code == 0, again
+    assert len(posts(sandbox)) == 3
+    done = run_pfsync("plan", "--detailed-exitcode", cwd=root, env=env)
+    assert done.code == 0, done
+    assert f"NotCreated {BUSINESS}/{lost_key} (Idempotency-Key {intent}) is done" in done.out

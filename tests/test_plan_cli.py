@@ -229,6 +229,7 @@ def test_json_format(tmp_path: Path, run_pfsync: RunPfsync) -> None:
         "summary": {
             "create": 1,
             "replace": 0,
+            "resend": 0,
             "moved": 0,
             "import": 0,
             "forget": 0,
@@ -431,13 +432,20 @@ def test_unfolded_journal_is_read_without_writing(tmp_path: Path, run_pfsync: Ru
         "11111111-2222-4333-8444-555555555555) and its outcome is unknown; pfsync will not send "
         "it again by itself. Look for the trigger in Pocketflows: if it exists, paste the Import "
         "below into a manifest file with its id (or run `pfsync state import biz_1/beta ID`); "
-        "if not, run `pfsync state rm biz_1/beta`.\n"
+        "if not, paste the NotCreated below instead, and apply sends the create once more with "
+        "its original Idempotency-Key (or run `pfsync state rm biz_1/beta`, and the next plan "
+        "creates it anew).\n"
         "    paste:\n"
         "      ---\n"
         "      apiVersion: pfsync/v1\n"
         "      kind: Import\n"
         "      key: beta\n"
         '      id: ""  # the id of the trigger found in Pocketflows\n'
+        "      ---\n"
+        "      apiVersion: pfsync/v1\n"
+        "      kind: NotCreated\n"
+        "      key: beta\n"
+        "      intent: 11111111-2222-4333-8444-555555555555\n"
         "\n"
         + create_entry("gamma", "Gamma")
         + "Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, 1 uncertain. "

@@ -219,7 +219,9 @@ def test_pending_create_is_uncertain_with_remedy() -> None:
         "11111111-2222-4333-8444-555555555555) and its outcome is unknown; pfsync will not send "
         "it again by itself. Look for the trigger in Pocketflows: if it exists, paste the Import "
         "below into a manifest file with its id (or run `pfsync state import biz_1/a ID`); if "
-        "not, run `pfsync state rm biz_1/a`."
+        "not, paste the NotCreated below instead, and apply sends the create once more with its "
+        "original Idempotency-Key (or run `pfsync state rm biz_1/a`, and the next plan creates "
+        "it anew)."
     )
     assert plan.to_apply == [] and plan.exit_code(detailed=True) == 3
 
@@ -291,6 +293,7 @@ def test_all_actions_together_count_and_summarise() -> None:
     assert plan.counts == {
         "create": 1,
         "replace": 1,
+        "resend": 0,
         "moved": 0,
         "import": 0,
         "forget": 0,

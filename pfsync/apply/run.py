@@ -64,7 +64,15 @@ class ApplyIO:
 
 
 def _items_to_send(plan: Plan, lockfile: Lockfile, retry_uncertain: bool) -> list[ApplyItem]:
-    items = [ApplyItem(entry.desired) for entry in plan.to_apply if entry.desired is not None]
+    items = [
+        ApplyItem(entry.desired)
+        for entry in plan.to_apply
+        if entry.desired is not None and entry.action != "resend"
+    ]
+    # A NotCreated: the pending create as it was first sent, with its Idempotency-Key.
+    for entry in plan.with_action("resend"):
+        resent = lockfile.pending[entry.address]
+        items.append(ApplyItem(resent.trigger, resent.idempotency_key))
     if retry_uncertain:
         # The original body and Idempotency-Key: only then can a server that honours the header
         # recognise the first request.

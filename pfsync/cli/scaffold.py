@@ -90,6 +90,7 @@ def init(
             "moved",
             "removed",
             "import",
+            "notcreated",
             "trigger-request",
             "trigger",
             "lockfile",

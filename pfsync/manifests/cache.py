@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 CACHE_DIR = "cache"
 FORMAT = "pfsync-manifest-cache"
-VERSION = 3
+VERSION = 4
 KEEP = 8  # cache files kept (contexts: environments, recent versions); older ones are removed
 # A file changed less than this before the cache was written may have changed again within
 # the same mtime tick without its stat showing it: its bytes are compared instead.
@@ -60,7 +60,7 @@ StatKey = tuple[int, int, int]  # size, mtime_ns, inode
 # One file's entry: [size, mtime_ns, inode, sha256, triggers, diagnostics, warnings,
 # declarations], where a trigger is [business, key, revision, line, digest], a diagnostic or a
 # warning [line, col, message, path, hint] and a declaration [kind, business, key, line, to,
-# trigger_id, environment].
+# trigger_id, environment, intent].
 # Kept as read (lists): building 10,000 objects up front would cost more than the lookups.
 Entry = list[Any]
 
@@ -220,8 +220,8 @@ class ManifestCache:
                 for line, col, message, path, hint in warnings
             ],
             declarations=[
-                Declaration(kind, business, key, shown, line, to, trigger_id, environment)
-                for kind, business, key, line, to, trigger_id, environment in declarations
+                Declaration(kind, business, key, shown, line, to, trigger_id, environment, intent)
+                for kind, business, key, line, to, trigger_id, environment, intent in declarations
             ],
         )
 
@@ -339,7 +339,7 @@ def fragment_of(shown: str, stat: StatKey, sha256: str, result: LoadResult) -> F
         [[d.line, d.col, d.message, d.path, d.hint] for d in result.diagnostics],
         [[w.line, w.col, w.message, w.path, w.hint] for w in result.warnings],
         [
-            [d.kind, d.business, d.key, d.line, d.to, d.trigger_id, d.environment]
+            [d.kind, d.business, d.key, d.line, d.to, d.trigger_id, d.environment, d.intent]
             for d in result.declarations
         ],
     ]

@@ -23,6 +23,7 @@ from pfsync.models import (
     DECLARATION_KINDS,
     IMPORT,
     MOVED,
+    NOT_CREATED,
     REMOVED,
     Declaration,
     DesiredTrigger,
@@ -31,6 +32,7 @@ from pfsync.models import (
 from pfsync.schemas import IMPORT as IMPORT_SCHEMA
 from pfsync.schemas import MANIFEST, check, validator
 from pfsync.schemas import MOVED as MOVED_SCHEMA
+from pfsync.schemas import NOT_CREATED as NOT_CREATED_SCHEMA
 from pfsync.schemas import REMOVED as REMOVED_SCHEMA
 from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
 from pfsync.support.collector import collector_paused
@@ -47,6 +49,7 @@ PARALLEL_MIN_FILES = 512  # below this, a second process costs more than it save
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 BUSINESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
 ID_RE = re.compile(r"[^\s]{1,200}")
+INTENT_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _manifest_from(
@@ -91,6 +94,7 @@ def _manifest_from(
         ("from", KEY_RE),
         ("to", KEY_RE),
         ("id", ID_RE),
+        ("intent", INTENT_RE),
     ):
         if name in data and not regex.fullmatch(data[name]):
             line, col = document.locate([name])
@@ -134,7 +138,12 @@ def _manifest_from(
 
 
 # The schema of each kind of document besides `Trigger` (the manifest schema).
-_SCHEMAS = {MOVED: MOVED_SCHEMA, REMOVED: REMOVED_SCHEMA, IMPORT: IMPORT_SCHEMA}
+_SCHEMAS = {
+    MOVED: MOVED_SCHEMA,
+    REMOVED: REMOVED_SCHEMA,
+    IMPORT: IMPORT_SCHEMA,
+    NOT_CREATED: NOT_CREATED_SCHEMA,
+}
 KINDS = ("Trigger", *DECLARATION_KINDS)
 
 
@@ -182,7 +191,14 @@ def _declaration_from(
     if kind == MOVED:
         return Declaration(kind, business, data["from"], shown, line, to=data["to"])
     return Declaration(
-        kind, business, data["key"], shown, line, trigger_id=data["id"], environment=environment
+        kind,
+        business,
+        data["key"],
+        shown,
+        line,
+        trigger_id=data.get("id"),
+        environment=environment,
+        intent=data.get("intent"),
     )
 
 

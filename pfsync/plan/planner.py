@@ -34,6 +34,7 @@ from pfsync.plan.remedies import (
     delete_remedy,
     import_yaml,
     moved_yaml,
+    not_created_yaml,
     removed_yaml,
     replace_remedy,
     resend_remedy,
@@ -53,12 +54,13 @@ UNCERTAIN = "uncertain"
 MOVED = "moved"
 FORGET = "forget"
 IMPORT = "import"
-ACTIONS = (CREATE, REPLACE, MOVED, IMPORT, FORGET, UPDATE, DELETE, UNCERTAIN, NOOP)
-APPLIED = frozenset({CREATE, REPLACE})
+RESEND = "resend"
+ACTIONS = (CREATE, REPLACE, RESEND, MOVED, IMPORT, FORGET, UPDATE, DELETE, UNCERTAIN, NOOP)
+APPLIED = frozenset({CREATE, REPLACE, RESEND})
 # what apply changes in the record without sending anything (declarations carried out)
 RECORDED = frozenset({MOVED, IMPORT, FORGET})
 # the action of each kind of declaration when it is carried out
-_DECLARED_ACTION = {"Moved": MOVED, "Removed": FORGET, "Import": IMPORT}
+_DECLARED_ACTION = {"Moved": MOVED, "Removed": FORGET, "Import": IMPORT, "NotCreated": RESEND}
 NEEDS_PERSON = frozenset({UPDATE, DELETE, UNCERTAIN})
 
 EXIT_NOTHING_TO_DO = 0
@@ -143,7 +145,12 @@ def summary_line(counts: dict[str, int]) -> str:
     (`, 1 to move` after the replaces when a declaration moves a record)."""
     declared = "".join(
         f", {counts[action]} to {word}"
-        for action, word in ((MOVED, "move"), (IMPORT, "import"), (FORGET, "forget"))
+        for action, word in (
+            (RESEND, "resend"),
+            (MOVED, "move"),
+            (IMPORT, "import"),
+            (FORGET, "forget"),
+        )
         if counts.get(action)
     )
     return (
@@ -201,10 +208,16 @@ def create_plan(
         )
         for address in scope
     ]
-    entries = _with_rename_hints(entries, default_business, environment)
+    entries = _with_declarations_to_paste(entries, default_business, environment, after)
     noted = [_declaration_entry(step, lockfile, declared) for step in carried.steps]
     at_noted = {entry.address for entry in noted}
-    entries = [e for e in entries if not (e.action == NOOP and e.address in at_noted)]
+    resent = {entry.address for entry in noted if entry.action == RESEND}
+    entries = [
+        e
+        for e in entries
+        if not (e.action == NOOP and e.address in at_noted)
+        and not (e.action == UNCERTAIN and e.address in resent)
+    ]
     ordered = sorted(
         [(entry.address, 0, n, entry) for n, entry in enumerate(noted)]
         + [(entry.address, 1, n, entry) for n, entry in enumerate(entries)],
@@ -232,20 +245,26 @@ def _declaration_entry(
     address = declaration.target
     business, _, key = address.partition("/")
     before = lockfile.triggers.get(declaration.address) if lockfile is not None else None
+    pending = lockfile.pending.get(address) if lockfile is not None else None
+    desired = declared.get(address)
+    if declaration.kind == "NotCreated" and step.outcome == CARRIED and pending is not None:
+        desired = pending.trigger  # sent as it was the first time: body and Idempotency-Key
     return PlanEntry(
         address=address,
         business=business,
         key=key,
         action=_DECLARED_ACTION[declaration.kind] if step.outcome == CARRIED else NOOP,
         source=declaration.source,
-        desired=declared.get(address),
+        desired=desired,
         old_id=step.trigger_id,
         recorded=step.recorded,
         recorded_digest=before.digest if before is not None and step.outcome == CARRIED else None,
         reason=f"from {declaration.address}"
         if step.outcome == CARRIED and declaration.kind == "Moved"
         else None,
-        remedy=declaration_note(step.declaration, step.outcome, step.trigger_id, step.recorded),
+        remedy=declaration_note(
+            step.declaration, step.outcome, step.trigger_id, step.recorded, pending
+        ),
         declaration=declaration,
     )
 
@@ -367,10 +386,16 @@ def _replace_fields(entry: PlanEntry, **changes: Any) -> PlanEntry:
     return dataclasses.replace(entry, **changes)
 
 
-def _with_rename_hints(
-    entries: list[PlanEntry], default_business: str | None, environment: str | None
+def _with_declarations_to_paste(
+    entries: list[PlanEntry],
+    default_business: str | None,
+    environment: str | None,
+    after: Lockfile | None,
 ) -> list[PlanEntry]:
-    """A delete and a create of the same body in one business look like a renamed key."""
+    """Each entry a declaration would settle, with that declaration to paste: a delete and a
+    create of the same body in one business look like a renamed key (Moved); a delete or a
+    replace retires an id (Removed); an update is acknowledged (Import); an uncertain create
+    is found in Pocketflows (Import) or not (NotCreated)."""
     creates: dict[tuple[str, str | None], list[PlanEntry]] = {}
     deletes: dict[tuple[str, str | None], list[PlanEntry]] = {}
     for entry in entries:
@@ -404,8 +429,10 @@ def _with_rename_hints(
         elif entry.action == UPDATE and entry.old_id is not None:
             paste = import_yaml(entry.address, entry.old_id, default_business, environment)
             entry = _replace_fields(entry, paste=paste)
-        elif entry.action == UNCERTAIN and entry.desired is not None:
+        elif entry.action == UNCERTAIN and entry.desired is not None and after is not None:
             paste = import_yaml(entry.address, None, default_business, environment)
+            intent = after.pending[entry.address].idempotency_key
+            paste += not_created_yaml(entry.address, intent, default_business, environment)
             entry = _replace_fields(entry, paste=paste)
         out.append(entry)
     return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from pfsync.models import IMPORT, MOVED, Declaration
+from pfsync.models import IMPORT, MOVED, NOT_CREATED, Declaration
 from pfsync.state.declared import CARRIED, DONE
 from pfsync.state.lockfile import PendingCreate
 from pfsync.support.textsafety import escape, json_text, shown_id
@@ -120,7 +120,9 @@ def uncertain_remedy(address: str, pending: PendingCreate, declared: bool) -> st
     return (
         started + "Look for the trigger in Pocketflows: if it exists, paste the Import below "
         "into a manifest file with its id (or run "
-        f"`pfsync state import {address} ID`); if not, run `pfsync state rm {address}`." + replaces
+        f"`pfsync state import {address} ID`); if not, paste the NotCreated below instead, and "
+        "apply sends the create once more with its original Idempotency-Key (or run "
+        f"`pfsync state rm {address}`, and the next plan creates it anew)." + replaces
     )
 
 
@@ -172,9 +174,15 @@ _YAML_WORDS = frozenset({"null", "true", "false", "yes", "no", "on", "off", "y",
 
 
 def declaration_note(
-    declaration: Declaration, outcome: str, trigger_id: str | None, recorded: bool
+    declaration: Declaration,
+    outcome: str,
+    trigger_id: str | None,
+    recorded: bool,
+    pending: PendingCreate | None = None,
 ) -> str:
     """What a declaration does to the record (nothing is sent), or why it does nothing."""
+    if declaration.kind == NOT_CREATED:
+        return _not_created_note(declaration, outcome, recorded, pending)
     if declaration.kind != MOVED:
         return _removed_note(declaration, outcome, trigger_id)
     old, new = declaration.address, declaration.target
@@ -240,3 +248,45 @@ def import_yaml(
     if environment is not None:
         lines.append(f"environment: {_yaml_scalar(environment)}")
     return "\n".join(lines) + "\n"
+
+
+def not_created_yaml(
+    address: str, intent: str, default_business: str | None, environment: str | None
+) -> str:
+    """The `NotCreated` declaration of the uncertain create `intent`, as YAML to paste."""
+    business, _, key = address.partition("/")
+    lines = ["---", "apiVersion: pfsync/v1", "kind: NotCreated"]
+    if business != default_business:
+        lines.append(f"business: {business}")
+    lines += [f"key: {key}", f"intent: {_yaml_scalar(intent)}"]
+    if environment is not None:
+        lines.append(f"environment: {_yaml_scalar(environment)}")
+    return "\n".join(lines) + "\n"
+
+
+def _not_created_note(
+    declaration: Declaration, outcome: str, still_pending: bool, pending: PendingCreate | None
+) -> str:
+    address, intent = declaration.address, declaration.intent
+    if outcome == CARRIED:
+        started = f"started at {escape(pending.started_at)} " if pending is not None else ""
+        return (
+            f"The create of {address} {started}is sent once more, with its original body and "
+            f"Idempotency-Key {intent} (a person found it is not in Pocketflows); it is recorded "
+            "first, like any create."
+        )
+    if outcome == DONE and still_pending:
+        return (
+            f"NotCreated {address} (Idempotency-Key {intent}) was carried out: the create was "
+            "sent once more, and its outcome is unknown again, so it is not sent a third time; "
+            "this declaration may be deleted."
+        )
+    if outcome == DONE:
+        return (
+            f"NotCreated {address} (Idempotency-Key {intent}) is done; this declaration may be "
+            "deleted."
+        )
+    return (
+        f"NotCreated {address} (Idempotency-Key {intent}): nothing to act on, {address} has no "
+        "uncertain create here."
+    )

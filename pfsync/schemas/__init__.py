@@ -30,7 +30,8 @@ CONFIG = "config.schema.json"
 MOVED = "moved.schema.json"
 REMOVED = "removed.schema.json"
 IMPORT = "import.schema.json"
-_NAMES = (REQUEST, TRIGGER, MANIFEST, LOCKFILE, CONFIG, MOVED, REMOVED, IMPORT)
+NOT_CREATED = "notcreated.schema.json"
+_NAMES = (REQUEST, TRIGGER, MANIFEST, LOCKFILE, CONFIG, MOVED, REMOVED, IMPORT, NOT_CREATED)
 
 
 def schema_dir() -> Path:

@@ -23,6 +23,13 @@ Each declaration is bound to what it names, so a stale one acts on nothing else:
                             another body: the edit made by hand is acknowledged
                   done      A records exactly ID with the manifest's body
                   conflict  A records another id
+    NotCreated A K carried  A is uncertain with exactly the pending Idempotency-Key K: the
+                            history notes the re-send (before it is sent); apply sends it once
+                            more with K
+                  done      the history notes it was re-sent (once only: a re-send whose
+                            outcome is unknown again stays uncertain for a person)
+                  nothing   A is not uncertain
+                  conflict  A is uncertain with another Idempotency-Key
 
 `Moved` chains (A → B, B → C) are carried out in order, so A's record ends at C. Carrying out
 twice is carrying out once: a carried declaration is `done` the next time.
@@ -33,9 +40,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from pfsync.models import IMPORT, MOVED, REMOVED, Declaration, DesiredTrigger
+from pfsync.models import IMPORT, MOVED, NOT_CREATED, REMOVED, Declaration, DesiredTrigger
 from pfsync.state.changes import move, record_import
-from pfsync.state.lockfile import REASON_MOVED, REASON_REMOVED, HistoryEntry, Lockfile
+from pfsync.state.lockfile import (
+    REASON_MOVED,
+    REASON_REMOVED,
+    REASON_RESENT,
+    HistoryEntry,
+    Lockfile,
+)
 from pfsync.support.diagnostics import Diagnostic
 from pfsync.support.textsafety import shown_id
 
@@ -133,6 +146,10 @@ def carry_out(
             step = _moved(lockfile, declaration, by_from)
             if step.outcome == CARRIED:
                 lockfile = _moved_record(lockfile, declaration, at)
+        elif declaration.kind == NOT_CREATED:
+            step = _not_created(lockfile, declaration)
+            if step.outcome == CARRIED:
+                lockfile = _resend_noted(lockfile, declaration, at)
         elif declaration.kind == IMPORT:
             step = _imported(lockfile, declaration, declared)
             if step.outcome == CARRIED:
@@ -312,3 +329,53 @@ def _imported_record(
         *(replace(entry, declared_by=imported.source) for entry in record.history[kept:]),
     )
     return replace(after, triggers={**after.triggers, address: replace(record, history=history)})
+
+
+def _history(lockfile: Lockfile, address: str) -> tuple[HistoryEntry, ...]:
+    record = lockfile.triggers.get(address)
+    return record.history if record is not None else lockfile.forgotten.get(address, ())
+
+
+def _not_created(lockfile: Lockfile, declaration: Declaration) -> DeclarationStep:
+    address, intent = declaration.address, declaration.intent
+    pending = lockfile.pending.get(address)
+    resent = any(
+        entry.reason == REASON_RESENT and entry.intent == intent
+        for entry in _history(lockfile, address)
+    )
+    if pending is not None and pending.idempotency_key == intent:
+        return DeclarationStep(declaration, DONE if resent else CARRIED, None, resent)
+    if pending is not None:
+        problem = Diagnostic(
+            declaration.file,
+            declaration.line,
+            1,
+            f"NotCreated {address} names the create with Idempotency-Key {intent}, but the "
+            f"uncertain create of {address} has Idempotency-Key {pending.idempotency_key}",
+            "$.intent",
+            "a NotCreated sends again exactly the create it names: copy the Idempotency-Key "
+            f"from the plan or from `pfsync state show {address}`",
+        )
+        return DeclarationStep(declaration, CONFLICT, None, False, problem)
+    return DeclarationStep(declaration, DONE if resent else NOTHING, None, False)
+
+
+def _resend_noted(lockfile: Lockfile, declaration: Declaration, at: str) -> Lockfile:
+    """The address's history notes the re-send before it is sent, so it is sent only once."""
+    address = declaration.address
+    pending = lockfile.pending[address]
+    entry = HistoryEntry(
+        None,
+        at,
+        REASON_RESENT,
+        "created",
+        pending.trigger.revision,
+        declared_by=declaration.source,
+        intent=declaration.intent,
+    )
+    record = lockfile.triggers.get(address)
+    if record is not None:
+        noted = replace(record, history=(*record.history, entry))
+        return replace(lockfile, triggers={**lockfile.triggers, address: noted})
+    history = (*lockfile.forgotten.get(address, ()), entry)
+    return replace(lockfile, forgotten={**lockfile.forgotten, address: history})

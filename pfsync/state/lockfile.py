@@ -52,6 +52,7 @@ REASON_REPLACED = "replaced"
 REASON_REMOVED = "removed"
 REASON_OVERWRITTEN = "overwritten"
 REASON_MOVED = "moved"
+REASON_RESENT = "resent"
 _MAX_SCHEMA_PROBLEMS = 5
 
 
@@ -71,6 +72,7 @@ class HistoryEntry:
     revision: int
     moved_from: str | None = None  # moved: the address it was recorded under before
     declared_by: str | None = None  # the `file:line` of the declaration that made the change
+    intent: str | None = None  # resent: the Idempotency-Key of the create sent once more
 
     def to_json(self) -> dict[str, Any]:
         """The lockfile form (the optional fields only when set: older files stay identical)."""
@@ -85,6 +87,8 @@ class HistoryEntry:
             document["moved_from"] = self.moved_from
         if self.declared_by is not None:
             document["declared_by"] = self.declared_by
+        if self.intent is not None:
+            document["intent"] = self.intent
         return document
 
 

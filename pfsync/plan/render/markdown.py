@@ -20,6 +20,7 @@ from pfsync.plan.planner import (
     NEEDS_PERSON,
     NOOP,
     REPLACE,
+    RESEND,
     UNCERTAIN,
     UPDATE,
     PlanEntry,
@@ -35,6 +36,7 @@ _GROUPS = (
     (DELETE, "-", "to delete by hand"),
     (UNCERTAIN, "?", "uncertain"),
     (REPLACE, "-/+", "to replace"),
+    (RESEND, "++", "to send once more (checked not in Pocketflows)"),
     (MOVED, "→", "to move in the record (nothing sent)"),
     (IMPORT, "<=", "to import into the record (nothing sent)"),
     (FORGET, "x", "to forget in the record (nothing sent)"),
@@ -81,7 +83,7 @@ def _entry_block(entry: PlanEntry, symbol: str) -> str:
             f"| {code(c.path)} | {_value(c.before)} | {_value(c.after)} |\n" for c in entry.diff
         )
         parts.append("| field | before | after |\n|---|---|---|\n" + rows)
-    elif entry.action in (CREATE, REPLACE) and entry.desired is not None:
+    elif entry.action in (CREATE, REPLACE, RESEND) and entry.desired is not None:
         parts.append(_fenced_json(entry.desired.body))
     if entry.remedy:
         label = "Remedy" if entry.action in NEEDS_PERSON else "Note"

@@ -23,6 +23,7 @@ from pfsync.plan.planner import (
     NEEDS_PERSON,
     NOOP,
     REPLACE,
+    RESEND,
     UNCERTAIN,
     UPDATE,
     PlanEntry,
@@ -37,6 +38,7 @@ SYMBOLS = {
     CREATE: "+",
     UPDATE: "~",
     REPLACE: "-/+",
+    RESEND: "++",
     MOVED: ">",
     FORGET: "x",
     IMPORT: "<=",
@@ -48,6 +50,7 @@ _COLOURS = {
     CREATE: "green",
     UPDATE: "yellow",
     REPLACE: "magenta",
+    RESEND: "green",
     MOVED: "cyan",
     FORGET: "cyan",
     IMPORT: "cyan",
@@ -140,7 +143,7 @@ def _entry_lines(entry: PlanEntry, color: bool) -> list[str]:
         lines += [
             f"{_INDENT}{c.path}: {value_text(c.before)} → {value_text(c.after)}" for c in entry.diff
         ]
-    elif entry.action in (CREATE, REPLACE) and entry.desired is not None:
+    elif entry.action in (CREATE, REPLACE, RESEND) and entry.desired is not None:
         lines.append(leaf_lines(entry.desired.body, ("spec",)))
     if entry.remedy:
         label = "remedy" if entry.action in NEEDS_PERSON else "note"
