@@ -18,16 +18,18 @@ class Declaring:
     default_business: str | None = None
     values: Mapping[str, Scalar] = field(default_factory=dict)
     environment: str | None = None
-    environments: tuple[str, ...] = ()  # every environment pfsync.yaml defines
     # validate needs neither bodies nor their digests: off, a trigger's body is BODY_NOT_READ
     # and its digest "" (digests were a tenth of its time in 10,000 files, and sending the
     # bodies back from the worker processes another tenth)
     with_bodies: bool = True
+    environments: tuple[str, ...] = ()  # every environment pfsync.yaml defines
 
     @classmethod
     def of(cls, config: Config) -> Declaring:
         """The defaults of the configured (or selected) environment."""
-        return cls(config.business, config.values, config.environment, config.environments)
+        return cls(
+            config.business, config.values, config.environment, environments=config.environments
+        )
 
 
 # The body of a trigger loaded without bodies (validate counts and locates triggers only).
