@@ -17,7 +17,8 @@ from fixtures_sandbox import MakeSandbox
 NOT_A_WORD = "pw-e2e-4242"
 LOST = (
     "uncertain: connection lost after sending: RemoteProtocolError (Server disconnected without "
-    "sending a response.) — look for it in Pocketflows, then `pfsync state import "
+    "sending a response.) — look for it in Pocketflows, then declare an Import (found) or a "
+    "NotCreated (not found), as `pfsync plan` prints them, or run `pfsync state import "
     f"{BUSINESS}/t000 ID` or `pfsync state rm {BUSINESS}/t000`"
 )
 REPLACED = (

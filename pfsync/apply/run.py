@@ -106,8 +106,9 @@ def describe_result(result: ItemResult) -> str:
     if result.kind == "uncertain":
         return (
             f"{result.address}: uncertain: {escape(result.message)} — look for it in "
-            "Pocketflows, then "
-            f"`pfsync state import {result.address} ID` or `pfsync state rm {result.address}`"
+            "Pocketflows, then declare an Import (found) or a NotCreated (not found), as "
+            f"`pfsync plan` prints them, or run `pfsync state import {result.address} ID` or "
+            f"`pfsync state rm {result.address}`"
         )
     return f"{result.address}: not sent"
 
