@@ -428,3 +428,47 @@ def test_after_a_sigkill_one_uncertain_create_is_imported_and_one_sent_once_more
     done = run_pfsync("plan", "--detailed-exitcode", cwd=root, env=env)
     assert done.code == 0, done
     assert f"NotCreated {BUSINESS}/{lost_key} (Idempotency-Key {intent}) is done" in done.out
+
+
+def test_a_moved_and_a_create_in_one_apply_of_the_git_store(
+    run_pfsync: RunPfsync, make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox()
+    env = sandbox.environment()
+    remote = make_remote(tmp_path, 2)
+    first = run_pfsync(
+        "apply", "--auto-approve", "--new-lockfile", cwd=clone(remote, tmp_path / "one"), env=env
+    )
+    assert first.code == 0, first
+    before = remote_lockfile(remote)
+    assert before is not None
+    old_id = before["triggers"][f"{BUSINESS}/t001"]["id"]
+
+    change = clone(remote, tmp_path / "change")
+    (change / "triggers" / "t001.yaml").unlink()
+    (change / "triggers" / "welcome.yaml").write_text(
+        manifest_text("welcome", "Trigger t001").replace("et_welcome", "et_t001") + MOVED
+    )
+    (change / "triggers" / "t002.yaml").write_text(manifest_text("t002"))
+    git(change, "add", "-A")
+    git(change, "commit", "--quiet", "-m", "rename t001, add t002")
+    git(change, "push", "--quiet", "origin", "main")
+
+    runner = clone(remote, tmp_path / "runner")
+    run = run_pfsync("apply", "--auto-approve", cwd=runner, env=env)
+    assert run.code == 0, run
+    lines = run.err.splitlines()
+    # the record change is written before the create is sent
+    assert lines[0] == (
+        f"{BUSINESS}/welcome: moved from {BUSINESS}/t001 ({old_id}, triggers/welcome.yaml:13); "
+        "nothing was sent"
+    ), run
+    assert lines[1].startswith(f"{BUSINESS}/t002: created trg_"), run
+    assert len(posts(sandbox)) == 3
+    after = remote_lockfile(remote)
+    assert after is not None
+    assert sorted(after["triggers"]) == [f"{BUSINESS}/{k}" for k in ("t000", "t002", "welcome")]
+    assert after["triggers"][f"{BUSINESS}/welcome"]["id"] == old_id
+    assert "lock" not in after
+    clean = run_pfsync("plan", "--detailed-exitcode", cwd=runner, env=env)
+    assert clean.code == 0, clean
