@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pfsync import models as kinds
 from pfsync.errors import DeclarationConflict, PlanError
 from pfsync.models import Declaration, DesiredTrigger
 from pfsync.plan.diff import FieldChange, field_diff
@@ -60,7 +61,12 @@ APPLIED = frozenset({CREATE, REPLACE, RESEND})
 # what apply changes in the record without sending anything (declarations carried out)
 RECORDED = frozenset({MOVED, IMPORT, FORGET})
 # the action of each kind of declaration when it is carried out
-_DECLARED_ACTION = {"Moved": MOVED, "Removed": FORGET, "Import": IMPORT, "NotCreated": RESEND}
+_DECLARED_ACTION = {
+    kinds.MOVED: MOVED,
+    kinds.REMOVED: FORGET,
+    kinds.IMPORT: IMPORT,
+    kinds.NOT_CREATED: RESEND,
+}
 NEEDS_PERSON = frozenset({UPDATE, DELETE, UNCERTAIN})
 
 EXIT_NOTHING_TO_DO = 0
@@ -247,7 +253,7 @@ def _declaration_entry(
     before = lockfile.triggers.get(declaration.address) if lockfile is not None else None
     pending = lockfile.pending.get(address) if lockfile is not None else None
     desired = declared.get(address)
-    if declaration.kind == "NotCreated" and step.outcome == CARRIED and pending is not None:
+    if declaration.kind == kinds.NOT_CREATED and step.outcome == CARRIED and pending is not None:
         desired = pending.trigger  # sent as it was the first time: body and Idempotency-Key
     return PlanEntry(
         address=address,
@@ -260,7 +266,7 @@ def _declaration_entry(
         recorded=step.recorded,
         recorded_digest=before.digest if before is not None and step.outcome == CARRIED else None,
         reason=f"from {declaration.address}"
-        if step.outcome == CARRIED and declaration.kind == "Moved"
+        if step.outcome == CARRIED and declaration.kind == kinds.MOVED
         else None,
         remedy=declaration_note(
             step.declaration, step.outcome, step.trigger_id, step.recorded, pending
