@@ -575,3 +575,25 @@ def test_a_not_created_naming_another_intent_is_refused() -> None:
         "names: copy the Idempotency-Key from the plan or from `pfsync state show biz_1/a`) "
         "[$.intent]"
     )
+
+
+def test_two_declarations_of_any_kinds_for_one_address_are_refused(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    root = write_project(tmp_path, {"a.yaml": manifest_yaml("a", "A")})
+    (root / "triggers" / "repairs.yaml").write_text(
+        "apiVersion: pfsync/v1\nkind: Import\nkey: a\nid: trg_1\n"
+        "---\napiVersion: pfsync/v1\nkind: Moved\nfrom: old\nto: a\n"
+        "---\napiVersion: pfsync/v1\nkind: Removed\nkey: old\nid: trg_2\n"
+    )
+    run = run_pfsync("validate", cwd=root)
+    assert (run.code, run.out, run.err) == (
+        1,
+        "triggers/repairs.yaml:7:1: two declarations for biz_1/a: here and at "
+        "triggers/repairs.yaml:2 (each address takes one declaration at a time; delete one of "
+        "them) [$.to]\n"
+        "triggers/repairs.yaml:12:1: two declarations for biz_1/old: here and at "
+        "triggers/repairs.yaml:7 (each address takes one declaration at a time; delete one of "
+        "them) [$.key]\n",
+        "2 problem(s) found.\n",
+    )
