@@ -11,6 +11,7 @@
     ├── StateChangeError           a `state rm`/`mv`/`import` does not fit the lockfile
     ├── PlanError                  a --target/--replace makes no sense, or a saved plan is
     │                              stale or malformed
+    │   └── DeclarationConflict    a declaration contradicts the lockfile (`.diagnostics`)
     ├── ApplyRefused               apply refused before sending anything
     └── SandboxDataError           the sandbox's data file cannot be read (left untouched)
 
@@ -76,6 +77,16 @@ class StateChangeError(PfsyncError):
 
 class PlanError(PfsyncError):
     """A plan cannot be made as asked, or a saved plan cannot be applied as it stands."""
+
+
+class DeclarationConflict(PlanError):
+    """A declaration (a `Moved`) contradicts the lockfile; located like a manifest problem."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        from pfsync.support.diagnostics import format_text
+
+        super().__init__(format_text(diagnostics).rstrip("\n"))
+        self.diagnostics = list(diagnostics)
 
 
 class ApplyRefused(PfsyncError):

@@ -84,3 +84,58 @@ class DesiredTrigger:
             "file": self.file,
             "replaces": self.replaces,
         }
+
+
+MOVED = "Moved"
+REMOVED = "Removed"
+IMPORT = "Import"
+NOT_CREATED = "NotCreated"
+DECLARATION_KINDS = (MOVED, REMOVED, IMPORT, NOT_CREATED)
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A record change declared in a manifest file, carried out by apply without a create.
+
+    `Moved`: the record of `key` (the `from:`) becomes the record of `to`. `Removed`: the
+    record of `key` with exactly `trigger_id` is forgotten. `Import`: `trigger_id`, found in
+    Pocketflows, is recorded for `key` with its manifest's body. `NotCreated`: the uncertain
+    create of `key` whose Idempotency-Key is `intent` is sent once more. Every declaration is
+    bound to the address it acts on (`BUSINESS/KEY`), so a stale one can act on nothing else.
+    `file` and
+    `line` (of its `kind:`) are where it is declared; `environment` the one it is for (None:
+    every environment, or pfsync.yaml defines none).
+    """
+
+    kind: str
+    business: str
+    key: str
+    file: str
+    line: int
+    to: str | None = None
+    trigger_id: str | None = None
+    environment: str | None = None
+    intent: str | None = None
+
+    @property
+    def address(self) -> str:
+        """The address it acts on (a `Moved`'s `from`)."""
+        return make_address(self.business, self.key)
+
+    @property
+    def target(self) -> str:
+        """A `Moved`'s new address (`BUSINESS/TO`); the address itself for the other kinds."""
+        return make_address(self.business, self.to) if self.to is not None else self.address
+
+    @property
+    def source(self) -> str:
+        """`file:line` where it is declared."""
+        return f"{self.file}:{self.line}"
+
+    def describe(self) -> str:
+        """`Moved biz/a → biz/b`, `Removed biz/a (trigger trg_1)`, as plan and apply name it."""
+        if self.kind == MOVED:
+            return f"{self.kind} {self.address} → {self.target}"
+        if self.kind == NOT_CREATED:
+            return f"{self.kind} {self.address} (Idempotency-Key {self.intent})"
+        return f"{self.kind} {self.address} (trigger {self.trigger_id})"

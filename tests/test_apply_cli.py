@@ -17,7 +17,8 @@ from fixtures_sandbox import MakeSandbox
 NOT_A_WORD = "pw-e2e-4242"
 LOST = (
     "uncertain: connection lost after sending: RemoteProtocolError (Server disconnected without "
-    "sending a response.) — look for it in Pocketflows, then `pfsync state import "
+    "sending a response.) — look for it in Pocketflows, then declare an Import (found) or a "
+    "NotCreated (not found), as `pfsync plan` prints them, or run `pfsync state import "
     f"{BUSINESS}/t000 ID` or `pfsync state rm {BUSINESS}/t000`"
 )
 REPLACED = (
@@ -31,8 +32,21 @@ UNCERTAIN_T000 = (
     f"? {BUSINESS}/t000  uncertain  triggers/t000.yaml:3\n"
     f"    remedy: A create of {BUSINESS}/t000 was started at <STARTED> (Idempotency-Key <KEY>) "
     "and its outcome is unknown; pfsync will not send it again by itself. Look for the trigger "
-    f"in Pocketflows, then run `pfsync state import {BUSINESS}/t000 ID` if it exists or "
-    f"`pfsync state rm {BUSINESS}/t000` if not.\n"
+    "in Pocketflows: if it exists, paste the Import below into a manifest file with its id (or "
+    f"run `pfsync state import {BUSINESS}/t000 ID`); if not, paste the NotCreated below "
+    "instead, and apply sends the create once more with its original Idempotency-Key (or run "
+    f"`pfsync state rm {BUSINESS}/t000`, and the next plan creates it anew).\n"
+    "    paste:\n"
+    "      ---\n"
+    "      apiVersion: pfsync/v1\n"
+    "      kind: Import\n"
+    "      key: t000\n"
+    '      id: ""  # the id of the trigger found in Pocketflows\n'
+    "      ---\n"
+    "      apiVersion: pfsync/v1\n"
+    "      kind: NotCreated\n"
+    "      key: t000\n"
+    "      intent: <KEY>\n"
     "\n"
 )
 
@@ -64,7 +78,14 @@ def replace_entry(key: str, name: str) -> str:
         f"-/+ {BUSINESS}/{key}  replace  triggers/{key}.yaml:3  (trigger <OLD>; revision raised "
         f"from 0 to 1)\n{body_lines(key, name)}"
         f"    note: A new draft trigger is created for {BUSINESS}/{key}; the old trigger <OLD> "
-        "stays active in Pocketflows until a person deactivates it.\n"
+        "stays active in Pocketflows until a person deactivates it; then paste the Removed "
+        "below into a manifest file, so the record stops listing it as still active.\n"
+        "    paste:\n"
+        "      ---\n"
+        "      apiVersion: pfsync/v1\n"
+        "      kind: Removed\n"
+        f"      key: {key}\n"
+        "      id: <OLD>\n"
         "\n"
     )
 

@@ -73,7 +73,11 @@ HELP = {
     ("schema",): (
         "pfsync schema [OPTIONS]",
         "Print a JSON Schema (default: the manifest schema, self-contained) for editors and tools.",
-        ["pfsync schema > manifest.schema.json", "pfsync schema --name trigger"],
+        [
+            "pfsync schema > manifest.schema.json",
+            "pfsync schema --name trigger",
+            "pfsync schema --name moved > moved.schema.json",
+        ],
     ),
     ("state",): (
         "pfsync state [OPTIONS] COMMAND [ARGS]...",

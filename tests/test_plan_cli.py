@@ -56,6 +56,18 @@ NOTHING_TO_DO = (
 )
 
 
+def removed_paste(key: str, trigger_id: str) -> str:
+    """The `Removed` a remedy offers to paste, as the text plan shows it."""
+    return (
+        "    paste:\n"
+        "      ---\n"
+        "      apiVersion: pfsync/v1\n"
+        "      kind: Removed\n"
+        f"      key: {key}\n"
+        f"      id: {trigger_id}\n"
+    )
+
+
 def test_done_when_scenario(tmp_path: Path, run_pfsync: RunPfsync) -> None:
     root = three_triggers(tmp_path)
     lock = root / "pfsync.lock"
@@ -112,8 +124,14 @@ def test_done_when_scenario(tmp_path: Path, run_pfsync: RunPfsync) -> None:
         '      $.spec.name: "Alpha" → "Alpha v2"\n'
         "    remedy: Pocketflows has no update endpoint, so pfsync cannot change this trigger. "
         "Revert the manifest, or raise `revision` to create a replacement, or edit trigger "
-        "trg_alpha in Pocketflows by hand and then run "
-        "`pfsync state import biz_1/alpha trg_alpha --force`.\n"
+        "trg_alpha in Pocketflows by hand and then acknowledge it: paste the Import below into a "
+        "manifest file (or run `pfsync state import biz_1/alpha trg_alpha --force`).\n"
+        "    paste:\n"
+        "      ---\n"
+        "      apiVersion: pfsync/v1\n"
+        "      kind: Import\n"
+        "      key: alpha\n"
+        "      id: trg_alpha\n"
         "\n"
         "Plan: 0 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "
         "2 unchanged.\n",
@@ -133,8 +151,10 @@ def test_done_when_scenario(tmp_path: Path, run_pfsync: RunPfsync) -> None:
         '      $.spec.steps[0].type: "email"\n'
         '      $.spec.steps[0].email_template_id: "et_1"\n'
         "    note: A new draft trigger is created for biz_1/alpha; the old trigger trg_alpha "
-        "stays active in Pocketflows until a person deactivates it.\n"
-        "\n"
+        "stays active in Pocketflows until a person deactivates it; then paste the Removed "
+        "below into a manifest file, so the record stops listing it as still active.\n"
+        + removed_paste("alpha", "trg_alpha")
+        + "\n"
         "Plan: 0 to create, 1 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
         "2 unchanged.\n",
         "",
@@ -149,9 +169,12 @@ def test_done_when_scenario(tmp_path: Path, run_pfsync: RunPfsync) -> None:
         HEADER_SERIAL_3 + "\n"
         "- biz_1/gamma  delete  triggers/gamma.yaml  (trigger trg_gamma)\n"
         "    remedy: Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. "
-        "Deactivate trigger trg_gamma in Pocketflows, then run `pfsync state rm biz_1/gamma`. "
-        "If its key was renamed, run `pfsync state mv biz_1/gamma NEW_ADDRESS` instead.\n"
-        "\n"
+        "Deactivate trigger trg_gamma in Pocketflows, then paste the Removed below into a "
+        "manifest file, so that apply forgets it once reviewed (or run "
+        "`pfsync state rm biz_1/gamma`). If its key was renamed, declare a Moved (from: the old "
+        "key, to: the new one) instead, or run `pfsync state mv biz_1/gamma NEW_ADDRESS`.\n"
+        + removed_paste("gamma", "trg_gamma")
+        + "\n"
         "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 1 delete, 0 uncertain. "
         "2 unchanged.\n",
         "",
@@ -189,7 +212,7 @@ def test_json_format(tmp_path: Path, run_pfsync: RunPfsync) -> None:
     run = run_pfsync("plan", "--format", "json", cwd=root)
     assert (run.code, run.err) == (0, ""), run
     assert json.loads(run.out) == {
-        "format_version": 1,
+        "format_version": 2,
         "environment": None,
         "api_url": "https://api.pocketflows.com",
         "businesses": ["biz_1"],
@@ -206,6 +229,10 @@ def test_json_format(tmp_path: Path, run_pfsync: RunPfsync) -> None:
         "summary": {
             "create": 1,
             "replace": 0,
+            "resend": 0,
+            "moved": 0,
+            "import": 0,
+            "forget": 0,
             "update": 0,
             "delete": 0,
             "uncertain": 0,
@@ -233,6 +260,8 @@ def test_json_format(tmp_path: Path, run_pfsync: RunPfsync) -> None:
                 },
                 "diff": [],
                 "remedy": None,
+                "paste": None,
+                "declaration": None,
             }
         ],
     }
@@ -401,8 +430,22 @@ def test_unfolded_journal_is_read_without_writing(tmp_path: Path, run_pfsync: Ru
         "? biz_1/beta  uncertain  triggers/beta.yaml:3\n"
         "    remedy: A create of biz_1/beta was started at 2026-02-01T00:00:00Z (Idempotency-Key "
         "11111111-2222-4333-8444-555555555555) and its outcome is unknown; pfsync will not send "
-        "it again by itself. Look for the trigger in Pocketflows, then run `pfsync state import "
-        "biz_1/beta ID` if it exists or `pfsync state rm biz_1/beta` if not.\n"
+        "it again by itself. Look for the trigger in Pocketflows: if it exists, paste the Import "
+        "below into a manifest file with its id (or run `pfsync state import biz_1/beta ID`); "
+        "if not, paste the NotCreated below instead, and apply sends the create once more with "
+        "its original Idempotency-Key (or run `pfsync state rm biz_1/beta`, and the next plan "
+        "creates it anew).\n"
+        "    paste:\n"
+        "      ---\n"
+        "      apiVersion: pfsync/v1\n"
+        "      kind: Import\n"
+        "      key: beta\n"
+        '      id: ""  # the id of the trigger found in Pocketflows\n'
+        "      ---\n"
+        "      apiVersion: pfsync/v1\n"
+        "      kind: NotCreated\n"
+        "      key: beta\n"
+        "      intent: 11111111-2222-4333-8444-555555555555\n"
         "\n"
         + create_entry("gamma", "Gamma")
         + "Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, 1 uncertain. "

@@ -75,7 +75,8 @@ def test_changed_body_is_update_with_field_diff_and_remedy() -> None:
     assert entry.remedy == (
         "Pocketflows has no update endpoint, so pfsync cannot change this trigger. Revert the "
         "manifest, or raise `revision` to create a replacement, or edit trigger trg_a in "
-        "Pocketflows by hand and then run `pfsync state import biz_1/a trg_a --force`."
+        "Pocketflows by hand and then acknowledge it: paste the Import below into a manifest "
+        "file (or run `pfsync state import biz_1/a trg_a --force`)."
     )
     assert plan.to_apply == [] and plan.exit_code(detailed=True) == 3
 
@@ -98,7 +99,11 @@ def test_raised_revision_is_replace_naming_the_old_trigger() -> None:
     )
     assert entry.remedy == (
         "A new draft trigger is created for biz_1/a; the old trigger trg_a stays active in "
-        "Pocketflows until a person deactivates it."
+        "Pocketflows until a person deactivates it; then paste the Removed below into a manifest "
+        "file, so the record stops listing it as still active."
+    )
+    assert entry.paste == (
+        "---\napiVersion: pfsync/v1\nkind: Removed\nbusiness: biz_1\nkey: a\nid: trg_a\n"
     )
     assert plan.to_apply == [entry] and plan.exit_code(detailed=True) == 2
 
@@ -146,21 +151,40 @@ def test_undeclared_record_is_delete_with_remedy() -> None:
     assert (entry.action, entry.source, entry.old_id) == ("delete", "triggers/a.yaml", "trg_a")
     assert entry.remedy == (
         "Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. Deactivate "
-        "trigger trg_a in Pocketflows, then run `pfsync state rm biz_1/a`. If its key was "
-        "renamed, run `pfsync state mv biz_1/a NEW_ADDRESS` instead."
+        "trigger trg_a in Pocketflows, then paste the Removed below into a manifest file, so "
+        "that apply forgets it once reviewed (or run `pfsync state rm biz_1/a`). If its key was "
+        "renamed, declare a Moved (from: the old key, to: the new one) instead, or run "
+        "`pfsync state mv biz_1/a NEW_ADDRESS`."
     )
 
 
-def test_renamed_key_is_delete_plus_create_naming_state_mv() -> None:
-    plan = create_plan([manifest("new", "A")], lockfile(old=record("trg_o", "A")), API_URL)
+def test_renamed_key_is_delete_plus_create_offering_the_moved_first_then_state_mv() -> None:
+    plan = create_plan(
+        [manifest("new", "A")],
+        lockfile(old=record("trg_o", "A")),
+        API_URL,
+        default_business="biz_1",
+    )
     assert actions(plan) == {"biz_1/new": "create", "biz_1/old": "delete"}
     create, delete = plan.entries
-    assert delete.remedy is not None and delete.remedy.endswith(
-        "If the key was renamed to biz_1/new, run `pfsync state mv biz_1/old biz_1/new` instead."
+    moved = "---\napiVersion: pfsync/v1\nkind: Moved\nfrom: old\nto: new\n"
+    assert (delete.paste, create.paste) == (moved, moved)
+    assert delete.remedy == (
+        "This looks like its key renamed to biz_1/new: paste the Moved below into a manifest "
+        "file, so the plan shows the move and apply carries the record over without sending "
+        "anything (or run `pfsync state mv biz_1/old biz_1/new`). If it was not renamed: "
+        "Pocketflows has no delete endpoint, so pfsync cannot remove this trigger; deactivate "
+        "trigger trg_o in Pocketflows, then run `pfsync state rm biz_1/old`."
     )
     assert create.remedy == (
-        "If this is biz_1/old with its key renamed, run `pfsync state mv biz_1/old biz_1/new` "
-        "instead of creating a second trigger."
+        "If this is biz_1/old with its key renamed, paste the Moved below into a manifest file "
+        "instead of creating a second trigger: apply then carries the record over without "
+        "sending anything (or run `pfsync state mv biz_1/old biz_1/new`)."
+    )
+    # Another business than the configured one is named in the declaration.
+    plan = create_plan([manifest("new", "A")], lockfile(old=record("trg_o", "A")), API_URL)
+    assert plan.entries[0].paste == (
+        "---\napiVersion: pfsync/v1\nkind: Moved\nbusiness: biz_1\nfrom: old\nto: new\n"
     )
 
 
@@ -193,8 +217,11 @@ def test_pending_create_is_uncertain_with_remedy() -> None:
     assert entry.remedy == (
         "A create of biz_1/a was started at 2026-02-01T00:00:00Z (Idempotency-Key "
         "11111111-2222-4333-8444-555555555555) and its outcome is unknown; pfsync will not send "
-        "it again by itself. Look for the trigger in Pocketflows, then run `pfsync state import "
-        "biz_1/a ID` if it exists or `pfsync state rm biz_1/a` if not."
+        "it again by itself. Look for the trigger in Pocketflows: if it exists, paste the Import "
+        "below into a manifest file with its id (or run `pfsync state import biz_1/a ID`); if "
+        "not, paste the NotCreated below instead, and apply sends the create once more with its "
+        "original Idempotency-Key (or run `pfsync state rm biz_1/a`, and the next plan creates "
+        "it anew)."
     )
     assert plan.to_apply == [] and plan.exit_code(detailed=True) == 3
 
@@ -266,6 +293,10 @@ def test_all_actions_together_count_and_summarise() -> None:
     assert plan.counts == {
         "create": 1,
         "replace": 1,
+        "resend": 0,
+        "moved": 0,
+        "import": 0,
+        "forget": 0,
         "update": 1,
         "delete": 1,
         "uncertain": 1,

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from project_helpers import API_URL, body, lockfile, manifest, record
 
-from pfsync.models import DesiredTrigger
+from pfsync.models import MOVED, Declaration, DesiredTrigger
 from pfsync.plan.planner import create_plan
 from pfsync.plan.render import FORMATS
 from pfsync.plan.render.json_document import PlanReport
@@ -45,9 +45,16 @@ def every_action_report(color: bool = False) -> PlanReport:
             edited=record("trg_edited", "Edited", key="edited"),
             bumped=record("trg_bumped", "Bumped", key="bumped"),
             gone=record("trg_gone", "Gone", key="gone"),
+            old_name=record("trg_renamed", "Renamed", key="old-name"),
         ),
         pending={"biz_1/maybe": pending},
     )
+    declarations = [
+        # carried out: the record of old-name becomes new-name's
+        Declaration(MOVED, "biz_1", "old-name", "triggers/moves.yaml", 2, to="new-name"),
+        # done before: "earlier" is not recorded any more, "same" is
+        Declaration(MOVED, "biz_1", "earlier", "triggers/moves.yaml", 7, to="same"),
+    ]
     edited = DesiredTrigger.declared(
         "biz_1", "edited", 0, {**body("Edited (v2)"), "filter": "a|b`c"}, "triggers/edited.yaml", 3
     )
@@ -57,8 +64,9 @@ def every_action_report(color: bool = False) -> PlanReport:
         manifest("bumped", "Bumped", revision=1),
         manifest("fresh", "Fresh"),
         manifest("maybe", "Maybe"),
+        manifest("new-name", "Renamed"),
     ]
-    plan = create_plan(manifests, state, API_URL)
+    plan = create_plan(manifests, state, API_URL, declarations=declarations)
     return PlanReport(plan, "pfsync.lock", color=color)
 
 
@@ -96,11 +104,12 @@ def test_no_lockfile_header_and_empty_plan() -> None:
 
 def test_json_is_versioned_and_round_trips() -> None:
     document = json.loads(RENDERERS["json"](every_action_report()))
-    assert document["format_version"] == 1
+    assert document["format_version"] == 2
     assert document["summary"]["create"] == 1
     assert {e["action"] for e in document["entries"]} == {
         "create",
         "replace",
+        "moved",
         "update",
         "delete",
         "uncertain",

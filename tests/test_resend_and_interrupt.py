@@ -197,9 +197,13 @@ def test_abandoned_in_flight_creates_are_reported_uncertain(
         plan_of_creates([f"t{n:03d}" for n in range(5)]),
         f"{notice}\n"
         f"{t0}: uncertain: still in flight when the run stopped waiting — look for it in "
-        f"Pocketflows, then `pfsync state import {t0} ID` or `pfsync state rm {t0}`\n"
+        "Pocketflows, then declare an Import (found) or a NotCreated (not found), as "
+        f"`pfsync plan` prints them, or run `pfsync state import {t0} ID` or "
+        f"`pfsync state rm {t0}`\n"
         f"{t1}: uncertain: still in flight when the run stopped waiting — look for it in "
-        f"Pocketflows, then `pfsync state import {t1} ID` or `pfsync state rm {t1}`\n"
+        "Pocketflows, then declare an Import (found) or a NotCreated (not found), as "
+        f"`pfsync plan` prints them, or run `pfsync state import {t1} ID` or "
+        f"`pfsync state rm {t1}`\n"
         "Interrupted: nothing new was started; 2 create(s) still in flight are uncertain.\n"
         "Apply: 0 created, 0 failed, 2 uncertain, 3 not sent. "
         "Needs a person: 0 update, 0 delete, 2 uncertain.\n",

@@ -142,9 +142,17 @@ def test_the_recovery_workflows_can_be_rehearsed_in_sandbox_mode(
             f"- {BUSINESS}/t001  delete  triggers/t001.yaml  "
             "(trigger trg_000000000000000000000002)\n"
             "    remedy: Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. "
-            "Deactivate trigger trg_000000000000000000000002 in Pocketflows, then run "
-            f"`pfsync state rm --sandbox {BUSINESS}/t001`. If its key was renamed, run "
-            f"`pfsync state mv --sandbox {BUSINESS}/t001 NEW_ADDRESS` instead.\n\n",
+            "Deactivate trigger trg_000000000000000000000002 in Pocketflows, then paste the "
+            "Removed below into a manifest file, so that apply forgets it once reviewed (or run "
+            f"`pfsync state rm --sandbox {BUSINESS}/t001`). If its key was renamed, declare a "
+            "Moved (from: the old key, to: the new one) instead, or run "
+            f"`pfsync state mv --sandbox {BUSINESS}/t001 NEW_ADDRESS`.\n"
+            "    paste:\n"
+            "      ---\n"
+            "      apiVersion: pfsync/v1\n"
+            "      kind: Removed\n"
+            "      key: t001\n"
+            "      id: trg_000000000000000000000002\n\n",
             "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 1 delete, 0 uncertain. "
             "1 unchanged.",
         ),

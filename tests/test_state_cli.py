@@ -103,6 +103,7 @@ def imported_row(key: str, name: str) -> dict[str, object]:
         "file": f"triggers/{key}.yaml",
         "digest": body_digest(body(name)),
         "history": 0,
+        "replaced_still_active": [],
         "uncertain": None,
     }
 
@@ -159,6 +160,7 @@ def test_list_json_reads_an_unfolded_journal_without_writing(
                     "file": None,
                     "digest": None,
                     "history": 0,
+                    "replaced_still_active": [],
                     "uncertain": {
                         "idempotency_key": KEY,
                         "started_at": "2026-02-01T00:00:00Z",
@@ -345,6 +347,16 @@ def test_mv_refusals(
     assert (project / "pfsync.lock").read_bytes() == before
 
 
+MOVED_ALPHA = (
+    "    paste:\n"
+    "      ---\n"
+    "      apiVersion: pfsync/v1\n"
+    "      kind: Moved\n"
+    "      from: alpha\n"
+    "      to: alpha-renamed\n"
+)
+
+
 def test_mv_resolves_a_renamed_key(project: Path, run_pfsync: RunPfsync) -> None:
     (project / "triggers" / "alpha.yaml").write_text(
         manifest_yaml("alpha-renamed", "Alpha"), encoding="utf-8"
@@ -353,17 +365,19 @@ def test_mv_resolves_a_renamed_key(project: Path, run_pfsync: RunPfsync) -> None
     assert (plan.code, plan.out, plan.err) == (
         3,
         header(2) + "- biz_1/alpha  delete  triggers/alpha.yaml  (trigger trg_alpha)\n"
-        "    remedy: Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. "
-        "Deactivate trigger trg_alpha in Pocketflows, then run `pfsync state rm biz_1/alpha`. "
-        "If the key was renamed to biz_1/alpha-renamed, run "
-        "`pfsync state mv biz_1/alpha biz_1/alpha-renamed` instead.\n"
-        "\n"
+        "    remedy: This looks like its key renamed to biz_1/alpha-renamed: paste the Moved "
+        "below into a manifest file, so the plan shows the move and apply carries the record "
+        "over without sending anything (or run `pfsync state mv biz_1/alpha "
+        "biz_1/alpha-renamed`). If it was not renamed: Pocketflows has no delete endpoint, so "
+        "pfsync cannot remove this trigger; deactivate trigger trg_alpha in Pocketflows, then "
+        "run `pfsync state rm biz_1/alpha`.\n" + MOVED_ALPHA + "\n"
         "+ biz_1/alpha-renamed  create  triggers/alpha.yaml:3\n"
         + body_lines("Alpha")
-        + "    note: If this is biz_1/alpha with its key renamed, run "
-        "`pfsync state mv biz_1/alpha biz_1/alpha-renamed` instead of creating a second "
-        "trigger.\n"
-        "\n"
+        + "    note: If this is biz_1/alpha with its key renamed, paste the Moved below into a "
+        "manifest file instead of creating a second trigger: apply then carries the record over "
+        "without sending anything (or run `pfsync state mv biz_1/alpha biz_1/alpha-renamed`).\n"
+        + MOVED_ALPHA
+        + "\n"
         + CREATE_GAMMA
         + "Plan: 2 to create, 0 to replace. Needs a person: 0 update, 1 delete, 0 uncertain. "
         "1 unchanged.\n",
@@ -408,8 +422,14 @@ def test_import_force_acknowledges_a_hand_edit(project: Path, run_pfsync: RunPfs
         '      $.spec.name: "Alpha" → "Alpha edited"\n'
         "    remedy: Pocketflows has no update endpoint, so pfsync cannot change this trigger. "
         "Revert the manifest, or raise `revision` to create a replacement, or edit trigger "
-        "trg_alpha in Pocketflows by hand and then run "
-        "`pfsync state import biz_1/alpha trg_alpha --force`.\n"
+        "trg_alpha in Pocketflows by hand and then acknowledge it: paste the Import below into a "
+        "manifest file (or run `pfsync state import biz_1/alpha trg_alpha --force`).\n"
+        "    paste:\n"
+        "      ---\n"
+        "      apiVersion: pfsync/v1\n"
+        "      kind: Import\n"
+        "      key: alpha\n"
+        "      id: trg_alpha\n"
         "\n"
         + CREATE_GAMMA
         + "Plan: 1 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "

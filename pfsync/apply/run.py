@@ -24,7 +24,7 @@ from pfsync.apply.applier import (
 )
 from pfsync.config import Config
 from pfsync.errors import ApplyRefused, PfsyncError
-from pfsync.models import DesiredTrigger
+from pfsync.models import Declaration, DesiredTrigger
 from pfsync.support.textsafety import escape, shown_id
 
 if TYPE_CHECKING:
@@ -65,7 +65,15 @@ class ApplyIO:
 
 
 def _items_to_send(plan: Plan, lockfile: Lockfile, retry_uncertain: bool) -> list[ApplyItem]:
-    items = [ApplyItem(entry.desired) for entry in plan.to_apply if entry.desired is not None]
+    items = [
+        ApplyItem(entry.desired)
+        for entry in plan.to_apply
+        if entry.desired is not None and entry.action != "resend"
+    ]
+    # A NotCreated: the pending create as it was first sent, with its Idempotency-Key.
+    for entry in plan.with_action("resend"):
+        resent = lockfile.pending[entry.address]
+        items.append(ApplyItem(resent.trigger, resent.idempotency_key))
     if retry_uncertain:
         # The original body and Idempotency-Key: only then can a server that honours the header
         # recognise the first request.
@@ -99,8 +107,9 @@ def describe_result(result: ItemResult) -> str:
     if result.kind == "uncertain":
         return (
             f"{result.address}: uncertain: {escape(result.message)} — look for it in "
-            "Pocketflows, then "
-            f"`pfsync state import {result.address} ID` or `pfsync state rm {result.address}`"
+            "Pocketflows, then declare an Import (found) or a NotCreated (not found), as "
+            f"`pfsync plan` prints them, or run `pfsync state import {result.address} ID` or "
+            f"`pfsync state rm {result.address}`"
         )
     return f"{result.address}: not sent"
 
@@ -118,6 +127,12 @@ def summarise(report: ApplyReport, plan: Plan, environment: str | None = None) -
     )
     label = f"Apply ({environment})" if environment else "Apply"
     line = f"{label}: {created} created, {failed} failed, {uncertain_now} uncertain"
+    if counts.get("moved"):
+        line += f", {counts['moved']} moved"
+    if counts.get("import"):
+        line += f", {counts['import']} imported"
+    if counts.get("forget"):
+        line += f", {counts['forget']} forgotten"
     if not_sent:
         line += f", {not_sent} not sent"
     line += (
@@ -147,17 +162,48 @@ def exit_code(report: ApplyReport, plan: Plan, received_signal: Sequence[int]) -
     return EXIT_OK
 
 
+def describe_carried(plan: Plan) -> list[str]:
+    """One progress line per declaration carried out."""
+    lines = []
+    for entry in plan.entries:
+        declaration = entry.declaration
+        if entry.action not in ("moved", "forget", "import") or declaration is None:
+            continue
+        if entry.action == "moved":
+            what = shown_id(entry.old_id, "id unknown") if entry.recorded else "an uncertain create"
+            lines.append(
+                f"{entry.address}: moved from {declaration.address} ({what}, "
+                f"{escape(entry.source)}); nothing was sent"
+            )
+        elif entry.action == "import":
+            lines.append(
+                f"{entry.address}: imported trigger {shown_id(declaration.trigger_id)} "
+                f"({escape(entry.source)}); nothing was sent"
+            )
+        else:
+            lines.append(
+                f"{entry.address}: forgot trigger {shown_id(entry.old_id)} (kept in its history, "
+                f"{escape(entry.source)}); nothing was sent"
+            )
+    return lines
+
+
 def run_apply(
     config: Config,
     manifests: list[DesiredTrigger],
     options: ApplyOptions,
     client_factory: Callable[[], CreatesTriggers],
     io: ApplyIO,
+    declarations: Sequence[Declaration] = (),
 ) -> int:
-    """Apply the manifests (or a saved plan) under the state lock; return the exit code."""
+    """Apply the manifests (or a saved plan) under the state lock; return the exit code.
+
+    The declarations are carried out first, in one write, before anything is sent.
+    """
     from pfsync.plan.planner import create_plan, resending_uncertain
     from pfsync.state.access import open_state
-    from pfsync.state.lockfile import Lockfile
+    from pfsync.state.declared import carry_out
+    from pfsync.state.lockfile import Lockfile, utc_now
     from pfsync.state.stores import lost_lockfile
 
     def refuse_missing() -> ApplyRefused:
@@ -178,7 +224,16 @@ def run_apply(
     replace = saved.replace if saved is not None else options.replace
 
     def planned(lockfile: Lockfile | None) -> tuple[Plan, list[ApplyItem]]:
-        plan = create_plan(manifests, lockfile, config.api_url, targets, replace)
+        plan = create_plan(
+            manifests,
+            lockfile,
+            config.api_url,
+            targets,
+            replace,
+            declarations,
+            config.business,
+            config.environment,
+        )
         recorded = lockfile or Lockfile.new(config.api_url, config.environment)
         return plan, _items_to_send(plan, recorded, options.retry_uncertain)
 
@@ -205,13 +260,26 @@ def run_apply(
             check_saved_plan(saved, plan, transaction.before_lock, config.environment)
         shown = resending_uncertain(plan) if options.retry_uncertain else plan
         io.show_plan(shown, transaction.where)
-        if not items:
+        if not items and not plan.carried:
             report = ApplyReport([])
             io.progress(summarise(report, plan, config.environment))
             return exit_code(report, plan, io.received_signal)
         if options.plan_file is None and not options.auto_approve and not io.confirm(items):
             io.progress("Apply cancelled; nothing was sent.")
             return EXIT_ERROR
+        if plan.carried:
+            # One write, before any create: a create planned against the record as it will be
+            # must never be sent while the record still says otherwise.
+            declared = {manifest.address: manifest for manifest in manifests}
+            carried = carry_out(lockfile, plan.carried, utc_now(), declared).lockfile
+            assert carried is not None  # carried out on a lockfile
+            lockfile = transaction.save(carried)
+            for line in describe_carried(plan):
+                io.progress(line)
+        if not items:
+            report = ApplyReport([])
+            io.progress(summarise(report, plan, config.environment))
+            return exit_code(report, plan, io.received_signal)
         client = client_factory()
         journal = transaction.start_journal()
         applier = Applier(

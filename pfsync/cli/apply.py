@@ -57,11 +57,13 @@ def confirm_prompt(
 ) -> str:
     """`Send 3 creates to Pocketflows (1 replace)?`: exactly what a yes sends, and where."""
     count = len(items)
+    where = "the sandbox" if sandbox else "Pocketflows"
+    if not count:
+        return "Carry out the declarations above in the record (nothing is sent to " + where + ")?"
     replaces = sum(1 for item in items if item.trigger.replaces)
     resent = sum(1 for item in items if item.idempotency_key)
     kinds = [f"{replaces} replace" if replaces else "", f"{resent} re-sent" if resent else ""]
     detail = ", ".join(kind for kind in kinds if kind)
-    where = "the sandbox" if sandbox else "Pocketflows"
     if environment:
         where += f" environment {environment}"
     return (
@@ -255,6 +257,7 @@ def apply(
                 progress=progress,
                 detail=progress if options.verbosity > 0 else lambda line: None,
             ),
+            loaded.declarations,
         )
     if sandbox and code == 3 and options.verbosity >= 0:
         click.echo(SANDBOX_HINT, err=True)

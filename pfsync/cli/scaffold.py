@@ -93,7 +93,19 @@ def init(
 @click.command()
 @click.option(
     "--name",
-    type=click.Choice(["manifest", "trigger-request", "trigger", "lockfile", "config"]),
+    type=click.Choice(
+        [
+            "manifest",
+            "moved",
+            "removed",
+            "import",
+            "notcreated",
+            "trigger-request",
+            "trigger",
+            "lockfile",
+            "config",
+        ]
+    ),
     default="manifest",
     show_default=True,
     help="Which schema to print.",
@@ -105,6 +117,7 @@ def schema(name: str) -> int:
     Examples:
       pfsync schema > manifest.schema.json
       pfsync schema --name trigger
+      pfsync schema --name moved > moved.schema.json
     """
     import json
 

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pfsync.manifests.results import BODY_NOT_READ, Declaring, LoadResult
-from pfsync.models import DesiredTrigger
+from pfsync.models import Declaration, DesiredTrigger
 from pfsync.support.diagnostics import Diagnostic
 from pfsync.support.paths import StrPath
 
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 CACHE_DIR = "cache"
 FORMAT = "pfsync-manifest-cache"
-VERSION = 1
+VERSION = 4
 KEEP = 8  # cache files kept (contexts: environments, recent versions); older ones are removed
 # A file changed less than this before the cache was written may have changed again within
 # the same mtime tick without its stat showing it: its bytes are compared instead.
@@ -57,9 +57,10 @@ RACY_NS = 2_000_000_000
 StatKey = tuple[int, int, int]  # size, mtime_ns, inode
 
 
-# One file's entry: [size, mtime_ns, inode, sha256, triggers, diagnostics, warnings], where a
-# trigger is [business, key, revision, line, digest] and a diagnostic or a warning
-# [line, col, message, path, hint].
+# One file's entry: [size, mtime_ns, inode, sha256, triggers, diagnostics, warnings,
+# declarations], where a trigger is [business, key, revision, line, digest], a diagnostic or a
+# warning [line, col, message, path, hint] and a declaration [kind, business, key, line, to,
+# trigger_id, environment, intent].
 # Kept as read (lists): building 10,000 objects up front would cost more than the lookups.
 Entry = list[Any]
 
@@ -130,6 +131,7 @@ def context_key(declaring: Declaring) -> str:
         "business": declaring.default_business,
         "values": sorted(declaring.values.items()),
         "environment": declaring.environment,
+        "environments": list(declaring.environments),
     }
     return hashlib.sha256(json.dumps(context, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -199,7 +201,7 @@ class ManifestCache:
             return None  # an entry not of this format: read the file
 
     def _result(self, shown: str, entry: Entry) -> LoadResult | None:
-        triggers, diagnostics, warnings = entry[4], entry[5], entry[6]
+        triggers, diagnostics, warnings, declarations = entry[4], entry[5], entry[6], entry[7]
         bodies = self.bodies if self.with_bodies else {}
         manifests = []
         for business, key, revision, line, digest in triggers:
@@ -216,6 +218,10 @@ class ManifestCache:
             warnings=[
                 Diagnostic(shown, line, col, message, path, hint)
                 for line, col, message, path, hint in warnings
+            ],
+            declarations=[
+                Declaration(kind, business, key, shown, line, to, trigger_id, environment, intent)
+                for kind, business, key, line, to, trigger_id, environment, intent in declarations
             ],
         )
 
@@ -332,6 +338,10 @@ def fragment_of(shown: str, stat: StatKey, sha256: str, result: LoadResult) -> F
         [[t.business, t.key, t.revision, t.line, t.digest] for t in result.manifests],
         [[d.line, d.col, d.message, d.path, d.hint] for d in result.diagnostics],
         [[w.line, w.col, w.message, w.path, w.hint] for w in result.warnings],
+        [
+            [d.kind, d.business, d.key, d.line, d.to, d.trigger_id, d.environment, d.intent]
+            for d in result.declarations
+        ],
     ]
     text = _dumps(entry)
     digests = tuple(t.digest for t in result.manifests if t.digest)
@@ -342,7 +352,7 @@ def _same_but_digests(known: Entry, new: Entry) -> bool:
     """The same file and triggers, `new` without the digests validate does not compute."""
     try:
         same_triggers = [t[:4] for t in known[4]] == [t[:4] for t in new[4]]
-        return known[:4] == new[:4] and same_triggers and known[5:7] == new[5:7]
+        return known[:4] == new[:4] and same_triggers and known[5:8] == new[5:8]
     except (TypeError, IndexError):
         return False
 

@@ -11,18 +11,34 @@ import hashlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pfsync.config import Config
 from pfsync.manifests.cache import Fragment, ManifestCache, StatKey, fragment_of, stat_key
+from pfsync.manifests.declarations import declaration_diagnostics
 from pfsync.manifests.discovery import discover_shown, expand_paths
 from pfsync.manifests.results import BODY_NOT_READ, Declaring, LoadResult
 from pfsync.manifests.values import BRACELESS, MARKER, from_value, substitute
-from pfsync.models import DesiredTrigger, make_address
+from pfsync.models import (
+    DECLARATION_KINDS,
+    IMPORT,
+    MOVED,
+    NOT_CREATED,
+    REMOVED,
+    Declaration,
+    DesiredTrigger,
+    make_address,
+)
+from pfsync.schemas import IMPORT as IMPORT_SCHEMA
 from pfsync.schemas import MANIFEST, check, validator
+from pfsync.schemas import MOVED as MOVED_SCHEMA
+from pfsync.schemas import NOT_CREATED as NOT_CREATED_SCHEMA
+from pfsync.schemas import REMOVED as REMOVED_SCHEMA
 from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
 from pfsync.support.collector import collector_paused
 from pfsync.support.diagnostics import Diagnostic, json_path, sort_diagnostics
 from pfsync.support.paths import StrPath, display_path
+from pfsync.support.suggest import closest
 from pfsync.support.textsafety import json_text
 from pfsync.support.yamlfile import decode, parse_yaml_text, read_raw_and_stat
 from pfsync.support.yamlload import Document
@@ -32,6 +48,8 @@ Loaded = tuple[LoadResult, str | None, StatKey | None, Fragment | None]
 PARALLEL_MIN_FILES = 512  # below this, a second process costs more than it saves
 KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 BUSINESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
+ID_RE = re.compile(r"[^\s]{1,200}")
+INTENT_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _manifest_from(
@@ -40,7 +58,7 @@ def _manifest_from(
     declaring: Declaring,
     has_references: bool,
     warnings: list[Diagnostic],
-) -> DesiredTrigger | list[Diagnostic]:
+) -> DesiredTrigger | Declaration | list[Diagnostic] | None:
     whole: dict[tuple[int, int], str] = {}  # (line, col) → the reference that gave its value
     if has_references:
         unresolved = substitute(
@@ -52,8 +70,12 @@ def _manifest_from(
     if not isinstance(data, dict):
         line, col = document.start
         return [Diagnostic(shown, line, col, "a manifest must be a mapping (apiVersion, kind, …)")]
-    if not check(MANIFEST)(data):
-        problems = schema_diagnostics(validator(MANIFEST), document, shown)
+    kind = data.get("kind")
+    schema = _SCHEMAS.get(kind, MANIFEST) if isinstance(kind, str) else MANIFEST
+    if isinstance(kind, str) and kind not in _SCHEMAS and kind != "Trigger":
+        return [_unknown_kind(document, shown, kind)]
+    if not check(schema)(data):
+        problems = schema_diagnostics(validator(schema), document, shown)
         return [
             dataclasses.replace(
                 problem,
@@ -66,7 +88,14 @@ def _manifest_from(
             for problem in problems
         ]
     # JSON Schema's `$` also matches before a trailing newline in Python's re: check exactly.
-    for name, regex in (("key", KEY_RE), ("business", BUSINESS_RE)):
+    for name, regex in (
+        ("key", KEY_RE),
+        ("business", BUSINESS_RE),
+        ("from", KEY_RE),
+        ("to", KEY_RE),
+        ("id", ID_RE),
+        ("intent", INTENT_RE),
+    ):
         if name in data and not regex.fullmatch(data[name]):
             line, col = document.locate([name])
             return [
@@ -80,6 +109,8 @@ def _manifest_from(
                 )
             ]
     business = data.get("business", declaring.default_business)
+    if kind in DECLARATION_KINDS:
+        return _declaration_from(document, data, shown, business, declaring)
     key_line = document.locate(["key"], key=True)[0]
     if business is None:
         return [
@@ -104,6 +135,101 @@ def _manifest_from(
         file=shown,
         line=key_line,
     )
+
+
+# The schema of each kind of document besides `Trigger` (the manifest schema).
+_SCHEMAS = {
+    MOVED: MOVED_SCHEMA,
+    REMOVED: REMOVED_SCHEMA,
+    IMPORT: IMPORT_SCHEMA,
+    NOT_CREATED: NOT_CREATED_SCHEMA,
+}
+KINDS = ("Trigger", *DECLARATION_KINDS)
+
+
+def _unknown_kind(document: Document, shown: str, kind: str) -> Diagnostic:
+    line, col = document.locate(["kind"])
+    close = closest(kind, KINDS)
+    return Diagnostic(
+        shown,
+        line,
+        col,
+        f"unknown kind {json_text(kind)}" + (f" (did you mean {close}?)" if close else ""),
+        "$.kind",
+        f"a document's kind is one of {', '.join(KINDS)}",
+    )
+
+
+def _declaration_from(
+    document: Document,
+    data: dict[str, Any],
+    shown: str,
+    business: str | None,
+    declaring: Declaring,
+) -> Declaration | list[Diagnostic] | None:
+    """The declaration, its problems, or None when it is for another environment."""
+    kind = data["kind"]
+    line = document.locate(["kind"], key=True)[0]
+    problem = _environment_problem(data, declaring)
+    if problem is not None:
+        at = document.locate(["environment"]) if "environment" in data else (line, 1)
+        return [Diagnostic(shown, at[0], at[1], *problem)]
+    if business is None:
+        return [
+            Diagnostic(
+                shown,
+                line,
+                1,
+                f"no business for this {kind} declaration",
+                "$.business",
+                "set `business:` in the declaration, or a default `business:` in pfsync.yaml",
+            )
+        ]
+    environment = data.get("environment")
+    if environment is not None and declaring.environment not in (None, environment):
+        return None  # another environment's record change
+    if kind == MOVED:
+        return Declaration(kind, business, data["from"], shown, line, to=data["to"])
+    return Declaration(
+        kind,
+        business,
+        data["key"],
+        shown,
+        line,
+        trigger_id=data.get("id"),
+        environment=environment,
+        intent=data.get("intent"),
+    )
+
+
+def _environment_problem(data: dict[str, Any], declaring: Declaring) -> tuple[str, str, str] | None:
+    """(message, path, hint) when the declaration's `environment:` does not fit pfsync.yaml."""
+    kind, environment, names = data["kind"], data.get("environment"), declaring.environments
+    if kind == MOVED:
+        return None  # a rename holds in every environment
+    if environment is None and names:
+        return (
+            f"this {kind} names no environment, and pfsync.yaml defines several (ids differ per "
+            "environment)",
+            "$.environment",
+            f"add `environment:` with one of {', '.join(names)}",
+        )
+    if environment is not None and not names:
+        return (
+            f"this {kind} names the environment {json_text(environment)}, but pfsync.yaml "
+            "defines no environments",
+            "$.environment",
+            "leave `environment:` out",
+        )
+    if environment is not None and environment not in names:
+        close = closest(environment, names)
+        return (
+            f"unknown environment {json_text(environment)}"
+            + (f" (did you mean {close}?)" if close else ""),
+            "$.environment",
+            f"the environments of pfsync.yaml are {', '.join(names)}",
+        )
+    return None
 
 
 def load_file(path: StrPath, shown: str, declaring: Declaring) -> LoadResult:
@@ -134,7 +260,9 @@ def _load_file(path: StrPath, shown: str, declaring: Declaring, fragments: bool 
         outcome = _manifest_from(document, shown, declaring, has_references, result.warnings)
         if isinstance(outcome, DesiredTrigger):
             result.manifests.append(outcome)
-        else:
+        elif isinstance(outcome, Declaration):
+            result.declarations.append(outcome)
+        elif outcome is not None:
             result.diagnostics.extend(outcome)
     return result, sha256, stat, fragment_of(shown, stat, sha256, result) if fragments else None
 
@@ -271,17 +399,22 @@ def _load_manifests(
         result.manifests.extend(outcome.manifests)
         result.diagnostics.extend(outcome.diagnostics)
         result.warnings.extend(outcome.warnings)
+    for outcome in loaded[: len(reported)]:
+        result.declarations.extend(outcome.declarations)
     everything = list(result.manifests)
+    declarations = list(result.declarations)
     for outcome in loaded[len(reported) :]:
         everything.extend(outcome.manifests)
-    result.diagnostics.extend(
-        duplicate_address_diagnostics(everything, shown_files if named is not None else None)
-    )
+        declarations.extend(outcome.declarations)
+    only = shown_files if named is not None else None
+    result.diagnostics.extend(duplicate_address_diagnostics(everything, only))
+    result.diagnostics.extend(declaration_diagnostics(declarations, everything, only))
     if other_environments and config.environment is not None and len(config.environments) > 1:
         result.diagnostics.extend(_shared_with_other_environments(config, everything))
     result.diagnostics = sort_diagnostics(result.diagnostics)
     result.warnings = sort_diagnostics(result.warnings)
     result.manifests.sort(key=lambda m: m.address)
+    result.declarations.sort(key=lambda d: (d.file, d.line))
     return result
 
 
@@ -330,6 +463,7 @@ def load_every_environment(
     )
     for name, result in results.items():
         merged.manifests.extend(result.manifests)
+        merged.declarations.extend(result.declarations)
         if len(results) > 1:
             merged.per_environment[name] = len(result.manifests)
     merged.diagnostics.extend(shared_address_diagnostics(configs, list(results.values())))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pfsync.config import Config, Scalar
-from pfsync.models import DesiredTrigger
+from pfsync.models import Declaration, DesiredTrigger
 from pfsync.support.diagnostics import Diagnostic
 
 
@@ -22,11 +22,14 @@ class Declaring:
     # and its digest "" (digests were a tenth of its time in 10,000 files, and sending the
     # bodies back from the worker processes another tenth)
     with_bodies: bool = True
+    environments: tuple[str, ...] = ()  # every environment pfsync.yaml defines
 
     @classmethod
     def of(cls, config: Config) -> Declaring:
         """The defaults of the configured (or selected) environment."""
-        return cls(config.business, config.values, config.environment)
+        return cls(
+            config.business, config.values, config.environment, environments=config.environments
+        )
 
 
 # The body of a trigger loaded without bodies (validate counts and locates triggers only).
@@ -38,6 +41,9 @@ class LoadResult:
     """Every valid manifest found, and every problem, sorted by file then line."""
 
     manifests: list[DesiredTrigger] = field(default_factory=list)
+    # the record changes declared beside the triggers (Moved, Removed) for this environment, in
+    # file then line order
+    declarations: list[Declaration] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     # what is accepted but probably not meant (a `$values.NAME` without braces): never an error
     warnings: list[Diagnostic] = field(default_factory=list)

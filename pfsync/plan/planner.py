@@ -9,7 +9,12 @@
 
 Actions: create, no-op, update, replace, delete, uncertain. pfsync can only create, so update,
 delete and uncertain need a person; each such entry carries the exact remedy naming the trigger.
-Raises PlanError for a --target or --replace address that makes no sense.
+Declarations (`Moved`) that change the record have an action of their own (`moved`): apply
+carries them out before any create, and the other addresses are classified against the record
+as it will then be. A declaration already carried out, or with nothing to act on, is a no-op
+entry saying so.
+Raises PlanError for a --target or --replace address that makes no sense, DeclarationConflict
+for a declaration that contradicts the lockfile.
 """
 
 from __future__ import annotations
@@ -20,17 +25,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pfsync.errors import PlanError
-from pfsync.models import DesiredTrigger
+from pfsync import models as kinds
+from pfsync.errors import DeclarationConflict, PlanError
+from pfsync.models import Declaration, DesiredTrigger
 from pfsync.plan.diff import FieldChange, field_diff
 from pfsync.plan.remedies import (
     create_rename_note,
+    declaration_note,
     delete_remedy,
+    import_yaml,
+    moved_yaml,
+    not_created_yaml,
+    removed_yaml,
     replace_remedy,
     resend_remedy,
     uncertain_remedy,
     update_remedy,
 )
+from pfsync.state.declared import CARRIED, DeclarationStep, carry_out
 from pfsync.state.lockfile import Lockfile, PendingCreate, TriggerRecord
 from pfsync.support.suggest import closest
 
@@ -40,8 +52,21 @@ UPDATE = "update"
 REPLACE = "replace"
 DELETE = "delete"
 UNCERTAIN = "uncertain"
-ACTIONS = (CREATE, REPLACE, UPDATE, DELETE, UNCERTAIN, NOOP)
-APPLIED = frozenset({CREATE, REPLACE})
+MOVED = "moved"
+FORGET = "forget"
+IMPORT = "import"
+RESEND = "resend"
+ACTIONS = (CREATE, REPLACE, RESEND, MOVED, IMPORT, FORGET, UPDATE, DELETE, UNCERTAIN, NOOP)
+APPLIED = frozenset({CREATE, REPLACE, RESEND})
+# what apply changes in the record without sending anything (declarations carried out)
+RECORDED = frozenset({MOVED, IMPORT, FORGET})
+# the action of each kind of declaration when it is carried out
+_DECLARED_ACTION = {
+    kinds.MOVED: MOVED,
+    kinds.REMOVED: FORGET,
+    kinds.IMPORT: IMPORT,
+    kinds.NOT_CREATED: RESEND,
+}
 NEEDS_PERSON = frozenset({UPDATE, DELETE, UNCERTAIN})
 
 EXIT_NOTHING_TO_DO = 0
@@ -65,6 +90,8 @@ class PlanEntry:
     diff: tuple[FieldChange, ...] = ()
     reason: str | None = None  # why a replace or uncertain
     remedy: str | None = None
+    declaration: Declaration | None = None  # the declaration this entry carries out or notes
+    paste: str | None = None  # a declaration for a person to paste (YAML), the first remedy
 
 
 @dataclass(frozen=True)
@@ -76,6 +103,7 @@ class Plan:
     lockfile: Lockfile | None
     targets: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
+    carried: tuple[Declaration, ...] = ()  # the declarations apply carries out, in order
 
     def with_action(self, action: str) -> list[PlanEntry]:
         """The entries with `action`, in address order."""
@@ -101,8 +129,8 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        """Whether apply has something to send."""
-        return any(entry.action in APPLIED for entry in self.entries)
+        """Whether apply has something to send or a declaration to carry out."""
+        return bool(self.carried) or any(entry.action in APPLIED for entry in self.entries)
 
     @property
     def businesses(self) -> list[str]:
@@ -119,9 +147,20 @@ class Plan:
 
 
 def summary_line(counts: dict[str, int]) -> str:
-    """`Plan: 2 to create, 1 to replace. Needs a person: 1 update, 1 delete, 0 uncertain. …`."""
+    """`Plan: 2 to create, 1 to replace. Needs a person: 1 update, 1 delete, 0 uncertain. …`
+    (`, 1 to move` after the replaces when a declaration moves a record)."""
+    declared = "".join(
+        f", {counts[action]} to {word}"
+        for action, word in (
+            (RESEND, "resend"),
+            (MOVED, "move"),
+            (IMPORT, "import"),
+            (FORGET, "forget"),
+        )
+        if counts.get(action)
+    )
     return (
-        f"Plan: {counts[CREATE]} to create, {counts[REPLACE]} to replace. "
+        f"Plan: {counts[CREATE]} to create, {counts[REPLACE]} to replace{declared}. "
         f"Needs a person: {counts[UPDATE]} update, {counts[DELETE]} delete, "
         f"{counts[UNCERTAIN]} uncertain. {counts[NOOP]} unchanged."
     )
@@ -133,16 +172,38 @@ def create_plan(
     api_url: str,
     targets: Iterable[str] = (),
     replace: Iterable[str] = (),
+    declarations: Sequence[Declaration] = (),
+    default_business: str | None = None,
+    environment: str | None = None,
 ) -> Plan:
-    """Classify every declared or recorded address (or only `targets`) into an action."""
+    """Classify every declared or recorded address (or only `targets`) into an action.
+
+    `declarations` are carried out first (in memory: apply carries them out for real), and the
+    addresses are classified against the record as it then is. `default_business` is the
+    configured business, left out of the declarations a remedy offers to paste, and
+    `environment` the selected one, which they name.
+    """
     declared = {manifest.address: manifest for manifest in manifests}
-    triggers = lockfile.triggers if lockfile is not None else {}
-    pending = lockfile.pending if lockfile is not None else {}
-    known = set(declared) | set(triggers) | set(pending)
+    carried = carry_out(lockfile, declarations, "", declared)
+    after = carried.lockfile
+    known = set(declared) | _addresses(lockfile) | _addresses(after)
     target_set = _check_targets(tuple(dict.fromkeys(targets)), known)
+    if target_set:
+        named = set(target_set)
+        in_scope = [d for d in declarations if {d.address, d.target} & named]
+        carried = carry_out(lockfile, in_scope, "", declared)
+        after = carried.lockfile
+    if carried.conflicts:
+        raise DeclarationConflict(carried.conflicts)
+    triggers = after.triggers if after is not None else {}
+    pending = after.pending if after is not None else {}
     replace_set = tuple(dict.fromkeys(replace))
     _check_replace(replace_set, target_set, declared, triggers, pending)
-    scope = sorted(target_set) if target_set else sorted(known)
+    scope = sorted(target_set) if target_set else sorted(set(declared) | _addresses(after))
+    if environment is None and lockfile is not None:
+        environment = lockfile.environment
+    if target_set:
+        scope = [address for address in scope if address in set(declared) | _addresses(after)]
     entries = [
         _classify(
             address,
@@ -153,7 +214,65 @@ def create_plan(
         )
         for address in scope
     ]
-    return Plan(tuple(_with_rename_hints(entries)), api_url, lockfile, target_set, replace_set)
+    entries = _with_declarations_to_paste(entries, default_business, environment, after)
+    noted = [_declaration_entry(step, lockfile, declared) for step in carried.steps]
+    at_noted = {entry.address for entry in noted}
+    resent = {entry.address for entry in noted if entry.action == RESEND}
+    entries = [
+        e
+        for e in entries
+        if not (e.action == NOOP and e.address in at_noted)
+        and not (e.action == UNCERTAIN and e.address in resent)
+    ]
+    ordered = sorted(
+        [(entry.address, 0, n, entry) for n, entry in enumerate(noted)]
+        + [(entry.address, 1, n, entry) for n, entry in enumerate(entries)],
+        key=lambda item: item[:3],
+    )
+    return Plan(
+        tuple(item[3] for item in ordered),
+        api_url,
+        lockfile,
+        target_set,
+        replace_set,
+        tuple(carried.carried),
+    )
+
+
+def _addresses(lockfile: Lockfile | None) -> set[str]:
+    return lockfile.addresses() if lockfile is not None else set()
+
+
+def _declaration_entry(
+    step: DeclarationStep, lockfile: Lockfile | None, declared: dict[str, DesiredTrigger]
+) -> PlanEntry:
+    """The entry of a declaration: its own action when carried out, else a no-op saying why."""
+    declaration = step.declaration
+    address = declaration.target
+    business, _, key = address.partition("/")
+    before = lockfile.triggers.get(declaration.address) if lockfile is not None else None
+    pending = lockfile.pending.get(address) if lockfile is not None else None
+    desired = declared.get(address)
+    if declaration.kind == kinds.NOT_CREATED and step.outcome == CARRIED and pending is not None:
+        desired = pending.trigger  # sent as it was the first time: body and Idempotency-Key
+    return PlanEntry(
+        address=address,
+        business=business,
+        key=key,
+        action=_DECLARED_ACTION[declaration.kind] if step.outcome == CARRIED else NOOP,
+        source=declaration.source,
+        desired=desired,
+        old_id=step.trigger_id,
+        recorded=step.recorded,
+        recorded_digest=before.digest if before is not None and step.outcome == CARRIED else None,
+        reason=f"from {declaration.address}"
+        if step.outcome == CARRIED and declaration.kind == kinds.MOVED
+        else None,
+        remedy=declaration_note(
+            step.declaration, step.outcome, step.trigger_id, step.recorded, pending
+        ),
+        declaration=declaration,
+    )
 
 
 def resending_uncertain(plan: Plan) -> Plan:
@@ -161,7 +280,9 @@ def resending_uncertain(plan: Plan) -> Plan:
     says so instead of telling a person to settle it."""
     pending = plan.lockfile.pending if plan.lockfile is not None else {}
     entries = tuple(
-        _replace_fields(entry, remedy=resend_remedy(entry.address, pending[entry.address]))
+        _replace_fields(
+            entry, remedy=resend_remedy(entry.address, pending[entry.address]), paste=None
+        )
         if entry.action == UNCERTAIN and entry.address in pending
         else entry
         for entry in plan.entries
@@ -271,8 +392,16 @@ def _replace_fields(entry: PlanEntry, **changes: Any) -> PlanEntry:
     return dataclasses.replace(entry, **changes)
 
 
-def _with_rename_hints(entries: list[PlanEntry]) -> list[PlanEntry]:
-    """A delete and a create of the same body in one business look like a renamed key."""
+def _with_declarations_to_paste(
+    entries: list[PlanEntry],
+    default_business: str | None,
+    environment: str | None,
+    after: Lockfile | None,
+) -> list[PlanEntry]:
+    """Each entry a declaration would settle, with that declaration to paste: a delete and a
+    create of the same body in one business look like a renamed key (Moved); a delete or a
+    replace retires an id (Removed); an update is acknowledged (Import); an uncertain create
+    is found in Pocketflows (Import) or not (NotCreated)."""
     creates: dict[tuple[str, str | None], list[PlanEntry]] = {}
     deletes: dict[tuple[str, str | None], list[PlanEntry]] = {}
     for entry in entries:
@@ -291,10 +420,25 @@ def _with_rename_hints(entries: list[PlanEntry]) -> list[PlanEntry]:
     out = []
     for entry in entries:
         if entry.address in renamed_to:
-            remedy = delete_remedy(entry.address, entry.old_id, renamed_to[entry.address])
-            entry = _replace_fields(entry, remedy=remedy)
+            new = renamed_to[entry.address]
+            remedy = delete_remedy(entry.address, entry.old_id, new)
+            paste = moved_yaml(entry.address, new, default_business)
+            entry = _replace_fields(entry, remedy=remedy, paste=paste)
         elif entry.address in renamed_from:
-            note = create_rename_note(renamed_from[entry.address], entry.address)
-            entry = _replace_fields(entry, remedy=note)
+            old = renamed_from[entry.address]
+            note = create_rename_note(old, entry.address)
+            paste = moved_yaml(old, entry.address, default_business)
+            entry = _replace_fields(entry, remedy=note, paste=paste)
+        elif entry.action in (DELETE, REPLACE) and entry.old_id is not None:
+            paste = removed_yaml(entry.address, entry.old_id, default_business, environment)
+            entry = _replace_fields(entry, paste=paste)
+        elif entry.action == UPDATE and entry.old_id is not None:
+            paste = import_yaml(entry.address, entry.old_id, default_business, environment)
+            entry = _replace_fields(entry, paste=paste)
+        elif entry.action == UNCERTAIN and entry.desired is not None and after is not None:
+            paste = import_yaml(entry.address, None, default_business, environment)
+            intent = after.pending[entry.address].idempotency_key
+            paste += not_created_yaml(entry.address, intent, default_business, environment)
+            entry = _replace_fields(entry, paste=paste)
         out.append(entry)
     return out

@@ -5,8 +5,12 @@ pfsync can only create triggers, so every other change is shown with what a pers
 
 from __future__ import annotations
 
+import re
+
+from pfsync.models import IMPORT, MOVED, NOT_CREATED, Declaration
+from pfsync.state.declared import CARRIED, DONE
 from pfsync.state.lockfile import PendingCreate
-from pfsync.support.textsafety import escape, shown_id
+from pfsync.support.textsafety import escape, json_text, shown_id
 
 _UNKNOWN_ID_NOTE = (
     " (Its id was not returned when it was created: find the trigger in Pocketflows to learn it.)"
@@ -26,35 +30,61 @@ def _unknown_note(trigger_id: str | None) -> str:
 def update_remedy(address: str, trigger_id: str | None) -> str:
     """What to do about a changed body: revert, raise `revision`, or edit by hand and import."""
     shown = _id(trigger_id)
+    if trigger_id is None:
+        return (
+            "Pocketflows has no update endpoint, so pfsync cannot change this trigger. Revert "
+            "the manifest, or raise `revision` to create a replacement, or edit trigger "
+            f"{shown} in Pocketflows by hand and then run "
+            f"`pfsync state import {address} {shown} --force`." + _UNKNOWN_ID_NOTE
+        )
     return (
         "Pocketflows has no update endpoint, so pfsync cannot change this trigger. Revert the "
         "manifest, or raise `revision` to create a replacement, or edit trigger "
-        f"{shown} in Pocketflows by hand and then run "
-        f"`pfsync state import {address} {shown} --force`." + _unknown_note(trigger_id)
+        f"{shown} in Pocketflows by hand and then acknowledge it: paste the Import below into a "
+        f"manifest file (or run `pfsync state import {address} {shown} --force`)."
     )
 
 
 def delete_remedy(address: str, trigger_id: str | None, renamed_to: str | None = None) -> str:
-    """What to do about a trigger no longer declared: deactivate it, then forget it."""
-    rename = (
-        f" If the key was renamed to {renamed_to}, run "
-        f"`pfsync state mv {address} {renamed_to}` instead."
-        if renamed_to
-        else f" If its key was renamed, run `pfsync state mv {address} NEW_ADDRESS` instead."
-    )
+    """What to do about a trigger no longer declared: deactivate it, then forget it; or, when
+    its key looks renamed, declare the move (the `Moved` to paste comes with the entry)."""
+    if renamed_to:
+        return (
+            f"This looks like its key renamed to {renamed_to}: paste the Moved below into a "
+            "manifest file, so the plan shows the move and apply carries the record over "
+            f"without sending anything (or run `pfsync state mv {address} {renamed_to}`). If it "
+            "was not renamed: Pocketflows has no delete endpoint, so pfsync cannot remove this "
+            f"trigger; deactivate trigger {_id(trigger_id)} in Pocketflows, then run "
+            f"`pfsync state rm {address}`." + _unknown_note(trigger_id)
+        )
+    if trigger_id is None:
+        return (
+            "Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. "
+            f"Deactivate trigger ID in Pocketflows, then run `pfsync state rm {address}`. If its "
+            "key was renamed, declare a Moved (from: the old key, to: the new one) in a manifest "
+            f"file, or run `pfsync state mv {address} NEW_ADDRESS`." + _UNKNOWN_ID_NOTE
+        )
     return (
         "Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. Deactivate "
-        f"trigger {_id(trigger_id)} in Pocketflows, then run `pfsync state rm {address}`."
-        + rename
-        + _unknown_note(trigger_id)
+        f"trigger {_id(trigger_id)} in Pocketflows, then paste the Removed below into a "
+        "manifest file, so that apply forgets it once reviewed (or run "
+        f"`pfsync state rm {address}`). If its key was renamed, declare a Moved (from: the old "
+        "key, to: the new one) instead, or run "
+        f"`pfsync state mv {address} NEW_ADDRESS`."
     )
 
 
 def replace_remedy(address: str, old_id: str | None) -> str:
     """A replace creates a new draft; the old trigger keeps running until someone stops it."""
+    settle = (
+        "; then paste the Removed below into a manifest file, so the record stops listing it "
+        "as still active"
+        if old_id is not None
+        else ""
+    )
     return (
         f"A new draft trigger is created for {address}; the old trigger {_id(old_id)} stays "
-        "active in Pocketflows until a person deactivates it." + _unknown_note(old_id)
+        f"active in Pocketflows until a person deactivates it{settle}." + _unknown_note(old_id)
     )
 
 
@@ -88,15 +118,175 @@ def uncertain_remedy(address: str, pending: PendingCreate, declared: bool) -> st
             f"manifest declares {address} any more); then run `pfsync state rm {address}`."
         )
     return (
-        started + "Look for the trigger in Pocketflows, then run "
-        f"`pfsync state import {address} ID` if it exists or `pfsync state rm {address}` if "
-        "not." + replaces
+        started + "Look for the trigger in Pocketflows: if it exists, paste the Import below "
+        "into a manifest file with its id (or run "
+        f"`pfsync state import {address} ID`); if not, paste the NotCreated below instead, and "
+        "apply sends the create once more with its original Idempotency-Key (or run "
+        f"`pfsync state rm {address}`, and the next plan creates it anew)." + replaces
     )
 
 
 def create_rename_note(old: str, new: str) -> str:
     """A create whose body equals a deleted address's: probably a renamed key."""
     return (
-        f"If this is {old} with its key renamed, run `pfsync state mv {old} {new}` instead of "
-        "creating a second trigger."
+        f"If this is {old} with its key renamed, paste the Moved below into a manifest file "
+        "instead of creating a second trigger: apply then carries the record over without "
+        f"sending anything (or run `pfsync state mv {old} {new}`)."
+    )
+
+
+def moved_yaml(old: str, new: str, default_business: str | None) -> str:
+    """The `Moved` declaration of a rename, as YAML to paste into a manifest file."""
+    business, _, old_key = old.partition("/")
+    new_key = new.partition("/")[2]
+    lines = ["---", "apiVersion: pfsync/v1", "kind: Moved"]
+    if business != default_business:
+        lines.append(f"business: {business}")
+    lines += [f"from: {old_key}", f"to: {new_key}"]
+    return "\n".join(lines) + "\n"
+
+
+def removed_yaml(
+    address: str, trigger_id: str, default_business: str | None, environment: str | None
+) -> str:
+    """The `Removed` declaration forgetting `trigger_id` at `address`, as YAML to paste."""
+    business, _, key = address.partition("/")
+    lines = ["---", "apiVersion: pfsync/v1", "kind: Removed"]
+    if business != default_business:
+        lines.append(f"business: {business}")
+    lines += [f"key: {key}", f"id: {_yaml_scalar(trigger_id)}"]
+    if environment is not None:
+        lines.append(f"environment: {_yaml_scalar(environment)}")
+    return "\n".join(lines) + "\n"
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def _yaml_scalar(text: str) -> str:
+    """`text` as a YAML scalar that reads back as this string (quoted unless plainly safe)."""
+    if _PLAIN.fullmatch(text) and text.lower() not in _YAML_WORDS:
+        return text
+    return json_text(text)  # a JSON string is a YAML double-quoted scalar; JSON escapes it
+
+
+_YAML_WORDS = frozenset({"null", "true", "false", "yes", "no", "on", "off", "y", "n", "~"})
+
+
+def declaration_note(
+    declaration: Declaration,
+    outcome: str,
+    trigger_id: str | None,
+    recorded: bool,
+    pending: PendingCreate | None = None,
+) -> str:
+    """What a declaration does to the record (nothing is sent), or why it does nothing."""
+    if declaration.kind == NOT_CREATED:
+        return _not_created_note(declaration, outcome, recorded, pending)
+    if declaration.kind != MOVED:
+        return _removed_note(declaration, outcome, trigger_id)
+    old, new = declaration.address, declaration.target
+    trigger = f"trigger {_id(trigger_id)}" if recorded else "its uncertain create"
+    if outcome == CARRIED:
+        return (
+            f"The record of {old} ({trigger}) becomes the record of {new}; nothing is sent to "
+            "Pocketflows."
+        )
+    if outcome == DONE:
+        return (
+            f"Moved {old} → {new} is done ({old} is not recorded any more; its record, "
+            f"{trigger}, has moved); this declaration may be deleted."
+        )
+    return (
+        f"Moved {old} → {new}: nothing to act on, {old} is not recorded here; {new} is planned "
+        "as usual."
+    )
+
+
+def _removed_note(declaration: Declaration, outcome: str, trigger_id: str | None) -> str:
+    address, named = declaration.address, _id(declaration.trigger_id)
+    if declaration.kind == IMPORT:
+        return _import_note(declaration, outcome, trigger_id)
+    if outcome == CARRIED:
+        return (
+            f"The record forgets trigger {named} of {address} (its id is kept in the history); "
+            "nothing is sent to Pocketflows, where it stays as a person left it."
+        )
+    if outcome == DONE:
+        return f"Removed {address} (trigger {named}) is done; this declaration may be deleted."
+    return (
+        f"Removed {address} (trigger {named}): nothing to act on, {address} is not recorded here."
+    )
+
+
+def _import_note(declaration: Declaration, outcome: str, recorded: str | None) -> str:
+    address, named = declaration.address, _id(declaration.trigger_id)
+    if outcome == CARRIED:
+        return (
+            f"Trigger {named} becomes the record of {address} (origin imported, with this "
+            "manifest's body); nothing is sent to Pocketflows."
+        )
+    if outcome == DONE:
+        return f"Import {address} (trigger {named}) is done; this declaration may be deleted."
+    return f"Import {address} (trigger {named}): nothing to act on, no trigger declares it here."
+
+
+def import_yaml(
+    address: str, trigger_id: str | None, default_business: str | None, environment: str | None
+) -> str:
+    """The `Import` declaration of `address`, as YAML to paste; without an id, an empty one to
+    fill in (which validate refuses until it is)."""
+    business, _, key = address.partition("/")
+    lines = ["---", "apiVersion: pfsync/v1", "kind: Import"]
+    if business != default_business:
+        lines.append(f"business: {business}")
+    lines.append(f"key: {key}")
+    if trigger_id is None:
+        lines.append('id: ""  # the id of the trigger found in Pocketflows')
+    else:
+        lines.append(f"id: {_yaml_scalar(trigger_id)}")
+    if environment is not None:
+        lines.append(f"environment: {_yaml_scalar(environment)}")
+    return "\n".join(lines) + "\n"
+
+
+def not_created_yaml(
+    address: str, intent: str, default_business: str | None, environment: str | None
+) -> str:
+    """The `NotCreated` declaration of the uncertain create `intent`, as YAML to paste."""
+    business, _, key = address.partition("/")
+    lines = ["---", "apiVersion: pfsync/v1", "kind: NotCreated"]
+    if business != default_business:
+        lines.append(f"business: {business}")
+    lines += [f"key: {key}", f"intent: {_yaml_scalar(intent)}"]
+    if environment is not None:
+        lines.append(f"environment: {_yaml_scalar(environment)}")
+    return "\n".join(lines) + "\n"
+
+
+def _not_created_note(
+    declaration: Declaration, outcome: str, still_pending: bool, pending: PendingCreate | None
+) -> str:
+    address, intent = declaration.address, declaration.intent
+    if outcome == CARRIED:
+        started = f"started at {escape(pending.started_at)} " if pending is not None else ""
+        return (
+            f"The create of {address} {started}is sent once more, with its original body and "
+            f"Idempotency-Key {intent} (a person found it is not in Pocketflows); it is recorded "
+            "first, like any create."
+        )
+    if outcome == DONE and still_pending:
+        return (
+            f"NotCreated {address} (Idempotency-Key {intent}) was carried out: the create was "
+            "sent once more, and its outcome is unknown again, so it is not sent a third time; "
+            "this declaration may be deleted."
+        )
+    if outcome == DONE:
+        return (
+            f"NotCreated {address} (Idempotency-Key {intent}) is done; this declaration may be "
+            "deleted."
+        )
+    return (
+        f"NotCreated {address} (Idempotency-Key {intent}): nothing to act on, {address} has no "
+        "uncertain create here."
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from pfsync.config import Config
 from pfsync.config.placeholders import refuse_placeholder
 from pfsync.config.rehearsal import is_sandbox
+from pfsync.errors import DeclarationConflict
 from pfsync.manifests.load import load_manifests
 from pfsync.plan.planner import NOOP, create_plan
 from pfsync.plan.render.json_document import PlanReport
@@ -27,7 +28,8 @@ def plan_report(
     replace: Sequence[str] = (),
     color: bool = False,
 ) -> PlanReport | list[Diagnostic]:
-    """The plan of the configured manifests against the lockfile, or the manifests' problems.
+    """The plan of the configured manifests against the lockfile, or the manifests' problems
+    (and the declarations that contradict the lockfile).
 
     ConfigError for init's placeholder business outside sandbox mode."""
     refuse_placeholder(config)
@@ -35,7 +37,19 @@ def plan_report(
     if loaded.diagnostics:
         return loaded.diagnostics
     view = read_state(config)
-    plan = create_plan(loaded.manifests, view.state, config.api_url, targets, replace)
+    try:
+        plan = create_plan(
+            loaded.manifests,
+            view.state,
+            config.api_url,
+            targets,
+            replace,
+            loaded.declarations,
+            config.business,
+            config.environment,
+        )
+    except DeclarationConflict as conflict:
+        return conflict.diagnostics
     if is_sandbox(config):
         plan = with_sandbox_remedies(plan)
     return PlanReport(

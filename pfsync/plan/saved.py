@@ -19,7 +19,7 @@ from typing import Any
 
 from pfsync.errors import PlanError
 from pfsync.models import DesiredTrigger
-from pfsync.plan.planner import APPLIED, Plan
+from pfsync.plan.planner import APPLIED, RECORDED, Plan
 from pfsync.plan.render.json_document import FORMAT_VERSION, PlanReport, plan_document
 from pfsync.state.lockfile import Lockfile
 from pfsync.support.atomic import atomic_write_text
@@ -53,6 +53,8 @@ class SavedPlan:
     targets: tuple[str, ...]
     replace: tuple[str, ...]
     to_apply: tuple[SavedEntry, ...]
+    # the declarations it carries out: (action, address, source), in order
+    carried: tuple[tuple[str, str, str], ...]
     needs_person: bool
     document: dict[str, Any]
 
@@ -124,6 +126,11 @@ def load_saved_plan(path: Path | str) -> SavedPlan:
             targets=tuple(document["targets"]),
             replace=tuple(document["replace"]),
             to_apply=tuple(entries),
+            carried=tuple(
+                (raw["action"], raw["address"], raw["source"])
+                for raw in document["entries"]
+                if raw["action"] in RECORDED
+            ),
             needs_person=bool(document["summary"]["needs_person"]),
             document=document,
         )
@@ -183,6 +190,16 @@ def check_saved_plan(
         raise PlanError(
             f"the plan {saved.path} is stale: the lockfile changed since it was saved "
             f"({then_text} then, {now_text} now){again}"
+        )
+    carried = tuple(
+        (entry.action, entry.address, entry.source)
+        for entry in plan.entries
+        if entry.action in RECORDED
+    )
+    if carried != saved.carried:
+        raise PlanError(
+            f"the plan {saved.path} is stale: the declarations (Moved) changed since the plan "
+            f"was saved{again}"
         )
     fresh = {entry.address: entry for entry in plan.to_apply}
     for entry in saved.to_apply:

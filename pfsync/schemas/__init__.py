@@ -27,7 +27,11 @@ TRIGGER = "trigger.schema.json"
 MANIFEST = "manifest.schema.json"
 LOCKFILE = "lockfile.schema.json"
 CONFIG = "config.schema.json"
-_NAMES = (REQUEST, TRIGGER, MANIFEST, LOCKFILE, CONFIG)
+MOVED = "moved.schema.json"
+REMOVED = "removed.schema.json"
+IMPORT = "import.schema.json"
+NOT_CREATED = "notcreated.schema.json"
+_NAMES = (REQUEST, TRIGGER, MANIFEST, LOCKFILE, CONFIG, MOVED, REMOVED, IMPORT, NOT_CREATED)
 
 
 def schema_dir() -> Path:

@@ -52,6 +52,8 @@ ORIGIN_IMPORTED = "imported"
 REASON_REPLACED = "replaced"
 REASON_REMOVED = "removed"
 REASON_OVERWRITTEN = "overwritten"
+REASON_MOVED = "moved"
+REASON_RESENT = "resent"
 _MAX_SCHEMA_PROBLEMS = 5
 
 
@@ -66,19 +68,29 @@ class HistoryEntry:
 
     id: str | None
     at: str
-    reason: str  # replaced | removed | overwritten
+    reason: str  # replaced | removed | overwritten | moved
     origin: str
     revision: int
+    moved_from: str | None = None  # moved: the address it was recorded under before
+    declared_by: str | None = None  # the `file:line` of the declaration that made the change
+    intent: str | None = None  # resent: the Idempotency-Key of the create sent once more
 
     def to_json(self) -> dict[str, Any]:
-        """The lockfile form."""
-        return {
+        """The lockfile form (the optional fields only when set: older files stay identical)."""
+        document: dict[str, Any] = {
             "id": self.id,
             "at": self.at,
             "reason": self.reason,
             "origin": self.origin,
             "revision": self.revision,
         }
+        if self.moved_from is not None:
+            document["moved_from"] = self.moved_from
+        if self.declared_by is not None:
+            document["declared_by"] = self.declared_by
+        if self.intent is not None:
+            document["intent"] = self.intent
+        return document
 
 
 @dataclass(frozen=True)
@@ -95,9 +107,24 @@ class TriggerRecord:
     file: str
     history: tuple[HistoryEntry, ...] = ()
 
-    def retired(self, reason: str, at: str) -> HistoryEntry:
+    def retired(self, reason: str, at: str, declared_by: str | None = None) -> HistoryEntry:
         """This record as a history entry."""
-        return HistoryEntry(self.id, at, reason, self.origin, self.revision)
+        return HistoryEntry(
+            self.id, at, reason, self.origin, self.revision, declared_by=declared_by
+        )
+
+    def replaced_still_active(self) -> list[str]:
+        """The ids this address's triggers replaced that no one has said are gone (a `Removed`
+        settles one): each stays active in Pocketflows until a person deactivates it."""
+        active: dict[str, None] = {}
+        for entry in self.history:
+            if entry.id is None:
+                continue
+            if entry.reason == REASON_REPLACED:
+                active[entry.id] = None
+            elif entry.reason == REASON_REMOVED:
+                active.pop(entry.id, None)
+        return list(active)
 
     def to_json(self) -> dict[str, Any]:
         """The lockfile form."""

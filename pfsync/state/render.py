@@ -23,6 +23,9 @@ def _row(lockfile: Lockfile, address: str) -> dict[str, Any]:
         "file": record.file if record else None,
         "digest": record.digest if record else None,
         "history": len(record.history) if record else len(lockfile.forgotten.get(address, ())),
+        # the ids this address's triggers replaced: active in Pocketflows until a person
+        # deactivates them and a `Removed` (or `state rm`) settles them
+        "replaced_still_active": record.replaced_still_active() if record else [],
         "uncertain": None
         if pending is None
         else {
@@ -66,6 +69,9 @@ def list_text(lockfile: Lockfile) -> str:
             notes.append("id unknown")
         if row["uncertain"] is not None:
             notes.append("uncertain create")
+        if row["replaced_still_active"]:
+            ids = ", ".join(shown_id(i) for i in row["replaced_still_active"])
+            notes.append(f"replaced, still active: {ids}")
         rows.append(
             (
                 address,
@@ -87,9 +93,15 @@ def list_text(lockfile: Lockfile) -> str:
 def _history_lines(history: tuple[HistoryEntry, ...]) -> list[str]:
     return [
         f"  - {shown_id(entry.id, '(id unknown)')}  {escape(entry.reason)} at {escape(entry.at)}  "
-        f"({escape(entry.origin)}, revision {entry.revision})"
+        f"({escape(entry.origin)}, revision {entry.revision}{_declared(entry)})"
         for entry in history
     ]
+
+
+def _declared(entry: HistoryEntry) -> str:
+    moved = f"; from {escape(entry.moved_from)}" if entry.moved_from else ""
+    by = f"; declared at {escape(entry.declared_by)}" if entry.declared_by else ""
+    return moved + by
 
 
 def _indented_json(value: Any) -> list[str]:

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pfsync.models import Declaration
 from pfsync.plan.diff import ABSENT, FieldChange
 from pfsync.plan.planner import ACTIONS, APPLIED, Plan, PlanEntry, summary_line
 from pfsync.support.textsafety import json_text
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ def _entry(entry: PlanEntry, include_digests: bool) -> dict[str, Any]:
         "body": desired.body if desired and shows_body else None,
         "diff": [change_document(change) for change in entry.diff],
         "remedy": entry.remedy,
+        "paste": entry.paste,
+        "declaration": _declaration(entry.declaration),
     }
     if include_digests:
         document["digest"] = desired.digest if desired else None
@@ -63,8 +66,21 @@ def _entry(entry: PlanEntry, include_digests: bool) -> dict[str, Any]:
     return document
 
 
+def _declaration(declaration: Declaration | None) -> dict[str, Any] | None:
+    if declaration is None:
+        return None
+    return {
+        "kind": declaration.kind,
+        "address": declaration.address,
+        "to": declaration.to and declaration.target,
+        "id": declaration.trigger_id,
+        "environment": declaration.environment,
+        "source": declaration.source,
+    }
+
+
 def plan_document(report: PlanReport, include_digests: bool = False) -> dict[str, Any]:
-    """The plan as a JSON-ready dict (format_version 1)."""
+    """The plan as a JSON-ready dict (format_version 2)."""
     plan = report.plan
     lockfile = plan.lockfile
     counts = plan.counts

@@ -14,8 +14,13 @@ from pfsync.plan.diff import ABSENT
 from pfsync.plan.planner import (
     CREATE,
     DELETE,
+    FORGET,
+    IMPORT,
+    MOVED,
     NEEDS_PERSON,
+    NOOP,
     REPLACE,
+    RESEND,
     UNCERTAIN,
     UPDATE,
     PlanEntry,
@@ -31,7 +36,12 @@ _GROUPS = (
     (DELETE, "-", "to delete by hand"),
     (UNCERTAIN, "?", "uncertain"),
     (REPLACE, "-/+", "to replace"),
+    (RESEND, "++", "to send once more (checked not in Pocketflows)"),
+    (MOVED, "→", "to move in the record (nothing sent)"),
+    (IMPORT, "<=", "to import into the record (nothing sent)"),
+    (FORGET, "x", "to forget in the record (nothing sent)"),
     (CREATE, "+", "to create"),
+    (NOOP, "·", "declared, nothing to do"),
 )
 _OMITTED_RESERVE = 300  # room kept for the closing tags and the "not shown" note
 
@@ -46,10 +56,13 @@ def code(text: str) -> str:
 
 
 def _fenced_json(value: Any) -> str:
-    text = json_text(value, indent=2)
+    return _fenced(json_text(value, indent=2), "json")
+
+
+def _fenced(text: str, language: str) -> str:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
-    return f"{fence}json\n{text}\n{fence}\n"
+    return f"{fence}{language}\n{text}\n{fence}\n"
 
 
 def _value(value: Any) -> str:
@@ -62,7 +75,7 @@ def _entry_block(entry: PlanEntry, symbol: str) -> str:
         facts.append(f"trigger {code(entry.old_id)}")
     elif entry.recorded:
         facts.append("trigger id unknown")
-    if entry.reason and entry.action == REPLACE:
+    if entry.reason and entry.action in (REPLACE, MOVED):
         facts.append(escape(entry.reason))
     parts = [f"#### {symbol} {code(entry.address)} {entry.action}\n\n{' · '.join(facts)}\n"]
     if entry.action == UPDATE:
@@ -70,11 +83,14 @@ def _entry_block(entry: PlanEntry, symbol: str) -> str:
             f"| {code(c.path)} | {_value(c.before)} | {_value(c.after)} |\n" for c in entry.diff
         )
         parts.append("| field | before | after |\n|---|---|---|\n" + rows)
-    elif entry.action in (CREATE, REPLACE) and entry.desired is not None:
+    elif entry.action in (CREATE, REPLACE, RESEND) and entry.desired is not None:
         parts.append(_fenced_json(entry.desired.body))
     if entry.remedy:
         label = "Remedy" if entry.action in NEEDS_PERSON else "Note"
         parts.append(f"> **{label}:** {escape(entry.remedy)}\n")
+    if entry.paste:
+        pasted = "\n".join(escape(line) for line in entry.paste.splitlines())
+        parts.append(_fenced(pasted, "yaml"))
     return "\n".join(parts) + "\n"
 
 
@@ -113,6 +129,8 @@ def render_markdown(report: PlanReport) -> str:
     omitted = 0
     for action, symbol, title in _GROUPS:
         entries = report.plan.with_action(action)
+        if action == NOOP:
+            entries = [entry for entry in entries if entry.declaration is not None]
         if not entries:
             continue
         opening = f"<details><summary>{symbol} {len(entries)} {title}</summary>\n\n"

@@ -17,9 +17,13 @@ from pfsync.plan.diff import ABSENT
 from pfsync.plan.planner import (
     CREATE,
     DELETE,
+    FORGET,
+    IMPORT,
+    MOVED,
     NEEDS_PERSON,
     NOOP,
     REPLACE,
+    RESEND,
     UNCERTAIN,
     UPDATE,
     PlanEntry,
@@ -30,8 +34,29 @@ from pfsync.plan.render.markdown import render_markdown
 from pfsync.support.diagnostics import json_path, json_path_step
 from pfsync.support.textsafety import escape, json_safe, json_text, json_text_unchecked, shown_id
 
-SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-", UNCERTAIN: "?", NOOP: " "}
-_COLOURS = {CREATE: "green", UPDATE: "yellow", REPLACE: "magenta", DELETE: "red", UNCERTAIN: "red"}
+SYMBOLS = {
+    CREATE: "+",
+    UPDATE: "~",
+    REPLACE: "-/+",
+    RESEND: "++",
+    MOVED: ">",
+    FORGET: "x",
+    IMPORT: "<=",
+    DELETE: "-",
+    UNCERTAIN: "?",
+    NOOP: " ",
+}
+_COLOURS = {
+    CREATE: "green",
+    UPDATE: "yellow",
+    REPLACE: "magenta",
+    RESEND: "green",
+    MOVED: "cyan",
+    FORGET: "cyan",
+    IMPORT: "cyan",
+    DELETE: "red",
+    UNCERTAIN: "red",
+}
 _INDENT = "      "
 
 
@@ -109,7 +134,7 @@ def _entry_lines(entry: PlanEntry, color: bool) -> list[str]:
         details.append(f"trigger {shown_id(entry.old_id)}")
     elif entry.recorded:
         details.append("trigger id unknown")
-    if entry.reason and entry.action == REPLACE:
+    if entry.reason and entry.action in (REPLACE, MOVED):
         details.append(escape(entry.reason))
     if details:
         title += f"  ({'; '.join(details)})"
@@ -118,11 +143,14 @@ def _entry_lines(entry: PlanEntry, color: bool) -> list[str]:
         lines += [
             f"{_INDENT}{c.path}: {value_text(c.before)} → {value_text(c.after)}" for c in entry.diff
         ]
-    elif entry.action in (CREATE, REPLACE) and entry.desired is not None:
+    elif entry.action in (CREATE, REPLACE, RESEND) and entry.desired is not None:
         lines.append(leaf_lines(entry.desired.body, ("spec",)))
     if entry.remedy:
         label = "remedy" if entry.action in NEEDS_PERSON else "note"
         lines.append(style(f"    {label}: {escape(entry.remedy)}", fg="yellow" if colour else None))
+    if entry.paste:
+        lines.append("    paste:")
+        lines += [f"      {escape(line)}" for line in entry.paste.splitlines()]
     return lines
 
 
@@ -131,7 +159,7 @@ def render_text(report: PlanReport) -> str:
     lines = header_lines(report)
     lines.append("")
     for entry in report.plan.entries:
-        if entry.action == NOOP:
+        if entry.action == NOOP and entry.declaration is None:
             continue
         lines += _entry_lines(entry, report.color)
         lines.append("")
