@@ -531,9 +531,10 @@ class StoreJournal:
                 with self._cond:
                     self.error = error
                     self._outcomes = outcomes + self._outcomes
-                    # In the history, so that the final merge withdraws them if they landed.
+                    # In the history, so that the final merge withdraws them if they landed
+                    # (a re-send's pending record was in the store before: left as it is).
                     self._maybe_written = target
-                    self._history.extend(pendings)
+                    self._history.extend(p for p in pendings if p.address not in self._resends)
                     self._cond.notify_all()
                 return
             with self._cond:
