@@ -287,8 +287,9 @@ def test_a_saved_plan_carries_its_moved_and_is_stale_when_the_declarations_chang
     assert (stale.code, stale.out, stale.err) == (
         1,
         "",
-        "Error: the plan plan.json is stale: the declarations (Moved) changed since the plan "
-        "was saved; make a new plan with `pfsync plan --out FILE`\n",
+        "Error: the plan plan.json is stale: the declarations (Moved, Import, Removed, "
+        "NotCreated) changed since the plan was saved; make a new plan with "
+        "`pfsync plan --out FILE`\n",
     )
     assert run_pfsync("plan", "--out", "plan.json", cwd=root).code == 0
     run = run_pfsync("apply", "plan.json", cwd=root, env=credentials)
@@ -300,6 +301,30 @@ def test_a_saved_plan_carries_its_moved_and_is_stale_when_the_declarations_chang
     ), run
     data = json.loads((root / "pfsync.lock").read_text(encoding="utf-8"))
     assert (data["serial"], sorted(data["triggers"])) == (2, ["biz_1/new"])
+
+
+def test_a_saved_plan_is_stale_when_a_declaration_names_another_id_on_the_same_line(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    # The reviewer approved "import trg_approved"; the same line naming another id afterwards
+    # must not be carried out under that approval.
+    root = write_project(tmp_path, {"hand.yaml": manifest_yaml("hand", "H")})
+    save_lockfile(root / "pfsync.lock", None, replace(lockfile(), serial=0))
+    found = root / "triggers" / "found.yaml"
+    found.write_text("apiVersion: pfsync/v1\nkind: Import\nkey: hand\nid: trg_approved\n")
+    assert run_pfsync("plan", "--out", "plan.json", cwd=root).code == 0
+    found.write_text("apiVersion: pfsync/v1\nkind: Import\nkey: hand\nid: trg_other\n")
+    before = (root / "pfsync.lock").read_bytes()
+    credentials = {"PFSYNC_USERNAME": "u", "PFSYNC_PASSWORD": "p"}
+    stale = run_pfsync("apply", "plan.json", cwd=root, env=credentials)
+    assert (stale.code, stale.out, stale.err) == (
+        1,
+        "",
+        "Error: the plan plan.json is stale: the declarations (Moved, Import, Removed, "
+        "NotCreated) changed since the plan was saved; make a new plan with "
+        "`pfsync plan --out FILE`\n",
+    )
+    assert (root / "pfsync.lock").read_bytes() == before
 
 
 # Removed

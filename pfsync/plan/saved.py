@@ -20,7 +20,12 @@ from typing import Any
 from pfsync.errors import PlanError
 from pfsync.models import DesiredTrigger
 from pfsync.plan.planner import APPLIED, RECORDED, Plan
-from pfsync.plan.render.json_document import FORMAT_VERSION, PlanReport, plan_document
+from pfsync.plan.render.json_document import (
+    FORMAT_VERSION,
+    PlanReport,
+    declaration_document,
+    plan_document,
+)
 from pfsync.state.lockfile import Lockfile
 from pfsync.support.atomic import atomic_write_text
 from pfsync.support.canonical import body_digest
@@ -53,8 +58,8 @@ class SavedPlan:
     targets: tuple[str, ...]
     replace: tuple[str, ...]
     to_apply: tuple[SavedEntry, ...]
-    # the declarations it carries out: (action, address, source), in order
-    carried: tuple[tuple[str, str, str], ...]
+    # the declarations it carries out: (action, address, source, all they name), in order
+    carried: tuple[tuple[str, str, str, str], ...]
     needs_person: bool
     document: dict[str, Any]
 
@@ -96,6 +101,11 @@ def _entry(raw: Any, shown: str) -> SavedEntry:
     return SavedEntry(action, desired)
 
 
+def _named(declaration: Any) -> str:
+    """What a declaration names (its ids and keys too, not only where it is), comparable."""
+    return json.dumps(declaration, sort_keys=True)
+
+
 def load_saved_plan(path: Path | str) -> SavedPlan:
     """Read and check a saved plan's structure (not yet its staleness)."""
     path = Path(path)
@@ -127,7 +137,7 @@ def load_saved_plan(path: Path | str) -> SavedPlan:
             replace=tuple(document["replace"]),
             to_apply=tuple(entries),
             carried=tuple(
-                (raw["action"], raw["address"], raw["source"])
+                (raw["action"], raw["address"], raw["source"], _named(raw["declaration"]))
                 for raw in document["entries"]
                 if raw["action"] in RECORDED
             ),
@@ -192,14 +202,19 @@ def check_saved_plan(
             f"({then_text} then, {now_text} now){again}"
         )
     carried = tuple(
-        (entry.action, entry.address, entry.source)
+        (
+            entry.action,
+            entry.address,
+            entry.source,
+            _named(declaration_document(entry.declaration)),
+        )
         for entry in plan.entries
         if entry.action in RECORDED
     )
     if carried != saved.carried:
         raise PlanError(
-            f"the plan {saved.path} is stale: the declarations (Moved) changed since the plan "
-            f"was saved{again}"
+            f"the plan {saved.path} is stale: the declarations (Moved, Import, Removed, "
+            f"NotCreated) changed since the plan was saved{again}"
         )
     fresh = {entry.address: entry for entry in plan.to_apply}
     for entry in saved.to_apply:

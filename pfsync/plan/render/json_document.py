@@ -58,7 +58,7 @@ def _entry(entry: PlanEntry, include_digests: bool) -> dict[str, Any]:
         "diff": [change_document(change) for change in entry.diff],
         "remedy": entry.remedy,
         "paste": entry.paste,
-        "declaration": _declaration(entry.declaration),
+        "declaration": declaration_document(entry.declaration),
     }
     if include_digests:
         document["digest"] = desired.digest if desired else None
@@ -66,7 +66,8 @@ def _entry(entry: PlanEntry, include_digests: bool) -> dict[str, Any]:
     return document
 
 
-def _declaration(declaration: Declaration | None) -> dict[str, Any] | None:
+def declaration_document(declaration: Declaration | None) -> dict[str, Any] | None:
+    """Everything a declaration names (what a saved plan binds its approval to)."""
     if declaration is None:
         return None
     return {
@@ -74,6 +75,7 @@ def _declaration(declaration: Declaration | None) -> dict[str, Any] | None:
         "address": declaration.address,
         "to": declaration.to and declaration.target,
         "id": declaration.trigger_id,
+        "intent": declaration.intent,
         "environment": declaration.environment,
         "source": declaration.source,
     }
