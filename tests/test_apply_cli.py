@@ -37,16 +37,16 @@ UNCERTAIN_T000 = (
     "instead, and apply sends the create once more with its original Idempotency-Key (or run "
     f"`pfsync state rm {BUSINESS}/t000`, and the next plan creates it anew).\n"
     "    paste:\n"
-    "      ---\n"
-    "      apiVersion: pfsync/v1\n"
-    "      kind: Import\n"
-    "      key: t000\n"
-    '      id: ""  # the id of the trigger found in Pocketflows\n'
-    "      ---\n"
-    "      apiVersion: pfsync/v1\n"
-    "      kind: NotCreated\n"
-    "      key: t000\n"
-    "      intent: <KEY>\n"
+    "---\n"
+    "apiVersion: pfsync/v1\n"
+    "kind: Import\n"
+    "key: t000\n"
+    'id: ""  # the id of the trigger found in Pocketflows\n'
+    "---\n"
+    "apiVersion: pfsync/v1\n"
+    "kind: NotCreated\n"
+    "key: t000\n"
+    "intent: <KEY>\n"
     "\n"
 )
 
@@ -81,11 +81,11 @@ def replace_entry(key: str, name: str) -> str:
         "stays active in Pocketflows until a person deactivates it; then paste the Removed "
         "below into a manifest file, so the record stops listing it as still active.\n"
         "    paste:\n"
-        "      ---\n"
-        "      apiVersion: pfsync/v1\n"
-        "      kind: Removed\n"
-        f"      key: {key}\n"
-        "      id: <OLD>\n"
+        "---\n"
+        "apiVersion: pfsync/v1\n"
+        "kind: Removed\n"
+        f"key: {key}\n"
+        "id: <OLD>\n"
         "\n"
     )
 

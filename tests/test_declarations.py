@@ -327,6 +327,25 @@ def test_a_saved_plan_is_stale_when_a_declaration_names_another_id_on_the_same_l
     assert (root / "pfsync.lock").read_bytes() == before
 
 
+def test_the_declaration_the_text_plan_offers_works_as_copied_from_the_terminal(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    # A person selects the lines under "paste:" as the terminal shows them and pastes them at
+    # the end of a manifest file that already holds a document.
+    root = write_project(tmp_path, {"kept.yaml": manifest_yaml("kept", "K")})
+    recorded = lockfile(kept=record("trg_k", "K"), gone=record("trg_g", "G"))
+    save_lockfile(root / "pfsync.lock", None, replace(recorded, serial=0, lineage=LINEAGE))
+    run = run_pfsync("plan", cwd=root)
+    lines = run.out.splitlines()
+    start = lines.index("    paste:") + 1
+    copied = lines[start : lines.index("", start)]
+    kept = root / "triggers" / "kept.yaml"
+    kept.write_text(kept.read_text(encoding="utf-8") + "\n".join(copied) + "\n")
+    run = run_pfsync("plan", "--detailed-exitcode", cwd=root)
+    assert (run.code, run.err) == (2, ""), run
+    assert "x biz_1/gone  forget  triggers/kept.yaml:" in run.out
+
+
 # Removed
 
 

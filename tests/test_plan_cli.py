@@ -58,14 +58,7 @@ NOTHING_TO_DO = (
 
 def removed_paste(key: str, trigger_id: str) -> str:
     """The `Removed` a remedy offers to paste, as the text plan shows it."""
-    return (
-        "    paste:\n"
-        "      ---\n"
-        "      apiVersion: pfsync/v1\n"
-        "      kind: Removed\n"
-        f"      key: {key}\n"
-        f"      id: {trigger_id}\n"
-    )
+    return f"    paste:\n---\napiVersion: pfsync/v1\nkind: Removed\nkey: {key}\nid: {trigger_id}\n"
 
 
 def test_done_when_scenario(tmp_path: Path, run_pfsync: RunPfsync) -> None:
@@ -127,11 +120,11 @@ def test_done_when_scenario(tmp_path: Path, run_pfsync: RunPfsync) -> None:
         "trg_alpha in Pocketflows by hand and then acknowledge it: paste the Import below into a "
         "manifest file (or run `pfsync state import biz_1/alpha trg_alpha --force`).\n"
         "    paste:\n"
-        "      ---\n"
-        "      apiVersion: pfsync/v1\n"
-        "      kind: Import\n"
-        "      key: alpha\n"
-        "      id: trg_alpha\n"
+        "---\n"
+        "apiVersion: pfsync/v1\n"
+        "kind: Import\n"
+        "key: alpha\n"
+        "id: trg_alpha\n"
         "\n"
         "Plan: 0 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "
         "2 unchanged.\n",
@@ -436,16 +429,16 @@ def test_unfolded_journal_is_read_without_writing(tmp_path: Path, run_pfsync: Ru
         "its original Idempotency-Key (or run `pfsync state rm biz_1/beta`, and the next plan "
         "creates it anew).\n"
         "    paste:\n"
-        "      ---\n"
-        "      apiVersion: pfsync/v1\n"
-        "      kind: Import\n"
-        "      key: beta\n"
-        '      id: ""  # the id of the trigger found in Pocketflows\n'
-        "      ---\n"
-        "      apiVersion: pfsync/v1\n"
-        "      kind: NotCreated\n"
-        "      key: beta\n"
-        "      intent: 11111111-2222-4333-8444-555555555555\n"
+        "---\n"
+        "apiVersion: pfsync/v1\n"
+        "kind: Import\n"
+        "key: beta\n"
+        'id: ""  # the id of the trigger found in Pocketflows\n'
+        "---\n"
+        "apiVersion: pfsync/v1\n"
+        "kind: NotCreated\n"
+        "key: beta\n"
+        "intent: 11111111-2222-4333-8444-555555555555\n"
         "\n"
         + create_entry("gamma", "Gamma")
         + "Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, 1 uncertain. "

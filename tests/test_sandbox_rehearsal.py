@@ -148,11 +148,11 @@ def test_the_recovery_workflows_can_be_rehearsed_in_sandbox_mode(
             "Moved (from: the old key, to: the new one) instead, or run "
             f"`pfsync state mv --sandbox {BUSINESS}/t001 NEW_ADDRESS`.\n"
             "    paste:\n"
-            "      ---\n"
-            "      apiVersion: pfsync/v1\n"
-            "      kind: Removed\n"
-            "      key: t001\n"
-            "      id: trg_000000000000000000000002\n\n",
+            "---\n"
+            "apiVersion: pfsync/v1\n"
+            "kind: Removed\n"
+            "key: t001\n"
+            "id: trg_000000000000000000000002\n\n",
             "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 1 delete, 0 uncertain. "
             "1 unchanged.",
         ),

@@ -348,12 +348,7 @@ def test_mv_refusals(
 
 
 MOVED_ALPHA = (
-    "    paste:\n"
-    "      ---\n"
-    "      apiVersion: pfsync/v1\n"
-    "      kind: Moved\n"
-    "      from: alpha\n"
-    "      to: alpha-renamed\n"
+    "    paste:\n---\napiVersion: pfsync/v1\nkind: Moved\nfrom: alpha\nto: alpha-renamed\n"
 )
 
 
@@ -425,11 +420,11 @@ def test_import_force_acknowledges_a_hand_edit(project: Path, run_pfsync: RunPfs
         "trg_alpha in Pocketflows by hand and then acknowledge it: paste the Import below into a "
         "manifest file (or run `pfsync state import biz_1/alpha trg_alpha --force`).\n"
         "    paste:\n"
-        "      ---\n"
-        "      apiVersion: pfsync/v1\n"
-        "      kind: Import\n"
-        "      key: alpha\n"
-        "      id: trg_alpha\n"
+        "---\n"
+        "apiVersion: pfsync/v1\n"
+        "kind: Import\n"
+        "key: alpha\n"
+        "id: trg_alpha\n"
         "\n"
         + CREATE_GAMMA
         + "Plan: 1 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "

@@ -149,8 +149,10 @@ def _entry_lines(entry: PlanEntry, color: bool) -> list[str]:
         label = "remedy" if entry.action in NEEDS_PERSON else "note"
         lines.append(style(f"    {label}: {escape(entry.remedy)}", fg="yellow" if colour else None))
     if entry.paste:
+        # Flush left, as it goes into a manifest file: an indented `---` is no document start,
+        # so the lines copied as the terminal shows them must need no editing.
         lines.append("    paste:")
-        lines += [f"      {escape(line)}" for line in entry.paste.splitlines()]
+        lines += [escape(line) for line in entry.paste.splitlines()]
     return lines
 
 
