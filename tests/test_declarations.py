@@ -601,6 +601,17 @@ def test_a_not_created_sends_the_uncertain_create_once_more_and_only_once() -> N
         "once more, and its outcome is unknown again, so it is not sent a third time; this "
         "declaration may be deleted."
     )
+    # The uncertain create's remedy no longer offers that NotCreated: it would do nothing.
+    left = again.entries[1]
+    assert left.paste is not None and "NotCreated" not in left.paste
+    assert left.remedy == (
+        "A create of biz_1/a was started at 2026-02-01T00:00:00Z (Idempotency-Key "
+        f"{intent}) and its outcome is unknown; pfsync will not send it again by itself. It "
+        "was sent once more for a NotCreated already, so another NotCreated does nothing. Look "
+        "for the trigger in Pocketflows: if it exists, paste the Import below into a manifest "
+        "file with its id (or run `pfsync state import biz_1/a ID`); if not, run "
+        "`pfsync state rm biz_1/a`, and the next plan creates it anew."
+    )
 
 
 def test_a_not_created_naming_another_intent_is_refused() -> None:

@@ -42,7 +42,7 @@ from pfsync.plan.remedies import (
     uncertain_remedy,
     update_remedy,
 )
-from pfsync.state.declared import CARRIED, DeclarationStep, carry_out
+from pfsync.state.declared import CARRIED, DeclarationStep, carry_out, was_resent
 from pfsync.state.lockfile import Lockfile, PendingCreate, TriggerRecord
 from pfsync.support.suggest import closest
 
@@ -437,8 +437,15 @@ def _with_declarations_to_paste(
             entry = _replace_fields(entry, paste=paste)
         elif entry.action == UNCERTAIN and entry.desired is not None and after is not None:
             paste = import_yaml(entry.address, None, default_business, environment)
-            intent = after.pending[entry.address].idempotency_key
-            paste += not_created_yaml(entry.address, intent, default_business, environment)
-            entry = _replace_fields(entry, paste=paste)
+            pending = after.pending[entry.address]
+            if was_resent(after, entry.address, pending.idempotency_key):
+                # A NotCreated sent it once more already: another would do nothing.
+                remedy = uncertain_remedy(entry.address, pending, declared=True, resent=True)
+                entry = _replace_fields(entry, paste=paste, remedy=remedy)
+            else:
+                paste += not_created_yaml(
+                    entry.address, pending.idempotency_key, default_business, environment
+                )
+                entry = _replace_fields(entry, paste=paste)
         out.append(entry)
     return out

@@ -99,8 +99,11 @@ def resend_remedy(address: str, pending: PendingCreate) -> str:
     )
 
 
-def uncertain_remedy(address: str, pending: PendingCreate, declared: bool) -> str:
-    """What to do about a create whose outcome is unknown: look, then import or forget."""
+def uncertain_remedy(
+    address: str, pending: PendingCreate, declared: bool, resent: bool = False
+) -> str:
+    """What to do about a create whose outcome is unknown: look, then import or forget
+    (`resent`: a NotCreated sent it once more already, so another does nothing)."""
     started = (
         f"A create of {address} was started at {escape(pending.started_at)} (Idempotency-Key "
         f"{pending.idempotency_key}) and its outcome is unknown; pfsync will not send it again "
@@ -116,6 +119,14 @@ def uncertain_remedy(address: str, pending: PendingCreate, declared: bool) -> st
         return (
             started + "Look for the trigger in Pocketflows and deactivate it if it exists (no "
             f"manifest declares {address} any more); then run `pfsync state rm {address}`."
+        )
+    if resent:
+        return (
+            started + "It was sent once more for a NotCreated already, so another NotCreated "
+            "does nothing. Look for the trigger in Pocketflows: if it exists, paste the Import "
+            f"below into a manifest file with its id (or run `pfsync state import {address} ID`); "
+            f"if not, run `pfsync state rm {address}`, and the next plan creates it anew."
+            + replaces
         )
     return (
         started + "Look for the trigger in Pocketflows: if it exists, paste the Import below "

@@ -336,13 +336,18 @@ def _history(lockfile: Lockfile, address: str) -> tuple[HistoryEntry, ...]:
     return record.history if record is not None else lockfile.forgotten.get(address, ())
 
 
-def _not_created(lockfile: Lockfile, declaration: Declaration) -> DeclarationStep:
-    address, intent = declaration.address, declaration.intent
-    pending = lockfile.pending.get(address)
-    resent = any(
+def was_resent(lockfile: Lockfile, address: str, intent: str | None) -> bool:
+    """Whether a NotCreated sent the create with Idempotency-Key `intent` once more already."""
+    return any(
         entry.reason == REASON_RESENT and entry.intent == intent
         for entry in _history(lockfile, address)
     )
+
+
+def _not_created(lockfile: Lockfile, declaration: Declaration) -> DeclarationStep:
+    address, intent = declaration.address, declaration.intent
+    pending = lockfile.pending.get(address)
+    resent = was_resent(lockfile, address, intent)
     if pending is not None and pending.idempotency_key == intent:
         return DeclarationStep(declaration, DONE if resent else CARRIED, None, resent)
     if pending is not None:
