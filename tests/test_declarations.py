@@ -208,6 +208,15 @@ def test_a_target_plans_only_the_declarations_naming_it() -> None:
     assert plan.carried == (moved("old", "new"),)
 
 
+def test_a_target_at_the_end_of_a_chain_moves_the_record_along_the_whole_chain() -> None:
+    # a → b → c with a recorded: targeting c must not create c while a's trigger exists.
+    chain = [moved("a", "b", line=2), moved("b", "c", line=7)]
+    state = lockfile(a=record("trg_1", "A"))
+    plan = create_plan([manifest("c", "A")], state, API_URL, ["biz_1/c"], declarations=chain)
+    assert plan.to_apply == []
+    assert plan.carried == tuple(chain)
+
+
 def test_carrying_out_twice_is_carrying_out_once() -> None:
     state = lockfile(old=record("trg_o", "A"))
     once = carry_out(state, [moved("old", "new")], "2026-03-01T00:00:00Z").lockfile

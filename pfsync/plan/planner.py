@@ -189,7 +189,7 @@ def create_plan(
     known = set(declared) | _addresses(lockfile) | _addresses(after)
     target_set = _check_targets(tuple(dict.fromkeys(targets)), known)
     if target_set:
-        named = set(target_set)
+        named = _chained(declarations, set(target_set))
         in_scope = [d for d in declarations if {d.address, d.target} & named]
         carried = carry_out(lockfile, in_scope, "", declared)
         after = carried.lockfile
@@ -237,6 +237,21 @@ def create_plan(
         replace_set,
         tuple(carried.carried),
     )
+
+
+def _chained(declarations: Sequence[Declaration], named: set[str]) -> set[str]:
+    """`named` with every address a chain of `Moved` links to one of them (a → b → c targeted
+    at c moves a's record too: without a → b, c would be created while a's trigger exists)."""
+    moves = [d for d in declarations if d.kind == kinds.MOVED]
+    grown = True
+    while grown:
+        grown = False
+        for move in moves:
+            ends = {move.address, move.target}
+            if ends & named and not ends <= named:
+                named |= ends
+                grown = True
+    return named
 
 
 def _addresses(lockfile: Lockfile | None) -> set[str]:
