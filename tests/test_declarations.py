@@ -573,6 +573,28 @@ def test_validate_refuses_an_import_of_a_key_no_trigger_declares(
 # NotCreated
 
 
+def test_validate_refuses_a_not_created_of_a_key_no_trigger_declares(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    # Sent once more, it would create a trigger no manifest wants any more (and pfsync cannot
+    # delete it): an uncertain create of a key no longer declared is settled by `state rm`.
+    intent = "11111111-2222-4333-8444-555555555555"
+    root = write_project(
+        tmp_path,
+        {
+            "welcome.yaml": manifest_yaml("welcome", "Welcome")
+            + f"---\napiVersion: pfsync/v1\nkind: NotCreated\nkey: welcom\nintent: {intent}\n"
+        },
+    )
+    run = run_pfsync("validate", cwd=root)
+    assert (run.code, run.out, run.err) == (
+        1,
+        "triggers/welcome.yaml:12:1: no trigger declares biz_1/welcom, the `key` of this "
+        "NotCreated (did you mean welcome?) [$.key]\n",
+        "1 problem(s) found.\n",
+    )
+
+
 def not_created(key: str, intent: str) -> Declaration:
     return Declaration(NOT_CREATED, "biz_1", key, "triggers/lost.yaml", 2, intent=intent)
 

@@ -1,15 +1,17 @@
 """The offline checks of declarations against each other and the declared triggers.
 
 A declaration is bound to the addresses it names; these checks refuse what could make it act on
-something else or nothing sensible: a `to` no trigger declares, a `from` still declared, two
-declarations for one address, and `Moved` chains that come back to where they started.
+something else or nothing sensible: a `to`, an `Import` or a `NotCreated` no trigger declares
+(a create sent once more for a key no longer declared would make a trigger no one wants), a
+`from` still declared, two declarations for one address, and `Moved` chains that come back to
+where they started.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from pfsync.models import IMPORT, MOVED, Declaration, DesiredTrigger
+from pfsync.models import IMPORT, MOVED, NOT_CREATED, Declaration, DesiredTrigger
 from pfsync.support.diagnostics import Diagnostic
 from pfsync.support.suggest import closest
 
@@ -28,7 +30,8 @@ def declaration_diagnostics(
     for declaration in ordered:
         if declaration.kind == MOVED:
             problems += _moved_problems(declaration, declared, sources)
-        elif declaration.kind == IMPORT and declaration.address not in declared:
+        elif declaration.kind in (IMPORT, NOT_CREATED) and declaration.address not in declared:
+            # a NotCreated of a key no longer declared would create a trigger no one wants
             problems.append(_undeclared(declaration, declared, "key"))
     problems += _cycles(moves)
     if reported_files is not None:
