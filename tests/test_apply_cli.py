@@ -462,6 +462,14 @@ def test_confirm_prompt_says_how_many_creates_are_sent_and_where() -> None:
     assert confirm_prompt(resent, sandbox=True) == (
         "Send 2 creates to the sandbox (1 replace, 1 re-sent)?"
     )
+    # Only declarations: the record of which environment changes, and that nothing is sent.
+    assert confirm_prompt([], sandbox=False, environment="production") == (
+        "Carry out the declarations above in the record of environment production (nothing is "
+        "sent to Pocketflows)?"
+    )
+    assert confirm_prompt([], sandbox=True) == (
+        "Carry out the declarations above in the record (nothing is sent to the sandbox)?"
+    )
 
 
 def answer_on_a_terminal(args: list[str], cwd: Path, answer: str) -> tuple[int, str]:

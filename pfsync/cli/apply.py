@@ -59,7 +59,8 @@ def confirm_prompt(
     count = len(items)
     where = "the sandbox" if sandbox else "Pocketflows"
     if not count:
-        return "Carry out the declarations above in the record (nothing is sent to " + where + ")?"
+        record = f"the record of environment {environment}" if environment else "the record"
+        return f"Carry out the declarations above in {record} (nothing is sent to {where})?"
     replaces = sum(1 for item in items if item.trigger.replaces)
     resent = sum(1 for item in items if item.idempotency_key)
     kinds = [f"{replaces} replace" if replaces else "", f"{resent} re-sent" if resent else ""]
