@@ -632,6 +632,7 @@ def test_a_not_created_sends_the_uncertain_create_once_more_and_only_once() -> N
         "once more, and its outcome is unknown again, so it is not sent a third time; this "
         "declaration may be deleted."
     )
+    assert not again.entries[0].recorded  # no trigger is recorded ("trigger id unknown")
     # The uncertain create's remedy no longer offers that NotCreated: it would do nothing.
     left = again.entries[1]
     assert left.paste is not None and "NotCreated" not in left.paste

@@ -278,7 +278,8 @@ def _declaration_entry(
         source=declaration.source,
         desired=desired,
         old_id=step.trigger_id,
-        recorded=step.recorded,
+        # a NotCreated's `recorded` says it was re-sent; no trigger is recorded for it
+        recorded=step.recorded and declaration.kind != kinds.NOT_CREATED,
         recorded_digest=before.digest if before is not None and step.outcome == CARRIED else None,
         reason=f"from {declaration.address}"
         if step.outcome == CARRIED and declaration.kind == kinds.MOVED
