@@ -684,3 +684,16 @@ def test_two_declarations_of_any_kinds_for_one_address_are_refused(
         "them) [$.key]\n",
         "2 problem(s) found.\n",
     )
+
+
+def test_a_not_created_re_send_uncertain_again_is_not_told_to_declare_a_not_created() -> None:
+    from pfsync.apply.applier import ItemResult
+    from pfsync.apply.run import describe_result
+
+    result = ItemResult("biz_1/a", "uncertain", "read timeout")
+    assert describe_result(result, resent=True) == (
+        "biz_1/a: uncertain: read timeout — it was sent once more for a NotCreated, so another "
+        "NotCreated does nothing: look for it in Pocketflows, then declare an Import (found) as "
+        "`pfsync plan` prints it, or run `pfsync state import biz_1/a ID`, or "
+        "`pfsync state rm biz_1/a` (not found)"
+    )

@@ -85,8 +85,8 @@ def _items_to_send(plan: Plan, lockfile: Lockfile, retry_uncertain: bool) -> lis
     return sorted(items, key=lambda item: item.address)
 
 
-def describe_result(result: ItemResult) -> str:
-    """The progress line for one address."""
+def describe_result(result: ItemResult, resent: bool = False) -> str:
+    """The progress line for one address (`resent`: sent once more for a NotCreated)."""
     if result.kind == "created":
         line = f"{result.address}: created " + shown_id(result.trigger_id, "(id unknown)")
         if result.trigger_id is None:
@@ -104,6 +104,14 @@ def describe_result(result: ItemResult) -> str:
         return line
     if result.kind == "failed":
         return f"{result.address}: failed: {escape(result.message)}"
+    if result.kind == "uncertain" and resent:
+        return (
+            f"{result.address}: uncertain: {escape(result.message)} — it was sent once more for "
+            "a NotCreated, so another NotCreated does nothing: look for it in Pocketflows, then "
+            "declare an Import (found) as `pfsync plan` prints it, or run "
+            f"`pfsync state import {result.address} ID`, or `pfsync state rm {result.address}` "
+            "(not found)"
+        )
     if result.kind == "uncertain":
         return (
             f"{result.address}: uncertain: {escape(result.message)} — look for it in "
@@ -280,13 +288,14 @@ def run_apply(
             report = ApplyReport([])
             io.progress(summarise(report, plan, config.environment))
             return exit_code(report, plan, io.received_signal)
+        resent = {entry.address for entry in plan.with_action("resend")}
         client = client_factory()
         journal = transaction.start_journal()
         applier = Applier(
             client,
             journal,
             parallelism=options.parallelism,
-            on_result=lambda result: io.progress(describe_result(result)),
+            on_result=lambda result: io.progress(describe_result(result, result.address in resent)),
             on_retry=io.detail,
         )
         with _signals_stop(applier, io.received_signal, io.progress) as notices:
