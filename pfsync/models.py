@@ -100,11 +100,11 @@ class Declaration:
     `Moved`: the record of `key` (the `from:`) becomes the record of `to`. `Removed`: the
     record of `key` with exactly `trigger_id` is forgotten. `Import`: `trigger_id`, found in
     Pocketflows, is recorded for `key` with its manifest's body. `NotCreated`: the uncertain
-    create of `key` whose Idempotency-Key is `intent` is sent once more. Every declaration is
-    bound to the address it acts on (`BUSINESS/KEY`), so a stale one can act on nothing else.
-    `file` and
-    `line` (of its `kind:`) are where it is declared; `environment` the one it is for (None:
-    every environment, or pfsync.yaml defines none).
+    create of `key` whose Idempotency-Key is `intent` is sent once more. An `Import` naming the
+    recorded id acknowledges a hand edit only of the body whose digest is `acknowledges`. Every
+    declaration is bound to the address it acts on (`BUSINESS/KEY`), so a stale one can act on
+    nothing else. `file` and `line` (of its `kind:`) are where it is declared; `environment`
+    the one it is for (None: every environment, or pfsync.yaml defines none).
     """
 
     kind: str
@@ -116,6 +116,7 @@ class Declaration:
     trigger_id: str | None = None
     environment: str | None = None
     intent: str | None = None
+    acknowledges: str | None = None
 
     @property
     def address(self) -> str:

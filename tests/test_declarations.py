@@ -522,6 +522,9 @@ def test_an_import_settles_an_uncertain_create_and_acknowledges_a_hand_edit() ->
 
     edited = lockfile(a=record("trg_a", "Edited by hand"))
     plan = create_plan(manifests, edited, API_URL, declarations=[imported("a", "trg_a")])
+    assert actions(plan.entries) == [("biz_1/a", "no-op"), ("biz_1/a", "update")]
+    acknowledging = replace(imported("a", "trg_a"), acknowledges=manifests[0].digest)
+    plan = create_plan(manifests, edited, API_URL, declarations=[acknowledging])
     assert actions(plan.entries) == [("biz_1/a", "import")]
     after = carry_out(edited, plan.carried, "2026-03-01T00:00:00Z", declared).lockfile
     assert after is not None
@@ -568,6 +571,166 @@ def test_validate_refuses_an_import_of_a_key_no_trigger_declares(
         "(did you mean welcome?) [$.key]\n",
         "2 problem(s) found.\n",
     )
+
+
+def import_yaml(key: str, trigger_id: str, acknowledges: str | None = None) -> str:
+    text = f"apiVersion: pfsync/v1\nkind: Import\nkey: {key}\nid: {trigger_id}\n"
+    return text + (f"acknowledges: {acknowledges}\n" if acknowledges else "")
+
+
+CREDENTIALS = {"PFSYNC_USERNAME": "u", "PFSYNC_PASSWORD": "p"}
+
+
+def update_plan(import_line: int, old: str, new: str) -> str:
+    """The text plan of an edit of biz_1/hand (recorded as trg_h) beside its Import, done."""
+    return (
+        "Business: biz_1\n"
+        "API: https://api.pocketflows.com\n"
+        f"Lockfile: pfsync.lock (serial {1 if old == 'H' else 2})\n"
+        "\n"
+        f"  biz_1/hand  no-op  triggers/found.yaml:{import_line}  (trigger trg_h)\n"
+        "    note: Import biz_1/hand (trigger trg_h) is done; this declaration may be deleted.\n"
+        "\n"
+        "~ biz_1/hand  update  triggers/hand.yaml:3  (trigger trg_h)\n"
+        f'      $.spec.name: "{old}" → "{new}"\n'
+        "    remedy: Pocketflows has no update endpoint, so pfsync cannot change this trigger. "
+        "Revert the manifest, or raise `revision` to create a replacement, or edit trigger "
+        "trg_h in Pocketflows by hand and then acknowledge it: paste the Import below into a "
+        "manifest file (or run `pfsync state import biz_1/hand trg_h --force`).\n"
+        "    paste:\n"
+        "---\n"
+        "apiVersion: pfsync/v1\n"
+        "kind: Import\n"
+        "key: hand\n"
+        "id: trg_h\n"
+        f"acknowledges: {manifest('hand', new).digest}\n"
+        "\n"
+        "Plan: 0 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "
+        "1 unchanged.\n"
+    )
+
+
+NEEDS_A_PERSON = (
+    "Apply: 0 created, 0 failed, 0 uncertain. Needs a person: 1 update, 0 delete, 0 uncertain.\n"
+)
+
+
+@pytest.mark.parametrize("acknowledged", [None, "H"], ids=["without", "of-the-older-body"])
+def test_an_import_carried_out_and_kept_lets_a_later_edit_plan_as_an_update(
+    tmp_path: Path, run_pfsync: RunPfsync, acknowledged: str | None
+) -> None:
+    # The Import was carried out (the record holds its id with the manifest's body then) and
+    # kept, which is harmless: a later edit of the manifest is an update a person must make,
+    # never the acknowledgement of an edit nobody made in Pocketflows.
+    digest = manifest("hand", acknowledged).digest if acknowledged else None
+    root = write_project(
+        tmp_path,
+        {
+            "hand.yaml": manifest_yaml("hand", "H2"),
+            "found.yaml": import_yaml("hand", "trg_h", digest),
+        },
+    )
+    recorded = replace(lockfile(hand=record("trg_h", "H")), serial=0)
+    save_lockfile(root / "pfsync.lock", None, recorded)
+    before = (root / "pfsync.lock").read_bytes()
+    run = run_pfsync("plan", "--detailed-exitcode", cwd=root)
+    assert (run.code, run.out, run.err) == (3, update_plan(2, "H", "H2"), "")
+    applied = run_pfsync("apply", "--auto-approve", cwd=root, env=CREDENTIALS)
+    assert (applied.code, applied.out, applied.err) == (
+        3,
+        update_plan(2, "H", "H2"),
+        NEEDS_A_PERSON,
+    )
+    assert (root / "pfsync.lock").read_bytes() == before
+
+
+def test_the_import_the_update_remedy_offers_acknowledges_exactly_the_edited_body(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    root = write_project(tmp_path, {"hand.yaml": manifest_yaml("hand", "H2")})
+    recorded = replace(lockfile(hand=record("trg_h", "H")), serial=0)
+    save_lockfile(root / "pfsync.lock", None, recorded)
+    edited = manifest("hand", "H2").digest
+    markdown = run_pfsync("plan", "--format", "markdown", cwd=root)
+    assert f"\nid: trg_h\nacknowledges: {edited}\n" in markdown.out, markdown
+    document = json.loads(run_pfsync("plan", "--format", "json", cwd=root).out)
+    (update,) = document["entries"]
+    assert update["paste"].endswith(f"\nid: trg_h\nacknowledges: {edited}\n"), update
+    run = run_pfsync("plan", cwd=root)
+    lines = run.out.splitlines()
+    start = lines.index("    paste:") + 1
+    copied = lines[start : lines.index("", start)]
+    (root / "triggers" / "found.yaml").write_text("\n".join(copied) + "\n")
+    run = run_pfsync("plan", "--detailed-exitcode", cwd=root)
+    imported_plan = (
+        "Business: biz_1\n"
+        "API: https://api.pocketflows.com\n"
+        "Lockfile: pfsync.lock (serial 1)\n"
+        "\n"
+        "<= biz_1/hand  import  triggers/found.yaml:3  (trigger trg_h)\n"
+        "    note: Trigger trg_h becomes the record of biz_1/hand (origin imported, with this "
+        "manifest's body); nothing is sent to Pocketflows.\n"
+        "\n"
+        "Plan: 0 to create, 0 to replace, 1 to import. Needs a person: 0 update, 0 delete, "
+        "0 uncertain. 0 unchanged.\n"
+    )
+    assert (run.code, run.out, run.err) == (2, imported_plan, "")
+    applied = run_pfsync("apply", "--auto-approve", cwd=root, env=CREDENTIALS)
+    assert (applied.code, applied.out, applied.err) == (
+        0,
+        imported_plan,
+        "biz_1/hand: imported trigger trg_h (triggers/found.yaml:3); nothing was sent\n"
+        "Apply: 0 created, 0 failed, 0 uncertain, 1 imported. Needs a person: 0 update, "
+        "0 delete, 0 uncertain.\n",
+    )
+    data = json.loads((root / "pfsync.lock").read_text(encoding="utf-8"))
+    hand = data["triggers"]["biz_1/hand"]
+    assert (hand["id"], hand["digest"]) == ("trg_h", edited)
+    assert run_pfsync("plan", "--detailed-exitcode", cwd=root).code == 0
+    (root / "triggers" / "hand.yaml").write_text(manifest_yaml("hand", "H3"))
+    run = run_pfsync("plan", "--detailed-exitcode", cwd=root)
+    assert (run.code, run.out, run.err) == (3, update_plan(3, "H2", "H3"), "")
+
+
+def test_an_import_of_a_key_not_recorded_acknowledging_another_body_is_refused() -> None:
+    # It would record the manifest's body as the trigger's, while it says the trigger has
+    # another: neither recorded (the trigger's body is not known) nor ignored (a create).
+    declaration = replace(imported("hand", "trg_h"), acknowledges=manifest("hand", "Old").digest)
+    with pytest.raises(DeclarationConflict) as raised:
+        create_plan([manifest("hand", "H")], lockfile(), API_URL, declarations=[declaration])
+    assert str(raised.value) == (
+        f"triggers/found.yaml:2:1: Import biz_1/hand acknowledges the body "
+        f"{manifest('hand', 'Old').digest}, but the manifest declares "
+        f"{manifest('hand', 'H').digest} now: it was edited since the Import was written (an "
+        "Import records the manifest's body as trigger trg_h's: check the trigger in "
+        "Pocketflows, then set `acknowledges` to the manifest's digest or delete that line) "
+        "[$.acknowledges]"
+    )
+    acknowledged = replace(declaration, acknowledges=manifest("hand", "H").digest)
+    plan = create_plan([manifest("hand", "H")], lockfile(), API_URL, declarations=[acknowledged])
+    assert actions(plan.entries) == [("biz_1/hand", "import")]
+
+
+def test_a_saved_plan_is_stale_when_an_import_acknowledges_another_body(
+    tmp_path: Path, run_pfsync: RunPfsync
+) -> None:
+    root = write_project(tmp_path, {"hand.yaml": manifest_yaml("hand", "H2")})
+    recorded = replace(lockfile(hand=record("trg_h", "H")), serial=0)
+    save_lockfile(root / "pfsync.lock", None, recorded)
+    found = root / "triggers" / "found.yaml"
+    found.write_text(import_yaml("hand", "trg_h", manifest("hand", "H2").digest))
+    assert run_pfsync("plan", "--out", "plan.json", cwd=root).code == 0
+    found.write_text(import_yaml("hand", "trg_h", manifest("hand", "Other").digest))
+    before = (root / "pfsync.lock").read_bytes()
+    stale = run_pfsync("apply", "plan.json", cwd=root, env=CREDENTIALS)
+    assert (stale.code, stale.out, stale.err) == (
+        1,
+        "",
+        "Error: the plan plan.json is stale: the declarations (Moved, Import, Removed, "
+        "NotCreated) changed since the plan was saved; make a new plan with "
+        "`pfsync plan --out FILE`\n",
+    )
+    assert (root / "pfsync.lock").read_bytes() == before
 
 
 # NotCreated

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 CACHE_DIR = "cache"
 FORMAT = "pfsync-manifest-cache"
-VERSION = 4
+VERSION = 5
 KEEP = 8  # cache files kept (contexts: environments, recent versions); older ones are removed
 # A file changed less than this before the cache was written may have changed again within
 # the same mtime tick without its stat showing it: its bytes are compared instead.
@@ -60,9 +60,27 @@ StatKey = tuple[int, int, int]  # size, mtime_ns, inode
 # One file's entry: [size, mtime_ns, inode, sha256, triggers, diagnostics, warnings,
 # declarations], where a trigger is [business, key, revision, line, digest], a diagnostic or a
 # warning [line, col, message, path, hint] and a declaration [kind, business, key, line, to,
-# trigger_id, environment, intent].
+# trigger_id, environment, intent, acknowledges].
 # Kept as read (lists): building 10,000 objects up front would cost more than the lookups.
 Entry = list[Any]
+
+
+def _declaration(
+    shown: str,
+    kind: str,
+    business: str,
+    key: str,
+    line: int,
+    to: str | None,
+    trigger_id: str | None,
+    environment: str | None,
+    intent: str | None,
+    acknowledges: str | None,
+) -> Declaration:
+    """A declaration as stored (one more or one fewer field: TypeError, the file is read)."""
+    return Declaration(
+        kind, business, key, shown, line, to, trigger_id, environment, intent, acknowledges
+    )
 
 
 def cache_dir(config: Config) -> Path:
@@ -219,10 +237,7 @@ class ManifestCache:
                 Diagnostic(shown, line, col, message, path, hint)
                 for line, col, message, path, hint in warnings
             ],
-            declarations=[
-                Declaration(kind, business, key, shown, line, to, trigger_id, environment, intent)
-                for kind, business, key, line, to, trigger_id, environment, intent in declarations
-            ],
+            declarations=[_declaration(shown, *named) for named in declarations],
         )
 
     def store(
@@ -339,7 +354,10 @@ def fragment_of(shown: str, stat: StatKey, sha256: str, result: LoadResult) -> F
         [[d.line, d.col, d.message, d.path, d.hint] for d in result.diagnostics],
         [[w.line, w.col, w.message, w.path, w.hint] for w in result.warnings],
         [
-            [d.kind, d.business, d.key, d.line, d.to, d.trigger_id, d.environment, d.intent]
+            [
+                *(d.kind, d.business, d.key, d.line, d.to, d.trigger_id, d.environment),
+                *(d.intent, d.acknowledges),
+            ]
             for d in result.declarations
         ],
     ]

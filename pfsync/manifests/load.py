@@ -50,6 +50,7 @@ KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 BUSINESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")
 ID_RE = re.compile(r"[^\s]{1,200}")
 INTENT_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def _manifest_from(
@@ -95,6 +96,7 @@ def _manifest_from(
         ("to", KEY_RE),
         ("id", ID_RE),
         ("intent", INTENT_RE),
+        ("acknowledges", DIGEST_RE),
     ):
         if name in data and not regex.fullmatch(data[name]):
             line, col = document.locate([name])
@@ -199,6 +201,7 @@ def _declaration_from(
         trigger_id=data.get("id"),
         environment=environment,
         intent=data.get("intent"),
+        acknowledges=data.get("acknowledges"),
     )
 
 

@@ -448,8 +448,9 @@ def _with_declarations_to_paste(
         elif entry.action in (DELETE, REPLACE) and entry.old_id is not None:
             paste = removed_yaml(entry.address, entry.old_id, default_business, environment)
             entry = _replace_fields(entry, paste=paste)
-        elif entry.action == UPDATE and entry.old_id is not None:
-            paste = import_yaml(entry.address, entry.old_id, default_business, environment)
+        elif entry.action == UPDATE and entry.old_id is not None and entry.desired is not None:
+            digest = entry.desired.digest  # the body it acknowledges as edited by hand
+            paste = import_yaml(entry.address, entry.old_id, default_business, environment, digest)
             entry = _replace_fields(entry, paste=paste)
         elif entry.action == UNCERTAIN and entry.desired is not None and after is not None:
             paste = import_yaml(entry.address, None, default_business, environment)

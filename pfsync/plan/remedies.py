@@ -243,10 +243,15 @@ def _import_note(declaration: Declaration, outcome: str, recorded: str | None) -
 
 
 def import_yaml(
-    address: str, trigger_id: str | None, default_business: str | None, environment: str | None
+    address: str,
+    trigger_id: str | None,
+    default_business: str | None,
+    environment: str | None,
+    acknowledges: str | None = None,
 ) -> str:
     """The `Import` declaration of `address`, as YAML to paste; without an id, an empty one to
-    fill in (which validate refuses until it is)."""
+    fill in (which validate refuses until it is). `acknowledges`: the digest of the manifest
+    body it acknowledges as edited by hand (the update remedy's)."""
     business, _, key = address.partition("/")
     lines = ["---", "apiVersion: pfsync/v1", "kind: Import"]
     if business != default_business:
@@ -258,6 +263,8 @@ def import_yaml(
         lines.append(f"id: {_yaml_scalar(trigger_id)}")
     if environment is not None:
         lines.append(f"environment: {_yaml_scalar(environment)}")
+    if acknowledges is not None:
+        lines.append(f"acknowledges: {acknowledges}")  # a digest pfsync made: plain
     return "\n".join(lines) + "\n"
 
 

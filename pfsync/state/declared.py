@@ -20,9 +20,13 @@ Each declaration is bound to what it names, so a stale one acts on nothing else:
                   conflict  A records another id
     Import A ID   carried   A (declared) is not recorded, or is uncertain: ID is recorded with
                             A's manifest body (origin imported); or A records exactly ID with
-                            another body: the edit made by hand is acknowledged
-                  done      A records exactly ID with the manifest's body
-                  conflict  A records another id
+                            another body, and the Import `acknowledges` the manifest's digest:
+                            the edit made by hand is acknowledged
+                  done      A records exactly ID with the manifest's body, or with another body
+                            than the one it acknowledges (it was carried out before: the
+                            manifest was edited since, an update for a person)
+                  conflict  A records another id; or A is not recorded, or is uncertain, and
+                            the Import acknowledges another body than the manifest's
     NotCreated A K carried  A is uncertain with exactly the pending Idempotency-Key K: the
                             history notes the re-send (before it is sent); apply sends it once
                             more with K
@@ -283,11 +287,19 @@ def _imported(
     record = lockfile.triggers.get(address)
     if manifest is None:
         return DeclarationStep(imported, NOTHING, named, record is not None)
+    acknowledged = imported.acknowledges in (None, manifest.digest)
     if address in lockfile.pending or record is None:
+        if not acknowledged:
+            return DeclarationStep(
+                imported, CONFLICT, named, False, _acknowledges_another(imported, manifest)
+            )
         return DeclarationStep(imported, CARRIED, named, False)
     if record.id == named:
         same = (record.digest, record.revision) == (manifest.digest, manifest.revision)
-        return DeclarationStep(imported, DONE if same else CARRIED, named, True)
+        # A hand edit is acknowledged only of the body named: a kept Import, carried out
+        # before, leaves a later edit of the manifest an update for a person.
+        edit = imported.acknowledges == manifest.digest
+        return DeclarationStep(imported, CARRIED if edit and not same else DONE, named, True)
     problem = Diagnostic(
         imported.file,
         imported.line,
@@ -300,6 +312,21 @@ def _imported(
         f"`pfsync state show {address}`",
     )
     return DeclarationStep(imported, CONFLICT, record.id, True, problem)
+
+
+def _acknowledges_another(imported: Declaration, manifest: DesiredTrigger) -> Diagnostic:
+    """An Import that would record the manifest's body, but acknowledges another one."""
+    return Diagnostic(
+        imported.file,
+        imported.line,
+        1,
+        f"Import {imported.address} acknowledges the body {imported.acknowledges}, but the "
+        f"manifest declares {manifest.digest} now: it was edited since the Import was written",
+        "$.acknowledges",
+        f"an Import records the manifest's body as trigger {shown_id(imported.trigger_id)}'s: "
+        "check the trigger in Pocketflows, then set `acknowledges` to the manifest's digest "
+        "or delete that line",
+    )
 
 
 def _imported_record(

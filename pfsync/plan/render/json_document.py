@@ -76,6 +76,7 @@ def declaration_document(declaration: Declaration | None) -> dict[str, Any] | No
         "to": declaration.to and declaration.target,
         "id": declaration.trigger_id,
         "intent": declaration.intent,
+        "acknowledges": declaration.acknowledges,
         "environment": declaration.environment,
         "source": declaration.source,
     }
