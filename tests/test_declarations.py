@@ -323,6 +323,11 @@ def test_a_saved_plan_is_stale_when_a_declaration_names_another_id_on_the_same_l
     found.write_text("apiVersion: pfsync/v1\nkind: Import\nkey: hand\nid: trg_approved\n")
     assert run_pfsync("plan", "--out", "plan.json", cwd=root).code == 0
     found.write_text("apiVersion: pfsync/v1\nkind: Import\nkey: hand\nid: trg_other\n")
+    assert_refused_as_stale(root, run_pfsync)
+
+
+def assert_refused_as_stale(root: Path, run_pfsync: RunPfsync) -> None:
+    """`apply plan.json` refuses the saved plan, its declarations changed, and writes nothing."""
     before = (root / "pfsync.lock").read_bytes()
     credentials = {"PFSYNC_USERNAME": "u", "PFSYNC_PASSWORD": "p"}
     stale = run_pfsync("apply", "plan.json", cwd=root, env=credentials)
@@ -610,6 +615,14 @@ def update_plan(import_line: int, old: str, new: str) -> str:
     )
 
 
+def edited_project(root: Path, files: dict[str, str] | None = None) -> Path:
+    """biz_1/hand recorded as trg_h with the body named "H", its manifest edited to "H2"."""
+    write_project(root, {"hand.yaml": manifest_yaml("hand", "H2"), **(files or {})})
+    recorded = replace(lockfile(hand=record("trg_h", "H")), serial=0)
+    save_lockfile(root / "pfsync.lock", None, recorded)
+    return root
+
+
 NEEDS_A_PERSON = (
     "Apply: 0 created, 0 failed, 0 uncertain. Needs a person: 1 update, 0 delete, 0 uncertain.\n"
 )
@@ -623,15 +636,7 @@ def test_an_import_carried_out_and_kept_lets_a_later_edit_plan_as_an_update(
     # kept, which is harmless: a later edit of the manifest is an update a person must make,
     # never the acknowledgement of an edit nobody made in Pocketflows.
     digest = manifest("hand", acknowledged).digest if acknowledged else None
-    root = write_project(
-        tmp_path,
-        {
-            "hand.yaml": manifest_yaml("hand", "H2"),
-            "found.yaml": import_yaml("hand", "trg_h", digest),
-        },
-    )
-    recorded = replace(lockfile(hand=record("trg_h", "H")), serial=0)
-    save_lockfile(root / "pfsync.lock", None, recorded)
+    root = edited_project(tmp_path, {"found.yaml": import_yaml("hand", "trg_h", digest)})
     before = (root / "pfsync.lock").read_bytes()
     run = run_pfsync("plan", "--detailed-exitcode", cwd=root)
     assert (run.code, run.out, run.err) == (3, update_plan(2, "H", "H2"), "")
@@ -647,9 +652,7 @@ def test_an_import_carried_out_and_kept_lets_a_later_edit_plan_as_an_update(
 def test_the_import_the_update_remedy_offers_acknowledges_exactly_the_edited_body(
     tmp_path: Path, run_pfsync: RunPfsync
 ) -> None:
-    root = write_project(tmp_path, {"hand.yaml": manifest_yaml("hand", "H2")})
-    recorded = replace(lockfile(hand=record("trg_h", "H")), serial=0)
-    save_lockfile(root / "pfsync.lock", None, recorded)
+    root = edited_project(tmp_path)
     edited = manifest("hand", "H2").digest
     markdown = run_pfsync("plan", "--format", "markdown", cwd=root)
     assert f"\nid: trg_h\nacknowledges: {edited}\n" in markdown.out, markdown
@@ -714,23 +717,12 @@ def test_an_import_of_a_key_not_recorded_acknowledging_another_body_is_refused()
 def test_a_saved_plan_is_stale_when_an_import_acknowledges_another_body(
     tmp_path: Path, run_pfsync: RunPfsync
 ) -> None:
-    root = write_project(tmp_path, {"hand.yaml": manifest_yaml("hand", "H2")})
-    recorded = replace(lockfile(hand=record("trg_h", "H")), serial=0)
-    save_lockfile(root / "pfsync.lock", None, recorded)
+    root = edited_project(tmp_path)
     found = root / "triggers" / "found.yaml"
     found.write_text(import_yaml("hand", "trg_h", manifest("hand", "H2").digest))
     assert run_pfsync("plan", "--out", "plan.json", cwd=root).code == 0
     found.write_text(import_yaml("hand", "trg_h", manifest("hand", "Other").digest))
-    before = (root / "pfsync.lock").read_bytes()
-    stale = run_pfsync("apply", "plan.json", cwd=root, env=CREDENTIALS)
-    assert (stale.code, stale.out, stale.err) == (
-        1,
-        "",
-        "Error: the plan plan.json is stale: the declarations (Moved, Import, Removed, "
-        "NotCreated) changed since the plan was saved; make a new plan with "
-        "`pfsync plan --out FILE`\n",
-    )
-    assert (root / "pfsync.lock").read_bytes() == before
+    assert_refused_as_stale(root, run_pfsync)
 
 
 # NotCreated

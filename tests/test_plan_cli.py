@@ -6,11 +6,12 @@ import json
 import re
 from pathlib import Path
 
-from project_helpers import manifest_yaml, read_json, write_project
+from project_helpers import body, manifest_yaml, read_json, write_project
 
 from conftest import RunPfsync
 from pfsync.models import DesiredTrigger
 from pfsync.schemas import LOCKFILE, validator
+from pfsync.support.canonical import body_digest
 
 
 def three_triggers(tmp_path: Path) -> Path:
@@ -125,6 +126,7 @@ def test_done_when_scenario(tmp_path: Path, run_pfsync: RunPfsync) -> None:
         "kind: Import\n"
         "key: alpha\n"
         "id: trg_alpha\n"
+        f"acknowledges: {body_digest(body('Alpha v2'))}\n"
         "\n"
         "Plan: 0 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "
         "2 unchanged.\n",

@@ -425,6 +425,7 @@ def test_import_force_acknowledges_a_hand_edit(project: Path, run_pfsync: RunPfs
         "kind: Import\n"
         "key: alpha\n"
         "id: trg_alpha\n"
+        f"acknowledges: {body_digest(body('Alpha edited'))}\n"
         "\n"
         + CREATE_GAMMA
         + "Plan: 1 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "
