@@ -146,29 +146,37 @@ def create_rename_note(old: str, new: str) -> str:
     )
 
 
-def moved_yaml(old: str, new: str, default_business: str | None) -> str:
-    """The `Moved` declaration of a rename, as YAML to paste into a manifest file."""
-    business, _, old_key = old.partition("/")
-    new_key = new.partition("/")[2]
-    lines = ["---", "apiVersion: pfsync/v1", "kind: Moved"]
+def _declaration_yaml(
+    kind: str,
+    address: str,
+    default_business: str | None,
+    fields: list[str],
+    environment: str | None = None,
+) -> str:
+    """A declaration document to paste: its kind, its business unless it is the default one,
+    its `fields` (YAML lines), and the environment whose record it changes."""
+    business = address.partition("/")[0]
+    lines = ["---", "apiVersion: pfsync/v1", f"kind: {kind}"]
     if business != default_business:
         lines.append(f"business: {business}")
-    lines += [f"from: {old_key}", f"to: {new_key}"]
+    lines += fields
+    if environment is not None:
+        lines.append(f"environment: {_yaml_scalar(environment)}")
     return "\n".join(lines) + "\n"
+
+
+def moved_yaml(old: str, new: str, default_business: str | None) -> str:
+    """The `Moved` declaration of a rename, as YAML to paste into a manifest file."""
+    fields = [f"from: {old.partition('/')[2]}", f"to: {new.partition('/')[2]}"]
+    return _declaration_yaml("Moved", old, default_business, fields)
 
 
 def removed_yaml(
     address: str, trigger_id: str, default_business: str | None, environment: str | None
 ) -> str:
     """The `Removed` declaration forgetting `trigger_id` at `address`, as YAML to paste."""
-    business, _, key = address.partition("/")
-    lines = ["---", "apiVersion: pfsync/v1", "kind: Removed"]
-    if business != default_business:
-        lines.append(f"business: {business}")
-    lines += [f"key: {key}", f"id: {_yaml_scalar(trigger_id)}"]
-    if environment is not None:
-        lines.append(f"environment: {_yaml_scalar(environment)}")
-    return "\n".join(lines) + "\n"
+    fields = [f"key: {address.partition('/')[2]}", f"id: {_yaml_scalar(trigger_id)}"]
+    return _declaration_yaml("Removed", address, default_business, fields, environment)
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -252,34 +260,23 @@ def import_yaml(
     """The `Import` declaration of `address`, as YAML to paste; without an id, an empty one to
     fill in (which validate refuses until it is). `acknowledges`: the digest of the manifest
     body it acknowledges as edited by hand (the update remedy's)."""
-    business, _, key = address.partition("/")
-    lines = ["---", "apiVersion: pfsync/v1", "kind: Import"]
-    if business != default_business:
-        lines.append(f"business: {business}")
-    lines.append(f"key: {key}")
+    fields = [f"key: {address.partition('/')[2]}"]
     if trigger_id is None:
-        lines.append('id: ""  # the id of the trigger found in Pocketflows')
+        fields.append('id: ""  # the id of the trigger found in Pocketflows')
     else:
-        lines.append(f"id: {_yaml_scalar(trigger_id)}")
-    if environment is not None:
-        lines.append(f"environment: {_yaml_scalar(environment)}")
+        fields.append(f"id: {_yaml_scalar(trigger_id)}")
+    document = _declaration_yaml("Import", address, default_business, fields, environment)
     if acknowledges is not None:
-        lines.append(f"acknowledges: {acknowledges}")  # a digest pfsync made: plain
-    return "\n".join(lines) + "\n"
+        document += f"acknowledges: {acknowledges}\n"  # a digest pfsync made: plain
+    return document
 
 
 def not_created_yaml(
     address: str, intent: str, default_business: str | None, environment: str | None
 ) -> str:
     """The `NotCreated` declaration of the uncertain create `intent`, as YAML to paste."""
-    business, _, key = address.partition("/")
-    lines = ["---", "apiVersion: pfsync/v1", "kind: NotCreated"]
-    if business != default_business:
-        lines.append(f"business: {business}")
-    lines += [f"key: {key}", f"intent: {_yaml_scalar(intent)}"]
-    if environment is not None:
-        lines.append(f"environment: {_yaml_scalar(environment)}")
-    return "\n".join(lines) + "\n"
+    fields = [f"key: {address.partition('/')[2]}", f"intent: {_yaml_scalar(intent)}"]
+    return _declaration_yaml("NotCreated", address, default_business, fields, environment)
 
 
 def _not_created_note(
