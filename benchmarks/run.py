@@ -884,7 +884,7 @@ def bench_memory(results: dict[str, Any], sizes: Sizes) -> None:
 
 
 def budgets(results: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, str, bool]]:
-    """(budget, measured, limit, met) for each §12 budget measured."""
+    """(budget, measured, limit, met) for each budget measured (docs/performance.md)."""
     rows = []
     for count, need in ((sizes.small, 2.0), (sizes.large, 10.0)):
         entry = results.get(f"validate_{count}")

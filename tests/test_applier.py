@@ -1,4 +1,4 @@
-"""The applier against the real sandbox over loopback: every failure class of §8, scripted."""
+"""The applier against the real sandbox over loopback: every failure class of apply, scripted."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""§8's safety rules under real processes: SIGKILL at random moments, signals, races, stale plans.
+"""Apply's safety rules in real processes: SIGKILL at random moments, signals, races, stale plans.
 
 Every test runs the installed `pfsync` against the sandbox over loopback, WITHOUT idempotency
 keys (as the documented API), so any second create for one address would show as a duplicate.

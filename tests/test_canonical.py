@@ -82,7 +82,7 @@ def test_rfc8785_example_structure() -> None:
 
 
 def test_keys_sorted_by_utf16_code_units() -> None:
-    # RFC 8785 §3.2.3's example: U+1F600 (a surrogate pair) sorts before U+FB33.
+    # RFC 8785's example (section 3.2.3): U+1F600 (a surrogate pair) sorts before U+FB33.
     value = {"\u20ac": 1, "\r": 2, "\ufb33": 3, "1": 4, "\U0001f600": 5, "\x80": 6, "\xf6": 7}
     expected = '{"\\r":2,"1":4,"\x80":6,"\xf6":7,"\u20ac":1,"\U0001f600":5,"\ufb33":3}'
     assert canonical_json(value) == expected

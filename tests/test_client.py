@@ -1,4 +1,4 @@
-"""The API client's classification of every outcome (§8), with httpx.MockTransport."""
+"""The API client's classification of every outcome, with httpx.MockTransport."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Configuration discovery and checks (§5)."""
+"""Configuration discovery and checks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""§8 "Disk trouble": a journal or lockfile that cannot be written stops the run safely.
+"""Disk trouble: a journal or lockfile that cannot be written stops the run safely.
 
 Faults are injected in-process (tests run as root, so a read-only chmod would not stop writes):
 `os.write`, `os.fsync` and `os.open` fail with ENOSPC, EIO or EROFS, but only for the journal or

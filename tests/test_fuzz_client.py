@@ -1,4 +1,4 @@
-"""Fuzzing the API client: every response, however malformed, is a §8 outcome, never a traceback.
+"""Fuzzing the API client: every response, however malformed, is an apply outcome, not a traceback.
 
 Responses come from `httpx.MockTransport` (status, headers and body drawn by hypothesis) and
 from a raw socket server on 127.0.0.1 for what a mock cannot do: a body that trickles in, a
@@ -73,7 +73,7 @@ HEADERS = st.dictionaries(st.sampled_from(["retry-after", "content-type"]), HEAD
 
 
 def expected_kind(status: int, retry_after: float | None) -> str:
-    """§8's failure classes."""
+    """Apply's failure classes."""
     if 200 <= status < 300:
         return "created"
     if status == 429 or (status == 503 and retry_after is not None):
@@ -254,7 +254,7 @@ def test_a_trickling_body_is_judged_by_its_status_line(
     finally:
         done.set()
     assert attempt.kind == kind
-    assert attempt.trigger_id == trigger_id  # read from what arrived (§14)
+    assert attempt.trigger_id == trigger_id  # the id is read from what arrived
     assert raw_server.requests == 1
 
 

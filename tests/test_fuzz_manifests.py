@@ -1,6 +1,6 @@
 """Fuzzing the manifest loader: any text gives manifests or located problems, never a traceback.
 
-The property (§4): `load_file` returns values — every problem a Diagnostic with a file, a line and
+The property: `load_file` returns values — every problem a Diagnostic with a file, a line and
 a column from 1 — whatever the bytes. Structured mutations start from a valid manifest and delete
 keys, swap types, duplicate lines (duplicate keys), nest deeply, add huge strings and odd Unicode.
 """

@@ -1,4 +1,4 @@
-"""Fuzzing the lockfile and journal readers (§6): a clear error naming the problem, or the data.
+"""Fuzzing the lockfile and journal readers: a clear error naming the problem, or the data.
 
 Never a traceback, never a lost record, never an overwritten lockfile: a lockfile cut at every
 byte or randomly corrupted is refused with a LockfileError and left byte-identical; a journal with

@@ -1,7 +1,7 @@
 """The git state store end to end: real `git`, bare remotes on disk, the sandbox over loopback.
 
 Each CI runner is a separate clone of one bare remote, and the installed `pfsync` runs in it as a
-subprocess. What is checked is what a user of the store relies on (§6a): a create is sent only
+subprocess. What is checked is what a user of the store relies on: a create is sent only
 after its pending record is pushed; pfsync's commits are its own (author `pfsync`, `[skip ci]`,
 the lockfile only, never forced); unrelated commits pushed meanwhile are kept; a lockfile that
 changed underneath is merged into, never overwritten; one run holds the lock at a time, and a dead
@@ -283,7 +283,7 @@ def test_a_refused_first_push_sends_nothing(
 def test_a_push_refused_mid_apply_stops_sending_at_once(
     make_sandbox: MakeSandbox, make_gate: MakeGate, spawn: Spawn, tmp_path: Path
 ) -> None:
-    # §6a: a write that cannot succeed stops the run before anything more is sent. The run's
+    # A write that cannot succeed stops the run before anything more is sent. The run's
     # first writes are accepted; then the remote starts refusing (a branch protection switched
     # on): from the refused write on, no further create may leave.
     sandbox = make_sandbox()

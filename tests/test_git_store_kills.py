@@ -1,4 +1,4 @@
-"""§6a across runners: SIGKILL a git-store apply at random moments, each run on a fresh clone.
+"""Git store across runners: SIGKILL a git-store apply at random moments, each run on a fresh clone.
 
 One bare remote on disk, one sandbox WITHOUT idempotency keys (a second create for an address
 would be a visible duplicate). Every apply runs in a fresh clone of the remote and that clone is

@@ -1,4 +1,4 @@
-"""Rehearsing the recovery workflows in sandbox mode, end to end with the installed CLI (§10).
+"""Rehearsing the recovery workflows in sandbox mode, end to end with the installed CLI.
 
 `state … --sandbox` works on sandbox mode's lockfile (`.pfsync/pfsync.lock`), `pfsync sandbox
 list` shows what the in-process sandbox holds, and `apply --sandbox --sandbox-faults` makes the

@@ -20,7 +20,7 @@ DUPLICATE_B = (
     "rename one key) [$.key]"
 )
 
-# One file per kind of rejection in PRODUCT.md §4, with the exact line and column expected.
+# One file per kind of rejection in docs/manifests.md, with the exact line and column expected.
 EXPECTED = {
     "bad-key.yaml": 'bad/bad-key.yaml:3:6: "Bad Key" does not match '
     f"^[a-z0-9][a-z0-9._-]{{0,99}}$ ({HINT_KEY}) [$.key]",
@@ -98,7 +98,7 @@ def test_naming_one_file_still_checks_addresses_against_all(run_pfsync: RunPfsyn
 def test_no_business_is_an_error(run_pfsync: RunPfsync, tmp_path: Path) -> None:
     shutil.copy(DATA / "no-business.yaml", tmp_path / "t.yaml")
     (tmp_path / "pfsync.yaml").write_text('manifests: ["*.yaml"]\n')
-    # An environment variable must never choose a trigger's business (§5).
+    # An environment variable must never choose a trigger's business (it would create them again).
     run = run_pfsync("validate", cwd=tmp_path, env={"PFSYNC_BUSINESS": "biz_env"})
     assert (run.code, run.out, run.err) == (
         1,

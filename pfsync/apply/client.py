@@ -1,4 +1,4 @@
-"""The Pocketflows API over httpx: one create-trigger attempt, classified per §8.
+"""The Pocketflows API over httpx: one create-trigger attempt, classed by whether it may have run.
 
 The one question that matters for every attempt is "could the server have processed it?":
 
@@ -254,7 +254,7 @@ def classify_response(
     incomplete: str | None = None,
     redact: Callable[[str], str] = _same,
 ) -> Attempt:
-    """The §8 failure class of an HTTP response (`incomplete`: why `body` is only a part)."""
+    """The failure class of an HTTP response (`incomplete`: why `body` is only a part)."""
     if 200 <= status < 300:
         created = classify_created(body, incomplete)
         created.http_status = status

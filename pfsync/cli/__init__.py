@@ -2,7 +2,7 @@
 
 Each command lives in its own module here and keeps heavy imports (httpx, deepdiff) inside its
 function, so `pfsync --help` and `pfsync validate` stay fast. Usage errors exit 1, not click's 2,
-because 2 and 3 are plan results (§13).
+because 2 and 3 always mean a plan result (docs/plan-and-apply.md, exit codes).
 """
 
 from __future__ import annotations

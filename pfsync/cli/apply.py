@@ -1,4 +1,4 @@
-"""`pfsync apply`: create what the plan says, recording every outcome (§8)."""
+"""`pfsync apply`: create what the plan says, recording every outcome as it happens."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`pfsync plan`: compare manifests with the lockfile and say what apply would do (§7)."""
+"""`pfsync plan`: compare manifests with the lockfile and say what apply would do."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`pfsync sandbox`: serve a local Pocketflows API with fault injection; `sandbox list` (§10)."""
+"""`pfsync sandbox`: serve a local Pocketflows API with fault injection; `sandbox list`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`pfsync state …`: inspect and repair the lockfile without touching Pocketflows (§9)."""
+"""`pfsync state …`: inspect and repair the lockfile without touching Pocketflows."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`pfsync validate`: check manifests offline (§11)."""
+"""`pfsync validate`: check manifests offline, without a network call."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """`pfsync.yaml` and the environment → Config.
 
-Discovery (§5): `--config PATH`; else `-C DIR` and that directory's pfsync.yaml; else the nearest
-pfsync.yaml at or above the current directory; else (for `validate PATH…`) the nearest at or above
-the given paths; else defaults. The default business comes only from the file: an environment
-variable that moved every trigger to another business would create them all again, irrevocably.
+Discovery, in order: `--config PATH`; else `-C DIR` and that directory's pfsync.yaml; else the
+nearest pfsync.yaml at or above the current directory; else (for `validate PATH…`) the nearest
+at or above the given paths; else defaults. The default business comes only from the file: an
+environment variable that moved every trigger to another business would create them all again,
+irrevocably.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def find_config_file(
     cwd: Path,
     paths: Sequence[str] = (),
 ) -> Path | None:
-    """The pfsync.yaml to use, following §5's order; None means defaults."""
+    """The pfsync.yaml to use, in the discovery order above; None means defaults."""
     if config_path is not None:
         return (cwd / config_path).absolute()
     if directory is not None:

@@ -1,7 +1,7 @@
 """Discover manifest files, load them safely, validate them → Manifests and Diagnostics.
 
 Bad input is a value, not an exception: every file is read and every problem is reported in one
-run, sorted by file then line (§4).
+run, sorted by file then line.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Field-level differences between a recorded body and a declared one, for `update` entries.
 
 deepdiff is imported inside `field_diff`, never at module import: `pfsync --help` and
-`pfsync validate` must not pay for it (§12).
+`pfsync validate` must not pay for it: they import no HTTP or diff library.
 """
 
 from __future__ import annotations

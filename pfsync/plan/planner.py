@@ -1,4 +1,4 @@
-"""(manifests, lockfile state) → Plan: a pure function, no I/O (§7).
+"""(manifests, lockfile state) → Plan: a pure function, no I/O.
 
     create_plan(manifests, lockfile, api_url, targets=(), replace=()) -> Plan
     Plan.entries              one PlanEntry per address in scope, sorted by address
@@ -138,7 +138,7 @@ class Plan:
         return sorted({entry.business for entry in self.entries})
 
     def exit_code(self, detailed: bool) -> int:
-        """§13: 0 nothing to do, 2 changes apply can make, 3 something needs a person."""
+        """Exit code: 0 nothing to do, 2 changes apply can make, 3 something needs a person."""
         if not detailed:
             return 0
         if self.needs_person:

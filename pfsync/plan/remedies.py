@@ -1,4 +1,4 @@
-"""The exact remedy printed for each action pfsync cannot take, naming the trigger (§7).
+"""The exact remedy printed for each action pfsync cannot take, naming the trigger.
 
 pfsync can only create triggers, so every other change is shown with what a person must do.
 """

@@ -180,7 +180,7 @@ def check_saved_environment(saved: SavedPlan, environment: str | None) -> None:
 def check_saved_plan(
     saved: SavedPlan, plan: Plan, lockfile: Lockfile | None, environment: str | None = None
 ) -> None:
-    """Refuse a saved plan that no longer says what apply would do (§8).
+    """Refuse a saved plan that no longer says what apply would do.
 
     `plan` is a fresh plan of the current manifests and `lockfile` with the saved plan's
     targets and replace addresses; its creates and replaces must be exactly the saved ones.

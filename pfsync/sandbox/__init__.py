@@ -1,4 +1,4 @@
-"""A local, faithful Pocketflows create-trigger API with fault injection (§10).
+"""A local, faithful Pocketflows create-trigger API with fault injection.
 
 In-process use (plan/apply --sandbox, end-to-end tests, benchmarks):
 

@@ -1,4 +1,4 @@
-"""The state-changing `pfsync state` commands: rm, mv, import, unlock (§9). No Pocketflows call.
+"""The state-changing `pfsync state` commands: rm, mv, import, unlock. No Pocketflows call.
 
 Each takes the state lock (file store) or checks that no run holds the store's lock (git), folds
 a journal left by a crash, checks the whole request before changing anything, writes the
@@ -143,7 +143,7 @@ def import_trigger(
         lockfile = transaction.lockfile
         created = lockfile is None
         if lockfile is None:
-            # Adopting triggers made by hand is a deliberate first step (§9).
+            # Adopting triggers made by hand is a deliberate first step: create the lockfile.
             lockfile = Lockfile.new(config.api_url, config.environment)
         old = lockfile.triggers.get(address)
         pending = lockfile.pending.get(address)

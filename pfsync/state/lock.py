@@ -1,4 +1,6 @@
-"""The state lock: one state-changing pfsync command at a time per lockfile (§6, §8).
+"""The state lock: one state-changing pfsync command at a time per lockfile.
+
+A second one fails at once naming the holder, or waits up to `--lock-timeout`.
 
     with state_lock(lockfile_path, timeout=0.0) as holder: ...
 

@@ -1,4 +1,4 @@
-"""The lockfile `pfsync.lock`: the record of which triggers exist (§6), read with full checks.
+"""The lockfile `pfsync.lock`: the record of which triggers exist, read with full checks.
 
 Public API:
 
@@ -450,7 +450,7 @@ def require_environment(lockfile: Lockfile | None, environment: str | None, path
 
 
 def require_api_url(lockfile: Lockfile | None, api_url: str, path: Path) -> None:
-    """Refuse when the lockfile records another API than the configured one (§6)."""
+    """Refuse when the lockfile records another API than the configured one: its ids live there."""
     if lockfile is None or lockfile.api_url.rstrip("/") == api_url.rstrip("/"):
         return
     raise LockfileError(
