@@ -6,7 +6,17 @@ cycle would still be allowed by it, so it is checked here, lazy imports in funct
 
 from __future__ import annotations
 
+import ast
+import re
+import sys
+from importlib.metadata import packages_distributions, requires
+
 import grimp
+
+from conftest import REPO
+
+DEPENDENCIES_DOC = REPO / "docs" / "architecture.md"
+TEST_EXTRA = re.compile(r"extra\s*==\s*[\"']test[\"']")
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
@@ -55,3 +65,62 @@ def test_a_cycle_would_be_found() -> None:
     graph.add_import(importer="a.b", imported="a.c")
     graph.add_import(importer="a.c", imported="a.b")
     assert _cycles(graph) == [["a.b", "a.c"]]
+
+
+def _imported_at_run_time(node: ast.AST) -> set[str]:
+    """The top-level modules a module imports, lazy ones included, `if TYPE_CHECKING:` excluded."""
+    if isinstance(node, ast.Import):
+        return {alias.name.partition(".")[0] for alias in node.names}
+    if isinstance(node, ast.ImportFrom):
+        return {node.module.partition(".")[0]} if node.level == 0 and node.module else set()
+    children: list[ast.AST] = list(ast.iter_child_nodes(node))
+    if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
+        children = list(node.orelse)  # the body is for type checkers only, never run
+    found: set[str] = set()
+    for child in children:
+        found |= _imported_at_run_time(child)
+    return found
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """The distribution behind each third-party module pfsync imports → the modules."""
+    distributions = packages_distributions()
+    found: dict[str, set[str]] = {}
+    for path in sorted((REPO / "pfsync").rglob("*.py")):
+        for module in _imported_at_run_time(ast.parse(path.read_text(encoding="utf-8"))):
+            if module in sys.stdlib_module_names or module == "pfsync":
+                continue
+            for distribution in distributions.get(module, [module]):
+                found.setdefault(_normal(distribution), set()).add(module)
+    return found
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared() -> set[str]:
+    """The distributions pfsync's metadata requires, its extras' included (test tools aside)."""
+    return {
+        _normal(re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0])
+        for requirement in requires("pfsync") or []
+        if not TEST_EXTRA.search(requirement)
+    }
+
+
+def test_every_package_pfsync_imports_is_declared() -> None:
+    # A package that works only because another dependency pulls it in breaks when that one
+    # stops needing it.
+    undeclared = {
+        distribution: sorted(modules)
+        for distribution, modules in _third_party_imports().items()
+        if distribution not in _declared()
+    }
+    assert not undeclared
+
+
+def test_the_manual_says_why_each_dependency() -> None:
+    text = DEPENDENCIES_DOC.read_text(encoding="utf-8")
+    section = text.partition("\n## Dependencies\n")[2].partition("\n## ")[0]
+    named = {_normal(row.split("|")[1].strip()) for row in section.splitlines() if row[:2] == "| "}
+    assert sorted(_declared() - named) == []
