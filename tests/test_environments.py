@@ -659,3 +659,52 @@ def test_only_errors_about_a_substituted_value_say_where_it_came_from(tmp_path: 
             "$.spec.steps[1].email_template_id",
         ),
     ]
+
+
+def test_an_environment_given_its_own_api_url_after_init_adopts_the_empty_lockfile(
+    tmp_path: Path, run_pfsync: RunPfsync, make_sandbox: MakeSandbox
+) -> None:
+    # init's empty lockfile names the default API; it records nothing, so an `api_url:` set
+    # afterwards is adopted (plan accepts it, apply records it) instead of refused.
+    sandbox = make_sandbox()
+    assert run_pfsync("init", "repo", "--env", "staging", "--env", "production", cwd=tmp_path)
+    root = tmp_path / "repo"
+    config = root / "pfsync.yaml"
+    text = config.read_text()
+    edited = text.replace(
+        "    business: biz_123-staging ",
+        f"    api_url: {sandbox.url}\n    business: biz_acme-staging ",
+    )
+    assert edited != text
+    config.write_text(edited)
+    lockfile = root / "state" / "staging.lock"
+    assert json.loads(lockfile.read_text())["api_url"] == "https://api.pocketflows.com"
+    plan = run_pfsync("-e", "staging", "plan", cwd=root)
+    assert (plan.code, plan.out, plan.err) == (
+        0,
+        "Environment: staging\n"
+        "Business: biz_acme-staging\n"
+        f"API: {sandbox.url}\n"
+        "Lockfile: state/staging.lock (serial 1)\n"
+        "\n"
+        "+ biz_acme-staging/welcome-series  create  triggers/welcome-series.yaml:4\n"
+        '      $.spec.name: "Welcome series"\n'
+        '      $.spec.project_defined_event: "pde_signup"\n'
+        '      $.spec.steps[0].type: "email"\n'
+        '      $.spec.steps[0].email_template_id: "et_welcome_1"\n'
+        "\n"
+        "Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+        "0 unchanged.\n",
+        "",
+    )
+    env = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}
+    apply = run_pfsync("-e", "staging", "-q", "apply", "--auto-approve", cwd=root, env=env)
+    assert apply.code == 0, apply
+    assert json.loads(lockfile.read_text())["api_url"] == sandbox.url
+    # Now it records a trigger: another API is refused again, and nothing changes.
+    recorded = lockfile.read_bytes()
+    moved = {"PFSYNC_API_URL": "http://127.0.0.1:9"}
+    refused = run_pfsync("-e", "staging", "plan", cwd=root, env=moved)
+    assert (refused.code, refused.out) == (1, "")
+    assert "describes the API" in refused.err and "the configured API URL is" in refused.err
+    assert lockfile.read_bytes() == recorded

@@ -6,13 +6,28 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, cast
 
 import pytest
 from project_helpers import API_URL, LINEAGE, lockfile, record
 
 from pfsync.errors import LockfileError
+from pfsync.models import DesiredTrigger
 from pfsync.schemas import LOCKFILE, validator
-from pfsync.state.lockfile import Lockfile, read_lockfile, require_api_url, save_lockfile
+from pfsync.state.lockfile import (
+    HistoryEntry,
+    Lockfile,
+    PendingCreate,
+    StateLockRecord,
+    belonging,
+    read_lockfile,
+    require_api_url,
+    save_lockfile,
+)
+
+if TYPE_CHECKING:
+    from pfsync.config import Config
 
 
 def saved(tmp_path: Path) -> tuple[Path, Lockfile]:
@@ -119,6 +134,39 @@ def test_not_utf8_is_refused(tmp_path: Path) -> None:
 
 def test_missing_lockfile_reads_as_none(tmp_path: Path) -> None:
     assert read_lockfile(tmp_path / "pfsync.lock") is None
+
+
+def test_only_an_empty_lockfile_takes_another_configured_api_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What `init` writes records no id of any API: it takes the configured URL. Anything
+    # recorded (a trigger, a pending create, forgotten history, a lock) keeps it pinned.
+    monkeypatch.chdir(tmp_path)
+    other = "http://127.0.0.1:8787"
+    config = cast("Config", SimpleNamespace(api_url=other, environment=None, lockfile=tmp_path))
+    empty = Lockfile.new(API_URL)
+    assert belonging(empty, config) == replace(empty, api_url=other)
+    assert belonging(None, config) is None
+    entry = HistoryEntry(
+        id="trg_1", at="2026-01-01T00:00:00Z", reason="removed", origin="created", revision=0
+    )
+    lock = StateLockRecord(
+        id="l1", host="h", pid=1, run_url=None, since="2026-01-01T00:00:00Z", operation="apply"
+    )
+    pending = PendingCreate(
+        trigger=DesiredTrigger("biz_1", "welcome", {}, "", 0, "t.yaml"),
+        idempotency_key="k",
+        started_at="2026-01-01T00:00:00Z",
+        reason="create",
+    )
+    for recorded in (
+        lockfile(welcome=record("trg_1", "Welcome", key="welcome")),
+        replace(empty, pending={"biz_1/welcome": pending}),
+        replace(empty, forgotten={"biz_1/old": (entry,)}),
+        replace(empty, lock=lock),
+    ):
+        with pytest.raises(LockfileError, match="describes the API"):
+            belonging(recorded, config)
 
 
 def test_api_url_mismatch_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

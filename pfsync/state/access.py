@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from pfsync.config import Config
 from pfsync.state.journal import Journal, folded_state, read_journal, settle_journal
 from pfsync.state.lock import state_lock
-from pfsync.state.lockfile import Lockfile, read_lockfile, require_belongs, save_lockfile
+from pfsync.state.lockfile import Lockfile, belonging, read_lockfile, save_lockfile
 
 if TYPE_CHECKING:
     from pfsync.state.stores.session import RemoteState, StoreJournal
@@ -51,10 +51,9 @@ def read_state(config: Config) -> StateView:
 
         store = open_store(config)
         snapshot = store.read(strict=False)
-        require_belongs(snapshot.lockfile, config)
-        return StateView(snapshot.lockfile, False, snapshot.warnings, store.description)
-    on_disk = read_lockfile(config.lockfile)
-    require_belongs(on_disk, config)
+        lockfile = belonging(snapshot.lockfile, config)
+        return StateView(lockfile, False, snapshot.warnings, store.description)
+    on_disk = belonging(read_lockfile(config.lockfile), config, _journal_has_events(config))
     state = folded_state(on_disk, config.journal)
     unfolded = state is not on_disk or _journal_has_events(config)
     return StateView(state, unfolded)
@@ -104,7 +103,7 @@ def locked_state(config: Config, lock_timeout: float = 0.0) -> Iterator[StateTra
         config.lockfile.parent.mkdir(parents=True, exist_ok=True)
     with state_lock(config.lockfile, lock_timeout):
         lockfile = read_lockfile(config.lockfile)
-        require_belongs(lockfile, config)
+        lockfile = belonging(lockfile, config, _journal_has_events(config))
         lockfile = settle_journal(config.journal, config.lockfile, lockfile)
         yield StateTransaction(config, lockfile)
 

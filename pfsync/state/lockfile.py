@@ -20,6 +20,9 @@ Public API:
                                   equals `before` (then nothing is written: byte-identical)
     require_api_url(lockfile, api_url, path)
                                   LockfileError when the lockfile describes another API
+    belonging(lockfile, config)   the lockfile if it is the configured API's and environment's
+                                  record (LockfileError if not); an empty one (what `init`
+                                  writes) takes the configured API URL
     utc_now()                     the timestamp format used in the lockfile and journal
 
 Values are frozen; changes make new values (see `pfsync.state.changes`), so the planner and the
@@ -425,11 +428,28 @@ def save_lockfile(path: Path, before: Lockfile | None, after: Lockfile) -> Lockf
     return saved
 
 
-def require_belongs(lockfile: Lockfile | None, config: Config) -> None:
-    """LockfileError unless the lockfile is the configured API's and environment's record."""
+def belonging(
+    lockfile: Lockfile | None, config: Config, unfolded_journal: bool = False
+) -> Lockfile | None:
+    """`lockfile` if it is the configured API's and environment's record, else LockfileError.
+
+    A record of nothing (no trigger, pending create, forgotten history or lock: what `init`
+    writes) names no id of any API, so it takes the configured API URL, which the next write
+    records: an `api_url:` set after `init` is not refused. Anything recorded keeps it pinned,
+    and so does an `unfolded_journal` (a crashed run's creates at the recorded API).
+    """
     # The environment first: another environment's record usually names another API too.
     require_environment(lockfile, config.environment, config.lockfile)
+    if lockfile is not None and records_nothing(lockfile) and not unfolded_journal:
+        same = lockfile.api_url.rstrip("/") == config.api_url.rstrip("/")
+        return lockfile if same else replace(lockfile, api_url=config.api_url)
     require_api_url(lockfile, config.api_url, config.lockfile)
+    return lockfile
+
+
+def records_nothing(lockfile: Lockfile) -> bool:
+    """Whether the lockfile holds no trigger, pending create, forgotten history or lock."""
+    return not (lockfile.triggers or lockfile.pending or lockfile.forgotten or lockfile.lock)
 
 
 def require_environment(lockfile: Lockfile | None, environment: str | None, path: Path) -> None:

@@ -36,7 +36,7 @@ from pfsync.state.lockfile import (
     HistoryEntry,
     Lockfile,
     StateLockRecord,
-    require_belongs,
+    belonging,
     utc_now,
 )
 from pfsync.state.stores.base import Snapshot, StateStore, next_lockfile
@@ -354,8 +354,8 @@ def remote_state(
         snapshot = store.read()
         for warning in snapshot.warnings:
             warn(f"Warning: {warning}")
-        before = snapshot.lockfile
-        require_belongs(before, config)
+        before = belonging(snapshot.lockfile, config)
+        snapshot = replace(snapshot, lockfile=before)  # an empty record's adopted api_url
         if require_tip:
             check = getattr(store, "require_tip_checkout", None)
             if check is not None:
