@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from conftest import REPO, RunPfsync
+from conftest import REPO, RunPfsync, clean_env, pfsync_executable
+from git_helpers import GIT_ENV, git
+from pfsync.sandbox import Sandbox
 
 # `init .` says "Next: cd . && pfsync validate ...": the needless `cd . && ` is left out.
 
@@ -22,19 +27,30 @@ def wrote(directory: str, *ci_files: str, gitignore: str = "created") -> str:
     )
 
 
-def next_steps(directory: str, env: str = "", placeholder: bool = True) -> str:
+def next_steps(directory: str, env: str = "", placeholder: bool = True, ci: bool = False) -> str:
     """What `pfsync init DIRECTORY` says on stderr (no `cd` into the current directory); without
-    --business (a `placeholder`), plan is suggested with --sandbox, which runs with it."""
+    --business (a `placeholder`), plan is suggested with --sandbox, which runs with it. With
+    --`ci` (the git state store, in a new directory) plan needs the repository pushed first."""
     cd = "" if directory == "." else f"cd {directory} && "
-    env = f"-e {env} " if env else ""
+    shown_env = f"-e {env} " if env else ""
     if placeholder:
         then = (
-            f"pfsync {env}plan --sandbox   (set your business id in pfsync.yaml to plan against "
-            "Pocketflows)"
+            f"pfsync {shown_env}plan --sandbox   (set your business id in pfsync.yaml to plan "
+            "against Pocketflows)"
         )
+    elif ci:
+        then = f"pfsync {shown_env}plan --sandbox"
     else:
-        then = f"pfsync {env}plan   (try an apply with `pfsync {env}apply --sandbox`)"
-    return f"\nNext: {cd}pfsync validate && {then}\n"
+        then = f"pfsync {shown_env}plan   (try an apply with `pfsync {shown_env}apply --sandbox`)"
+    if not ci:
+        return f"\nNext: {cd}pfsync validate && {then}\n"
+    kept = "lockfiles" if env else "lockfile"
+    return (
+        f"\nNext: {cd}git init -b main && pfsync validate && {then}\n"
+        f"Before `pfsync {shown_env}plan` against Pocketflows, push this repository to origin's "
+        f"main, where the git state store keeps the {kept} (URL: your repository's): git add -A "
+        '&& git commit -m "Start pfsync" && git remote add origin URL && git push -u origin main\n'
+    )
 
 
 GITHUB_WORKFLOWS = [
@@ -134,7 +150,7 @@ def test_init_writes_ci_recipes_with_the_git_state_store(
     assert run.normalised() == (
         0,
         wrote(".", *GITHUB_WORKFLOWS),
-        next_steps(".") + GITHUB_SECRETS,
+        next_steps(".", ci=True) + GITHUB_SECRETS,
     )
     workflows = sorted(p.name for p in (tmp_path / ".github" / "workflows").iterdir())
     assert workflows == ["pfsync-apply.yml", "pfsync-comment.yml", "pfsync-plan.yml"]
@@ -152,7 +168,7 @@ def test_init_writes_ci_recipes_with_the_git_state_store(
     assert (run.code, run.out, run.err) == (
         0,
         wrote("gl", ".gitlab-ci.yml"),
-        next_steps("gl") + "CI: set the variables PFSYNC_USERNAME, PFSYNC_PASSWORD and "
+        next_steps("gl", ci=True) + "CI: set the variables PFSYNC_USERNAME, PFSYNC_PASSWORD and "
         "PFSYNC_PUSH_TOKEN for the apply job; pin PFSYNC_PIP_SPEC to a pfsync release (see the "
         'pfsync docs, "CI recipes").\n',
     )
@@ -176,7 +192,7 @@ def test_init_with_ci_then_validate_works(run_pfsync: RunPfsync, tmp_path: Path)
     assert run.normalised() == (
         0,
         wrote(".", *GITHUB_WORKFLOWS),
-        next_steps(".", placeholder=False) + GITHUB_SECRETS,
+        next_steps(".", placeholder=False, ci=True) + GITHUB_SECRETS,
     )
     validate = run_pfsync("validate", cwd=tmp_path)
     assert (validate.code, validate.out, validate.err) == (0, "", "1 trigger(s) valid.\n")
@@ -194,7 +210,7 @@ def env_wrote(*ci_files: str, environments: tuple[str, ...] = ("staging", "produ
     )
 
 
-ENV_NEXT_STEPS = next_steps(".", "staging", placeholder=False)
+ENV_NEXT_STEPS = next_steps(".", "staging", placeholder=False, ci=True)
 PIN = 'pin PFSYNC_PIP_SPEC to a pfsync release (see the pfsync docs, "CI recipes").\n'
 
 
@@ -262,7 +278,7 @@ def test_init_promotes_in_the_order_of_env(run_pfsync: RunPfsync, tmp_path: Path
     assert run.normalised() == (
         0,
         env_wrote(*GITHUB_WORKFLOWS, environments=names),
-        next_steps(".", "dev")
+        next_steps(".", "dev", ci=True)
         + "CI: each merge is applied to dev at once, then to staging and then to production, each "
         "once a reviewer approves it. Set the secrets PFSYNC_USERNAME and PFSYNC_PASSWORD in each "
         "GitHub environment (dev, staging, production), and required reviewers on staging and "
@@ -399,3 +415,60 @@ def test_the_example_manifests_point_at_the_repository_schema() -> None:
     assert manifests
     for manifest in manifests:
         assert schema_path(manifest) == (REPO / "schemas" / "manifest.schema.json").resolve()
+
+
+def test_the_next_steps_of_init_ci_run_as_printed_in_a_fresh_directory(
+    run_pfsync: RunPfsync, tmp_path: Path, sandbox: Sandbox
+) -> None:
+    # Each command init prints, pasted in order in the directory it made (with a bare
+    # repository as the origin the steps ask for): each succeeds, and the plan against the API
+    # (the sandbox, as PFSYNC_API_URL) reads the lockfile from origin's main.
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "--quiet", "--bare", "-b", "main", str(origin))
+    run = run_pfsync("init", "envs", "--ci", "github", *TWO_ENVIRONMENTS, cwd=tmp_path)
+    next_line, then_line = run.err.splitlines()[1:3]
+    assert (run.code, next_line, then_line) == (
+        0,
+        "Next: cd envs && git init -b main && pfsync validate && pfsync -e staging plan --sandbox",
+        "Before `pfsync -e staging plan` against Pocketflows, push this repository to origin's "
+        "main, where the git state store keeps the lockfiles (URL: your repository's): git add "
+        '-A && git commit -m "Start pfsync" && git remote add origin URL && git push -u origin '
+        "main",
+    )
+    steps = [
+        next_line.removeprefix("Next: "),
+        then_line.split("): ", 1)[1].replace(" URL ", f" {shlex.quote(str(origin))} "),
+        "pfsync -e staging plan",
+    ]
+    env = clean_env({**GIT_ENV, "PFSYNC_API_URL": sandbox.url})
+    env["PATH"] = str(Path(pfsync_executable()).parent) + os.pathsep + env["PATH"]
+    cwd = tmp_path
+    for step in steps:
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-c", f"set -euo pipefail\n{step}"],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, (step, done.stdout, done.stderr)
+        cwd = tmp_path / "envs"
+    assert "Plan: 1 to create" in done.stdout
+    assert git(origin, "ls-tree", "--name-only", "main", "state/") == (
+        "state/production.lock\nstate/staging.lock\n"
+    )
+
+
+def test_init_ci_in_an_existing_repository_leaves_its_git_setup_alone(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    # `git init` and `git remote add origin` would only fail or warn in a clone: not suggested.
+    git(tmp_path, "init", "--quiet", "-b", "main")
+    run = run_pfsync("init", "triggers", "--ci", "github", "--business", "biz_acme", cwd=tmp_path)
+    assert run.err.splitlines()[1:3] == [
+        "Next: cd triggers && pfsync validate && pfsync plan --sandbox",
+        "Before `pfsync plan` against Pocketflows, push this repository to origin's main, where "
+        "the git state store keeps the lockfile.",
+    ]

@@ -77,17 +77,44 @@ def init(
         click.echo(line)
     env = f"-e {environments[0]} " if environments else ""
     go_there = f"cd {directory} && " if Path(directory) != Path(".") else ""
+    # With --ci the lockfile lives on origin's main (the git state store): plan outside
+    # --sandbox needs the repository pushed there first, so the first steps stay in --sandbox.
+    fresh = ci != "none" and not _in_git_repository(Path(directory))
+    git_init = "git init -b main && " if fresh else ""
     if is_placeholder_business(business):  # plan refuses it but with --sandbox
         then = f"pfsync {env}plan --sandbox   (set your business id in pfsync.yaml to plan "
         then += "against Pocketflows)"
+    elif ci != "none":
+        then = f"pfsync {env}plan --sandbox"
     else:
         then = f"pfsync {env}plan   (try an apply with `pfsync {env}apply --sandbox`)"
-    click.echo(f"\nNext: {go_there}pfsync validate && {then}", err=True)
+    click.echo(f"\nNext: {go_there}{git_init}pfsync validate && {then}", err=True)
     if ci != "none":
+        click.echo(_push_first(env, fresh, plural=bool(environments)), err=True)
         from pfsync.scaffold.ci import ci_next_steps
 
         click.echo(ci_next_steps(ci, environments), err=True)
     return 0
+
+
+def _in_git_repository(directory: Path) -> bool:
+    """Whether `directory` is in a git work tree (a `.git` in it or a folder above it)."""
+    where = directory.resolve()
+    return any((folder / ".git").exists() for folder in (where, *where.parents))
+
+
+def _push_first(env: str, fresh: bool, plural: bool) -> str:
+    """The step before a plan against Pocketflows with the git state store: push to origin."""
+    said = (
+        f"Before `pfsync {env}plan` against Pocketflows, push this repository to origin's main, "
+        f"where the git state store keeps the {'lockfiles' if plural else 'lockfile'}"
+    )
+    if not fresh:  # an existing repository: its remote and history are its own
+        return f"{said}."
+    return (
+        f"{said} (URL: your repository's): git add -A && git commit -m \"Start pfsync\" && "
+        "git remote add origin URL && git push -u origin main"
+    )
 
 
 @click.command()
