@@ -112,7 +112,7 @@ def _push_first(env: str, fresh: bool, plural: bool) -> str:
     if not fresh:  # an existing repository: its remote and history are its own
         return f"{said}."
     return (
-        f"{said} (URL: your repository's): git add -A && git commit -m \"Start pfsync\" && "
+        f'{said} (URL: your repository\'s): git add -A && git commit -m "Start pfsync" && '
         "git remote add origin URL && git push -u origin main"
     )
 
