@@ -92,3 +92,17 @@ def lockfile(**triggers: TriggerRecord) -> Lockfile:
 def read_json(path: Path) -> Any:
     """The parsed JSON file."""
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def init_example_create(business: str) -> str:
+    """What a plan shows for the example trigger `pfsync init` writes, a create in `business`."""
+    return (
+        f"+ {business}/welcome-series  create  triggers/welcome-series.yaml:4\n"
+        '      $.spec.name: "Welcome series"\n'
+        '      $.spec.project_defined_event: "pde_signup"\n'
+        '      $.spec.steps[0].type: "email"\n'
+        '      $.spec.steps[0].email_template_id: "et_welcome_1"\n'
+        "\n"
+        "Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+        "0 unchanged.\n"
+    )

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from project_helpers import init_example_create
 
 from conftest import RunPfsync
 from fixtures_sandbox import MakeSandbox
@@ -686,15 +687,7 @@ def test_an_environment_given_its_own_api_url_after_init_adopts_the_empty_lockfi
         "Business: biz_acme-staging\n"
         f"API: {sandbox.url}\n"
         "Lockfile: state/staging.lock (serial 1)\n"
-        "\n"
-        "+ biz_acme-staging/welcome-series  create  triggers/welcome-series.yaml:4\n"
-        '      $.spec.name: "Welcome series"\n'
-        '      $.spec.project_defined_event: "pde_signup"\n'
-        '      $.spec.steps[0].type: "email"\n'
-        '      $.spec.steps[0].email_template_id: "et_welcome_1"\n'
-        "\n"
-        "Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
-        "0 unchanged.\n",
+        "\n" + init_example_create("biz_acme-staging"),
         "",
     )
     env = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}

@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from project_helpers import init_example_create
+
 from conftest import REPO, RunPfsync, clean_env, pfsync_executable
 from git_helpers import GIT_ENV, git
 from pfsync.sandbox import Sandbox
@@ -92,15 +94,7 @@ def test_init_then_validate_and_plan_work_without_edits(
         "Business: biz_new\n"
         "API: https://api.pocketflows.com\n"
         "Lockfile: pfsync.lock (serial 1)\n"
-        "\n"
-        "+ biz_new/welcome-series  create  triggers/welcome-series.yaml:4\n"
-        '      $.spec.name: "Welcome series"\n'
-        '      $.spec.project_defined_event: "pde_signup"\n'
-        '      $.spec.steps[0].type: "email"\n'
-        '      $.spec.steps[0].email_template_id: "et_welcome_1"\n'
-        "\n"
-        "Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
-        "0 unchanged.\n",
+        "\n" + init_example_create("biz_new"),
         "",
     )
     lock = json.loads((repo / "pfsync.lock").read_text())
