@@ -420,3 +420,24 @@ def test_record_check_by_type_agrees_with_the_oneof_schema() -> None:
         except ValueError:
             accepted = False
         assert accepted == whole.is_valid(data), data
+
+
+def test_an_empty_lockfile_with_an_unfolded_journal_keeps_its_api_url(tmp_path: Path) -> None:
+    # An empty lockfile takes another configured API URL, but not while a crashed run's journal
+    # holds creates sent to the recorded API: their ids would be filed under the other one.
+    from pfsync.config import load_config
+    from pfsync.state.access import locked_state, read_state
+
+    lock_path, journal_path, state = start(tmp_path)
+    (tmp_path / "pfsync.yaml").write_text("business: biz_1\napi_url: http://127.0.0.1:8787\n")
+    config = load_config(str(tmp_path / "pfsync.yaml"), environ={})
+    assert read_state(config).state is not None  # nothing recorded: the URL is taken
+    with Journal.open(journal_path, state) as journal:
+        journal.append(pending("biz_1/a", "A"))
+        journal.append(created("biz_1/a", "trg_a"))
+    before = (lock_path.read_bytes(), journal_path.read_bytes())
+    with pytest.raises(LockfileError, match=r"describes the API https://api\.pocketflows\.com"):
+        read_state(config)
+    with pytest.raises(LockfileError, match="describes the API"), locked_state(config):
+        pass
+    assert (lock_path.read_bytes(), journal_path.read_bytes()) == before
