@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from pfsync.errors import ConfigInvalid
 from pfsync.support.diagnostics import Diagnostic, sort_diagnostics
+from pfsync.support.invocation import Invocation
 from pfsync.support.textsafety import escape
 
 CONFIG_NAME = "pfsync.yaml"
@@ -157,6 +158,8 @@ class Config:
     # nothing this environment applies from (the git store's "apply from the tip" check).
     other_lockfiles: tuple[Path, ...] = ()
     cache: bool = True  # reuse unchanged manifests' results (.pfsync/cache/)
+    # How this config was reached (-e, -C, --config, --sandbox): what printed commands repeat.
+    invocation: Invocation = field(default_factory=Invocation)
 
     @property
     def journal(self) -> Path:
@@ -286,6 +289,7 @@ def load_config(
         environments=names,
         other_lockfiles=others,
         cache=cache,
+        invocation=Invocation(environment, directory, config_path),
     )
 
 

@@ -40,6 +40,7 @@ def sandbox_config(config: Config) -> Config:
         lockfile=state / "pfsync.lock",
         api_url=SANDBOX_API_URL,
         state=StateConfig(),  # a local file: rehearsals never touch a remote store
+        invocation=dataclasses.replace(config.invocation, sandbox=True),
     )
 
 
