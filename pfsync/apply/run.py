@@ -50,6 +50,7 @@ class ApplyOptions:
     targets: Sequence[str] = ()
     replace: Sequence[str] = ()
     plan_file: str | None = None
+    after: str | None = None  # `--after PREV`: only creates PREV's record holds
 
 
 @dataclass
@@ -147,6 +148,8 @@ def summarise(report: ApplyReport, plan: Plan, environment: str | None = None) -
         f". Needs a person: {counts['update']} update, {counts['delete']} delete, "
         f"{uncertain} uncertain."
     )
+    if plan.held_back:
+        line += f" Held back by --after {plan.after}: {len(plan.held_back)} (not sent)."
     return line
 
 
@@ -223,13 +226,27 @@ def run_apply(
             "If this is the first apply of this repository, run again with --new-lockfile"
         )
 
-    from pfsync.plan.saved import check_saved_environment, check_saved_plan, load_saved_plan
+    from pfsync.plan.after import hold_back, hold_back_saved, previous_record
+    from pfsync.plan.saved import (
+        check_saved_after,
+        check_saved_environment,
+        check_saved_plan,
+        load_saved_plan,
+    )
 
-    saved = load_saved_plan(options.plan_file) if options.plan_file is not None else None
+    saved = (
+        load_saved_plan(options.plan_file, config.invocation)
+        if options.plan_file is not None
+        else None
+    )
     if saved is not None:
-        check_saved_environment(saved, config.environment)  # before a lockfile is made for it
+        # before a lockfile is made for it
+        check_saved_environment(saved, config.environment, config.invocation)
+        check_saved_after(saved, options.after)
     targets = saved.targets if saved is not None else options.targets
     replace = saved.replace if saved is not None else options.replace
+    # PREV's record is read once, before the lock: read-only, it holds nothing of ours.
+    after = previous_record(config, options.after) if saved is None and options.after else None
 
     def planned(lockfile: Lockfile | None) -> tuple[Plan, list[ApplyItem]]:
         plan = create_plan(
@@ -242,6 +259,10 @@ def run_apply(
             config.business,
             config.environment,
         )
+        if saved is not None and saved.after is not None:
+            plan = hold_back_saved(plan, saved.after, saved.held_back)
+        elif after is not None:
+            plan = hold_back(plan, after)
         recorded = lockfile or Lockfile.new(config.api_url, config.environment)
         return plan, _items_to_send(plan, recorded, options.retry_uncertain)
 
@@ -265,7 +286,9 @@ def run_apply(
         if saved is not None:
             # Against the state the plan was made from: taking a remote store's lock is a
             # write of its own, which must not make every saved plan stale.
-            check_saved_plan(saved, plan, transaction.before_lock, config.environment)
+            check_saved_plan(
+                saved, plan, transaction.before_lock, config.environment, config.invocation
+            )
         shown = resending_uncertain(plan) if options.retry_uncertain else plan
         io.show_plan(shown, transaction.where)
         if not items and not plan.carried:

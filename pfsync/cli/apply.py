@@ -106,6 +106,12 @@ RETRY_UNCERTAIN_HELP = (
     help="Create a new draft for ADDR; the old trigger stays active until deactivated by hand.",
 )
 @click.option(
+    "--after",
+    metavar="ENV",
+    help="Send only the creates environment ENV's record holds as created from the same "
+    "manifest document (promotion between environments); the others are held back.",
+)
+@click.option(
     "--sandbox",
     is_flag=True,
     help="Apply against an in-process sandbox API with its own state in .pfsync/.",
@@ -142,6 +148,7 @@ def apply(
     retry_uncertain: bool,
     targets: tuple[str, ...],
     replace: tuple[str, ...],
+    after: str | None,
     sandbox: bool,
     sandbox_faults: tuple[str, dict[str, Any]] | None,
     connect_timeout: float,
@@ -250,6 +257,7 @@ def apply(
                 targets=targets,
                 replace=replace,
                 plan_file=planfile,
+                after=after,
             ),
             client_factory,
             ApplyIO(
