@@ -845,7 +845,7 @@ def test_two_declarations_of_any_kinds_for_one_address_are_refused(
 
 def test_a_not_created_re_send_uncertain_again_is_not_told_to_declare_a_not_created() -> None:
     from pfsync.apply.applier import ItemResult
-    from pfsync.apply.run import describe_result
+    from pfsync.apply.outcome import describe_result
 
     result = ItemResult("biz_1/a", "uncertain", "read timeout")
     assert describe_result(result, resent=True) == (

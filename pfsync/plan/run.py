@@ -11,13 +11,11 @@ from pathlib import Path
 
 from pfsync.config import Config
 from pfsync.config.placeholders import refuse_placeholder
-from pfsync.config.rehearsal import is_sandbox
 from pfsync.errors import DeclarationConflict
 from pfsync.manifests.load import load_manifests
 from pfsync.plan.after import check_after, hold_back, previous_record
 from pfsync.plan.planner import NOOP, create_plan
 from pfsync.plan.render.json_document import PlanReport
-from pfsync.plan.sandbox_wording import with_sandbox_remedies
 from pfsync.state.access import read_state
 from pfsync.support.diagnostics import Diagnostic, located
 from pfsync.support.textsafety import escape
@@ -53,6 +51,7 @@ def plan_report(
             loaded.declarations,
             config.business,
             config.environment,
+            config.invocation,
         )
     except DeclarationConflict as conflict:
         return conflict.diagnostics
@@ -61,8 +60,6 @@ def plan_report(
         record = previous_record(config, after)
         plan = hold_back(plan, record)
         warnings += record.warnings
-    if is_sandbox(config):
-        plan = with_sandbox_remedies(plan)
     return PlanReport(
         plan=plan,
         lockfile_name=view.where or config.shown_lockfile,

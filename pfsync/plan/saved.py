@@ -124,7 +124,7 @@ def load_saved_plan(path: Path | str, invocation: Invocation | None = None) -> S
     try:
         return _load_saved_plan(path)
     except _Unusable as exc:
-        command = (invocation or Invocation()).command("plan", "--out", "FILE")
+        command = (invocation or Invocation()).command("plan", options=["--out", "FILE"])
         raise PlanError(f"{exc}. Save a new one with `{command}`") from None
 
 
@@ -208,7 +208,7 @@ def new_plan_step(saved: SavedPlan, invocation: Invocation) -> str:
         options += ["--target", address]
     for address in saved.replace:
         options += ["--replace", address]
-    command = invocation.command("plan", *options, "--out", saved.path)
+    command = invocation.command("plan", options=[*options, "--out", saved.path])
     return (
         f"Make a new plan and review it: `{command}` (in CI, re-run the job that made the plan); "
         "nothing was sent"
@@ -226,7 +226,7 @@ def check_saved_environment(
     invocation = invocation or Invocation(environment)
     there = dataclasses.replace(invocation, environment=saved.environment)
     how = f"apply it with `{there.command('apply', saved.path)}`, or " if saved.environment else ""
-    command = invocation.command("plan", "--out", "FILE")
+    command = invocation.command("plan", options=["--out", "FILE"])
     raise PlanError(
         f"the plan {saved.path} was made for {planned}, but this apply is for {applying}: "
         f"{how}make a plan for this environment with `{command}`; nothing was sent"
