@@ -6,8 +6,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -16,6 +17,9 @@ from pfsync.cli.common import global_options, load_config_or_report, text_or_jso
 from pfsync.config import is_loopback_host
 from pfsync.errors import SignalStop
 from pfsync.support.signals import raising
+
+if TYPE_CHECKING:
+    from pfsync.sandbox import Sandbox
 
 USERNAME_ENV = "PFSYNC_USERNAME"
 PASSWORD_ENV = "PFSYNC_PASSWORD"
@@ -159,15 +163,25 @@ def sandbox(
         lose_response_rate=lose_response_rate,
         seed=seed,
     )
-    # SIGINT or SIGTERM unwinds the wait below, so the server stops cleanly.
+    _serve_until_stopped(
+        server,
+        f"{host}:{port}",
+        lambda url: _say_serving(url, host, username, username_source, password_source),
+    )
+    return 0
+
+
+def _serve_until_stopped(server: Sandbox, address: str, say_serving: Callable[[str], None]) -> None:
+    """Start `server`, say where it is, and serve until SIGINT or SIGTERM; then stop it."""
+    # The signal unwinds the wait below, so the server stops cleanly.
     try:
         with raising((signal.SIGINT, signal.SIGTERM), SignalStop):
             try:
                 server.start()
             except OSError as exc:
-                message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+                message = f"cannot listen on {address}: {exc.strerror or exc}"
                 raise click.ClickException(message) from None
-            _say_serving(server.url, host, username, username_source, password_source)
+            say_serving(server.url)
             while True:
                 if hasattr(signal, "pause"):
                     signal.pause()
@@ -177,7 +191,6 @@ def sandbox(
         pass
     finally:
         server.stop()
-    return 0
 
 
 def _say_serving(

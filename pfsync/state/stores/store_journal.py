@@ -21,7 +21,7 @@ from pfsync.state.journal import fold
 from pfsync.state.journal_records import Created, Event, Failed, Pending, Record, Uncertain
 
 if TYPE_CHECKING:
-    from pfsync.state.stores.session import RemoteState
+    from pfsync.state.transaction import Transaction
 
 NOT_SENT = "not sent: the run stopped before this create was sent"
 
@@ -35,7 +35,7 @@ class StoreJournal:
     Outcomes are buffered and go out with the next write.
     """
 
-    def __init__(self, state: RemoteState, batch_size: int) -> None:
+    def __init__(self, state: Transaction, batch_size: int) -> None:
         self.state = state
         self.batch_size = max(1, batch_size)
         self.error: StoreError | None = None
@@ -136,9 +136,7 @@ class StoreJournal:
                 error = (
                     exc
                     if isinstance(exc, StoreError)
-                    else StoreError(
-                        f"cannot write {self.state.store.description}: {type(exc).__name__}: {exc}"
-                    )
+                    else StoreError(f"cannot write {self.state.where}: {type(exc).__name__}: {exc}")
                 )
                 with self._cond:
                     self.error = error
