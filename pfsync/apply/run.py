@@ -242,6 +242,7 @@ def run_apply(
             declarations,
             config.business,
             config.environment,
+            config.invocation,
         )
         recorded = lockfile or Lockfile.new(config.api_url, config.environment)
         return plan, _items_to_send(plan, recorded, options.retry_uncertain)
