@@ -168,7 +168,7 @@ def apply(
     from pfsync.manifests.load import load_manifests
     from pfsync.plan.render.json_document import PlanReport
     from pfsync.plan.render.text import render_text
-    from pfsync.plan.sandbox_wording import sandbox_wording, with_sandbox_remedies
+    from pfsync.plan.sandbox_wording import sandbox_wording
     from pfsync.sandbox.rehearsal import start_sandbox
 
     if sandbox_faults is not None and not sandbox:
@@ -202,9 +202,8 @@ def apply(
 
     def show_plan(plan: Plan, where: str | None) -> None:
         if options.verbosity >= 0:
-            shown = with_sandbox_remedies(plan) if sandbox else plan
             report = PlanReport(
-                shown, where or config.shown_lockfile, color=color, environment=config.environment
+                plan, where or config.shown_lockfile, color=color, environment=config.environment
             )
             click.echo(render_text(report), nl=False)
 

@@ -14,6 +14,7 @@ from pfsync.cli.common import (
 )
 from pfsync.plan.render import FORMATS
 from pfsync.support.collector import collector_paused
+from pfsync.support.textsafety import escape
 
 
 @click.command()
@@ -105,7 +106,8 @@ def plan(
             for line in verbose_lines(config, report):
                 click.echo(line, err=True)
     if out is not None and options.verbosity >= 0:
-        click.echo(f"Saved the plan to {out}; apply it with `pfsync apply {out}`.", err=True)
+        apply = config.invocation.command("apply", out)
+        click.echo(f"Saved the plan to {escape(out)}; apply it with `{escape(apply)}`.", err=True)
     if base_plan is not None and detailed_exitcode:
         from pfsync.plan.compare import exit_code_against_base
 

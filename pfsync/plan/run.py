@@ -11,12 +11,10 @@ from pathlib import Path
 
 from pfsync.config import Config
 from pfsync.config.placeholders import refuse_placeholder
-from pfsync.config.rehearsal import is_sandbox
 from pfsync.errors import DeclarationConflict
 from pfsync.manifests.load import load_manifests
 from pfsync.plan.planner import NOOP, create_plan
 from pfsync.plan.render.json_document import PlanReport
-from pfsync.plan.sandbox_wording import with_sandbox_remedies
 from pfsync.state.access import read_state
 from pfsync.support.diagnostics import Diagnostic, located
 from pfsync.support.textsafety import escape
@@ -47,11 +45,10 @@ def plan_report(
             loaded.declarations,
             config.business,
             config.environment,
+            config.invocation,
         )
     except DeclarationConflict as conflict:
         return conflict.diagnostics
-    if is_sandbox(config):
-        plan = with_sandbox_remedies(plan)
     return PlanReport(
         plan=plan,
         lockfile_name=view.where or config.shown_lockfile,
