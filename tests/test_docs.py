@@ -353,3 +353,44 @@ def test_the_environment_variable_table_is_the_code() -> None:
     table = section(DOCS / "configuration.md", "Environment variables")
     documented = set(re.findall(r"\bPFSYNC_[A-Z0-9_]+", table))  # not click's _PFSYNC_COMPLETE
     assert sorted(documented) == sorted(pfsync_variables())
+
+
+def test_the_exit_code_table_is_the_code() -> None:
+    import signal
+
+    from pfsync.plan.planner import EXIT_CHANGES, EXIT_NEEDS_PERSON, EXIT_NOTHING_TO_DO
+
+    table = section(INDEX, "Exit codes")
+    codes = [line.split("|")[1].strip() for line in table.splitlines() if line[:2] == "| "][1:]
+    stopped = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # the process exits 128 + signal
+    assert codes == [
+        str(EXIT_NOTHING_TO_DO),
+        "1",  # every error: pfsync never exits with click's usage code 2
+        str(EXIT_CHANGES),
+        str(EXIT_NEEDS_PERSON),
+        " / ".join(str(128 + signum) for signum in stopped),
+    ]
+
+
+def test_performance_names_every_benchmark_step() -> None:
+    # benchmarks/run.py's steps (its --only choices) are the source; it imports only the standard
+    # library until a step runs.
+    import importlib.util
+
+    folder = str(REPO / "benchmarks")
+    loaded = set(sys.modules)
+    sys.path.insert(0, folder)
+    try:
+        spec = importlib.util.spec_from_file_location("benchmarks_run", f"{folder}/run.py")
+        assert spec is not None and spec.loader is not None
+        run = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(run)
+        steps = list(run.STEPS)
+    finally:
+        sys.path.remove(folder)
+        for name in set(sys.modules) - loaded:  # its own modules (harness, report…) go again
+            if str(getattr(sys.modules[name], "__file__", "")).startswith(folder):
+                del sys.modules[name]
+    usage = (DOCS / "performance.md").read_text(encoding="utf-8").partition("--only apply")[2]
+    listed = re.findall(r"[\w-]+", usage.partition("```")[0].partition("(")[2])
+    assert listed == steps
