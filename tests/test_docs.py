@@ -394,3 +394,24 @@ def test_performance_names_every_benchmark_step() -> None:
     usage = (DOCS / "performance.md").read_text(encoding="utf-8").partition("--only apply")[2]
     listed = re.findall(r"[\w-]+", usage.partition("```")[0].partition("(")[2])
     assert listed == steps
+
+
+def test_the_documented_defaults_are_the_config_loaders() -> None:
+    # The loader's defaults are the source; the state reference table and the schema's
+    # descriptions (what an editor shows) repeat each number or name.
+    import dataclasses
+
+    from pfsync.config import DEFAULT_API_URL, DEFAULT_LOCKFILE, DEFAULT_MANIFESTS, StateConfig
+
+    schema = config_schema()["properties"]
+    state = table_rows(section(DOCS / "state-stores.md", "Configuration reference"))
+    for field in dataclasses.fields(StateConfig):
+        if isinstance(field.default, int | float) and not isinstance(field.default, bool):
+            shown = f"{field.default:g}"
+            assert state[field.name].split(" | ")[1] == f"`{shown}`", field.name
+            description = schema["state"]["properties"][field.name]["description"]
+            assert f"(default {shown})" in description, field.name
+    top = table_rows(section(DOCS / "configuration.md", "`pfsync.yaml`"))
+    assert top["api_url"].startswith(f"`{DEFAULT_API_URL}` |")
+    assert top["manifests"].startswith(f"`{json.dumps(list(DEFAULT_MANIFESTS))}` |")
+    assert top["lockfile"].startswith(f"`{DEFAULT_LOCKFILE}` |")
