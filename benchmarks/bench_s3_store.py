@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from corpora import corpus
-from harness import BIN, WORK, Sizes
+from harness import BIN, WORK, Sizes, stop
 from store_compare import apply_with_and_without, store_result
 
 S3_PACKAGES = ("boto3>=1.36", "moto[s3]>=5.1.5", "flask", "flask-cors")  # and moto's server
@@ -61,12 +61,7 @@ def s3_server() -> Any:
                 time.sleep(0.1)
         yield client, url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def bench_s3_store(sizes: Sizes, results: dict[str, Any]) -> None:

@@ -145,6 +145,16 @@ def measure_interleaved(contenders: Sequence[Contender], runs: int, **kwargs: An
     return [contender.timing for contender in contenders]
 
 
+def stop(process: subprocess.Popen[Any]) -> None:
+    """Terminate a server the benchmark started; kill it if it has not exited in 10 s."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def sandbox(latency_ms: int) -> Any:
     """A `pfsync sandbox` on a free loopback port; yields its base URL."""
@@ -161,12 +171,7 @@ def sandbox(latency_ms: int) -> Any:
             raise SystemExit(f"the sandbox did not start (it said {url!r})")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @dataclass

@@ -394,3 +394,59 @@ def test_performance_names_every_benchmark_step() -> None:
     usage = (DOCS / "performance.md").read_text(encoding="utf-8").partition("--only apply")[2]
     listed = re.findall(r"[\w-]+", usage.partition("```")[0].partition("(")[2])
     assert listed == steps
+
+
+def test_the_documented_defaults_are_the_config_loaders() -> None:
+    # The loader's defaults are the source; the state reference table and the schema's
+    # descriptions (what an editor shows) repeat each number or name.
+    import dataclasses
+
+    from pfsync.config import DEFAULT_API_URL, DEFAULT_LOCKFILE, DEFAULT_MANIFESTS, StateConfig
+
+    schema = config_schema()["properties"]
+    state = table_rows(section(DOCS / "state-stores.md", "Configuration reference"))
+    for field in dataclasses.fields(StateConfig):
+        if isinstance(field.default, int | float) and not isinstance(field.default, bool):
+            shown = f"{field.default:g}"
+            assert state[field.name].split(" | ")[1] == f"`{shown}`", field.name
+            description = schema["state"]["properties"][field.name]["description"]
+            assert f"(default {shown})" in description, field.name
+    top = table_rows(section(DOCS / "configuration.md", "`pfsync.yaml`"))
+    assert top["api_url"].startswith(f"`{DEFAULT_API_URL}` |")
+    assert top["manifests"].startswith(f"`{json.dumps(list(DEFAULT_MANIFESTS))}` |")
+    assert top["lockfile"].startswith(f"`{DEFAULT_LOCKFILE}` |")
+
+
+def requirements() -> dict[str, set[str]]:
+    """pfsync's declared distributions by extra ("" for the runtime ones), names normalised."""
+    from importlib.metadata import requires
+
+    found: dict[str, set[str]] = {}
+    for requirement in requires("pfsync") or []:
+        name = re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0]
+        extra = re.search(r"extra\s*==\s*[\"'](\w+)[\"']", requirement)
+        found.setdefault(extra[1] if extra else "", set()).add(normal_name(name))
+    return found
+
+
+def normal_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
+def test_the_dependency_lists_are_the_package_metadata() -> None:
+    # pyproject.toml declares them; the README names the runtime ones and the s3 extra's,
+    # docs/development.md says why each test tool is there.
+    declared = requirements()
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+    runtime = readme.partition("Runtime dependencies: ")[2].partition(" ([why each]")[0]
+    assert {normal_name(name) for name in runtime.split(", ")} == declared[""]
+    s3 = readme.partition("the s3 state store adds ")[2].partition(" (`pfsync[s3]`)")[0]
+    assert {normal_name(name) for name in s3.split(" and ")} == declared["s3"]
+    table = section(DOCS / "development.md", "Test-only dependencies")
+    named = {
+        normal_name(name)
+        for row in table.splitlines()
+        if row[:2] == "| " and not row.startswith("| package")
+        for name in row.split("|")[1].split(",")
+    }
+    assert sorted(named) == sorted(declared["test"] - declared[""])
