@@ -25,6 +25,7 @@ from pfsync.apply.applier import (
 from pfsync.config import Config
 from pfsync.errors import ApplyRefused, PfsyncError
 from pfsync.models import Declaration, DesiredTrigger
+from pfsync.support.signals import handled, stop_signals
 from pfsync.support.textsafety import escape, shown_id
 
 if TYPE_CHECKING:
@@ -304,7 +305,7 @@ def run_apply(
             notices.settle()  # what a signal said comes before the outcomes it waited for
             report = applier.report(items)
             try:
-                transaction.finish_journal(journal)
+                transaction.finish_journal()
             except Exception as exc:
                 for result in report.results:
                     if result.kind == "created" and result.address in journal.unwritten_created():
@@ -408,14 +409,8 @@ def _signals_stop(
     The handlers stay until the journal is folded, so a second Ctrl-C cannot cut the fold short.
     """
     notices = _Notices(applier, say)
-    if threading.current_thread() is not threading.main_thread():
-        try:
-            yield notices
-        finally:
-            notices.close()
-        return
 
-    def handler(signum: int, frame: object) -> None:
+    def handler(signum: int) -> None:
         if signum == signal.SIGINT and signal.SIGINT in received:
             applier.abandon_in_flight()  # a second Ctrl-C: the in-flight ones stay uncertain
         if not received:
@@ -423,13 +418,10 @@ def _signals_stop(
         received.append(signum)
         applier.request_stop("interrupt")
 
-    stopping = tuple(EXIT_SIGNAL)  # SIGINT, SIGTERM and, where there is one, SIGHUP
-    previous = {sig: signal.signal(sig, handler) for sig in stopping}
     try:
-        yield notices
+        with handled(stop_signals(), handler):
+            yield notices
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
         notices.close()
 
 

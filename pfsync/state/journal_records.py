@@ -99,6 +99,7 @@ class Folded:
 
 Outcome = Created | Failed | Uncertain
 Record = Begin | Pending | Created | Failed | Uncertain | Folded
+Event = Pending | Created | Failed | Uncertain  # what changes a lockfile (a fold applies it)
 _TYPES: dict[str, type[Record]] = {
     cls.type: cls for cls in (Begin, Pending, Created, Failed, Uncertain, Folded)
 }
