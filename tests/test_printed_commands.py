@@ -256,6 +256,7 @@ NOT_YET_CONVERTED = {
     "pfsync/state/changes.py",
     "pfsync/state/commands.py",
     "pfsync/state/lockfile.py",
+    "pfsync/state/stores/lock_records.py",
     "pfsync/state/stores/session.py",
     "pfsync/state/stores/transfer.py",
 }
