@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 CACHE_DIR = "cache"
 FORMAT = "pfsync-manifest-cache"
-VERSION = 5
+VERSION = 6
 KEEP = 8  # cache files kept (contexts: environments, recent versions); older ones are removed
 # A file changed less than this before the cache was written may have changed again within
 # the same mtime tick without its stat showing it: its bytes are compared instead.
@@ -57,9 +57,9 @@ StatKey = tuple[int, int, int]  # size, mtime_ns, inode
 
 
 # One file's entry: [size, mtime_ns, inode, sha256, triggers, diagnostics, warnings,
-# declarations], where a trigger is [business, key, revision, line, digest], a diagnostic or a
-# warning [line, col, message, path, hint] and a declaration [kind, business, key, line, to,
-# trigger_id, environment, intent, acknowledges].
+# declarations], where a trigger is [business, key, revision, line, digest, document digest],
+# a diagnostic or a warning [line, col, message, path, hint] and a declaration [kind, business,
+# key, line, to, trigger_id, environment, intent, acknowledges].
 # Kept as read (lists): building 10,000 objects up front would cost more than the lookups.
 Entry = list[Any]
 
@@ -221,11 +221,13 @@ class ManifestCache:
         triggers, diagnostics, warnings, declarations = entry[4], entry[5], entry[6], entry[7]
         bodies = self.bodies if self.with_bodies else {}
         manifests = []
-        for business, key, revision, line, digest in triggers:
+        for business, key, revision, line, digest, document in triggers:
             body = bodies.get(digest) if self.with_bodies else BODY_NOT_READ
             if not isinstance(body, dict):
                 return None  # written by another run meanwhile, or damaged: read the file
-            manifests.append(DesiredTrigger(business, key, body, digest, revision, shown, line))
+            manifests.append(
+                DesiredTrigger(business, key, body, digest, revision, shown, line, None, document)
+            )
         return LoadResult(
             manifests=manifests,
             diagnostics=[
@@ -349,7 +351,10 @@ def fragment_of(shown: str, stat: StatKey, sha256: str, result: LoadResult) -> F
     entry = [
         *stat,
         sha256,
-        [[t.business, t.key, t.revision, t.line, t.digest] for t in result.manifests],
+        [
+            [t.business, t.key, t.revision, t.line, t.digest, t.document_digest]
+            for t in result.manifests
+        ],
         [[d.line, d.col, d.message, d.path, d.hint] for d in result.diagnostics],
         [[w.line, w.col, w.message, w.path, w.hint] for w in result.warnings],
         [

@@ -40,6 +40,7 @@ from pfsync.schemas import MOVED as MOVED_SCHEMA
 from pfsync.schemas import NOT_CREATED as NOT_CREATED_SCHEMA
 from pfsync.schemas import REMOVED as REMOVED_SCHEMA
 from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
+from pfsync.support.canonical import body_digest
 from pfsync.support.collector import collector_paused
 from pfsync.support.diagnostics import Diagnostic, json_path, sort_diagnostics
 from pfsync.support.paths import StrPath, display_path
@@ -66,6 +67,7 @@ def _manifest_from(
     warnings: list[Diagnostic],
 ) -> DesiredTrigger | Declaration | list[Diagnostic] | None:
     whole: dict[tuple[int, int], str] = {}  # (line, col) → the reference that gave its value
+    written = _as_written(document.data) if has_references and declaring.with_bodies else None
     if has_references:
         unresolved = substitute(
             document, shown, declaring.values, declaring.environment, whole, warnings
@@ -130,18 +132,31 @@ def _manifest_from(
                 "set `business:` in the manifest, or a default `business:` in pfsync.yaml",
             )
         ]
+    # JSON Schema counts 2.0 as an integer: the record holds the int.
+    revision = int(data.get("revision", 0))
     if not declaring.with_bodies:
-        revision = int(data.get("revision", 0))
         return DesiredTrigger(business, data["key"], BODY_NOT_READ, "", revision, shown, key_line)
-    return DesiredTrigger.declared(
-        business=business,
-        key=data["key"],
-        # JSON Schema counts 2.0 as an integer: the record holds the int.
-        revision=int(data.get("revision", 0)),
-        body=data["spec"],
-        file=shown,
-        line=key_line,
+    body = data["spec"]
+    digest = body_digest(body)
+    fields, spec_digest = written if written is not None else (_without_spec(data), digest)
+    document_digest = body_digest({**fields, "spec": spec_digest})
+    return DesiredTrigger(
+        business, data["key"], body, digest, revision, shown, key_line, None, document_digest
     )
+
+
+def _without_spec(data: dict[str, Any]) -> dict[str, Any]:
+    return {field: value for field, value in data.items() if field != "spec"}
+
+
+def _as_written(data: Any) -> tuple[dict[str, Any], str] | None:
+    """A document's fields but `spec`, and its spec's digest, before values are substituted
+    (substitution happens in place): its document digest is made of them, so two environments
+    whose values differ still agree on which version of the manifest a record was created from.
+    """
+    if not isinstance(data, dict) or "spec" not in data:
+        return None
+    return _without_spec(data), body_digest(data["spec"])
 
 
 # The schema of each kind of document besides `Trigger` (the manifest schema).
