@@ -244,15 +244,13 @@ HAND_WRITTEN = re.compile(rf"(?:`|^)pfsync (?:-\S+ (?:\S+ )?)*(?:{COMMAND_NAMES}
 NAMED = ("`pfsync init` wrote", '`pfsync init` "', "`pfsync -e NAME plan`")
 # Modules of other areas whose printed commands their owners convert to Invocation next
 # (helper "apply": apply/**, cli/apply.py, plan/saved.py; "state": state/**; "plan":
-# plan/render/**), and sandbox_wording.py, which rewrites apply's progress lines until then.
+# plan/render/**).
 # Each must still hold a hand-written command, so the list only shrinks.
 NOT_YET_CONVERTED = {
     "pfsync/apply/credentials.py",
-    "pfsync/apply/run.py",
     "pfsync/cli/apply.py",
     "pfsync/plan/saved.py",
     "pfsync/plan/render/markdown.py",
-    "pfsync/plan/sandbox_wording.py",
     "pfsync/state/changes.py",
     "pfsync/state/commands.py",
     "pfsync/state/lockfile.py",
