@@ -83,6 +83,10 @@ def _lockfile(api_url: str) -> Lockfile:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
+    return make_repository(tmp_path)
+
+
+def make_repository(tmp_path: Path) -> Path:
     """An environments repository whose staging plan has every kind of entry needing a person
     (in its lockfile and in sandbox mode's)."""
     root = tmp_path / "my repo"
@@ -196,6 +200,23 @@ def test_the_errors_advice_works_as_pasted(repo: Path, run: Run) -> None:
         assert commands, output
         for text in commands:
             check_command(text, run, ADDRESSES | {"biz_1/nowhere"})
+
+
+SANDBOX_RUNS = [RUNS[2], Run("dir+config+sandbox", RUNS[1].before, True, sandbox=True)]
+
+
+@pytest.mark.parametrize("run", SANDBOX_RUNS, ids=lambda run: run.name)
+def test_an_apply_whose_creates_are_uncertain_prints_commands_that_work(
+    repo: Path, run: Run
+) -> None:
+    """apply's plan, its uncertain outcomes' advice and its closing sandbox note."""
+    faults = ("--sandbox-faults", "lose-response=1,seed=1")
+    code, output = run_pfsync_in(repo, run, "apply", "--auto-approve", *faults)
+    assert code == 3, output
+    commands = printed_commands(output)
+    assert len([c for c in commands if " sandbox list" in c]) >= 5, output
+    for text in commands:
+        check_command(text, run)
 
 
 @pytest.mark.parametrize(
