@@ -353,3 +353,100 @@ def test_the_environment_variable_table_is_the_code() -> None:
     table = section(DOCS / "configuration.md", "Environment variables")
     documented = set(re.findall(r"\bPFSYNC_[A-Z0-9_]+", table))  # not click's _PFSYNC_COMPLETE
     assert sorted(documented) == sorted(pfsync_variables())
+
+
+def test_the_exit_code_table_is_the_code() -> None:
+    import signal
+
+    from pfsync.plan.planner import EXIT_CHANGES, EXIT_NEEDS_PERSON, EXIT_NOTHING_TO_DO
+
+    table = section(INDEX, "Exit codes")
+    codes = [line.split("|")[1].strip() for line in table.splitlines() if line[:2] == "| "][1:]
+    stopped = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # the process exits 128 + signal
+    assert codes == [
+        str(EXIT_NOTHING_TO_DO),
+        "1",  # every error: pfsync never exits with click's usage code 2
+        str(EXIT_CHANGES),
+        str(EXIT_NEEDS_PERSON),
+        " / ".join(str(128 + signum) for signum in stopped),
+    ]
+
+
+def test_performance_names_every_benchmark_step() -> None:
+    # benchmarks/run.py's steps (its --only choices) are the source; it imports only the standard
+    # library until a step runs.
+    import importlib.util
+
+    folder = str(REPO / "benchmarks")
+    loaded = set(sys.modules)
+    sys.path.insert(0, folder)
+    try:
+        spec = importlib.util.spec_from_file_location("benchmarks_run", f"{folder}/run.py")
+        assert spec is not None and spec.loader is not None
+        run = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(run)
+        steps = list(run.STEPS)
+    finally:
+        sys.path.remove(folder)
+        for name in set(sys.modules) - loaded:  # its own modules (harness, report…) go again
+            if str(getattr(sys.modules[name], "__file__", "")).startswith(folder):
+                del sys.modules[name]
+    usage = (DOCS / "performance.md").read_text(encoding="utf-8").partition("--only apply")[2]
+    listed = re.findall(r"[\w-]+", usage.partition("```")[0].partition("(")[2])
+    assert listed == steps
+
+
+def test_the_documented_defaults_are_the_config_loaders() -> None:
+    # The loader's defaults are the source; the state reference table and the schema's
+    # descriptions (what an editor shows) repeat each number or name.
+    import dataclasses
+
+    from pfsync.config import DEFAULT_API_URL, DEFAULT_LOCKFILE, DEFAULT_MANIFESTS, StateConfig
+
+    schema = config_schema()["properties"]
+    state = table_rows(section(DOCS / "state-stores.md", "Configuration reference"))
+    for field in dataclasses.fields(StateConfig):
+        if isinstance(field.default, int | float) and not isinstance(field.default, bool):
+            shown = f"{field.default:g}"
+            assert state[field.name].split(" | ")[1] == f"`{shown}`", field.name
+            description = schema["state"]["properties"][field.name]["description"]
+            assert f"(default {shown})" in description, field.name
+    top = table_rows(section(DOCS / "configuration.md", "`pfsync.yaml`"))
+    assert top["api_url"].startswith(f"`{DEFAULT_API_URL}` |")
+    assert top["manifests"].startswith(f"`{json.dumps(list(DEFAULT_MANIFESTS))}` |")
+    assert top["lockfile"].startswith(f"`{DEFAULT_LOCKFILE}` |")
+
+
+def requirements() -> dict[str, set[str]]:
+    """pfsync's declared distributions by extra ("" for the runtime ones), names normalised."""
+    from importlib.metadata import requires
+
+    found: dict[str, set[str]] = {}
+    for requirement in requires("pfsync") or []:
+        name = re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0]
+        extra = re.search(r"extra\s*==\s*[\"'](\w+)[\"']", requirement)
+        found.setdefault(extra[1] if extra else "", set()).add(normal_name(name))
+    return found
+
+
+def normal_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
+def test_the_dependency_lists_are_the_package_metadata() -> None:
+    # pyproject.toml declares them; the README names the runtime ones and the s3 extra's,
+    # docs/development.md says why each test tool is there.
+    declared = requirements()
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+    runtime = readme.partition("Runtime dependencies: ")[2].partition(" ([why each]")[0]
+    assert {normal_name(name) for name in runtime.split(", ")} == declared[""]
+    s3 = readme.partition("the s3 state store adds ")[2].partition(" (`pfsync[s3]`)")[0]
+    assert {normal_name(name) for name in s3.split(" and ")} == declared["s3"]
+    table = section(DOCS / "development.md", "Test-only dependencies")
+    named = {
+        normal_name(name)
+        for row in table.splitlines()
+        if row[:2] == "| " and not row.startswith("| package")
+        for name in row.split("|")[1].split(",")
+    }
+    assert sorted(named) == sorted(declared["test"] - declared[""])

@@ -48,8 +48,8 @@ run's finished jobs wrote, which is what an approver sees) and returns True to a
 an approver the Approval is queued: take it with `runner.next_approval()` and call `.decide()`.
 
 `runner.kill(run, job)` sends SIGKILL to the process group of the step that job is running (the
-runner machine dying); `runner.rerun(run, job)` runs that job again in the same run, with
-GITHUB_RUN_ATTEMPT one higher, as "Re-run failed jobs" does.
+runner machine dying); `runner.rerun(run, job)` runs that job and the jobs that need it again in
+the same run, with GITHUB_RUN_ATTEMPT one higher, as "Re-run this job" does.
 """
 
 from __future__ import annotations
@@ -263,9 +263,17 @@ class WorkflowRunner:
     def rerun(
         self, run: Run, job_id: str, approver: Callable[[Approval], bool] | None = None
     ) -> Run:
-        """Re-run one job of a finished run (GITHUB_RUN_ATTEMPT one higher); waits for it."""
-        attempt = max(job.attempt for job in run.jobs[job_id]) + 1
-        self._run_job(run, job_id, approver, attempt)
+        """Re-run a job of a finished run and the jobs that need it, as GitHub's "Re-run this
+        job" does (GITHUB_RUN_ATTEMPT one higher); waits for them."""
+        attempt = max(job.attempt for jobs in run.jobs.values() for job in jobs) + 1
+        jobs = run.workflow["jobs"]
+        again = {job_id}
+        for other in _needs_order(jobs):
+            if again & set(_listed(jobs[other].get("needs"))):
+                again.add(other)
+        for other in _needs_order(jobs):
+            if other in again:
+                self._run_job(run, other, approver, attempt)
         return run
 
     def next_approval(self, timeout: float = JOB_SECONDS) -> Approval:

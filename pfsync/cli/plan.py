@@ -53,6 +53,12 @@ from pfsync.support.textsafety import escape
     "what needs a person and is not already in it (for pull-request checks).",
 )
 @click.option(
+    "--after",
+    metavar="ENV",
+    help="Plan only the creates environment ENV's record holds as created from the same "
+    "manifest document; show the others as held back (promotion between environments).",
+)
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0: nothing to do, 2: changes apply can make, 3: something needs a person.",
@@ -64,6 +70,7 @@ def plan(
     replace: tuple[str, ...],
     sandbox: bool,
     base_plan: str | None,
+    after: str | None,
     detailed_exitcode: bool,
 ) -> int:
     """Show what apply would create, and what needs a person (no credentials, no network).
@@ -88,7 +95,7 @@ def plan(
     # collector would walk again and again; the few cycles made meanwhile (json's indenting
     # encoder, a remote store's client) are freed once it runs again.
     with collector_paused():
-        report = plan_report(config, targets, replace, color=color)
+        report = plan_report(config, targets, replace, color=color, after=after)
         if isinstance(report, list):
             return report_manifest_problems(report)
         for warning in report.warnings:

@@ -96,6 +96,14 @@ class PlanEntry:
 
 
 @dataclass(frozen=True)
+class HeldBack:
+    """A create or replace that `--after PREV` does not send, and why (see `plan.after`)."""
+
+    entry: PlanEntry
+    why: str  # "not yet applied to staging", …
+
+
+@dataclass(frozen=True)
 class Plan:
     """Every address in scope with its action, and the state it was planned against."""
 
@@ -105,6 +113,8 @@ class Plan:
     targets: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
     carried: tuple[Declaration, ...] = ()  # the declarations apply carries out, in order
+    after: str | None = None  # `--after PREV`: the environment whose record creates must be in
+    held_back: tuple[HeldBack, ...] = ()  # what `--after` keeps back: no change, not sent
 
     def with_action(self, action: str) -> list[PlanEntry]:
         """The entries with `action`, in address order."""
@@ -135,8 +145,9 @@ class Plan:
 
     @property
     def businesses(self) -> list[str]:
-        """The businesses of the addresses in scope, sorted."""
-        return sorted({entry.business for entry in self.entries})
+        """The businesses of the addresses in scope (those held back too), sorted."""
+        held = {held.entry.business for held in self.held_back}
+        return sorted({entry.business for entry in self.entries} | held)
 
     def exit_code(self, detailed: bool) -> int:
         """Exit code: 0 nothing to do, 2 changes apply can make, 3 something needs a person."""

@@ -119,6 +119,7 @@ class CreateOutcomes:
             digest=pending.trigger.digest,
             file=pending.trigger.file,
             history=history,
+            document_digest=pending.trigger.document_digest,
         )
         del self.pending[address]
         self.forgotten.pop(address, None)

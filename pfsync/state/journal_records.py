@@ -142,6 +142,7 @@ def record_from_json(data: Any) -> Record:
             data["revision"],
             data["file"],
             data["replaces"],
+            data.get("document_digest"),
         )
         return Pending(trigger, data["idempotency_key"], data["at"])
     fields = {k: v for k, v in data.items() if k != "type"}
