@@ -26,8 +26,7 @@ from fixtures_sandbox import http_client, trigger_body
 SANDBOX_NOTE = "Sandbox mode: using .pfsync/pfsync.lock, never the real lockfile.\n"
 SANDBOX_HINT = (
     "Sandbox mode: `pfsync sandbox list` shows what the sandbox holds (where you would look in "
-    "Pocketflows); add --sandbox to the state commands named above, e.g. "
-    "`pfsync state rm --sandbox ADDR`.\n"
+    "Pocketflows).\n"
 )
 NOT_COPIED = (
     "Error: sandbox mode's lockfile .pfsync/pfsync.lock records the triggers of the in-process "

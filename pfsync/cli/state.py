@@ -262,7 +262,7 @@ def import_command(
 @click.argument("lock_id", metavar="LOCK_ID")
 @sandbox_option
 def unlock_command(lock_id: str, sandbox: bool) -> int:
-    """Remove the lock a dead run left in a remote state store (git).
+    """Remove the lock a dead run left in a remote state store (git or s3).
 
     Only for a run that is surely dead (its CI job was killed): the error that names the holder
     gives LOCK_ID. The dead run's pending creates stay uncertain until settled. With --sandbox
