@@ -450,3 +450,19 @@ def test_the_dependency_lists_are_the_package_metadata() -> None:
         for name in row.split("|")[1].split(",")
     }
     assert sorted(named) == sorted(declared["test"] - declared[""])
+
+
+def test_every_state_command_takes_sandbox_as_the_index_says() -> None:
+    import click
+
+    from pfsync.cli import cli
+
+    assert "Every `state` command takes `--sandbox`" in INDEX.read_text(encoding="utf-8")
+    state = cli.commands["state"]
+    assert isinstance(state, click.Group)
+    without = [
+        name
+        for name, command in state.commands.items()
+        if not any("--sandbox" in parameter.opts for parameter in command.params)
+    ]
+    assert without == []
