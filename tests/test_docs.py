@@ -411,6 +411,17 @@ def test_the_documented_defaults_are_the_config_loaders() -> None:
             assert state[field.name].split(" | ")[1] == f"`{shown}`", field.name
             description = schema["state"]["properties"][field.name]["description"]
             assert f"(default {shown})" in description, field.name
+    # Prose that gives a time limit's default in seconds: `state.timeout` (default 15 s).
+    defaults = {f.name: f.default for f in dataclasses.fields(StateConfig)}
+    stated = re.compile(r"`(?:state\.)?(\w+)`[^`]{0,20}?\((?:default )?([\d.]+) s\b")
+    wrong = [
+        f"{path.relative_to(REPO)}: {name} {value} s"
+        for path in documents()
+        if path != CHANGELOG
+        for name, value in stated.findall(" ".join(path.read_text(encoding="utf-8").split()))
+        if name in defaults and float(value) != defaults[name]
+    ]
+    assert not wrong
     top = table_rows(section(DOCS / "configuration.md", "`pfsync.yaml`"))
     assert top["api_url"].startswith(f"`{DEFAULT_API_URL}` |")
     assert top["manifests"].startswith(f"`{json.dumps(list(DEFAULT_MANIFESTS))}` |")
