@@ -466,3 +466,16 @@ def test_every_state_command_takes_sandbox_as_the_index_says() -> None:
         if not any("--sandbox" in parameter.opts for parameter in command.params)
     ]
     assert without == []
+
+
+def test_the_sandbox_outcomes_are_the_sandboxs() -> None:
+    # pfsync.sandbox.faults names them; the manual and `pfsync sandbox --help` list them.
+    from pfsync.cli import cli
+    from pfsync.sandbox.faults import NAMED
+
+    page = " ".join((DOCS / "sandbox.md").read_text(encoding="utf-8").split())
+    listed = page.partition("the next outcomes exactly: ")[2].partition(", or any status")[0]
+    assert set(re.findall(r"`([\w-]+)`", listed)) == NAMED
+    help_text = " ".join((cli.commands["sandbox"].help or "").split())
+    named = help_text.partition("Outcomes: ")[2].partition(", and any 4xx/5xx")[0]
+    assert set(named.split(", ")) == NAMED
