@@ -22,11 +22,14 @@ from pathlib import Path
 
 import click
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from project_helpers import body, manifest_yaml
 
 from cli_helpers import command_path, options_of, parse_down
 from conftest import REPO, run_in_process
 from git_helpers import git
+from pfsync.cli.common import GlobalOptions
 from pfsync.models import DesiredTrigger
 from pfsync.state.lockfile import (
     Lockfile,
@@ -36,6 +39,7 @@ from pfsync.state.lockfile import (
     save_lockfile,
 )
 from pfsync.support.canonical import body_digest
+from pfsync.support.invocation import Invocation
 
 CONFIG = """\
 business: biz_1
@@ -428,3 +432,37 @@ def test_the_repository_plans_every_kind_of_entry_needing_a_person(repo: Path) -
         "Plan: 1 to create, 1 to replace. Needs a person: 1 update, 3 delete, 2 uncertain. "
         "0 unchanged.",
     ), output
+
+
+WORDS = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    directory=st.none() | WORDS,
+    config=st.none() | WORDS,
+    environment=st.none() | WORDS,
+    sandbox=st.booleans(),
+    address=WORDS,
+    trigger_id=WORDS,
+)
+def test_any_invocation_builds_a_command_that_parses_back_to_it(
+    directory: str | None,
+    config: str | None,
+    environment: str | None,
+    sandbox: bool,
+    address: str,
+    trigger_id: str,
+) -> None:
+    """Whatever the words (`-x`, `--`, spaces, quotes, `$`), the command pfsync prints gives
+    click back exactly the run's options and the command's arguments."""
+    for path in (directory, config):
+        assume(path is None or not Path(path).exists())  # -C wants no file, --config no folder
+    invocation = Invocation(environment, directory, config, sandbox)
+    text = invocation.command("state import", address, trigger_id, options=("--force",))
+    chain = parse_down(shlex.split(text)[1:])
+    assert command_path(chain) == "state import"
+    assert options_of(chain) == GlobalOptions(0, directory, config, environment=environment)
+    params = chain[-1].params
+    assert (params["address"], params["trigger_id"]) == (address, trigger_id)
+    assert (params["force"], params["sandbox"]) == (True, sandbox)
