@@ -138,19 +138,19 @@ def run_pfsync_anyhow(
     subprocess: bool = False,
 ) -> Run:
     """`pfsync ARGS` in this process where that behaves as the installed script would, else in a
-    child process: when asked (`subprocess=True`), when the test relies on a `timeout` of its
-    own, off the main thread, or when `env` sets what only a new interpreter reads (PYTHON*,
-    the locale)."""
+    child process: when asked (`subprocess=True`), off the main thread, or when `env` sets what
+    only a new interpreter reads (PYTHON*, the locale). `timeout` bounds the run either way."""
     if (
         subprocess
-        or timeout is not None
         or threading.current_thread() is not threading.main_thread()
         or any(name.startswith(INTERPRETER_VARIABLES) for name in env or {})
     ):
         return run_subprocess(*args, cwd=cwd, env=env, input=input, timeout=timeout)
     from in_process import in_process
 
-    return in_process(list(args), cwd=cwd, env=env, input=input)
+    return in_process(
+        list(args), cwd=cwd, env=env, input=input, deadline=DEADLINE if timeout is None else timeout
+    )
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ def run_pfsync() -> RunPfsync:
     """Run `pfsync ARGS...` in `cwd` with a clean environment and `input` on stdin; a Run.
 
     In this process (`pfsync.cli.main(argv)`, isolated: see `in_process`) unless the child
-    process is the point: `subprocess=True`, an explicit `timeout`, or see `run_pfsync_anyhow`.
+    process is the point: `subprocess=True`, or see `run_pfsync_anyhow`.
     """
     return run_pfsync_anyhow
 
