@@ -192,3 +192,29 @@ def test_sandbox_password_keeps_a_value_like_an_option() -> None:
     chain = parse_down(["sandbox", "--password", "-Cx", "-e", "-x"])
     assert chain[-1].params["password"] == "-Cx"
     assert options_of(chain) == GlobalOptions(0, None, None, environment="-x")
+
+
+def test_the_sandbox_group_takes_global_options_with_its_subcommand(tmp_path: Path) -> None:
+    """`sandbox -q list`: -q is no serving option of `sandbox` (that mix is refused)."""
+    repo = make_repo(tmp_path, 1)
+    assert run_in_process(["sandbox", "-q", "list"], repo) == (
+        0,
+        "The sandbox holds no triggers yet (.pfsync/sandbox-data.json does not exist): "
+        "`pfsync apply --sandbox` creates them.\n",
+    )
+    code, output = run_in_process(["sandbox", "--port", "0", "list"], repo)
+    assert (code, output.splitlines()[-1]) == (
+        1,
+        "Error: --port serves the sandbox; it cannot be combined with `sandbox list`.",
+    )
+
+
+def test_init_runs_as_if_started_in_the_directory_of_dash_c(tmp_path: Path) -> None:
+    """`pfsync -C x init d` makes x/d, as every command runs as if started in DIR (it made ./d)."""
+    (tmp_path / "x").mkdir()
+    code, output = run_in_process(["-C", "x", "init", "d", "--business", "biz_1"], tmp_path)
+    assert code == 0, output
+    assert (tmp_path / "x" / "d" / "pfsync.yaml").is_file()
+    assert not (tmp_path / "d").exists()
+    assert output.splitlines()[0] == "wrote x/d/pfsync.yaml"
+    assert "Next: cd x/d && pfsync validate && pfsync plan " in output

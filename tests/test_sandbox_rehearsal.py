@@ -408,7 +408,7 @@ def test_sandbox_group_keeps_serving_options_apart(run_pfsync: RunPfsync) -> Non
     mixed = run_pfsync("sandbox", "--port", "0", "list")
     assert (mixed.code, mixed.out) == (1, "")
     assert mixed.err.endswith(
-        "Error: --port serves the sandbox; it cannot be combined with `pfsync sandbox list`.\n"
+        "Error: --port serves the sandbox; it cannot be combined with `sandbox list`.\n"
     )
     for args in (["sandbox", "--help"], ["sandbox", "list", "--help"]):
         helped = run_pfsync(*args)

@@ -225,7 +225,10 @@ def apply(
         read_timeout=read_timeout,
         summary=summary,
     )
-    reporters = Reporters(report_manifest_problems, report_manifest_warnings)
+    reporters = Reporters(
+        lambda problems: report_manifest_problems(problems, config.invocation),
+        report_manifest_warnings,
+    )
     code = execute_apply(config, request, _apply_io(config, options.verbosity), reporters)
     if sandbox and code == 3 and options.verbosity >= 0:
         click.echo(sandbox_hint(config.invocation), err=True)

@@ -11,6 +11,7 @@ from click.core import ParameterSource
 
 from pfsync.config import Config
 from pfsync.support.diagnostics import Diagnostic
+from pfsync.support.invocation import BARE, Invocation
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -98,6 +99,11 @@ def _global_parameters() -> list[click.Option]:
             **shared,
         ),
     ]
+
+
+def is_global_option(param: click.Parameter) -> bool:
+    """Whether `param` is one of the global options every command accepts."""
+    return param.callback is _remember
 
 
 def with_global_options(command: click.Command) -> click.Command:
@@ -211,13 +217,18 @@ def report_manifest_warnings(warnings: Sequence[Diagnostic]) -> None:
         click.echo(f"Warning: {located(warning)}", err=True)
 
 
-def report_manifest_problems(diagnostics: Sequence[Diagnostic]) -> int:
-    """Print manifest problems (text format) on stderr and return exit code 1."""
+def report_manifest_problems(
+    diagnostics: Sequence[Diagnostic], invocation: Invocation = BARE
+) -> int:
+    """Print manifest problems (text format) on stderr and return exit code 1 (`invocation`:
+    the run's, which the `validate` command it names repeats)."""
     from pfsync.support.diagnostics import format_text
+    from pfsync.support.textsafety import escape
 
+    validate = escape(invocation.command("validate", sandbox_option=False))
     click.echo(format_text(diagnostics), nl=False, err=True)
     click.echo(
-        f"Error: {len(diagnostics)} problem(s) in the manifests; fix them (see `pfsync validate`) "
+        f"Error: {len(diagnostics)} problem(s) in the manifests; fix them (see `{validate}`) "
         "and run again.",
         err=True,
     )

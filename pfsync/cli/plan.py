@@ -97,7 +97,7 @@ def plan(
     with collector_paused():
         report = plan_report(config, targets, replace, color=color, after=after)
         if isinstance(report, list):
-            return report_manifest_problems(report)
+            return report_manifest_problems(report, config.invocation)
         for warning in report.warnings:
             click.echo(f"Warning: {warning}", err=True)
         if out is not None:
@@ -118,7 +118,7 @@ def plan(
     if base_plan is not None and detailed_exitcode:
         from pfsync.plan.compare import exit_code_against_base
 
-        code, only_on_base = exit_code_against_base(report.plan, base_plan)
+        code, only_on_base = exit_code_against_base(report.plan, base_plan, config.invocation)
         if only_on_base and options.verbosity >= 0:
             click.echo(
                 "What needs a person was already in the base plan; not counted against this "

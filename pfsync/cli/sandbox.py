@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from pfsync.cli.common import global_options, load_config_or_report, text_or_json_option
+from pfsync.cli.common import (
+    global_options,
+    is_global_option,
+    load_config_or_report,
+    text_or_json_option,
+)
 from pfsync.config import is_loopback_host
 from pfsync.errors import SignalStop
 from pfsync.support.signals import raising
@@ -138,12 +143,13 @@ def sandbox(
             parameter
             for parameter in ctx.command.params
             if parameter.name is not None
+            and not is_global_option(parameter)
             and ctx.get_parameter_source(parameter.name) is ParameterSource.COMMANDLINE
         ]
         if given:
             raise click.UsageError(
                 f"{given[0].opts[-1]} serves the sandbox; it cannot be combined with "
-                f"`pfsync sandbox {ctx.invoked_subcommand}`."
+                f"`sandbox {ctx.invoked_subcommand}`."
             )
         return 0
     from pfsync.sandbox import Sandbox
@@ -254,7 +260,7 @@ def list_command(output_format: str, business: str | None, data_file: str | None
             return config
         path = sandbox_data_file(config)
         name = display_path(path, config.root)
-        hint = ": `pfsync apply --sandbox` creates them"
+        hint = f": `{config.invocation.command('apply', options=('--sandbox',))}` creates them"
     exists = path.exists()
     rows = _rows(Store(path), path, business) if exists else []
     if output_format == "json":

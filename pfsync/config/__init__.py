@@ -25,7 +25,7 @@ from pfsync.config.urls import check_endpoint_url as check_endpoint_url
 from pfsync.config.urls import is_loopback_host as is_loopback_host
 from pfsync.errors import ConfigInvalid
 from pfsync.support.diagnostics import Diagnostic, sort_diagnostics
-from pfsync.support.invocation import Invocation
+from pfsync.support.invocation import BARE, Invocation
 from pfsync.support.textsafety import escape
 
 CONFIG_NAME = "pfsync.yaml"
@@ -229,7 +229,7 @@ def load_config(
     if not file.is_file():
         raise ConfigError(
             f"config file {file} does not exist; check the --config path, or create one "
-            "with `pfsync init`"
+            f"with `{BARE.command('init', str(file.parent))}`"
         )
     settings = _read_config_file(file)
     environments = settings.get("environments") or {}
@@ -355,7 +355,8 @@ def _not_found(directory: str | None, cwd: Path, paths: Sequence[str]) -> str:
             where += " nor above the given paths"
     return (
         f"no {CONFIG_NAME} found {where}. Run pfsync in the repository that holds it, point "
-        "to it with -C DIR or --config PATH, or create one with `pfsync init`"
+        "to it with -C DIR or --config PATH, or create one with "
+        f"`{BARE.command('init', *([directory] if directory is not None else []))}`"
     )
 
 
