@@ -70,7 +70,7 @@ def test_the_summary_lists_what_was_created_what_needs_a_person_and_what_was_hel
     assert normalise(summary.read_text(encoding="utf-8"), URL=production.url) == (
         "# Earlier step\n"
         "\n"
-        "### pfsync apply: environment `production`\n"
+        "### Apply to environment `production`\n"
         "\n"
         "API `<URL>`\n"
         "\n"
@@ -106,7 +106,7 @@ def test_a_run_stopped_by_an_error_before_its_plan_says_why(
     )
     assert (applied.code, applied.out, applied.err) == (1, "", error)
     assert (root / "summary.md").read_text(encoding="utf-8") == (
-        "### pfsync apply: environment `production`\n"
+        "### Apply to environment `production`\n"
         "\n"
         "API `https://p.example.test`\n"
         "\n"
@@ -134,7 +134,7 @@ def test_a_run_stopped_by_a_signal_still_writes_what_it_did(
     t1 = f"{BUSINESS}/t001"
     text = normalise((repo / "s.md").read_text(encoding="utf-8"), URL=sandbox.url)
     assert text == (
-        "### pfsync apply\n"
+        "### Apply\n"
         "\n"
         "API `<URL>`\n"
         "\n"
@@ -188,7 +188,7 @@ def test_outside_text_cannot_break_the_summary_out_of_its_code(tmp_path: Path) -
     created = ItemResult("biz_1/b", "created", trigger_id="trg_`1`|")
     record = ApplyRecord(plan, ApplyReport([failed, created]), plan)
     assert render_summary(config, record) == (
-        "### pfsync apply: environment `staging`\n"
+        "### Apply to environment `staging`\n"
         "\n"
         "API `https://s.example.test`\n"
         "\n"

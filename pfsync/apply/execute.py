@@ -88,7 +88,9 @@ def _execute(config: Config, request: ApplyRequest, io: ApplyIO, reporters: Repo
     from pfsync.apply.credentials import credentials_from_environment
     from pfsync.manifests.load import load_manifests
 
-    credentials = ("", "") if request.sandbox else credentials_from_environment()
+    credentials = (
+        ("", "") if request.sandbox else credentials_from_environment(invocation=config.invocation)
+    )
     loaded = load_manifests(config, cwd=Path.cwd())
     if loaded.diagnostics:
         if io.record is not None:

@@ -58,8 +58,8 @@ def stopped_by(exc: BaseException) -> str:
 
 def render_summary(config: Config, record: ApplyRecord) -> str:
     """The Markdown report of one run (ends with a blank line, so reports can follow)."""
-    title = f"pfsync apply: environment {code(config.environment)}" if config.environment else ""
-    lines = [f"### {title or 'pfsync apply'}", "", f"API {code(config.api_url)}", ""]
+    title = f"Apply to environment {code(config.environment)}" if config.environment else "Apply"
+    lines = [f"### {title}", "", f"API {code(config.api_url)}", ""]
     plan, report = record.plan, record.report
     if plan is not None:
         closing = summarise(report or _nothing_sent(), plan, config.environment)
