@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from project_helpers import NOT_A_REPOSITORY
 
 from apply_helpers import make_repo
 from conftest import RunPfsync
@@ -14,7 +15,8 @@ PLAN_OF_TWO = (
     "Business: biz_e2e\n"
     "API: https://api.pocketflows.com\n"
     "Lockfile: pfsync.lock does not exist yet: every declared trigger is a create.\n"
-    "\n"
+    + NOT_A_REPOSITORY
+    + "\n"
     + "".join(
         f"+ biz_e2e/{key}  create  triggers/{key}.yaml:3\n"
         f'      $.spec.name: "Trigger {key}"\n'
