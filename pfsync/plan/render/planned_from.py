@@ -22,6 +22,8 @@ SHORT_SHA = 12  # as git store messages shorten commits
 _LISTED_FILES = 5  # uncommitted files named in a header; JSON lists them all
 CREATED_STATUS = "draft"
 ACTIVATION = "New triggers start as drafts; a person activates them in Pocketflows."
+# The fields of `planned_from.state` that say where each store's lockfile was read.
+_LOCATION_FIELDS = {"file": ("path",), "git": ("remote", "branch", "path"), "s3": ("bucket", "key")}
 SANDBOX_ACTIVATION = (
     "Sandbox mode: new triggers go to the local sandbox (.pfsync/), not Pocketflows."
 )
@@ -88,7 +90,9 @@ def draft_words(source: PlannedFrom) -> str:
     return SANDBOX_ACTIVATION if source.sandbox else ACTIVATION
 
 
-def planned_from_document(source: PlannedFrom | None, lockfile: Lockfile | None) -> Any:
+def planned_from_document(
+    source: PlannedFrom | None, lockfile: Lockfile | None
+) -> dict[str, Any] | None:
     """The `planned_from` object (None when the report does not know it)."""
     if source is None:
         return None
@@ -115,6 +119,3 @@ def planned_from_document(source: PlannedFrom | None, lockfile: Lockfile | None)
         "created_status": CREATED_STATUS,
         "activation": draft_words(source),
     }
-
-
-_LOCATION_FIELDS = {"file": ("path",), "git": ("remote", "branch", "path"), "s3": ("bucket", "key")}
