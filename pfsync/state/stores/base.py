@@ -18,11 +18,11 @@ class Snapshot:
     version: str
     # Not empty: the store could not be read, and this is a local copy that may be out of date.
     warnings: tuple[str, ...] = ()
-    # For people and tools (what `plan` says it read): where the lockfile is, field by field
-    # (git: remote, branch, path; s3: bucket, key), and the version as the store names it
-    # (git: the branch's commit; s3: the object's VersionId, or its ETag without versioning).
-    location: Mapping[str, str] = field(default_factory=dict)
-    shown_version: str | None = None
+    # For people and tools (what `plan` says it read), not compared: where the lockfile is,
+    # field by field (git: remote, branch, path; s3: bucket, key), and the version as the store
+    # names it (git: the branch's commit; s3: the object's VersionId, or its ETag).
+    location: Mapping[str, str] = field(default_factory=dict, compare=False)
+    shown_version: str | None = field(default=None, compare=False)
 
 
 class StateStore(Protocol):
