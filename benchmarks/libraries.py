@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from run import table  # the Markdown tables of benchmarks/run.py
+from report import table  # the Markdown tables of benchmarks/run.py
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

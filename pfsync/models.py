@@ -28,7 +28,9 @@ class DesiredTrigger:
     `file` is the manifest path shown to users (relative to the config directory when
     inside it) and `line` the 1-based line of its `key:`, 0 when only the file is known
     (restored from a journal, a lockfile or a saved plan). `replaces` is the id of the
-    trigger a replacement retires, None for a first create.
+    trigger a replacement retires, None for a first create. `document_digest` is the digest of the
+    manifest document as written, before `${values…}` are substituted (None when not known: a
+    record made before pfsync kept it); `apply --after` compares it across environments.
     """
 
     business: str
@@ -39,13 +41,23 @@ class DesiredTrigger:
     file: str
     line: int = 0
     replaces: str | None = None
+    document_digest: str | None = None
 
     @classmethod
     def declared(
-        cls, business: str, key: str, revision: int, body: dict[str, Any], file: str, line: int
+        cls,
+        business: str,
+        key: str,
+        revision: int,
+        body: dict[str, Any],
+        file: str,
+        line: int,
+        document_digest: str | None = None,
     ) -> DesiredTrigger:
         """The trigger a manifest declares (its digest computed here, once)."""
-        return cls(business, key, body, body_digest(body), revision, file, line)
+        return cls(
+            business, key, body, body_digest(body), revision, file, line, None, document_digest
+        )
 
     @classmethod
     def at_address(
@@ -56,10 +68,11 @@ class DesiredTrigger:
         revision: int,
         file: str,
         replaces: str | None = None,
+        document_digest: str | None = None,
     ) -> DesiredTrigger:
         """The trigger recorded for `address` (a journal, lockfile or saved-plan record)."""
         business, _, key = address.partition("/")
-        return cls(business, key, body, digest, revision, file, 0, replaces)
+        return cls(business, key, body, digest, revision, file, 0, replaces, document_digest)
 
     @property
     def address(self) -> str:
@@ -76,14 +89,18 @@ class DesiredTrigger:
         return dataclasses.replace(self, replaces=trigger_id)
 
     def record_fields(self) -> dict[str, Any]:
-        """The fields a journal or lockfile record stores for it (its address is the key)."""
-        return {
+        """The fields a journal or lockfile record stores for it (its address is the key;
+        `document_digest` only when known, so records made without it stay byte-identical)."""
+        fields = {
             "digest": self.digest,
             "body": self.body,
             "revision": self.revision,
             "file": self.file,
             "replaces": self.replaces,
         }
+        if self.document_digest is not None:
+            fields["document_digest"] = self.document_digest
+        return fields
 
 
 MOVED = "Moved"

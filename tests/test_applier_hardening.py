@@ -96,6 +96,9 @@ class OutcomeFailingJournal:
     def __init__(self) -> None:
         self.records: list[Any] = []
 
+    def announce(self, pendings: Any) -> None:
+        pass
+
     def append(self, record: Any) -> None:
         if not isinstance(record, Pending):
             raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")

@@ -10,12 +10,13 @@ import ast
 import re
 import sys
 from importlib.metadata import packages_distributions, requires
+from pathlib import Path
 
 import grimp
 
 from conftest import REPO
 
-DEPENDENCIES_DOC = REPO / "docs" / "architecture.md"
+ARCHITECTURE = REPO / "docs" / "architecture.md"
 TEST_EXTRA = re.compile(r"extra\s*==\s*[\"']test[\"']")
 
 
@@ -120,7 +121,74 @@ def test_every_package_pfsync_imports_is_declared() -> None:
 
 
 def test_the_manual_says_why_each_dependency() -> None:
-    text = DEPENDENCIES_DOC.read_text(encoding="utf-8")
+    text = ARCHITECTURE.read_text(encoding="utf-8")
     section = text.partition("\n## Dependencies\n")[2].partition("\n## ")[0]
     named = {_normal(row.split("|")[1].strip()) for row in section.splitlines() if row[:2] == "| "}
     assert sorted(_declared() - named) == []
+
+
+MODULE_LIMIT = 450  # lines of a module of pfsync/
+FUNCTION_LIMIT = 80  # lines of a function, from its `def` to its last line
+EXCEPTION_ROW = re.compile(r"^\| `(pfsync/[\w/]+\.py)(?::([\w.]+))?` \| (.*\S) \|$")
+
+
+def _functions(node: ast.AST, prefix: str = "") -> list[tuple[str, int]]:
+    """Each function's qualified name (`Class.method`, `outer.inner`) and its length in lines."""
+    found: list[tuple[str, int]] = []
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            name = f"{prefix}{child.name}"
+            if not isinstance(child, ast.ClassDef):
+                found.append((name, (child.end_lineno or child.lineno) - child.lineno + 1))
+            found.extend(_functions(child, f"{name}."))
+        else:
+            found.extend(_functions(child, prefix))
+    return found
+
+
+def oversized(root: Path) -> set[str]:
+    """`path` for each module over the limit, `path:function` for each function over it."""
+    found: set[str] = set()
+    for path in sorted((root / "pfsync").rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > MODULE_LIMIT:
+            found.add(name)
+        found |= {
+            f"{name}:{function}"
+            for function, length in _functions(ast.parse(text))
+            if length > FUNCTION_LIMIT
+        }
+    return found
+
+
+def size_exceptions(text: str) -> dict[str, str]:
+    """The "Exceptions" section of docs/architecture.md: `path` or `path:function` → its reason."""
+    section = text.partition("\n## Exceptions\n")[2].partition("\n## ")[0]
+    return {
+        match[1] + (f":{match[2]}" if match[2] else ""): match[3]
+        for match in map(EXCEPTION_ROW.match, section.splitlines())
+        if match
+    }
+
+
+def test_modules_and_functions_stay_small() -> None:
+    # The limits and their exceptions have one source: the exceptions are the manual's table.
+    allowed = size_exceptions(ARCHITECTURE.read_text(encoding="utf-8"))
+    found = oversized(REPO)
+    assert sorted(found - allowed.keys()) == [], "split it, or add it to docs/architecture.md"
+    assert sorted(allowed.keys() - found) == [], "no longer too long: remove its row"
+
+
+def test_an_oversized_function_and_its_exception_are_found(tmp_path: Path) -> None:
+    module = tmp_path / "pfsync" / "long.py"
+    module.parent.mkdir()
+    body = "".join(f"        x{n} = {n}\n" for n in range(FUNCTION_LIMIT - 1))
+    # f has exactly the limit's lines; g one more.
+    module.write_text(
+        f"class A:\n    def f(self) -> None:\n{body}    def g(self) -> None:\n{body}        pass\n"
+    )
+    assert oversized(tmp_path) == {"pfsync/long.py:A.g"}
+    row = "| `pfsync/long.py:A.g` | a reason |"
+    doc = f"# Architecture\n## Exceptions\n\n| where | why |\n|---|---|\n{row}\n## Next\n"
+    assert size_exceptions(doc) == {"pfsync/long.py:A.g": "a reason"}

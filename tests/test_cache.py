@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 
 from conftest import RunPfsync, clean_env, pfsync_executable, run_in_process
 from pfsync.config import load_config
-from pfsync.manifests.cache import ManifestCache, _machine_key, _seal, cache_dir
+from pfsync.manifests.cache import ManifestCache, cache_dir
 from pfsync.manifests.load import load_manifests
 from pfsync.manifests.results import Declaring
+from pfsync.manifests.seal import machine_key, seal
 
 CONFIG = """\
 business: biz_1
@@ -283,7 +284,7 @@ def test_concurrent_runs_never_corrupt_the_cache(tmp_path: Path) -> None:
     for path in (root / ".pfsync" / "cache").glob("*"):
         assert path.name.startswith(("manifests-", "bodies-")), path.name
         checksum, _, content = path.read_bytes().partition(b"\n")
-        assert checksum == _seal(content)
+        assert checksum == seal(content)
         decoded(path.name, content)
     assert sys.executable
 
@@ -299,10 +300,10 @@ def test_a_cache_this_machine_did_not_write_is_never_read(
     [bodies] = cache_dir(config).glob("bodies-*.json")
     content = bodies.read_bytes().partition(b"\n")[2].replace(b"Trigger 1", b"Forged 1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "elsewhere"))
-    _machine_key.cache_clear()
+    machine_key.cache_clear()
     try:
-        bodies.write_bytes(_seal(content) + b"\n" + content)  # sealed under another key
+        bodies.write_bytes(seal(content) + b"\n" + content)  # sealed under another key
     finally:
         monkeypatch.undo()
-        _machine_key.cache_clear()
+        machine_key.cache_clear()
     assert load_manifests(config, cwd=root, other_environments=False) == expected

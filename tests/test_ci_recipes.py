@@ -23,7 +23,6 @@ import yaml
 
 from conftest import REPO
 from pfsync.scaffold.ci import ci_files
-from pfsync.state.stores.git import AUTHOR, AUTHOR_EMAIL
 
 CI = REPO / "examples" / "ci"
 ONE = CI / "one-environment"
@@ -43,8 +42,6 @@ PIP_SPEC = re.compile(
 PINNED_USES = re.compile(
     r"^\s*(- )?uses: [\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40} # v\d+\.\d+\.\d+$"
 )
-# What the git store's own commits carry: the promotion jobs let those follow the approved one.
-PFSYNC_AUTHOR = f"{AUTHOR} <{AUTHOR_EMAIL}>"
 
 
 def example_environments() -> list[str]:
@@ -150,7 +147,8 @@ def test_zizmor_ignores_are_only_the_justified_ones(recipes: Path) -> None:
         for path in all_workflows(recipes)
     }
     # One artipacked per apply job: each one's git store pushes with the checkout's token.
-    apply_jobs = len(workflow("pfsync-apply.yml", recipes)["jobs"])
+    jobs = workflow("pfsync-apply.yml", recipes)["jobs"]
+    apply_jobs = len([job for job in jobs if job.startswith("apply")])
     assert ignores == {
         "pfsync-apply.yml": ["artipacked"] * apply_jobs,
         "pfsync-comment.yml": ["dangerous-triggers"],
@@ -192,7 +190,11 @@ def test_least_permissions(recipes: Path) -> None:
     expected = {
         "pfsync-plan.yml": {name: {"contents": "read"} for name in plan_jobs},
         "pfsync-comment.yml": {"comment": {"actions": "read", "pull-requests": "write"}},
-        "pfsync-apply.yml": {name: {"contents": "write"} for name in apply_jobs},
+        # The promotion plans only read; the applies push the lockfile commits.
+        "pfsync-apply.yml": {
+            name: {"contents": "read" if name.startswith("plan-") else "write"}
+            for name in apply_jobs
+        },
     }
     for path in all_workflows(recipes):
         document = workflow(path.name, recipes)
@@ -212,9 +214,10 @@ def test_credentials_persist_only_where_pfsync_pushes(recipes: Path) -> None:
     )
     assert checkouts(workflow("pfsync-comment.yml", recipes)) == []
     apply = workflow("pfsync-apply.yml", recipes)
-    apply_checkouts = checkouts(apply)
-    assert len(apply_checkouts) == len(apply["jobs"])
-    assert all(c["with"]["persist-credentials"] is True for c in apply_checkouts)
+    for name, job in apply["jobs"].items():
+        [checkout] = checkouts({"jobs": {name: job}})
+        assert checkout["with"]["persist-credentials"] is not name.startswith("plan-"), name
+    apply_checkouts = [c for c in checkouts(apply) if c["with"]["persist-credentials"]]
     text = (recipes / "github" / WORKFLOWS / "pfsync-apply.yml").read_text()
     assert text.count("persist-credentials: true # zizmor: ignore[artipacked]") == len(
         apply_checkouts
@@ -231,7 +234,10 @@ def test_one_environment_apply_keeps_its_safety_settings_and_leaves_the_push_to_
     assert steps[0]["with"]["ref"] == "${{ github.ref_name }}"
     assert steps[0]["with"]["fetch-depth"] == 0
     runs = [step["run"] for step in steps if "run" in step]
-    assert runs == ['python -m pip install "$PFSYNC_PIP_SPEC"', "pfsync apply --auto-approve"]
+    assert runs == [
+        'python -m pip install "$PFSYNC_PIP_SPEC"',
+        'pfsync apply --auto-approve --lock-timeout 900 --summary "$GITHUB_STEP_SUMMARY"',
+    ]
     for run in runs:
         assert "git push" not in run and "git commit" not in run
     # The lockfile lives in git now: nothing in this job uploads anything.
@@ -243,11 +249,8 @@ def test_one_environment_apply_keeps_its_safety_settings_and_leaves_the_push_to_
     }
 
 
-STALE_CHECK = "Refuse when main has moved on since the approved commit"
-
-
 @pytest.mark.parametrize("layout", ["examples", "odd"])
-def test_merges_apply_to_the_first_environment_and_each_next_one_after_an_approval(
+def test_merges_apply_to_the_first_environment_and_each_next_one_its_approved_saved_plan(
     layout: str, odd: Path
 ) -> None:
     folder = odd if layout == "odd" else CI
@@ -258,47 +261,57 @@ def test_merges_apply_to_the_first_environment_and_each_next_one_after_an_approv
     # merge's apply to the first environment.
     assert "concurrency" not in apply
     jobs = apply["jobs"]
-    ids = ["apply-" + name.replace(".", "_") for name in environments]
-    assert list(jobs) == ids
-    for index, (name, job) in enumerate(zip(environments, jobs.values(), strict=True)):
-        # Each job runs in the GitHub environment of its name: its secrets, its reviewers.
+    ids = [name.replace(".", "_") for name in environments]
+    assert list(jobs) == [
+        job for n, i in enumerate(ids) for job in ([f"plan-{i}"] if n else []) + [f"apply-{i}"]
+    ]
+    credentials = {
+        "PFSYNC_USERNAME": "${{ secrets.PFSYNC_USERNAME }}",
+        "PFSYNC_PASSWORD": "${{ secrets.PFSYNC_PASSWORD }}",
+    }
+    for index, (name, job_id) in enumerate(zip(environments, ids, strict=True)):
+        job = jobs[f"apply-{job_id}"]
+        # Each apply runs in the GitHub environment of its name: its secrets, its reviewers.
         assert job["environment"] == name
         assert job["concurrency"] == {"group": f"pfsync-apply-{name}", "cancel-in-progress": False}
-        if index == 0:  # applied on every merge, at once
-            assert "needs" not in job
-        else:  # after the one before it, once approved
-            assert job["needs"] == ids[index - 1]
         assert "if" not in job
         steps = job["steps"]
         assert [s.get("if") for s in steps] == [None] * len(steps)
         assert steps[0]["with"]["ref"] == "${{ github.ref_name }}"
         assert steps[0]["with"]["fetch-depth"] == 0
-        runs = [step["run"] for step in steps if "run" in step and step["name"] != STALE_CHECK]
-        assert runs == [
-            'python -m pip install "$PFSYNC_PIP_SPEC"',
-            f"pfsync -e {name} apply --auto-approve",
-        ]
-        for step in steps:
+        runs = [step["run"] for step in steps if "run" in step]
+        summary = '--lock-timeout 900 --summary "$GITHUB_STEP_SUMMARY"'
+        for step in [*steps, *jobs.get(f"plan-{job_id}", {"steps": []})["steps"]]:
             assert "git push" not in step.get("run", "") and "git commit" not in step.get("run", "")
-            assert "upload-artifact" not in step.get("uses", "")
-        assert steps[-1]["env"] == {
-            "PFSYNC_USERNAME": "${{ secrets.PFSYNC_USERNAME }}",
-            "PFSYNC_PASSWORD": "${{ secrets.PFSYNC_PASSWORD }}",
-        }
-        checks = [s for s in steps if s.get("name") == STALE_CHECK]
-        if index == 0:
-            assert checks == []
-        else:
-            [check] = checks
-            assert check["env"] == {"APPROVED": "${{ github.sha }}"}
-            assert steps.index(check) == 1  # right after the checkout, before anything else
-            assert PFSYNC_AUTHOR in check["run"]
+        assert steps[-1]["env"] == credentials
+        if index == 0:  # applied on every merge, at once
+            assert "needs" not in job
+            assert runs[1] == f"pfsync -e {name} apply --auto-approve {summary}"
+            continue
+        # The job before the approval saves the plan, shows it in the run's summary and uploads
+        # it; the approved job applies exactly that file. No check trusts commit authors.
+        plan = jobs[f"plan-{job_id}"]
+        assert plan["needs"] == f"apply-{ids[index - 1]}" and "environment" not in plan
+        assert "secrets" not in str(plan)
+        [make] = [s["run"] for s in plan["steps"] if "run" in s][1:]
+        saved = f'"$out/{name}.plan.json"'
+        assert f"pfsync -e {name} plan --after {environments[index - 1]} --format markdown" in make
+        assert f"--out {saved}" in make and '>> "$GITHUB_STEP_SUMMARY"' in make
+        [upload] = [s for s in plan["steps"] if "upload-artifact" in s.get("uses", "")]
+        [download] = [s for s in steps if "download-artifact" in s.get("uses", "")]
+        assert upload["with"]["name"] == download["with"]["name"] == f"pfsync-promotion-{name}"
+        assert upload["with"]["path"] == download["with"]["path"]
+        assert job["needs"] == f"plan-{job_id}"
+        assert runs[1] == (
+            f'pfsync -e {name} apply {summary} "$RUNNER_TEMP/pfsync-promotion/{name}.plan.json"'
+        )
+        assert "git log" not in str(apply) and "merge-base" not in str(apply)
 
 
 def test_environment_plans_cover_every_environment_without_secrets() -> None:
     plan = workflow("pfsync-plan.yml")
     assert "secrets" not in str(plan)
-    assert plan["on"] == {"pull_request": None}
+    assert plan["on"] == {"pull_request": None, "merge_group": None}
     validate, job = plan["jobs"]["validate"], plan["jobs"]["plan"]
     # Once for every environment, so a problem they share is annotated once.
     assert [s["run"] for s in validate["steps"] if "run" in s][-1] == (
@@ -315,6 +328,7 @@ def test_environment_plans_cover_every_environment_without_secrets() -> None:
     assert '--base-plan "$RUNNER_TEMP/base-plan.json"' in runs
     assert 'out="$RUNNER_TEMP/pfsync-plan/$ENVIRONMENT"' in runs
     [upload] = [s for s in job["steps"] if "upload-artifact" in s.get("uses", "")]
+    assert upload["if"] == "github.event_name == 'pull_request'"  # the merge queue's: no comment
     assert upload["with"]["name"] == "pfsync-plan-${{ matrix.environment }}"
     assert upload["with"]["path"] == "${{ runner.temp }}/pfsync-plan"
     [fail] = [s for s in job["steps"] if "exit 1" in s.get("run", "")]
@@ -341,12 +355,13 @@ def test_odd_environment_names_stay_strings(odd: Path) -> None:
 def test_one_environment_plan_uses_no_secrets_and_keeps_the_base_plan() -> None:
     plan = workflow("pfsync-plan.yml", ONE)
     assert "secrets" not in str(plan)
-    assert plan["on"] == {"pull_request": None}
+    assert plan["on"] == {"pull_request": None, "merge_group": None}
     runs = "\n".join(s.get("run", "") for s in steps_of(plan))
     assert "pfsync validate --format github" in runs
     assert 'pfsync -C "$RUNNER_TEMP/base" plan --format json' in runs
     assert "--detailed-exitcode" in runs and '--base-plan "$RUNNER_TEMP/base-plan.json"' in runs
     [upload] = [s for s in steps_of(plan) if "upload-artifact" in s.get("uses", "")]
+    assert upload["if"] == "github.event_name == 'pull_request'"  # the merge queue's: no comment
     assert upload["with"]["name"] == "pfsync-plan"
     assert upload["with"]["path"].splitlines() == [
         "${{ runner.temp }}/pfsync-plan/plan.md",
@@ -411,6 +426,14 @@ SCRIPT
 """
 
 
+# What each section says about when its environment applies a merge.
+FIRST = "Applied to staging when merged, without an approval."
+NEXT = (
+    "Applied to production after staging, once a reviewer approves the plan shown in the apply "
+    "run's summary (only what staging created from the same manifests)."
+)
+
+
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 class TestCommentScript:
     """The environment comment script, run by node on artifacts on disk against a fake API."""
@@ -447,7 +470,10 @@ class TestCommentScript:
     ) -> None:
         self.artifact(tmp_path, "production", "prod plan\n")
         self.artifact(tmp_path, "staging", "staging plan\n")
-        body = "<!-- pfsync-plan -->\n### staging\n\nstaging plan\n\n### production\n\nprod plan\n"
+        body = (
+            f"<!-- pfsync-plan -->\n### staging\n\n*{FIRST}*\n\nstaging plan\n\n"
+            f"### production\n\n*{NEXT}*\n\nprod plan\n"
+        )
         assert self.run(tmp_path) == {
             "calls": [["update", {"owner": "o", "repo": "r", "comment_id": 2, "body": body}]],
             "notices": [],
@@ -457,7 +483,8 @@ class TestCommentScript:
         self.artifact(tmp_path, "staging", "s\n")
         [[_, call]] = self.run(tmp_path)["calls"]
         assert call["body"].endswith(
-            "### production\n\n*No plan: the plan job of production failed; see https://run*\n"
+            f"### production\n\n*{NEXT}*\n\n"
+            "*No plan: the plan job of production failed; see https://run*\n"
         )
 
     def test_no_plan_at_all_posts_nothing(self, tmp_path: Path) -> None:
@@ -472,8 +499,8 @@ class TestCommentScript:
         [[_, call]] = self.run(tmp_path)["calls"]
         note = "\n\n… truncated; the whole plan: https://run\n"
         assert call["body"] == (
-            f"<!-- pfsync-plan -->\n### staging\n\n{'s' * 30_000}{note}\n"
-            f"### production\n\n{'p' * 20_000}"
+            f"<!-- pfsync-plan -->\n### staging\n\n*{FIRST}*\n\n{'s' * 30_000}{note}\n"
+            f"### production\n\n*{NEXT}*\n\n{'p' * 20_000}"
         )
 
     def test_a_number_that_is_not_digits_stops_it(self, tmp_path: Path) -> None:
@@ -506,75 +533,6 @@ class TestCommentScript:
             "calls": [],
             "notices": ["#7 is not at abc (any more); no comment"],
         }
-
-
-def git(cwd: Path, *args: str, author: str = "someone") -> str:
-    environ = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": author,
-        "GIT_AUTHOR_EMAIL": AUTHOR_EMAIL if author == AUTHOR else "someone@example.com",
-        "GIT_COMMITTER_NAME": author,
-        "GIT_COMMITTER_EMAIL": "ci@example.com",
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=environ)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
-
-
-def stale_checks() -> list[tuple[str, str, str]]:
-    """The promotion jobs' checks: script, the variable naming the approved commit, message."""
-    [github] = [
-        s["run"]
-        for s in workflow("pfsync-apply.yml")["jobs"]["apply-production"]["steps"]
-        if s.get("name") == STALE_CHECK
-    ]
-    gitlab_check, _ = gitlab()["pfsync-apply-production"]["script"]
-    return [
-        (
-            github,
-            "APPROVED",
-            "::error::main has moved on since {}: approve the newest pfsync apply run instead\n",
-        ),
-        (
-            gitlab_check,
-            "CI_COMMIT_SHA",
-            "main has moved on since {}: run the newest pipeline's job instead\n",
-        ),
-    ]
-
-
-@pytest.mark.parametrize(("script", "variable", "moved"), stale_checks(), ids=["github", "gitlab"])
-def test_a_promotion_applies_only_the_approved_commit_and_pfsyncs_lockfile_commits(
-    tmp_path: Path, script: str, variable: str, moved: str
-) -> None:
-    repository = tmp_path / "repo"
-    repository.mkdir()
-    git(repository, "init", "--quiet", "-b", "main")
-    git(repository, "commit", "--quiet", "--allow-empty", "-m", "merge #1")
-    approved = git(repository, "rev-parse", "HEAD")
-
-    def check() -> tuple[int, str, str]:
-        proc = subprocess.run(  # as GitHub Actions runs a `run:` script
-            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-            cwd=repository,
-            capture_output=True,
-            text=True,
-            env={**os.environ, variable: approved},
-        )
-        return proc.returncode, proc.stdout, proc.stderr
-
-    assert check() == (0, "", "")
-    # The first environment's apply pushed its lockfile commits meanwhile.
-    git(repository, "commit", "--quiet", "--allow-empty", "-m", "lockfile [skip ci]", author=AUTHOR)
-    assert check() == (0, "", "")
-    # A newer merge: its own run applies it, after its own approval.
-    git(repository, "commit", "--quiet", "--allow-empty", "-m", "merge #2")
-    assert check() == (1, moved.format(approved), "")
-    # main no longer holds the approved commit at all.
-    git(repository, "checkout", "--quiet", "--orphan", "rewritten")
-    git(repository, "commit", "--quiet", "--allow-empty", "-m", "rewritten")
-    assert check() == (1, moved.format(approved), "")
 
 
 def test_pfsync_is_installed_pinned_from_its_repository(recipes: Path) -> None:
@@ -610,10 +568,12 @@ def test_one_environment_gitlab_recipe() -> None:
     assert any("--base-plan /tmp/base-plan.json" in line for line in plan["script"])
     assert apply["rules"] == [{"if": DEFAULT_BRANCH_PUSH}]
     assert (apply["resource_group"], apply["interruptible"]) == ("pfsync-apply", False)
-    assert "artifacts" not in apply
+    assert apply["artifacts"]["paths"] == ["apply-summary.md"]
     script = apply["script"]
     assert script[:2] == PUSH_TOKEN_LINES
-    assert script[-1] == "pfsync apply --auto-approve"
+    assert script[-1] == (
+        "pfsync apply --auto-approve --lock-timeout 900 --summary apply-summary.md"
+    )
     for line in [*script, *document["default"]["before_script"]]:
         assert "git push" not in line and "git commit" not in line
 
@@ -632,25 +592,38 @@ def test_gitlab_plans_every_environment_and_promotes_by_a_manual_job() -> None:
     )
     assert any("--base-plan /tmp/base-plan.json" in line for line in plan["script"])
     shared = document[".pfsync-apply"]
-    assert shared["interruptible"] is False and "artifacts" not in shared
+    assert shared["interruptible"] is False
+    assert shared["artifacts"]["paths"] == ["apply-summary.md"]
     assert shared["before_script"][2:4] == PUSH_TOKEN_LINES
     jobs = {name: job for name, job in document.items() if name.startswith("pfsync-apply-")}
     assert list(jobs) == [f"pfsync-apply-{name}" for name in environments]
+    summary = "--lock-timeout 900 --summary apply-summary.md"
     for index, (name, job) in enumerate(zip(environments, jobs.values(), strict=True)):
         assert job["extends"] == ".pfsync-apply"
         # Its environment: its scoped credentials, and (protected) who may run it.
         assert job["environment"] == {"name": name}
         assert job["resource_group"] == f"pfsync-apply-{name}"
-        assert job["script"][-1] == f"pfsync -e {name} apply --auto-approve"
         if index == 0:  # applied on every merge, at once
             assert job["rules"] == [{"if": DEFAULT_BRANCH_PUSH}]
-            assert "needs" not in job and len(job["script"]) == 1
-        else:  # after the one before it, when someone runs it
+            assert "needs" not in job
+            assert job["script"] == [f"pfsync -e {name} apply --auto-approve {summary}"]
+        else:  # the saved plan of the job before it, when someone runs it; no author check
+            previous = environments[index - 1]
+            plan = document[f"pfsync-plan-{name}"]
+            assert plan["needs"] == [f"pfsync-apply-{previous}"]
+            assert plan["rules"] == [{"if": DEFAULT_BRANCH_PUSH}]
+            assert plan["script"][-2] == (
+                f"pfsync -e {name} plan --after {previous} --format markdown "
+                f"--out {name}.plan.json > {name}.plan.md"
+            )
+            assert plan["artifacts"]["paths"] == [f"{name}.plan.json", f"{name}.plan.md"]
+            assert "PFSYNC_" not in "\n".join(plan["script"])
             assert job["rules"] == [{"if": DEFAULT_BRANCH_PUSH, "when": "manual"}]
-            assert job["needs"] == [f"pfsync-apply-{environments[index - 1]}"]
-            assert PFSYNC_AUTHOR in job["script"][0]
+            assert job["needs"] == [f"pfsync-plan-{name}"]
+            assert job["script"] == [f"pfsync -e {name} apply {summary} {name}.plan.json"]
         for line in [*job["script"], *shared["before_script"]]:
             assert "git push" not in line and "git commit" not in line
+            assert "git log" not in line and "merge-base" not in line
 
 
 def test_pre_commit_hook_definition() -> None:

@@ -298,8 +298,9 @@ def test_a_saved_plan_carries_its_moved_and_is_stale_when_the_declarations_chang
         1,
         "",
         "Error: the plan plan.json is stale: the declarations (Moved, Import, Removed, "
-        "NotCreated) changed since the plan was saved; make a new plan with "
-        "`pfsync plan --out FILE`\n",
+        "NotCreated) changed since the plan was saved. Make a new plan and review it: "
+        "`pfsync plan --out plan.json` (in CI, re-run the job that made the plan); nothing was "
+        "sent\n",
     )
     assert run_pfsync("plan", "--out", "plan.json", cwd=root).code == 0
     run = run_pfsync("apply", "plan.json", cwd=root, env=credentials)
@@ -336,8 +337,9 @@ def assert_refused_as_stale(root: Path, run_pfsync: RunPfsync) -> None:
         1,
         "",
         "Error: the plan plan.json is stale: the declarations (Moved, Import, Removed, "
-        "NotCreated) changed since the plan was saved; make a new plan with "
-        "`pfsync plan --out FILE`\n",
+        "NotCreated) changed since the plan was saved. Make a new plan and review it: "
+        "`pfsync plan --out plan.json` (in CI, re-run the job that made the plan); nothing was "
+        "sent\n",
     )
     assert (root / "pfsync.lock").read_bytes() == before
 
@@ -843,7 +845,7 @@ def test_two_declarations_of_any_kinds_for_one_address_are_refused(
 
 def test_a_not_created_re_send_uncertain_again_is_not_told_to_declare_a_not_created() -> None:
     from pfsync.apply.applier import ItemResult
-    from pfsync.apply.run import describe_result
+    from pfsync.apply.outcome import describe_result
 
     result = ItemResult("biz_1/a", "uncertain", "read timeout")
     assert describe_result(result, resent=True) == (

@@ -7,11 +7,14 @@ docs/ are checked here, anchors included, with GitHub's heading anchors (the sit
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from conftest import REPO
 
@@ -187,3 +190,263 @@ def test_links_from_the_readme_and_the_changelog_hold() -> None:
         if (found := broken_links(path))
     }
     assert not broken
+
+
+# One source per fact: where the manual states what the code holds, the code is the source and
+# the manual is tested against it.
+
+INDEX = DOCS / "index.md"
+ROW = re.compile(r"^\| `([^`]+)` \| (.*) \|$")
+
+
+def section(page: Path, heading: str) -> str:
+    """The text of a page's `## heading` section, up to the next `## ` heading."""
+    text = page.read_text(encoding="utf-8")
+    return text.partition(f"\n## {heading}\n")[2].partition("\n## ")[0]
+
+
+def table_rows(text: str) -> dict[str, str]:
+    """The rows of a Markdown table whose first cell is code: that code → the rest of the row."""
+    return {match[1]: match[2] for match in map(ROW.match, text.splitlines()) if match}
+
+
+def cli_commands() -> dict[str, str]:
+    """Every command a person runs → its summary, from the click command tree.
+
+    A command is written with its arguments as its usage shows them (`pfsync state mv OLD NEW`).
+    A group is a command of its own only when it runs without a subcommand (`pfsync sandbox`).
+    """
+    import click
+
+    from pfsync.cli import cli
+
+    found: dict[str, str] = {}
+
+    def visit(command: click.Command, words: list[str]) -> None:
+        group = isinstance(command, click.Group)
+        if words and (not group or getattr(command, "invoke_without_command", False)):
+            context = click.Context(command, info_name=words[-1])
+            arguments = [
+                piece
+                for piece in command.collect_usage_pieces(context)
+                if piece != "[OPTIONS]" and "COMMAND" not in piece
+            ]
+            found[" ".join(["pfsync", *words, *arguments])] = command.get_short_help_str(10**6)
+        if isinstance(command, click.Group):
+            for name, subcommand in sorted(command.commands.items()):
+                visit(subcommand, [*words, name])
+
+    visit(cli, [])
+    return found
+
+
+def test_the_command_table_is_the_cli() -> None:
+    # Each row: the command as its usage shows it, then its --help summary (a link may follow).
+    rows = table_rows(section(INDEX, "Commands"))
+    commands = cli_commands()
+    expected = "\n".join(f"| `{usage}` | {summary} |" for usage, summary in commands.items())
+    assert sorted(rows) == sorted(commands), f"docs/index.md's commands are:\n{expected}"
+    stale = [usage for usage, summary in commands.items() if not rows[usage].startswith(summary)]
+    assert not stale, f"rows to start with the command's summary:\n{expected}"
+
+
+def remote_stores() -> list[str]:
+    """The state stores of the config schema that keep the record beyond this machine."""
+    stores: list[str] = []
+    for node in _walk_json(config_schema()):
+        if isinstance(node, dict) and isinstance(node.get("store"), dict):
+            stores.extend(node["store"].get("enum", []))
+    return sorted(set(stores) - {"file"})
+
+
+def _walk_json(node: object) -> list[object]:
+    nodes = [node]
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    for child in children:
+        nodes.extend(_walk_json(child))
+    return nodes
+
+
+def test_unlock_names_every_store_that_keeps_a_lock_record() -> None:
+    summary = cli_commands()["pfsync state unlock LOCK_ID"]
+    assert [store for store in remote_stores() if store not in summary] == []
+
+
+# A measured figure: a ratio (1.13 and the multiplication sign) or a time with decimals (`0.84 s`,
+# `5.4 ms`) or in microseconds.
+TIMES = "\u00d7"  # the multiplication sign, written as an escape for ruff's ambiguity check
+FIGURE = re.compile(rf"(?<![\w.])\d+(?:\.\d+)?{TIMES}|(?<![\w.])\d+\.\d+ ?(?:s|ms|µs)\b|\d ?µs\b")
+FIGURE_PAGES = {DOCS / "performance.md", DOCS / "libraries.md"}
+
+
+def test_figures_live_on_the_performance_pages() -> None:
+    # A benchmark figure copied to another page drifts from the next run: other pages link
+    # docs/performance.md (the budgets) or docs/libraries.md (the libraries measured). The
+    # changelog is a record of the past and keeps the figures each release was measured at.
+    found = [
+        f"{path.relative_to(REPO)}:{number}: {figure}"
+        for path in documents()
+        if path not in FIGURE_PAGES and path != CHANGELOG
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        for figure in FIGURE.findall(line)
+    ]
+    assert not found, "\n".join(found)
+
+
+def ci_commands() -> list[str]:
+    """The commands `.ci/run` runs, as written there, without `.venv/bin/` and shell plumbing.
+
+    A command stops at its first word that holds a quote, a `$`, a redirection or `||`, `&`:
+    `.venv/bin/mkdocs build --strict --quiet --site-dir "$(mktemp -d)"` is
+    `mkdocs build --strict --quiet --site-dir`.
+    """
+    commands: list[str] = []
+    for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines():
+        for part in line.strip().split(" && "):
+            if not part.startswith((".venv/bin/", ".ci/", "python3 ")):
+                continue
+            words: list[str] = []
+            for word in part.removeprefix(".venv/bin/").split():
+                if re.search(r"[\"'$<>|&]", word):
+                    break
+                words.append(word)
+            commands.append(" ".join(words))
+    return commands
+
+
+def test_development_names_every_command_ci_runs() -> None:
+    account = section(DOCS / "development.md", "Setting up and running the tests")
+    commands = ci_commands()
+    assert "mypy --strict --platform win32 pfsync/" in commands  # the parser sees .ci/run
+    assert [command for command in commands if f"`{command}" not in account] == []
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of pfsync.yaml, the config loader's source of truth."""
+    schema: dict[str, Any] = json.loads(
+        (REPO / "schemas" / "config.schema.json").read_text(encoding="utf-8")
+    )
+    return schema
+
+
+def test_the_config_tables_name_every_key_of_the_config_schema() -> None:
+    schema = config_schema()
+    top = table_rows(section(DOCS / "configuration.md", "`pfsync.yaml`"))
+    state = table_rows(section(DOCS / "state-stores.md", "Configuration reference"))
+    assert sorted(top) == sorted(schema["properties"])
+    assert sorted(state) == sorted(schema["properties"]["state"]["properties"])
+
+
+def pfsync_variables() -> set[str]:
+    """The PFSYNC_ environment variables pfsync's code names (whole string constants)."""
+    return {
+        node.value
+        for path in sorted((REPO / "pfsync").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and re.fullmatch(r"PFSYNC_[A-Z0-9_]+", node.value)
+    }
+
+
+def test_the_environment_variable_table_is_the_code() -> None:
+    table = section(DOCS / "configuration.md", "Environment variables")
+    documented = set(re.findall(r"\bPFSYNC_[A-Z0-9_]+", table))  # not click's _PFSYNC_COMPLETE
+    assert sorted(documented) == sorted(pfsync_variables())
+
+
+def test_the_exit_code_table_is_the_code() -> None:
+    import signal
+
+    from pfsync.plan.planner import EXIT_CHANGES, EXIT_NEEDS_PERSON, EXIT_NOTHING_TO_DO
+
+    table = section(INDEX, "Exit codes")
+    codes = [line.split("|")[1].strip() for line in table.splitlines() if line[:2] == "| "][1:]
+    stopped = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # the process exits 128 + signal
+    assert codes == [
+        str(EXIT_NOTHING_TO_DO),
+        "1",  # every error: pfsync never exits with click's usage code 2
+        str(EXIT_CHANGES),
+        str(EXIT_NEEDS_PERSON),
+        " / ".join(str(128 + signum) for signum in stopped),
+    ]
+
+
+def test_performance_names_every_benchmark_step() -> None:
+    # benchmarks/run.py's steps (its --only choices) are the source; it imports only the standard
+    # library until a step runs.
+    import importlib.util
+
+    folder = str(REPO / "benchmarks")
+    loaded = set(sys.modules)
+    sys.path.insert(0, folder)
+    try:
+        spec = importlib.util.spec_from_file_location("benchmarks_run", f"{folder}/run.py")
+        assert spec is not None and spec.loader is not None
+        run = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(run)
+        steps = list(run.STEPS)
+    finally:
+        sys.path.remove(folder)
+        for name in set(sys.modules) - loaded:  # its own modules (harness, report…) go again
+            if str(getattr(sys.modules[name], "__file__", "")).startswith(folder):
+                del sys.modules[name]
+    usage = (DOCS / "performance.md").read_text(encoding="utf-8").partition("--only apply")[2]
+    listed = re.findall(r"[\w-]+", usage.partition("```")[0].partition("(")[2])
+    assert listed == steps
+
+
+def test_the_documented_defaults_are_the_config_loaders() -> None:
+    # The loader's defaults are the source; the state reference table and the schema's
+    # descriptions (what an editor shows) repeat each number or name.
+    import dataclasses
+
+    from pfsync.config import DEFAULT_API_URL, DEFAULT_LOCKFILE, DEFAULT_MANIFESTS, StateConfig
+
+    schema = config_schema()["properties"]
+    state = table_rows(section(DOCS / "state-stores.md", "Configuration reference"))
+    for field in dataclasses.fields(StateConfig):
+        if isinstance(field.default, int | float) and not isinstance(field.default, bool):
+            shown = f"{field.default:g}"
+            assert state[field.name].split(" | ")[1] == f"`{shown}`", field.name
+            description = schema["state"]["properties"][field.name]["description"]
+            assert f"(default {shown})" in description, field.name
+    top = table_rows(section(DOCS / "configuration.md", "`pfsync.yaml`"))
+    assert top["api_url"].startswith(f"`{DEFAULT_API_URL}` |")
+    assert top["manifests"].startswith(f"`{json.dumps(list(DEFAULT_MANIFESTS))}` |")
+    assert top["lockfile"].startswith(f"`{DEFAULT_LOCKFILE}` |")
+
+
+def requirements() -> dict[str, set[str]]:
+    """pfsync's declared distributions by extra ("" for the runtime ones), names normalised."""
+    from importlib.metadata import requires
+
+    found: dict[str, set[str]] = {}
+    for requirement in requires("pfsync") or []:
+        name = re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0]
+        extra = re.search(r"extra\s*==\s*[\"'](\w+)[\"']", requirement)
+        found.setdefault(extra[1] if extra else "", set()).add(normal_name(name))
+    return found
+
+
+def normal_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
+def test_the_dependency_lists_are_the_package_metadata() -> None:
+    # pyproject.toml declares them; the README names the runtime ones and the s3 extra's,
+    # docs/development.md says why each test tool is there.
+    declared = requirements()
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+    runtime = readme.partition("Runtime dependencies: ")[2].partition(" ([why each]")[0]
+    assert {normal_name(name) for name in runtime.split(", ")} == declared[""]
+    s3 = readme.partition("the s3 state store adds ")[2].partition(" (`pfsync[s3]`)")[0]
+    assert {normal_name(name) for name in s3.split(" and ")} == declared["s3"]
+    table = section(DOCS / "development.md", "Test-only dependencies")
+    named = {
+        normal_name(name)
+        for row in table.splitlines()
+        if row[:2] == "| " and not row.startswith("| package")
+        for name in row.split("|")[1].split(",")
+    }
+    assert sorted(named) == sorted(declared["test"] - declared[""])

@@ -453,8 +453,8 @@ def test_a_saved_plan_of_one_environment_is_refused_by_another(
         1,
         "",
         "Error: the plan prod.json was made for environment production, but this apply is for "
-        "environment staging: apply it with -e production, or make a plan for this environment "
-        "with `pfsync plan --out FILE`\n",
+        "environment staging: apply it with `pfsync -e production apply prod.json`, or make a "
+        "plan for this environment with `pfsync -e staging plan --out FILE`; nothing was sent\n",
     )
     assert staging.requests() == [] and production.requests() == []
     assert not (root / "state" / "staging.lock").exists()  # refused before one was made

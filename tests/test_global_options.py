@@ -1,15 +1,24 @@
-"""Global options are accepted before or after the command name (`pfsync plan -v`)."""
+"""Global options are click parameters every command accepts, before or after its name.
+
+No argv is rewritten: a value that looks like an option (`plan --out -e.json`) stays the value
+of the option it follows, because click's parser knows which options take values.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import click
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from project_helpers import NOT_A_REPOSITORY
 
 from apply_helpers import make_repo
-from conftest import RunPfsync
-from pfsync.cli import hoist_global_options
+from cli_helpers import command_path, commands, options_of, parse_down
+from conftest import RunPfsync, run_in_process
+from pfsync.cli.common import GlobalOptions
 
 PLAN_OF_TWO = (
     "Business: biz_e2e\n"
@@ -31,37 +40,6 @@ PLAN_OF_TWO = (
 )
 
 
-@pytest.mark.parametrize(
-    ("after", "before"),
-    [
-        (["plan", "-v"], ["-v", "plan"]),
-        (["plan", "-vv", "--no-color"], ["-vv", "--no-color", "plan"]),
-        (["state", "list", "-q"], ["-q", "state", "list"]),
-        (["plan", "-C", "repo", "--format", "json"], ["-C", "repo", "plan", "--format", "json"]),
-        (["validate", "--config=x.yaml", "a.yaml"], ["--config=x.yaml", "validate", "a.yaml"]),
-        (["-C", "d", "plan", "--quiet"], ["-C", "d", "--quiet", "plan"]),
-        (["plan", "--", "-v"], ["plan", "--", "-v"]),
-        (["plan", "-e", "staging", "--no-cache"], ["-e", "staging", "--no-cache", "plan"]),
-        (["plan", "-estaging"], ["-estaging", "plan"]),
-        (["state", "list", "--env=prod"], ["--env=prod", "state", "list"]),
-        # init's --env defines environments: it stays init's.
-        (["init", "d", "--env", "a", "-e", "b"], ["init", "d", "--env", "a", "-e", "b"]),
-        (["init", "d", "-ea"], ["init", "d", "-ea"]),
-        (["--help"], ["--help"]),
-        # Short flags given together, the last of them taking a value.
-        (["plan", "-qe", "staging"], ["-qe", "staging", "plan"]),
-        (["plan", "-qestaging", "--no-cache"], ["-qestaging", "--no-cache", "plan"]),
-        (["validate", "-vvC", "d", "a.yaml"], ["-vvC", "d", "validate", "a.yaml"]),
-        (["-qe", "staging", "plan", "-v"], ["-qe", "staging", "-v", "plan"]),
-        # …but for init's own -e, which stays init's.
-        (["init", "d", "-qe", "a"], ["-q", "init", "d", "-e", "a"]),
-        (["init", "d", "-vqea"], ["-vq", "init", "d", "-ea"]),
-    ],
-)
-def test_hoist_global_options(after: list[str], before: list[str]) -> None:
-    assert hoist_global_options(after) == before
-
-
 def test_plan_dash_v_is_pfsync_dash_v_plan(run_pfsync: RunPfsync, tmp_path: Path) -> None:
     repo = make_repo(tmp_path, 2)
     after = run_pfsync("plan", "-v", "--no-color", cwd=repo)
@@ -72,3 +50,162 @@ def test_plan_dash_v_is_pfsync_dash_v_plan(run_pfsync: RunPfsync, tmp_path: Path
     assert (before.code, before.out, before.err) == (0, PLAN_OF_TWO, verbose)
     quiet = run_pfsync("validate", "-q", cwd=repo)
     assert (quiet.code, quiet.out, quiet.err) == (0, "", "")
+
+
+def test_plan_out_takes_a_value_that_looks_like_an_option(
+    run_pfsync: RunPfsync, tmp_path: Path
+) -> None:
+    """`--out -e.json` saves to `-e.json` (it was taken for `-e .json`), and the apply command
+    it prints works as pasted: the file name follows `--`."""
+    repo = make_repo(tmp_path, 2)
+    run = run_pfsync("plan", "--out", "-e.json", "-q", cwd=repo)
+    assert (run.code, run.out, run.err) == (0, PLAN_OF_TWO, "")
+    assert (repo / "-e.json").is_file()
+    run = run_pfsync("plan", "--out=-q.json", cwd=repo)
+    hint = "Saved the plan to -q.json; apply it with `pfsync apply -- -q.json`.\n"
+    assert (run.code, run.out, run.err) == (0, PLAN_OF_TWO, hint)
+    assert (repo / "-q.json").is_file()
+
+
+def test_options_in_process(tmp_path: Path) -> None:
+    """The same, in process: -C after the command, then `--` before a file named like an option."""
+    repo = make_repo(tmp_path, 1)
+    code, _ = run_in_process(["plan", "-C", str(repo), "--out", "-C.json", "-q"], tmp_path)
+    assert code == 0
+    assert (repo / "-C.json").is_file()
+
+
+# Every option that takes a value, on every command (the group included), read from the tree.
+VALUED = [
+    (path, command, param)
+    for path, command in commands()
+    for param in command.params
+    if isinstance(param, click.Option) and not param.is_flag and not param.count
+]
+# Values a parser could mistake for options, or that a shell would split, or that contain `=`.
+TRICKY = ["-e.json", "-Cx", "--", "-", "-q", "--env", "--help", "a b", "=", "a=b", "--x=y", ""]
+VALUES = st.one_of(
+    st.sampled_from(TRICKY),
+    st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12),
+)
+
+
+def _forms(param: click.Option, value: str) -> list[list[str]]:
+    """`--opt VALUE` and `--opt=VALUE` (`-C VALUE` and `-CVALUE` for a short-only option)."""
+    long = [name for name in param.opts if name.startswith("--")]
+    if long:
+        return [[long[0], value], [f"{long[0]}={value}"]]
+    short = param.opts[0]
+    return [[short, value]] + ([[short + value]] if value else [])
+
+
+def _required(command: click.Command, tested: click.Option) -> list[str]:
+    """What the command needs besides the tested option: its other required options, then a
+    word for each required argument after `--` (so none is read as an option)."""
+    options = [
+        word
+        for param in command.params
+        if isinstance(param, click.Option) and param.required and param is not tested
+        for word in (param.opts[0], "x")
+    ]
+    arguments = [
+        "x" for param in command.params if isinstance(param, click.Argument) and param.required
+    ]
+    return options + (["--", *arguments] if arguments else [])
+
+
+def _id(case: tuple[tuple[str, ...], click.Command, click.Option]) -> str:
+    return " ".join(("pfsync", *case[0], case[2].opts[0]))
+
+
+@pytest.mark.parametrize("case", VALUED, ids=_id)
+@settings(max_examples=25, deadline=None)
+@given(value=VALUES)
+def test_every_value_reaches_its_option(
+    case: tuple[tuple[str, ...], click.Command, click.Option], value: str
+) -> None:
+    """The parser gives each option exactly the word after it, whatever it looks like."""
+    path, command, param = case
+    assert param.name is not None
+    for words in _forms(param, value):
+        parser = command.make_parser(click.Context(command, info_name=path[-1] if path else None))
+        given, _, _ = parser.parse_args([*words, *_required(command, param)])
+        assert given[param.name] == ([value] if param.multiple else value), words
+
+
+# The global options' parameters, by the GlobalOptions field they fill.
+GLOBAL_FIELDS = {f"global_{name}": name for name in ("directory", "config_path", "environment")}
+TEXT_TYPES = (click.types.StringParamType, click.Path)
+
+
+@pytest.mark.parametrize("case", VALUED, ids=_id)
+@settings(max_examples=15, deadline=None)
+@given(value=VALUES)
+def test_every_text_value_reaches_its_command(
+    case: tuple[tuple[str, ...], click.Command, click.Option], value: str
+) -> None:
+    """Parsed down to the command, as pfsync will: a global option's value is what the command
+    sees as global options, and a command's own text option's value is its parameter."""
+    path, command, param = case
+    assert param.name is not None
+    if not isinstance(param.type, TEXT_TYPES) or isinstance(command, click.Group):
+        return  # typed (choices, numbers) or a group: its word is checked by the parser above
+    if param.callback is not None and param.name not in GLOBAL_FIELDS:
+        return  # it parses its value (--sandbox-faults): the parser test covers the word
+    # A path type refuses an existing path of the wrong kind (`--config /`): rightly.
+    assume(not isinstance(param.type, click.Path) or not os.path.exists(value))
+    for words in _forms(param, value):
+        chain = parse_down([*path, *words, *_required(command, param)])
+        assert command_path(chain) == " ".join(path)
+        if param.name in GLOBAL_FIELDS:
+            assert getattr(options_of(chain), GLOBAL_FIELDS[param.name]) == value, words
+        else:
+            got = chain[-1].params[param.name]
+            assert got == ((value,) if param.multiple else value), words
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["-e", "a", "plan", "-e", "b"], GlobalOptions(0, None, None, environment="b")),
+        (["-v", "plan", "-v"], GlobalOptions(2, None, None)),
+        (["-C", "d", "state", "-C", "e", "list"], GlobalOptions(0, "e", None)),
+        (["state", "list", "--config=c.yaml", "-q"], GlobalOptions(-1, None, "c.yaml")),
+        (["plan", "--no-cache", "--no-color"], GlobalOptions(0, None, None, True, None, True)),
+        (["-qestaging", "plan"], GlobalOptions(-1, None, None, environment="staging")),
+        (["validate", "-vvC", "d"], GlobalOptions(2, "d", None)),
+        # init's own --env defines environments; -e before init still selects one.
+        (["-e", "x", "init", "d", "--env", "a"], GlobalOptions(0, None, None, environment="x")),
+    ],
+)
+def test_before_and_after_the_command(argv: list[str], expected: GlobalOptions) -> None:
+    """Given before and after the command, a value's last word wins and -v counts add up."""
+    assert options_of(parse_down(argv)) == expected
+
+
+def test_init_keeps_its_own_env() -> None:
+    chain = parse_down(["init", "d", "--env", "a", "-eb", "-q"])
+    assert chain[-1].params["environments"] == ("a", "b")
+    assert options_of(chain) == GlobalOptions(-1, None, None)
+
+
+def test_sandbox_password_keeps_a_value_like_an_option() -> None:
+    """`sandbox --password -Cx` keeps `-Cx` as the password (it was taken for -C x)."""
+    chain = parse_down(["sandbox", "--password", "-Cx", "-e", "-x"])
+    assert chain[-1].params["password"] == "-Cx"
+    assert options_of(chain) == GlobalOptions(0, None, None, environment="-x")
+
+
+def test_the_sandbox_group_takes_global_options_with_its_subcommand(tmp_path: Path) -> None:
+    """`sandbox -q list`: -q is no serving option of `sandbox` (that mix is refused)."""
+    repo = make_repo(tmp_path, 1)
+    assert run_in_process(["sandbox", "-q", "list"], repo) == (
+        0,
+        "The sandbox holds no triggers yet (.pfsync/sandbox-data.json does not exist): "
+        "`pfsync apply --sandbox` creates them.\n",
+    )
+    code, output = run_in_process(["sandbox", "--port", "0", "list"], repo)
+    assert (code, output.splitlines()[-1]) == (
+        1,
+        "Error: --port serves the sandbox; it cannot be combined with `sandbox list`.",
+    )

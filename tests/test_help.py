@@ -128,7 +128,7 @@ HELP = {
     ),
     ("state", "unlock"): (
         "pfsync state unlock [OPTIONS] LOCK_ID",
-        "Remove the lock a dead run left in a remote state store (git).",
+        "Remove the lock a dead run left in a remote state store (git or s3).",
         ["pfsync state unlock 5f0c6c2e-8d7a-4d0e-9c53-2b1f3f1d9a10"],
     ),
     ("state", "push"): (

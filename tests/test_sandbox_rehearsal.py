@@ -26,8 +26,7 @@ from fixtures_sandbox import http_client, trigger_body
 SANDBOX_NOTE = "Sandbox mode: using .pfsync/pfsync.lock, never the real lockfile.\n"
 SANDBOX_HINT = (
     "Sandbox mode: `pfsync sandbox list` shows what the sandbox holds (where you would look in "
-    "Pocketflows); add --sandbox to the state commands named above, e.g. "
-    "`pfsync state rm --sandbox ADDR`.\n"
+    "Pocketflows).\n"
 )
 NOT_COPIED = (
     "Error: sandbox mode's lockfile .pfsync/pfsync.lock records the triggers of the in-process "
@@ -417,7 +416,7 @@ def test_sandbox_group_keeps_serving_options_apart(run_pfsync: RunPfsync) -> Non
     mixed = run_pfsync("sandbox", "--port", "0", "list")
     assert (mixed.code, mixed.out) == (1, "")
     assert mixed.err.endswith(
-        "Error: --port serves the sandbox; it cannot be combined with `pfsync sandbox list`.\n"
+        "Error: --port serves the sandbox; it cannot be combined with `sandbox list`.\n"
     )
     for args in (["sandbox", "--help"], ["sandbox", "list", "--help"]):
         helped = run_pfsync(*args)

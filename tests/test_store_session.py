@@ -20,10 +20,12 @@ from pfsync.apply.client import Attempt
 from pfsync.config import Config, StateConfig
 from pfsync.errors import LockHeldError, StoreConflict, StoreError
 from pfsync.models import DesiredTrigger
+from pfsync.state.changes import merge_run
 from pfsync.state.journal_records import Created, Failed, Pending, Uncertain
 from pfsync.state.lockfile import Lockfile, TriggerRecord
 from pfsync.state.stores import Snapshot
-from pfsync.state.stores.session import merge_run, new_lock, remote_state
+from pfsync.state.stores.lock_records import new_lock
+from pfsync.state.stores.session import remote_state
 from pfsync.support.canonical import body_digest
 
 API = "https://api.example.test"
@@ -63,6 +65,9 @@ class MemoryStore:
         if self.after_write is not None:
             self.after_write(len(self.writes))
         return written
+
+    def require_tip_checkout(self, snapshot: Snapshot) -> None:
+        """No checkout to check."""
 
     def outside_write(self, lockfile: Lockfile) -> None:
         """Another writer (a person's `state unlock`, say) changes the store."""
@@ -121,7 +126,7 @@ def run(
         applier = Applier(client, journal, parallelism=3)
         applier.run(to_send)
         try:
-            final: Lockfile | None = state.finish_journal(journal)
+            final: Lockfile | None = state.finish_journal()
         except StoreError as exc:
             warnings.append(str(exc))
             final = None

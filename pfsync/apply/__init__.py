@@ -5,4 +5,5 @@ deadline_transport  an httpx transport whose requests end by a deadline
 credentials         API credentials from the environment only
 applier             parallel creates that never create a trigger twice
 run                 one `pfsync apply`: lock, plan, confirm, send, record, summarise
+outcome             its progress lines, closing line and exit code (pure)
 """

@@ -41,7 +41,9 @@ class CreatesTriggers(Protocol):
 
 
 class AppendsRecords(Protocol):
-    """What the applier needs from the journal: durable appends."""
+    """What the applier needs from the journal: the run's creates announced, durable appends."""
+
+    def announce(self, pendings: Sequence[Pending]) -> None: ...
 
     def append(self, record: Record) -> None: ...
 
@@ -200,9 +202,7 @@ class Applier:
         self._pendings = {item.address: self._pending_for(item) for item in queue}
         # A remote store writes pending records ahead of the workers, batch by batch, so it
         # needs them all, in sending order, before the first POST (the file journal does not).
-        announce = getattr(self.journal, "announce", None)
-        if announce is not None:
-            announce(list(self._pendings.values()))
+        self.journal.announce(list(self._pendings.values()))
         queue.reverse()  # pop() from the end keeps the plan's order
         queue_lock = threading.Lock()
 

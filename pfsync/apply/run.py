@@ -14,28 +14,29 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pfsync.apply.applier import (
-    IN_FLIGHT,
-    INTERRUPT_GRACE_SECONDS,
-    Applier,
-    ApplyItem,
-    ApplyReport,
-    ItemResult,
+from pfsync.apply.applier import IN_FLIGHT, INTERRUPT_GRACE_SECONDS, Applier, ApplyItem, ApplyReport
+from pfsync.apply.outcome import (
+    EXIT_ERROR,
+    EXIT_NEEDS_PERSON,
+    EXIT_OK,
+    describe_carried,
+    describe_result,
+    exit_code,
+    summarise,
+    unrecorded_lines,
 )
 from pfsync.config import Config
 from pfsync.errors import ApplyRefused, PfsyncError
 from pfsync.models import Declaration, DesiredTrigger
-from pfsync.support.textsafety import escape, shown_id
+from pfsync.support.signals import handled, stop_signals
+from pfsync.support.textsafety import escape
 
 if TYPE_CHECKING:
     from pfsync.apply.applier import CreatesTriggers
     from pfsync.plan.planner import Plan
     from pfsync.state.lockfile import Lockfile
 
-EXIT_OK, EXIT_ERROR, EXIT_NEEDS_PERSON = 0, 1, 3
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
-if hasattr(signal, "SIGHUP"):  # not on Windows
-    EXIT_SIGNAL[signal.SIGHUP] = 129
+__all__ = ["EXIT_ERROR", "EXIT_NEEDS_PERSON", "EXIT_OK", "ApplyIO", "ApplyOptions", "run_apply"]
 
 
 @dataclass
@@ -50,6 +51,7 @@ class ApplyOptions:
     targets: Sequence[str] = ()
     replace: Sequence[str] = ()
     plan_file: str | None = None
+    after: str | None = None  # `--after PREV`: only creates PREV's record holds
 
 
 @dataclass
@@ -85,117 +87,6 @@ def _items_to_send(plan: Plan, lockfile: Lockfile, retry_uncertain: bool) -> lis
     return sorted(items, key=lambda item: item.address)
 
 
-def describe_result(result: ItemResult, resent: bool = False) -> str:
-    """The progress line for one address (`resent`: sent once more for a NotCreated)."""
-    if result.kind == "created":
-        line = f"{result.address}: created " + shown_id(result.trigger_id, "(id unknown)")
-        if result.trigger_id is None:
-            line += (
-                f" — {escape(result.message)}; find it in Pocketflows, then run "
-                f"`pfsync state import {result.address} ID --force`"
-            )
-        if result.replaces:
-            line += (
-                f" (replaces {shown_id(result.replaces)}, which stays active in Pocketflows "
-                "until a person deactivates it)"
-            )
-        for warning in result.warnings:
-            line += f"; warning: {escape(warning)}"
-        return line
-    if result.kind == "failed":
-        return f"{result.address}: failed: {escape(result.message)}"
-    if result.kind == "uncertain" and resent:
-        return (
-            f"{result.address}: uncertain: {escape(result.message)} — it was sent once more for "
-            "a NotCreated, so another NotCreated does nothing: look for it in Pocketflows, then "
-            "declare an Import (found) as `pfsync plan` prints it, or run "
-            f"`pfsync state import {result.address} ID`, or `pfsync state rm {result.address}` "
-            "(not found)"
-        )
-    if result.kind == "uncertain":
-        return (
-            f"{result.address}: uncertain: {escape(result.message)} — look for it in "
-            "Pocketflows, then declare an Import (found) or a NotCreated (not found), as "
-            f"`pfsync plan` prints them, or run `pfsync state import {result.address} ID` or "
-            f"`pfsync state rm {result.address}`"
-        )
-    return f"{result.address}: not sent"
-
-
-def summarise(report: ApplyReport, plan: Plan, environment: str | None = None) -> str:
-    """The closing line: what was done and what needs a person (in which environment)."""
-    created = len(report.of_kind("created"))
-    failed = len(report.of_kind("failed"))
-    uncertain_now = len(report.of_kind("uncertain"))
-    not_sent = len(report.of_kind("not-sent"))
-    counts = plan.counts
-    retried = {r.address for r in report.results}
-    uncertain = uncertain_now + len(
-        [e for e in plan.with_action("uncertain") if e.address not in retried]
-    )
-    label = f"Apply ({environment})" if environment else "Apply"
-    line = f"{label}: {created} created, {failed} failed, {uncertain_now} uncertain"
-    if counts.get("moved"):
-        line += f", {counts['moved']} moved"
-    if counts.get("import"):
-        line += f", {counts['import']} imported"
-    if counts.get("forget"):
-        line += f", {counts['forget']} forgotten"
-    if not_sent:
-        line += f", {not_sent} not sent"
-    line += (
-        f". Needs a person: {counts['update']} update, {counts['delete']} delete, "
-        f"{uncertain} uncertain."
-    )
-    return line
-
-
-def exit_code(report: ApplyReport, plan: Plan, received_signal: Sequence[int]) -> int:
-    """Apply's exit code: a signal's, else 1 for any failure, else 3 if a person is needed."""
-    if received_signal:
-        return EXIT_SIGNAL.get(signal.Signals(received_signal[0]), 130)
-    if report.stop_reason in ("auth", "disk") or report.of_kind("failed"):
-        return EXIT_ERROR
-    if report.of_kind("not-sent"):
-        return EXIT_ERROR
-    retried = {r.address for r in report.results}
-    still_uncertain = [e for e in plan.with_action("uncertain") if e.address not in retried]
-    if (
-        report.of_kind("uncertain")
-        or still_uncertain
-        or plan.with_action("update")
-        or plan.with_action("delete")
-    ):
-        return EXIT_NEEDS_PERSON
-    return EXIT_OK
-
-
-def describe_carried(plan: Plan) -> list[str]:
-    """One progress line per declaration carried out."""
-    lines = []
-    for entry in plan.entries:
-        declaration = entry.declaration
-        if entry.action not in ("moved", "forget", "import") or declaration is None:
-            continue
-        if entry.action == "moved":
-            what = shown_id(entry.old_id, "id unknown") if entry.recorded else "an uncertain create"
-            lines.append(
-                f"{entry.address}: moved from {declaration.address} ({what}, "
-                f"{escape(entry.source)}); nothing was sent"
-            )
-        elif entry.action == "import":
-            lines.append(
-                f"{entry.address}: imported trigger {shown_id(declaration.trigger_id)} "
-                f"({escape(entry.source)}); nothing was sent"
-            )
-        else:
-            lines.append(
-                f"{entry.address}: forgot trigger {shown_id(entry.old_id)} (kept in its history, "
-                f"{escape(entry.source)}); nothing was sent"
-            )
-    return lines
-
-
 def run_apply(
     config: Config,
     manifests: list[DesiredTrigger],
@@ -223,13 +114,27 @@ def run_apply(
             "If this is the first apply of this repository, run again with --new-lockfile"
         )
 
-    from pfsync.plan.saved import check_saved_environment, check_saved_plan, load_saved_plan
+    from pfsync.plan.after import hold_back, hold_back_saved, previous_record
+    from pfsync.plan.saved import (
+        check_saved_after,
+        check_saved_environment,
+        check_saved_plan,
+        load_saved_plan,
+    )
 
-    saved = load_saved_plan(options.plan_file) if options.plan_file is not None else None
+    saved = (
+        load_saved_plan(options.plan_file, config.invocation)
+        if options.plan_file is not None
+        else None
+    )
     if saved is not None:
-        check_saved_environment(saved, config.environment)  # before a lockfile is made for it
+        # before a lockfile is made for it
+        check_saved_environment(saved, config.environment, config.invocation)
+        check_saved_after(saved, options.after)
     targets = saved.targets if saved is not None else options.targets
     replace = saved.replace if saved is not None else options.replace
+    # PREV's record is read once, before the lock: read-only, it holds nothing of ours.
+    after = previous_record(config, options.after) if saved is None and options.after else None
 
     def planned(lockfile: Lockfile | None) -> tuple[Plan, list[ApplyItem]]:
         plan = create_plan(
@@ -241,7 +146,12 @@ def run_apply(
             declarations,
             config.business,
             config.environment,
+            config.invocation,
         )
+        if saved is not None and saved.after is not None:
+            plan = hold_back_saved(plan, saved.after, saved.held_back)
+        elif after is not None:
+            plan = hold_back(plan, after)
         recorded = lockfile or Lockfile.new(config.api_url, config.environment)
         return plan, _items_to_send(plan, recorded, options.retry_uncertain)
 
@@ -265,7 +175,9 @@ def run_apply(
         if saved is not None:
             # Against the state the plan was made from: taking a remote store's lock is a
             # write of its own, which must not make every saved plan stale.
-            check_saved_plan(saved, plan, transaction.before_lock, config.environment)
+            check_saved_plan(
+                saved, plan, transaction.before_lock, config.environment, config.invocation
+            )
         shown = resending_uncertain(plan) if options.retry_uncertain else plan
         io.show_plan(shown, transaction.where)
         if not items and not plan.carried:
@@ -295,7 +207,9 @@ def run_apply(
             client,
             journal,
             parallelism=options.parallelism,
-            on_result=lambda result: io.progress(describe_result(result, result.address in resent)),
+            on_result=lambda result: io.progress(
+                describe_result(result, result.address in resent, config.invocation)
+            ),
             on_retry=io.detail,
         )
         with _signals_stop(applier, io.received_signal, io.progress) as notices:
@@ -303,13 +217,16 @@ def run_apply(
             notices.settle()  # what a signal said comes before the outcomes it waited for
             report = applier.report(items)
             try:
-                transaction.finish_journal(journal)
+                transaction.finish_journal()
             except Exception as exc:
                 for result in report.results:
                     if result.kind == "created" and result.address in journal.unwritten_created():
                         result.unrecorded = True
                 expected = isinstance(exc, PfsyncError)
-                _print_unrecorded(report, io, str(exc) if expected else "")
+                if expected:
+                    io.progress(f"Error: {escape(str(exc))}")
+                for line in unrecorded_lines(report, config.invocation):
+                    io.progress(line)
                 io.progress(summarise(report, plan, config.environment))
                 if not expected:
                     raise  # a bug: its traceback, once what the run created is in the log
@@ -321,7 +238,8 @@ def run_apply(
             )
         elif report.stop_reason == "disk":
             io.progress(f"Error: {escape(report.stop_message)}")
-            _print_unrecorded(report, io, "")
+            for line in unrecorded_lines(report, config.invocation):
+                io.progress(line)
         elif report.stop_reason == "interrupt":
             if applier.abandoned:
                 io.progress("Second interrupt: stopped waiting for the requests in flight.")
@@ -407,14 +325,8 @@ def _signals_stop(
     The handlers stay until the journal is folded, so a second Ctrl-C cannot cut the fold short.
     """
     notices = _Notices(applier, say)
-    if threading.current_thread() is not threading.main_thread():
-        try:
-            yield notices
-        finally:
-            notices.close()
-        return
 
-    def handler(signum: int, frame: object) -> None:
+    def handler(signum: int) -> None:
         if signum == signal.SIGINT and signal.SIGINT in received:
             applier.abandon_in_flight()  # a second Ctrl-C: the in-flight ones stay uncertain
         if not received:
@@ -422,24 +334,8 @@ def _signals_stop(
         received.append(signum)
         applier.request_stop("interrupt")
 
-    stopping = tuple(EXIT_SIGNAL)  # SIGINT, SIGTERM and, where there is one, SIGHUP
-    previous = {sig: signal.signal(sig, handler) for sig in stopping}
     try:
-        yield notices
+        with handled(stop_signals(), handler):
+            yield notices
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
         notices.close()
-
-
-def _print_unrecorded(report: ApplyReport, io: ApplyIO, problem: str) -> None:
-    unrecorded = [r for r in report.results if r.kind == "created" and r.unrecorded]
-    if problem:
-        io.progress(f"Error: {escape(problem)}")
-    for result in unrecorded:
-        shown = shown_id(result.trigger_id, "(id unknown)")
-        io.progress(
-            f"NOT RECORDED: {result.address} was created as {shown}"
-            f"; once the disk or state store is fixed run `pfsync state import {result.address} "
-            f"{shown_id(result.trigger_id)}`"
-        )

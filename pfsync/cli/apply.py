@@ -22,6 +22,7 @@ from pfsync.cli.common import (
 if TYPE_CHECKING:
     from pfsync.apply.applier import ApplyItem
     from pfsync.plan.planner import Plan
+    from pfsync.support.invocation import Invocation
 
 SANDBOX_FAULTS_HELP = (
     "With --sandbox: inject the server's faults into the in-process sandbox, as comma-separated "
@@ -29,11 +30,15 @@ SANDBOX_FAULTS_HELP = (
     "(500, nothing stored: uncertain), latency-ms=MS, rate-limit=PER_SECOND, seed=INTEGER, "
     "idempotency-keys=on|off."
 )
-SANDBOX_HINT = (
-    "Sandbox mode: `pfsync sandbox list` shows what the sandbox holds (where you would look in "
-    "Pocketflows); add --sandbox to the state commands named above, e.g. "
-    "`pfsync state rm --sandbox ADDR`."
-)
+
+
+def sandbox_hint(invocation: Invocation) -> str:
+    """Said after a sandbox-mode apply that left something to a person: where to look."""
+    listing = invocation.command("sandbox list", sandbox_option=False)
+    return (
+        f"Sandbox mode: `{listing}` shows what the sandbox holds (where you would look in "
+        "Pocketflows)."
+    )
 
 
 def parse_sandbox_faults(
@@ -106,6 +111,12 @@ RETRY_UNCERTAIN_HELP = (
     help="Create a new draft for ADDR; the old trigger stays active until deactivated by hand.",
 )
 @click.option(
+    "--after",
+    metavar="ENV",
+    help="Send only the creates environment ENV's record holds as created from the same "
+    "manifest document (promotion between environments); the others are held back.",
+)
+@click.option(
     "--sandbox",
     is_flag=True,
     help="Apply against an in-process sandbox API with its own state in .pfsync/.",
@@ -142,6 +153,7 @@ def apply(
     retry_uncertain: bool,
     targets: tuple[str, ...],
     replace: tuple[str, ...],
+    after: str | None,
     sandbox: bool,
     sandbox_faults: tuple[str, dict[str, Any]] | None,
     connect_timeout: float,
@@ -168,7 +180,6 @@ def apply(
     from pfsync.manifests.load import load_manifests
     from pfsync.plan.render.json_document import PlanReport
     from pfsync.plan.render.text import render_text
-    from pfsync.plan.sandbox_wording import sandbox_wording, with_sandbox_remedies
     from pfsync.sandbox.rehearsal import start_sandbox
 
     if sandbox_faults is not None and not sandbox:
@@ -202,9 +213,8 @@ def apply(
 
     def show_plan(plan: Plan, where: str | None) -> None:
         if options.verbosity >= 0:
-            shown = with_sandbox_remedies(plan) if sandbox else plan
             report = PlanReport(
-                shown, where or config.shown_lockfile, color=color, environment=config.environment
+                plan, where or config.shown_lockfile, color=color, environment=config.environment
             )
             click.echo(render_text(report), nl=False)
 
@@ -214,7 +224,7 @@ def apply(
         )
 
     def progress(line: str) -> None:
-        click.echo(sandbox_wording(line) if sandbox else line, err=True)
+        click.echo(line, err=True)
 
     with ExitStack() as stack:
         api_url = config.api_url
@@ -250,6 +260,7 @@ def apply(
                 targets=targets,
                 replace=replace,
                 plan_file=planfile,
+                after=after,
             ),
             client_factory,
             ApplyIO(
@@ -261,7 +272,7 @@ def apply(
             loaded.declarations,
         )
     if sandbox and code == 3 and options.verbosity >= 0:
-        click.echo(SANDBOX_HINT, err=True)
+        click.echo(sandbox_hint(config.invocation), err=True)
     return code
 
 

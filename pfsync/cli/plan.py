@@ -15,6 +15,7 @@ from pfsync.cli.common import (
 )
 from pfsync.plan.render import FORMATS
 from pfsync.support.collector import collector_paused
+from pfsync.support.textsafety import escape
 
 
 @click.command()
@@ -53,6 +54,12 @@ from pfsync.support.collector import collector_paused
     "what needs a person and is not already in it (for pull-request checks).",
 )
 @click.option(
+    "--after",
+    metavar="ENV",
+    help="Plan only the creates environment ENV's record holds as created from the same "
+    "manifest document; show the others as held back (promotion between environments).",
+)
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0: nothing to do, 2: changes apply can make, 3: something needs a person.",
@@ -64,6 +71,7 @@ def plan(
     replace: tuple[str, ...],
     sandbox: bool,
     base_plan: str | None,
+    after: str | None,
     detailed_exitcode: bool,
 ) -> int:
     """Show what apply would create, and what needs a person (no credentials, no network).
@@ -88,9 +96,11 @@ def plan(
     # collector would walk again and again; the few cycles made meanwhile (json's indenting
     # encoder, a remote store's client) are freed once it runs again.
     with collector_paused():
-        report = plan_report(config, targets, replace, color=color, base_plan=base_plan)
+        report = plan_report(
+            config, targets, replace, color=color, after=after, base_plan=base_plan
+        )
         if isinstance(report, list):
-            return report_manifest_problems(report)
+            return report_manifest_problems(report, config.invocation)
         for warning in report.warnings:
             click.echo(f"Warning: {warning}", err=True)
         if os.environ.get("GITHUB_ACTIONS") == "true":
@@ -110,11 +120,12 @@ def plan(
             for line in verbose_lines(config, report):
                 click.echo(line, err=True)
     if out is not None and options.verbosity >= 0:
-        click.echo(f"Saved the plan to {out}; apply it with `pfsync apply {out}`.", err=True)
+        apply = config.invocation.command("apply", out)
+        click.echo(f"Saved the plan to {escape(out)}; apply it with `{escape(apply)}`.", err=True)
     if base_plan is not None and detailed_exitcode:
         from pfsync.plan.compare import exit_code_against_base
 
-        code, only_on_base = exit_code_against_base(report.plan, base_plan)
+        code, only_on_base = exit_code_against_base(report.plan, base_plan, config.invocation)
         if only_on_base and options.verbosity >= 0:
             click.echo(
                 "What needs a person was already in the base plan; not counted against this "

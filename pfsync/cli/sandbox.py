@@ -6,27 +6,29 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
-from pfsync.cli.common import global_options, load_config_or_report, text_or_json_option
+from pfsync.cli.common import (
+    global_options,
+    is_global_option,
+    load_config_or_report,
+    text_or_json_option,
+)
 from pfsync.config import is_loopback_host
+from pfsync.errors import SignalStop
+from pfsync.support.signals import raising
+
+if TYPE_CHECKING:
+    from pfsync.sandbox import Sandbox
 
 USERNAME_ENV = "PFSYNC_USERNAME"
 PASSWORD_ENV = "PFSYNC_PASSWORD"
 DEFAULT_CREDENTIAL = "sandbox"  # pfsync.sandbox.DEFAULT_USERNAME/PASSWORD, without importing it
-
-
-class _StopSignal(BaseException):
-    """SIGINT or SIGTERM arrived; unwinds the wait so the server stops cleanly."""
-
-
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise _StopSignal(signum)
 
 
 def _credential(given: str | None, flag: str, variable: str) -> tuple[str, str]:
@@ -141,12 +143,13 @@ def sandbox(
             parameter
             for parameter in ctx.command.params
             if parameter.name is not None
+            and not is_global_option(parameter)
             and ctx.get_parameter_source(parameter.name) is ParameterSource.COMMANDLINE
         ]
         if given:
             raise click.UsageError(
                 f"{given[0].opts[-1]} serves the sandbox; it cannot be combined with "
-                f"`pfsync sandbox {ctx.invoked_subcommand}`."
+                f"`sandbox {ctx.invoked_subcommand}`."
             )
         return 0
     from pfsync.sandbox import Sandbox
@@ -166,40 +169,55 @@ def sandbox(
         lose_response_rate=lose_response_rate,
         seed=seed,
     )
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    _serve_until_stopped(
+        server,
+        f"{host}:{port}",
+        lambda url: _say_serving(url, host, username, username_source, password_source),
+    )
+    return 0
+
+
+def _serve_until_stopped(server: Sandbox, address: str, say_serving: Callable[[str], None]) -> None:
+    """Start `server`, say where it is, and serve until SIGINT or SIGTERM; then stop it."""
+    # The signal unwinds the wait below, so the server stops cleanly.
     try:
-        try:
-            server.start()
-        except OSError as exc:
-            message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-            raise click.ClickException(message) from None
-        click.echo(server.url)
-        sys.stdout.flush()
-        if not is_loopback_host(host):
-            click.echo(f"Warning: listening on {host}, reachable beyond this machine.", err=True)
-        click.echo(
-            f"Sandbox Pocketflows API at {server.url} (user {username!r} {username_source}, "
-            f"password {password_source}); SIGINT or SIGTERM stops it.",
-            err=True,
-        )
-        if password_source == "from --password":
-            click.echo(
-                "Note: --password is visible to other users of this machine (ps); set "
-                f"{PASSWORD_ENV} instead.",
-                err=True,
-            )
-        while True:
-            if hasattr(signal, "pause"):
-                signal.pause()
-            else:  # Windows: no pause(), but Ctrl-C ends a sleep there too
-                time.sleep(3600)
-    except _StopSignal:
+        with raising((signal.SIGINT, signal.SIGTERM), SignalStop):
+            try:
+                server.start()
+            except OSError as exc:
+                message = f"cannot listen on {address}: {exc.strerror or exc}"
+                raise click.ClickException(message) from None
+            say_serving(server.url)
+            while True:
+                if hasattr(signal, "pause"):
+                    signal.pause()
+                else:  # Windows: no pause(), but Ctrl-C ends a sleep there too
+                    time.sleep(3600)
+    except SignalStop:
         pass
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         server.stop()
-    return 0
+
+
+def _say_serving(
+    url: str, host: str, username: str, username_source: str, password_source: str
+) -> None:
+    """The URL on stdout (a script reads it); who may log in, and warnings, on stderr."""
+    click.echo(url)
+    sys.stdout.flush()
+    if not is_loopback_host(host):
+        click.echo(f"Warning: listening on {host}, reachable beyond this machine.", err=True)
+    click.echo(
+        f"Sandbox Pocketflows API at {url} (user {username!r} {username_source}, "
+        f"password {password_source}); SIGINT or SIGTERM stops it.",
+        err=True,
+    )
+    if password_source == "from --password":
+        click.echo(
+            "Note: --password is visible to other users of this machine (ps); set "
+            f"{PASSWORD_ENV} instead.",
+            err=True,
+        )
 
 
 @sandbox.command("list", short_help="List the triggers the sandbox holds.")
@@ -242,7 +260,7 @@ def list_command(output_format: str, business: str | None, data_file: str | None
             return config
         path = sandbox_data_file(config)
         name = display_path(path, config.root)
-        hint = ": `pfsync apply --sandbox` creates them"
+        hint = f": `{config.invocation.command('apply', options=('--sandbox',))}` creates them"
     exists = path.exists()
     rows = _rows(Store(path), path, business) if exists else []
     if output_format == "json":

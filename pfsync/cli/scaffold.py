@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from pfsync.support.invocation import BARE, Invocation
 from pfsync.support.placeholders import PLACEHOLDER_BUSINESS, is_placeholder_business
 
 
@@ -66,35 +67,49 @@ def init(
 
     selected = global_options().environment
     if selected is not None:  # `pfsync -e NAME init`: NAME would be silently ignored
-        command = ["pfsync", "init", directory]
-        for name in (*environments, selected):
-            command += ["--env", name]
+        defining = [word for name in (*environments, selected) for word in ("--env", name)]
+        command = BARE.command("init", directory, options=defining)
         raise PfsyncError(
             f"-e {escape(selected)} before init selects an environment of an existing "
-            "repository; to define environments, give them to init: " + escape(shlex.join(command))
+            "repository; to define environments, give them to init: " + escape(command)
         )
     for line in scaffold(Path(directory), business, api_url, ci, force, environments):
         click.echo(line)
-    env = f"-e {environments[0]} " if environments else ""
-    go_there = f"cd {directory} && " if Path(directory) != Path(".") else ""
-    # With --ci the lockfile lives on origin's main (the git state store): plan outside
-    # --sandbox needs the repository pushed there first, so the first steps stay in --sandbox.
-    fresh = ci != "none" and not _in_git_repository(Path(directory))
-    git_init = "git init -b main && " if fresh else ""
-    if is_placeholder_business(business):  # plan refuses it but with --sandbox
-        then = f"pfsync {env}plan --sandbox   (set your business id in pfsync.yaml to plan "
-        then += "against Pocketflows)"
-    elif ci != "none":
-        then = f"pfsync {env}plan --sandbox"
-    else:
-        then = f"pfsync {env}plan   (try an apply with `pfsync {env}apply --sandbox`)"
-    click.echo(f"\nNext: {go_there}{git_init}pfsync validate && {then}", err=True)
+    click.echo(_next_steps(directory, business, ci, environments), err=True)
     if ci != "none":
-        click.echo(_push_first(env, fresh, plural=bool(environments)), err=True)
         from pfsync.scaffold.ci import ci_next_steps
 
         click.echo(ci_next_steps(ci, environments), err=True)
     return 0
+
+
+def _next_steps(directory: str, business: str, ci: str, environments: tuple[str, ...]) -> str:
+    """`Next: cd DIR && pfsync validate && pfsync -e FIRST plan …`: commands that work as pasted
+    from where init ran (the directory and the names quoted for the shell)."""
+    from pfsync.support.textsafety import escape
+
+    there = Invocation(environment=environments[0] if environments else None)
+    # `cd -x` would read -x as an option of cd: `./-x`
+    folder = f"./{directory}" if directory.startswith("-") else directory
+    go_there = f"cd {shlex.quote(folder)} && " if Path(directory) != Path(".") else ""
+    # With --ci the lockfile lives on origin's main (the git state store): plan outside
+    # --sandbox needs the repository pushed there first, so the first steps stay in --sandbox.
+    fresh = ci != "none" and not _in_git_repository(Path(directory))
+    git_init = "git init -b main && " if fresh else ""
+    rehearse = there.command("plan", options=("--sandbox",))
+    if is_placeholder_business(business):  # plan refuses it but with --sandbox
+        then = f"{rehearse}   (set your business id in pfsync.yaml to plan against Pocketflows)"
+    elif ci != "none":
+        then = rehearse
+    else:
+        apply = there.command("apply", options=("--sandbox",))
+        then = f"{there.command('plan')}   (try an apply with `{apply}`)"
+    validate = BARE.command("validate")  # without -e it checks every environment
+    # A name from the command line may hold what a terminal acts on: escaped, line by line.
+    steps = ["", escape(f"Next: {go_there}{git_init}{validate} && {then}")]
+    if ci != "none":
+        steps.append(escape(_push_first(there, fresh, plural=bool(environments))))
+    return "\n".join(steps)
 
 
 def _in_git_repository(directory: Path) -> bool:
@@ -103,11 +118,11 @@ def _in_git_repository(directory: Path) -> bool:
     return any((folder / ".git").exists() for folder in (where, *where.parents))
 
 
-def _push_first(env: str, fresh: bool, plural: bool) -> str:
+def _push_first(there: Invocation, fresh: bool, plural: bool) -> str:
     """The step before a plan against Pocketflows with the git state store: push to origin."""
     said = (
-        f"Before `pfsync {env}plan` against Pocketflows, push this repository to origin's main, "
-        f"where the git state store keeps the {'lockfiles' if plural else 'lockfile'}"
+        f"Before `{there.command('plan')}` against Pocketflows, push this repository to origin's "
+        f"main, where the git state store keeps the {'lockfiles' if plural else 'lockfile'}"
     )
     if not fresh:  # an existing repository: its remote and history are its own
         return f"{said}."

@@ -146,7 +146,7 @@ def show_command(address: str, output_format: str, sandbox: bool) -> int:
         click.echo(f"Warning: {warning}", err=True)
     lockfile = view.state
     if lockfile is None or not (lockfile.recorded(address) or address in lockfile.forgotten):
-        listing = "pfsync state list --sandbox" if sandbox else "pfsync state list"
+        listing = config.invocation.command("state list")
         raise StateChangeError(f"{address} is not in the lockfile (`{listing}` shows it)")
     render = show_json if output_format == "json" else show_text
     click.echo(render(lockfile, address), nl=False)
@@ -243,7 +243,7 @@ def import_command(
     check_address(address)
     loaded = load_manifests(config, cwd=Path.cwd())
     if loaded.diagnostics:
-        return report_manifest_problems(loaded.diagnostics)
+        return report_manifest_problems(loaded.diagnostics, config.invocation)
     manifest = next((m for m in loaded.manifests if m.address == address), None)
     if manifest is None:
         raise StateChangeError(
@@ -262,7 +262,7 @@ def import_command(
 @click.argument("lock_id", metavar="LOCK_ID")
 @sandbox_option
 def unlock_command(lock_id: str, sandbox: bool) -> int:
-    """Remove the lock a dead run left in a remote state store (git).
+    """Remove the lock a dead run left in a remote state store (git or s3).
 
     Only for a run that is surely dead (its CI job was killed): the error that names the holder
     gives LOCK_ID. The dead run's pending creates stay uncertain until settled. With --sandbox

@@ -2,9 +2,11 @@
 
 discovery   which files are manifests (the config's globs, or paths on the command line)
 values      `${values.NAME}`: an environment's values substituted into string scalars
-load        read, parse and check every file; duplicate addresses across files and
-            environments
+load        read, parse and check every file
+across      what no single file shows: duplicate addresses across files, a trigger two
+            environments would both create, one problem found in several environments
 results     LoadResult (manifests and diagnostics) and Declaring (what a declaration depends
             on beyond its file: the environment's business and values)
 cache       `.pfsync/cache/`: each unchanged file's result, reused
+seal        the HMAC that proves a cache file was written by this user on this machine
 """

@@ -25,12 +25,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import hmac
 import importlib.util
 import json
 import marshal
 import os
-import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -39,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pfsync.manifests.results import BODY_NOT_READ, Declaring, LoadResult
+from pfsync.manifests.seal import read_sealed, seal
 from pfsync.models import Declaration, DesiredTrigger
 from pfsync.support.diagnostics import Diagnostic
 from pfsync.support.paths import StrPath
@@ -48,7 +47,7 @@ if TYPE_CHECKING:
 
 CACHE_DIR = "cache"
 FORMAT = "pfsync-manifest-cache"
-VERSION = 5
+VERSION = 6
 KEEP = 8  # cache files kept (contexts: environments, recent versions); older ones are removed
 # A file changed less than this before the cache was written may have changed again within
 # the same mtime tick without its stat showing it: its bytes are compared instead.
@@ -58,9 +57,9 @@ StatKey = tuple[int, int, int]  # size, mtime_ns, inode
 
 
 # One file's entry: [size, mtime_ns, inode, sha256, triggers, diagnostics, warnings,
-# declarations], where a trigger is [business, key, revision, line, digest], a diagnostic or a
-# warning [line, col, message, path, hint] and a declaration [kind, business, key, line, to,
-# trigger_id, environment, intent, acknowledges].
+# declarations], where a trigger is [business, key, revision, line, digest, document digest],
+# a diagnostic or a warning [line, col, message, path, hint] and a declaration [kind, business,
+# key, line, to, trigger_id, environment, intent, acknowledges].
 # Kept as read (lists): building 10,000 objects up front would cost more than the lookups.
 Entry = list[Any]
 
@@ -190,7 +189,7 @@ class ManifestCache:
         """The cached bodies by digest (read on first use; empty if unreadable)."""
         if self._bodies is None:
             found: Any = None
-            content = _read_sealed(self.bodies_path)
+            content = read_sealed(self.bodies_path)
             if content is not None:
                 # marshal: 4x faster to write and 2x to read than JSON for 10,000 bodies, and
                 # safe here: only bytes this machine sealed are read (the format is per Python
@@ -222,11 +221,13 @@ class ManifestCache:
         triggers, diagnostics, warnings, declarations = entry[4], entry[5], entry[6], entry[7]
         bodies = self.bodies if self.with_bodies else {}
         manifests = []
-        for business, key, revision, line, digest in triggers:
+        for business, key, revision, line, digest, document in triggers:
             body = bodies.get(digest) if self.with_bodies else BODY_NOT_READ
             if not isinstance(body, dict):
                 return None  # written by another run meanwhile, or damaged: read the file
-            manifests.append(DesiredTrigger(business, key, body, digest, revision, shown, line))
+            manifests.append(
+                DesiredTrigger(business, key, body, digest, revision, shown, line, None, document)
+            )
         return LoadResult(
             manifests=manifests,
             diagnostics=[
@@ -323,7 +324,7 @@ class ManifestCache:
         # a cold run of 10,000 manifests more than the cache saves it.
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            temporary.write_bytes(_seal(content) + b"\n" + content)
+            temporary.write_bytes(seal(content) + b"\n" + content)
             os.replace(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)
@@ -350,7 +351,10 @@ def fragment_of(shown: str, stat: StatKey, sha256: str, result: LoadResult) -> F
     entry = [
         *stat,
         sha256,
-        [[t.business, t.key, t.revision, t.line, t.digest] for t in result.manifests],
+        [
+            [t.business, t.key, t.revision, t.line, t.digest, t.document_digest]
+            for t in result.manifests
+        ],
         [[d.line, d.col, d.message, d.path, d.hint] for d in result.diagnostics],
         [[w.line, w.col, w.message, w.path, w.hint] for w in result.warnings],
         [
@@ -375,49 +379,9 @@ def _same_but_digests(known: Entry, new: Entry) -> bool:
         return False
 
 
-def _seal(content: bytes) -> bytes:
-    """The checksum line of a cache file: HMAC-SHA256 under this machine's cache key."""
-    return hmac.new(_machine_key(), content, hashlib.sha256).hexdigest().encode()
-
-
-@functools.cache
-def _machine_key() -> bytes:
-    """This user's cache key, kept outside every repository (made on first use).
-
-    Where it cannot be kept, a key for this process alone: the cache then never outlives the
-    run that wrote it (slower, never wrong).
-    """
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = Path(base) / "pfsync" / "cache-key"
-    with contextlib.suppress(OSError, ValueError):
-        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
-        if len(key) >= 32:
-            return key
-    key = secrets.token_bytes(32)
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".cache-key.{os.getpid()}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(key.hex() + "\n")
-        os.replace(temporary, path)  # two first runs at once: both keys valid, one kept
-        return bytes.fromhex(path.read_text(encoding="ascii").strip())
-    return key
-
-
-def _read_sealed(path: Path) -> bytes | None:
-    """The content of a cache file whose seal holds, else None."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    checksum, _, content = data.partition(b"\n")
-    return content if hmac.compare_digest(checksum, _seal(content)) else None
-
-
 def _read_checked(path: Path) -> Any:
     """The JSON document of a cache file whose seal holds, else None."""
-    content = _read_sealed(path)
+    content = read_sealed(path)
     if content is None:
         return None
     try:

@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from pfsync.config import Config
+from pfsync.manifests.across import (
+    duplicate_address_diagnostics,
+    once_each,
+    shared_address_diagnostics,
+)
 from pfsync.manifests.cache import Fragment, ManifestCache, StatKey, fragment_of, stat_key
 from pfsync.manifests.declarations import declaration_diagnostics
 from pfsync.manifests.discovery import discover_shown, expand_paths
@@ -35,6 +40,7 @@ from pfsync.schemas import MOVED as MOVED_SCHEMA
 from pfsync.schemas import NOT_CREATED as NOT_CREATED_SCHEMA
 from pfsync.schemas import REMOVED as REMOVED_SCHEMA
 from pfsync.schemas.diagnostics import field_hint, schema_diagnostics
+from pfsync.support.canonical import body_digest
 from pfsync.support.collector import collector_paused
 from pfsync.support.diagnostics import Diagnostic, json_path, sort_diagnostics
 from pfsync.support.paths import StrPath, display_path
@@ -61,6 +67,7 @@ def _manifest_from(
     warnings: list[Diagnostic],
 ) -> DesiredTrigger | Declaration | list[Diagnostic] | None:
     whole: dict[tuple[int, int], str] = {}  # (line, col) → the reference that gave its value
+    written = _as_written(document.data) if has_references and declaring.with_bodies else None
     if has_references:
         unresolved = substitute(
             document, shown, declaring.values, declaring.environment, whole, warnings
@@ -125,18 +132,31 @@ def _manifest_from(
                 "set `business:` in the manifest, or a default `business:` in pfsync.yaml",
             )
         ]
+    # JSON Schema counts 2.0 as an integer: the record holds the int.
+    revision = int(data.get("revision", 0))
     if not declaring.with_bodies:
-        revision = int(data.get("revision", 0))
         return DesiredTrigger(business, data["key"], BODY_NOT_READ, "", revision, shown, key_line)
-    return DesiredTrigger.declared(
-        business=business,
-        key=data["key"],
-        # JSON Schema counts 2.0 as an integer: the record holds the int.
-        revision=int(data.get("revision", 0)),
-        body=data["spec"],
-        file=shown,
-        line=key_line,
+    body = data["spec"]
+    digest = body_digest(body)
+    fields, spec_digest = written if written is not None else (_without_spec(data), digest)
+    document_digest = body_digest({**fields, "spec": spec_digest})
+    return DesiredTrigger(
+        business, data["key"], body, digest, revision, shown, key_line, None, document_digest
     )
+
+
+def _without_spec(data: dict[str, Any]) -> dict[str, Any]:
+    return {field: value for field, value in data.items() if field != "spec"}
+
+
+def _as_written(data: Any) -> tuple[dict[str, Any], str] | None:
+    """A document's fields but `spec`, and its spec's digest, before values are substituted
+    (substitution happens in place): its document digest is made of them, so two environments
+    whose values differ still agree on which version of the manifest a record was created from.
+    """
+    if not isinstance(data, dict) or "spec" not in data:
+        return None
+    return _without_spec(data), body_digest(data["spec"])
 
 
 # The schema of each kind of document besides `Trigger` (the manifest schema).
@@ -327,33 +347,6 @@ def _read_files(
     return _load_chunk((list(files), declaring, fragments))
 
 
-def duplicate_address_diagnostics(
-    manifests: Sequence[DesiredTrigger], reported_files: set[str] | None = None
-) -> list[Diagnostic]:
-    """One problem per repeated address, naming both places (only in `reported_files` if given)."""
-    first: dict[str, DesiredTrigger] = {}
-    problems = []
-    for manifest in sorted(manifests, key=lambda m: (m.file, m.line)):
-        earlier = first.setdefault(manifest.address, manifest)
-        if earlier is manifest:
-            continue
-        if reported_files is not None and manifest.file not in reported_files:
-            if earlier.file not in reported_files:
-                continue
-            manifest, earlier = earlier, manifest
-        problems.append(
-            Diagnostic(
-                manifest.file,
-                manifest.line,
-                1,
-                f"address {manifest.address} is declared twice: here and at {earlier.source}",
-                "$.key",
-                "each BUSINESS/KEY must be declared once; rename one key",
-            )
-        )
-    return problems
-
-
 def load_manifests(
     config: Config,
     paths: Sequence[str] | None = None,
@@ -461,8 +454,8 @@ def load_every_environment(
         for config in configs
     }
     merged = LoadResult(
-        diagnostics=_once_each({name: r.diagnostics for name, r in results.items()}),
-        warnings=_once_each({name: r.warnings for name, r in results.items()}),
+        diagnostics=once_each({name: r.diagnostics for name, r in results.items()}),
+        warnings=once_each({name: r.warnings for name, r in results.items()}),
     )
     for name, result in results.items():
         merged.manifests.extend(result.manifests)
@@ -473,91 +466,3 @@ def load_every_environment(
     merged.diagnostics = sort_diagnostics(merged.diagnostics)
     merged.warnings = sort_diagnostics(merged.warnings)
     return merged
-
-
-_ENVIRONMENT_SLOT = "\0environment\0"
-
-
-def _named(text: str, name: str) -> str:
-    """`text` with `environment NAME` (the way a message names its environment) as a slot."""
-    if not name:
-        return text
-    return re.sub(
-        rf"(?<![\w.-])environment {re.escape(name)}(?![\w.-])",
-        lambda _: _ENVIRONMENT_SLOT,
-        text,
-    )
-
-
-def _once_each(found: dict[str, list[Diagnostic]]) -> list[Diagnostic]:
-    """One diagnostic per problem found in one or more environments (`found`: name → its).
-
-    The same problem in several environments is one line: a message naming its environment
-    names them all (`in environments staging and production`), with each environment's hint
-    when they differ; any other says where it was found unless that is every environment.
-    """
-    places: dict[Diagnostic, list[tuple[str, Diagnostic]]] = {}
-    for name, diagnostics in found.items():
-        for diagnostic in diagnostics:
-            generic = dataclasses.replace(
-                diagnostic, message=_named(diagnostic.message, name), hint=None
-            )
-            places.setdefault(generic, []).append((name, diagnostic))
-    out = []
-    for generic, holders in places.items():
-        names = [name for name, _ in holders]
-        label = "environment" if len(names) == 1 else "environments"
-        where = f"{label} {_and(names)}"
-        hints = list(dict.fromkeys(d.hint for _, d in holders if d.hint))
-        generic_hints = {_named(d.hint, name) for name, d in holders if d.hint}
-        if len(generic_hints) == 1 and len(hints) > 1:
-            hints = [next(iter(generic_hints)).replace(_ENVIRONMENT_SLOT, where)]
-        hint = "; ".join(hints) or None
-        if _ENVIRONMENT_SLOT in generic.message:
-            message = generic.message.replace(_ENVIRONMENT_SLOT, where)
-        elif len(names) < len(found):
-            message = f"{generic.message} (in {where})"
-        else:
-            message = generic.message
-        out.append(dataclasses.replace(generic, message=message, hint=hint))
-    return out
-
-
-def _and(names: Sequence[str]) -> str:
-    """`a`, `a and b`, `a, b and c`."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-
-
-def shared_address_diagnostics(
-    configs: Sequence[Config], results: Sequence[LoadResult], involving: str | None = None
-) -> list[Diagnostic]:
-    """One problem per trigger that two environments would both create.
-
-    The same address at the same API (a literal `business:` in a manifest, or two environments
-    with one business) would be created once by each environment: two triggers in Pocketflows,
-    each environment's lockfile recording only its own.
-    """
-    declared: dict[tuple[str, str], list[tuple[str, DesiredTrigger]]] = {}
-    for config, result in zip(configs, results, strict=True):
-        for manifest in result.manifests:
-            place = (config.api_url.rstrip("/"), manifest.address)
-            declared.setdefault(place, []).append((config.environment or "", manifest))
-    problems = []
-    for (_, address), holders in declared.items():
-        names = sorted({name for name, _ in holders})
-        if len(names) < 2 or (involving is not None and involving not in names):
-            continue
-        first = min((manifest for _, manifest in holders), key=lambda m: (m.file, m.line))
-        problems.append(
-            Diagnostic(
-                first.file,
-                first.line,
-                1,
-                f"environments {' and '.join(names)} would each create {address} (the same "
-                "business at the same API): two triggers",
-                "$.business",
-                "give each environment its own business: leave `business:` out of the manifest "
-                "or write `business: ${values.NAME}`, and set `business:` per environment",
-            )
-        )
-    return problems

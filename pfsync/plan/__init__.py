@@ -3,9 +3,9 @@
 planner          the pure planner: (manifests, lockfile) → Plan
 diff             field-level differences for `update` entries
 remedies         the exact command printed for each change pfsync cannot make
-sandbox_wording  remedies worded for `--sandbox` rehearsals
 run              what `pfsync plan` computes (reads manifests and state, never writes)
 saved            saved plans (`plan --out`, `apply FILE`) and their checks
+after            `--after ENV`: only the creates ENV's record holds from the same document
 compare          a plan against the base branch's plan (`--base-plan`)
 render/          the plan as text, JSON or Markdown (pure)
 """

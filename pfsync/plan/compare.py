@@ -21,13 +21,14 @@ from pfsync.plan.planner import (
     PlanEntry,
 )
 from pfsync.plan.render.json_document import change_document
+from pfsync.support.invocation import BARE, Invocation
 
 
 def _signature(address: str, action: str, trigger_id: Any, diff: Any) -> str:
     return json.dumps([address, action, trigger_id, diff], sort_keys=True)
 
 
-def load_base_signatures(path: str) -> set[str]:
+def load_base_signatures(path: str, invocation: Invocation = BARE) -> set[str]:
     """The needs-a-person entries of a `plan --format json` document of the base branch."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -40,9 +41,8 @@ def load_base_signatures(path: str) -> set[str]:
     except FileNotFoundError:
         return set()  # the base branch had no pfsync repository (or its plan failed)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise PlanError(
-            f"cannot read the base plan {path}: {exc}; make it with `pfsync plan --format json`"
-        ) from None
+        make = invocation.command("plan", options=("--format", "json"))
+        raise PlanError(f"cannot read the base plan {path}: {exc}; make it with `{make}`") from None
 
 
 def base_plan_commit(path: str) -> str | None:
@@ -69,11 +69,14 @@ def introduced_needs_person(plan: Plan, base: set[str]) -> list[PlanEntry]:
     ]
 
 
-def exit_code_against_base(plan: Plan, base_plan_path: str) -> tuple[int, bool]:
+def exit_code_against_base(
+    plan: Plan, base_plan_path: str, invocation: Invocation = BARE
+) -> tuple[int, bool]:
     """`plan --detailed-exitcode --base-plan FILE`: the exit code, and whether what needs a
     person was all on the base branch already (then it is not counted against this change).
+    `invocation` makes the command an unreadable base plan's error names.
     """
-    if introduced_needs_person(plan, load_base_signatures(base_plan_path)):
+    if introduced_needs_person(plan, load_base_signatures(base_plan_path, invocation)):
         return EXIT_NEEDS_PERSON, False
     code = EXIT_CHANGES if plan.has_changes else EXIT_NOTHING_TO_DO
     return code, plan.needs_person

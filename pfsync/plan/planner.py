@@ -44,6 +44,7 @@ from pfsync.plan.remedies import (
 )
 from pfsync.state.declared import CARRIED, DeclarationStep, carry_out, was_resent
 from pfsync.state.lockfile import Lockfile, PendingCreate, TriggerRecord
+from pfsync.support.invocation import BARE, Invocation
 from pfsync.support.suggest import closest
 
 CREATE = "create"
@@ -95,6 +96,14 @@ class PlanEntry:
 
 
 @dataclass(frozen=True)
+class HeldBack:
+    """A create or replace that `--after PREV` does not send, and why (see `plan.after`)."""
+
+    entry: PlanEntry
+    why: str  # "not yet applied to staging", …
+
+
+@dataclass(frozen=True)
 class Plan:
     """Every address in scope with its action, and the state it was planned against."""
 
@@ -104,6 +113,8 @@ class Plan:
     targets: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
     carried: tuple[Declaration, ...] = ()  # the declarations apply carries out, in order
+    after: str | None = None  # `--after PREV`: the environment whose record creates must be in
+    held_back: tuple[HeldBack, ...] = ()  # what `--after` keeps back: no change, not sent
 
     def with_action(self, action: str) -> list[PlanEntry]:
         """The entries with `action`, in address order."""
@@ -134,8 +145,9 @@ class Plan:
 
     @property
     def businesses(self) -> list[str]:
-        """The businesses of the addresses in scope, sorted."""
-        return sorted({entry.business for entry in self.entries})
+        """The businesses of the addresses in scope (those held back too), sorted."""
+        held = {held.entry.business for held in self.held_back}
+        return sorted({entry.business for entry in self.entries} | held)
 
     def exit_code(self, detailed: bool) -> int:
         """Exit code: 0 nothing to do, 2 changes apply can make, 3 something needs a person."""
@@ -175,30 +187,32 @@ def create_plan(
     declarations: Sequence[Declaration] = (),
     default_business: str | None = None,
     environment: str | None = None,
+    invocation: Invocation = BARE,
 ) -> Plan:
     """Classify every declared or recorded address (or only `targets`) into an action.
 
     `declarations` are carried out first (in memory: apply carries them out for real), and the
     addresses are classified against the record as it then is. `default_business` is the
     configured business, left out of the declarations a remedy offers to paste, and
-    `environment` the selected one, which they name.
+    `environment` the selected one, which they name. `invocation` builds the commands the
+    remedies print (with the run's -C, --config, -e and --sandbox).
     """
     declared = {manifest.address: manifest for manifest in manifests}
-    carried = carry_out(lockfile, declarations, "", declared)
+    carried = carry_out(lockfile, declarations, "", declared, invocation)
     after = carried.lockfile
     known = set(declared) | _addresses(lockfile) | _addresses(after)
     target_set = _check_targets(tuple(dict.fromkeys(targets)), known)
     if target_set:
         named = _chained(declarations, set(target_set))
         in_scope = [d for d in declarations if {d.address, d.target} & named]
-        carried = carry_out(lockfile, in_scope, "", declared)
+        carried = carry_out(lockfile, in_scope, "", declared, invocation)
         after = carried.lockfile
     if carried.conflicts:
         raise DeclarationConflict(carried.conflicts)
     triggers = after.triggers if after is not None else {}
     pending = after.pending if after is not None else {}
     replace_set = tuple(dict.fromkeys(replace))
-    _check_replace(replace_set, target_set, declared, triggers, pending)
+    _check_replace(replace_set, target_set, declared, triggers, pending, invocation)
     scope = sorted(target_set) if target_set else sorted(set(declared) | _addresses(after))
     if environment is None and lockfile is not None:
         environment = lockfile.environment
@@ -211,10 +225,11 @@ def create_plan(
             triggers.get(address),
             pending.get(address),
             address in replace_set,
+            invocation,
         )
         for address in scope
     ]
-    entries = _with_declarations_to_paste(entries, default_business, environment, after)
+    entries = _with_declarations_to_paste(entries, default_business, environment, after, invocation)
     noted = [_declaration_entry(step, lockfile, declared) for step in carried.steps]
     at_noted = {entry.address for entry in noted}
     resent = {entry.address for entry in noted if entry.action == RESEND}
@@ -324,6 +339,7 @@ def _check_replace(
     declared: dict[str, DesiredTrigger],
     triggers: dict[str, TriggerRecord],
     pending: dict[str, PendingCreate],
+    invocation: Invocation,
 ) -> None:
     for address in replace:
         if address not in declared:
@@ -334,7 +350,8 @@ def _check_replace(
         if address in pending:
             raise PlanError(
                 f"--replace {address}: a create of it has an unknown outcome; settle that first "
-                f"(`pfsync state import {address} ID` or `pfsync state rm {address}`)"
+                f"(`{invocation.command('state import', address, 'ID')}` or "
+                f"`{invocation.command('state rm', address)}`)"
             )
         if address not in triggers:
             raise PlanError(
@@ -351,6 +368,7 @@ def _classify(
     record: TriggerRecord | None,
     pending: PendingCreate | None,
     forced_replace: bool,
+    invocation: Invocation,
 ) -> PlanEntry:
     business, _, key = address.partition("/")
     old_id = record.id if record is not None else None
@@ -370,13 +388,13 @@ def _classify(
         return entry(
             action=UNCERTAIN,
             reason=pending.reason,
-            remedy=uncertain_remedy(address, pending, declared=manifest is not None),
+            remedy=uncertain_remedy(address, pending, manifest is not None, invocation),
         )
     if record is None:
         assert manifest is not None  # the address came from somewhere
         return entry(action=CREATE)
     if manifest is None:
-        return entry(action=DELETE, remedy=delete_remedy(address, old_id))
+        return entry(action=DELETE, remedy=delete_remedy(address, old_id, invocation))
     if forced_replace or manifest.revision > record.revision:
         reason = (
             "requested with --replace"
@@ -393,7 +411,8 @@ def _classify(
     if manifest.revision < record.revision:
         changes = (FieldChange("$.revision", record.revision, manifest.revision), *changes)
     if changes:
-        return entry(action=UPDATE, diff=changes, remedy=update_remedy(address, old_id))
+        remedy = update_remedy(address, old_id, invocation)
+        return entry(action=UPDATE, diff=changes, remedy=remedy)
     return entry(action=NOOP)
 
 
@@ -413,6 +432,7 @@ def _with_declarations_to_paste(
     default_business: str | None,
     environment: str | None,
     after: Lockfile | None,
+    invocation: Invocation,
 ) -> list[PlanEntry]:
     """Each entry a declaration would settle, with that declaration to paste: a delete and a
     create of the same body in one business look like a renamed key (Moved); a delete or a
@@ -437,12 +457,12 @@ def _with_declarations_to_paste(
     for entry in entries:
         if entry.address in renamed_to:
             new = renamed_to[entry.address]
-            remedy = delete_remedy(entry.address, entry.old_id, new)
+            remedy = delete_remedy(entry.address, entry.old_id, invocation, new)
             paste = moved_yaml(entry.address, new, default_business)
             entry = _replace_fields(entry, remedy=remedy, paste=paste)
         elif entry.address in renamed_from:
             old = renamed_from[entry.address]
-            note = create_rename_note(old, entry.address)
+            note = create_rename_note(old, entry.address, invocation)
             paste = moved_yaml(old, entry.address, default_business)
             entry = _replace_fields(entry, remedy=note, paste=paste)
         elif entry.action in (DELETE, REPLACE) and entry.old_id is not None:
@@ -457,7 +477,7 @@ def _with_declarations_to_paste(
             pending = after.pending[entry.address]
             if was_resent(after, entry.address, pending.idempotency_key):
                 # A NotCreated sent it once more already: another would do nothing.
-                remedy = uncertain_remedy(entry.address, pending, declared=True, resent=True)
+                remedy = uncertain_remedy(entry.address, pending, True, invocation, resent=True)
                 entry = _replace_fields(entry, paste=paste, remedy=remedy)
             else:
                 paste += not_created_yaml(

@@ -1,6 +1,9 @@
 """The exact remedy printed for each action pfsync cannot take, naming the trigger.
 
 pfsync can only create triggers, so every other change is shown with what a person must do.
+Each command in a remedy is built by the running invocation (`Invocation.command`), so it
+carries the run's -C, --config, -e and --sandbox and works as pasted; where a person looks a
+trigger up (Pocketflows, or the sandbox in sandbox mode) comes from the same data.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import re
 from pfsync.models import IMPORT, MOVED, NOT_CREATED, Declaration
 from pfsync.state.declared import CARRIED, DONE
 from pfsync.state.lockfile import PendingCreate
+from pfsync.support.invocation import Invocation
 from pfsync.support.textsafety import escape, json_text, shown_id
 
 _UNKNOWN_ID_NOTE = (
@@ -27,50 +31,58 @@ def _unknown_note(trigger_id: str | None) -> str:
     return _UNKNOWN_ID_NOTE if trigger_id is None else ""
 
 
-def update_remedy(address: str, trigger_id: str | None) -> str:
+def _run(invocation: Invocation, name: str, *arguments: str, options: tuple[str, ...] = ()) -> str:
+    """`pfsync … state rm ADDR`, built from the running invocation, in backticks."""
+    return f"`{invocation.command(name, *arguments, options=options)}`"
+
+
+def update_remedy(address: str, trigger_id: str | None, invocation: Invocation) -> str:
     """What to do about a changed body: revert, raise `revision`, or edit by hand and import."""
     shown = _id(trigger_id)
+    state_import = _run(invocation, "state import", address, shown, options=("--force",))
     if trigger_id is None:
         return (
             "Pocketflows has no update endpoint, so pfsync cannot change this trigger. Revert "
             "the manifest, or raise `revision` to create a replacement, or edit trigger "
-            f"{shown} in Pocketflows by hand and then run "
-            f"`pfsync state import {address} {shown} --force`." + _UNKNOWN_ID_NOTE
+            f"{shown} in Pocketflows by hand and then run {state_import}." + _UNKNOWN_ID_NOTE
         )
     return (
         "Pocketflows has no update endpoint, so pfsync cannot change this trigger. Revert the "
         "manifest, or raise `revision` to create a replacement, or edit trigger "
         f"{shown} in Pocketflows by hand and then acknowledge it: paste the Import below into a "
-        f"manifest file (or run `pfsync state import {address} {shown} --force`)."
+        f"manifest file (or run {state_import})."
     )
 
 
-def delete_remedy(address: str, trigger_id: str | None, renamed_to: str | None = None) -> str:
+def delete_remedy(
+    address: str, trigger_id: str | None, invocation: Invocation, renamed_to: str | None = None
+) -> str:
     """What to do about a trigger no longer declared: deactivate it, then forget it; or, when
     its key looks renamed, declare the move (the `Moved` to paste comes with the entry)."""
+    state_rm = _run(invocation, "state rm", address)
     if renamed_to:
         return (
             f"This looks like its key renamed to {renamed_to}: paste the Moved below into a "
             "manifest file, so the plan shows the move and apply carries the record over "
-            f"without sending anything (or run `pfsync state mv {address} {renamed_to}`). If it "
-            "was not renamed: Pocketflows has no delete endpoint, so pfsync cannot remove this "
-            f"trigger; deactivate trigger {_id(trigger_id)} in Pocketflows, then run "
-            f"`pfsync state rm {address}`." + _unknown_note(trigger_id)
+            f"without sending anything (or run {_run(invocation, 'state mv', address, renamed_to)}"
+            "). If it was not renamed: Pocketflows has no delete endpoint, so pfsync cannot "
+            f"remove this trigger; deactivate trigger {_id(trigger_id)} in Pocketflows, then run "
+            f"{state_rm}." + _unknown_note(trigger_id)
         )
+    state_mv = _run(invocation, "state mv", address, "NEW_ADDRESS")
     if trigger_id is None:
         return (
             "Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. "
-            f"Deactivate trigger ID in Pocketflows, then run `pfsync state rm {address}`. If its "
-            "key was renamed, declare a Moved (from: the old key, to: the new one) in a manifest "
-            f"file, or run `pfsync state mv {address} NEW_ADDRESS`." + _UNKNOWN_ID_NOTE
+            f"Deactivate trigger ID in Pocketflows, then run {state_rm}. If its key was renamed, "
+            "declare a Moved (from: the old key, to: the new one) in a manifest file, or run "
+            f"{state_mv}." + _UNKNOWN_ID_NOTE
         )
     return (
         "Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. Deactivate "
         f"trigger {_id(trigger_id)} in Pocketflows, then paste the Removed below into a "
-        "manifest file, so that apply forgets it once reviewed (or run "
-        f"`pfsync state rm {address}`). If its key was renamed, declare a Moved (from: the old "
-        "key, to: the new one) instead, or run "
-        f"`pfsync state mv {address} NEW_ADDRESS`."
+        f"manifest file, so that apply forgets it once reviewed (or run {state_rm}). If its key "
+        "was renamed, declare a Moved (from: the old key, to: the new one) instead, or run "
+        f"{state_mv}."
     )
 
 
@@ -100,10 +112,15 @@ def resend_remedy(address: str, pending: PendingCreate) -> str:
 
 
 def uncertain_remedy(
-    address: str, pending: PendingCreate, declared: bool, resent: bool = False
+    address: str,
+    pending: PendingCreate,
+    declared: bool,
+    invocation: Invocation,
+    resent: bool = False,
 ) -> str:
     """What to do about a create whose outcome is unknown: look, then import or forget
-    (`resent`: a NotCreated sent it once more already, so another does nothing)."""
+    (`resent`: a NotCreated sent it once more already, so another does nothing). In sandbox
+    mode the trigger is looked up in the sandbox, and the commands carry `--sandbox`."""
     started = (
         f"A create of {address} was started at {escape(pending.started_at)} (Idempotency-Key "
         f"{pending.idempotency_key}) and its outcome is unknown; pfsync will not send it again "
@@ -115,34 +132,35 @@ def uncertain_remedy(
         if pending.trigger.replaces
         else ""
     )
+    look = f"Look for the trigger {invocation.where_to_look}"
+    state_rm = _run(invocation, "state rm", address)
+    state_import = _run(invocation, "state import", address, "ID")
     if not declared:
         return (
-            started + "Look for the trigger in Pocketflows and deactivate it if it exists (no "
-            f"manifest declares {address} any more); then run `pfsync state rm {address}`."
+            started + f"{look} and deactivate it if it exists (no manifest declares {address} "
+            f"any more); then run {state_rm}."
         )
     if resent:
         return (
             started + "It was sent once more for a NotCreated already, so another NotCreated "
-            "does nothing. Look for the trigger in Pocketflows: if it exists, paste the Import "
-            f"below into a manifest file with its id (or run `pfsync state import {address} ID`); "
-            f"if not, run `pfsync state rm {address}`, and the next plan creates it anew."
-            + replaces
+            f"does nothing. {look}: if it exists, paste the Import below into a manifest file "
+            f"with its id (or run {state_import}); if not, run {state_rm}, and the next plan "
+            "creates it anew." + replaces
         )
     return (
-        started + "Look for the trigger in Pocketflows: if it exists, paste the Import below "
-        "into a manifest file with its id (or run "
-        f"`pfsync state import {address} ID`); if not, paste the NotCreated below instead, and "
-        "apply sends the create once more with its original Idempotency-Key (or run "
-        f"`pfsync state rm {address}`, and the next plan creates it anew)." + replaces
+        started + f"{look}: if it exists, paste the Import below into a manifest file with its "
+        f"id (or run {state_import}); if not, paste the NotCreated below instead, and apply "
+        "sends the create once more with its original Idempotency-Key (or run "
+        f"{state_rm}, and the next plan creates it anew)." + replaces
     )
 
 
-def create_rename_note(old: str, new: str) -> str:
+def create_rename_note(old: str, new: str, invocation: Invocation) -> str:
     """A create whose body equals a deleted address's: probably a renamed key."""
     return (
         f"If this is {old} with its key renamed, paste the Moved below into a manifest file "
         "instead of creating a second trigger: apply then carries the record over without "
-        f"sending anything (or run `pfsync state mv {old} {new}`)."
+        f"sending anything (or run {_run(invocation, 'state mv', old, new)})."
     )
 
 

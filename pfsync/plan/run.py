@@ -11,14 +11,13 @@ from pathlib import Path
 
 from pfsync.config import Config
 from pfsync.config.placeholders import refuse_placeholder
-from pfsync.config.rehearsal import is_sandbox
 from pfsync.errors import DeclarationConflict
 from pfsync.manifests.load import load_manifests
+from pfsync.plan.after import check_after, hold_back, previous_record
 from pfsync.plan.checkout import planned_from
 from pfsync.plan.planner import NOOP, create_plan
 from pfsync.plan.render.json_document import PlanReport
 from pfsync.plan.render.planned_from import stale_words
-from pfsync.plan.sandbox_wording import with_sandbox_remedies
 from pfsync.state.access import read_state
 from pfsync.support.diagnostics import Diagnostic, github_warning, located
 from pfsync.support.textsafety import escape
@@ -29,14 +28,19 @@ def plan_report(
     targets: Sequence[str] = (),
     replace: Sequence[str] = (),
     color: bool = False,
+    after: str | None = None,
     base_plan: str | None = None,
 ) -> PlanReport | list[Diagnostic]:
     """The plan of the configured manifests against the lockfile, or the manifests' problems
     (and the declarations that contradict the lockfile); it says what it was planned from
     (`base_plan`: the base branch's plan, whose commit it names).
 
-    ConfigError for init's placeholder business outside sandbox mode."""
+    With `after` (`--after PREV`), only the creates PREV's record holds from the same manifest
+    document are planned; the others are held back. ConfigError for init's placeholder business
+    outside sandbox mode; PlanError when PREV's record cannot be read."""
     refuse_placeholder(config)
+    if after is not None:
+        check_after(config, after)
     loaded = load_manifests(config, cwd=Path.cwd())
     if loaded.diagnostics:
         return loaded.diagnostics
@@ -51,16 +55,20 @@ def plan_report(
             loaded.declarations,
             config.business,
             config.environment,
+            config.invocation,
         )
     except DeclarationConflict as conflict:
         return conflict.diagnostics
-    if is_sandbox(config):
-        plan = with_sandbox_remedies(plan)
+    warnings = (*(located(w) for w in loaded.warnings), *view.warnings)
+    if after is not None:
+        record = previous_record(config, after)
+        plan = hold_back(plan, record)
+        warnings += record.warnings
     return PlanReport(
         plan=plan,
         lockfile_name=view.where or config.shown_lockfile,
         journal_unfolded=view.journal_unfolded,
-        warnings=(*(located(w) for w in loaded.warnings), *view.warnings),
+        warnings=warnings,
         color=color,
         environment=config.environment,
         planned_from=planned_from(config, view, base_plan),

@@ -12,8 +12,9 @@ SavedPlan.to_apply                      SavedEntry values: the action (create | 
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,9 @@ from pfsync.plan.render.json_document import (
 from pfsync.state.lockfile import Lockfile
 from pfsync.support.atomic import atomic_write_text
 from pfsync.support.canonical import body_digest
+from pfsync.support.invocation import Invocation
 from pfsync.support.paths import shown_path
-from pfsync.support.textsafety import json_text
+from pfsync.support.textsafety import escape, json_text
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class SavedPlan:
     carried: tuple[tuple[str, str, str, str], ...]
     needs_person: bool
     document: dict[str, Any]
+    # made with `--after PREV`: PREV, and each held-back address with why (what it showed)
+    after: str | None = None
+    held_back: dict[str, str] = field(default_factory=dict)
 
 
 def save_plan(path: Path, report: PlanReport) -> None:
@@ -73,11 +78,12 @@ def save_plan(path: Path, report: PlanReport) -> None:
         raise PlanError(f"cannot write the plan to {shown_path(path)}: {exc.strerror}") from None
 
 
-def _malformed(shown: str, problem: str) -> PlanError:
-    return PlanError(
-        f"{shown} is not a usable saved plan: {problem}. Save a new one with "
-        "`pfsync plan --out FILE`"
-    )
+class _Unusable(PlanError):
+    """A saved plan that cannot be read back (`load_saved_plan` adds what to do)."""
+
+
+def _malformed(shown: str, problem: str) -> _Unusable:
+    return _Unusable(f"{shown} is not a usable saved plan: {problem}")
 
 
 def _entry(raw: Any, shown: str) -> SavedEntry:
@@ -90,7 +96,13 @@ def _entry(raw: Any, shown: str) -> SavedEntry:
         )
         replaces = raw["trigger_id"] if action == "replace" else None
         desired = DesiredTrigger.at_address(
-            address, body, raw["digest"], revision, raw["file"], replaces
+            address,
+            body,
+            raw["digest"],
+            revision,
+            raw["file"],
+            replaces,
+            raw.get("document_digest"),
         )
     except (KeyError, TypeError) as exc:
         raise _malformed(shown, f"an entry lacks {exc}") from None
@@ -106,8 +118,17 @@ def _named(declaration: Any) -> str:
     return json.dumps(declaration, sort_keys=True)
 
 
-def load_saved_plan(path: Path | str) -> SavedPlan:
-    """Read and check a saved plan's structure (not yet its staleness)."""
+def load_saved_plan(path: Path | str, invocation: Invocation | None = None) -> SavedPlan:
+    """Read and check a saved plan's structure (not yet its staleness); PlanError saying how to
+    save a new one (the command built from `invocation`) when it cannot be used."""
+    try:
+        return _load_saved_plan(path)
+    except _Unusable as exc:
+        command = (invocation or Invocation()).command("plan", options=["--out", "FILE"])
+        raise PlanError(f"{exc}. Save a new one with `{command}`") from None
+
+
+def _load_saved_plan(path: Path | str) -> SavedPlan:
     path = Path(path)
     shown = shown_path(path)
     try:
@@ -143,9 +164,25 @@ def load_saved_plan(path: Path | str) -> SavedPlan:
             ),
             needs_person=bool(document["summary"]["needs_person"]),
             document=document,
+            **_after_of(document, shown),
         )
     except (KeyError, TypeError) as exc:
         raise _malformed(shown, f"missing {exc}") from None
+
+
+def _after_of(document: dict[str, Any], shown: str) -> dict[str, Any]:
+    """The `--after` filter a saved plan was made with (none: {})."""
+    after = document.get("after")
+    if after is None:
+        return {}
+    try:
+        name = after["environment"]
+        held = {item["address"]: item["reason"] for item in after["held_back"]}
+    except (KeyError, TypeError) as exc:
+        raise _malformed(shown, f"its --after part lacks {exc}") from None
+    if not isinstance(name, str) or not all(isinstance(v, str) for v in held.values()):
+        raise _malformed(shown, "its --after part is not an environment and its addresses")
+    return {"after": name, "held_back": held}
 
 
 def _environment_of(document: dict[str, Any], shown: str) -> str | None:
@@ -164,29 +201,66 @@ def _same_state(saved: SavedPlan, lockfile: Lockfile | None) -> bool:
     return (saved.lineage, saved.serial) == (lockfile.lineage, lockfile.serial)
 
 
-def check_saved_environment(saved: SavedPlan, environment: str | None) -> None:
+def new_plan_step(saved: SavedPlan, invocation: Invocation) -> str:
+    """What to do about a stale saved plan: the command that makes it again, as pasted."""
+    options: list[str] = ["--after", saved.after] if saved.after else []
+    for address in saved.targets:
+        options += ["--target", address]
+    for address in saved.replace:
+        options += ["--replace", address]
+    command = invocation.command("plan", options=[*options, "--out", saved.path])
+    return (
+        f"Make a new plan and review it: `{command}` (in CI, re-run the job that made the plan); "
+        "nothing was sent"
+    )
+
+
+def check_saved_environment(
+    saved: SavedPlan, environment: str | None, invocation: Invocation | None = None
+) -> None:
     """Refuse a saved plan made for another environment (before anything is read or made)."""
     if saved.environment == environment:
         return
     planned = f"environment {saved.environment}" if saved.environment else "no environment"
     applying = f"environment {environment}" if environment else "no environment"
-    how = f"apply it with -e {saved.environment}, or " if saved.environment else ""
+    invocation = invocation or Invocation(environment)
+    there = dataclasses.replace(invocation, environment=saved.environment)
+    how = f"apply it with `{there.command('apply', saved.path)}`, or " if saved.environment else ""
+    command = invocation.command("plan", options=["--out", "FILE"])
     raise PlanError(
         f"the plan {saved.path} was made for {planned}, but this apply is for {applying}: "
-        f"{how}make a plan for this environment with `pfsync plan --out FILE`"
+        f"{how}make a plan for this environment with `{command}`; nothing was sent"
+    )
+
+
+def check_saved_after(saved: SavedPlan, after: str | None) -> None:
+    """Refuse `apply PLANFILE --after ENV` unless the plan was made with that same --after
+    (a saved plan keeps its own filter: it sends exactly what it showed)."""
+    if after is None or after == saved.after:
+        return
+    made = f"with --after {saved.after}" if saved.after else "without --after"
+    raise PlanError(
+        f"the plan {saved.path} was made {made}: apply it without --after (it keeps the filter "
+        f"it was made with), or make a plan with --after {escape(after)}"
     )
 
 
 def check_saved_plan(
-    saved: SavedPlan, plan: Plan, lockfile: Lockfile | None, environment: str | None = None
+    saved: SavedPlan,
+    plan: Plan,
+    lockfile: Lockfile | None,
+    environment: str | None = None,
+    invocation: Invocation | None = None,
 ) -> None:
-    """Refuse a saved plan that no longer says what apply would do.
+    """Refuse a saved plan that no longer says what apply would do, saying what changed and
+    the command that makes a new plan (built from `invocation`: the running one's -e, -C…).
 
     `plan` is a fresh plan of the current manifests and `lockfile` with the saved plan's
-    targets and replace addresses; its creates and replaces must be exactly the saved ones.
+    targets and replace addresses (held back as the saved plan was, if made with --after);
+    its creates and replaces must be exactly the saved ones.
     """
-    again = "; make a new plan with `pfsync plan --out FILE`"
-    check_saved_environment(saved, environment)
+    again = ". " + new_plan_step(saved, invocation or Invocation(environment))
+    check_saved_environment(saved, environment, invocation)
     if saved.api_url.rstrip("/") != plan.api_url.rstrip("/"):
         raise PlanError(
             f"the plan {saved.path} was made for the API {saved.api_url}, but the configured "

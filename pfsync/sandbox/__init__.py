@@ -28,8 +28,10 @@ from types import TracebackType
 from typing import Any
 
 from pfsync.errors import SandboxDataError
+from pfsync.sandbox.api import Api
 from pfsync.sandbox.faults import Faults
-from pfsync.sandbox.server import Api, SandboxServer
+from pfsync.sandbox.listener import SandboxServer
+from pfsync.sandbox.server import Handler
 from pfsync.sandbox.store import RequestLog, Store
 
 __all__ = ["DEFAULT_PASSWORD", "DEFAULT_USERNAME", "Sandbox", "SandboxDataError"]
@@ -93,7 +95,7 @@ class Sandbox:
         from pfsync.schemas import REQUEST, validator
 
         validator(REQUEST)  # build it now, not during the first request
-        self._server = SandboxServer(self.host, self.requested_port, self._api)
+        self._server = SandboxServer(self.host, self.requested_port, self._api, Handler)
         self._thread = threading.Thread(
             target=self._server.serve,
             name=f"pfsync-sandbox-{self.port}",

@@ -16,24 +16,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hmac
 import json
 import re
-import selectors
 import socket
-import socketserver
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Sequence
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 from pfsync import __version__
+from pfsync.sandbox.api import error_body, request_violations
 from pfsync.sandbox.faults import (
     DROP,
     LOSE_RESPONSE,
@@ -41,12 +38,10 @@ from pfsync.sandbox.faults import (
     OK_NO_ID,
     RETRY_AFTER_503,
     SLOW,
-    Faults,
     outcome_status,
 )
-from pfsync.sandbox.store import RequestLog, Store, fingerprint, new_trigger
-from pfsync.schemas import REQUEST, check, validator
-from pfsync.support.diagnostics import json_path
+from pfsync.sandbox.listener import SandboxServer
+from pfsync.sandbox.store import fingerprint, new_trigger
 
 MAX_BODY_BYTES = 1024 * 1024
 IDLE_TIMEOUT_SECONDS = 300  # a keep-alive connection idle this long is closed
@@ -54,65 +49,6 @@ _TRIGGERS_PATH = re.compile(r"/businesses/([^/]+)/triggers")
 _SANDBOX_ONLY = (("X-Sandbox-Only", "true"),)
 _CHALLENGE = (("WWW-Authenticate", 'Basic realm="pocketflows-sandbox", charset="UTF-8"'),)
 Headers = Sequence[tuple[str, str]]
-
-
-class Api:
-    """What the request handlers share: settings, state and faults."""
-
-    def __init__(
-        self,
-        *,
-        username: str,
-        password: str,
-        idempotency_keys: bool,
-        store: Store,
-        faults: Faults,
-        request_log: RequestLog,
-        slow_seconds: float,
-    ) -> None:
-        # surrogateescape: credentials from the environment may hold bytes that are not UTF-8.
-        self.credentials = f"{username}:{password}".encode("utf-8", "surrogateescape")
-        self.idempotency_keys = idempotency_keys
-        self.store = store
-        self.faults = faults
-        self.request_log = request_log
-        self.slow_seconds = slow_seconds
-        self.stopping = threading.Event()  # wakes latency and `slow` waits at shutdown
-
-
-def error_body(status: int, message: str, violations: list[dict[str, str]] | None = None) -> Any:
-    """The JSON error document: `{"error": {"status", "message", "violations"?}}`."""
-    error: dict[str, Any] = {"status": status, "message": message}
-    if violations is not None:
-        error["violations"] = violations
-    return {"error": error}
-
-
-def request_violations(body: Any) -> list[dict[str, str]]:
-    """Every schema violation of a create request body, each with its JSON path."""
-    if check(REQUEST)(body):
-        return []
-    found = []
-    for error in validator(REQUEST).iter_errors(body):
-        path = list(error.absolute_path)
-        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            known = error.schema.get("properties", {})
-            found += [
-                {"path": json_path([*path, name]), "message": f"unknown field {name!r}"}
-                for name in error.instance
-                if name not in known
-            ]
-        elif error.validator == "required" and isinstance(error.instance, dict):
-            found += [
-                {"path": json_path([*path, name]), "message": f"missing required field {name!r}"}
-                for name in error.validator_value
-                if name not in error.instance
-            ]
-        else:
-            found.append({"path": json_path(path), "message": error.message})
-    # jsonschema reports `required` once per missing field, each with the whole list.
-    unique = {(v["path"], v["message"]): v for v in found}
-    return [unique[k] for k in sorted(unique)]
 
 
 class _BodyError(Exception):
@@ -454,81 +390,3 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(head if self.command == "HEAD" else head + body)
         except OSError:
             self.close_connection = True  # the client has gone; nothing more to say
-
-
-class SandboxServer(ThreadingHTTPServer):
-    """A threading HTTP server that can close its open connections when it stops."""
-
-    daemon_threads = True
-    request_queue_size = socket.SOMAXCONN  # the default 5 resets bursts of parallel clients
-    block_on_close = True  # server_close() joins the handler threads
-
-    def __init__(self, host: str, port: int, api: Api) -> None:
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.api = api
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        # serve_forever() notices shutdown() only every poll interval; this pair wakes it at once.
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        self._stop_requested = False
-        try:
-            super().__init__((host, port), Handler)
-        except BaseException:
-            self._close_wakeup()
-            raise
-
-    def serve(self) -> None:
-        """Accept connections until `wake_and_stop()`; each is served in its own thread."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self, selectors.EVENT_READ)
-            selector.register(self._wake_reader, selectors.EVENT_READ)
-            while not self._stop_requested:
-                for key, _ in selector.select():
-                    if key.fileobj is self and not self._stop_requested:
-                        self.handle_request()  # the socket is readable: returns promptly
-                self.service_actions()
-
-    def wake_and_stop(self) -> None:
-        """Make `serve()` return as soon as it has finished accepting."""
-        self._stop_requested = True
-        with contextlib.suppress(OSError):
-            self._wake_writer.send(b"x")
-
-    def server_close(self) -> None:
-        """Close the listening socket and wait for the handler threads."""
-        super().server_close()
-        self._close_wakeup()
-
-    def _close_wakeup(self) -> None:
-        self._wake_reader.close()
-        self._wake_writer.close()
-
-    def server_bind(self) -> None:
-        """Bind without HTTPServer's reverse DNS lookup, which can take seconds."""
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = str(self.server_address[0])
-        self.server_port = int(self.server_address[1])
-
-    def track(self, connection: socket.socket) -> None:
-        """Remember an open connection."""
-        with self._connections_lock:
-            self._connections.add(connection)
-
-    def untrack(self, connection: socket.socket) -> None:
-        """Forget a closed connection."""
-        with self._connections_lock:
-            self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        """Shut down every open connection, waking handlers blocked on reads."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):  # already closed by its handler
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Ignore clients that went away; report anything else."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)

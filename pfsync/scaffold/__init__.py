@@ -75,53 +75,14 @@ def scaffold(
     With `environments`, pfsync.yaml defines each (the same business to start with, a
     lockfile under `state/`, a value the example trigger uses) and each gets its lockfile.
     """
-    from pfsync.config import check_api_url
-    from pfsync.manifests.load import BUSINESS_RE
-    from pfsync.scaffold.ci import ci_files
-    from pfsync.state.lockfile import Lockfile, save_lockfile
-
-    if not BUSINESS_RE.fullmatch(business):
-        raise PfsyncError(f"{business!r} is not a valid business id")
-    api_url = check_api_url(api_url)
-    for name in environments:
-        if not ENVIRONMENT_NAME_RE.fullmatch(name):
-            raise PfsyncError(
-                f"{name!r} is not an environment name (1-64 characters of A-Z, a-z, 0-9, '.', "
-                "'_', '-', starting with a letter or digit)"
-            )
-    if len(set(environments)) != len(environments):
-        raise PfsyncError("each --env name must be given once")
     import json
 
+    from pfsync.scaffold.ci import ci_files
     from pfsync.schemas import self_contained_manifest_schema
 
+    api_url = _checked(business, api_url, environments)
     schema_text = json.dumps(self_contained_manifest_schema(), indent=2, ensure_ascii=False)
-    if environments:
-        # With CI, the git store for every environment (each its own lockfile on main).
-        config = (
-            ENVIRONMENTS_CONFIG.format(api_url=api_url)
-            + (GIT_STATE if ci != "none" else "")
-            + ENVIRONMENTS_KEY
-            # A placeholder per environment: one business for all would create every trigger
-            # once per environment in it (validate refuses that).
-            + "".join(
-                ENVIRONMENT.format(
-                    key=_yaml_key(name),
-                    name=name,
-                    business=f"{business}-{name}" if len(environments) > 1 else business,
-                )
-                for name in environments
-            )
-        )
-        example = EXAMPLE.replace("et_welcome_1", "${values.welcome_template}")
-        lockfiles: dict[str | None, Path] = {
-            name: root / "state" / f"{name}.lock" for name in environments
-        }
-    else:
-        config = CONFIG.format(business=business, api_url=api_url)
-        config += GIT_STATE if ci != "none" else ""
-        example = EXAMPLE
-        lockfiles = {None: root / "pfsync.lock"}
+    config, example, lockfiles = _repository(root, business, api_url, ci, environments)
     files = {
         "pfsync.yaml": config,
         "manifest.schema.json": schema_text + "\n",
@@ -139,6 +100,63 @@ def scaffold(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         yield f"wrote {path}"
+    yield from _write_lockfiles(api_url, lockfiles)
+    yield from _update_gitignore(
+        root / ".gitignore", ENVIRONMENT_GITIGNORE_LINES if environments else GITIGNORE_LINES
+    )
+
+
+def _checked(business: str, api_url: str, environments: Sequence[str]) -> str:
+    """The API URL as pfsync.yaml will hold it; PfsyncError for any argument init refuses."""
+    from pfsync.config import check_api_url
+    from pfsync.manifests.load import BUSINESS_RE
+
+    if not BUSINESS_RE.fullmatch(business):
+        raise PfsyncError(f"{business!r} is not a valid business id")
+    api_url = check_api_url(api_url)
+    for name in environments:
+        if not ENVIRONMENT_NAME_RE.fullmatch(name):
+            raise PfsyncError(
+                f"{name!r} is not an environment name (1-64 characters of A-Z, a-z, 0-9, '.', "
+                "'_', '-', starting with a letter or digit)"
+            )
+    if len(set(environments)) != len(environments):
+        raise PfsyncError("each --env name must be given once")
+    return api_url
+
+
+def _repository(
+    root: Path, business: str, api_url: str, ci: str, environments: Sequence[str]
+) -> tuple[str, str, dict[str | None, Path]]:
+    """pfsync.yaml's text, the example trigger's, and each environment's lockfile path."""
+    if not environments:
+        config = CONFIG.format(business=business, api_url=api_url)
+        config += GIT_STATE if ci != "none" else ""
+        return config, EXAMPLE, {None: root / "pfsync.lock"}
+    # With CI, the git store for every environment (each its own lockfile on main).
+    config = (
+        ENVIRONMENTS_CONFIG.format(api_url=api_url)
+        + (GIT_STATE if ci != "none" else "")
+        + ENVIRONMENTS_KEY
+        # A placeholder per environment: one business for all would create every trigger
+        # once per environment in it (validate refuses that).
+        + "".join(
+            ENVIRONMENT.format(
+                key=_yaml_key(name),
+                name=name,
+                business=f"{business}-{name}" if len(environments) > 1 else business,
+            )
+            for name in environments
+        )
+    )
+    example = EXAMPLE.replace("et_welcome_1", "${values.welcome_template}")
+    return config, example, {name: root / "state" / f"{name}.lock" for name in environments}
+
+
+def _write_lockfiles(api_url: str, lockfiles: dict[str | None, Path]) -> Iterator[str]:
+    """An empty lockfile for each environment that has none; an existing one is kept."""
+    from pfsync.state.lockfile import Lockfile, save_lockfile
+
     for environment, lockfile in lockfiles.items():
         if lockfile.exists():
             # Even with --force: a lockfile may be the only record of real triggers.
@@ -147,10 +165,12 @@ def scaffold(
             lockfile.parent.mkdir(parents=True, exist_ok=True)
             save_lockfile(lockfile, None, Lockfile.new(api_url, environment))
             yield f"wrote {lockfile} (empty: no trigger created yet)"
-    gitignore = root / ".gitignore"
+
+
+def _update_gitignore(gitignore: Path, wanted: Sequence[str]) -> Iterator[str]:
+    """Append the lines `wanted` that .gitignore lacks, under a comment saying why."""
     existed = gitignore.exists()
     present = gitignore.read_text(encoding="utf-8").splitlines() if existed else []
-    wanted = ENVIRONMENT_GITIGNORE_LINES if environments else GITIGNORE_LINES
     missing = [line for line in wanted if line not in present]
     if missing:
         with open(gitignore, "a", encoding="utf-8") as f:

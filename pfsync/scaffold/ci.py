@@ -1,10 +1,12 @@
 """The CI recipes `pfsync init --ci github|gitlab` writes, fitted to the layout it writes.
 
 Without environments, the one-environment recipes as they are. With environments, pull requests
-plan every environment (a matrix, one comment section each), and merges apply to the first
-environment at once and to each next one only after the one before it succeeded and a person
-approved it (a GitHub environment with required reviewers; a GitLab manual job in a protected
-environment): the order of `--env` is the order of promotion.
+and the merge queue plan every environment (a matrix, one comment section each), and merges apply
+to the first environment at once and to each next one only after the one before it succeeded: a
+job saves that environment's plan with `--after` the one before (only what it created from the
+same manifests) and shows it in the run's summary, and once a person approves (a GitHub
+environment with required reviewers; a GitLab manual job in a protected environment) the next
+job applies exactly that saved plan. The order of `--env` is the order of promotion.
 
 The templates are the YAML files under `templates/`; `@NAME@` marks what depends on the
 environment names. An environment name (letters, digits, '.', '_', '-') is a safe shell word, and
@@ -50,6 +52,8 @@ def ci_files(kind: str, environments: Sequence[str] = ()) -> dict[str, str]:
             JOB=jobs[index],
             NAME=name,
             NAME_SCALAR=yaml_scalar(name),
+            PLAN_JOB="plan-" + jobs[index].removeprefix("apply-"),
+            PREVIOUS=environments[index - 1] if index else "",
             PREVIOUS_JOB=jobs[index - 1] if index else "",
         )
         for index, name in enumerate(environments)

@@ -14,8 +14,10 @@ with locked_state(config, lock_timeout) as transaction: ...
         transaction.lockfile                 the current state (None: no lockfile yet)
         transaction.save(new) -> Lockfile    atomic write; no-op when content is unchanged
         transaction.start_journal() -> Journal
-        transaction.finish_journal(journal) -> Lockfile
+        transaction.finish_journal() -> Lockfile
                                              close, fold into the lockfile, remove journal
+
+Both kinds are a `pfsync.state.transaction.Transaction`, the only type callers see.
 """
 
 from __future__ import annotations
@@ -23,15 +25,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from pfsync.config import Config
 from pfsync.state.journal import Journal, folded_state, read_journal, settle_journal
 from pfsync.state.lock import state_lock
 from pfsync.state.lockfile import Lockfile, belonging, read_lockfile, save_lockfile
-
-if TYPE_CHECKING:
-    from pfsync.state.stores.session import RemoteState, StoreJournal
+from pfsync.state.transaction import Transaction
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def _journal_has_events(config: Config) -> bool:
 
 
 class StateTransaction:
-    """The state under the lock; every change is saved atomically."""
+    """The file store's state under the lock (a `Transaction`); every change saved atomically."""
 
     def __init__(self, config: Config, lockfile: Lockfile | None) -> None:
         self.config = config
@@ -83,22 +82,30 @@ class StateTransaction:
         self.before_lock = lockfile  # the state a saved plan was made against
         self.merge_warnings = 0  # only a remote store's merge has any
         self.where: str | None = None  # the file store: the lockfile's path says it
+        self._journal: Journal | None = None
+
+    def write(self, new: Lockfile, what: str) -> Lockfile:
+        """Write `new` (serial + 1) unless its content equals the current state; a file keeps
+        no message, so `what` is not recorded."""
+        self.lockfile = save_lockfile(self.config.lockfile, self.lockfile, new)
+        return self.lockfile
 
     def save(self, new: Lockfile) -> Lockfile:
         """Write `new` (serial + 1) unless its content equals the current state."""
-        self.lockfile = save_lockfile(self.config.lockfile, self.lockfile, new)
-        return self.lockfile
+        return self.write(new, "save")
 
     def start_journal(self) -> Journal:
         """Open the journal of the saved lockfile (save a new lockfile first)."""
         if self.lockfile is None or self.lockfile.serial < 1:
             raise ValueError("save the lockfile before starting its journal")
-        return Journal.open(self.config.journal, self.lockfile)
+        self._journal = Journal.open(self.config.journal, self.lockfile)
+        return self._journal
 
-    def finish_journal(self, journal: Journal | StoreJournal) -> Lockfile:
-        """Close `journal`, fold it into the lockfile durably, and remove it."""
-        assert isinstance(journal, Journal), "the file store's journal"
-        journal.close()
+    def finish_journal(self) -> Lockfile:
+        """Close the journal, fold it into the lockfile durably, and remove it."""
+        if self._journal is None:
+            raise ValueError("no journal was started")
+        self._journal.close()
         settled = settle_journal(self.config.journal, self.config.lockfile, self.lockfile)
         assert settled is not None  # a journal is only started for a saved lockfile
         self.lockfile = settled
@@ -130,7 +137,7 @@ def open_state(
     needs_lock: Callable[[Lockfile | None], bool] = lambda lockfile: True,
     no_push: bool = False,
     warn: Callable[[str], None] = lambda line: None,
-) -> Iterator[StateTransaction | RemoteState]:
+) -> Iterator[Transaction]:
     """The state under the configured store's lock, for a command that changes it.
 
     The file store: flock and the journal (`refuse_missing` is the caller's to check).

@@ -12,6 +12,9 @@ why, so no id pfsync ever knew is silently lost.
     forget(lockfile, address, at) -> (lockfile, Forgotten)
     move(lockfile, old, new)
     record_import(lockfile, address, trigger_id, body, revision, file, at, force)
+    pending_create(pending) -> PendingCreate     a journal's pending record, as the lockfile's
+    merge_run(newer, events, lock_id) -> MergeResult
+        a run's events merged by address into a lockfile that changed underneath it
 
 Each raises StateChangeError (a complete user message) when the change does not make sense.
 """
@@ -19,10 +22,12 @@ Each raises StateChangeError (a complete user message) when the change does not 
 from __future__ import annotations
 
 import enum
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pfsync.errors import StateChangeError
+from pfsync.state.journal_records import Created, Event, Failed, Pending, Uncertain
 from pfsync.state.lockfile import (
     ORIGIN_CREATED,
     ORIGIN_IMPORTED,
@@ -35,6 +40,7 @@ from pfsync.state.lockfile import (
     TriggerRecord,
 )
 from pfsync.support.canonical import body_digest
+from pfsync.support.textsafety import shown_id
 
 NO_OUTCOME_REASON = "the run stopped before the outcome of the create was recorded"
 
@@ -113,6 +119,7 @@ class CreateOutcomes:
             digest=pending.trigger.digest,
             file=pending.trigger.file,
             history=history,
+            document_digest=pending.trigger.document_digest,
         )
         del self.pending[address]
         self.forgotten.pop(address, None)
@@ -224,3 +231,120 @@ def record_import(
         pending=_without(lockfile.pending, address),
         forgotten=_without(lockfile.forgotten, address),
     )
+
+
+def pending_create(event: Pending) -> PendingCreate:
+    """The lockfile's pending create for a journal's `pending` record (no outcome yet)."""
+    return PendingCreate(event.trigger, event.idempotency_key, event.at, NO_OUTCOME_REASON)
+
+
+@dataclass
+class MergeResult:
+    """A lockfile with a run's events merged in, and what could not be merged."""
+
+    lockfile: Lockfile
+    warnings: list[str]
+
+
+def merge_run(newer: Lockfile, events: Sequence[Event], lock_id: str | None) -> MergeResult:
+    """`newer` with this run's events merged by address, never overwriting what it records.
+
+    An address whose pending record (same Idempotency-Key) is still in `newer` takes the outcome
+    as a fold would. A created trigger whose address has no record any more is recorded (it
+    exists); one whose address now records another trigger (or another pending create) is left
+    as it is, its id kept in the address's history, with a warning. A create that may have
+    happened (uncertain, or in flight) whose pending record was removed meanwhile is pending
+    again: a person's `state rm` made before it could land must not turn it into a `create`.
+    """
+    ours: dict[str, Pending] = {}
+    outcomes: dict[str, Event] = {}
+    for event in events:
+        if isinstance(event, Pending):
+            ours[event.address] = event
+        else:
+            outcomes[event.address] = event
+    changes = CreateOutcomes(newer)
+    warnings = []
+    for address, pending in ours.items():
+        warning = _merge_address(changes, pending, outcomes.get(address))
+        if warning is not None:
+            warnings.append(f"{address}: {warning}")
+    merged = changes.lockfile()
+    if merged.lock is not None and merged.lock.id == lock_id:
+        merged = replace(merged, lock=None)
+    return MergeResult(merged, warnings)
+
+
+def _merge_address(changes: CreateOutcomes, pending: Pending, outcome: Event | None) -> str | None:
+    """Merge one address's create into `changes`; the warning when it could not be as it was."""
+    address = pending.address
+    theirs = changes.pending.get(address)
+    still_ours = theirs is not None and theirs.idempotency_key == pending.idempotency_key
+    if isinstance(outcome, Created):
+        if not still_ours:
+            return _merge_created_elsewhere(changes, pending, outcome)
+        changes.record_created(
+            address,
+            pending.idempotency_key,
+            outcome.id,
+            outcome.created_at,
+            outcome.status,
+            outcome.at,
+        )
+    elif isinstance(outcome, Failed) and still_ours:
+        changes.record_failed(address, pending.idempotency_key)
+    elif isinstance(outcome, Uncertain) and still_ours:
+        changes.record_uncertain(address, pending.idempotency_key, outcome.reason)
+    elif (
+        (outcome is None or isinstance(outcome, Uncertain))
+        and not still_ours
+        and theirs is None
+        and address not in changes.triggers
+    ):
+        changes.start_pending(address, pending_create(pending))
+        if isinstance(outcome, Uncertain):
+            changes.record_uncertain(address, pending.idempotency_key, outcome.reason)
+        return (
+            "its create by this run may have happened, but its pending record was removed "
+            "meanwhile; it is uncertain again: look in Pocketflows, then `pfsync state import` "
+            "or `pfsync state rm`"
+        )
+    return None
+
+
+def _merge_created_elsewhere(
+    changes: CreateOutcomes, pending: Pending, outcome: Created
+) -> str | None:
+    """A trigger this run created whose pending record is no longer this run's."""
+    address = pending.address
+    created = shown_id(outcome.id, "(id unknown)")
+    entry = HistoryEntry(
+        outcome.id, outcome.at, REASON_OVERWRITTEN, "created", pending.trigger.revision
+    )
+    record = changes.triggers.get(address)
+    if record is not None:
+        if record.id == outcome.id:
+            return None
+        changes.triggers[address] = replace(record, history=(*record.history, entry))
+        return (
+            f"this run created trigger {created}, but the lockfile now records "
+            f"{shown_id(record.id, '(id unknown)')} for it (changed meanwhile); it was not "
+            "overwritten and is kept in the address's history: look at both in Pocketflows"
+        )
+    if address in changes.pending:
+        changes.forgotten[address] = (*changes.forgotten.get(address, ()), entry)
+        return (
+            f"this run created trigger {created}, but another create of it is pending in the "
+            "lockfile now; it was not overwritten and is kept in the address's history: look in "
+            "Pocketflows, then `pfsync state import`"
+        )
+    changes.start_pending(address, pending_create(pending))
+    changes.record_created(
+        address,
+        pending.idempotency_key,
+        outcome.id,
+        outcome.created_at,
+        outcome.status,
+        outcome.at,
+    )
+    return None

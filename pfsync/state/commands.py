@@ -15,11 +15,11 @@ from pfsync.config import Config
 from pfsync.config.rehearsal import is_sandbox
 from pfsync.errors import StateChangeError
 from pfsync.models import DesiredTrigger
-from pfsync.state.access import StateTransaction, open_state
+from pfsync.state.access import open_state
 from pfsync.state.changes import Forgotten, forget, move, record_import
 from pfsync.state.lockfile import Lockfile, utc_now
 from pfsync.state.stores import lost_lockfile
-from pfsync.state.stores.session import RemoteState
+from pfsync.state.transaction import Transaction
 
 _ADDRESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}/[a-z0-9][a-z0-9._-]{0,99}")
 _TRIGGER_ID_RE = re.compile(r"\S{1,200}")
@@ -45,7 +45,7 @@ def _list_command(config: Config) -> str:
     return "pfsync state list --sandbox" if is_sandbox(config) else "pfsync state list"
 
 
-def _current(transaction: StateTransaction | RemoteState, what: str) -> Lockfile:
+def _current(transaction: Transaction, what: str) -> Lockfile:
     if transaction.lockfile is None:
         if is_sandbox(transaction.config):
             raise no_sandbox_lockfile(transaction.config, what)

@@ -54,6 +54,7 @@ from pfsync.state.lockfile import (
     Lockfile,
 )
 from pfsync.support.diagnostics import Diagnostic
+from pfsync.support.invocation import BARE, Invocation
 from pfsync.support.textsafety import shown_id
 
 CARRIED = "carried"
@@ -133,11 +134,13 @@ def carry_out(
     declarations: Sequence[Declaration],
     at: str,
     declared: Mapping[str, DesiredTrigger] | None = None,
+    invocation: Invocation = BARE,
 ) -> Carried:
     """Carry out every declaration that has something to act on (see the module's table).
 
     `declared` are the triggers declared, by address: a `Removed` of one's current trigger is
     a conflict (forgetting it would create it again), and an `Import` records its body.
+    `invocation` builds the commands a conflict's advice names.
     """
     declared = declared or {}
     ordered = in_order(declarations)
@@ -147,20 +150,20 @@ def carry_out(
     steps = []
     for declaration in ordered:
         if declaration.kind == MOVED:
-            step = _moved(lockfile, declaration, by_from)
+            step = _moved(lockfile, declaration, by_from, invocation)
             if step.outcome == CARRIED:
                 lockfile = _moved_record(lockfile, declaration, at)
         elif declaration.kind == NOT_CREATED:
-            step = _not_created(lockfile, declaration)
+            step = _not_created(lockfile, declaration, invocation)
             if step.outcome == CARRIED:
                 lockfile = _resend_noted(lockfile, declaration, at)
         elif declaration.kind == IMPORT:
-            step = _imported(lockfile, declaration, declared)
+            step = _imported(lockfile, declaration, declared, invocation)
             if step.outcome == CARRIED:
                 lockfile = _imported_record(lockfile, declaration, declared, at)
         else:
             assert declaration.kind == REMOVED
-            step = _removed(lockfile, declaration, declared)
+            step = _removed(lockfile, declaration, declared, invocation)
             if step.outcome == CARRIED:
                 lockfile = _removed_record(lockfile, declaration, at)
         steps.append(step)
@@ -168,7 +171,10 @@ def carry_out(
 
 
 def _moved(
-    lockfile: Lockfile, move_: Declaration, by_from: dict[str, Declaration]
+    lockfile: Lockfile,
+    move_: Declaration,
+    by_from: dict[str, Declaration],
+    invocation: Invocation,
 ) -> DeclarationStep:
     old, new = move_.address, move_.target
     record = lockfile.triggers.get(old)
@@ -182,8 +188,9 @@ def _moved(
             f"{_described(lockfile, old)}; {new}: {_described(lockfile, new)}), so the record "
             f"of {old} cannot become that of {new}",
             "$.to",
-            f"look in Pocketflows: forget the one that does not exist any more (`pfsync state "
-            f"rm {old}` or `pfsync state rm {new}`), or delete this Moved",
+            f"look {invocation.where_to_look}: forget the one that does not exist any more "
+            f"(`{invocation.command('state rm', old)}` or "
+            f"`{invocation.command('state rm', new)}`), or delete this Moved",
         )
         return DeclarationStep(
             move_, CONFLICT, there.id if there else None, there is not None, problem
@@ -219,7 +226,10 @@ def _moved_record(lockfile: Lockfile, move_: Declaration, at: str) -> Lockfile:
 
 
 def _removed(
-    lockfile: Lockfile, removed: Declaration, declared: Mapping[str, DesiredTrigger]
+    lockfile: Lockfile,
+    removed: Declaration,
+    declared: Mapping[str, DesiredTrigger],
+    invocation: Invocation,
 ) -> DeclarationStep:
     address, named = removed.address, removed.trigger_id
     record = lockfile.triggers.get(address)
@@ -249,8 +259,8 @@ def _removed(
         f"Removed {address} names trigger {shown_id(named)}, but the lockfile records trigger "
         f"{shown_id(record.id, '(id unknown)')} for {address}",
         "$.id",
-        f"a Removed forgets exactly the trigger it names: check the id in Pocketflows and with "
-        f"`pfsync state show {address}`",
+        "a Removed forgets exactly the trigger it names: check the id "
+        f"{invocation.where_to_look} and with `{invocation.command('state show', address)}`",
     )
     return DeclarationStep(removed, CONFLICT, record.id, True, problem)
 
@@ -280,7 +290,10 @@ def _removed_record(lockfile: Lockfile, removed: Declaration, at: str) -> Lockfi
 
 
 def _imported(
-    lockfile: Lockfile, imported: Declaration, declared: Mapping[str, DesiredTrigger]
+    lockfile: Lockfile,
+    imported: Declaration,
+    declared: Mapping[str, DesiredTrigger],
+    invocation: Invocation,
 ) -> DeclarationStep:
     address, named = imported.address, imported.trigger_id
     manifest = declared.get(address)
@@ -291,7 +304,11 @@ def _imported(
     if address in lockfile.pending or record is None:
         if not acknowledged:
             return DeclarationStep(
-                imported, CONFLICT, named, False, _acknowledges_another(imported, manifest)
+                imported,
+                CONFLICT,
+                named,
+                False,
+                _acknowledges_another(imported, manifest, invocation),
             )
         return DeclarationStep(imported, CARRIED, named, False)
     if record.id == named:
@@ -308,13 +325,15 @@ def _imported(
         f"{shown_id(record.id, '(id unknown)')} for {address}",
         "$.id",
         "an Import records a trigger for a key that is not recorded or is uncertain, or "
-        "acknowledges the recorded trigger; check the id in Pocketflows and with "
-        f"`pfsync state show {address}`",
+        f"acknowledges the recorded trigger; check the id {invocation.where_to_look} and with "
+        f"`{invocation.command('state show', address)}`",
     )
     return DeclarationStep(imported, CONFLICT, record.id, True, problem)
 
 
-def _acknowledges_another(imported: Declaration, manifest: DesiredTrigger) -> Diagnostic:
+def _acknowledges_another(
+    imported: Declaration, manifest: DesiredTrigger, invocation: Invocation
+) -> Diagnostic:
     """An Import that would record the manifest's body, but acknowledges another one."""
     return Diagnostic(
         imported.file,
@@ -324,8 +343,8 @@ def _acknowledges_another(imported: Declaration, manifest: DesiredTrigger) -> Di
         f"manifest declares {manifest.digest} now: it was edited since the Import was written",
         "$.acknowledges",
         f"an Import records the manifest's body as trigger {shown_id(imported.trigger_id)}'s: "
-        "check the trigger in Pocketflows, then set `acknowledges` to the manifest's digest "
-        "or delete that line",
+        f"check the trigger {invocation.where_to_look}, then set `acknowledges` to the "
+        "manifest's digest or delete that line",
     )
 
 
@@ -371,7 +390,9 @@ def was_resent(lockfile: Lockfile, address: str, intent: str | None) -> bool:
     )
 
 
-def _not_created(lockfile: Lockfile, declaration: Declaration) -> DeclarationStep:
+def _not_created(
+    lockfile: Lockfile, declaration: Declaration, invocation: Invocation
+) -> DeclarationStep:
     address, intent = declaration.address, declaration.intent
     pending = lockfile.pending.get(address)
     resent = was_resent(lockfile, address, intent)
@@ -386,7 +407,7 @@ def _not_created(lockfile: Lockfile, declaration: Declaration) -> DeclarationSte
             f"uncertain create of {address} has Idempotency-Key {pending.idempotency_key}",
             "$.intent",
             "a NotCreated sends again exactly the create it names: copy the Idempotency-Key "
-            f"from the plan or from `pfsync state show {address}`",
+            f"from the plan or from `{invocation.command('state show', address)}`",
         )
         return DeclarationStep(declaration, CONFLICT, None, False, problem)
     return DeclarationStep(declaration, DONE if resent else NOTHING, None, False)

@@ -37,24 +37,23 @@ from pathlib import Path
 from types import TracebackType
 
 from pfsync.errors import JournalWriteError, LockfileError, StateChangeError
-from pfsync.state.changes import NO_OUTCOME_REASON, CreateOutcomes
+from pfsync.state.changes import CreateOutcomes, pending_create
 from pfsync.state.journal_records import (
     Begin,
     Created,
+    Event,
     Failed,
     Folded,
     Pending,
     Record,
-    Uncertain,
     record_from_json,
     record_to_json,
 )
-from pfsync.state.lockfile import Lockfile, PendingCreate, save_lockfile
+from pfsync.state.lockfile import Lockfile, save_lockfile
 from pfsync.support.atomic import fsync_directory
 from pfsync.support.paths import shown_path
 from pfsync.support.textsafety import json_text
 
-Event = Pending | Created | Failed | Uncertain
 # O_BINARY: Windows opens files in text mode unless told, writing each "\n" as "\r\n".
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0)
 
@@ -131,11 +130,6 @@ def fold(lockfile: Lockfile, events: Sequence[Event]) -> Lockfile:
     for event in events:
         _apply_event(changes, event)
     return changes.lockfile()
-
-
-def pending_create(event: Pending) -> PendingCreate:
-    """The lockfile's pending create for a journal's `pending` record (no outcome yet)."""
-    return PendingCreate(event.trigger, event.idempotency_key, event.at, NO_OUTCOME_REASON)
 
 
 def _apply_event(changes: CreateOutcomes, event: Event) -> None:
@@ -339,6 +333,9 @@ class Journal:
                     )
                 self._synced = max(self._synced, target)
                 self._cond.notify_all()
+
+    def announce(self, pendings: Sequence[Pending]) -> None:
+        """Nothing to prepare: each pending record is written when it is appended."""
 
     def unwritten_created(self) -> set[str]:
         """None: a record is durable before `append` returns (a remote store's may wait)."""

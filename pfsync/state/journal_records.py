@@ -99,6 +99,7 @@ class Folded:
 
 Outcome = Created | Failed | Uncertain
 Record = Begin | Pending | Created | Failed | Uncertain | Folded
+Event = Pending | Created | Failed | Uncertain  # what changes a lockfile (a fold applies it)
 _TYPES: dict[str, type[Record]] = {
     cls.type: cls for cls in (Begin, Pending, Created, Failed, Uncertain, Folded)
 }
@@ -141,6 +142,7 @@ def record_from_json(data: Any) -> Record:
             data["revision"],
             data["file"],
             data["replaces"],
+            data.get("document_digest"),
         )
         return Pending(trigger, data["idempotency_key"], data["at"])
     fields = {k: v for k, v in data.items() if k != "type"}

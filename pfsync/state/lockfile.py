@@ -109,6 +109,9 @@ class TriggerRecord:
     digest: str
     file: str
     history: tuple[HistoryEntry, ...] = ()
+    # the digest of the manifest document it was created from, before values were substituted
+    # (None: imported, or created before pfsync recorded it); what `--after` compares
+    document_digest: str | None = None
 
     def retired(self, reason: str, at: str, declared_by: str | None = None) -> HistoryEntry:
         """This record as a history entry."""
@@ -130,8 +133,8 @@ class TriggerRecord:
         return list(active)
 
     def to_json(self) -> dict[str, Any]:
-        """The lockfile form."""
-        return {
+        """The lockfile form (`document_digest` only when known: older files stay identical)."""
+        document = {
             "id": self.id,
             "origin": self.origin,
             "created_at": self.created_at,
@@ -142,6 +145,9 @@ class TriggerRecord:
             "file": self.file,
             "history": [entry.to_json() for entry in self.history],
         }
+        if self.document_digest is not None:
+            document["document_digest"] = self.document_digest
+        return document
 
 
 @dataclass(frozen=True)
@@ -169,7 +175,13 @@ class PendingCreate:
     def from_json(cls, address: str, data: dict[str, Any]) -> PendingCreate:
         """The pending create a lockfile records for `address` (already schema-checked)."""
         trigger = DesiredTrigger.at_address(
-            address, data["body"], data["digest"], data["revision"], data["file"], data["replaces"]
+            address,
+            data["body"],
+            data["digest"],
+            data["revision"],
+            data["file"],
+            data["replaces"],
+            data.get("document_digest"),
         )
         return cls(trigger, data["idempotency_key"], data["started_at"], data["reason"])
 
@@ -288,6 +300,7 @@ def lockfile_from_json(data: dict[str, Any]) -> Lockfile:
                 digest=r["digest"],
                 file=r["file"],
                 history=tuple(HistoryEntry(**h) for h in r["history"]),
+                document_digest=r.get("document_digest"),
             )
             for address, r in data["triggers"].items()
         },

@@ -10,4 +10,5 @@ suggest       "did you mean": a known name close enough to a mistyped one
 textsafety    outside text made safe to show and to store; secrets kept out of output
 workers       independent work spread over the machine's cores
 yamlload      safe YAML → JSON values with the position of every value
+yamlsyntax    YamlProblem, and YAML syntax errors worded with their usual cause
 """

@@ -10,15 +10,22 @@ checks, the canonical digest, diffs, the lockfile's JSON — stays far from the 
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from yaml import events as ev
+
+from pfsync.support.yamlsyntax import (
+    SYNTAX_HINT,
+    Position,
+    YamlProblem,
+    position,
+    shown,
+    syntax_problem,
+)
 
 try:  # libyaml is bundled in PyYAML's wheels; the pure-Python parser is the fallback.
     from yaml import CSafeLoader as _Loader
@@ -27,6 +34,7 @@ except ImportError:  # pragma: no cover
 
 MAX_DOCUMENT_JSON_BYTES = 1024 * 1024
 MAX_NESTING_DEPTH = 100
+__all__ = ["Document", "YamlProblem", "iter_documents"]
 
 _YAML = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_YAML + t for t in ("str", "int", "float", "bool", "null"))
@@ -41,19 +49,6 @@ _NOT_JSON = {
 }
 _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
-
-Position = tuple[int, int]  # 1-based line and column
-
-
-class YamlProblem(Exception):
-    """A located reason a document cannot be turned into JSON."""
-
-    def __init__(self, message: str, position: Position, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.position = position
-        self.hint = hint
-        self.path: list[str | int] = []
 
 
 @dataclass
@@ -85,89 +80,6 @@ class Document:
             except (KeyError, IndexError, TypeError):
                 return where
         return where
-
-
-SYNTAX_HINT = "other problems in this file are not checked until this is fixed"
-_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
-_SIMPLE_KEY = re.compile(r"( *)([^\s#:'\"\[\]{}&*!|>%@`-][^:#]*?) *")
-_PLAIN_PAIR = re.compile(r"( *)([^\s#:'\"\[\]{}&*!|>%@`-][^:#]*?) *: +[^\s#'\"\[{&*!|>].*")
-
-
-def _shown(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
-
-
-def _significant(lines: list[str], before: int) -> int | None:
-    """The index of the last line before `before` that is neither blank nor a comment."""
-    for index in range(before - 1, -1, -1):
-        stripped = lines[index].strip()
-        if stripped and not stripped.startswith("#"):
-            return index
-    return None
-
-
-def _misplaced_key(lines: list[str], line: int, col: int) -> tuple[str, Position] | None:
-    """For "mapping values are not allowed" at the ':' of (line, col), 0-based: the key to blame.
-
-    The ':' ends a key on a line indented more than the `key: plain value` line before it, so
-    YAML read this line as the continuation of that value. Either the line before is dedented
-    (the lines around it are aligned) or this line is indented too far.
-    """
-    if line >= len(lines):
-        return None
-    here = _SIMPLE_KEY.fullmatch(lines[line][:col])
-    above = _significant(lines, line)
-    if here is None or above is None:
-        return None
-    pair = _PLAIN_PAIR.fullmatch(lines[above].rstrip())
-    if pair is None or _indent(lines[above]) >= len(here.group(1)):
-        return None
-    key, indent = here.group(2), len(here.group(1))
-    earlier = _significant(lines, above)
-    if earlier is not None and _indent(lines[earlier]) >= indent:
-        before_key = pair.group(2)
-        return (
-            f"{_shown(before_key)} is indented less than the keys around it, "
-            f"so line {line + 1} reads as part of its value",
-            (above + 1, _indent(lines[above]) + 1),
-        )
-    return (
-        f"{_shown(key)} is indented more than the key on line {above + 1}, "
-        "so it reads as part of that key's value",
-        (line + 1, indent + 1),
-    )
-
-
-def _syntax_problem(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem:
-    """A located syntax error, worded to teach the usual cause where it is known."""
-    mark = exc.problem_mark or exc.context_mark
-    where = _position(mark) if mark is not None else (1, 1)
-    message = exc.problem or exc.context or "invalid YAML"
-    lines = _LINE_BREAK.split(text)
-    line, col = where[0] - 1, where[1] - 1
-    text_line = lines[line] if line < len(lines) else ""
-    if "cannot start any token" in message and text_line[col : col + 1] == "\t":
-        if text_line[:col].strip(" \t") == "":
-            message = "tabs are not allowed for indentation in YAML; use spaces"
-        else:
-            message = "tabs are not allowed here in YAML; use spaces"
-        return YamlProblem(f"YAML syntax error: {message}", where, SYNTAX_HINT)
-    if message.startswith("mapping values are not allowed"):
-        blamed = _misplaced_key(lines, line, col)
-        if blamed is not None:
-            return YamlProblem(f"YAML syntax error: {blamed[0]}", blamed[1], SYNTAX_HINT)
-    if exc.context and exc.context_mark is not None and exc.problem_mark is not None:
-        context_line, context_col = _position(exc.context_mark)
-        message += f" ({exc.context} at line {context_line}, column {context_col})"
-    return YamlProblem(f"YAML syntax error: {message}", where, SYNTAX_HINT)
-
-
-def _position(mark: Any) -> Position:
-    return (mark.line + 1, mark.column + 1)
 
 
 def _mebibytes(size: int) -> str:
@@ -213,24 +125,24 @@ def _scalar(event: ev.ScalarEvent) -> Any:
         try:
             return _CONSTRUCTOR.construct_yaml_int(yaml.ScalarNode(tag, event.value))
         except ValueError:
-            where = _position(event.start_mark)
-            raise YamlProblem(f"invalid integer {_shown(event.value)}", where) from None
+            where = position(event.start_mark)
+            raise YamlProblem(f"invalid integer {shown(event.value)}", where) from None
     if tag == _FLOAT:
         try:
             number = _CONSTRUCTOR.construct_yaml_float(yaml.ScalarNode(tag, event.value))
         except ValueError:
-            where = _position(event.start_mark)
-            raise YamlProblem(f"invalid number {_shown(event.value)}", where) from None
+            where = position(event.start_mark)
+            raise YamlProblem(f"invalid number {shown(event.value)}", where) from None
         if math.isnan(number) or math.isinf(number):
             raise YamlProblem(
-                f"{_shown(event.value)} is not a number JSON can carry "
+                f"{shown(event.value)} is not a number JSON can carry "
                 "(NaN and infinity are not allowed)",
-                _position(event.start_mark),
+                position(event.start_mark),
             )
         return number
     if tag == _MERGE:
         return _MERGE_KEY
-    raise _unsupported_tag(tag, _position(event.start_mark))
+    raise _unsupported_tag(tag, position(event.start_mark))
 
 
 def _unsupported_tag(tag: str, where: Position) -> YamlProblem:
@@ -283,7 +195,7 @@ class _Builder:
     def start_document(self, event: ev.DocumentStartEvent) -> None:
         self.anchors = {}
         self.aliased = False
-        self.document = Document(None, _position(event.start_mark))
+        self.document = Document(None, position(event.start_mark))
 
     def add(
         self, value: Any, size: int, where: Position, anchor: str | None = None, height: int = 0
@@ -322,7 +234,7 @@ class _Builder:
                 first = top.positions[value][0]
                 top.pending_key = (value, where)  # so the problem's path names the key
                 raise YamlProblem(
-                    f"duplicate key {_shown(value)} (first defined at line {first[0]})", where
+                    f"duplicate key {shown(value)} (first defined at line {first[0]})", where
                 )
             top.pending_key = (value, where)
             top.positions[value] = (where, where)
@@ -350,10 +262,10 @@ class _Builder:
 
     def open(self, data: Any, positions: Any, event: ev.CollectionStartEvent) -> None:
         if event.tag not in (None, "!", _MAP if isinstance(data, dict) else _SEQ):
-            raise _unsupported_tag(event.tag, _position(event.start_mark))
+            raise _unsupported_tag(event.tag, position(event.start_mark))
         if len(self.stack) >= MAX_NESTING_DEPTH:
-            raise _too_deep(_position(event.start_mark))
-        self.stack.append(_Container(data, positions, _position(event.start_mark), event.anchor))
+            raise _too_deep(position(event.start_mark))
+        self.stack.append(_Container(data, positions, position(event.start_mark), event.anchor))
 
     def close(self) -> None:
         top = self.stack.pop()
@@ -395,7 +307,7 @@ class _Builder:
 
     def alias(self, event: ev.AliasEvent) -> None:
         self.aliased = True
-        where = _position(event.start_mark)
+        where = position(event.start_mark)
         if event.anchor not in self.anchors:
             if any(c.anchor == event.anchor for c in self.stack):
                 raise YamlProblem(f"alias *{event.anchor} refers to itself (recursive)", where)
@@ -419,7 +331,7 @@ def iter_documents(text: str) -> Iterator[Document | YamlProblem]:
             try:
                 event = loader.get_event()
             except yaml.MarkedYAMLError as exc:
-                problem = _syntax_problem(exc, text)
+                problem = syntax_problem(exc, text)
                 problem.path = builder.current_path()
                 yield problem
                 return
@@ -431,7 +343,7 @@ def iter_documents(text: str) -> Iterator[Document | YamlProblem]:
             try:
                 if isinstance(event, ev.ScalarEvent):
                     value = _scalar(event)
-                    where = _position(event.start_mark)
+                    where = position(event.start_mark)
                     if not isinstance(value, str) and not event.style and builder.document:
                         builder.document.plain[where] = event.value
                     builder.add(value, _json_size(value), where, event.anchor)

@@ -64,6 +64,7 @@ def _entry(entry: PlanEntry, include_digests: bool) -> dict[str, Any]:
     }
     if include_digests:
         document["digest"] = desired.digest if desired else None
+        document["document_digest"] = desired.document_digest if desired else None
         document["recorded_digest"] = entry.recorded_digest
     return document
 
@@ -113,6 +114,19 @@ def plan_document(report: PlanReport, include_digests: bool = False) -> dict[str
         },
         "entries": [_entry(entry, include_digests) for entry in plan.entries],
     }
+    if plan.after is not None:
+        document["after"] = {
+            "environment": plan.after,
+            "held_back": [
+                {
+                    "address": held.entry.address,
+                    "action": held.entry.action,
+                    "source": held.entry.source,
+                    "reason": held.why,
+                }
+                for held in plan.held_back
+            ],
+        }
     if include_digests:
         document["saved_plan"] = True
     return document

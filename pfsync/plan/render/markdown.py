@@ -136,6 +136,13 @@ def _head(report: PlanReport) -> str:
         environment + f"{label} {shown or '(none)'} · API {code(plan.api_url)} · {lockfile}",
         "",
     ]
+    if plan.held_back:
+        count = len(plan.held_back)
+        lines += [
+            f"{count} {'create is' if count == 1 else 'creates are'} held back by --after "
+            f"{code(plan.after or '')}: not sent, and not counted above (listed below).",
+            "",
+        ]
     if plan.needs_person:
         lines += [
             "> [!WARNING]",
@@ -144,6 +151,22 @@ def _head(report: PlanReport) -> str:
             "",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _held_back(report: PlanReport) -> str:
+    """The creates `--after PREV` keeps back, folded ("" without any)."""
+    plan = report.plan
+    if not plan.held_back:
+        return ""
+    rows = "".join(
+        f"- {code(held.entry.address)} {held.entry.action} · source {code(held.entry.source)}: "
+        f"{escape(held.why)}\n"
+        for held in plan.held_back
+    )
+    return (
+        f"<details><summary>= {len(plan.held_back)} held back by --after "
+        f"{code(plan.after or '')} (not sent)</summary>\n\n{rows}\n</details>\n\n"
+    )
 
 
 def render_markdown(report: PlanReport) -> str:
@@ -172,6 +195,11 @@ def render_markdown(report: PlanReport) -> str:
             out.append(block)
             size += len(block)
         out.append(closing)
+    held = _held_back(report)
+    if held and not omitted and size + len(held) + _OMITTED_RESERVE <= MAX_CHARS:
+        out.append(held)
+    elif held:
+        omitted += len(report.plan.held_back)
     if omitted:
         out.append(
             f"*{omitted} more {'entry is' if omitted == 1 else 'entries are'} not shown: a "

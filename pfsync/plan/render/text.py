@@ -26,6 +26,7 @@ from pfsync.plan.planner import (
     RESEND,
     UNCERTAIN,
     UPDATE,
+    Plan,
     PlanEntry,
     summary_line,
 )
@@ -165,6 +166,18 @@ def _entry_lines(entry: PlanEntry, color: bool) -> list[str]:
     return lines
 
 
+def held_back_lines(plan: Plan) -> list[str]:
+    """What `--after PREV` keeps back, one line each (none without --after), and a blank line."""
+    if not plan.held_back:
+        return []
+    lines = [f"Held back by --after {plan.after} (not sent; not counted as changes):"]
+    lines += [
+        f"  {held.entry.address}  {held.entry.action}  {escape(held.entry.source)}: {held.why}"
+        for held in plan.held_back
+    ]
+    return [*lines, ""]
+
+
 def render_text(report: PlanReport) -> str:
     """The plan for a terminal: header, one entry per change, the summary line."""
     lines = header_lines(report)
@@ -174,6 +187,7 @@ def render_text(report: PlanReport) -> str:
             continue
         lines += _entry_lines(entry, report.color)
         lines.append("")
+    lines += held_back_lines(report.plan)
     summary = summary_line(report.plan.counts)
     lines.append(click.style(summary, bold=True) if report.color else summary)
     return "\n".join(lines) + "\n"

@@ -41,6 +41,11 @@ class StateStore(Protocol):
         """Store `lockfile` if the store still holds `expected`; StoreConflict if not."""
         ...
 
+    def require_tip_checkout(self, snapshot: Snapshot) -> None:
+        """StoreError unless what apply reads its manifests from is what `snapshot` was read
+        at: the git store's checkout must be its branch's tip; other stores hold no checkout."""
+        ...
+
 
 def next_lockfile(before: Lockfile | None, after: Lockfile) -> Lockfile | None:
     """`after` with the serial that follows `before`'s, or None when nothing changed."""

@@ -53,3 +53,6 @@ class FileStore:
                 f"cannot write the lockfile {self.description}: {exc.strerror}; it was not changed"
             ) from None
         return Snapshot(lockfile, text_version(text))
+
+    def require_tip_checkout(self, snapshot: Snapshot) -> None:
+        """Nothing to check: the lockfile is in the work tree apply reads from."""

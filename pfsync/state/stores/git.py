@@ -562,3 +562,6 @@ class CheckedOutLockfile:
         # No [skip ci]: this commit is proposed in a pull request, whose plan must run.
         commit = self.store.commit_locally(lockfile, message.replace(" [skip ci]", ""))
         return Snapshot(lockfile, f"{commit} {self.store._blob_at(commit)}")
+
+    def require_tip_checkout(self, snapshot: Snapshot) -> None:
+        """Nothing to check: HEAD is what this store reads and writes."""

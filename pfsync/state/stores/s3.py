@@ -294,6 +294,9 @@ class S3Store:
         etag = self._bounded("write", lambda: self._put(request))
         return Snapshot(lockfile, etag)
 
+    def require_tip_checkout(self, snapshot: Snapshot) -> None:
+        """Nothing to check: a bucket holds no checkout."""
+
     def prove_conditional_writes(self) -> None:
         """StoreError unless the service refuses conditional writes that must fail; once per
         process per endpoint and bucket. Only the probe object is written."""

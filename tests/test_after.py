@@ -1,0 +1,302 @@
+"""`--after PREV`: an environment receives only the creates PREV's record holds as created from
+the same manifest document (before values are substituted), decided from records alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from project_helpers import manifest, record
+
+from apply_helpers import posts
+from conftest import RunPfsync
+from fixtures_sandbox import MakeSandbox
+from pfsync.config import load_config
+from pfsync.errors import PlanError
+from pfsync.manifests.load import load_manifests
+from pfsync.plan.after import Record, hold_back, previous_record
+from pfsync.plan.planner import create_plan
+from pfsync.plan.render.json_document import PlanReport
+from pfsync.plan.saved import load_saved_plan, save_plan
+from pfsync.state.lockfile import Lockfile
+
+LINEAGE = "0f0e0d0c-0b0a-4908-8706-050403020100"
+MANIFEST = """\
+apiVersion: pfsync/v1
+kind: Trigger
+key: {key}
+spec:
+  name: {name}
+  project_defined_event: pde_signup
+  steps:
+    - type: email
+      email_template_id: ${{values.template}}
+"""
+
+
+def write_repo(root: Path, staging_url: str, production_url: str) -> Path:
+    """Two environments, each with its own API, lockfile and template value."""
+    root.mkdir()
+    (root / "pfsync.yaml").write_text(
+        "business: biz_1\n"
+        "environments:\n"
+        "  staging:\n"
+        f"    api_url: {staging_url}\n"
+        "    lockfile: staging.lock\n"
+        "    values: {template: et_stg}\n"
+        "  production:\n"
+        f"    api_url: {production_url}\n"
+        "    lockfile: production.lock\n"
+        "    values: {template: et_prd}\n",
+        encoding="utf-8",
+    )
+    (root / "triggers").mkdir()
+    write_manifest(root, "alpha", "Alpha")
+    write_manifest(root, "beta", "Beta")
+    return root
+
+
+def write_manifest(root: Path, key: str, name: str) -> None:
+    text = MANIFEST.format(key=key, name=name)
+    (root / "triggers" / f"{key}.yaml").write_text(text, encoding="utf-8")
+
+
+# -- the document digest ---------------------------------------------------------------------
+
+
+def test_a_document_digest_is_the_manifest_as_written_whatever_each_environment_substitutes(
+    tmp_path: Path,
+) -> None:
+    root = write_repo(tmp_path / "repo", "https://s.example.test", "https://p.example.test")
+
+    def loaded(environment: str) -> dict[str, tuple[str, str | None]]:
+        config = load_config(cwd=root, environment=environment, no_cache=True)
+        triggers = load_manifests(config, cwd=root).manifests
+        return {t.address: (t.digest, t.document_digest) for t in triggers}
+
+    staging, production = loaded("staging"), loaded("production")
+    assert staging["biz_1/alpha"][0] != production["biz_1/alpha"][0]  # et_stg, et_prd
+    assert staging["biz_1/alpha"][1] == production["biz_1/alpha"][1]
+    assert staging["biz_1/alpha"][1] != staging["biz_1/beta"][1]
+    write_manifest(root, "alpha", "Alpha B")
+    assert loaded("staging")["biz_1/alpha"][1] != staging["biz_1/alpha"][1]
+    # What YAML reads alike is the same document: comments, quoting and layout do not count.
+    (root / "triggers" / "alpha.yaml").write_text(
+        "# edited\n" + MANIFEST.format(key="alpha", name='"Alpha"  # quoted'),
+        encoding="utf-8",
+    )
+    assert loaded("staging")["biz_1/alpha"][1] == staging["biz_1/alpha"][1]
+
+
+# -- the filter ------------------------------------------------------------------------------
+
+
+def documented(name: str, key: str, document: str | None) -> Lockfile:
+    """A lockfile of environment `name` recording `key` created from `document`."""
+    created = dataclasses.replace(record("trg_1", key, key=key), document_digest=document)
+    return Lockfile(
+        LINEAGE, 3, "https://s.example.test", {f"biz_1/{key}": created}, environment=name
+    )
+
+
+def held(plan_record: Record, *triggers: str) -> list[tuple[str, str]]:
+    """(address, why) of each create `--after` holds back, for creates of `triggers`."""
+    manifests = [
+        dataclasses.replace(manifest(key, key), document_digest=f"doc-{key}") for key in triggers
+    ]
+    plan = hold_back(create_plan(manifests, None, "https://p.example.test"), plan_record)
+    assert plan.after == "staging"
+    kept = [entry.address for entry in plan.entries]
+    assert sorted(kept + [h.entry.address for h in plan.held_back]) == sorted(
+        f"biz_1/{key}" for key in triggers
+    )
+    return [(h.entry.address, h.why) for h in plan.held_back]
+
+
+def test_only_a_create_prev_holds_from_the_same_document_is_kept() -> None:
+    same = Record("staging", documented("staging", "alpha", "doc-alpha"))
+    assert held(same, "alpha") == []
+    other = Record("staging", documented("staging", "alpha", "doc-alpha-before"))
+    assert held(other, "alpha") == [
+        ("biz_1/alpha", "applied to staging from another version of the manifest")
+    ]
+    unknown = Record("staging", documented("staging", "alpha", None))
+    assert held(unknown, "alpha") == [
+        (
+            "biz_1/alpha",
+            "staging records it without the manifest version it came from (imported, or "
+            "created by an older pfsync)",
+        )
+    ]
+    assert held(same, "alpha", "beta") == [("biz_1/beta", "not yet applied to staging")]
+
+
+def test_a_held_back_create_is_no_change_and_the_saved_plan_keeps_the_filter(
+    tmp_path: Path,
+) -> None:
+    manifests = [dataclasses.replace(manifest("beta", "beta"), document_digest="doc-beta")]
+    plan = hold_back(
+        create_plan(manifests, None, "https://p.example.test"),
+        Record("staging", documented("staging", "alpha", "doc-alpha")),
+    )
+    assert (plan.to_apply, plan.has_changes, plan.exit_code(detailed=True)) == ([], False, 0)
+    saved = tmp_path / "plan.json"
+    save_plan(saved, PlanReport(plan, "production.lock", environment="production"))
+    document = json.loads(saved.read_text(encoding="utf-8"))
+    assert document["after"] == {
+        "environment": "staging",
+        "held_back": [
+            {
+                "address": "biz_1/beta",
+                "action": "create",
+                "source": "triggers/beta.yaml:3",
+                "reason": "not yet applied to staging",
+            }
+        ],
+    }
+    loaded = load_saved_plan(saved)
+    assert (loaded.after, loaded.held_back) == (
+        "staging",
+        {"biz_1/beta": "not yet applied to staging"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("environment", "after", "message"),
+    [
+        (
+            "production",
+            "prod",
+            "--after prod: pfsync.yaml defines no such environment; its environments are "
+            "production, staging",
+        ),
+        (
+            "production",
+            "production",
+            "--after production names the environment being planned: name the environment "
+            "before it (the one this environment's creates must already be in)",
+        ),
+        (
+            "production",
+            "staging",
+            "--after staging: environment staging has no record yet (staging.lock does not "
+            "exist): apply staging first; nothing was sent",
+        ),
+    ],
+)
+def test_prev_must_be_another_environment_with_a_record(
+    tmp_path: Path, environment: str, after: str, message: str
+) -> None:
+    root = write_repo(tmp_path / "repo", "https://s.example.test", "https://p.example.test")
+    config = load_config(cwd=root, environment=environment)
+    with pytest.raises(PlanError) as raised:
+        previous_record(config, after)
+    assert str(raised.value) == message
+
+
+# -- end to end: the installed pfsync against two sandboxes -----------------------------------
+
+
+def test_production_gets_nothing_for_an_address_staging_created_from_another_body(
+    tmp_path: Path, make_sandbox: MakeSandbox, run_pfsync: RunPfsync
+) -> None:
+    staging, production = make_sandbox(), make_sandbox()
+    root = write_repo(tmp_path / "repo", staging.url, production.url)
+    env = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}
+    first = run_pfsync(
+        "-e", "staging", "apply", "--auto-approve", "--new-lockfile", "--target", "biz_1/alpha",
+        cwd=root, env=env,
+    )  # fmt: skip
+    assert first.code == 0, first
+    write_manifest(root, "alpha", "Alpha B")  # main now has body B; staging has A
+    write_manifest(root, "gamma", "Gamma")  # not in staging at all
+
+    planned = run_pfsync("-e", "production", "plan", "--after", "staging", cwd=root)
+    assert planned.normalised(URL=production.url) == (
+        0,
+        "Environment: production\n"
+        "Business: biz_1\n"
+        "API: <URL>\n"
+        "Lockfile: production.lock does not exist yet: every declared trigger is a create.\n"
+        "\n"
+        "Held back by --after staging (not sent; not counted as changes):\n"
+        "  biz_1/alpha  create  triggers/alpha.yaml:3: applied to staging from another "
+        "version of the manifest\n"
+        "  biz_1/beta  create  triggers/beta.yaml:3: not yet applied to staging\n"
+        "  biz_1/gamma  create  triggers/gamma.yaml:3: not yet applied to staging\n"
+        "\n"
+        "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+        "0 unchanged.\n",
+        "",
+    )
+    detailed = run_pfsync(
+        "-e", "production", "plan", "--after", "staging", "--detailed-exitcode", cwd=root
+    )
+    assert detailed.code == 0, detailed
+    applied = run_pfsync(
+        "-e", "production", "apply", "--after", "staging", "--auto-approve", "--new-lockfile",
+        cwd=root, env=env,
+    )  # fmt: skip
+    assert (applied.code, applied.err) == (
+        0,
+        "Apply (production): 0 created, 0 failed, 0 uncertain. Needs a person: 0 update, "
+        "0 delete, 0 uncertain. Held back by --after staging: 3 (not sent).\n",
+    )
+    assert posts(production) == []
+
+    # Staging receives body B and beta; then production gets exactly those two, as staging has
+    # them, and still not gamma.
+    write_manifest(root, "gamma", "Gamma")
+    (root / "triggers" / "gamma.yaml").unlink()
+    again = run_pfsync("-e", "staging", "apply", "--auto-approve", cwd=root, env=env)
+    assert again.code == 3, again  # alpha is an update in staging: a person's
+    assert sorted(t["name"] for t in staging.triggers("biz_1")) == ["Alpha", "Beta"]
+    assert len(posts(staging)) == 2
+    write_manifest(root, "gamma", "Gamma")
+    promoted = run_pfsync(
+        "-e", "production", "plan", "--after", "staging", "--out", "plan.json",
+        cwd=root,
+    )  # fmt: skip
+    assert promoted.code == 0, promoted
+    assert promoted.err == (
+        "Saved the plan to plan.json; apply it with `pfsync -e production apply plan.json`.\n"
+    )
+    applied = run_pfsync("-e", "production", "apply", "plan.json", cwd=root, env=env)
+    assert applied.normalised() == (
+        0,
+        applied.out,
+        "biz_1/beta: created <ID>\n"
+        "Apply (production): 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, "
+        "0 delete, 0 uncertain. Held back by --after staging: 2 (not sent).\n",
+    )
+    assert [t["name"] for t in production.triggers("biz_1")] == ["Beta"]
+    assert len(posts(production)) == 1
+    recorded = json.loads((root / "production.lock").read_text(encoding="utf-8"))["triggers"]
+    assert sorted(recorded) == ["biz_1/beta"]
+    assert recorded["biz_1/beta"]["body"]["steps"][0]["email_template_id"] == "et_prd"
+
+
+def test_an_unreadable_prev_record_sends_nothing(
+    tmp_path: Path, make_sandbox: MakeSandbox, run_pfsync: RunPfsync
+) -> None:
+    production = make_sandbox()
+    root = write_repo(tmp_path / "repo", "https://s.example.test", production.url)
+    (root / "staging.lock").write_text("{", encoding="utf-8")
+    env = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}
+    applied = run_pfsync(
+        "-e", "production", "apply", "--after", "staging", "--auto-approve", "--new-lockfile",
+        cwd=root, env=env,
+    )  # fmt: skip
+    assert (applied.code, applied.out, applied.err) == (
+        1,
+        "",
+        "Error: --after staging: cannot read the record of environment staging: the lockfile "
+        "staging.lock is not valid JSON (Expecting property name enclosed in double quotes "
+        "at line 1, column 2). pfsync never overwrites a lockfile it "
+        "cannot trust: restore it from git (git checkout -- staging.lock) or repair it, then "
+        "run again; nothing was sent\n",
+    )
+    assert posts(production) == []
+    assert not (root / "production.lock").exists()
