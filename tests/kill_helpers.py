@@ -7,6 +7,7 @@ dead run's last write has landed, and where the lockfile is read back from.
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import time
@@ -186,3 +187,28 @@ def assert_exactly_once(
     recorded = {address: record["id"] for address, record in lockfile["triggers"].items()}
     assert sorted(recorded) == all_addresses
     assert sorted(recorded.values()) == sorted(t["id"] for t in triggers), f"lost records\n{log}"
+
+
+def leftovers_alive(pgid: int, checkout: Path) -> bool:
+    """Whether a process of the dead run still runs: one of its process group, or a git working
+    on its checkout (`git -C CHECKOUT push`, even in a session of its own). Zombies left to init
+    do not count."""
+    proc = Path("/proc")
+    paths = {os.fsencode(checkout), os.fsencode(checkout.resolve())}
+    if proc.is_dir():
+        for folder in proc.glob("[0-9]*"):
+            try:
+                fields = (folder / "stat").read_text().rsplit(")", 1)[1].split()
+                argv = (folder / "cmdline").read_bytes().split(b"\0")
+            except (OSError, IndexError):
+                continue
+            if fields[0] == "Z":
+                continue
+            if int(fields[2]) == pgid or paths.intersection(argv):
+                return True
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -411,6 +411,17 @@ def test_the_documented_defaults_are_the_config_loaders() -> None:
             assert state[field.name].split(" | ")[1] == f"`{shown}`", field.name
             description = schema["state"]["properties"][field.name]["description"]
             assert f"(default {shown})" in description, field.name
+    # Prose that gives a time limit's default in seconds: `state.timeout` (default 15 s).
+    defaults = {f.name: f.default for f in dataclasses.fields(StateConfig)}
+    stated = re.compile(r"`(?:state\.)?(\w+)`[^`]{0,20}?\((?:default )?([\d.]+) s\b")
+    wrong = [
+        f"{path.relative_to(REPO)}: {name} {value} s"
+        for path in documents()
+        if path != CHANGELOG
+        for name, value in stated.findall(" ".join(path.read_text(encoding="utf-8").split()))
+        if name in defaults and float(value) != defaults[name]
+    ]
+    assert not wrong
     top = table_rows(section(DOCS / "configuration.md", "`pfsync.yaml`"))
     assert top["api_url"].startswith(f"`{DEFAULT_API_URL}` |")
     assert top["manifests"].startswith(f"`{json.dumps(list(DEFAULT_MANIFESTS))}` |")
@@ -450,3 +461,32 @@ def test_the_dependency_lists_are_the_package_metadata() -> None:
         for name in row.split("|")[1].split(",")
     }
     assert sorted(named) == sorted(declared["test"] - declared[""])
+
+
+def test_every_state_command_takes_sandbox_as_the_index_says() -> None:
+    import click
+
+    from pfsync.cli import cli
+
+    assert "Every `state` command takes `--sandbox`" in INDEX.read_text(encoding="utf-8")
+    state = cli.commands["state"]
+    assert isinstance(state, click.Group)
+    without = [
+        name
+        for name, command in state.commands.items()
+        if not any("--sandbox" in parameter.opts for parameter in command.params)
+    ]
+    assert without == []
+
+
+def test_the_sandbox_outcomes_are_the_sandboxs() -> None:
+    # pfsync.sandbox.faults names them; the manual and `pfsync sandbox --help` list them.
+    from pfsync.cli import cli
+    from pfsync.sandbox.faults import NAMED
+
+    page = " ".join((DOCS / "sandbox.md").read_text(encoding="utf-8").split())
+    listed = page.partition("the next outcomes exactly: ")[2].partition(", or any status")[0]
+    assert set(re.findall(r"`([\w-]+)`", listed)) == NAMED
+    help_text = " ".join((cli.commands["sandbox"].help or "").split())
+    named = help_text.partition("Outcomes: ")[2].partition(", and any 4xx/5xx")[0]
+    assert set(named.split(", ")) == NAMED

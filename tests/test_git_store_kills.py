@@ -40,6 +40,7 @@ from kill_helpers import (
     assert_exactly_once,
     batches_of,
     kill_at_random_moment,
+    leftovers_alive,
     plan_entries,
     sandbox_ids_by_name,
     settle,
@@ -72,31 +73,6 @@ class Runner:
         self.count += 1
         self.current = clone(self.remote, self.root / f"runner{self.count:02d}")
         return self.current
-
-
-def leftovers_alive(pgid: int, checkout: Path) -> bool:
-    """Whether a process of the dead run still runs: one of its process group, or a git working
-    on its checkout (`git -C CHECKOUT push`, even in a session of its own). Zombies left to init
-    do not count."""
-    proc = Path("/proc")
-    paths = {os.fsencode(checkout), os.fsencode(checkout.resolve())}
-    if proc.is_dir():
-        for folder in proc.glob("[0-9]*"):
-            try:
-                fields = (folder / "stat").read_text().rsplit(")", 1)[1].split()
-                argv = (folder / "cmdline").read_bytes().split(b"\0")
-            except (OSError, IndexError):
-                continue
-            if fields[0] == "Z":
-                continue
-            if int(fields[2]) == pgid or paths.intersection(argv):
-                return True
-        return False
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def wait_for_quiet_sandbox(sandbox: Sandbox) -> None:

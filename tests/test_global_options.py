@@ -209,3 +209,14 @@ def test_the_sandbox_group_takes_global_options_with_its_subcommand(tmp_path: Pa
         1,
         "Error: --port serves the sandbox; it cannot be combined with `sandbox list`.",
     )
+
+
+def test_init_runs_as_if_started_in_the_directory_of_dash_c(tmp_path: Path) -> None:
+    """`pfsync -C x init d` makes x/d, as every command runs as if started in DIR (it made ./d)."""
+    (tmp_path / "x").mkdir()
+    code, output = run_in_process(["-C", "x", "init", "d", "--business", "biz_1"], tmp_path)
+    assert code == 0, output
+    assert (tmp_path / "x" / "d" / "pfsync.yaml").is_file()
+    assert not (tmp_path / "d").exists()
+    assert output.splitlines()[0] == "wrote x/d/pfsync.yaml"
+    assert "Next: cd x/d && pfsync validate && pfsync plan " in output

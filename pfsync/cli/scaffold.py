@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
@@ -65,7 +66,10 @@ def init(
     from pfsync.scaffold import scaffold
     from pfsync.support.textsafety import escape
 
-    selected = global_options().environment
+    options = global_options()
+    if options.directory is not None:  # `pfsync -C DIR init d`: as if started in DIR
+        directory = os.path.normpath(os.path.join(options.directory, directory))
+    selected = options.environment
     if selected is not None:  # `pfsync -e NAME init`: NAME would be silently ignored
         defining = [word for name in (*environments, selected) for word in ("--env", name)]
         command = BARE.command("init", directory, options=defining)

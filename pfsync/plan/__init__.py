@@ -1,6 +1,7 @@
 """Manifests + state → a plan: what apply would do, and what needs a person.
 
 planner          the pure planner: (manifests, lockfile) → Plan
+entries          the plan's values: the actions, PlanEntry, Plan, the summary line, exit codes
 diff             field-level differences for `update` entries
 remedies         the exact command printed for each change pfsync cannot make
 run              what `pfsync plan` computes (reads manifests and state, never writes)

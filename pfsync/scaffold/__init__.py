@@ -109,7 +109,7 @@ def scaffold(
 def _checked(business: str, api_url: str, environments: Sequence[str]) -> str:
     """The API URL as pfsync.yaml will hold it; PfsyncError for any argument init refuses."""
     from pfsync.config import check_api_url
-    from pfsync.manifests.load import BUSINESS_RE
+    from pfsync.manifests.document import BUSINESS_RE
 
     if not BUSINESS_RE.fullmatch(business):
         raise PfsyncError(f"{business!r} is not a valid business id")

@@ -6,8 +6,9 @@ A second one fails at once naming the holder, or waits up to `--lock-timeout`.
 
 An OS lock on the sidecar `<lockfile>.lck`, never on the lockfile itself: the lockfile is replaced
 by rename, so a lock on it would guard a file that no longer has the name. The OS releases the lock
-when its holder dies, even by SIGKILL, so a stale lock cannot exist. The holder writes its pid,
-host and start time into the sidecar so a refused command can name it.
+when its holder dies, even by SIGKILL, so a stale lock cannot exist (a re-run of a killed CI job
+has nothing to take over). The holder writes its pid, host, start time and CI job into the
+sidecar so a refused command can name it.
 
 POSIX: `flock` on the whole sidecar. Windows has no `fcntl`: `msvcrt.locking` of one byte past
 the holder text instead, because a Windows lock is mandatory and the refused command must still
@@ -20,16 +21,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib
+import json
 import os
 import socket
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
 from pfsync.errors import LockfileError, LockHeldError
+from pfsync.state.ci_job import CiJob, ci_job
 from pfsync.state.lockfile import utc_now
 from pfsync.support.paths import shown_path
 
@@ -47,10 +50,18 @@ class LockHolder:
     pid: int
     host: str
     since: str
+    ci_job: CiJob | None = None
 
     def describe(self) -> str:
-        """`pid 123 on host ci-7 since 2026-01-31T12:00:00Z`."""
-        return f"pid {self.pid} on host {self.host} since {self.since}"
+        """`pid 123 on host ci-7 since 2026-01-31T12:00:00Z (attempt 1 of job apply in GitHub
+        Actions run 42)`."""
+        job = f" ({self.ci_job.describe()})" if self.ci_job is not None else ""
+        return f"pid {self.pid} on host {self.host} since {self.since}{job}"
+
+    def text(self) -> str:
+        """What the sidecar holds: `PID HOST SINCE`, then the CI job as JSON when known."""
+        job = f"{json.dumps(self.ci_job.to_json())}\n" if self.ci_job is not None else ""
+        return f"{self.pid} {self.host} {self.since}\n{job}"
 
 
 def sidecar_path(lockfile_path: Path) -> Path:
@@ -70,12 +81,12 @@ def state_lock(lockfile_path: Path, timeout: float = 0.0) -> Iterator[LockHolder
         ) from None
     try:
         os_lock = _acquire(fd, path, lockfile_path, timeout)
-        holder = LockHolder(os.getpid(), socket.gethostname(), utc_now())
+        holder = LockHolder(os.getpid(), socket.gethostname(), utc_now(), ci_job())
         # Best effort: the OS lock is the lock; the text only helps a refused command explain.
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
-            os.write(fd, f"{holder.pid} {holder.host} {holder.since}\n".encode())
+            os.write(fd, holder.text().encode())
         try:
             yield holder
         finally:
@@ -109,10 +120,13 @@ def _acquire(fd: int, path: Path, lockfile_path: Path, timeout: float) -> _Flock
 def _read_holder(fd: int) -> str:
     try:
         os.lseek(fd, 0, os.SEEK_SET)
-        text = os.read(fd, _HOLDER_BYTES).decode("utf-8", "replace").split()
-        holder = LockHolder(int(text[0]), text[1], text[2])
+        lines = os.read(fd, _HOLDER_BYTES).decode("utf-8", "replace").splitlines()
+        words = lines[0].split()
+        holder = LockHolder(int(words[0]), words[1], words[2])
     except (OSError, IndexError, ValueError):
         return "another pfsync process (it has not said who it is yet)"
+    with contextlib.suppress(IndexError, ValueError, KeyError, TypeError):  # older: no CI job
+        holder = replace(holder, ci_job=CiJob.from_json(json.loads(lines[1])))
     return holder.describe()
 
 

@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING
 
 from pfsync.errors import LockHeldError, SignalStop, StoreConflict, StoreError
 from pfsync.state.changes import merge_run
+from pfsync.state.ci_job import ci_job
 from pfsync.state.journal import fold
 from pfsync.state.journal_records import Event
 from pfsync.state.lockfile import Lockfile, StateLockRecord, belonging
 from pfsync.state.stores.base import Snapshot, StateStore, next_lockfile
-from pfsync.state.stores.lock_records import held_message, new_lock
+from pfsync.state.stores.lock_records import held_message, new_lock, taken_over, takeover_notice
 from pfsync.state.stores.store_journal import StoreJournal
 from pfsync.support.signals import raising, stop_signals
 
@@ -226,23 +227,27 @@ def remote_state(
         if before is None and refuse_missing is not None:
             raise refuse_missing()
         holder = before.lock if before is not None else None
-        if holder is not None:
+        # A later attempt of the CI job whose lock this is: that attempt has ended, and its lock
+        # is taken over (and released at the end) even when there is nothing to send.
+        dead = holder if take_lock and holder and taken_over(holder, ci_job()) else None
+        if holder is not None and dead is None:
             if time.monotonic() < deadline:
                 time.sleep(min(LOCK_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
                 continue
             raise LockHeldError(held_message(store, holder, lock_timeout))
         state = RemoteState(config, store, snapshot, None, before, warn)
         state.operation = operation
-        if not take_lock or not needs_lock(before):
+        if not take_lock or (dead is None and not needs_lock(before)):
             break
-        lock = new_lock(operation)
-        state.lock = lock
+        state.lock = new_lock(operation, took_over=dead)
         try:
             state.write(
                 before or Lockfile.new(config.api_url, config.environment), f"lock for {operation}"
             )
         except StoreConflict:
             continue  # someone wrote between our read and our write: look again
+        if dead is not None:
+            warn(takeover_notice(dead))
         break
     # While the lock is held, SIGTERM (a cancelled CI job) or SIGHUP (a closed terminal) unwinds
     # through `release` instead of killing the process with the lock left for a person. While
