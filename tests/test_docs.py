@@ -490,3 +490,42 @@ def test_the_sandbox_outcomes_are_the_sandboxs() -> None:
     help_text = " ".join((cli.commands["sandbox"].help or "").split())
     named = help_text.partition("Outcomes: ")[2].partition(", and any 4xx/5xx")[0]
     assert set(named.split(", ")) == NAMED
+
+
+def test_every_source_path_the_manual_names_exists() -> None:
+    # A module split or renamed leaves the manual pointing at nothing; `pfsync/_schemas` is the
+    # copy of schemas/ that only a wheel carries. The changelog keeps the paths of its time.
+    named = {
+        (path.relative_to(REPO), found)
+        for path in documents()
+        if path != CHANGELOG
+        for found in re.findall(
+            r"`((?:pfsync|tests|benchmarks)/[\w/.-]+)`", path.read_text("utf-8")
+        )
+    }
+    missing = sorted(
+        f"{page}: {found}"
+        for page, found in named
+        if found != "pfsync/_schemas" and not (REPO / found).exists()
+    )
+    assert not missing
+
+
+def test_the_global_options_the_manual_lists_are_the_clis() -> None:
+    from pfsync.cli import cli
+
+    def named(text: str) -> set[str]:
+        items = re.findall(r"`([^`]+)`", text)
+        return {option for item in items for option in item.split()[0].split("/")}
+
+    index = " ".join(INDEX.read_text(encoding="utf-8").split())
+    conventions = " ".join(section(DOCS / "configuration.md", "Command-line conventions").split())
+    pages = {
+        "index": named(index.partition("global options (")[2].partition(")")[0]),
+        "configuration": named(conventions.partition("Global options: ")[2].partition(" All ")[0]),
+    }
+    for page, options in pages.items():
+        params = [p for p in cli.params if page == "configuration" or p.name != "version"]
+        known = {option for param in params for option in param.opts}
+        assert options <= known, page
+        assert [param.name for param in params if not options & set(param.opts)] == [], page
