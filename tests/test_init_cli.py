@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from project_helpers import init_example_create
+from project_helpers import NOT_A_REPOSITORY, init_example_create
 
 from conftest import REPO, RunPfsync, clean_env, pfsync_executable
 from git_helpers import GIT_ENV, git
@@ -94,7 +94,9 @@ def test_init_then_validate_and_plan_work_without_edits(
         "Business: biz_new\n"
         "API: https://api.pocketflows.com\n"
         "Lockfile: pfsync.lock (serial 1)\n"
-        "\n" + init_example_create("biz_new"),
+        + NOT_A_REPOSITORY
+        + "\n"
+        + init_example_create("biz_new"),
         "",
     )
     lock = json.loads((repo / "pfsync.lock").read_text())
