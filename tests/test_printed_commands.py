@@ -272,12 +272,6 @@ NOT_YET_CONVERTED = {
     "pfsync/cli/apply.py",
     "pfsync/plan/saved.py",
     "pfsync/plan/render/markdown.py",
-    "pfsync/state/changes.py",
-    "pfsync/state/commands.py",
-    "pfsync/state/lockfile.py",
-    "pfsync/state/stores/lock_records.py",
-    "pfsync/state/stores/session.py",
-    "pfsync/state/stores/transfer.py",
 }
 
 
