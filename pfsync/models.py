@@ -8,6 +8,7 @@ create's outcome is unknown. Only the action around it changes (create, replace,
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,20 @@ class DesiredTrigger:
         """The trigger recorded for `address` (a journal, lockfile or saved-plan record)."""
         business, _, key = address.partition("/")
         return cls(business, key, body, digest, revision, file, 0, replaces, document_digest)
+
+    @classmethod
+    def from_record(cls, address: str, fields: Mapping[str, Any]) -> DesiredTrigger:
+        """The trigger a journal or lockfile record stores for `address` (already schema-checked):
+        what `record_fields` wrote."""
+        return cls.at_address(
+            address,
+            fields["body"],
+            fields["digest"],
+            fields["revision"],
+            fields["file"],
+            fields["replaces"],
+            fields.get("document_digest"),
+        )
 
     @property
     def address(self) -> str:

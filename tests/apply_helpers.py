@@ -33,9 +33,13 @@ def manifest_text(key: str, name: str | None = None, revision: int = 0) -> str:
 
 
 def plan_of_creates(
-    keys: Sequence[str], lockfile: str = "pfsync.lock (serial 1)", api: str = "<URL>"
+    keys: Sequence[str],
+    lockfile: str = "pfsync.lock (serial 1)",
+    api: str = "<URL>",
+    planned_from: str = "",
 ) -> str:
-    """The whole `plan` text (stdout) for creates of `manifest_text(key)` for each key."""
+    """The whole plan text (stdout) for creates of `manifest_text(key)` for each key, as apply
+    shows it; `plan` adds its `planned_from` lines below the lockfile's."""
     entries = "".join(
         f"+ {BUSINESS}/{key}  create  triggers/{key}.yaml:3\n"
         f'      $.spec.name: "Trigger {key}"\n'
@@ -46,7 +50,7 @@ def plan_of_creates(
         for key in keys
     )
     return (
-        f"Business: {BUSINESS}\nAPI: {api}\nLockfile: {lockfile}\n\n{entries}"
+        f"Business: {BUSINESS}\nAPI: {api}\nLockfile: {lockfile}\n{planned_from}\n{entries}"
         f"Plan: {len(keys)} to create, 0 to replace. Needs a person: 0 update, 0 delete, "
         "0 uncertain. 0 unchanged.\n"
     )

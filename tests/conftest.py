@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,14 +89,20 @@ class Run:
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment without PFSYNC_* variables or colour forcing, plus `extra`."""
+    """The environment without PFSYNC_* variables, colour forcing or GITHUB_ACTIONS, plus
+    `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PFSYNC_")}
     env.pop("FORCE_COLOR", None)
+    env.pop("GITHUB_ACTIONS", None)  # a plan on GitHub Actions adds workflow annotations
     env.update(extra or {})
     return env
 
 
 RunPfsync = Callable[..., Run]
+# How long one pfsync run may take before the test fails (a loaded 2-core machine).
+DEADLINE = 60.0
+# What only a new interpreter reads: a run that sets one needs a child process.
+INTERPRETER_VARIABLES = ("PYTHON", "LANG", "LC_")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -104,29 +111,64 @@ def _cache_key_outside_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
 
 
+def run_subprocess(
+    *args: str,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+    timeout: float | None = None,
+) -> Run:
+    """`pfsync ARGS` as the installed console script in a child process; returns a Run."""
+    proc = subprocess.run(
+        [pfsync_executable(), *args],
+        cwd=cwd,
+        env=clean_env(env),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE if timeout is None else timeout,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_pfsync_anyhow(
+    *args: str,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+    timeout: float | None = None,
+    subprocess: bool = False,
+) -> Run:
+    """`pfsync ARGS` in this process where that behaves as the installed script would, else in a
+    child process: when asked (`subprocess=True`), when the test relies on a `timeout` of its
+    own, off the main thread, or when `env` sets what only a new interpreter reads (PYTHON*,
+    the locale)."""
+    if (
+        subprocess
+        or timeout is not None
+        or threading.current_thread() is not threading.main_thread()
+        or any(name.startswith(INTERPRETER_VARIABLES) for name in env or {})
+    ):
+        return run_subprocess(*args, cwd=cwd, env=env, input=input, timeout=timeout)
+    from in_process import in_process
+
+    return in_process(list(args), cwd=cwd, env=env, input=input)
+
+
 @pytest.fixture
 def run_pfsync() -> RunPfsync:
-    """Run `pfsync ARGS...` in `cwd` with a clean environment; returns a Run."""
+    """Run `pfsync ARGS...` in `cwd` with a clean environment and `input` on stdin; a Run.
 
-    def run(
-        *args: str,
-        cwd: Path | str | None = None,
-        env: Mapping[str, str] | None = None,
-        input: str | None = None,
-        timeout: float = 60,
-    ) -> Run:
-        proc = subprocess.run(
-            [pfsync_executable(), *args],
-            cwd=cwd,
-            env=clean_env(env),
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        return Run(proc.returncode, proc.stdout, proc.stderr)
+    In this process (`pfsync.cli.main(argv)`, isolated: see `in_process`) unless the child
+    process is the point: `subprocess=True`, an explicit `timeout`, or see `run_pfsync_anyhow`.
+    """
+    return run_pfsync_anyhow
 
-    return run
+
+@pytest.fixture(name="run_pfsync_subprocess")
+def run_pfsync_subprocess_fixture() -> RunPfsync:
+    """Run the installed `pfsync` console script as a child process; returns a Run."""
+    return run_subprocess
 
 
 # What no output may hold raw: anything a terminal would act on, and what UTF-8 cannot carry.
@@ -136,29 +178,8 @@ UNSAFE_OUTPUT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u20
 def run_in_process(
     argv: list[str], cwd: Path, env: Mapping[str, str] | None = None
 ) -> tuple[int, str]:
-    """`pfsync ARGV` in this process (fast, for property tests): its exit code and stdout then
-    stderr, written through strict UTF-8 streams so an unencodable character fails the test."""
-    import contextlib
-    import io
+    """`pfsync ARGV` in this process (see `in_process`): its exit code, and stdout then stderr."""
+    from in_process import in_process
 
-    from pfsync.cli import main
-
-    out, err = io.BytesIO(), io.BytesIO()
-    stdout = io.TextIOWrapper(out, encoding="utf-8", errors="strict", write_through=True)
-    stderr = io.TextIOWrapper(err, encoding="utf-8", errors="strict", write_through=True)
-    env = env or {}
-    saved = {name: os.environ.get(name) for name in env}
-    previous = os.getcwd()
-    os.environ.update(env)
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = main(argv)
-    finally:
-        os.chdir(previous)
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
-    return code, (out.getvalue() + err.getvalue()).decode("utf-8")
+    run = in_process(argv, cwd=cwd, env=env)
+    return run.code, run.out + run.err

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from project_helpers import manifest, record
+from project_helpers import NOT_A_REPOSITORY, manifest, record
 
 from apply_helpers import posts
 from conftest import RunPfsync
@@ -220,7 +220,8 @@ def test_production_gets_nothing_for_an_address_staging_created_from_another_bod
         "Business: biz_1\n"
         "API: <URL>\n"
         "Lockfile: production.lock does not exist yet: every declared trigger is a create.\n"
-        "\n"
+        + NOT_A_REPOSITORY
+        + "\n"
         "Held back by --after staging (not sent; not counted as changes):\n"
         "  biz_1/alpha  create  triggers/alpha.yaml:3: applied to staging from another "
         "version of the manifest\n"

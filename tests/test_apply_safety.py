@@ -10,12 +10,14 @@ import json
 import os
 import random
 import signal
-import time
+import subprocess
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from apply_helpers import BUSINESS, lock_ids, make_repo, manifest_text, start_apply, wait_for_line
 from conftest import RunPfsync
+from fixtures_background import wait_until
 from fixtures_sandbox import MakeSandbox
 from pfsync.sandbox import Sandbox
 
@@ -61,15 +63,25 @@ def test_sigkill_at_random_moments_never_duplicates(
     for _ in range(10):
         args = [] if (repo / "pfsync.lock").exists() else ["--new-lockfile"]
         proc = start_apply(repo, sandbox, "--parallelism", "4", *args)
-        time.sleep(rng.uniform(0.2, 0.9))
+        # A random moment of the creates (four in flight), however loaded the machine: once 1 to
+        # 8 more are stored, or the run has ended.
+        stored = len(sandbox.triggers(BUSINESS)) + rng.randint(1, 8)
+        wait_until(partial(_stored_or_ended, sandbox, stored, proc), f"{stored} creates")
         proc.kill()
         proc.communicate()
+        # The creates it had in flight land (the server finishes them without a client) before
+        # a person reads the listing.
+        wait_until(lambda: sandbox.open_connections() == 0, "the killed run's creates to land")
         settled += settle_like_a_person(run_pfsync, repo, sandbox)
     final = run_pfsync("apply", "--auto-approve", cwd=repo, env=sandbox.environment())
     assert final.code == 0, final
     assert_exactly_once(repo, sandbox, count)
     again = run_pfsync("plan", "--detailed-exitcode", cwd=repo, env={"PFSYNC_API_URL": sandbox.url})
     assert again.code == 0, again
+
+
+def _stored_or_ended(sandbox: Sandbox, stored: int, proc: subprocess.Popen[str]) -> bool:
+    return proc.poll() is not None or len(sandbox.triggers(BUSINESS)) >= stored
 
 
 def _interrupt_test(

@@ -192,3 +192,36 @@ def test_an_oversized_function_and_its_exception_are_found(tmp_path: Path) -> No
     row = "| `pfsync/long.py:A.g` | a reason |"
     doc = f"# Architecture\n## Exceptions\n\n| where | why |\n|---|---|\n{row}\n## Next\n"
     assert size_exceptions(doc) == {"pfsync/long.py:A.g": "a reason"}
+
+
+LISTED = re.compile(r"^(\w+/?)\s{2,}\S", re.M)  # `name   what it holds`, a module list's line
+
+
+def _modules(package: Path) -> set[str]:
+    """The modules of a package (`name`) and its subpackages (`name/`)."""
+    return {path.stem for path in package.glob("*.py") if path.stem != "__init__"} | {
+        f"{path.name}/" for path in package.iterdir() if (path / "__init__.py").is_file()
+    }
+
+
+def test_the_manual_and_each_package_name_every_module() -> None:
+    # docs/architecture.md's package table names each module; a package docstring that lists its
+    # modules lists them all.
+    rows = dict(
+        re.findall(r"^\| `pfsync/(\w+)/` \| (.*) \|$", ARCHITECTURE.read_text("utf-8"), re.M)
+    )
+    unnamed: dict[str, list[str]] = {}
+    for package in sorted((REPO / "pfsync").iterdir()):
+        if not (package / "__init__.py").is_file():
+            continue
+        modules = _modules(package)
+        row = rows.get(package.name, "")
+        missing = [name for name in sorted(modules) if f"`{name}" not in row]
+        listed = LISTED.findall(
+            ast.get_docstring(ast.parse((package / "__init__.py").read_text("utf-8"))) or ""
+        )
+        if len(listed) > 1:
+            missing += [f"{name} (docstring)" for name in sorted(modules ^ set(listed))]
+        if missing:
+            unnamed[package.name] = missing
+    assert unnamed == {}

@@ -14,6 +14,7 @@ import marshal
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +140,10 @@ def test_every_kind_of_edit_in_turn_leaves_cached_and_uncached_runs_equal(
 def test_cached_and_uncached_runs_give_the_same_output_after_any_edits(
     edits: list[tuple[str, int]],
 ) -> None:
-    import tempfile
-
-    edit_and_compare(repository(Path(tempfile.mkdtemp()) / "repo"), edits)
+    # A folder of its own per example (a function-scoped tmp_path would be shared by them all),
+    # removed when the example ends.
+    with tempfile.TemporaryDirectory() as folder:
+        edit_and_compare(repository(Path(folder) / "repo"), edits)
 
 
 def test_a_file_changed_within_one_mtime_tick_is_read_again(tmp_path: Path) -> None:

@@ -411,6 +411,17 @@ def test_the_documented_defaults_are_the_config_loaders() -> None:
             assert state[field.name].split(" | ")[1] == f"`{shown}`", field.name
             description = schema["state"]["properties"][field.name]["description"]
             assert f"(default {shown})" in description, field.name
+    # Prose that gives a time limit's default in seconds: `state.timeout` (default 15 s).
+    defaults = {f.name: f.default for f in dataclasses.fields(StateConfig)}
+    stated = re.compile(r"`(?:state\.)?(\w+)`[^`]{0,20}?\((?:default )?([\d.]+) s\b")
+    wrong = [
+        f"{path.relative_to(REPO)}: {name} {value} s"
+        for path in documents()
+        if path != CHANGELOG
+        for name, value in stated.findall(" ".join(path.read_text(encoding="utf-8").split()))
+        if name in defaults and float(value) != defaults[name]
+    ]
+    assert not wrong
     top = table_rows(section(DOCS / "configuration.md", "`pfsync.yaml`"))
     assert top["api_url"].startswith(f"`{DEFAULT_API_URL}` |")
     assert top["manifests"].startswith(f"`{json.dumps(list(DEFAULT_MANIFESTS))}` |")
@@ -450,3 +461,71 @@ def test_the_dependency_lists_are_the_package_metadata() -> None:
         for name in row.split("|")[1].split(",")
     }
     assert sorted(named) == sorted(declared["test"] - declared[""])
+
+
+def test_every_state_command_takes_sandbox_as_the_index_says() -> None:
+    import click
+
+    from pfsync.cli import cli
+
+    assert "Every `state` command takes `--sandbox`" in INDEX.read_text(encoding="utf-8")
+    state = cli.commands["state"]
+    assert isinstance(state, click.Group)
+    without = [
+        name
+        for name, command in state.commands.items()
+        if not any("--sandbox" in parameter.opts for parameter in command.params)
+    ]
+    assert without == []
+
+
+def test_the_sandbox_outcomes_are_the_sandboxs() -> None:
+    # pfsync.sandbox.faults names them; the manual and `pfsync sandbox --help` list them.
+    from pfsync.cli import cli
+    from pfsync.sandbox.faults import NAMED
+
+    page = " ".join((DOCS / "sandbox.md").read_text(encoding="utf-8").split())
+    listed = page.partition("the next outcomes exactly: ")[2].partition(", or any status")[0]
+    assert set(re.findall(r"`([\w-]+)`", listed)) == NAMED
+    help_text = " ".join((cli.commands["sandbox"].help or "").split())
+    named = help_text.partition("Outcomes: ")[2].partition(", and any 4xx/5xx")[0]
+    assert set(named.split(", ")) == NAMED
+
+
+def test_every_source_path_the_manual_names_exists() -> None:
+    # A module split or renamed leaves the manual pointing at nothing; `pfsync/_schemas` is the
+    # copy of schemas/ that only a wheel carries. The changelog keeps the paths of its time.
+    named = {
+        (path.relative_to(REPO), found)
+        for path in documents()
+        if path != CHANGELOG
+        for found in re.findall(
+            r"`((?:pfsync|tests|benchmarks)/[\w/.-]+)`", path.read_text("utf-8")
+        )
+    }
+    missing = sorted(
+        f"{page}: {found}"
+        for page, found in named
+        if found != "pfsync/_schemas" and not (REPO / found).exists()
+    )
+    assert not missing
+
+
+def test_the_global_options_the_manual_lists_are_the_clis() -> None:
+    from pfsync.cli import cli
+
+    def named(text: str) -> set[str]:
+        items = re.findall(r"`([^`]+)`", text)
+        return {option for item in items for option in item.split()[0].split("/")}
+
+    index = " ".join(INDEX.read_text(encoding="utf-8").split())
+    conventions = " ".join(section(DOCS / "configuration.md", "Command-line conventions").split())
+    pages = {
+        "index": named(index.partition("global options (")[2].partition(")")[0]),
+        "configuration": named(conventions.partition("Global options: ")[2].partition(" All ")[0]),
+    }
+    for page, options in pages.items():
+        params = [p for p in cli.params if page == "configuration" or p.name != "version"]
+        known = {option for param in params for option in param.opts}
+        assert options <= known, page
+        assert [param.name for param in params if not options & set(param.opts)] == [], page

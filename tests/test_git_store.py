@@ -42,9 +42,11 @@ from git_helpers import (
     clone,
     git,
     make_remote,
+    planned_from,
     refuse_pushes,
     remote_lockfile,
     remote_log,
+    stale_warning,
 )
 from pfsync.sandbox import Sandbox
 
@@ -214,11 +216,13 @@ def test_apply_records_every_create_on_the_remote_branch(
     fresh = clone(remote, tmp_path / "fresh")
     plan = run_pfsync("plan", "--detailed-exitcode", cwd=fresh, env=api_env(sandbox))
     assert plan.code == 0, plan
+    tip = rev(remote, "main")[:12]
     assert plan.out == (
         f"Business: {BUSINESS}\n"
         f"API: {sandbox.url}\n"
-        f"Lockfile: pfsync.lock on origin/main (serial {lockfile['serial']})\n"
-        "\n"
+        f"Lockfile: pfsync.lock on origin/main (serial {lockfile['serial']}, commit {tip})\n"
+        + planned_from(fresh)
+        + "\n"
         "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
         "5 unchanged.\n"
     )
@@ -417,10 +421,13 @@ def test_a_second_runner_fails_at_once_or_waits_for_the_lock(
     )
     assert second == Run(1, "", held_error("pfsync.lock on origin/main", lock))
 
-    tip = rev(remote, "main")
     third = start_apply(spawn, runner3, sandbox, "--new-lockfile", "--lock-timeout", "60")
-    # Once runner3 has fetched the locked tip, it is waiting for the lock.
-    wait_until(lambda: rev(runner3, "refs/remotes/origin/main") == tip, "runner3 to fetch")
+    # Once runner3 has fetched the locked tip, it is waiting for the lock. (The first run may
+    # still be pushing its last batch of pending creates: the tip is the remote's as it is now.)
+    wait_until(
+        lambda: rev(runner3, "refs/remotes/origin/main") == rev(remote, "main"),
+        "runner3 to fetch",
+    )
     assert third.running()
     gate.release(0)
     assert first.finish().code == 0
@@ -922,29 +929,32 @@ def test_plan_reads_the_remote_branch_and_falls_back_to_the_last_fetch(
         "apply", "--auto-approve", "--new-lockfile", cwd=runner1, env=sandbox.environment()
     )
     assert applied.code == 0, applied
-    serial = remote_lock(remote)["serial"]
-    unchanged = (
+    serial, tip = remote_lock(remote)["serial"], rev(remote, "main")[:12]
+    header = (
         f"Business: {BUSINESS}\n"
         f"API: {sandbox.url}\n"
-        f"Lockfile: pfsync.lock on origin/main (serial {serial})\n"
-        "\n"
-        "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+        f"Lockfile: pfsync.lock on origin/main (serial {serial}, commit {tip})\n"
+        + planned_from(runner2)  # the older clone's commit, the state branch's lockfile
+    )
+    summary = (
+        "\nPlan: 0 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
         "5 unchanged.\n"
     )
     plan = run_pfsync("plan", "--detailed-exitcode", cwd=runner2, env=env)
-    assert plan == Run(0, unchanged, "")
+    assert plan == Run(0, header + summary, "")
     assert not (runner2 / "pfsync.lock").exists()  # read from the remote, not the work tree
 
     # The remote goes away: plan and state list use the last fetched lockfile, with a warning.
     shutil.move(remote, tmp_path / "elsewhere.git")
     offline = run_pfsync("plan", "--detailed-exitcode", cwd=runner2, env=env)
     assert offline.code == 0, offline
-    assert offline.out == unchanged
     assert offline.err.startswith("Warning: cannot fetch origin/main: "), offline
     assert offline.err.endswith(
         "; using the lockfile of the last fetched origin/main, which may be out of date\n"
     ), offline
     assert offline.err.count("\n") == 1
+    reason = offline.err.removeprefix("Warning: ").removesuffix("\n")
+    assert offline.out == header + stale_warning(reason) + summary
     listing = run_pfsync("state", "list", cwd=runner2, env=env)
     assert listing.code == 0, listing
     assert listing.err == offline.err

@@ -50,4 +50,30 @@ def test_missing_base_plan_counts_everything(run_pfsync: RunPfsync, tmp_path: Pa
     run = run_pfsync(
         "plan", "--detailed-exitcode", "--base-plan", str(tmp_path / "none.json"), cwd=repo
     )
-    assert run.code == 3
+    # The base branch had no plan: the delete on main counts against this change, as without
+    # --base-plan, and nothing is said about a base plan.
+    assert (run.code, run.out, run.err) == (
+        3,
+        "Business: biz_e2e\n"
+        "API: https://api.pocketflows.com\n"
+        "Lockfile: pfsync.lock (serial 3)\n"
+        "\n"
+        "- biz_e2e/t002  delete  triggers/t002.yaml  (trigger trg_2)\n"
+        "    remedy: Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. "
+        "Deactivate trigger trg_2 in Pocketflows, then paste the Removed below into a manifest "
+        "file, so that apply forgets it once reviewed (or run `pfsync state rm biz_e2e/t002`). "
+        "If its key was renamed, declare a Moved (from: the old key, to: the new one) instead, "
+        "or run `pfsync state mv biz_e2e/t002 NEW_ADDRESS`.\n"
+        "    paste:\n"
+        "---\n"
+        "apiVersion: pfsync/v1\n"
+        "kind: Removed\n"
+        "key: t002\n"
+        "id: trg_2\n"
+        "\n"
+        "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 1 delete, 0 uncertain. "
+        "2 unchanged.\n",
+        "",
+    )
+    plain = run_pfsync("plan", "--detailed-exitcode", cwd=repo)
+    assert plain == run

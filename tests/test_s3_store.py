@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from project_helpers import NOT_A_REPOSITORY
 
 from apply_helpers import (
     BUSINESS,
@@ -232,8 +233,9 @@ def test_apply_records_every_create_in_the_bucket(
         0,
         f"Business: {BUSINESS}\n"
         f"API: {sandbox.url}\n"
-        f"Lockfile: s3://{bucket}/pfsync.lock (serial {lockfile['serial']})\n"
-        "\n"
+        f"Lockfile: s3://{bucket}/pfsync.lock (serial {lockfile['serial']}, version "
+        f"{server.versions(bucket)[0]['VersionId']})\n"
+        f"{NOT_A_REPOSITORY}\n"
         f"{PLAN_SUMMARY} 5 unchanged.\n",
         "",
     )
@@ -658,7 +660,8 @@ def test_state_push_to_s3_from_a_file_lockfile_and_pull_back(
     assert plan == Run(
         0,
         f"Business: {BUSINESS}\nAPI: {sandbox.url}\n"
-        f"Lockfile: s3://{bucket}/pfsync.lock (serial {local['serial']})\n\n"
+        f"Lockfile: s3://{bucket}/pfsync.lock (serial {local['serial']}, version "
+        f"{server.versions(bucket)[0]['VersionId']})\n{NOT_A_REPOSITORY}\n"
         f"{PLAN_SUMMARY} 3 unchanged.\n",
         "",
     )

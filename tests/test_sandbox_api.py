@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import socketserver
 import threading
@@ -265,14 +266,21 @@ def test_bodies_over_one_mebibyte_get_413(sandbox: Sandbox, sandbox_client: http
     assert sandbox_client.post(TRIGGERS, json=trigger_body()).status_code == 200
 
 
-def test_chunked_bodies_are_read(sandbox_client: httpx.Client) -> None:
-    data = json.dumps(trigger_body()).encode()
+def test_chunked_bodies_are_read(sandbox: Sandbox, sandbox_client: httpx.Client) -> None:
+    body = trigger_body("Grüße to new sign-ups", filter="plan = 'pro'")
+    data = json.dumps(body, ensure_ascii=False).encode()
+    # A chunk ends after every space, and one boundary falls inside the two bytes of "ü".
+    cut = data.index("ü".encode()) + 1
+    chunks = [c for part in (data[:cut], data[cut:]) for c in re.findall(rb"[^ ]* ?", part) if c]
+    assert b"".join(chunks) == data and len(chunks) > 10
     response = sandbox_client.post(
-        TRIGGERS,
-        content=iter([data[:10], data[10:]]),
-        headers={"Content-Type": "application/json"},
+        TRIGGERS, content=iter(chunks), headers={"Content-Type": "application/json"}
     )
-    assert response.status_code == 200
+    assert response.status_code == 200, response.text
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    [stored] = sandbox.triggers("biz_1")
+    assert stored == response.json()
+    assert {field: stored[field] for field in body} == body
 
 
 def test_malformed_request_line_gets_a_json_400(sandbox: Sandbox) -> None:

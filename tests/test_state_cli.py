@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from project_helpers import body, manifest_yaml, read_json, write_project
+from project_helpers import NOT_A_REPOSITORY, body, manifest_yaml, read_json, write_project
 
 from conftest import RunPfsync
 from git_helpers import git
@@ -43,6 +43,7 @@ def header(serial: int, target: str = "") -> str:
         "Business: biz_1\n"
         "API: https://api.pocketflows.com\n"
         f"Lockfile: pfsync.lock (serial {serial})\n"
+        + NOT_A_REPOSITORY
         + (f"Targets: {target}\n" if target else "")
         + "\n"
     )

@@ -265,7 +265,8 @@ def unlock_command(lock_id: str, sandbox: bool) -> int:
     """Remove the lock a dead run left in a remote state store (git or s3).
 
     Only for a run that is surely dead (its CI job was killed): the error that names the holder
-    gives LOCK_ID. The dead run's pending creates stay uncertain until settled. With --sandbox
+    gives LOCK_ID. A re-run of that same CI job takes the lock over by itself, without this.
+    The dead run's pending creates stay uncertain until settled. With --sandbox
     it explains why there is nothing to unlock: sandbox mode's lockfile is a local file, whose
     lock the operating system releases when its holder exits.
 

@@ -8,6 +8,7 @@ across      what no single file shows: duplicate addresses across files, a trigg
             environments would both create, one problem found in several environments
 results     LoadResult (manifests and diagnostics) and Declaring (what a declaration depends
             on beyond its file: the environment's business and values)
+declarations  the offline checks of declarations against each other and the triggers
 cache       `.pfsync/cache/`: each unchanged file's result, reused
 seal        the HMAC that proves a cache file was written by this user on this machine
 """

@@ -155,6 +155,13 @@ class Sandbox:
         """Created triggers, oldest first: of one business, or of all."""
         return self.store.triggers(business)
 
+    def open_connections(self) -> int:
+        """How many client connections are open: 0 once every request received is answered
+        and its client gone (a killed client's requests still in progress finish first)."""
+        if self._server is None:
+            raise RuntimeError("the sandbox is not started")
+        return self._server.open_connections()
+
     def requests(self) -> list[dict[str, Any]]:
         """Every request received except `/__sandbox/` ones, oldest first."""
         return self.request_log.entries()

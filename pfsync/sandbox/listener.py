@@ -80,6 +80,11 @@ class SandboxServer(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(connection)
 
+    def open_connections(self) -> int:
+        """How many client connections are open."""
+        with self._connections_lock:
+            return len(self._connections)
+
     def close_connections(self) -> None:
         """Shut down every open connection, waking handlers blocked on reads."""
         with self._connections_lock:

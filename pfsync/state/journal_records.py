@@ -135,15 +135,7 @@ def record_from_json(data: Any) -> Record:
         error = next(_kind_validator(kind).iter_errors(data), None)
         raise ValueError(error.message if error else "not a journal record")
     if kind == Pending.type:
-        trigger = DesiredTrigger.at_address(
-            data["address"],
-            data["body"],
-            data["digest"],
-            data["revision"],
-            data["file"],
-            data["replaces"],
-            data.get("document_digest"),
-        )
+        trigger = DesiredTrigger.from_record(data["address"], data)
         return Pending(trigger, data["idempotency_key"], data["at"])
     fields = {k: v for k, v in data.items() if k != "type"}
     return _TYPES[data["type"]](**fields)

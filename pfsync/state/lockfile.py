@@ -175,15 +175,7 @@ class PendingCreate:
     @classmethod
     def from_json(cls, address: str, data: dict[str, Any]) -> PendingCreate:
         """The pending create a lockfile records for `address` (already schema-checked)."""
-        trigger = DesiredTrigger.at_address(
-            address,
-            data["body"],
-            data["digest"],
-            data["revision"],
-            data["file"],
-            data["replaces"],
-            data.get("document_digest"),
-        )
+        trigger = DesiredTrigger.from_record(address, data)
         return cls(trigger, data["idempotency_key"], data["started_at"], data["reason"])
 
 
