@@ -216,6 +216,11 @@ def record_import(
                 "overwrite the record (its id is kept in the history)"
             )
         history = (*history, old.retired(REASON_OVERWRITTEN, at))
+    digest = body_digest(body)
+    pending = lockfile.pending.get(address)
+    # An uncertain create found in Pocketflows was created from its manifest document when the
+    # body recorded is the one it sent: `--after` may then promote that document.
+    same = pending is not None and pending.trigger.digest == digest
     record = TriggerRecord(
         id=trigger_id,
         origin=ORIGIN_IMPORTED,
@@ -223,9 +228,10 @@ def record_import(
         status=None,
         revision=revision,
         body=body,
-        digest=body_digest(body),
+        digest=digest,
         file=file,
         history=history,
+        document_digest=pending.trigger.document_digest if pending is not None and same else None,
     )
     return replace(
         lockfile,
