@@ -136,8 +136,13 @@ def recorded_ids(lockfile: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def describe_lock(lock: Mapping[str, Any]) -> str:
-    """A remote store's lock record as pfsync names its holder."""
-    where = f" ({lock['run_url']})" if lock["run_url"] else ""
+    """A remote store's lock record as pfsync names its holder (with its CI run and job when it
+    ran in CI: the suite's own CI sets their variables)."""
+    from pfsync.state.ci_job import CiJob
+
+    job = CiJob.from_json(lock["ci_job"]).describe() if lock.get("ci_job") else None
+    about = [part for part in (lock["run_url"], job) if part]
+    where = f" ({', '.join(about)})" if about else ""
     return (
         f"{lock['operation']} by pid {lock['pid']} on host {lock['host']} since "
         f"{lock['since']}{where}, lock {lock['id']}"

@@ -529,3 +529,16 @@ def test_the_global_options_the_manual_lists_are_the_clis() -> None:
         known = {option for param in params for option in param.opts}
         assert options <= known, page
         assert [param.name for param in params if not options & set(param.opts)] == [], page
+
+
+def test_the_schema_names_the_manual_gives_are_the_clis() -> None:
+    import click
+
+    from pfsync.cli import cli
+
+    option = next(p for p in cli.commands["schema"].params if p.name == "name")
+    assert isinstance(option.type, click.Choice)
+    conventions = " ".join(section(DOCS / "configuration.md", "Command-line conventions").split())
+    others = re.findall(r"`--name ([\w|-]+)` prints the others", conventions)
+    assert len(others) == 1
+    assert sorted([option.default, *others[0].split("|")]) == sorted(option.type.choices)

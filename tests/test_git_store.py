@@ -481,7 +481,7 @@ def test_a_lockfile_changed_during_an_apply_is_merged_into_never_overwritten(
     assert unlock.code == 0, unlock
     assert unlock.out.endswith(
         "16 pending create(s) stay uncertain: `pfsync plan` lists them; look for each in "
-        "Pocketflows, then `pfsync state import ADDR ID` or `pfsync state rm ADDR`.\n"
+        "Pocketflows, then `pfsync state import ADDRESS ID` or `pfsync state rm ADDRESS`.\n"
     ), unlock
     for args in (
         ("state", "import", address(2), "trg_by_hand_2"),  # says t002 exists with this id
@@ -570,7 +570,7 @@ def test_a_killed_run_leaves_its_lock_until_a_person_unlocks_it(
         0,
         f"Removed the lock {lock['id']} ({describe_lock(lock)}).\n"
         "16 pending create(s) stay uncertain: `pfsync plan` lists them; look for each in "
-        "Pocketflows, then `pfsync state import ADDR ID` or `pfsync state rm ADDR`.\n",
+        "Pocketflows, then `pfsync state import ADDRESS ID` or `pfsync state rm ADDRESS`.\n",
         "",
     )
     assert git(remote, "rev-list", f"{tip}..main").split() == [rev(remote, "main")]

@@ -253,6 +253,8 @@ def test_the_checkout_names_head_and_its_uncommitted_manifests(tmp_path: Path) -
         ("triggers/b.yaml", "triggers/c.yaml"),
     )
     assert (source.base_plan, source.base_commit) == (str(base), "9f8e7d6c")
+    missing = planned_from(config, view, str(tmp_path / "none.json"))  # the base had no plan
+    assert (missing.base_plan, missing.base_commit) == (None, None)
     older = tmp_path / "older.json"
     older.write_text(json.dumps({"format_version": 2, "entries": []}))  # made before plans said
     assert planned_from(config, view, str(older)).base_commit is None

@@ -392,7 +392,7 @@ def test_a_killed_run_leaves_its_lock_until_a_person_unlocks_it(
         0,
         f"Removed the lock {lock['id']} ({describe_lock(lock)}).\n"
         "16 pending create(s) stay uncertain: `pfsync plan` lists them; look for each in "
-        "Pocketflows, then `pfsync state import ADDR ID` or `pfsync state rm ADDR`.\n",
+        "Pocketflows, then `pfsync state import ADDRESS ID` or `pfsync state rm ADDRESS`.\n",
         "",
     )
     lockfile = server.lockfile(bucket)

@@ -500,8 +500,8 @@ def test_state_changes_refuse_another_api(project: Path, run_pfsync: RunPfsync) 
         "",
         "Error: the lockfile pfsync.lock describes the API https://api.pocketflows.com, but the "
         "configured API URL is https://other.example (PFSYNC_API_URL or api_url in pfsync.yaml). "
-        "Use one lockfile per API: for another API (a staging business, a local `pfsync "
-        "sandbox`), add an environment to pfsync.yaml with its own `api_url:` and `lockfile:`, "
+        "Use one lockfile per API: for another API (a staging business, a local "
+        "sandbox), add an environment to pfsync.yaml with its own `api_url:` and `lockfile:`, "
         "and choose it with -e NAME\n",
     )
 

@@ -36,7 +36,9 @@ def planned_from(config: Config, view: StateView, base_plan: str | None = None) 
         version=view.version,
         stale=view.warnings if config.state.is_remote else (),
         sandbox=is_sandbox(config),
-        base_plan=base_plan,
+        # A base plan that does not exist is no base (its branch had no plan), as for the exit
+        # code: nothing is said about it.
+        base_plan=base_plan if base_plan is not None and Path(base_plan).exists() else None,
         base_commit=base_plan_commit(base_plan) if base_plan is not None else None,
     )
 
