@@ -11,7 +11,6 @@ says so) and the plans the comment would post are checked in the plan jobs' summ
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import re
 import shutil
@@ -48,17 +47,6 @@ def has_option(command: str, option: str) -> bool:
         [pfsync_executable(), command, "--help"], capture_output=True, text=True, timeout=60
     )
     return option in proc.stdout
-
-
-NEEDS_TAKEOVER = pytest.mark.xfail(
-    strict=True, reason="waiting for the lock takeover by a re-run (helper state) on main"
-)
-
-
-@pytest.fixture
-def takeover() -> None:
-    """Fail at once (not after --lock-timeout) while a re-run cannot take its lock over."""
-    assert importlib.util.find_spec("pfsync.state.ci_job"), "no lock takeover yet"
 
 
 @pytest.fixture
@@ -333,10 +321,9 @@ def pasted(command: str, cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
-@NEEDS_TAKEOVER
 @NEEDS_SUMMARY
 def test_a_killed_apply_re_run_takes_its_lock_over_and_its_remedies_work_as_pasted(
-    takeover: None, summary_flag: None, loop: Loop, make_gate: MakeGate
+    summary_flag: None, loop: Loop, make_gate: MakeGate
 ) -> None:
     pr = loop.open_pull_request(
         {
