@@ -583,8 +583,8 @@ def test_one_environment_refuses_a_trigger_another_would_also_create(
     )
     for name in ("staging", "production"):
         refused = problem + (
-            "Error: 1 problem(s) in the manifests; fix them (see `pfsync validate`) and run "
-            "again.\n"
+            f"Error: 1 problem(s) in the manifests; fix them (see `pfsync -e {name} validate`) "
+            "and run again.\n"
         )
         plan = run_pfsync("-e", name, "plan", cwd=root)
         assert (plan.code, plan.out, plan.err) == (1, "", refused), plan

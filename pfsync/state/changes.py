@@ -298,7 +298,9 @@ def _merge_address(
     still_ours = theirs is not None and theirs.idempotency_key == pending.idempotency_key
     if isinstance(outcome, Created):
         if not still_ours:
-            return _merge_created_elsewhere(changes, pending, outcome, invocation)
+            if address in changes.triggers or theirs is not None:
+                return _kept_in_history(changes, pending, outcome, invocation)
+            changes.start_pending(address, pending_create(pending))  # it exists: record it
         changes.record_created(
             address,
             pending.idempotency_key,
@@ -329,10 +331,11 @@ def _merge_address(
     return None
 
 
-def _merge_created_elsewhere(
+def _kept_in_history(
     changes: CreateOutcomes, pending: Pending, outcome: Created, invocation: Invocation
 ) -> str | None:
-    """A trigger this run created whose pending record is no longer this run's."""
+    """A trigger this run created whose address now records another trigger or another pending
+    create: its id goes to the address's history, never over what is recorded."""
     address = pending.address
     created = shown_id(outcome.id, "(id unknown)")
     entry = HistoryEntry(
@@ -346,23 +349,12 @@ def _merge_created_elsewhere(
         return (
             f"this run created trigger {created}, but the lockfile now records "
             f"{shown_id(record.id, '(id unknown)')} for it (changed meanwhile); it was not "
-            "overwritten and is kept in the address's history: look at both in Pocketflows"
+            "overwritten and is kept in the address's history: look at both "
+            f"{invocation.where_to_look}"
         )
-    if address in changes.pending:
-        changes.forgotten[address] = (*changes.forgotten.get(address, ()), entry)
-        return (
-            f"this run created trigger {created}, but another create of it is pending in the "
-            "lockfile now; it was not overwritten and is kept in the address's history: look "
-            f"{invocation.where_to_look}, then "
-            f"`{invocation.command('state import', address, 'ID')}`"
-        )
-    changes.start_pending(address, pending_create(pending))
-    changes.record_created(
-        address,
-        pending.idempotency_key,
-        outcome.id,
-        outcome.created_at,
-        outcome.status,
-        outcome.at,
+    changes.forgotten[address] = (*changes.forgotten.get(address, ()), entry)
+    return (
+        f"this run created trigger {created}, but another create of it is pending in the "
+        "lockfile now; it was not overwritten and is kept in the address's history: look "
+        f"{invocation.where_to_look}, then `{invocation.command('state import', address, 'ID')}`"
     )
-    return None

@@ -63,10 +63,11 @@ def code(text: str) -> str:
 
 
 def _fenced_json(value: Any) -> str:
-    return _fenced(json_text(value, indent=2), "json")
+    return fenced(json_text(value, indent=2), "json")
 
 
-def _fenced(text: str, language: str) -> str:
+def fenced(text: str, language: str) -> str:
+    """`text` as a fenced code block in `language`, its fence longer than any backtick run."""
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{language}\n{text}\n{fence}\n"
@@ -97,7 +98,7 @@ def _entry_block(entry: PlanEntry, symbol: str) -> str:
         parts.append(f"> **{label}:** {escape(entry.remedy)}\n")
     if entry.paste:
         pasted = "\n".join(escape(line) for line in entry.paste.splitlines())
-        parts.append(_fenced(pasted, "yaml"))
+        parts.append(fenced(pasted, "yaml"))
     return "\n".join(parts) + "\n"
 
 
