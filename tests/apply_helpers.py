@@ -32,6 +32,17 @@ def manifest_text(key: str, name: str | None = None, revision: int = 0) -> str:
     )
 
 
+def create_entry(key: str) -> str:
+    """The plan's entry for a create of `manifest_text(key)`."""
+    return (
+        f"+ {BUSINESS}/{key}  create  triggers/{key}.yaml:3\n"
+        f'      $.spec.name: "Trigger {key}"\n'
+        '      $.spec.project_defined_event: "pde_signup"\n'
+        '      $.spec.steps[0].type: "email"\n'
+        f'      $.spec.steps[0].email_template_id: "et_{key}"\n\n'
+    )
+
+
 def plan_of_creates(
     keys: Sequence[str],
     lockfile: str = "pfsync.lock (serial 1)",
@@ -40,15 +51,7 @@ def plan_of_creates(
 ) -> str:
     """The whole plan text (stdout) for creates of `manifest_text(key)` for each key, as apply
     shows it; `plan` adds its `planned_from` lines below the lockfile's."""
-    entries = "".join(
-        f"+ {BUSINESS}/{key}  create  triggers/{key}.yaml:3\n"
-        f'      $.spec.name: "Trigger {key}"\n'
-        '      $.spec.project_defined_event: "pde_signup"\n'
-        '      $.spec.steps[0].type: "email"\n'
-        f'      $.spec.steps[0].email_template_id: "et_{key}"\n'
-        "\n"
-        for key in keys
-    )
+    entries = "".join(create_entry(key) for key in keys)
     return (
         f"Business: {BUSINESS}\nAPI: {api}\nLockfile: {lockfile}\n{planned_from}\n{entries}"
         f"Plan: {len(keys)} to create, 0 to replace. Needs a person: 0 update, 0 delete, "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from apply_helpers import BUSINESS, make_repo, manifest_text
+from apply_helpers import BUSINESS, create_entry, make_repo, manifest_text
 from conftest import Run, RunPfsync, clean_env, pfsync_executable
 from fixtures_sandbox import http_client, trigger_body
 
@@ -75,16 +75,6 @@ def plan_text(serial: int, entries: str, summary: str, planned_from: str = SANDB
     `planned_from` that only `plan` adds)."""
     lockfile = f"Lockfile: .pfsync/pfsync.lock (serial {serial})\n{planned_from}"
     return f"Business: {BUSINESS}\nAPI: sandbox:.pfsync\n{lockfile}\n" + entries + summary + "\n"
-
-
-def create_entry(key: str) -> str:
-    return (
-        f"+ {BUSINESS}/{key}  create  triggers/{key}.yaml:3\n"
-        f'      $.spec.name: "Trigger {key}"\n'
-        '      $.spec.project_defined_event: "pde_signup"\n'
-        '      $.spec.steps[0].type: "email"\n'
-        f'      $.spec.steps[0].email_template_id: "et_{key}"\n\n'
-    )
 
 
 def listing(*rows: tuple[str, str]) -> str:

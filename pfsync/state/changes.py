@@ -204,8 +204,13 @@ def record_import(
     """`state import`: record an existing trigger for `address` with the manifest's body."""
     history = _history_of(lockfile, address)
     old = lockfile.triggers.get(address)
-    if address in lockfile.pending:
-        # Settles the uncertain create: the trigger found in Pocketflows is its outcome.
+    pending = lockfile.pending.get(address)
+    document_digest = None
+    if pending is not None:
+        # Settles the uncertain create: the trigger found in Pocketflows is its outcome. With the
+        # body it was sent with, it came from the same manifest document (which --after reads).
+        if pending.trigger.digest == body_digest(body):
+            document_digest = pending.trigger.document_digest
         if old is not None:
             history = (*history, old.retired(REASON_REPLACED, at))
     elif old is not None:
@@ -216,11 +221,6 @@ def record_import(
                 "overwrite the record (its id is kept in the history)"
             )
         history = (*history, old.retired(REASON_OVERWRITTEN, at))
-    digest = body_digest(body)
-    pending = lockfile.pending.get(address)
-    # An uncertain create found in Pocketflows was created from its manifest document when the
-    # body recorded is the one it sent: `--after` may then promote that document.
-    same = pending is not None and pending.trigger.digest == digest
     record = TriggerRecord(
         id=trigger_id,
         origin=ORIGIN_IMPORTED,
@@ -228,10 +228,10 @@ def record_import(
         status=None,
         revision=revision,
         body=body,
-        digest=digest,
+        digest=body_digest(body),
         file=file,
         history=history,
-        document_digest=pending.trigger.document_digest if pending is not None and same else None,
+        document_digest=document_digest,
     )
     return replace(
         lockfile,
@@ -298,7 +298,9 @@ def _merge_address(
     still_ours = theirs is not None and theirs.idempotency_key == pending.idempotency_key
     if isinstance(outcome, Created):
         if not still_ours:
-            return _merge_created_elsewhere(changes, pending, outcome, invocation)
+            if address in changes.triggers or theirs is not None:
+                return _kept_in_history(changes, pending, outcome, invocation)
+            changes.start_pending(address, pending_create(pending))  # it exists: record it
         changes.record_created(
             address,
             pending.idempotency_key,
@@ -329,10 +331,11 @@ def _merge_address(
     return None
 
 
-def _merge_created_elsewhere(
+def _kept_in_history(
     changes: CreateOutcomes, pending: Pending, outcome: Created, invocation: Invocation
 ) -> str | None:
-    """A trigger this run created whose pending record is no longer this run's."""
+    """A trigger this run created whose address now records another trigger or another pending
+    create: its id goes to the address's history, never over what is recorded."""
     address = pending.address
     created = shown_id(outcome.id, "(id unknown)")
     entry = HistoryEntry(
@@ -346,23 +349,12 @@ def _merge_created_elsewhere(
         return (
             f"this run created trigger {created}, but the lockfile now records "
             f"{shown_id(record.id, '(id unknown)')} for it (changed meanwhile); it was not "
-            "overwritten and is kept in the address's history: look at both in Pocketflows"
+            "overwritten and is kept in the address's history: look at both "
+            f"{invocation.where_to_look}"
         )
-    if address in changes.pending:
-        changes.forgotten[address] = (*changes.forgotten.get(address, ()), entry)
-        return (
-            f"this run created trigger {created}, but another create of it is pending in the "
-            "lockfile now; it was not overwritten and is kept in the address's history: look "
-            f"{invocation.where_to_look}, then "
-            f"`{invocation.command('state import', address, 'ID')}`"
-        )
-    changes.start_pending(address, pending_create(pending))
-    changes.record_created(
-        address,
-        pending.idempotency_key,
-        outcome.id,
-        outcome.created_at,
-        outcome.status,
-        outcome.at,
+    changes.forgotten[address] = (*changes.forgotten.get(address, ()), entry)
+    return (
+        f"this run created trigger {created}, but another create of it is pending in the "
+        "lockfile now; it was not overwritten and is kept in the address's history: look "
+        f"{invocation.where_to_look}, then `{invocation.command('state import', address, 'ID')}`"
     )
-    return None
