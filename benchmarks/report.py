@@ -199,3 +199,18 @@ def machine() -> dict[str, Any]:
         "pfsync": version,
         "load_average_at_start": list(os.getloadavg()),
     }
+
+
+def other_figures(results: dict[str, Any]) -> list[str]:
+    """The figures printed after the tables: start-up and peak memory."""
+    lines = []
+    if "startup" in results:
+        s = results["startup"]
+        lines.append(
+            f"pfsync --help: {s['pfsync_help']['median_s'] * 1000:.0f} ms "
+            f"(bare interpreter {s['python_bare']['median_s'] * 1000:.0f} ms; "
+            f"import pfsync.cli {s['import_pfsync_cli_ms']} ms)"
+        )
+    for key, value in results.get("memory", {}).items():
+        lines.append(f"peak RSS of {key.replace('_peak_rss_mib', '')}: {value} MiB")
+    return lines

@@ -37,7 +37,7 @@ from bench_startup import bench_memory, bench_startup
 from bench_validate import bench_plan, bench_validate
 from corpora import checkout_state
 from harness import BIN, HERE, PEERS, QUICK, REPO, RESULTS, VENV, WORK, Sizes
-from report import budgets, machine, print_tables
+from report import budgets, machine, other_figures, print_tables
 
 # The steps, in the order they run; `--only NAME` picks some (docs/performance.md lists them).
 STEPS: dict[str, Callable[[Sizes, dict[str, Any]], None]] = {
@@ -74,7 +74,8 @@ def setup_and_reexec(argv: Sequence[str]) -> None:
     os.execv(str(python), [str(python), str(Path(__file__).resolve()), *argv])
 
 
-def main(argv: Sequence[str]) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line of benchmarks/run.py."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -93,7 +94,11 @@ def main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--out", help="result file (default: benchmarks/results/latest.json)")
     parser.add_argument("--report", metavar="FILE", help="print the tables of a result file")
-    options = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    options = parser().parse_args(argv)
     if options.report:
         saved = json.loads(Path(options.report).read_text())
         print_tables(saved["results"], [tuple(b.values()) for b in saved["budgets"]])
@@ -104,10 +109,9 @@ def main(argv: Sequence[str]) -> int:
     sizes = QUICK if options.quick else Sizes()
     if options.serial_creates:
         sizes.apply_serial = options.serial_creates
-    if shutil.which("curl") is None and (not options.only or "apply" in options.only):
-        raise SystemExit("curl is needed for the curl-loop comparison (apt-get install curl)")
-    if shutil.which("git") is None and (not options.only or "git-store" in options.only):
-        raise SystemExit("git is needed for the git store comparison (apt-get install git)")
+    for tool, needed_by, why in (("curl", "apply", "curl-loop"), ("git", "git-store", "git store")):
+        if shutil.which(tool) is None and (not options.only or needed_by in options.only):
+            raise SystemExit(f"{tool} is needed for the {why} comparison (apt-get install {tool})")
     WORK.mkdir(exist_ok=True)
     started = time.perf_counter()
     info = machine()
@@ -125,26 +129,14 @@ def main(argv: Sequence[str]) -> int:
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "checkout": checkout_state(),
         "quick": options.quick,
-        "machine": info,
+        "machine": {**info, "load_average_at_end": list(os.getloadavg())},
         "sizes": sizes.__dict__,
         "results": results,
         "budgets": [{"budget": a, "measured": b, "limit": c, "met": d} for a, b, c, d in rows],
         "duration_s": round(time.perf_counter() - started, 1),
     }
-    document["machine"]["load_average_at_end"] = list(os.getloadavg())
     print_tables(results, rows)
-    extra = []
-    if "startup" in results:
-        s = results["startup"]
-        extra.append(
-            f"pfsync --help: {s['pfsync_help']['median_s'] * 1000:.0f} ms "
-            f"(bare interpreter {s['python_bare']['median_s'] * 1000:.0f} ms; "
-            f"import pfsync.cli {s['import_pfsync_cli_ms']} ms)"
-        )
-    if "memory" in results:
-        for key, value in results["memory"].items():
-            extra.append(f"peak RSS of {key.replace('_peak_rss_mib', '')}: {value} MiB")
-    for line in extra:
+    for line in other_figures(results):
         print(line)
     RESULTS.mkdir(exist_ok=True)
     name = "quick.json" if options.quick else "latest.json"

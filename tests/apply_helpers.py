@@ -32,21 +32,28 @@ def manifest_text(key: str, name: str | None = None, revision: int = 0) -> str:
     )
 
 
-def plan_of_creates(
-    keys: Sequence[str], lockfile: str = "pfsync.lock (serial 1)", api: str = "<URL>"
-) -> str:
-    """The whole `plan` text (stdout) for creates of `manifest_text(key)` for each key."""
-    entries = "".join(
+def create_entry(key: str) -> str:
+    """The plan's entry for a create of `manifest_text(key)`."""
+    return (
         f"+ {BUSINESS}/{key}  create  triggers/{key}.yaml:3\n"
         f'      $.spec.name: "Trigger {key}"\n'
         '      $.spec.project_defined_event: "pde_signup"\n'
         '      $.spec.steps[0].type: "email"\n'
-        f'      $.spec.steps[0].email_template_id: "et_{key}"\n'
-        "\n"
-        for key in keys
+        f'      $.spec.steps[0].email_template_id: "et_{key}"\n\n'
     )
+
+
+def plan_of_creates(
+    keys: Sequence[str],
+    lockfile: str = "pfsync.lock (serial 1)",
+    api: str = "<URL>",
+    planned_from: str = "",
+) -> str:
+    """The whole plan text (stdout) for creates of `manifest_text(key)` for each key, as apply
+    shows it; `plan` adds its `planned_from` lines below the lockfile's."""
+    entries = "".join(create_entry(key) for key in keys)
     return (
-        f"Business: {BUSINESS}\nAPI: {api}\nLockfile: {lockfile}\n\n{entries}"
+        f"Business: {BUSINESS}\nAPI: {api}\nLockfile: {lockfile}\n{planned_from}\n{entries}"
         f"Plan: {len(keys)} to create, 0 to replace. Needs a person: 0 update, 0 delete, "
         "0 uncertain. 0 unchanged.\n"
     )
@@ -132,8 +139,13 @@ def recorded_ids(lockfile: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def describe_lock(lock: Mapping[str, Any]) -> str:
-    """A remote store's lock record as pfsync names its holder."""
-    where = f" ({lock['run_url']})" if lock["run_url"] else ""
+    """A remote store's lock record as pfsync names its holder (with its CI run and job when it
+    ran in CI: the suite's own CI sets their variables)."""
+    from pfsync.state.ci_job import CiJob
+
+    job = CiJob.from_json(lock["ci_job"]).describe() if lock.get("ci_job") else None
+    about = [part for part in (lock["run_url"], job) if part]
+    where = f" ({', '.join(about)})" if about else ""
     return (
         f"{lock['operation']} by pid {lock['pid']} on host {lock['host']} since "
         f"{lock['since']}{where}, lock {lock['id']}"

@@ -178,6 +178,35 @@ class Loop:
         git(self.desk, "push", "--quiet", "--force", "origin", f"HEAD:refs/pull/{pr.number}/merge")
         self.api.pulls[pr.number] = pr.payload()["pull_request"]
 
+    def update_branch(self, pr: PullRequest) -> None:
+        """Merge origin's main into the pull request's branch ("Update branch"): a new head."""
+        git(self.desk, "fetch", "--quiet", "origin")
+        git(self.desk, "checkout", "--quiet", "--detach", pr.head)
+        git(self.desk, "merge", "--quiet", "--no-ff", "-m", "Merge main", "origin/main")
+        pr.head = git(self.desk, "rev-parse", "HEAD")
+        refs = [f"HEAD:refs/pull/{pr.number}/head"] + ([] if pr.fork else [f"HEAD:{pr.branch}"])
+        git(self.desk, "push", "--quiet", "--force", "origin", *refs)
+        self.refresh(pr)
+
+    def merge_group(self, pr: PullRequest) -> Run:
+        """The merge queue's plan of the pull request merged onto origin's main now."""
+        git(self.desk, "fetch", "--quiet", "origin")
+        base = git(self.desk, "rev-parse", "origin/main")
+        git(self.desk, "checkout", "--quiet", "--detach", base)
+        git(self.desk, "merge", "--quiet", "--no-ff", "-m", f"Merge #{pr.number}", pr.head)
+        head = git(self.desk, "rev-parse", "HEAD")
+        branch = f"gh-readonly-queue/main/pr-{pr.number}-{base}"
+        git(self.desk, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
+        payload = {
+            "merge_group": {
+                "head_sha": head,
+                "head_ref": f"refs/heads/{branch}",
+                "base_sha": base,
+                "base_ref": "refs/heads/main",
+            }
+        }
+        return self.runner.run("pfsync-plan.yml", "merge_group", payload, sha=head, ref_name=branch)
+
     def plan(self, pr: PullRequest) -> Run:
         return self.runner.run(
             "pfsync-plan.yml",
@@ -233,6 +262,14 @@ class Loop:
         return self.start_apply(tip, approver).wait()
 
     # What happened
+
+    def runner_tip(self) -> str:
+        """The commit at origin's main."""
+        return git(self.origin, "rev-parse", "main")
+
+    def origin_files(self) -> list[str]:
+        """The files on origin's main."""
+        return git(self.origin, "ls-tree", "-r", "--name-only", "main").splitlines()
 
     def lockfile(self, environment: str) -> dict[str, Any]:
         text = git(self.origin, "show", f"main:state/{environment}.lock")

@@ -89,9 +89,11 @@ class Run:
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment without PFSYNC_* variables or colour forcing, plus `extra`."""
+    """The environment without PFSYNC_* variables, colour forcing or GITHUB_ACTIONS, plus
+    `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PFSYNC_")}
     env.pop("FORCE_COLOR", None)
+    env.pop("GITHUB_ACTIONS", None)  # a plan on GitHub Actions adds workflow annotations
     env.update(extra or {})
     return env
 

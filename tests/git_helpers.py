@@ -9,6 +9,8 @@ push_unrelated_commit(remote, tmp_path)          another clone commits a file be
                                                  lockfile and pushes it (an ordinary merge)
 remote_lockfile(remote) -> dict | None           the lockfile on the remote's main, parsed
 remote_log(remote) -> list[str]                  commit subjects on main, newest first
+planned_from(checkout) -> str                    the `Planned from:` line of a plan there
+stale_warning(reason) -> str                     the header line of a plan from a stale copy
 with echoing_remote() as url: ...                an HTTP git remote on loopback that asks for
                                                  Basic credentials, then refuses them with an
                                                  `ERR` line that repeats them, plain and Base64
@@ -26,6 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from project_helpers import DRAFTS
 
 from apply_helpers import BUSINESS, manifest_text
 
@@ -116,6 +120,20 @@ def remote_lockfile(remote: Path, path: str = "pfsync.lock") -> dict[str, Any] |
 def remote_log(remote: Path) -> list[str]:
     """Commit subjects on the remote's main, newest first."""
     return git(remote, "log", "--format=%s", "main").splitlines()
+
+
+def planned_from(checkout: Path) -> str:
+    """The `Planned from:` line of a plan in `checkout`, at its HEAD with nothing uncommitted."""
+    return f"Planned from: commit {git(checkout, 'rev-parse', 'HEAD')[:12]}. {DRAFTS}\n"
+
+
+def stale_warning(reason: str) -> str:
+    """The header line of a plan made from the last fetched lockfile, the fetch failing with
+    `reason` (git store: `cannot fetch …; using the lockfile of the last fetched …`)."""
+    return (
+        f"Warning: The lockfile may be stale: {reason}. This plan was made from that copy; run "
+        "it again once the store can be read.\n"
+    )
 
 
 def _pkt_line(text: str) -> bytes:

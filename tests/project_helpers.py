@@ -106,3 +106,8 @@ def init_example_create(business: str) -> str:
         "Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
         "0 unchanged.\n"
     )
+
+
+DRAFTS = "New triggers start as drafts; a person activates them in Pocketflows."
+# The line `plan` adds below the lockfile's in a project outside a git repository (tmp_path).
+NOT_A_REPOSITORY = f"Planned from: not a git repository. {DRAFTS}\n"

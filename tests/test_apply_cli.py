@@ -201,7 +201,7 @@ def test_api_url_mismatch_is_refused(
         "",
         "Error: the lockfile pfsync.lock describes the API <FIRST>, but the configured API URL "
         "is <SECOND> (PFSYNC_API_URL or api_url in pfsync.yaml). Use one lockfile per API: for "
-        "another API (a staging business, a local `pfsync sandbox`), add an environment to "
+        "another API (a staging business, a local sandbox), add an environment to "
         "pfsync.yaml with its own `api_url:` and `lockfile:`, and choose it with -e NAME\n",
     )
     assert posts(second) == []

@@ -147,8 +147,7 @@ def test_zizmor_ignores_are_only_the_justified_ones(recipes: Path) -> None:
         for path in all_workflows(recipes)
     }
     # One artipacked per apply job: each one's git store pushes with the checkout's token.
-    jobs = workflow("pfsync-apply.yml", recipes)["jobs"]
-    apply_jobs = len([job for job in jobs if job.startswith("apply")])
+    apply_jobs = len(workflow("pfsync-apply.yml", recipes)["jobs"])
     assert ignores == {
         "pfsync-apply.yml": ["artipacked"] * apply_jobs,
         "pfsync-comment.yml": ["dangerous-triggers"],
@@ -190,11 +189,7 @@ def test_least_permissions(recipes: Path) -> None:
     expected = {
         "pfsync-plan.yml": {name: {"contents": "read"} for name in plan_jobs},
         "pfsync-comment.yml": {"comment": {"actions": "read", "pull-requests": "write"}},
-        # The promotion plans only read; the applies push the lockfile commits.
-        "pfsync-apply.yml": {
-            name: {"contents": "read" if name.startswith("plan-") else "write"}
-            for name in apply_jobs
-        },
+        "pfsync-apply.yml": {name: {"contents": "write"} for name in apply_jobs},
     }
     for path in all_workflows(recipes):
         document = workflow(path.name, recipes)
@@ -214,10 +209,9 @@ def test_credentials_persist_only_where_pfsync_pushes(recipes: Path) -> None:
     )
     assert checkouts(workflow("pfsync-comment.yml", recipes)) == []
     apply = workflow("pfsync-apply.yml", recipes)
-    for name, job in apply["jobs"].items():
-        [checkout] = checkouts({"jobs": {name: job}})
-        assert checkout["with"]["persist-credentials"] is not name.startswith("plan-"), name
-    apply_checkouts = [c for c in checkouts(apply) if c["with"]["persist-credentials"]]
+    apply_checkouts = checkouts(apply)
+    assert len(apply_checkouts) == len(apply["jobs"])
+    assert all(c["with"]["persist-credentials"] is True for c in apply_checkouts)
     text = (recipes / "github" / WORKFLOWS / "pfsync-apply.yml").read_text()
     assert text.count("persist-credentials: true # zizmor: ignore[artipacked]") == len(
         apply_checkouts
@@ -261,51 +255,63 @@ def test_merges_apply_to_the_first_environment_and_each_next_one_its_approved_sa
     # merge's apply to the first environment.
     assert "concurrency" not in apply
     jobs = apply["jobs"]
-    ids = [name.replace(".", "_") for name in environments]
-    assert list(jobs) == [
-        job for n, i in enumerate(ids) for job in ([f"plan-{i}"] if n else []) + [f"apply-{i}"]
-    ]
+    ids = ["apply-" + name.replace(".", "_") for name in environments]
+    assert list(jobs) == ids
     credentials = {
         "PFSYNC_USERNAME": "${{ secrets.PFSYNC_USERNAME }}",
         "PFSYNC_PASSWORD": "${{ secrets.PFSYNC_PASSWORD }}",
     }
-    for index, (name, job_id) in enumerate(zip(environments, ids, strict=True)):
-        job = jobs[f"apply-{job_id}"]
+    summary = '--lock-timeout 900 --summary "$GITHUB_STEP_SUMMARY"'
+    for index, (name, job) in enumerate(zip(environments, jobs.values(), strict=True)):
         # Each apply runs in the GitHub environment of its name: its secrets, its reviewers.
         assert job["environment"] == name
         assert job["concurrency"] == {"group": f"pfsync-apply-{name}", "cancel-in-progress": False}
         assert "if" not in job
         steps = job["steps"]
         assert [s.get("if") for s in steps] == [None] * len(steps)
-        assert steps[0]["with"]["ref"] == "${{ github.ref_name }}"
-        assert steps[0]["with"]["fetch-depth"] == 0
-        runs = [step["run"] for step in steps if "run" in step]
-        summary = '--lock-timeout 900 --summary "$GITHUB_STEP_SUMMARY"'
-        for step in [*steps, *jobs.get(f"plan-{job_id}", {"steps": []})["steps"]]:
+        names = [s.get("name", s.get("uses", "").split("@")[0]) for s in steps]
+        # The tip is checked out right before the apply (after the install), with the token.
+        [checkout] = checkouts({"jobs": {name: job}})
+        apply_step = next(s for s in steps if s.get("name", "").startswith("Apply "))
+        assert steps.index(apply_step) == steps.index(checkout) + 1
+        assert checkout["with"]["ref"] == "${{ github.ref_name }}"
+        assert checkout["with"]["fetch-depth"] == 0
+        assert apply_step["env"] == credentials
+        for step in steps:
             assert "git push" not in step.get("run", "") and "git commit" not in step.get("run", "")
-        assert steps[-1]["env"] == credentials
+            assert "secrets" not in str(step) or step is apply_step
         if index == 0:  # applied on every merge, at once
             assert "needs" not in job
-            assert runs[1] == f"pfsync -e {name} apply --auto-approve {summary}"
+            assert apply_step["run"] == f"pfsync -e {name} apply --auto-approve {summary}"
+        else:  # after the one before it, once approved: exactly the saved plan shown
+            assert job["needs"] == ids[index - 1]
+            artifact = f"pfsync-promotion-{name}"
+            [download] = [s for s in steps if "download-artifact" in s.get("uses", "")]
+            assert download["with"] == {
+                "name": artifact,
+                "path": f"${{{{ runner.temp }}}}/{artifact}",
+            }
+            assert apply_step["run"] == (
+                f'pfsync -e {name} apply {summary} "$RUNNER_TEMP/{artifact}/{name}.plan.json"'
+            )
+        if index + 1 == len(environments):
+            assert names[-1] == apply_step["name"]
             continue
-        # The job before the approval saves the plan, shows it in the run's summary and uploads
-        # it; the approved job applies exactly that file. No check trusts commit authors.
-        plan = jobs[f"plan-{job_id}"]
-        assert plan["needs"] == f"apply-{ids[index - 1]}" and "environment" not in plan
-        assert "secrets" not in str(plan)
-        [make] = [s["run"] for s in plan["steps"] if "run" in s][1:]
-        saved = f'"$out/{name}.plan.json"'
-        assert f"pfsync -e {name} plan --after {environments[index - 1]} --format markdown" in make
-        assert f"--out {saved}" in make and '>> "$GITHUB_STEP_SUMMARY"' in make
-        [upload] = [s for s in plan["steps"] if "upload-artifact" in s.get("uses", "")]
-        [download] = [s for s in steps if "download-artifact" in s.get("uses", "")]
-        assert upload["with"]["name"] == download["with"]["name"] == f"pfsync-promotion-{name}"
-        assert upload["with"]["path"] == download["with"]["path"]
-        assert job["needs"] == f"plan-{job_id}"
-        assert runs[1] == (
-            f'pfsync -e {name} apply {summary} "$RUNNER_TEMP/pfsync-promotion/{name}.plan.json"'
+        # After its apply, the job saves the next environment's plan (only what this one
+        # created from the same manifests), shows it in the run's summary and uploads it.
+        following = environments[index + 1]
+        plan, upload = steps[-2:]
+        assert (
+            plan["name"] == f"Plan {following} after {name} (saved, and shown in the run's summary)"
         )
-        assert "git log" not in str(apply) and "merge-base" not in str(apply)
+        assert "env" not in plan
+        assert f"pfsync -e {following} plan --after {name} --format markdown" in plan["run"]
+        assert f'--out "$out/{following}.plan.json"' in plan["run"]
+        assert '>> "$GITHUB_STEP_SUMMARY"' in plan["run"]
+        assert upload["with"]["name"] == f"pfsync-promotion-{following}"
+        assert upload["with"]["path"] == f"${{{{ runner.temp }}}}/pfsync-promotion-{following}"
+    # No check trusts commit authors or messages.
+    assert "git log" not in str(apply) and "merge-base" not in str(apply)
 
 
 def test_environment_plans_cover_every_environment_without_secrets() -> None:

@@ -10,15 +10,21 @@ says so) and the plans the comment would post are checked in the plan jobs' summ
 
 from __future__ import annotations
 
+import functools
+import os
+import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ci_loop import ENVIRONMENTS, Loop, PullRequest, trigger_yaml
+from ci_loop import ENVIRONMENTS, Loop, PullRequest, git, trigger_yaml
+from conftest import clean_env, pfsync_executable
+from fixtures_background import MakeGate, wait_until
 from fixtures_sandbox import MakeSandbox
-from workflow_runner import Approval
+from workflow_runner import Approval, Run
 
 NODE = shutil.which("node") is not None
 WHEN = {
@@ -30,9 +36,23 @@ WHEN = {
 }
 APPROVAL_HEADING = "## What approving production applies"
 # Waiting on the features the recipes call: remove each mark as soon as its flag is on main.
-AFTER_AND_SUMMARY = pytest.mark.xfail(
-    strict=True, reason="waiting for `plan --after`/`apply --summary` (helper apply) on main"
+NEEDS_SUMMARY = pytest.mark.xfail(
+    strict=True, reason="waiting for `apply --summary` (helper apply) on main"
 )
+
+
+@functools.cache
+def has_option(command: str, option: str) -> bool:
+    proc = subprocess.run(
+        [pfsync_executable(), command, "--help"], capture_output=True, text=True, timeout=60
+    )
+    return option in proc.stdout
+
+
+@pytest.fixture
+def summary_flag() -> None:
+    """Fail at once, not after a run's timeouts, while `apply --summary` is not there."""
+    assert has_option("apply", "--summary"), "pfsync apply has no --summary yet"
 
 
 @pytest.fixture
@@ -88,15 +108,17 @@ def assert_promoted(loop: Loop, posts: int) -> None:
         assert loop.records(environment) == ids_by_address(loop, environment)
 
 
-@AFTER_AND_SUMMARY
-def test_happy_path_promotes_a_reviewed_change_through_both_environments(loop: Loop) -> None:
+@NEEDS_SUMMARY
+def test_happy_path_promotes_a_reviewed_change_through_both_environments(
+    summary_flag: None, loop: Loop
+) -> None:
     pr = loop.open_pull_request({"triggers/vip.yaml": trigger_yaml("vip", "VIP upgrade")})
     body = reviewed(loop, pr)
     for environment in ENVIRONMENTS:
         assert_section(body, environment, f"`biz_1-{environment}/vip` create")
     seen: list[Approval] = []
     run = loop.apply(loop.merge(pr), approver=approve_all(seen))
-    for job_id in ("apply-staging", "plan-production", "apply-production"):
+    for job_id in ("apply-staging", "apply-production"):
         assert run.result(job_id) == "success", run.job(job_id).log
     # The approver sees production's saved plan, made after staging applied.
     [approval] = seen
@@ -127,3 +149,221 @@ def test_a_fork_pull_request_is_planned_without_secrets_and_commented(loop: Loop
         [(_, created)] = [c for c in loop.api.calls if c[0] == "issues.createComment"]
         assert created["issue_number"] == pr.number
     assert (loop.posts("staging"), loop.posts("production")) == (0, 0)
+
+
+def status(run: Run, job_id: str) -> str:
+    return run.jobs[job_id][0].status if job_id in run.jobs else "not started"
+
+
+@NEEDS_SUMMARY
+def test_two_merges_applied_at_once_queue_and_production_ends_with_both(
+    summary_flag: None, loop: Loop, make_gate: MakeGate
+) -> None:
+    first = loop.open_pull_request({"triggers/vip.yaml": trigger_yaml("vip", "VIP upgrade")})
+    second = loop.open_pull_request({"triggers/cart.yaml": trigger_yaml("cart", "Cart nudge")})
+    gate = make_gate(loop.sandboxes["staging"], 0)
+    runs = [loop.start_apply(loop.merge(first))]
+    # The second merge lands while the first run's apply to staging is sending its creates; its
+    # run's apply to staging queues behind it (one concurrency group).
+    gate.wait_for(0)
+    runs.append(loop.start_apply(loop.merge(second)))
+    wait_until(lambda: status(runs[1], "apply-staging") == "pending", "the second apply queued")
+    gate.release(0)
+    # The second run's production job replaces the first one's pending approval, as GitHub does.
+    wait_until(
+        lambda: sorted(status(run, "apply-production") for run in runs) == ["cancelled", "waiting"],
+        "one pending production approval, the other replaced",
+    )
+    [pending] = [run for run in runs if status(run, "apply-production") == "waiting"]
+    approvals = [loop.runner.next_approval()]
+    while approvals[-1].run is not pending:
+        approvals.append(loop.runner.next_approval())
+    approval = approvals[-1]
+    for address in ("biz_1-production/vip", "biz_1-production/cart"):
+        assert f"`{address}` create" in approval.summary, approval.summary
+    approval.decide(True)
+    for run in runs:
+        run.wait()
+        assert run.result("apply-staging") == "success", run.job("apply-staging").log
+        assert "failure" not in {job.status for jobs in run.jobs.values() for job in jobs}
+    assert pending.result("apply-production") == "success"
+    # Staging received each create once, production both with the one approval.
+    assert_promoted(loop, posts=3)
+
+
+def test_a_pull_request_whose_base_moved_on_fails_in_the_merge_queue_not_on_main(
+    loop: Loop,
+) -> None:
+    mine = loop.open_pull_request({"triggers/vip-upgrade.yaml": trigger_yaml("vip", "VIP upgrade")})
+    body = reviewed(loop, mine)
+    assert_section(body, "staging", "`biz_1-staging/vip` create")
+    # Another pull request declares the same trigger with another body, and merges first.
+    other = loop.open_pull_request({"triggers/vip.yaml": trigger_yaml("vip", "VIP gold")})
+    reviewed(loop, other)
+    loop.merge(other)
+    # The stale plan is not merged: the merge queue plans the merge result, which fails.
+    queue = loop.merge_group(mine)
+    for environment in ENVIRONMENTS:
+        job = queue.job("plan", environment)
+        assert job.status == "failure"
+        assert job.annotations("error") == [
+            f"pfsync plan ({environment}) failed (exit 1); its error is in the log of the Plan step"
+        ]
+        assert "declared twice" in job.log, job.log
+    assert queue.result("validate") == "failure"
+    assert "triggers/vip-upgrade.yaml" not in loop.origin_files()
+    # Its branch brought up to date is planned again, and its one comment is updated.
+    comment_id = [c["id"] for c in loop.api.comments.get(mine.number, [])]
+    loop.update_branch(mine)
+    plan = loop.plan(mine)
+    assert plan.result("plan") == "failure"
+    assert loop.comment(plan, mine).result("comment") == "success"
+    if NODE:
+        assert [c["id"] for c in loop.api.comments[mine.number]] == comment_id
+        body = loop.api.comment(mine.number)
+        for environment in ENVIRONMENTS:
+            assert_section(body, environment, f"*No plan: the plan job of {environment} failed")
+    assert (loop.posts("staging"), loop.posts("production")) == (0, 0)
+
+
+def assert_production_holds_only_what_staging_created(loop: Loop) -> None:
+    staging = {t["name"] for t in loop.sandboxes["staging"].triggers()}
+    assert {t["name"] for t in loop.sandboxes["production"].triggers()} <= staging
+
+
+@NEEDS_SUMMARY
+def test_promotion_after_main_moved_on_refuses_the_stale_plan_with_the_next_step(
+    loop: Loop,
+    summary_flag: None,
+) -> None:
+    first = loop.open_pull_request({"triggers/vip.yaml": trigger_yaml("vip", "VIP upgrade")})
+    run = loop.start_apply(loop.merge(first))
+    approval = loop.runner.next_approval()
+    assert "`biz_1-production/vip` create" in approval.summary
+    assert "cart" not in approval.summary
+    # Another merge lands while the approval waits; no run has applied it anywhere yet.
+    second = loop.open_pull_request({"triggers/cart.yaml": trigger_yaml("cart", "Cart nudge")})
+    tip = loop.merge(second)
+    approval.decide(True)
+    run.wait()
+    # The approved plan no longer is what apply would do: refused, nothing sent, the next step
+    # named (with its environment).
+    refused = run.job("apply-production")
+    assert refused.status == "failure"
+    assert "apply would now also send biz_1-production/cart" in refused.log, refused.log
+    assert "`pfsync -e production plan --after staging --out " in refused.log
+    assert "(in CI, re-run the job that made the plan); nothing was sent" in refused.log
+    assert (loop.posts("staging"), loop.posts("production")) == (2, 0)
+    # That job is staging's apply: run again, it applies the tip to staging and saves a new plan.
+    seen: list[Approval] = []
+    loop.runner.rerun(run, "apply-staging", approver=approve_all(seen))
+    [approval] = seen
+    for key in ("vip", "cart", "welcome-series"):
+        assert f"`biz_1-production/{key}` create" in approval.summary
+    assert run.job("apply-production").status == "success"
+    assert_production_holds_only_what_staging_created(loop)
+    # The second merge's own run finds nothing left to do.
+    later = loop.apply(tip, approver=lambda approval: True)
+    assert later.result("apply-production") == "success", later.job("apply-production").log
+    assert_promoted(loop, posts=3)
+
+
+def moved_files() -> dict[str, str | None]:
+    """A rename of init's example trigger, declared with `Moved`."""
+    manifest = trigger_yaml("welcome-journey", "Welcome series")
+    return {
+        "triggers/welcome-series.yaml": None,
+        "triggers/welcome-journey.yaml": manifest,
+        "triggers/renames.yaml": (
+            "apiVersion: pfsync/v1\nkind: Moved\nfrom: welcome-series\nto: welcome-journey\n"
+        ),
+    }
+
+
+@NEEDS_SUMMARY
+def test_a_rename_with_its_moved_creates_no_second_trigger(summary_flag: None, loop: Loop) -> None:
+    main = loop.runner_tip()
+    loop.apply(main, approver=lambda approval: True)
+    before = {environment: loop.records(environment) for environment in ENVIRONMENTS}
+    assert (loop.posts("staging"), loop.posts("production")) == (1, 1)
+    pr = loop.open_pull_request(moved_files())
+    body = reviewed(loop, pr)
+    for environment in ENVIRONMENTS:
+        assert_section(
+            body,
+            environment,
+            "**Plan: 0 to create, 0 to replace, 1 to move.",
+            f"biz_1-{environment}/welcome-journey",
+        )
+    seen: list[Approval] = []
+    run = loop.apply(loop.merge(pr), approver=approve_all(seen))
+    assert run.result("apply-production") == "success", run.job("apply-production").log
+    [approval] = seen
+    assert "biz_1-production/welcome-journey" in approval.summary
+    # No second trigger anywhere: the records moved, with the ids they had.
+    assert (loop.posts("staging"), loop.posts("production")) == (1, 1)
+    for environment in ENVIRONMENTS:
+        [old_id] = before[environment].values()
+        assert loop.records(environment) == {f"biz_1-{environment}/welcome-journey": old_id}
+
+
+def pasted(command: str, cwd: Path) -> str:
+    """Run a command as a person pastes it into a shell, in `cwd`; its output."""
+    proc = subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=clean_env({"PATH": f"{Path(pfsync_executable()).parent}:{os.environ['PATH']}"}),
+        timeout=120,
+    )
+    assert proc.returncode == 0, (command, proc.stdout, proc.stderr)
+    return proc.stdout + proc.stderr
+
+
+@NEEDS_SUMMARY
+def test_a_killed_apply_re_run_takes_its_lock_over_and_its_remedies_work_as_pasted(
+    summary_flag: None, loop: Loop, make_gate: MakeGate
+) -> None:
+    pr = loop.open_pull_request(
+        {
+            "triggers/vip.yaml": trigger_yaml("vip", "VIP upgrade"),
+            "triggers/cart.yaml": trigger_yaml("cart", "Cart nudge"),
+        }
+    )
+    staging = loop.sandboxes["staging"]
+    gate = make_gate(staging, 1)
+    run = loop.start_apply(loop.merge(pr))
+    # The runner dies while a create is on its way: SIGKILL, nothing cleaned up.
+    gate.wait_for(1)
+    wait_until(lambda: len(staging.triggers()) == 2, "the other creates answered")
+    loop.runner.kill(run, "apply-staging")
+    gate.release(1)
+    run.wait()
+    assert run.result("apply-staging") == "failure"
+    assert run.result("apply-production") == "skipped"
+    # "Re-run failed jobs": the same job of the same run, attempt 2, takes the lock over without
+    # a person; what the dead attempt may have created stays uncertain (never sent again).
+    loop.runner.rerun(run, "apply-staging")
+    again = run.job("apply-staging")
+    assert (again.attempt, again.status) == (2, "failure")
+    assert "Took over the state lock of attempt 1 of this job" in again.log, again.log
+    assert sorted(loop.lockfile("staging")["pending"]) == [
+        "biz_1-staging/cart",
+        "biz_1-staging/vip",
+        "biz_1-staging/welcome-series",
+    ]
+    assert loop.posts("staging") == 3
+    # Its remedies carry -e staging: a person looks each one up and pastes the import.
+    imports = re.findall(r"`(pfsync -e staging state import \S+ ID)`", again.log)
+    found = ids_by_address(loop, "staging")
+    assert sorted(command.split()[5] for command in imports) == sorted(found)
+    laptop = loop.root / "laptop"
+    git(loop.root, "clone", "--quiet", str(loop.origin), str(laptop))
+    for command in sorted(set(imports)):
+        pasted(command.replace(" ID", " " + found[command.split()[5]]), laptop)
+    assert loop.lockfile("staging")["pending"] == {}
+    # The job run again finds nothing left for staging; production gets each trigger once.
+    loop.runner.rerun(run, "apply-staging", approver=lambda approval: True)
+    assert run.result("apply-production") == "success", run.job("apply-production").log
+    assert_promoted(loop, posts=3)

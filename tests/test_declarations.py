@@ -12,6 +12,7 @@ import pytest
 from project_helpers import (
     API_URL,
     LINEAGE,
+    NOT_A_REPOSITORY,
     lockfile,
     manifest,
     manifest_yaml,
@@ -588,13 +589,13 @@ def import_yaml(key: str, trigger_id: str, acknowledges: str | None = None) -> s
 CREDENTIALS = {"PFSYNC_USERNAME": "u", "PFSYNC_PASSWORD": "p"}
 
 
-def update_plan(import_line: int, old: str, new: str) -> str:
-    """The text plan of an edit of biz_1/hand (recorded as trg_h) beside its Import, done."""
+def update_plan(import_line: int, old: str, new: str, planned_from: str = NOT_A_REPOSITORY) -> str:
+    """The text plan of an edit of biz_1/hand (recorded as trg_h) beside its Import, done
+    (apply shows it without `planned_from`, the line only `plan` adds)."""
     return (
         "Business: biz_1\n"
         "API: https://api.pocketflows.com\n"
-        f"Lockfile: pfsync.lock (serial {1 if old == 'H' else 2})\n"
-        "\n"
+        f"Lockfile: pfsync.lock (serial {1 if old == 'H' else 2})\n" + planned_from + "\n"
         f"  biz_1/hand  no-op  triggers/found.yaml:{import_line}  (trigger trg_h)\n"
         "    note: Import biz_1/hand (trigger trg_h) is done; this declaration may be deleted.\n"
         "\n"
@@ -645,7 +646,7 @@ def test_an_import_carried_out_and_kept_lets_a_later_edit_plan_as_an_update(
     applied = run_pfsync("apply", "--auto-approve", cwd=root, env=CREDENTIALS)
     assert (applied.code, applied.out, applied.err) == (
         3,
-        update_plan(2, "H", "H2"),
+        update_plan(2, "H", "H2", planned_from=""),
         NEEDS_A_PERSON,
     )
     assert (root / "pfsync.lock").read_bytes() == before
@@ -670,8 +671,7 @@ def test_the_import_the_update_remedy_offers_acknowledges_exactly_the_edited_bod
     imported_plan = (
         "Business: biz_1\n"
         "API: https://api.pocketflows.com\n"
-        "Lockfile: pfsync.lock (serial 1)\n"
-        "\n"
+        "Lockfile: pfsync.lock (serial 1)\n" + NOT_A_REPOSITORY + "\n"
         "<= biz_1/hand  import  triggers/found.yaml:3  (trigger trg_h)\n"
         "    note: Trigger trg_h becomes the record of biz_1/hand (origin imported, with this "
         "manifest's body); nothing is sent to Pocketflows.\n"
@@ -683,7 +683,7 @@ def test_the_import_the_update_remedy_offers_acknowledges_exactly_the_edited_bod
     applied = run_pfsync("apply", "--auto-approve", cwd=root, env=CREDENTIALS)
     assert (applied.code, applied.out, applied.err) == (
         0,
-        imported_plan,
+        imported_plan.replace(NOT_A_REPOSITORY, ""),
         "biz_1/hand: imported trigger trg_h (triggers/found.yaml:3); nothing was sent\n"
         "Apply: 0 created, 0 failed, 0 uncertain, 1 imported. Needs a person: 0 update, "
         "0 delete, 0 uncertain.\n",

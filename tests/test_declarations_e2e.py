@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from project_helpers import DRAFTS, NOT_A_REPOSITORY
 
 from apply_helpers import BUSINESS, lock_ids, make_repo, manifest_text, posts
 from conftest import RunPfsync, normalise
@@ -85,12 +86,14 @@ def test_a_renamed_key_with_its_moved_is_carried_over_in_every_environment_witho
     assert run_pfsync("validate", cwd=branch).code == 0
     staging_id = before["staging"]["biz_staging/t001"]
     plan = run_pfsync("-e", "staging", "plan", "--detailed-exitcode", cwd=branch, env=env)
+    head, state = git(branch, "rev-parse", "HEAD").strip(), git(remote, "rev-parse", "main")
     assert plan.normalised(URL=sandbox.url, ID=str(staging_id)) == (
         2,
         "Environment: staging\n"
         "Business: biz_staging\n"
         "API: <URL>\n"
-        "Lockfile: state/staging.lock on origin/main (serial 3)\n"
+        f"Lockfile: state/staging.lock on origin/main (serial 3, commit {state[:12]})\n"
+        f"Planned from: commit {head[:12]}. {DRAFTS}\n"
         "\n"
         "> biz_staging/welcome  moved  triggers/welcome.yaml:13  (trigger <ID>; from "
         "biz_staging/t001)\n"
@@ -220,7 +223,7 @@ def test_a_removed_forgets_exactly_the_trigger_it_names(
     plan = run_pfsync("plan", "--detailed-exitcode", cwd=root, env=env)
     assert plan.code == 3, plan
     paste = f"---\napiVersion: pfsync/v1\nkind: Removed\nkey: t001\nid: {gone_id}\n"
-    assert "".join(line + "\n" for line in plan.out.splitlines()[7:12]) == (  # as shown
+    assert "".join(line + "\n" for line in plan.out.splitlines()[8:13]) == (  # as shown
         paste
     ), plan
 
@@ -251,8 +254,7 @@ def test_a_removed_forgets_exactly_the_trigger_it_names(
         2,
         f"Business: {BUSINESS}\n"
         "API: <URL>\n"
-        "Lockfile: pfsync.lock (serial 2)\n"
-        "\n"
+        "Lockfile: pfsync.lock (serial 2)\n" + NOT_A_REPOSITORY + "\n"
         f"x {BUSINESS}/t001  forget  triggers/removed.yaml:3  (trigger <ID>)\n"
         f"    note: The record forgets trigger <ID> of {BUSINESS}/t001 (its id is kept in the "
         "history); nothing is sent to Pocketflows, where it stays as a person left it.\n"
@@ -338,8 +340,7 @@ def test_an_uncertain_create_found_in_pocketflows_is_imported_without_a_create(
         2,
         f"Business: {BUSINESS}\n"
         "API: <URL>\n"
-        "Lockfile: pfsync.lock (serial 2)\n"
-        "\n"
+        "Lockfile: pfsync.lock (serial 2)\n" + NOT_A_REPOSITORY + "\n"
         f"<= {BUSINESS}/t001  import  triggers/found.yaml:2  (trigger <FOUND>)\n"
         f"    note: Trigger <FOUND> becomes the record of {BUSINESS}/t001 (origin imported, with "
         "this manifest's body); nothing is sent to Pocketflows.\n"

@@ -509,3 +509,36 @@ def test_every_source_path_the_manual_names_exists() -> None:
         if found != "pfsync/_schemas" and not (REPO / found).exists()
     )
     assert not missing
+
+
+def test_the_global_options_the_manual_lists_are_the_clis() -> None:
+    from pfsync.cli import cli
+
+    def named(text: str) -> set[str]:
+        items = re.findall(r"`([^`]+)`", text)
+        return {option for item in items for option in item.split()[0].split("/")}
+
+    index = " ".join(INDEX.read_text(encoding="utf-8").split())
+    conventions = " ".join(section(DOCS / "configuration.md", "Command-line conventions").split())
+    pages = {
+        "index": named(index.partition("global options (")[2].partition(")")[0]),
+        "configuration": named(conventions.partition("Global options: ")[2].partition(" All ")[0]),
+    }
+    for page, options in pages.items():
+        params = [p for p in cli.params if page == "configuration" or p.name != "version"]
+        known = {option for param in params for option in param.opts}
+        assert options <= known, page
+        assert [param.name for param in params if not options & set(param.opts)] == [], page
+
+
+def test_the_schema_names_the_manual_gives_are_the_clis() -> None:
+    import click
+
+    from pfsync.cli import cli
+
+    option = next(p for p in cli.commands["schema"].params if p.name == "name")
+    assert isinstance(option.type, click.Choice)
+    conventions = " ".join(section(DOCS / "configuration.md", "Command-line conventions").split())
+    others = re.findall(r"`--name ([\w|-]+)` prints the others", conventions)
+    assert len(others) == 1
+    assert sorted([option.default, *others[0].split("|")]) == sorted(option.type.choices)

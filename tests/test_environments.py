@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from project_helpers import init_example_create
+from project_helpers import NOT_A_REPOSITORY, init_example_create
 
 from conftest import RunPfsync
 from fixtures_sandbox import MakeSandbox
@@ -583,8 +583,8 @@ def test_one_environment_refuses_a_trigger_another_would_also_create(
     )
     for name in ("staging", "production"):
         refused = problem + (
-            "Error: 1 problem(s) in the manifests; fix them (see `pfsync validate`) and run "
-            "again.\n"
+            f"Error: 1 problem(s) in the manifests; fix them (see `pfsync -e {name} validate`) "
+            "and run again.\n"
         )
         plan = run_pfsync("-e", name, "plan", cwd=root)
         assert (plan.code, plan.out, plan.err) == (1, "", refused), plan
@@ -687,7 +687,9 @@ def test_an_environment_given_its_own_api_url_after_init_adopts_the_empty_lockfi
         "Business: biz_acme-staging\n"
         f"API: {sandbox.url}\n"
         "Lockfile: state/staging.lock (serial 1)\n"
-        "\n" + init_example_create("biz_acme-staging"),
+        + NOT_A_REPOSITORY
+        + "\n"
+        + init_example_create("biz_acme-staging"),
         "",
     )
     env = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}

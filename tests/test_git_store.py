@@ -42,9 +42,11 @@ from git_helpers import (
     clone,
     git,
     make_remote,
+    planned_from,
     refuse_pushes,
     remote_lockfile,
     remote_log,
+    stale_warning,
 )
 from pfsync.sandbox import Sandbox
 
@@ -214,11 +216,13 @@ def test_apply_records_every_create_on_the_remote_branch(
     fresh = clone(remote, tmp_path / "fresh")
     plan = run_pfsync("plan", "--detailed-exitcode", cwd=fresh, env=api_env(sandbox))
     assert plan.code == 0, plan
+    tip = rev(remote, "main")[:12]
     assert plan.out == (
         f"Business: {BUSINESS}\n"
         f"API: {sandbox.url}\n"
-        f"Lockfile: pfsync.lock on origin/main (serial {lockfile['serial']})\n"
-        "\n"
+        f"Lockfile: pfsync.lock on origin/main (serial {lockfile['serial']}, commit {tip})\n"
+        + planned_from(fresh)
+        + "\n"
         "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
         "5 unchanged.\n"
     )
@@ -477,7 +481,7 @@ def test_a_lockfile_changed_during_an_apply_is_merged_into_never_overwritten(
     assert unlock.code == 0, unlock
     assert unlock.out.endswith(
         "16 pending create(s) stay uncertain: `pfsync plan` lists them; look for each in "
-        "Pocketflows, then `pfsync state import ADDR ID` or `pfsync state rm ADDR`.\n"
+        "Pocketflows, then `pfsync state import ADDRESS ID` or `pfsync state rm ADDRESS`.\n"
     ), unlock
     for args in (
         ("state", "import", address(2), "trg_by_hand_2"),  # says t002 exists with this id
@@ -566,7 +570,7 @@ def test_a_killed_run_leaves_its_lock_until_a_person_unlocks_it(
         0,
         f"Removed the lock {lock['id']} ({describe_lock(lock)}).\n"
         "16 pending create(s) stay uncertain: `pfsync plan` lists them; look for each in "
-        "Pocketflows, then `pfsync state import ADDR ID` or `pfsync state rm ADDR`.\n",
+        "Pocketflows, then `pfsync state import ADDRESS ID` or `pfsync state rm ADDRESS`.\n",
         "",
     )
     assert git(remote, "rev-list", f"{tip}..main").split() == [rev(remote, "main")]
@@ -925,29 +929,32 @@ def test_plan_reads_the_remote_branch_and_falls_back_to_the_last_fetch(
         "apply", "--auto-approve", "--new-lockfile", cwd=runner1, env=sandbox.environment()
     )
     assert applied.code == 0, applied
-    serial = remote_lock(remote)["serial"]
-    unchanged = (
+    serial, tip = remote_lock(remote)["serial"], rev(remote, "main")[:12]
+    header = (
         f"Business: {BUSINESS}\n"
         f"API: {sandbox.url}\n"
-        f"Lockfile: pfsync.lock on origin/main (serial {serial})\n"
-        "\n"
-        "Plan: 0 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+        f"Lockfile: pfsync.lock on origin/main (serial {serial}, commit {tip})\n"
+        + planned_from(runner2)  # the older clone's commit, the state branch's lockfile
+    )
+    summary = (
+        "\nPlan: 0 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
         "5 unchanged.\n"
     )
     plan = run_pfsync("plan", "--detailed-exitcode", cwd=runner2, env=env)
-    assert plan == Run(0, unchanged, "")
+    assert plan == Run(0, header + summary, "")
     assert not (runner2 / "pfsync.lock").exists()  # read from the remote, not the work tree
 
     # The remote goes away: plan and state list use the last fetched lockfile, with a warning.
     shutil.move(remote, tmp_path / "elsewhere.git")
     offline = run_pfsync("plan", "--detailed-exitcode", cwd=runner2, env=env)
     assert offline.code == 0, offline
-    assert offline.out == unchanged
     assert offline.err.startswith("Warning: cannot fetch origin/main: "), offline
     assert offline.err.endswith(
         "; using the lockfile of the last fetched origin/main, which may be out of date\n"
     ), offline
     assert offline.err.count("\n") == 1
+    reason = offline.err.removeprefix("Warning: ").removesuffix("\n")
+    assert offline.out == header + stale_warning(reason) + summary
     listing = run_pfsync("state", "list", cwd=runner2, env=env)
     assert listing.code == 0, listing
     assert listing.err == offline.err

@@ -15,7 +15,15 @@ import pytest
 from apply_helpers import BUSINESS
 from conftest import RunPfsync, clean_env, pfsync_executable
 from fixtures_sandbox import MakeSandbox
-from git_helpers import clone, echoing_remote, git, make_remote, remote_lockfile
+from git_helpers import (
+    clone,
+    echoing_remote,
+    git,
+    make_remote,
+    planned_from,
+    remote_lockfile,
+    stale_warning,
+)
 from pfsync.state.stores.git import Git, GitResult, configured_credentials, redact
 
 
@@ -102,7 +110,12 @@ def test_a_remote_that_echoes_the_credentials_is_never_printed(
         "API: http://127.0.0.1:9\n"
         "Lockfile: pfsync.lock on origin/main does not exist yet: every declared trigger is a "
         "create.\n"
-        "\n"
+        + planned_from(runner)
+        + stale_warning(
+            f"cannot fetch origin/main: {said}; using the lockfile of the last fetched "
+            "origin/main, which may be out of date"
+        )
+        + "\n"
         f"+ {BUSINESS}/t000  create  triggers/t000.yaml:3\n"
         '      $.spec.name: "Trigger t000"\n'
         '      $.spec.project_defined_event: "pde_signup"\n'

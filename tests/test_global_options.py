@@ -13,6 +13,7 @@ import click
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from project_helpers import NOT_A_REPOSITORY
 
 from apply_helpers import make_repo
 from cli_helpers import command_path, commands, options_of, parse_down
@@ -23,7 +24,8 @@ PLAN_OF_TWO = (
     "Business: biz_e2e\n"
     "API: https://api.pocketflows.com\n"
     "Lockfile: pfsync.lock does not exist yet: every declared trigger is a create.\n"
-    "\n"
+    + NOT_A_REPOSITORY
+    + "\n"
     + "".join(
         f"+ biz_e2e/{key}  create  triggers/{key}.yaml:3\n"
         f'      $.spec.name: "Trigger {key}"\n'

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from project_helpers import init_example_create
+from project_helpers import NOT_A_REPOSITORY, init_example_create
 
 from conftest import REPO, RunPfsync, clean_env, pfsync_executable
 from git_helpers import GIT_ENV, git
@@ -94,7 +94,9 @@ def test_init_then_validate_and_plan_work_without_edits(
         "Business: biz_new\n"
         "API: https://api.pocketflows.com\n"
         "Lockfile: pfsync.lock (serial 1)\n"
-        "\n" + init_example_create("biz_new"),
+        + NOT_A_REPOSITORY
+        + "\n"
+        + init_example_create("biz_new"),
         "",
     )
     lock = json.loads((repo / "pfsync.lock").read_text())
@@ -279,13 +281,10 @@ def test_init_promotes_in_the_order_of_env(run_pfsync: RunPfsync, tmp_path: Path
         "production; " + PIN,
     )
     jobs = yaml.safe_load((tmp_path / GITHUB_WORKFLOWS[0]).read_text())["jobs"]
-    # Each next environment: its saved plan after the one before, then its approved apply.
-    assert [(name, job.get("environment"), job.get("needs")) for name, job in jobs.items()] == [
-        ("apply-dev", "dev", None),
-        ("plan-staging", None, "apply-dev"),
-        ("apply-staging", "staging", "plan-staging"),
-        ("plan-production", None, "apply-staging"),
-        ("apply-production", "production", "plan-production"),
+    assert [(job["environment"], job.get("needs")) for job in jobs.values()] == [
+        ("dev", None),
+        ("staging", "apply-dev"),
+        ("production", "apply-staging"),
     ]
     plan = yaml.safe_load((tmp_path / GITHUB_WORKFLOWS[2]).read_text())
     assert plan["jobs"]["plan"]["strategy"]["matrix"] == {"environment": list(names)}

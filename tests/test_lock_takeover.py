@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from apply_helpers import BUSINESS, make_repo
+from apply_helpers import BUSINESS, create_entry, make_repo
 from conftest import LOOPBACK_URL, RunPfsync, clean_env, pfsync_executable
 from fixtures_background import wait_until
 from fixtures_sandbox import MakeSandbox
@@ -55,15 +56,25 @@ def uncertain(key: str) -> str:
     )
 
 
-def created(key: str) -> str:
-    """The plan's entry for a create of `key`."""
-    return (
-        f"+ {BUSINESS}/{key}  create  triggers/{key}.yaml:3\n"
-        f'      $.spec.name: "Trigger {key}"\n'
-        '      $.spec.project_defined_event: "pde_signup"\n'
-        '      $.spec.steps[0].type: "email"\n'
-        f'      $.spec.steps[0].email_template_id: "et_{key}"\n\n'
-    )
+def kill_while_sending(repo: Path, env: dict[str, str], sending: Callable[[], bool]) -> int:
+    """Start a first `pfsync apply` (one create at a time) in `repo` and SIGKILL it once
+    `sending()` holds; its pid. Its stderr is kept beside `repo` (killed.stderr)."""
+    with (repo.parent / "killed.stderr").open("w") as stderr:
+        proc = subprocess.Popen(
+            [pfsync_executable(), "apply", "--auto-approve", "--parallelism=1", "--new-lockfile"],
+            cwd=repo,
+            env=clean_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,  # its git children stay findable
+        )
+        try:
+            wait_until(sending, "the first create in flight")
+        finally:
+            proc.kill()
+            proc.wait(timeout=30)
+    return proc.pid
 
 
 def github(attempt: int, job: str = "apply") -> dict[str, str]:
@@ -80,30 +91,17 @@ def test_a_rerun_of_a_killed_git_store_apply_takes_its_lock_over(
     first = clone(remote, tmp_path / "attempt1")
     env = {**sandbox.environment(), **github(1)}
 
-    with (tmp_path / "killed.stderr").open("w") as stderr:
-        proc = subprocess.Popen(
-            [pfsync_executable(), "apply", "--auto-approve", "--parallelism=1", "--new-lockfile"],
-            cwd=first,
-            env=clean_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            start_new_session=True,  # its git children stay findable
-        )
-        try:
-            # t000 is in flight (stored, no response yet); t001's pending record is written
-            # ahead of it; t002 is neither written nor sent.
-            wait_until(
-                lambda: (
-                    len(sandbox.triggers(BUSINESS)) == 1
-                    and len((remote_lockfile(remote) or {"pending": {}})["pending"]) == 2
-                ),
-                "t000 in flight and t001 written ahead",
-            )
-        finally:
-            proc.kill()
-            proc.wait(timeout=30)
-    wait_until(lambda: not leftovers_alive(proc.pid, first), "the killed run's git", timeout=60)
+    # t000 is in flight (stored, no response yet); t001's pending record is written ahead of
+    # it; t002 is neither written nor sent.
+    pid = kill_while_sending(
+        first,
+        env,
+        lambda: (
+            len(sandbox.triggers(BUSINESS)) == 1
+            and len((remote_lockfile(remote) or {"pending": {}})["pending"]) == 2
+        ),
+    )
+    wait_until(lambda: not leftovers_alive(pid, first), "the killed run's git", timeout=60)
     dead = remote_lockfile(remote)
     assert dead is not None and dead["lock"] is not None
     assert dead["lock"]["ci_job"] == {"ci": "github", "run": "4242", "job": "apply", "attempt": 1}
@@ -111,7 +109,7 @@ def test_a_rerun_of_a_killed_git_store_apply_takes_its_lock_over(
     lock_id = dead["lock"]["id"]
     known: dict[str, Any] = {
         "LOCK": lock_id,
-        "PID": f"pid {proc.pid} ",
+        "PID": f"pid {pid} ",
         "HOST": socket.gethostname(),
         "URL": LOOPBACK_URL,
     }
@@ -137,7 +135,7 @@ def test_a_rerun_of_a_killed_git_store_apply_takes_its_lock_over(
         "Business: biz_e2e\nAPI: <URL>\nLockfile: pfsync.lock on origin/main (serial 4)\n\n"
         + uncertain("t000")
         + uncertain("t001")
-        + created("t002")
+        + create_entry("t002")
         + "Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, 2 uncertain. "
         "0 unchanged.\n",
         "Took over the state lock of attempt 1 of this job, which ended without releasing it (a "
@@ -262,7 +260,9 @@ def test_lock_records_without_the_ci_fields_stay_readable_and_the_new_ones_round
 def test_an_s3_store_lock_of_an_earlier_attempt_is_taken_over(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from pfsync.config import Config, StateConfig
+    from test_store_session import config as memory_config
+
+    from pfsync.config import StateConfig
     from pfsync.state.stores import s3
     from pfsync.state.stores.base import Snapshot
     from pfsync.state.stores.session import remote_state
@@ -279,15 +279,8 @@ def test_an_s3_store_lock_of_an_earlier_attempt_is_taken_over(
         dead = replace(new_lock("apply"), ci_job=CiJob("github", "4242", "apply", 1))
         seeded = replace(Lockfile.new("https://api.example.test"), serial=1, lock=dead)
         store.write(seeded, Snapshot(None, s3.ABSENT), "pfsync: seed")
-        config = Config(
-            path=None,
-            root=tmp_path,
-            business=BUSINESS,
-            api_url="https://api.example.test",
-            manifests=(),
-            lockfile=tmp_path / "pfsync.lock",
-            state=StateConfig(store="s3", bucket=bucket, key="pfsync.lock"),
-        )
+        s3_state = StateConfig(store="s3", bucket=bucket, key="pfsync.lock")
+        config = replace(memory_config(tmp_path), state=s3_state)
         for other in (github(1), github(2, job="apply-production")):
             for name, value in other.items():
                 monkeypatch.setenv(name, value)
@@ -338,20 +331,7 @@ def test_a_rerun_of_a_killed_file_store_apply_needs_no_person(
     sandbox.script("slow")  # the first create is stored, its response held back
     repo = make_repo(tmp_path / "repo", 3)
     env = {**sandbox.environment(), **github(1)}
-    with (tmp_path / "killed.stderr").open("w") as stderr:
-        proc = subprocess.Popen(
-            [pfsync_executable(), "apply", "--auto-approve", "--parallelism=1", "--new-lockfile"],
-            cwd=repo,
-            env=clean_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        try:
-            wait_until(lambda: len(sandbox.triggers(BUSINESS)) == 1, "t000 in flight")
-        finally:
-            proc.kill()
-            proc.wait(timeout=30)
+    kill_while_sending(repo, env, lambda: len(sandbox.triggers(BUSINESS)) == 1)
     rerun = run_pfsync(
         "apply", "--auto-approve", "--parallelism=1", cwd=repo, env={**env, **github(2)}
     )
@@ -359,7 +339,8 @@ def test_a_rerun_of_a_killed_file_store_apply_needs_no_person(
         3,
         "Business: biz_e2e\nAPI: <URL>\nLockfile: pfsync.lock (serial 2)\n\n"
         + uncertain("t000")
-        + "".join(created(key) for key in ("t001", "t002"))
+        + create_entry("t001")
+        + create_entry("t002")
         + "Plan: 2 to create, 0 to replace. Needs a person: 0 update, 0 delete, 1 uncertain. "
         "0 unchanged.\n",
         "biz_e2e/t001: created <ID>\nbiz_e2e/t002: created <ID>\n"

@@ -180,7 +180,7 @@ def test_api_url_mismatch_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
         "the lockfile pfsync.lock describes the API https://api.pocketflows.com, but the "
         "configured API URL is http://127.0.0.1:8787 (PFSYNC_API_URL or api_url in "
         "pfsync.yaml). Use one lockfile per API: for another API (a staging business, a local "
-        "`pfsync sandbox`), add an environment to pfsync.yaml with its own `api_url:` and "
+        "sandbox), add an environment to pfsync.yaml with its own `api_url:` and "
         "`lockfile:`, "
         "and choose it with -e NAME"
     )

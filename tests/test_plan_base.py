@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from project_helpers import NOT_A_REPOSITORY
+
 from apply_helpers import BUSINESS, make_repo, manifest_text
 from conftest import RunPfsync
 
@@ -56,8 +58,7 @@ def test_missing_base_plan_counts_everything(run_pfsync: RunPfsync, tmp_path: Pa
         3,
         "Business: biz_e2e\n"
         "API: https://api.pocketflows.com\n"
-        "Lockfile: pfsync.lock (serial 3)\n"
-        "\n"
+        "Lockfile: pfsync.lock (serial 3)\n" + NOT_A_REPOSITORY + "\n"
         "- biz_e2e/t002  delete  triggers/t002.yaml  (trigger trg_2)\n"
         "    remedy: Pocketflows has no delete endpoint, so pfsync cannot remove this trigger. "
         "Deactivate trigger trg_2 in Pocketflows, then paste the Removed below into a manifest "

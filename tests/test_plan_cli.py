@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from project_helpers import body, manifest_yaml, read_json, write_project
+from project_helpers import DRAFTS, NOT_A_REPOSITORY, body, manifest_yaml, read_json, write_project
 
 from conftest import RunPfsync
 from pfsync.models import DesiredTrigger
@@ -40,7 +40,8 @@ PLAN_3_CREATES = (
     "Business: biz_1\n"
     "API: https://api.pocketflows.com\n"
     "Lockfile: pfsync.lock does not exist yet: every declared trigger is a create.\n"
-    "\n"
+    + NOT_A_REPOSITORY
+    + "\n"
     + create_entry("alpha", "Alpha")
     + create_entry("beta", "Beta")
     + create_entry("gamma", "Gamma")
@@ -49,6 +50,7 @@ PLAN_3_CREATES = (
 )
 HEADER_SERIAL_3 = (
     "Business: biz_1\nAPI: https://api.pocketflows.com\nLockfile: pfsync.lock (serial 3)\n"
+    + NOT_A_REPOSITORY
 )
 NOTHING_TO_DO = (
     HEADER_SERIAL_3 + "\n"
@@ -219,6 +221,26 @@ def test_json_format(tmp_path: Path, run_pfsync: RunPfsync) -> None:
             "api_url": None,
             "journal_unfolded": False,
         },
+        "planned_from": {
+            "git_repository": False,
+            "commit": None,
+            "commit_short": None,
+            "uncommitted_changes": [],
+            "base": None,
+            "state": {
+                "store": "file",
+                "where": "pfsync.lock",
+                "path": "pfsync.lock",
+                "lineage": None,
+                "serial": None,
+                "version": None,
+                "stale": False,
+                "stale_reason": None,
+            },
+            "sandbox": False,
+            "created_status": "draft",
+            "activation": DRAFTS,
+        },
         "targets": [],
         "replace": [],
         "summary": {
@@ -267,6 +289,10 @@ def test_markdown_format(tmp_path: Path, run_pfsync: RunPfsync) -> None:
     run = run_pfsync("plan", "--format", "markdown", cwd=root)
     assert (run.code, run.out, run.err) == (
         0,
+        "**Planned from** not a git repository · state `pfsync.lock` (no lockfile yet)\n"
+        "\n"
+        f"{DRAFTS}\n"
+        "\n"
         "**Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
         "0 unchanged.**\n"
         "\n"
@@ -308,7 +334,8 @@ def test_out_saves_the_plan_with_digests(tmp_path: Path, run_pfsync: RunPfsync) 
         "Business: biz_1\n"
         "API: https://api.pocketflows.com\n"
         "Lockfile: pfsync.lock does not exist yet: every declared trigger is a create.\n"
-        "\n"
+        + NOT_A_REPOSITORY
+        + "\n"
         + create_entry("alpha", "Alpha", file="a.yaml")
         + "Plan: 1 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
         "0 unchanged.\n",
@@ -385,7 +412,7 @@ def test_api_url_mismatch_is_refused(tmp_path: Path, run_pfsync: RunPfsync) -> N
         "Error: the lockfile pfsync.lock describes the API https://api.pocketflows.com, but the "
         "configured API URL is http://127.0.0.1:8787 (PFSYNC_API_URL or api_url in "
         "pfsync.yaml). Use one lockfile per API: for another API (a staging business, a local "
-        "`pfsync sandbox`), add an environment to pfsync.yaml with its own `api_url:` and "
+        "sandbox), add an environment to pfsync.yaml with its own `api_url:` and "
         "`lockfile:`, "
         "and choose it with -e NAME\n",
     )
@@ -419,7 +446,8 @@ def test_unfolded_journal_is_read_without_writing(tmp_path: Path, run_pfsync: Ru
         "Business: biz_1\n"
         "API: https://api.pocketflows.com\n"
         "Lockfile: pfsync.lock (serial 1)\n"
-        "Journal: an interrupted apply left a journal; its records are included here and the "
+        + NOT_A_REPOSITORY
+        + "Journal: an interrupted apply left a journal; its records are included here and the "
         "next state-changing command folds it into the lockfile.\n"
         "\n"
         "? biz_1/beta  uncertain  triggers/beta.yaml:3\n"

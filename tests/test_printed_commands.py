@@ -63,16 +63,7 @@ PLACEHOLDER = re.compile(r"[A-Z][A-Z_]*")
 # plan/render/**).
 # Each must still hold a hand-written command, so the list only shrinks.
 NOT_YET_CONVERTED = {
-    "pfsync/apply/credentials.py",
-    "pfsync/cli/apply.py",
-    "pfsync/plan/saved.py",
     "pfsync/plan/render/markdown.py",
-    "pfsync/state/changes.py",
-    "pfsync/state/commands.py",
-    "pfsync/state/lockfile.py",
-    "pfsync/state/stores/lock_records.py",
-    "pfsync/state/stores/session.py",
-    "pfsync/state/stores/transfer.py",
 }
 
 
@@ -248,11 +239,6 @@ def _git_store_with_a_held_lock(repo: Path, tmp_path: Path) -> None:
     git(repo, "push", "--quiet", "origin", "main")
 
 
-@pytest.mark.xfail(
-    "pfsync/state/stores/lock_records.py" in NOT_YET_CONVERTED,
-    reason="the lock advice is still written by hand (helper state converts it)",
-    strict=True,
-)
 @pytest.mark.parametrize("run", RUNS[:2], ids=lambda run: run.name)
 def test_a_held_lock_names_the_unlock_command_of_its_environment(
     repo: Path, tmp_path: Path, run: Run
@@ -266,11 +252,6 @@ def test_a_held_lock_names_the_unlock_command_of_its_environment(
         check_command(text, run)
 
 
-@pytest.mark.xfail(
-    "pfsync/state/commands.py" in NOT_YET_CONVERTED,
-    reason="the state commands' advice is still written by hand (helper state converts it)",
-    strict=True,
-)
 @pytest.mark.parametrize("run", RUNS[:2], ids=lambda run: run.name)
 def test_unlock_names_the_commands_that_settle_what_the_dead_run_left(
     repo: Path, tmp_path: Path, run: Run

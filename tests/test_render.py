@@ -20,6 +20,7 @@ from pfsync.plan.planner import create_plan
 from pfsync.plan.render import FORMATS
 from pfsync.plan.render.json_document import PlanReport
 from pfsync.plan.render.markdown import MAX_CHARS
+from pfsync.plan.render.planned_from import PlannedFrom
 from pfsync.plan.render.text import RENDERERS, leaf_lines
 from pfsync.state.lockfile import PendingCreate
 from pfsync.support.canonical import body_digest
@@ -67,7 +68,21 @@ def every_action_report(color: bool = False) -> PlanReport:
         manifest("new-name", "Renamed"),
     ]
     plan = create_plan(manifests, state, API_URL, declarations=declarations)
-    return PlanReport(plan, "pfsync.lock", color=color)
+    return PlanReport(plan, "pfsync.lock on origin/main", color=color, planned_from=PLANNED_FROM)
+
+
+# A plan of a pull request's commit against a git store, with its base branch's plan.
+PLANNED_FROM = PlannedFrom(
+    repository=True,
+    commit="1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d",
+    uncommitted=(),
+    store="git",
+    where="pfsync.lock on origin/main",
+    location={"remote": "origin", "branch": "main", "path": "pfsync.lock"},
+    version="c0ffee0123456789abcdef0123456789abcdef01",
+    base_plan="base-plan.json",
+    base_commit="9f8e7d6c5b4a39281706f5e4d3c2b1a098f7e6d5",
+)
 
 
 def test_the_command_line_offers_every_renderer() -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from project_helpers import NOT_A_REPOSITORY
 
 from apply_helpers import (
     BUSINESS,
@@ -232,8 +233,9 @@ def test_apply_records_every_create_in_the_bucket(
         0,
         f"Business: {BUSINESS}\n"
         f"API: {sandbox.url}\n"
-        f"Lockfile: s3://{bucket}/pfsync.lock (serial {lockfile['serial']})\n"
-        "\n"
+        f"Lockfile: s3://{bucket}/pfsync.lock (serial {lockfile['serial']}, version "
+        f"{server.versions(bucket)[0]['VersionId']})\n"
+        f"{NOT_A_REPOSITORY}\n"
         f"{PLAN_SUMMARY} 5 unchanged.\n",
         "",
     )
@@ -390,7 +392,7 @@ def test_a_killed_run_leaves_its_lock_until_a_person_unlocks_it(
         0,
         f"Removed the lock {lock['id']} ({describe_lock(lock)}).\n"
         "16 pending create(s) stay uncertain: `pfsync plan` lists them; look for each in "
-        "Pocketflows, then `pfsync state import ADDR ID` or `pfsync state rm ADDR`.\n",
+        "Pocketflows, then `pfsync state import ADDRESS ID` or `pfsync state rm ADDRESS`.\n",
         "",
     )
     lockfile = server.lockfile(bucket)
@@ -658,7 +660,8 @@ def test_state_push_to_s3_from_a_file_lockfile_and_pull_back(
     assert plan == Run(
         0,
         f"Business: {BUSINESS}\nAPI: {sandbox.url}\n"
-        f"Lockfile: s3://{bucket}/pfsync.lock (serial {local['serial']})\n\n"
+        f"Lockfile: s3://{bucket}/pfsync.lock (serial {local['serial']}, version "
+        f"{server.versions(bucket)[0]['VersionId']})\n{NOT_A_REPOSITORY}\n"
         f"{PLAN_SUMMARY} 3 unchanged.\n",
         "",
     )

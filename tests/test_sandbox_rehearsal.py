@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from apply_helpers import BUSINESS, make_repo, manifest_text
+from apply_helpers import BUSINESS, create_entry, make_repo, manifest_text
 from conftest import Run, RunPfsync, clean_env, pfsync_executable
 from fixtures_sandbox import http_client, trigger_body
 
@@ -64,20 +64,17 @@ class Normalise:
         return run.code, self(run.out), self(run.err)
 
 
-def plan_text(serial: int, entries: str, summary: str) -> str:
-    """`plan --sandbox` output around `entries`."""
-    lockfile = f"Lockfile: .pfsync/pfsync.lock (serial {serial})"
-    return f"Business: {BUSINESS}\nAPI: sandbox:.pfsync\n{lockfile}\n\n" + entries + summary + "\n"
+SANDBOX_SOURCE = (
+    "Planned from: not a git repository. Sandbox mode: new triggers go to the local sandbox "
+    "(.pfsync/), not Pocketflows.\n"
+)
 
 
-def create_entry(key: str) -> str:
-    return (
-        f"+ {BUSINESS}/{key}  create  triggers/{key}.yaml:3\n"
-        f'      $.spec.name: "Trigger {key}"\n'
-        '      $.spec.project_defined_event: "pde_signup"\n'
-        '      $.spec.steps[0].type: "email"\n'
-        f'      $.spec.steps[0].email_template_id: "et_{key}"\n\n'
-    )
+def plan_text(serial: int, entries: str, summary: str, planned_from: str = SANDBOX_SOURCE) -> str:
+    """`plan --sandbox` output around `entries` (`apply --sandbox` shows it without the line
+    `planned_from` that only `plan` adds)."""
+    lockfile = f"Lockfile: .pfsync/pfsync.lock (serial {serial})\n{planned_from}"
+    return f"Business: {BUSINESS}\nAPI: sandbox:.pfsync\n{lockfile}\n" + entries + summary + "\n"
 
 
 def listing(*rows: tuple[str, str]) -> str:
@@ -113,6 +110,7 @@ def test_the_recovery_workflows_can_be_rehearsed_in_sandbox_mode(
             create_entry("t000") + create_entry("t001"),
             "Plan: 2 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
             "0 unchanged.",
+            planned_from="",
         ),
         "Sandbox: in-process Pocketflows API at http://127.0.0.1:PORT\n"
         f"{BUSINESS}/t000: created trg_000000000000000000000001\n"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from project_helpers import body, manifest_yaml, read_json, write_project
+from project_helpers import NOT_A_REPOSITORY, body, manifest_yaml, read_json, write_project
 
 from conftest import RunPfsync
 from git_helpers import git
@@ -43,6 +43,7 @@ def header(serial: int, target: str = "") -> str:
         "Business: biz_1\n"
         "API: https://api.pocketflows.com\n"
         f"Lockfile: pfsync.lock (serial {serial})\n"
+        + NOT_A_REPOSITORY
         + (f"Targets: {target}\n" if target else "")
         + "\n"
     )
@@ -499,8 +500,8 @@ def test_state_changes_refuse_another_api(project: Path, run_pfsync: RunPfsync) 
         "",
         "Error: the lockfile pfsync.lock describes the API https://api.pocketflows.com, but the "
         "configured API URL is https://other.example (PFSYNC_API_URL or api_url in pfsync.yaml). "
-        "Use one lockfile per API: for another API (a staging business, a local `pfsync "
-        "sandbox`), add an environment to pfsync.yaml with its own `api_url:` and `lockfile:`, "
+        "Use one lockfile per API: for another API (a staging business, a local "
+        "sandbox), add an environment to pfsync.yaml with its own `api_url:` and `lockfile:`, "
         "and choose it with -e NAME\n",
     )
 

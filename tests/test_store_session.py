@@ -27,6 +27,7 @@ from pfsync.state.stores import Snapshot
 from pfsync.state.stores.lock_records import new_lock
 from pfsync.state.stores.session import remote_state
 from pfsync.support.canonical import body_digest
+from pfsync.support.invocation import BARE
 
 API = "https://api.example.test"
 BUSINESS = "biz_s"
@@ -314,7 +315,7 @@ def test_a_lockfile_lost_during_the_run_is_restored_where_its_store_keeps_it(
     assert final is None
     assert [w for w in warnings if " holds no lockfile " in w] == [
         "memory holds no lockfile any more since this run started; nothing was written. "
-        f"{advice}, then record this run's creates with `pfsync state import`"
+        f"{advice}, then record each of this run's creates with `pfsync state import ADDRESS ID`"
     ]
 
 
@@ -376,9 +377,9 @@ def test_push_refuses_a_copy_that_lacks_a_trigger_the_target_records(tmp_path: P
     target.write(replace(base, triggers={f"{BUSINESS}/ci": record}), target.read(), "seed")
     newer_fork = replace(base, serial=12)  # a higher serial, but it never saw trg_ci
     with pytest.raises(StateChangeError) as caught:
-        copy_lockfile(newer_fork, target, False, "state push")
+        copy_lockfile(newer_fork, target, False, "state push", BARE)
     assert "records what the copy lacks (trigger trg_ci)" in str(caught.value)
-    assert copy_lockfile(newer_fork, target, True, "state push")  # --force still can
+    assert copy_lockfile(newer_fork, target, True, "state push", BARE)  # --force still can
 
 
 class BrokenAfterSending(MemoryStore):

@@ -28,7 +28,7 @@ from apply_helpers import BUSINESS, plan_of_creates, posts, sandbox_ids, store_l
 from conftest import Run, RunPfsync
 from fixtures_background import MakeGate, Spawn
 from fixtures_sandbox import MakeSandbox
-from git_helpers import clone, git, make_remote, remote_lockfile
+from git_helpers import clone, git, make_remote, planned_from, remote_lockfile, stale_warning
 from hostile_server import HostileServer, hang_up, silence
 
 BOUND = 2  # seconds: state.timeout in these tests (the default is 15)
@@ -73,6 +73,11 @@ def test_a_git_remote_that_never_answers_ends_plan_state_and_apply_within_the_bo
         plan_of_creates(
             ["t000", "t001"],
             "pfsync.lock on origin/main does not exist yet: every declared trigger is a create.",
+            planned_from=planned_from(runner)
+            + stale_warning(
+                f"{fetch_failed}; using the lockfile of the last fetched origin/main, which may "
+                "be out of date"
+            ),
         ),
         f"Warning: {fetch_failed}; using the lockfile of the last fetched origin/main, which may "
         "be out of date\n",

@@ -65,6 +65,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,7 +278,18 @@ class WorkflowRunner:
         return run
 
     def next_approval(self, timeout: float = JOB_SECONDS) -> Approval:
-        return self.approvals.get(timeout=timeout)
+        """The next approval a job waits for (AssertionError once no run could ask for one)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                return self.approvals.get(timeout=0.05)
+            except queue.Empty:
+                alive = [run for run in self.runs if run.thread and run.thread.is_alive()]
+                if not alive and self.approvals.empty():
+                    raise AssertionError(
+                        "no job waits for an approval: every run finished"
+                    ) from None
+        raise AssertionError(f"no approval was asked for within {timeout} s")
 
     def kill(self, run: Run, job_id: str) -> None:
         """SIGKILL the process group of the step `job_id` is running."""

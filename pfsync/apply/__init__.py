@@ -6,4 +6,6 @@ credentials         API credentials from the environment only
 applier             parallel creates that never create a trigger twice
 run                 one `pfsync apply`: lock, plan, confirm, send, record, summarise
 outcome             its progress lines, closing line and exit code (pure)
+execute             `pfsync apply` below its flags: credentials, manifests, sandbox, client, run
+summary             `apply --summary FILE`: the outcome as Markdown
 """

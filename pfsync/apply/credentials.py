@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import unicodedata
 from collections.abc import Mapping
 
 from pfsync.errors import ConfigError
+from pfsync.support.invocation import BARE, Invocation
 from pfsync.support.textsafety import REDACTED
 
 USERNAME_ENV = "PFSYNC_USERNAME"
 PASSWORD_ENV = "PFSYNC_PASSWORD"
 
 
-def credentials_from_environment(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+def credentials_from_environment(
+    environ: Mapping[str, str] | None = None, invocation: Invocation = BARE
+) -> tuple[str, str]:
     """(username, password) from PFSYNC_USERNAME and PFSYNC_PASSWORD; ConfigError if unusable.
 
-    Every message names the variable, never its value.
+    Every message names the variable, never its value (and the sandbox-mode apply to try
+    instead, with the running `invocation`'s options).
     """
     environ = os.environ if environ is None else environ
     username = environ.get(USERNAME_ENV, "")
@@ -25,10 +30,11 @@ def credentials_from_environment(environ: Mapping[str, str] | None = None) -> tu
         name for name, value in ((USERNAME_ENV, username), (PASSWORD_ENV, password)) if not value
     ]
     if missing:
+        rehearsal = dataclasses.replace(invocation, sandbox=True).command("apply")
         raise ConfigError(
             f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: apply needs "
             "the Pocketflows API credentials in the environment (never in a file or a flag). "
-            "To try pfsync without them, use `pfsync apply --sandbox`"
+            f"To try pfsync without them, use `{rehearsal}`"
         )
     for name, value in ((USERNAME_ENV, username), (PASSWORD_ENV, password)):
         check_credential(name, value)

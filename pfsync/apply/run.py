@@ -33,8 +33,10 @@ from pfsync.support.textsafety import escape
 
 if TYPE_CHECKING:
     from pfsync.apply.applier import CreatesTriggers
+    from pfsync.apply.summary import ApplyRecord
     from pfsync.plan.planner import Plan
     from pfsync.state.lockfile import Lockfile
+    from pfsync.state.transaction import Transaction
 
 __all__ = ["EXIT_ERROR", "EXIT_NEEDS_PERSON", "EXIT_OK", "ApplyIO", "ApplyOptions", "run_apply"]
 
@@ -64,6 +66,7 @@ class ApplyIO:
     detail: Callable[[str], None] = lambda line: None  # shown with --verbose
     interactive: bool = False
     received_signal: list[int] = field(default_factory=list)
+    record: ApplyRecord | None = None  # filled in for `--summary FILE`
 
 
 def _items_to_send(plan: Plan, lockfile: Lockfile, retry_uncertain: bool) -> list[ApplyItem]:
@@ -99,14 +102,72 @@ def run_apply(
 
     The declarations are carried out first, in one write, before anything is sent.
     """
-    from pfsync.plan.planner import create_plan, resending_uncertain
     from pfsync.state.access import open_state
-    from pfsync.state.declared import carry_out
-    from pfsync.state.lockfile import Lockfile, utc_now
-    from pfsync.state.stores import lost_lockfile
+    from pfsync.state.lockfile import Lockfile
 
-    def refuse_missing() -> ApplyRefused:
-        where, restore = lost_lockfile(config)
+    planning = _Planning(config, manifests, options, declarations)
+    must_exist = bool(manifests) and not options.new_lockfile
+    with open_state(
+        config,
+        options.lock_timeout,
+        operation="apply",
+        require_tip=True,
+        refuse_missing=planning.refuse_missing if must_exist else None,
+        # A remote store is locked (a write, i.e. a commit) only when there is something to send.
+        needs_lock=lambda lockfile: bool(planning.planned(lockfile)[1]),
+        warn=io.progress,
+    ) as transaction:
+        lockfile = transaction.lockfile
+        if lockfile is None:
+            if must_exist:
+                raise planning.refuse_missing()
+            lockfile = transaction.save(Lockfile.new(config.api_url, config.environment))
+        plan, items = planning.planned(lockfile)
+        planning.check_saved(plan, transaction.before_lock)
+        if io.record is not None:
+            io.record.plan = plan  # the plan this run carries out (not a refused saved one)
+        code = _carry_out_and_send(planning, transaction, lockfile, plan, items, client_factory, io)
+        if io.record is not None and transaction.lockfile is not None:
+            io.record.next_plan = planning.planned(transaction.lockfile)[0]
+        if transaction.merge_warnings and code == EXIT_OK:
+            code = EXIT_NEEDS_PERSON  # a merge kept someone else's record: a person must look
+        return code
+
+
+class _Planning:
+    """How this run plans: the saved plan or the options, and `--after`'s filter."""
+
+    def __init__(
+        self,
+        config: Config,
+        manifests: list[DesiredTrigger],
+        options: ApplyOptions,
+        declarations: Sequence[Declaration],
+    ) -> None:
+        from pfsync.plan.after import previous_record
+        from pfsync.plan.saved import check_saved_after, check_saved_environment, load_saved_plan
+
+        self.config, self.manifests, self.options = config, manifests, options
+        self.declarations = declarations
+        self.saved = (
+            load_saved_plan(options.plan_file, config.invocation)
+            if options.plan_file is not None
+            else None
+        )
+        if self.saved is not None:
+            # before a lockfile is made for it
+            check_saved_environment(self.saved, config.environment, config.invocation)
+            check_saved_after(self.saved, options.after)
+        # PREV's record is read once, before the lock: read-only, it holds nothing of ours.
+        self.after = (
+            previous_record(config, options.after) if self.saved is None and options.after else None
+        )
+
+    def refuse_missing(self) -> ApplyRefused:
+        """The refusal to apply without the lockfile (it would create every trigger again)."""
+        from pfsync.state.stores import lost_lockfile
+
+        where, restore = lost_lockfile(self.config)
         return ApplyRefused(
             f"there is no lockfile at {where}: it is the only record of which triggers exist, "
             "and applying without it would create every trigger again. "
@@ -114,147 +175,155 @@ def run_apply(
             "If this is the first apply of this repository, run again with --new-lockfile"
         )
 
-    from pfsync.plan.after import hold_back, hold_back_saved, previous_record
-    from pfsync.plan.saved import (
-        check_saved_after,
-        check_saved_environment,
-        check_saved_plan,
-        load_saved_plan,
-    )
+    def planned(self, lockfile: Lockfile | None) -> tuple[Plan, list[ApplyItem]]:
+        """The plan against `lockfile` (held back as --after says) and the creates it sends."""
+        from pfsync.plan.after import hold_back, hold_back_saved
+        from pfsync.plan.planner import create_plan
+        from pfsync.state.lockfile import Lockfile
 
-    saved = (
-        load_saved_plan(options.plan_file, config.invocation)
-        if options.plan_file is not None
-        else None
-    )
-    if saved is not None:
-        # before a lockfile is made for it
-        check_saved_environment(saved, config.environment, config.invocation)
-        check_saved_after(saved, options.after)
-    targets = saved.targets if saved is not None else options.targets
-    replace = saved.replace if saved is not None else options.replace
-    # PREV's record is read once, before the lock: read-only, it holds nothing of ours.
-    after = previous_record(config, options.after) if saved is None and options.after else None
-
-    def planned(lockfile: Lockfile | None) -> tuple[Plan, list[ApplyItem]]:
+        config, saved = self.config, self.saved
         plan = create_plan(
-            manifests,
+            self.manifests,
             lockfile,
             config.api_url,
-            targets,
-            replace,
-            declarations,
+            saved.targets if saved is not None else self.options.targets,
+            saved.replace if saved is not None else self.options.replace,
+            self.declarations,
             config.business,
             config.environment,
             config.invocation,
         )
         if saved is not None and saved.after is not None:
             plan = hold_back_saved(plan, saved.after, saved.held_back)
-        elif after is not None:
-            plan = hold_back(plan, after)
+        elif self.after is not None:
+            plan = hold_back(plan, self.after)
         recorded = lockfile or Lockfile.new(config.api_url, config.environment)
-        return plan, _items_to_send(plan, recorded, options.retry_uncertain)
+        return plan, _items_to_send(plan, recorded, self.options.retry_uncertain)
 
-    must_exist = bool(manifests) and not options.new_lockfile
-    with open_state(
-        config,
-        options.lock_timeout,
-        operation="apply",
-        require_tip=True,
-        refuse_missing=refuse_missing if must_exist else None,
-        # A remote store is locked (a write, i.e. a commit) only when there is something to send.
-        needs_lock=lambda lockfile: bool(planned(lockfile)[1]),
-        warn=io.progress,
-    ) as transaction:
-        lockfile = transaction.lockfile
-        if lockfile is None:
-            if must_exist:
-                raise refuse_missing()
-            lockfile = transaction.save(Lockfile.new(config.api_url, config.environment))
-        plan, items = planned(lockfile)
-        if saved is not None:
+    def check_saved(self, plan: Plan, before_lock: Lockfile | None) -> None:
+        """A saved plan must still say what apply would do (PlanError naming the next step)."""
+        from pfsync.plan.saved import check_saved_plan
+
+        if self.saved is not None:
             # Against the state the plan was made from: taking a remote store's lock is a
             # write of its own, which must not make every saved plan stale.
-            check_saved_plan(
-                saved, plan, transaction.before_lock, config.environment, config.invocation
-            )
-        shown = resending_uncertain(plan) if options.retry_uncertain else plan
-        io.show_plan(shown, transaction.where)
-        if not items and not plan.carried:
-            report = ApplyReport([])
-            io.progress(summarise(report, plan, config.environment))
-            return exit_code(report, plan, io.received_signal)
-        if options.plan_file is None and not options.auto_approve and not io.confirm(items):
-            io.progress("Apply cancelled; nothing was sent.")
-            return EXIT_ERROR
-        if plan.carried:
-            # One write, before any create: a create planned against the record as it will be
-            # must never be sent while the record still says otherwise.
-            declared = {manifest.address: manifest for manifest in manifests}
-            carried = carry_out(lockfile, plan.carried, utc_now(), declared).lockfile
-            assert carried is not None  # carried out on a lockfile
-            lockfile = transaction.save(carried)
-            for line in describe_carried(plan):
-                io.progress(line)
-        if not items:
-            report = ApplyReport([])
-            io.progress(summarise(report, plan, config.environment))
-            return exit_code(report, plan, io.received_signal)
-        resent = {entry.address for entry in plan.with_action("resend")}
-        client = client_factory()
-        journal = transaction.start_journal()
-        applier = Applier(
-            client,
-            journal,
-            parallelism=options.parallelism,
-            on_result=lambda result: io.progress(
-                describe_result(result, result.address in resent, config.invocation)
-            ),
-            on_retry=io.detail,
-        )
-        with _signals_stop(applier, io.received_signal, io.progress) as notices:
-            applier.run(items, grace=INTERRUPT_GRACE_SECONDS)
-            notices.settle()  # what a signal said comes before the outcomes it waited for
-            report = applier.report(items)
-            try:
-                transaction.finish_journal()
-            except Exception as exc:
-                for result in report.results:
-                    if result.kind == "created" and result.address in journal.unwritten_created():
-                        result.unrecorded = True
-                expected = isinstance(exc, PfsyncError)
-                if expected:
-                    io.progress(f"Error: {escape(str(exc))}")
-                for line in unrecorded_lines(report, config.invocation):
-                    io.progress(line)
-                io.progress(summarise(report, plan, config.environment))
-                if not expected:
-                    raise  # a bug: its traceback, once what the run created is in the log
-                return EXIT_ERROR
-        if report.stop_reason == "auth":
-            io.progress(
-                f"Error: the API refused the credentials ({escape(report.stop_message)}); check "
-                "PFSYNC_USERNAME and PFSYNC_PASSWORD. The run stopped; nothing more was sent."
-            )
-        elif report.stop_reason == "disk":
-            io.progress(f"Error: {escape(report.stop_message)}")
+            config = self.config
+            check_saved_plan(self.saved, plan, before_lock, config.environment, config.invocation)
+
+
+def _carry_out_and_send(
+    planning: _Planning,
+    transaction: Transaction,
+    lockfile: Lockfile,
+    plan: Plan,
+    items: list[ApplyItem],
+    client_factory: Callable[[], CreatesTriggers],
+    io: ApplyIO,
+) -> int:
+    """Show the plan, confirm, carry out the declarations (one write), send the creates."""
+    from pfsync.plan.planner import resending_uncertain
+    from pfsync.state.declared import carry_out
+    from pfsync.state.lockfile import utc_now
+
+    options, environment = planning.options, planning.config.environment
+    io.show_plan(resending_uncertain(plan) if options.retry_uncertain else plan, transaction.where)
+    if not items and not plan.carried:
+        io.progress(summarise(ApplyReport([]), plan, environment))
+        return exit_code(ApplyReport([]), plan, io.received_signal)
+    if options.plan_file is None and not options.auto_approve and not io.confirm(items):
+        io.progress("Apply cancelled; nothing was sent.")
+        return EXIT_ERROR
+    if plan.carried:
+        # One write, before any create: a create planned against the record as it will be
+        # must never be sent while the record still says otherwise.
+        declared = {manifest.address: manifest for manifest in planning.manifests}
+        carried = carry_out(lockfile, plan.carried, utc_now(), declared).lockfile
+        assert carried is not None  # carried out on a lockfile
+        transaction.save(carried)
+        for line in describe_carried(plan):
+            io.progress(line)
+    if not items:
+        io.progress(summarise(ApplyReport([]), plan, environment))
+        return exit_code(ApplyReport([]), plan, io.received_signal)
+    return _send(planning, transaction, plan, items, client_factory(), io)
+
+
+def _send(
+    planning: _Planning,
+    transaction: Transaction,
+    plan: Plan,
+    items: list[ApplyItem],
+    client: CreatesTriggers,
+    io: ApplyIO,
+) -> int:
+    """Send the creates, record every outcome, fold the journal; the exit code."""
+    config, options = planning.config, planning.options
+    resent = {entry.address for entry in plan.with_action("resend")}
+    journal = transaction.start_journal()
+    applier = Applier(
+        client,
+        journal,
+        parallelism=options.parallelism,
+        on_result=lambda result: io.progress(
+            describe_result(result, result.address in resent, config.invocation)
+        ),
+        on_retry=io.detail,
+    )
+    with _signals_stop(applier, io.received_signal, io.progress) as notices:
+        applier.run(items, grace=INTERRUPT_GRACE_SECONDS)
+        notices.settle()  # what a signal said comes before the outcomes it waited for
+        report = applier.report(items)
+        if io.record is not None:
+            io.record.report = report
+        try:
+            transaction.finish_journal()
+        except Exception as exc:
+            for result in report.results:
+                if result.kind == "created" and result.address in journal.unwritten_created():
+                    result.unrecorded = True
+            expected = isinstance(exc, PfsyncError)
+            if expected:
+                io.progress(f"Error: {escape(str(exc))}")
             for line in unrecorded_lines(report, config.invocation):
                 io.progress(line)
-        elif report.stop_reason == "interrupt":
-            if applier.abandoned:
-                io.progress("Second interrupt: stopped waiting for the requests in flight.")
-            in_flight = [r for r in report.of_kind("uncertain") if r.message == IN_FLIGHT]
-            io.progress(
-                f"Interrupted: nothing new was started; {len(in_flight)} create(s) still in "
-                "flight are uncertain."
-                if in_flight
-                else "Interrupted: nothing new was started; every outcome is recorded."
-            )
-        io.progress(summarise(report, plan, config.environment))
-        code = exit_code(report, plan, io.received_signal)
-        if transaction.merge_warnings and code == EXIT_OK:
-            code = EXIT_NEEDS_PERSON  # a merge kept someone else's record: a person must look
-        return code
+            io.progress(summarise(report, plan, config.environment))
+            if not expected:
+                raise  # a bug: its traceback, once what the run created is in the log
+            return EXIT_ERROR
+    stop_lines = _stop_lines(report, applier, config)
+    for line in stop_lines:
+        io.progress(line)
+    if io.record is not None and stop_lines:
+        io.record.stopped = "\n".join(stop_lines)
+    io.progress(summarise(report, plan, config.environment))
+    return exit_code(report, plan, io.received_signal)
+
+
+def _stop_lines(report: ApplyReport, applier: Applier, config: Config) -> list[str]:
+    """What is said when the run stopped early: credentials refused, disk, an interrupt."""
+    if report.stop_reason == "auth":
+        return [
+            f"Error: the API refused the credentials ({escape(report.stop_message)}); check "
+            "PFSYNC_USERNAME and PFSYNC_PASSWORD. The run stopped; nothing more was sent."
+        ]
+    if report.stop_reason == "disk":
+        return [
+            f"Error: {escape(report.stop_message)}",
+            *unrecorded_lines(report, config.invocation),
+        ]
+    if report.stop_reason != "interrupt":
+        return []
+    lines = []
+    if applier.abandoned:
+        lines.append("Second interrupt: stopped waiting for the requests in flight.")
+    in_flight = [r for r in report.of_kind("uncertain") if r.message == IN_FLIGHT]
+    lines.append(
+        f"Interrupted: nothing new was started; {len(in_flight)} create(s) still in "
+        "flight are uncertain."
+        if in_flight
+        else "Interrupted: nothing new was started; every outcome is recorded."
+    )
+    return lines
 
 
 def interrupt_notice(signum: int, in_flight: int, waiting: bool) -> str:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from contextlib import ExitStack
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -21,6 +20,9 @@ from pfsync.cli.common import (
 
 if TYPE_CHECKING:
     from pfsync.apply.applier import ApplyItem
+    from pfsync.apply.execute import Server
+    from pfsync.apply.run import ApplyIO
+    from pfsync.config import Config
     from pfsync.plan.planner import Plan
     from pfsync.support.invocation import Invocation
 
@@ -129,6 +131,13 @@ RETRY_UNCERTAIN_HELP = (
     help=SANDBOX_FAULTS_HELP,
 )
 @click.option(
+    "--summary",
+    metavar="FILE",
+    help='Append a Markdown report of the outcome to FILE (e.g. "$GITHUB_STEP_SUMMARY"): what '
+    "was created, what failed or needs a person with the declarations to paste, what was held "
+    "back; written even when the run stops early.",
+)
+@click.option(
     "--connect-timeout",
     type=click.FloatRange(0.1),
     default=10.0,
@@ -156,6 +165,7 @@ def apply(
     after: str | None,
     sandbox: bool,
     sandbox_faults: tuple[str, dict[str, Any]] | None,
+    summary: str | None,
     connect_timeout: float,
     read_timeout: float,
 ) -> int:
@@ -173,14 +183,9 @@ def apply(
       PFSYNC_USERNAME=u PFSYNC_PASSWORD=... pfsync apply --auto-approve
       pfsync apply --sandbox --auto-approve --sandbox-faults lose-response=0.3,seed=1
     """
-    from pfsync.apply.client import PocketflowsClient, Timeouts
-    from pfsync.apply.credentials import credentials_from_environment
-    from pfsync.apply.run import ApplyIO, ApplyOptions, run_apply
+    from pfsync.apply.execute import ApplyRequest, Reporters, execute_apply
+    from pfsync.apply.run import ApplyOptions
     from pfsync.config.placeholders import refuse_placeholder
-    from pfsync.manifests.load import load_manifests
-    from pfsync.plan.render.json_document import PlanReport
-    from pfsync.plan.render.text import render_text
-    from pfsync.sandbox.rehearsal import start_sandbox
 
     if sandbox_faults is not None and not sandbox:
         raise click.UsageError(
@@ -194,86 +199,90 @@ def apply(
     refuse_placeholder(config)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if planfile is None and not auto_approve and not interactive:
+        plan_first = config.invocation.command("plan")
+        approved = config.invocation.command("apply", options=["--auto-approve"])
         click.echo(
             "Error: apply needs confirmation, and this is not an interactive terminal: "
-            "run `pfsync plan`, review it, then `pfsync apply --auto-approve` (or apply a saved "
-            "plan). Nothing was sent.",
+            f"run `{plan_first}`, review it, then `{approved}` (or apply a saved plan). "
+            "Nothing was sent.",
             err=True,
         )
         return 1
-    if sandbox:
-        username = password = ""
-    else:
-        username, password = credentials_from_environment()
-    loaded = load_manifests(config, cwd=Path.cwd())
-    if loaded.diagnostics:
-        return report_manifest_problems(loaded.diagnostics)
-    report_manifest_warnings(loaded.warnings)
+    request = ApplyRequest(
+        ApplyOptions(
+            auto_approve=auto_approve,
+            new_lockfile=new_lockfile or sandbox,
+            parallelism=parallelism,
+            lock_timeout=lock_timeout,
+            retry_uncertain=retry_uncertain,
+            targets=targets,
+            replace=replace,
+            plan_file=planfile,
+            after=after,
+        ),
+        sandbox=_sandbox_starter(config, sandbox_faults, options.verbosity) if sandbox else None,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        summary=summary,
+    )
+    reporters = Reporters(
+        lambda problems: report_manifest_problems(problems, config.invocation),
+        report_manifest_warnings,
+    )
+    code = execute_apply(config, request, _apply_io(config, options.verbosity), reporters)
+    if sandbox and code == 3 and options.verbosity >= 0:
+        click.echo(sandbox_hint(config.invocation), err=True)
+    return code
+
+
+def _sandbox_starter(
+    config: Config, faults: tuple[str, dict[str, Any]] | None, verbosity: int
+) -> Callable[[], AbstractContextManager[Server]]:
+    """Starts sandbox mode's in-process sandbox (with its faults), saying where it listens."""
+
+    def start() -> AbstractContextManager[Server]:
+        from pfsync.sandbox.rehearsal import start_sandbox
+
+        shown, keywords = faults or ("", {})
+        server = start_sandbox(config, **keywords)
+        if verbosity >= 0:
+            with_faults = f", faults: {shown}" if shown else ""
+            click.echo(
+                f"Sandbox: in-process Pocketflows API at {server.url}{with_faults}", err=True
+            )
+        return server
+
+    return start
+
+
+def _apply_io(config: Config, verbosity: int) -> ApplyIO:
+    """How apply talks to the person: the plan on stdout, progress on stderr, the prompt."""
+    from pfsync.apply.run import ApplyIO
+    from pfsync.plan.render.json_document import PlanReport
+    from pfsync.plan.render.text import render_text
+
     color = use_color()
 
     def show_plan(plan: Plan, where: str | None) -> None:
-        if options.verbosity >= 0:
-            report = PlanReport(
-                plan, where or config.shown_lockfile, color=color, environment=config.environment
-            )
+        if verbosity >= 0:
+            shown = where or config.shown_lockfile
+            report = PlanReport(plan, shown, color=color, environment=config.environment)
             click.echo(render_text(report), nl=False)
 
     def confirm(items: Sequence[ApplyItem]) -> bool:
-        return click.confirm(
-            confirm_prompt(items, sandbox, config.environment), default=False, err=True
-        )
+        sandbox = config.invocation.sandbox
+        prompt = confirm_prompt(items, sandbox, config.environment)
+        return click.confirm(prompt, default=False, err=True)
 
     def progress(line: str) -> None:
         click.echo(line, err=True)
 
-    with ExitStack() as stack:
-        api_url = config.api_url
-        if sandbox:
-            shown, faults = sandbox_faults or ("", {})
-            server = stack.enter_context(start_sandbox(config, **faults))
-            api_url, username, password = server.url, server.username, server.password
-            if options.verbosity >= 0:
-                with_faults = f", faults: {shown}" if shown else ""
-                click.echo(
-                    f"Sandbox: in-process Pocketflows API at {api_url}{with_faults}", err=True
-                )
-
-        def client_factory() -> PocketflowsClient:
-            client = PocketflowsClient(
-                api_url,
-                username,
-                password,
-                timeouts=Timeouts(connect_timeout, read_timeout, read_timeout * 2),
-                max_connections=parallelism,
-            )
-            return stack.enter_context(client)
-
-        code = run_apply(
-            config,
-            loaded.manifests,
-            ApplyOptions(
-                auto_approve=auto_approve,
-                new_lockfile=new_lockfile or sandbox,
-                parallelism=parallelism,
-                lock_timeout=lock_timeout,
-                retry_uncertain=retry_uncertain,
-                targets=targets,
-                replace=replace,
-                plan_file=planfile,
-                after=after,
-            ),
-            client_factory,
-            ApplyIO(
-                show_plan=show_plan,
-                confirm=confirm,
-                progress=progress,
-                detail=progress if options.verbosity > 0 else lambda line: None,
-            ),
-            loaded.declarations,
-        )
-    if sandbox and code == 3 and options.verbosity >= 0:
-        click.echo(sandbox_hint(config.invocation), err=True)
-    return code
+    return ApplyIO(
+        show_plan=show_plan,
+        confirm=confirm,
+        progress=progress,
+        detail=progress if verbosity > 0 else lambda line: None,
+    )
 
 
 COMMANDS = [apply]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -95,11 +96,17 @@ def plan(
     # collector would walk again and again; the few cycles made meanwhile (json's indenting
     # encoder, a remote store's client) are freed once it runs again.
     with collector_paused():
-        report = plan_report(config, targets, replace, color=color, after=after)
+        report = plan_report(
+            config, targets, replace, color=color, after=after, base_plan=base_plan
+        )
         if isinstance(report, list):
             return report_manifest_problems(report, config.invocation)
         for warning in report.warnings:
             click.echo(f"Warning: {warning}", err=True)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            from pfsync.plan.run import workflow_annotations
+
+            click.echo("".join(workflow_annotations(report)), err=True, nl=False)
         if out is not None:
             from pfsync.plan.saved import save_plan
 

@@ -146,6 +146,19 @@ def discover_shown(config: Config) -> tuple[list[tuple[str, str]], list[Diagnost
     return [(found[shown], shown) for shown in sorted(found)], problems
 
 
+def is_manifest_path(config: Config, relative: str) -> bool:
+    """Whether `relative` (a POSIX path from the config's directory) is one the config's
+    `manifests` globs name, whether or not the file exists now."""
+    for pattern in config.manifests:
+        pattern = pattern.lstrip("./") if pattern.startswith("./") else pattern
+        if not any(c in pattern for c in "*?["):
+            if relative == pattern:
+                return True
+        elif _glob_regex(pattern).fullmatch(relative):
+            return True
+    return False
+
+
 def expand_paths(
     paths: Sequence[str], root: Path, cwd: Path
 ) -> tuple[list[Path], list[Diagnostic]]:

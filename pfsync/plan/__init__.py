@@ -8,5 +8,6 @@ run              what `pfsync plan` computes (reads manifests and state, never w
 saved            saved plans (`plan --out`, `apply FILE`) and their checks
 after            `--after ENV`: only the creates ENV's record holds from the same document
 compare          a plan against the base branch's plan (`--base-plan`)
+checkout         what a plan is planned from: the git commit, uncommitted changes, state read
 render/          the plan as text, JSON or Markdown (pure)
 """

@@ -16,13 +16,13 @@ is no change (plan exit codes, apply's confirmation).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pfsync.config import Config
 from pfsync.config.rehearsal import is_sandbox, sandbox_config
 from pfsync.errors import LockfileError, PlanError
-from pfsync.plan.planner import HeldBack, Plan, PlanEntry
+from pfsync.plan.entries import HeldBack, Plan, PlanEntry
 from pfsync.state.lockfile import Lockfile, require_environment
 from pfsync.support.textsafety import escape
 
@@ -141,8 +141,3 @@ def _held(plan: Plan, name: str, held: Mapping[str, str]) -> Plan:
         else:
             kept.append(entry)
     return dataclasses.replace(plan, entries=tuple(kept), after=name, held_back=tuple(back))
-
-
-def held_addresses(held: Iterable[HeldBack]) -> dict[str, str]:
-    """Address → why, as a saved plan keeps them."""
-    return {item.entry.address: item.why for item in held}

@@ -45,6 +45,17 @@ def load_base_signatures(path: str, invocation: Invocation = BARE) -> set[str]:
         raise PlanError(f"cannot read the base plan {path}: {exc}; make it with `{make}`") from None
 
 
+def base_plan_commit(path: str) -> str | None:
+    """The commit a base plan says it was planned from; None when it names none (made before
+    plans said so, outside a git repository) or cannot be read (the exit code's check says
+    why, with --detailed-exitcode)."""
+    try:
+        commit = json.loads(Path(path).read_text(encoding="utf-8"))["planned_from"]["commit"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return commit if isinstance(commit, str) else None
+
+
 def introduced_needs_person(plan: Plan, base: set[str]) -> list[PlanEntry]:
     """The entries needing a person that the base plan did not already have."""
     return [

@@ -14,10 +14,12 @@ from pfsync.config.placeholders import refuse_placeholder
 from pfsync.errors import DeclarationConflict
 from pfsync.manifests.load import load_manifests
 from pfsync.plan.after import check_after, hold_back, previous_record
+from pfsync.plan.checkout import planned_from
 from pfsync.plan.planner import NOOP, create_plan
 from pfsync.plan.render.json_document import PlanReport
+from pfsync.plan.render.planned_from import stale_words
 from pfsync.state.access import read_state
-from pfsync.support.diagnostics import Diagnostic, located
+from pfsync.support.diagnostics import Diagnostic, github_warning, located
 from pfsync.support.textsafety import escape
 
 
@@ -27,9 +29,11 @@ def plan_report(
     replace: Sequence[str] = (),
     color: bool = False,
     after: str | None = None,
+    base_plan: str | None = None,
 ) -> PlanReport | list[Diagnostic]:
     """The plan of the configured manifests against the lockfile, or the manifests' problems
-    (and the declarations that contradict the lockfile).
+    (and the declarations that contradict the lockfile); it says what it was planned from
+    (`base_plan`: the base branch's plan, whose commit it names).
 
     With `after` (`--after PREV`), only the creates PREV's record holds from the same manifest
     document are planned; the others are held back. ConfigError for init's placeholder business
@@ -67,6 +71,7 @@ def plan_report(
         warnings=warnings,
         color=color,
         environment=config.environment,
+        planned_from=planned_from(config, view, base_plan),
     )
 
 
@@ -82,3 +87,15 @@ def verbose_lines(config: Config, report: PlanReport) -> list[str]:
     unchanged = report.plan.with_action(NOOP)
     lines += [f"Unchanged: {entry.address} ({escape(entry.source)})" for entry in unchanged]
     return lines if unchanged else [*lines, "Unchanged: none"]
+
+
+def workflow_annotations(report: PlanReport) -> list[str]:
+    """GitHub Actions `::warning` lines for what a run's page should show beside its log: a
+    lockfile that may be stale."""
+    source = report.planned_from
+    if source is None or not source.stale:
+        return []
+    where = f" ({report.environment})" if report.environment else ""
+    return [
+        github_warning(f"pfsync plan{where}: the lockfile may be stale", stale_words(source, str))
+    ]

@@ -138,7 +138,7 @@ def _load_saved_plan(path: Path | str) -> SavedPlan:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _malformed(shown, f"not JSON ({exc})") from None
     if not isinstance(document, dict) or document.get("saved_plan") is not True:
-        raise _malformed(shown, "it is not a plan saved with `pfsync plan --out`")
+        raise _malformed(shown, "it is not a plan saved by plan --out")
     if document.get("format_version") != FORMAT_VERSION:
         raise _malformed(
             shown,

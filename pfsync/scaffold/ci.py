@@ -2,11 +2,11 @@
 
 Without environments, the one-environment recipes as they are. With environments, pull requests
 and the merge queue plan every environment (a matrix, one comment section each), and merges apply
-to the first environment at once and to each next one only after the one before it succeeded: a
-job saves that environment's plan with `--after` the one before (only what it created from the
-same manifests) and shows it in the run's summary, and once a person approves (a GitHub
-environment with required reviewers; a GitLab manual job in a protected environment) the next
-job applies exactly that saved plan. The order of `--env` is the order of promotion.
+to the first environment at once and to each next one only after the one before it succeeded:
+right after that apply its plan is saved with `--after` the one before (only what that one
+created from the same manifests) and shown in the run's summary, and once a person approves (a
+GitHub environment with required reviewers; a GitLab manual job in a protected environment) the
+next job applies exactly that saved plan. The order of `--env` is the order of promotion.
 
 The templates are the YAML files under `templates/`; `@NAME@` marks what depends on the
 environment names. An environment name (letters, digits, '.', '_', '-') is a safe shell word, and
@@ -55,6 +55,7 @@ def ci_files(kind: str, environments: Sequence[str] = ()) -> dict[str, str]:
             PLAN_JOB="plan-" + jobs[index].removeprefix("apply-"),
             PREVIOUS=environments[index - 1] if index else "",
             PREVIOUS_JOB=jobs[index - 1] if index else "",
+            NEXT_PLAN=_next_plan(folder, environments, index),
         )
         for index, name in enumerate(environments)
     ]
@@ -128,6 +129,15 @@ def yaml_scalar(name: str) -> str:
     if _PLAIN.fullmatch(name) and name.lower() not in _NOT_STRINGS:
         return name
     return f'"{name}"'
+
+
+def _next_plan(folder: Path, environments: Sequence[str], index: int) -> str:
+    """The steps that end environment `index`'s apply job: the next environment's saved plan
+    (GitHub; GitLab plans in a job of its own), or nothing after the last environment."""
+    template = folder / "plan-next.yml"
+    if index + 1 == len(environments) or not template.exists():
+        return ""
+    return _fill(_read(template), NAME=environments[index + 1], PREVIOUS=environments[index])
 
 
 def _read(path: Path) -> str:

@@ -23,8 +23,8 @@ Both kinds are a `pfsync.state.transaction.Transaction`, the only type callers s
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from pfsync.config import Config
 from pfsync.state.journal import Journal, folded_state, read_journal, settle_journal
@@ -41,6 +41,9 @@ class StateView:
     journal_unfolded: bool
     warnings: tuple[str, ...] = ()
     where: str | None = None  # a remote store's description: `pfsync.lock on origin/main`
+    # Where the lockfile was read, field by field, and the version read (`Snapshot`'s).
+    location: Mapping[str, str] = field(default_factory=dict)
+    version: str | None = None
 
 
 def read_state(config: Config) -> StateView:
@@ -51,11 +54,18 @@ def read_state(config: Config) -> StateView:
         store = open_store(config)
         snapshot = store.read(strict=False)
         lockfile = belonging(snapshot.lockfile, config)
-        return StateView(lockfile, False, snapshot.warnings, store.description)
+        return StateView(
+            lockfile,
+            False,
+            snapshot.warnings,
+            store.description,
+            snapshot.location,
+            snapshot.shown_version,
+        )
     on_disk = belonging(read_lockfile(config.lockfile), config, _journal_has_events(config))
     state = folded_state(on_disk, config.journal)
     unfolded = state is not on_disk or _journal_has_events(config)
-    return StateView(state, unfolded)
+    return StateView(state, unfolded, location={"path": config.shown_lockfile})
 
 
 def _journal_has_events(config: Config) -> bool:

@@ -40,6 +40,7 @@ from pfsync.state.lockfile import (
     TriggerRecord,
 )
 from pfsync.support.canonical import body_digest
+from pfsync.support.invocation import BARE, Invocation
 from pfsync.support.textsafety import shown_id
 
 NO_OUTCOME_REASON = "the run stopped before the outcome of the create was recorded"
@@ -162,14 +163,15 @@ def forget(lockfile: Lockfile, address: str, at: str) -> tuple[Lockfile, Forgott
     )
 
 
-def move(lockfile: Lockfile, old: str, new: str) -> Lockfile:
-    """`state mv`: the record (and any pending create) of `old` now belongs to `new`."""
+def move(lockfile: Lockfile, old: str, new: str, invocation: Invocation = BARE) -> Lockfile:
+    """`state mv`: the record (and any pending create) of `old` now belongs to `new`
+    (`invocation` builds the command a refusal names)."""
     if not lockfile.recorded(old):
         raise StateChangeError(f"{old} is not in the lockfile; nothing to move")
     if lockfile.recorded(new):
         raise StateChangeError(
-            f"{new} is already in the lockfile; run `pfsync state rm {new}` first if it is "
-            "really to be forgotten"
+            f"{new} is already in the lockfile; run `{invocation.command('state rm', new)}` "
+            "first if it is really to be forgotten"
         )
     if old.split("/", 1)[0] != new.split("/", 1)[0]:
         raise StateChangeError(
@@ -202,8 +204,13 @@ def record_import(
     """`state import`: record an existing trigger for `address` with the manifest's body."""
     history = _history_of(lockfile, address)
     old = lockfile.triggers.get(address)
-    if address in lockfile.pending:
-        # Settles the uncertain create: the trigger found in Pocketflows is its outcome.
+    pending = lockfile.pending.get(address)
+    document_digest = None
+    if pending is not None:
+        # Settles the uncertain create: the trigger found in Pocketflows is its outcome. With the
+        # body it was sent with, it came from the same manifest document (which --after reads).
+        if pending.trigger.digest == body_digest(body):
+            document_digest = pending.trigger.document_digest
         if old is not None:
             history = (*history, old.retired(REASON_REPLACED, at))
     elif old is not None:
@@ -224,6 +231,7 @@ def record_import(
         digest=body_digest(body),
         file=file,
         history=history,
+        document_digest=document_digest,
     )
     return replace(
         lockfile,
@@ -246,7 +254,12 @@ class MergeResult:
     warnings: list[str]
 
 
-def merge_run(newer: Lockfile, events: Sequence[Event], lock_id: str | None) -> MergeResult:
+def merge_run(
+    newer: Lockfile,
+    events: Sequence[Event],
+    lock_id: str | None,
+    invocation: Invocation = BARE,
+) -> MergeResult:
     """`newer` with this run's events merged by address, never overwriting what it records.
 
     An address whose pending record (same Idempotency-Key) is still in `newer` takes the outcome
@@ -255,6 +268,7 @@ def merge_run(newer: Lockfile, events: Sequence[Event], lock_id: str | None) -> 
     as it is, its id kept in the address's history, with a warning. A create that may have
     happened (uncertain, or in flight) whose pending record was removed meanwhile is pending
     again: a person's `state rm` made before it could land must not turn it into a `create`.
+    `invocation` builds the commands the warnings name.
     """
     ours: dict[str, Pending] = {}
     outcomes: dict[str, Event] = {}
@@ -266,7 +280,7 @@ def merge_run(newer: Lockfile, events: Sequence[Event], lock_id: str | None) -> 
     changes = CreateOutcomes(newer)
     warnings = []
     for address, pending in ours.items():
-        warning = _merge_address(changes, pending, outcomes.get(address))
+        warning = _merge_address(changes, pending, outcomes.get(address), invocation)
         if warning is not None:
             warnings.append(f"{address}: {warning}")
     merged = changes.lockfile()
@@ -275,14 +289,18 @@ def merge_run(newer: Lockfile, events: Sequence[Event], lock_id: str | None) -> 
     return MergeResult(merged, warnings)
 
 
-def _merge_address(changes: CreateOutcomes, pending: Pending, outcome: Event | None) -> str | None:
+def _merge_address(
+    changes: CreateOutcomes, pending: Pending, outcome: Event | None, invocation: Invocation
+) -> str | None:
     """Merge one address's create into `changes`; the warning when it could not be as it was."""
     address = pending.address
     theirs = changes.pending.get(address)
     still_ours = theirs is not None and theirs.idempotency_key == pending.idempotency_key
     if isinstance(outcome, Created):
         if not still_ours:
-            return _merge_created_elsewhere(changes, pending, outcome)
+            if address in changes.triggers or theirs is not None:
+                return _kept_in_history(changes, pending, outcome, invocation)
+            changes.start_pending(address, pending_create(pending))  # it exists: record it
         changes.record_created(
             address,
             pending.idempotency_key,
@@ -306,16 +324,18 @@ def _merge_address(changes: CreateOutcomes, pending: Pending, outcome: Event | N
             changes.record_uncertain(address, pending.idempotency_key, outcome.reason)
         return (
             "its create by this run may have happened, but its pending record was removed "
-            "meanwhile; it is uncertain again: look in Pocketflows, then `pfsync state import` "
-            "or `pfsync state rm`"
+            f"meanwhile; it is uncertain again: look {invocation.where_to_look}, then "
+            f"`{invocation.command('state import', address, 'ID')}` if it is there, else "
+            f"`{invocation.command('state rm', address)}`"
         )
     return None
 
 
-def _merge_created_elsewhere(
-    changes: CreateOutcomes, pending: Pending, outcome: Created
+def _kept_in_history(
+    changes: CreateOutcomes, pending: Pending, outcome: Created, invocation: Invocation
 ) -> str | None:
-    """A trigger this run created whose pending record is no longer this run's."""
+    """A trigger this run created whose address now records another trigger or another pending
+    create: its id goes to the address's history, never over what is recorded."""
     address = pending.address
     created = shown_id(outcome.id, "(id unknown)")
     entry = HistoryEntry(
@@ -329,22 +349,12 @@ def _merge_created_elsewhere(
         return (
             f"this run created trigger {created}, but the lockfile now records "
             f"{shown_id(record.id, '(id unknown)')} for it (changed meanwhile); it was not "
-            "overwritten and is kept in the address's history: look at both in Pocketflows"
+            "overwritten and is kept in the address's history: look at both "
+            f"{invocation.where_to_look}"
         )
-    if address in changes.pending:
-        changes.forgotten[address] = (*changes.forgotten.get(address, ()), entry)
-        return (
-            f"this run created trigger {created}, but another create of it is pending in the "
-            "lockfile now; it was not overwritten and is kept in the address's history: look in "
-            "Pocketflows, then `pfsync state import`"
-        )
-    changes.start_pending(address, pending_create(pending))
-    changes.record_created(
-        address,
-        pending.idempotency_key,
-        outcome.id,
-        outcome.created_at,
-        outcome.status,
-        outcome.at,
+    changes.forgotten[address] = (*changes.forgotten.get(address, ()), entry)
+    return (
+        f"this run created trigger {created}, but another create of it is pending in the "
+        "lockfile now; it was not overwritten and is kept in the address's history: look "
+        f"{invocation.where_to_look}, then `{invocation.command('state import', address, 'ID')}`"
     )
-    return None

@@ -37,12 +37,12 @@ def no_sandbox_lockfile(config: Config, what: str) -> StateChangeError:
     """The refusal of a sandbox-mode change when sandbox mode has no lockfile yet."""
     return StateChangeError(
         f"there is no sandbox lockfile at {config.shown_lockfile} yet, so there is nothing to "
-        f"{what}: `pfsync apply --sandbox` starts one"
+        f"{what}: `{config.invocation.command('apply')}` starts one"
     )
 
 
 def _list_command(config: Config) -> str:
-    return "pfsync state list --sandbox" if is_sandbox(config) else "pfsync state list"
+    return config.invocation.command("state list")
 
 
 def _current(transaction: Transaction, what: str) -> Lockfile:
@@ -120,7 +120,7 @@ def move_address(
         config, lock_timeout, operation="state mv", take_lock=False, no_push=no_push
     ) as transaction:
         lockfile = _current(transaction, "move")
-        transaction.save(move(lockfile, old, new))
+        transaction.save(move(lockfile, old, new, config.invocation))
     moved = f"Moved {old} to {new}. Nothing was changed in Pocketflows."
     return [moved, *_written(config, no_push)]
 
@@ -205,6 +205,8 @@ def unlock(config: Config, lock_id: str) -> list[str]:
     pending = len(unlocked.pending)
     return [
         f"Removed the lock {lock_id} ({held.describe()}).",
-        f"{pending} pending create(s) stay uncertain: `pfsync plan` lists them; look for each in "
-        "Pocketflows, then `pfsync state import ADDR ID` or `pfsync state rm ADDR`.",
+        f"{pending} pending create(s) stay uncertain: `{config.invocation.command('plan')}` lists "
+        f"them; look for each {config.invocation.where_to_look}, then "
+        f"`{config.invocation.command('state import', 'ADDRESS', 'ID')}` or "
+        f"`{config.invocation.command('state rm', 'ADDRESS')}`.",
     ]

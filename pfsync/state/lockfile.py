@@ -503,7 +503,7 @@ def require_api_url(lockfile: Lockfile | None, api_url: str, path: Path) -> None
     raise LockfileError(
         f"the lockfile {shown_path(path)} describes the API {lockfile.api_url}, but the "
         f"configured API URL is {api_url} (PFSYNC_API_URL or api_url in pfsync.yaml). Use one "
-        "lockfile per API: for another API (a staging business, a local `pfsync sandbox`), "
+        "lockfile per API: for another API (a staging business, a local sandbox), "
         "add an environment to pfsync.yaml with its own `api_url:` and `lockfile:`, and choose "
         "it with -e NAME"
     )

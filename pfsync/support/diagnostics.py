@@ -105,6 +105,14 @@ def _escape_github_property(text: str) -> str:
     return _escape_github_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+def github_warning(title: str, message: str) -> str:
+    """A GitHub Actions `::warning title=…::message` workflow command line (escaped)."""
+    return (
+        f"::warning title={_escape_github_property(escape(title))}"
+        f"::{_escape_github_data(escape(message))}\n"
+    )
+
+
 def format_github(diagnostics: Sequence[Diagnostic], warnings: Sequence[Diagnostic] = ()) -> str:
     """GitHub Actions workflow annotations: `::error file=…,line=…,col=…::message` (a
     warning: `::warning …`)."""

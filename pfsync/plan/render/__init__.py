@@ -3,6 +3,7 @@
 text           a terminal (colour optional), and the name → renderer table
 json_document  the stable, versioned JSON document (also the body of saved plans)
 markdown       a pull-request comment
+planned_from   what each format says the plan was planned from (commit, base, state, drafts)
 """
 
 # The formats' names, for the command line without importing the renderers (and through them

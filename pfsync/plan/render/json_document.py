@@ -13,6 +13,7 @@ from typing import Any
 from pfsync.models import Declaration
 from pfsync.plan.diff import ABSENT, FieldChange
 from pfsync.plan.planner import ACTIONS, APPLIED, Plan, PlanEntry, summary_line
+from pfsync.plan.render.planned_from import PlannedFrom, planned_from_document
 from pfsync.support.textsafety import json_text
 
 FORMAT_VERSION = 2
@@ -28,6 +29,7 @@ class PlanReport:
     color: bool = False  # ANSI colour (text only)
     warnings: tuple[str, ...] = ()  # for stderr, e.g. a remote store read from a stale copy
     environment: str | None = None  # the pfsync.yaml environment planned (-e NAME)
+    planned_from: PlannedFrom | None = None  # the commit and state planned (plan, not apply)
 
 
 def change_document(change: FieldChange) -> dict[str, Any]:
@@ -101,6 +103,7 @@ def plan_document(report: PlanReport, include_digests: bool = False) -> dict[str
             "api_url": lockfile.api_url if lockfile else None,
             "journal_unfolded": report.journal_unfolded,
         },
+        "planned_from": planned_from_document(report.planned_from, lockfile),
         "targets": list(plan.targets),
         "replace": list(plan.replace),
         "summary": {

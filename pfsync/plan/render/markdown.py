@@ -27,6 +27,13 @@ from pfsync.plan.planner import (
     summary_line,
 )
 from pfsync.plan.render.json_document import PlanReport
+from pfsync.plan.render.planned_from import (
+    PlannedFrom,
+    commit_words,
+    draft_words,
+    stale_words,
+    version_words,
+)
 from pfsync.support.textsafety import escape, json_text
 
 MAX_CHARS = 65_536
@@ -56,10 +63,11 @@ def code(text: str) -> str:
 
 
 def _fenced_json(value: Any) -> str:
-    return _fenced(json_text(value, indent=2), "json")
+    return fenced(json_text(value, indent=2), "json")
 
 
-def _fenced(text: str, language: str) -> str:
+def fenced(text: str, language: str) -> str:
+    """`text` as a fenced code block in `language`, its fence longer than any backtick run."""
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{language}\n{text}\n{fence}\n"
@@ -90,8 +98,24 @@ def _entry_block(entry: PlanEntry, symbol: str) -> str:
         parts.append(f"> **{label}:** {escape(entry.remedy)}\n")
     if entry.paste:
         pasted = "\n".join(escape(line) for line in entry.paste.splitlines())
-        parts.append(_fenced(pasted, "yaml"))
+        parts.append(fenced(pasted, "yaml"))
     return "\n".join(parts) + "\n"
+
+
+def _planned_from_lines(source: PlannedFrom, report: PlanReport) -> list[str]:
+    """What the plan was made from: the commit, the state read (or that it may be stale), how
+    new triggers start."""
+    lockfile = report.plan.lockfile
+    if lockfile is None:
+        state = f"{code(source.where)} (no lockfile yet)"
+    else:
+        read = [f"serial {lockfile.serial}", version_words(source, code)]
+        read.append(f"lineage {code(lockfile.lineage)}")
+        state = f"{code(source.where)} ({', '.join(word for word in read if word)})"
+    lines = [f"**Planned from** {commit_words(source, code)} · state {state}", ""]
+    if source.stale:
+        lines += ["> [!CAUTION]", f"> {stale_words(source, code)}.", ""]
+    return [*lines, escape(draft_words(source)), ""]
 
 
 def _head(report: PlanReport) -> str:
@@ -107,6 +131,7 @@ def _head(report: PlanReport) -> str:
         lockfile = f"lockfile {code(report.lockfile_name)} serial {plan.lockfile.serial}"
     environment = f"Environment {code(report.environment)} · " if report.environment else ""
     lines = [
+        *(_planned_from_lines(report.planned_from, report) if report.planned_from else ()),
         f"**{summary_line(plan.counts)}**",
         "",
         environment + f"{label} {shown or '(none)'} · API {code(plan.api_url)} · {lockfile}",

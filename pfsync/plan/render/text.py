@@ -32,6 +32,7 @@ from pfsync.plan.planner import (
 )
 from pfsync.plan.render.json_document import PlanReport, render_json
 from pfsync.plan.render.markdown import render_markdown
+from pfsync.plan.render.planned_from import commit_words, draft_words, stale_words, version_words
 from pfsync.support.diagnostics import json_path, json_path_step
 from pfsync.support.textsafety import escape, json_safe, json_text, json_text_unchecked, shown_id
 
@@ -97,8 +98,10 @@ def _add_leaf_lines(container: dict[str, Any] | list[Any], shown: str, lines: li
 
 
 def header_lines(report: PlanReport) -> list[str]:
-    """Environment, business(es), API URL, lockfile (or its absence), journal, targets."""
+    """Environment, business(es), API URL, lockfile (or its absence) and the version read, the
+    commit planned, a stale lockfile's warning, journal, targets."""
     plan = report.plan
+    source = report.planned_from
     businesses = plan.businesses
     label = "Businesses" if len(businesses) > 1 else "Business"
     lines = [
@@ -113,7 +116,13 @@ def header_lines(report: PlanReport) -> list[str]:
             "trigger is a create."
         )
     else:
-        lines.append(f"Lockfile: {escape(report.lockfile_name)} (serial {plan.lockfile.serial})")
+        version = version_words(source, escape) if source is not None else ""
+        read = f"serial {plan.lockfile.serial}" + (f", {version}" if version else "")
+        lines.append(f"Lockfile: {escape(report.lockfile_name)} ({read})")
+    if source is not None:
+        lines.append(f"Planned from: {commit_words(source, escape)}. {draft_words(source)}")
+        if source.stale:
+            lines.append(f"Warning: {stale_words(source, escape)}.")
     if report.journal_unfolded:
         lines.append(
             "Journal: an interrupted apply left a journal; its records are included here and the "

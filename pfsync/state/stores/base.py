@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -15,7 +16,13 @@ class Snapshot:
 
     lockfile: Lockfile | None
     version: str
+    # Not empty: the store could not be read, and this is a local copy that may be out of date.
     warnings: tuple[str, ...] = ()
+    # For people and tools (what `plan` says it read), not compared: where the lockfile is,
+    # field by field (git: remote, branch, path; s3: bucket, key), and the version as the store
+    # names it (git: the branch's commit; s3: the object's VersionId, or its ETag).
+    location: Mapping[str, str] = field(default_factory=dict, compare=False)
+    shown_version: str | None = field(default=None, compare=False)
 
 
 class StateStore(Protocol):

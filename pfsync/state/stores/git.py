@@ -399,7 +399,8 @@ class GitStore:
             if result.code != 0:
                 raise StoreError(f"cannot read {self.description}: {self.git.failure(result)}")
             lockfile = parse_lockfile(result.out, self.description, self.restore_advice())
-        return Snapshot(lockfile, f"{tip} {blob}", warnings)
+        location = {"remote": self.remote, "branch": self.branch, "path": self.path}
+        return Snapshot(lockfile, f"{tip} {blob}", warnings, location, tip)
 
     def _blob_at(self, commit: str) -> str:
         blob = self.git.maybe("rev-parse", "--verify", "-q", f"{commit}:{self.path}")

@@ -3,7 +3,7 @@
 new_lock(operation, took_over) -> StateLockRecord   naming this process and its CI job
 taken_over(holder, job) -> bool                      whether `job` may take `holder`'s over
 takeover_notice(holder) -> str                       what a takeover says on stderr
-held_message(store, holder, waited) -> str           why the lock cannot be taken, what to do
+held_message(store, holder, waited, invocation) -> str  why the lock is not taken, what to do
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import uuid
 from pfsync.state.ci_job import CiJob, ci_job, ci_run_url
 from pfsync.state.lockfile import StateLockRecord, utc_now
 from pfsync.state.stores.base import StateStore
+from pfsync.support.invocation import Invocation
 from pfsync.support.textsafety import escape
 
 
@@ -53,12 +54,15 @@ def takeover_notice(holder: StateLockRecord) -> str:
     )
 
 
-def held_message(store: StateStore, holder: StateLockRecord, waited: float) -> str:
+def held_message(
+    store: StateStore, holder: StateLockRecord, waited: float, invocation: Invocation
+) -> str:
     """Why a command cannot take the lock, and how a person frees a dead run's lock."""
     after = f" after waiting {waited:g}s" if waited > 0 else ""
     return (
         f"the state lock of {store.description} is held by {holder.describe()}{after}. Wait for "
         "that run to finish, or pass --lock-timeout SECONDS. If that run is dead (its job was "
-        f"killed), a person removes its lock with `pfsync state unlock {holder.id}`; its "
+        "killed), a person removes its lock with "
+        f"`{invocation.command('state unlock', holder.id)}`; its "
         "pending creates stay uncertain"
     )

@@ -261,9 +261,10 @@ class S3Store:
         There is no cached copy to fall back on: `plan` needs read access to the bucket.
         """
         found = self._bounded("read", lambda: self._get("read"))
+        location = {"bucket": self.bucket, "key": self.key}
         if found is None:
-            return Snapshot(None, ABSENT)
-        data, etag = found
+            return Snapshot(None, ABSENT, location=location)
+        data, etag, version_id = found
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -272,7 +273,8 @@ class S3Store:
                 f"overwrites a lockfile it cannot trust: {restore_advice(self.description)} or "
                 "repair it, then run again"
             ) from None
-        return Snapshot(parse_lockfile(text, self.description, self.restore_advice), etag)
+        lockfile = parse_lockfile(text, self.description, self.restore_advice)
+        return Snapshot(lockfile, etag, location=location, shown_version=version_id or etag)
 
     def write(self, lockfile: Lockfile, expected: Snapshot, message: str) -> Snapshot:
         """Put `lockfile` if the object is still the version `expected` (or still absent)."""
@@ -387,8 +389,9 @@ class S3Store:
         except Exception as exc:
             raise self._failure(action, exc) from None
 
-    def _get(self, action: str) -> tuple[bytes, str] | None:
-        """The object's bytes and ETag, or None when there is no object."""
+    def _get(self, action: str) -> tuple[bytes, str, str | None] | None:
+        """The object's bytes, ETag and VersionId (None without versioning), or None when
+        there is no object."""
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self.key)
         except Exception as exc:
@@ -409,7 +412,7 @@ class S3Store:
             raise self._failure(action, exc) from None
         finally:
             body.close()
-        return data, response["ETag"]
+        return data, response["ETag"], response.get("VersionId")
 
     def _failure(self, action: str, exc: Exception, key: str | None = None) -> StoreError:
         """A StoreError that says what went wrong in words a person can act on (with the

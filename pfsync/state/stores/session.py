@@ -150,10 +150,11 @@ class RemoteState:
                 _where, restore = lost_lockfile(self.config)
                 raise StoreError(
                     f"{self.store.description} holds {what} since this run started; nothing "
-                    f"was written. {restore[:1].upper()}{restore[1:]}, then record this run's "
-                    "creates with `pfsync state import`"
+                    f"was written. {restore[:1].upper()}{restore[1:]}, then record each of this "
+                    "run's creates with "
+                    f"`{self.config.invocation.command('state import', 'ADDRESS', 'ID')}`"
                 )
-            merged = merge_run(newer, events, lock_id)
+            merged = merge_run(newer, events, lock_id, self.config.invocation)
             for warning in merged.warnings:
                 self.warn(f"Warning: {warning}")
             self.merge_warnings = len(merged.warnings)
@@ -192,7 +193,8 @@ class RemoteState:
         except StoreError as exc:
             self.warn(
                 f"Error: the state lock {lock.id} could not be released ({exc}). Once the store "
-                f"is reachable, and no pfsync run is active, run `pfsync state unlock {lock.id}`"
+                "is reachable, and no pfsync run is active, run "
+                f"`{self.config.invocation.command('state unlock', lock.id)}`"
             )
 
 
@@ -234,7 +236,7 @@ def remote_state(
             if time.monotonic() < deadline:
                 time.sleep(min(LOCK_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
                 continue
-            raise LockHeldError(held_message(store, holder, lock_timeout))
+            raise LockHeldError(held_message(store, holder, lock_timeout, config.invocation))
         state = RemoteState(config, store, snapshot, None, before, warn)
         state.operation = operation
         if not take_lock or (dead is None and not needs_lock(before)):

@@ -20,6 +20,7 @@ from pfsync.config import Config, StateConfig, journal_beside
 from pfsync.errors import LockfileError, StateChangeError
 from pfsync.state.lockfile import Lockfile
 from pfsync.state.stores.base import StateStore
+from pfsync.support.invocation import Invocation
 
 STORE_FORMS = "file:PATH, git, git:REMOTE:BRANCH, s3 or s3://BUCKET/KEY"
 
@@ -109,14 +110,17 @@ def _settles(lockfile: Lockfile, address: str, key: str) -> bool:
     return address in lockfile.triggers or address in lockfile.forgotten
 
 
-def copy_lockfile(source: Lockfile, target: StateStore, force: bool, what: str) -> list[str]:
-    """Write `source` (as it is) into `target`; the lines to print."""
+def copy_lockfile(
+    source: Lockfile, target: StateStore, force: bool, what: str, invocation: Invocation
+) -> list[str]:
+    """Write `source` (as it is) into `target`; the lines to print (`invocation` builds the
+    command a refusal names)."""
     snapshot = target.read()
     current = snapshot.lockfile
     if current is not None and current.lock is not None:
         raise StateChangeError(
             f"{target.description} is locked by {current.lock.describe()}; wait for that run, "
-            "or `pfsync state unlock` it if it is dead"
+            f"or `{invocation.command('state unlock', current.lock.id)}` if it is dead"
         )
     _check_copy(source, current, target.description, force)
     copy = replace(source, lock=None)
@@ -142,7 +146,7 @@ def push(config: Config, to: str, force: bool, lock_timeout: float) -> list[str]
         source = transaction.lockfile
         if source is None:
             raise StateChangeError(f"there is no lockfile at {config.shown_lockfile} to push")
-        return copy_lockfile(source, target, force, "state push")
+        return copy_lockfile(source, target, force, "state push", config.invocation)
 
 
 @contextlib.contextmanager
@@ -189,5 +193,5 @@ def pull(config: Config, source_spec: str | None, force: bool, lock_timeout: flo
     local = replace(config, state=StateConfig())
     with locked_state(local, lock_timeout):  # folds a local journal first
         return lines + copy_lockfile(
-            snapshot.lockfile, FileStore(config.lockfile), force, "state pull"
+            snapshot.lockfile, FileStore(config.lockfile), force, "state pull", config.invocation
         )
