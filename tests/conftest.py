@@ -103,6 +103,8 @@ RunPfsync = Callable[..., Run]
 DEADLINE = 60.0
 # What only a new interpreter reads: a run that sets one needs a child process.
 INTERPRETER_VARIABLES = ("PYTHON", "LANG", "LC_")
+# PFSYNC_TEST_SUBPROCESS=1: every run_pfsync in a child process (does a failure depend on it?).
+ALL_IN_CHILD_PROCESSES = os.environ.get("PFSYNC_TEST_SUBPROCESS") == "1"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -144,6 +146,7 @@ def run_pfsync_anyhow(
     only a new interpreter reads (PYTHON*, the locale). `timeout` bounds the run either way."""
     if (
         subprocess
+        or ALL_IN_CHILD_PROCESSES
         or threading.current_thread() is not threading.main_thread()
         or any(name.startswith(INTERPRETER_VARIABLES) for name in env or {})
     ):
