@@ -11,6 +11,8 @@ says so) and the plans the comment would post are checked in the plan jobs' summ
 from __future__ import annotations
 
 import functools
+import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -18,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from ci_loop import ENVIRONMENTS, Loop, PullRequest, trigger_yaml
-from conftest import pfsync_executable
+from ci_loop import ENVIRONMENTS, Loop, PullRequest, git, trigger_yaml
+from conftest import clean_env, pfsync_executable
 from fixtures_background import MakeGate, wait_until
 from fixtures_sandbox import MakeSandbox
 from workflow_runner import Approval, Run
@@ -303,3 +305,65 @@ def test_a_rename_with_its_moved_creates_no_second_trigger(summary_flag: None, l
     for environment in ENVIRONMENTS:
         [old_id] = before[environment].values()
         assert loop.records(environment) == {f"biz_1-{environment}/welcome-journey": old_id}
+
+
+def pasted(command: str, cwd: Path) -> str:
+    """Run a command as a person pastes it into a shell, in `cwd`; its output."""
+    proc = subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=clean_env({"PATH": f"{Path(pfsync_executable()).parent}:{os.environ['PATH']}"}),
+        timeout=120,
+    )
+    assert proc.returncode == 0, (command, proc.stdout, proc.stderr)
+    return proc.stdout + proc.stderr
+
+
+@NEEDS_SUMMARY
+def test_a_killed_apply_re_run_takes_its_lock_over_and_its_remedies_work_as_pasted(
+    summary_flag: None, loop: Loop, make_gate: MakeGate
+) -> None:
+    pr = loop.open_pull_request(
+        {
+            "triggers/vip.yaml": trigger_yaml("vip", "VIP upgrade"),
+            "triggers/cart.yaml": trigger_yaml("cart", "Cart nudge"),
+        }
+    )
+    staging = loop.sandboxes["staging"]
+    gate = make_gate(staging, 1)
+    run = loop.start_apply(loop.merge(pr))
+    # The runner dies while a create is on its way: SIGKILL, nothing cleaned up.
+    gate.wait_for(1)
+    wait_until(lambda: len(staging.triggers()) == 2, "the other creates answered")
+    loop.runner.kill(run, "apply-staging")
+    gate.release(1)
+    run.wait()
+    assert run.result("apply-staging") == "failure"
+    assert run.result("apply-production") == "skipped"
+    # "Re-run failed jobs": the same job of the same run, attempt 2, takes the lock over without
+    # a person; what the dead attempt may have created stays uncertain (never sent again).
+    loop.runner.rerun(run, "apply-staging")
+    again = run.job("apply-staging")
+    assert (again.attempt, again.status) == (2, "failure")
+    assert "Took over the state lock of attempt 1 of this job" in again.log, again.log
+    assert sorted(loop.lockfile("staging")["pending"]) == [
+        "biz_1-staging/cart",
+        "biz_1-staging/vip",
+        "biz_1-staging/welcome-series",
+    ]
+    assert loop.posts("staging") == 3
+    # Its remedies carry -e staging: a person looks each one up and pastes the import.
+    imports = re.findall(r"`(pfsync -e staging state import \S+ ID)`", again.log)
+    found = ids_by_address(loop, "staging")
+    assert sorted(command.split()[5] for command in imports) == sorted(found)
+    laptop = loop.root / "laptop"
+    git(loop.root, "clone", "--quiet", str(loop.origin), str(laptop))
+    for command in sorted(set(imports)):
+        pasted(command.replace(" ID", " " + found[command.split()[5]]), laptop)
+    assert loop.lockfile("staging")["pending"] == {}
+    # The job run again finds nothing left for staging; production gets each trigger once.
+    loop.runner.rerun(run, "apply-staging", approver=lambda approval: True)
+    assert run.result("apply-production") == "success", run.job("apply-production").log
+    assert_promoted(loop, posts=3)

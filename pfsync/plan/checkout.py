@@ -11,7 +11,7 @@ Reads only: `git rev-parse` and `git status`, each bounded by state.timeout.
 from __future__ import annotations
 
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from pfsync.config import Config
 from pfsync.config.rehearsal import is_sandbox
@@ -73,7 +73,7 @@ def _checkout(config: Config) -> tuple[bool, str | None, tuple[str, ...]]:
     uncommitted = []
     for name in changed:
         path = os.path.realpath(os.path.join(top, name))
-        relative = PurePosixPath(Path(os.path.relpath(path, root))).as_posix()
+        relative = Path(os.path.relpath(path, root)).as_posix()
         if path == config_file or is_manifest_path(config, relative):
             uncommitted.append(relative)
     return True, head, tuple(sorted(set(uncommitted)))

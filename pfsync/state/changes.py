@@ -204,8 +204,13 @@ def record_import(
     """`state import`: record an existing trigger for `address` with the manifest's body."""
     history = _history_of(lockfile, address)
     old = lockfile.triggers.get(address)
-    if address in lockfile.pending:
-        # Settles the uncertain create: the trigger found in Pocketflows is its outcome.
+    pending = lockfile.pending.get(address)
+    document_digest = None
+    if pending is not None:
+        # Settles the uncertain create: the trigger found in Pocketflows is its outcome. With the
+        # body it was sent with, it came from the same manifest document (which --after reads).
+        if pending.trigger.digest == body_digest(body):
+            document_digest = pending.trigger.document_digest
         if old is not None:
             history = (*history, old.retired(REASON_REPLACED, at))
     elif old is not None:
@@ -226,6 +231,7 @@ def record_import(
         digest=body_digest(body),
         file=file,
         history=history,
+        document_digest=document_digest,
     )
     return replace(
         lockfile,
