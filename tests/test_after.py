@@ -301,3 +301,20 @@ def test_an_unreadable_prev_record_sends_nothing(
     )
     assert posts(production) == []
     assert not (root / "production.lock").exists()
+
+
+def test_an_uncertain_create_found_and_imported_keeps_the_document_it_was_created_from() -> None:
+    from pfsync.state.changes import record_import
+    from pfsync.state.lockfile import PendingCreate
+
+    sent = dataclasses.replace(manifest("alpha", "alpha"), document_digest="doc-alpha")
+    pending = PendingCreate(sent, LINEAGE, "2026-01-01T00:00:00Z", "read timeout")
+    lockfile = Lockfile(LINEAGE, 3, "https://s.example.test", pending={sent.address: pending})
+
+    def imported(name: str) -> str | None:
+        spec = manifest("alpha", name).body
+        after = record_import(lockfile, sent.address, "trg_1", spec, 0, "t.yaml", "now", False)
+        return after.triggers[sent.address].document_digest
+
+    assert imported("alpha") == "doc-alpha"  # the body that create sent: promotable
+    assert imported("edited since") is None  # another body: not what was created

@@ -49,13 +49,23 @@ def test_a_stale_saved_plan_names_what_changed_and_the_command_that_makes_a_new_
     # Another apply moved production's record on since the plan was made.
     moved_on = recorded("production", "https://p.example.test", 1, gamma="sha256:" + "0" * 64)
     save_lockfile(root / "production.lock", production, moved_on)
-    code, output = run_in_process(
-        ["-e", "production", "apply", "plans/prod.json"], root, CREDENTIALS
-    )
-    assert (code, output) == (
-        1,
+    argv = ["-e", "production", "apply", "plans/prod.json", "--summary", "summary.md"]
+    code, output = run_in_process(argv, root, CREDENTIALS)
+    refusal = (
         "Error: the plan plans/prod.json is stale: the lockfile changed since it was saved "
         "(serial 1 then, serial 2 now). Make a new plan and review it: `pfsync -e production "
         "plan --after staging --out plans/prod.json` (in CI, re-run the job that made the "
-        "plan); nothing was sent\n",
+        "plan); nothing was sent\n"
+    )
+    assert (code, output) == (1, refusal)
+    # The approver's page says why nothing happened, and nothing else.
+    assert (root / "summary.md").read_text(encoding="utf-8") == (
+        "### Apply to environment `production`\n"
+        "\n"
+        "API `https://p.example.test`\n"
+        "\n"
+        "#### Stopped\n"
+        "\n"
+        f"{refusal}"
+        "\n"
     )

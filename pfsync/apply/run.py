@@ -123,9 +123,9 @@ def run_apply(
                 raise planning.refuse_missing()
             lockfile = transaction.save(Lockfile.new(config.api_url, config.environment))
         plan, items = planning.planned(lockfile)
-        if io.record is not None:
-            io.record.plan = plan
         planning.check_saved(plan, transaction.before_lock)
+        if io.record is not None:
+            io.record.plan = plan  # the plan this run carries out (not a refused saved one)
         code = _carry_out_and_send(planning, transaction, lockfile, plan, items, client_factory, io)
         if io.record is not None and transaction.lockfile is not None:
             io.record.next_plan = planning.planned(transaction.lockfile)[0]
