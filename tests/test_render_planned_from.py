@@ -221,6 +221,10 @@ def test_a_cut_comment_names_the_command_that_shows_the_whole_plan_as_invoked() 
         f"Run `pfsync -C 'repos/{'nested/' * 200}shop'\"'\"'s' -e staging plan` for the whole "
         "plan.*\n"
     )
+    after = replace(report, plan=replace(report.plan, after="staging"))
+    assert RENDERERS["markdown"](after).endswith(
+        "-e staging plan --after staging` for the whole plan.*\n"
+    )
 
 
 def test_a_stale_read_is_a_workflow_warning_escaped_as_github_requires() -> None:

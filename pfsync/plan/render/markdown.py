@@ -176,7 +176,8 @@ def render_markdown(report: PlanReport) -> str:
     size = len(out[0])
     omitted = 0
     # The command that shows the whole plan, as this run was invoked (-C, --config, -e, …).
-    whole = code(report.invocation.command("plan"))
+    after = ("--after", report.plan.after) if report.plan.after else ()
+    whole = code(report.invocation.command("plan", options=after))
     reserve = _OMITTED_RESERVE + len(whole)  # room for the closing tags and the note
     for action, symbol, title in _GROUPS:
         entries = report.plan.with_action(action)
