@@ -10,7 +10,6 @@ says so) and the plans the comment would post are checked in the plan jobs' summ
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import shutil
@@ -35,24 +34,6 @@ WHEN = {
     ),
 }
 APPROVAL_HEADING = "## What approving production applies"
-# Waiting on the features the recipes call: remove each mark as soon as its flag is on main.
-NEEDS_SUMMARY = pytest.mark.xfail(
-    strict=True, reason="waiting for `apply --summary` (helper apply) on main"
-)
-
-
-@functools.cache
-def has_option(command: str, option: str) -> bool:
-    proc = subprocess.run(
-        [pfsync_executable(), command, "--help"], capture_output=True, text=True, timeout=60
-    )
-    return option in proc.stdout
-
-
-@pytest.fixture
-def summary_flag() -> None:
-    """Fail at once, not after a run's timeouts, while `apply --summary` is not there."""
-    assert has_option("apply", "--summary"), "pfsync apply has no --summary yet"
 
 
 @pytest.fixture
@@ -108,10 +89,7 @@ def assert_promoted(loop: Loop, posts: int) -> None:
         assert loop.records(environment) == ids_by_address(loop, environment)
 
 
-@NEEDS_SUMMARY
-def test_happy_path_promotes_a_reviewed_change_through_both_environments(
-    summary_flag: None, loop: Loop
-) -> None:
+def test_happy_path_promotes_a_reviewed_change_through_both_environments(loop: Loop) -> None:
     pr = loop.open_pull_request({"triggers/vip.yaml": trigger_yaml("vip", "VIP upgrade")})
     body = reviewed(loop, pr)
     for environment in ENVIRONMENTS:
@@ -155,9 +133,8 @@ def status(run: Run, job_id: str) -> str:
     return run.jobs[job_id][0].status if job_id in run.jobs else "not started"
 
 
-@NEEDS_SUMMARY
 def test_two_merges_applied_at_once_queue_and_production_ends_with_both(
-    summary_flag: None, loop: Loop, make_gate: MakeGate
+    loop: Loop, make_gate: MakeGate
 ) -> None:
     first = loop.open_pull_request({"triggers/vip.yaml": trigger_yaml("vip", "VIP upgrade")})
     second = loop.open_pull_request({"triggers/cart.yaml": trigger_yaml("cart", "Cart nudge")})
@@ -231,10 +208,8 @@ def assert_production_holds_only_what_staging_created(loop: Loop) -> None:
     assert {t["name"] for t in loop.sandboxes["production"].triggers()} <= staging
 
 
-@NEEDS_SUMMARY
 def test_promotion_after_main_moved_on_refuses_the_stale_plan_with_the_next_step(
     loop: Loop,
-    summary_flag: None,
 ) -> None:
     first = loop.open_pull_request({"triggers/vip.yaml": trigger_yaml("vip", "VIP upgrade")})
     run = loop.start_apply(loop.merge(first))
@@ -280,8 +255,7 @@ def moved_files() -> dict[str, str | None]:
     }
 
 
-@NEEDS_SUMMARY
-def test_a_rename_with_its_moved_creates_no_second_trigger(summary_flag: None, loop: Loop) -> None:
+def test_a_rename_with_its_moved_creates_no_second_trigger(loop: Loop) -> None:
     main = loop.runner_tip()
     loop.apply(main, approver=lambda approval: True)
     before = {environment: loop.records(environment) for environment in ENVIRONMENTS}
@@ -321,9 +295,8 @@ def pasted(command: str, cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
-@NEEDS_SUMMARY
 def test_a_killed_apply_re_run_takes_its_lock_over_and_its_remedies_work_as_pasted(
-    summary_flag: None, loop: Loop, make_gate: MakeGate
+    loop: Loop, make_gate: MakeGate
 ) -> None:
     pr = loop.open_pull_request(
         {
