@@ -31,10 +31,10 @@ from conftest import REPO, run_in_process
 from git_helpers import git
 from pfsync.cli.common import GlobalOptions
 from pfsync.models import DesiredTrigger
+from pfsync.state.lock_record import StateLockRecord
 from pfsync.state.lockfile import (
     Lockfile,
     PendingCreate,
-    StateLockRecord,
     TriggerRecord,
     save_lockfile,
 )
