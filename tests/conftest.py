@@ -107,6 +107,27 @@ INTERPRETER_VARIABLES = ("PYTHON", "LANG", "LC_")
 ALL_IN_CHILD_PROCESSES = os.environ.get("PFSYNC_TEST_SUBPROCESS") == "1"
 
 
+# The files whose tests take longest (SIGKILL trials, the tutorial, store faults and timeouts),
+# slowest first. They start first, so that under `-n` no worker is left running one of them
+# alone at the end while the others are done.
+SLOWEST_FIRST = (
+    "test_s3_store_kills.py",
+    "test_git_store_kills.py",
+    "test_tutorial.py",
+    "test_s3_store_faults.py",
+    "test_apply_safety.py",
+    "test_store_timeouts.py",
+    "test_git_store.py",
+    "test_s3_store.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests of SLOWEST_FIRST first, in its order; the rest keep theirs."""
+    rank = {name: n for n, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _cache_key_outside_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The manifest cache's key (under XDG_CACHE_HOME) in a folder of the test run, not ~."""
