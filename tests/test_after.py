@@ -277,6 +277,10 @@ def test_production_gets_nothing_for_an_address_staging_created_from_another_bod
     recorded = json.loads((root / "production.lock").read_text(encoding="utf-8"))["triggers"]
     assert sorted(recorded) == ["biz_1/beta"]
     assert recorded["biz_1/beta"]["body"]["steps"][0]["email_template_id"] == "et_prd"
+    # Through the journal into each record: the same document, whatever each one's values.
+    in_staging = json.loads((root / "staging.lock").read_text(encoding="utf-8"))["triggers"]
+    assert recorded["biz_1/beta"]["document_digest"].startswith("sha256:")
+    assert recorded["biz_1/beta"]["document_digest"] == in_staging["biz_1/beta"]["document_digest"]
 
 
 def test_an_unreadable_prev_record_sends_nothing(
@@ -318,3 +322,31 @@ def test_an_uncertain_create_found_and_imported_keeps_the_document_it_was_create
 
     assert imported("alpha") == "doc-alpha"  # the body that create sent: promotable
     assert imported("edited since") is None  # another body: not what was created
+
+
+def test_the_pull_request_comment_says_what_is_held_back_and_why() -> None:
+    from pfsync.plan.render.markdown import render_markdown
+
+    manifests = [dataclasses.replace(manifest("beta", "beta"), document_digest="doc-beta")]
+    plan = hold_back(
+        create_plan(manifests, None, "https://p.example.test"),
+        Record("staging", documented("staging", "alpha", "doc-alpha")),
+    )
+    report = PlanReport(plan, "production.lock", environment="production")
+    assert render_markdown(report) == (
+        "**Plan: 0 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+        "0 unchanged.**\n"
+        "\n"
+        "Environment `production` · Business `biz_1` · API `https://p.example.test` · lockfile "
+        "`production.lock` does not exist yet\n"
+        "\n"
+        "1 create is held back by --after `staging`: not sent, and not counted above (listed "
+        "below).\n"
+        "\n"
+        "<details><summary>= 1 held back by --after `staging` (not sent)</summary>\n"
+        "\n"
+        "- `biz_1/beta` create · source `triggers/beta.yaml:3`: not yet applied to staging\n"
+        "\n"
+        "</details>\n"
+        "\n"
+    )

@@ -27,7 +27,8 @@ from git_helpers import clone, git, make_remote, remote_lockfile
 from kill_helpers import leftovers_alive
 from pfsync.errors import LockHeldError
 from pfsync.state.ci_job import CiJob, ci_job
-from pfsync.state.lockfile import Lockfile, StateLockRecord, parse_lockfile
+from pfsync.state.lock_record import StateLockRecord
+from pfsync.state.lockfile import Lockfile, parse_lockfile
 from pfsync.state.stores.lock_records import new_lock, taken_over
 
 GITHUB = {

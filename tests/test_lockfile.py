@@ -15,11 +15,11 @@ from project_helpers import API_URL, LINEAGE, lockfile, record
 from pfsync.errors import LockfileError
 from pfsync.models import DesiredTrigger
 from pfsync.schemas import LOCKFILE, validator
+from pfsync.state.lock_record import StateLockRecord
 from pfsync.state.lockfile import (
     HistoryEntry,
     Lockfile,
     PendingCreate,
-    StateLockRecord,
     belonging,
     read_lockfile,
     require_api_url,

@@ -21,6 +21,7 @@ from pfsync.plan.render.planned_from import PlannedFrom
 from pfsync.plan.render.text import RENDERERS
 from pfsync.plan.run import workflow_annotations
 from pfsync.state.access import StateView
+from pfsync.support.invocation import Invocation
 
 COMMIT = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
 STATE_COMMIT = "c0ffee0123456789abcdef0123456789abcdef01"
@@ -204,6 +205,26 @@ def test_a_cut_comment_keeps_its_whole_header() -> None:
         "yet)\n\n> [!CAUTION]\n"
     )
     assert "more entries are not shown" in output
+    assert output.endswith("Run `pfsync plan` for the whole plan.*\n")
+
+
+def test_a_cut_comment_names_the_command_that_shows_the_whole_plan_as_invoked() -> None:
+    manifests = [manifest(f"trigger-{i:05d}", f"Trigger number {i}") for i in range(5000)]
+    long_directory = "repos/" + "nested/" * 200 + "shop's"
+    invocation = Invocation(environment="staging", directory=long_directory)
+    report = PlanReport(
+        create_plan(manifests, None, API_URL), "x", planned_from=GIT_READ, invocation=invocation
+    )
+    output = RENDERERS["markdown"](report)
+    assert len(output) <= MAX_CHARS
+    assert output.endswith(
+        f"Run `pfsync -C 'repos/{'nested/' * 200}shop'\"'\"'s' -e staging plan` for the whole "
+        "plan.*\n"
+    )
+    after = replace(report, plan=replace(report.plan, after="staging"))
+    assert RENDERERS["markdown"](after).endswith(
+        "-e staging plan --after staging` for the whole plan.*\n"
+    )
 
 
 def test_a_stale_read_is_a_workflow_warning_escaped_as_github_requires() -> None:

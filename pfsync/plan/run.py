@@ -72,6 +72,7 @@ def plan_report(
         color=color,
         environment=config.environment,
         planned_from=planned_from(config, view, base_plan),
+        invocation=config.invocation,
     )
 
 

@@ -7,6 +7,7 @@ changes          pure transitions of a lockfile (forget, move, import, outcomes)
 declared         declarations carried out on a lockfile (pure)
 transaction      the Transaction and RunJournal protocols every store's changes implement
 lock             one state-changing command at a time per lockfile
+lock_record      a remote store's lock record (its holder, CI job, takeover)
 access           lockfile + journal + lock (or a remote store) opened for a command
 commands         `state rm`, `mv`, `import`, `unlock`
 ci_job           which CI run and job this process is, from the CI's environment

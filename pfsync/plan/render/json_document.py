@@ -7,13 +7,14 @@ apply checks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pfsync.models import Declaration
 from pfsync.plan.diff import ABSENT, FieldChange
 from pfsync.plan.planner import ACTIONS, APPLIED, Plan, PlanEntry, summary_line
 from pfsync.plan.render.planned_from import PlannedFrom, planned_from_document
+from pfsync.support.invocation import Invocation
 from pfsync.support.textsafety import json_text
 
 FORMAT_VERSION = 2
@@ -30,6 +31,8 @@ class PlanReport:
     warnings: tuple[str, ...] = ()  # for stderr, e.g. a remote store read from a stale copy
     environment: str | None = None  # the pfsync.yaml environment planned (-e NAME)
     planned_from: PlannedFrom | None = None  # the commit and state planned (plan, not apply)
+    # How the run was pointed at its configuration: what a command the output names repeats.
+    invocation: Invocation = field(default_factory=Invocation)
 
 
 def change_document(change: FieldChange) -> dict[str, Any]:

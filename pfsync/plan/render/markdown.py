@@ -175,6 +175,10 @@ def render_markdown(report: PlanReport) -> str:
     out = [_head(report)]
     size = len(out[0])
     omitted = 0
+    # The command that shows the whole plan, as this run was invoked (-C, --config, -e, …).
+    after = ("--after", report.plan.after) if report.plan.after else ()
+    whole = code(report.invocation.command("plan", options=after))
+    reserve = _OMITTED_RESERVE + len(whole)  # room for the closing tags and the note
     for action, symbol, title in _GROUPS:
         entries = report.plan.with_action(action)
         if action == NOOP:
@@ -183,28 +187,28 @@ def render_markdown(report: PlanReport) -> str:
             continue
         opening = f"<details><summary>{symbol} {len(entries)} {title}</summary>\n\n"
         closing = "</details>\n\n"
-        if omitted or size + len(opening) + len(closing) + _OMITTED_RESERVE > MAX_CHARS:
+        if omitted or size + len(opening) + len(closing) + reserve > MAX_CHARS:
             omitted += len(entries)
             continue
         out.append(opening)
         size += len(opening) + len(closing)
         for index, entry in enumerate(entries):
             block = _entry_block(entry, symbol)
-            if size + len(block) + _OMITTED_RESERVE > MAX_CHARS:
+            if size + len(block) + reserve > MAX_CHARS:
                 omitted += len(entries) - index
                 break
             out.append(block)
             size += len(block)
         out.append(closing)
     held = _held_back(report)
-    if held and not omitted and size + len(held) + _OMITTED_RESERVE <= MAX_CHARS:
+    if held and not omitted and size + len(held) + reserve <= MAX_CHARS:
         out.append(held)
     elif held:
         omitted += len(report.plan.held_back)
     if omitted:
         out.append(
             f"*{omitted} more {'entry is' if omitted == 1 else 'entries are'} not shown: a "
-            "pull-request comment holds at most 65,536 characters. Run `pfsync plan` for the "
-            "whole plan.*\n"
+            f"pull-request comment holds at most 65,536 characters. Run {whole} for the whole "
+            "plan.*\n"
         )
     return "".join(out)

@@ -13,7 +13,8 @@ import socket
 import uuid
 
 from pfsync.state.ci_job import CiJob, ci_job, ci_run_url
-from pfsync.state.lockfile import StateLockRecord, utc_now
+from pfsync.state.lock_record import StateLockRecord
+from pfsync.state.lockfile import utc_now
 from pfsync.state.stores.base import StateStore
 from pfsync.support.invocation import Invocation
 from pfsync.support.textsafety import escape

@@ -30,7 +30,8 @@ from pfsync.state.changes import merge_run
 from pfsync.state.ci_job import ci_job
 from pfsync.state.journal import fold
 from pfsync.state.journal_records import Event
-from pfsync.state.lockfile import Lockfile, StateLockRecord, belonging
+from pfsync.state.lock_record import StateLockRecord
+from pfsync.state.lockfile import Lockfile, belonging
 from pfsync.state.stores.base import Snapshot, StateStore, next_lockfile
 from pfsync.state.stores.lock_records import held_message, new_lock, taken_over, takeover_notice
 from pfsync.state.stores.store_journal import StoreJournal
