@@ -156,7 +156,8 @@ def test_an_unknown_value_of_every_environment_is_reported_once(
         "triggers/sms.yaml:10:17: unknown value `vip_revenue` in environment staging (the "
         "values of environment staging: hello_sender, signup_event, sms_sender) "
         "[$.spec.phone_number]\n"
-        "Error: 1 problem(s) in the manifests; fix them (see `pfsync validate`) and run again.\n",
+        "Error: 1 problem(s) in the manifests; fix them (see `pfsync -e staging validate`) and "
+        "run again.\n",
     )
 
 
