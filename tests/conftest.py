@@ -103,6 +103,8 @@ RunPfsync = Callable[..., Run]
 DEADLINE = 60.0
 # What only a new interpreter reads: a run that sets one needs a child process.
 INTERPRETER_VARIABLES = ("PYTHON", "LANG", "LC_")
+# PFSYNC_TEST_SUBPROCESS=1: every run_pfsync in a child process (does a failure depend on it?).
+ALL_IN_CHILD_PROCESSES = os.environ.get("PFSYNC_TEST_SUBPROCESS") == "1"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -140,19 +142,20 @@ def run_pfsync_anyhow(
     subprocess: bool = False,
 ) -> Run:
     """`pfsync ARGS` in this process where that behaves as the installed script would, else in a
-    child process: when asked (`subprocess=True`), when the test relies on a `timeout` of its
-    own, off the main thread, or when `env` sets what only a new interpreter reads (PYTHON*,
-    the locale)."""
+    child process: when asked (`subprocess=True`), off the main thread, or when `env` sets what
+    only a new interpreter reads (PYTHON*, the locale). `timeout` bounds the run either way."""
     if (
         subprocess
-        or timeout is not None
+        or ALL_IN_CHILD_PROCESSES
         or threading.current_thread() is not threading.main_thread()
         or any(name.startswith(INTERPRETER_VARIABLES) for name in env or {})
     ):
         return run_subprocess(*args, cwd=cwd, env=env, input=input, timeout=timeout)
     from in_process import in_process
 
-    return in_process(list(args), cwd=cwd, env=env, input=input)
+    return in_process(
+        list(args), cwd=cwd, env=env, input=input, deadline=DEADLINE if timeout is None else timeout
+    )
 
 
 @pytest.fixture
@@ -160,7 +163,7 @@ def run_pfsync() -> RunPfsync:
     """Run `pfsync ARGS...` in `cwd` with a clean environment and `input` on stdin; a Run.
 
     In this process (`pfsync.cli.main(argv)`, isolated: see `in_process`) unless the child
-    process is the point: `subprocess=True`, an explicit `timeout`, or see `run_pfsync_anyhow`.
+    process is the point: `subprocess=True`, or see `run_pfsync_anyhow`.
     """
     return run_pfsync_anyhow
 

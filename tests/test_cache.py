@@ -9,6 +9,8 @@ tick, a corrupt or tampered cache, two processes writing it at once.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import marshal
 import os
@@ -27,7 +29,7 @@ from pfsync.config import load_config
 from pfsync.manifests.cache import ManifestCache, cache_dir
 from pfsync.manifests.load import load_manifests
 from pfsync.manifests.results import Declaring
-from pfsync.manifests.seal import machine_key, seal
+from pfsync.manifests.seal import seal
 
 CONFIG = """\
 business: biz_1
@@ -302,10 +304,20 @@ def test_a_cache_this_machine_did_not_write_is_never_read(
     [bodies] = cache_dir(config).glob("bodies-*.json")
     content = bodies.read_bytes().partition(b"\n")[2].replace(b"Trigger 1", b"Forged 1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "elsewhere"))
-    machine_key.cache_clear()
-    try:
-        bodies.write_bytes(seal(content) + b"\n" + content)  # sealed under another key
-    finally:
-        monkeypatch.undo()
-        machine_key.cache_clear()
+    bodies.write_bytes(seal(content) + b"\n" + content)  # sealed under another key
+    monkeypatch.undo()
     assert load_manifests(config, cwd=root, other_environments=False) == expected
+
+
+def test_the_cache_key_is_the_one_under_the_xdg_cache_home_of_the_moment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A long-lived caller of pfsync.cli.main (this test suite, an editor) may run it under
+    # another XDG_CACHE_HOME each time: each run seals with the key kept there.
+    sealed = {}
+    for name in ("one", "two", "one"):
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / name))
+        sealed[name] = seal(b"content")
+        key = bytes.fromhex((tmp_path / name / "pfsync" / "cache-key").read_text())
+        assert sealed[name] == hmac.new(key, b"content", hashlib.sha256).hexdigest().encode()
+    assert sealed["one"] != sealed["two"]

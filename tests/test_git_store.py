@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,11 @@ def wait_for_pending(remote: Path, count: int) -> dict[str, Any]:
 
     wait_until(ready, f"{count} pending creates and the lock on the remote")
     return seen
+
+
+def moved_or_ended(remote: Path, tip: str, run: Background) -> bool:
+    """Whether `remote`'s main is no longer at `tip`, or `run` has ended."""
+    return rev(remote, "main") != tip or not run.running()
 
 
 class Committer:
@@ -366,7 +372,8 @@ def test_unrelated_commits_pushed_during_an_apply_are_kept(
     other.push("NOTES-0.md")  # the run's next write has to rebase over this one
     gate.release(0)
     while apply.running() and len(other.pushed) < 20:  # more, racing the run's own pushes
-        time.sleep(0.3)  # merges to main come now and then, not in a tight loop
+        # A merge to main right after each of the run's writes, which its next must rebase over.
+        wait_until(partial(moved_or_ended, remote, rev(remote, "main"), apply), "a write")
         other.push(f"NOTES-{len(other.pushed)}.md")
     run = apply.finish()
 

@@ -7,13 +7,13 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from apply_helpers import BUSINESS
 from conftest import RunPfsync, clean_env, pfsync_executable
+from fixtures_background import wait_until
 from fixtures_sandbox import MakeSandbox
 from git_helpers import (
     clone,
@@ -155,10 +155,7 @@ def test_ctrl_c_to_the_whole_process_group_still_records_everything(
         text=True,
         start_new_session=True,  # its own process group, as a shell gives a foreground job
     )
-    for _ in range(600):
-        if len(sandbox.triggers(BUSINESS)) >= 3:
-            break
-        time.sleep(0.05)
+    wait_until(lambda: len(sandbox.triggers(BUSINESS)) >= 3, "three creates")
     os.killpg(proc.pid, signal.SIGINT)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from apply_helpers import (
     wait_for_line,
 )
 from conftest import RunPfsync, normalise
+from fixtures_background import wait_until
 from fixtures_sandbox import MakeSandbox, trigger_body
 from pfsync.apply.applier import Applier, ApplyItem, RetryPolicy
 from pfsync.apply.client import PocketflowsClient, Timeouts
@@ -153,11 +153,7 @@ def test_a_resend_stopped_before_sending_stays_uncertain(tmp_path: Path) -> None
 
 def _wait_for_stored(sandbox: Sandbox, count: int) -> None:
     """Until `count` slow creates are stored (a slow answer is logged only once it is sent)."""
-    for _ in range(600):
-        if len(sandbox.triggers(BUSINESS)) >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"fewer than {count} creates arrived")
+    wait_until(lambda: len(sandbox.triggers(BUSINESS)) >= count, f"{count} creates stored")
 
 
 # What the first signal prints at once, before the wait for the requests in flight.

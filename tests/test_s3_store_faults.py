@@ -117,7 +117,11 @@ def test_a_lost_connection_is_a_clean_error_for_every_reading_command(
         ("state", "pull"),
         ("apply", "--auto-approve", "--new-lockfile"),
     ):
-        run = run_pfsync(*command, cwd=repo, env=env, timeout=DEADLINE)
+        # A frozen connection is a child process's: in this one, the request pfsync gives up on
+        # would outlive the run.
+        run = run_pfsync(
+            *command, cwd=repo, env=env, timeout=DEADLINE, subprocess=fault == "freeze"
+        )
         assert run == Run(1, "", error), command
     assert posts(sandbox) == []
     assert not (repo / "pfsync.lock").exists()

@@ -11,6 +11,8 @@ fault-injecting proxy in `test_s3_store_faults.py`.
 
 No test asserts how long anything took: a command that did not end within the bound would hit
 the subprocess's own deadline (`run_pfsync(timeout=...)`, `WAIT_SECONDS`) and fail the test.
+The runs against a remote that never answers are child processes: in this process, the stuck
+connection pfsync gives up on would outlive the run.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from hostile_server import HostileServer, hang_up, silence
 
 BOUND = 2  # seconds: state.timeout in these tests (the default is 15)
 DEADLINE = 60.0  # seconds: a command that has not ended by then never would (old code: 120 s+)
+BOUNDED_PROCESS = {"timeout": DEADLINE, "subprocess": True}  # a child process, given up at DEADLINE
 GIT_STATE = f"{{store: git, timeout: {BOUND}}}"
 NO_PROXY = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
@@ -64,7 +67,7 @@ def test_a_git_remote_that_never_answers_ends_plan_state_and_apply_within_the_bo
         f"cannot fetch origin/main: `git fetch` did not finish within {BOUND} s (state.timeout)"
     )
 
-    plan = run_pfsync("plan", cwd=runner, env=env, timeout=DEADLINE)
+    plan = run_pfsync("plan", cwd=runner, env=env, **BOUNDED_PROCESS)
     assert plan.normalised(URL=sandbox.url) == (
         0,
         plan_of_creates(
@@ -79,17 +82,17 @@ def test_a_git_remote_that_never_answers_ends_plan_state_and_apply_within_the_bo
         f"Warning: {fetch_failed}; using the lockfile of the last fetched origin/main, which may "
         "be out of date\n",
     )
-    listing = run_pfsync("state", "list", cwd=runner, env=env, timeout=DEADLINE)
+    listing = run_pfsync("state", "list", cwd=runner, env=env, **BOUNDED_PROCESS)
     assert listing == Run(
         0,
         "",
         f"Warning: {fetch_failed}; using the lockfile of the last fetched origin/main, which may "
         "be out of date\nNo lockfile at pfsync.lock on origin/main yet: nothing is recorded.\n",
     )
-    remove = run_pfsync("state", "rm", f"{BUSINESS}/t000", cwd=runner, env=env, timeout=DEADLINE)
+    remove = run_pfsync("state", "rm", f"{BUSINESS}/t000", cwd=runner, env=env, **BOUNDED_PROCESS)
     assert remove == Run(1, "", f"Error: {fetch_failed}\n")
     apply = run_pfsync(
-        "apply", "--auto-approve", "--new-lockfile", cwd=runner, env=env, timeout=DEADLINE
+        "apply", "--auto-approve", "--new-lockfile", cwd=runner, env=env, **BOUNDED_PROCESS
     )
     assert apply == Run(1, "", f"Error: {fetch_failed}\n")
     assert posts(sandbox) == []

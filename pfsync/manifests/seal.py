@@ -19,15 +19,20 @@ def seal(content: bytes) -> bytes:
     return hmac.new(machine_key(), content, hashlib.sha256).hexdigest().encode()
 
 
-@functools.cache
 def machine_key() -> bytes:
-    """This user's cache key, kept outside every repository (made on first use).
+    """This user's cache key, kept outside every repository under XDG_CACHE_HOME (else
+    ~/.cache) as it is now: a long-lived caller may change it between runs."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return _key_at(Path(base) / "pfsync" / "cache-key")
+
+
+@functools.cache
+def _key_at(path: Path) -> bytes:
+    """The key kept at `path` (made on first use), read once per process.
 
     Where it cannot be kept, a key for this process alone: the cache then never outlives the
     run that wrote it (slower, never wrong).
     """
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = Path(base) / "pfsync" / "cache-key"
     with contextlib.suppress(OSError, ValueError):
         key = bytes.fromhex(path.read_text(encoding="ascii").strip())
         if len(key) >= 32:
