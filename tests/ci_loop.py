@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import git_helpers
 from conftest import clean_env, pfsync_executable
 from fake_github import FakeGitHub
 from pfsync.sandbox import Sandbox
@@ -35,26 +35,11 @@ from workflow_runner import Approval, Run, WorkflowRunner
 REPOSITORY = "acme/triggers"
 FORK = "someone/triggers"
 ENVIRONMENTS = ("staging", "production")
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "dev",
-    "GIT_AUTHOR_EMAIL": "dev@example.com",
-    "GIT_COMMITTER_NAME": "dev",
-    "GIT_COMMITTER_EMAIL": "dev@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 
 def git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **GIT_ENV},
-        timeout=60,
-    )
-    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
-    return proc.stdout.strip()
+    """git_helpers.git, its output stripped."""
+    return git_helpers.git(cwd, *args).strip()
 
 
 def trigger_yaml(key: str, name: str, event: str = "pde_signup") -> str:
@@ -162,19 +147,7 @@ class Loop:
 
     def refresh(self, pr: PullRequest) -> None:
         """The pull request's merge commit with origin's main now (GitHub's refs/pull/N/merge)."""
-        git(self.desk, "fetch", "--quiet", "origin")
-        pr.base = git(self.desk, "rev-parse", "origin/main")
-        git(self.desk, "checkout", "--quiet", "--detach", pr.base)
-        git(
-            self.desk,
-            "merge",
-            "--quiet",
-            "--no-ff",
-            "-m",
-            f"Merge {pr.head} into {pr.base}",
-            pr.head,
-        )
-        pr.merge = git(self.desk, "rev-parse", "HEAD")
+        pr.base, pr.merge = self._merged(pr.head, f"Merge {pr.head} into main")
         git(self.desk, "push", "--quiet", "--force", "origin", f"HEAD:refs/pull/{pr.number}/merge")
         self.api.pulls[pr.number] = pr.payload()["pull_request"]
 
@@ -190,11 +163,7 @@ class Loop:
 
     def merge_group(self, pr: PullRequest) -> Run:
         """The merge queue's plan of the pull request merged onto origin's main now."""
-        git(self.desk, "fetch", "--quiet", "origin")
-        base = git(self.desk, "rev-parse", "origin/main")
-        git(self.desk, "checkout", "--quiet", "--detach", base)
-        git(self.desk, "merge", "--quiet", "--no-ff", "-m", f"Merge #{pr.number}", pr.head)
-        head = git(self.desk, "rev-parse", "HEAD")
+        base, head = self._merged(pr.head, f"Merge #{pr.number}")
         branch = f"gh-readonly-queue/main/pr-{pr.number}-{base}"
         git(self.desk, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
         payload = {
@@ -206,6 +175,14 @@ class Loop:
             }
         }
         return self.runner.run("pfsync-plan.yml", "merge_group", payload, sha=head, ref_name=branch)
+
+    def _merged(self, head: str, message: str) -> tuple[str, str]:
+        """Merge `head` onto origin's main now in the desk (detached): (base, merge commit)."""
+        git(self.desk, "fetch", "--quiet", "origin")
+        base = git(self.desk, "rev-parse", "origin/main")
+        git(self.desk, "checkout", "--quiet", "--detach", base)
+        git(self.desk, "merge", "--quiet", "--no-ff", "-m", message, head)
+        return base, git(self.desk, "rev-parse", "HEAD")
 
     def plan(self, pr: PullRequest) -> Run:
         return self.runner.run(
@@ -238,19 +215,9 @@ class Loop:
 
     def merge(self, pr: PullRequest) -> str:
         """Merge the pull request into origin's main (a merge commit); the new tip."""
-        git(self.desk, "fetch", "--quiet", "origin")
-        git(self.desk, "checkout", "--quiet", "--detach", "origin/main")
-        git(
-            self.desk,
-            "merge",
-            "--quiet",
-            "--no-ff",
-            "-m",
-            f"Merge pull request #{pr.number}",
-            pr.head,
-        )
+        _, tip = self._merged(pr.head, f"Merge pull request #{pr.number}")
         git(self.desk, "push", "--quiet", "origin", "HEAD:main")
-        return git(self.desk, "rev-parse", "HEAD")
+        return tip
 
     def start_apply(self, tip: str, approver: Callable[[Approval], bool] | None = None) -> Run:
         payload = {"ref": "refs/heads/main", "after": tip}

@@ -225,8 +225,9 @@ def test_one_environment_apply_keeps_its_safety_settings_and_leaves_the_push_to_
     job = apply["jobs"]["apply"]
     assert job["environment"] == "pfsync"
     steps = job["steps"]
-    assert steps[0]["with"]["ref"] == "${{ github.ref_name }}"
-    assert steps[0]["with"]["fetch-depth"] == 0
+    # The tip, checked out right before the apply (after the install).
+    assert steps[-2]["with"]["ref"] == "${{ github.ref_name }}"
+    assert steps[-2]["with"]["fetch-depth"] == 0
     runs = [step["run"] for step in steps if "run" in step]
     assert runs == [
         'python -m pip install "$PFSYNC_PIP_SPEC"',

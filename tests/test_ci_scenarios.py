@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from ci_loop import ENVIRONMENTS, Loop, PullRequest, git, trigger_yaml
-from conftest import clean_env, pfsync_executable
+from conftest import clean_env, normalise, pfsync_executable
 from fixtures_background import MakeGate, wait_until
 from fixtures_sandbox import MakeSandbox
 from workflow_runner import Approval, Run
@@ -89,20 +89,70 @@ def assert_promoted(loop: Loop, posts: int) -> None:
         assert loop.records(environment) == ids_by_address(loop, environment)
 
 
+COMMIT = re.compile(r"(?<=commit `)[0-9a-f]{12}(?=`)")
+BODY = """\
+```json
+{{
+  "name": "{name}",
+  "project_defined_event": "pde_signup",
+  "steps": [
+    {{
+      "type": "email",
+      "email_template_id": "et_welcome_1"
+    }}
+  ]
+}}
+```
+"""
+APPROVER_SEES = (
+    "### Apply to environment `staging`\n\nAPI `<STAGING>`\n\n"
+    "**Apply (staging): 2 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
+    "0 uncertain.**\n\n#### Created\n\n| address | trigger id |\n|---|---|\n"
+    "| `biz_1-staging/vip` | `<ID>` |\n| `biz_1-staging/welcome-series` | `<ID>` |\n\n"
+    f"{APPROVAL_HEADING}\n\n"
+    "**Planned from** commit `<SHA>` · state `state/production.lock on origin/main` (serial 1, "
+    "commit `<SHA>`, lineage `<UUID>`)\n\n"
+    "New triggers start as drafts; a person activates them in Pocketflows.\n\n"
+    "**Plan: 2 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+    "0 unchanged.**\n\n"
+    "Environment `production` · Business `biz_1-production` · API `<PRODUCTION>` · lockfile "
+    "`state/production.lock on origin/main` serial 1\n\n"
+    "<details><summary>+ 2 to create</summary>\n\n"
+    "#### + `biz_1-production/vip` create\n\nsource `triggers/vip.yaml:3`\n\n"
+    + BODY.format(name="VIP upgrade")
+    + "\n#### + `biz_1-production/welcome-series` create\n\n"
+    "source `triggers/welcome-series.yaml:4`\n\n"
+    + BODY.format(name="Welcome series")
+    + "\n</details>\n\n"
+)
+
+
 def test_happy_path_promotes_a_reviewed_change_through_both_environments(loop: Loop) -> None:
     pr = loop.open_pull_request({"triggers/vip.yaml": trigger_yaml("vip", "VIP upgrade")})
     body = reviewed(loop, pr)
     for environment in ENVIRONMENTS:
-        assert_section(body, environment, f"`biz_1-{environment}/vip` create")
+        # What was planned from what, that creates start as drafts, and when it applies.
+        assert_section(
+            body,
+            environment,
+            f"**Planned from** commit `{pr.merge[:12]}` (base `{pr.base[:12]}`) · state "
+            f"`state/{environment}.lock on origin/main` (serial 1, commit `{pr.base[:12]}`",
+            "New triggers start as drafts; a person activates them in Pocketflows.",
+            "**Plan: 2 to create, 0 to replace.",
+            f"`biz_1-{environment}/vip` create",
+        )
     seen: list[Approval] = []
     run = loop.apply(loop.merge(pr), approver=approve_all(seen))
     for job_id in ("apply-staging", "apply-production"):
         assert run.result(job_id) == "success", run.job(job_id).log
-    # The approver sees production's saved plan, made after staging applied.
+    # The approver sees what staging's apply created, then production's saved plan.
     [approval] = seen
     assert (approval.job_id, approval.environment) == ("apply-production", "production")
-    assert APPROVAL_HEADING in approval.summary
-    assert "`biz_1-production/vip` create" in approval.summary
+    known = {
+        "STAGING": loop.sandboxes["staging"].url,
+        "PRODUCTION": loop.sandboxes["production"].url,
+    }
+    assert normalise(approval.summary, **known, SHA=COMMIT) == APPROVER_SEES
     assert_promoted(loop, posts=2)
     # Each apply's summary lists what it created.
     for environment in ENVIRONMENTS:
