@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 pytest_plugins = ["fixtures_sandbox", "fixtures_background"]
 
@@ -105,6 +106,33 @@ DEADLINE = 60.0
 INTERPRETER_VARIABLES = ("PYTHON", "LANG", "LC_")
 # PFSYNC_TEST_SUBPROCESS=1: every run_pfsync in a child process (does a failure depend on it?).
 ALL_IN_CHILD_PROCESSES = os.environ.get("PFSYNC_TEST_SUBPROCESS") == "1"
+
+
+# Every property test names its example count, sized for the suite on two cores under -n auto.
+# What they share: no deadline per example (a loaded machine is not a failure), and the blob
+# that reproduces a failure. HYPOTHESIS_PROFILE picks another registered profile.
+settings.register_profile("default", deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# The files whose tests take longest (SIGKILL trials, the tutorial, store faults and timeouts),
+# slowest first. They start first, so that under `-n` no worker is left running one of them
+# alone at the end while the others are done.
+SLOWEST_FIRST = (
+    "test_s3_store_kills.py",
+    "test_git_store_kills.py",
+    "test_tutorial.py",
+    "test_s3_store_faults.py",
+    "test_apply_safety.py",
+    "test_store_timeouts.py",
+    "test_git_store.py",
+    "test_s3_store.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests of SLOWEST_FIRST first, in its order; the rest keep theirs."""
+    rank = {name: n for n, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,14 +76,7 @@ class Runner:
 
 def wait_for_quiet_sandbox(sandbox: Sandbox) -> None:
     """Let creates the dead run had in flight land (the server finishes them without a client)."""
-    quiet_for = 3 * LATENCY_MS / 1000
-    seen = len(sandbox.triggers(BUSINESS))
-    stable_since = time.monotonic()
-    while time.monotonic() - stable_since < quiet_for:
-        time.sleep(0.01)
-        now = len(sandbox.triggers(BUSINESS))
-        if now != seen:
-            seen, stable_since = now, time.monotonic()
+    wait_until(lambda: sandbox.open_connections() == 0, "the dead run's creates to land")
 
 
 def test_sigkill_across_fresh_clones_never_duplicates_nor_loses_records(
