@@ -59,6 +59,10 @@ def reviewed(loop: Loop, pr: PullRequest) -> str:
     assert comment.result("comment") == "success", comment.job("comment").log
     if not NODE:
         print("node is not installed: the comment step was stood in; the plans were checked")
+        for environment in ENVIRONMENTS:
+            folder = plan.artifacts / f"pfsync-plan-{environment}" / environment
+            assert (folder / "pr-number.txt").read_text() == f"{pr.number}\n"
+            assert (folder / "plan.md").read_text() == plan.job("plan", environment).summary
         return ""
     return loop.api.comment(pr.number)
 
