@@ -25,7 +25,7 @@ from fixtures_background import Spawn, spawn, wait_until
 from fixtures_sandbox import MakeSandbox
 from pfsync.errors import StoreError
 from pfsync.state.lockfile import Lockfile
-from pfsync.state.stores import s3
+from pfsync.state.stores import s3_probe
 from pfsync.state.stores.s3 import S3Store
 from s3_helpers import (
     REGION,
@@ -91,7 +91,7 @@ def test_two_runners_on_a_service_that_ignores_conditional_writes_send_nothing(
 @pytest.fixture(autouse=True)
 def nothing_proven(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts as a new process does: no endpoint proven yet."""
-    monkeypatch.setattr(s3, "_honouring", set())
+    monkeypatch.setattr(s3_probe, "_honouring", set())
 
 
 @pytest.fixture
@@ -128,9 +128,9 @@ def test_an_honouring_service_is_probed_once_beside_the_lockfile(
     assert len(proxy.requests) == 6
 
     # A new process probes again: the probe object exists, every probe write is refused.
-    s3._honouring.clear()
+    s3_probe._honouring.clear()
     store.prove_conditional_writes()
-    assert open_server.text(store.bucket, "pfsync.lock.cas-probe") == s3.PROBE_BODY.decode()
+    assert open_server.text(store.bucket, "pfsync.lock.cas-probe") == s3_probe.PROBE_BODY.decode()
     versions = open_server.client().list_object_versions(Bucket=store.bucket)["Versions"]
     assert sorted(v["Key"] for v in versions) == [
         "pfsync.lock",

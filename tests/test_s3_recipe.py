@@ -19,7 +19,7 @@ from importlib.metadata import distribution
 from pathlib import Path
 
 from conftest import REPO, clean_env
-from pfsync.state.stores.s3 import EXTRA
+from pfsync.state.stores.s3_client import EXTRA
 
 STATE_STORES = REPO / "docs" / "state-stores.md"
 RECIPE_HEADING = "### Trying the s3 store locally"

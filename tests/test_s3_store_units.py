@@ -36,9 +36,10 @@ from conftest import REPO, RunPfsync
 from pfsync.config import StoreTimeouts, check_endpoint_url, load_config
 from pfsync.errors import ConfigError, LockfileError, StateChangeError, StoreError
 from pfsync.state.lockfile import Lockfile
-from pfsync.state.stores import s3
+from pfsync.state.stores import s3_probe
 from pfsync.state.stores.base import Snapshot
-from pfsync.state.stores.s3 import S3Store, redact, valid_location
+from pfsync.state.stores.s3 import S3Store, valid_location
+from pfsync.state.stores.s3_client import redact
 from pfsync.state.stores.transfer import store_named
 from s3_helpers import Credentials, make_s3_repo, s3_env
 
@@ -60,7 +61,7 @@ def store(monkeypatch: pytest.MonkeyPatch) -> S3Store:
     its check of conditional writes taken as passed (tests/test_s3_conditional_writes.py)."""
     for name, value in s3_env(Credentials("AKIAEXAMPLEEXAMPLE00", SECRET), ENDPOINT).items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(s3, "_honouring", {(ENDPOINT, "pfsync-state")})
+    monkeypatch.setattr(s3_probe, "_honouring", {(ENDPOINT, "pfsync-state")})
     return S3Store("pfsync-state", "pfsync.lock", ENDPOINT, "us-east-1")
 
 
@@ -254,7 +255,7 @@ def client_error(status: int, code: str, message: str = "") -> ClientError:
 def test_failures_are_explained_escaped_and_without_credentials(
     store: S3Store, action: str, error: Exception, message: str
 ) -> None:
-    failure = store._failure(action, error)
+    failure = store.wording.failure(action, error)
     assert type(failure) is StoreError
     assert str(failure) == message
     assert SECRET not in str(failure)
@@ -443,7 +444,7 @@ def test_credentials_that_never_resolve_end_within_the_bound(
         answered.wait(60)  # released at the end of the test
         raise RuntimeError("released")
 
-    monkeypatch.setattr(s3, "_client", never_resolves)
+    monkeypatch.setattr(s3, "make_client", never_resolves)
     try:
         with pytest.raises(StoreError) as failed:
             S3Store("pfsync-state", "pfsync.lock", ENDPOINT, timeouts=StoreTimeouts(total=0.2))

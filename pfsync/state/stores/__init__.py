@@ -47,7 +47,8 @@ def lost_lockfile(config: Config) -> tuple[str, str]:
     when it was lost (an error message names both)."""
     state = config.state
     if state.store == "s3":
-        from pfsync.state.stores.s3 import object_url, restore_advice
+        from pfsync.state.stores.s3 import restore_advice
+        from pfsync.state.stores.s3_errors import object_url
 
         where = object_url(state.bucket or "", state.key or "")
         return where, restore_advice(where)
