@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from pfsync.models import DesiredTrigger
-from pfsync.state.lockfile import Lockfile, TriggerRecord
+from pfsync.state.lockfile import Lockfile
+from pfsync.state.trigger_records import TriggerRecord
 from pfsync.support.canonical import body_digest
 
 LINEAGE = "0f0e0d0c-0b0a-4908-8706-050403020100"

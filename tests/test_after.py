@@ -309,7 +309,7 @@ def test_an_unreadable_prev_record_sends_nothing(
 
 def test_an_uncertain_create_found_and_imported_keeps_the_document_it_was_created_from() -> None:
     from pfsync.state.changes import record_import
-    from pfsync.state.lockfile import PendingCreate
+    from pfsync.state.trigger_records import PendingCreate
 
     sent = dataclasses.replace(manifest("alpha", "alpha"), document_digest="doc-alpha")
     pending = PendingCreate(sent, LINEAGE, "2026-01-01T00:00:00Z", "read timeout")

@@ -436,8 +436,8 @@ def test_a_removed_naming_another_id_is_refused_at_plan_time() -> None:
 
 
 def test_a_removed_settles_a_replaced_trigger_that_state_list_shows_still_active() -> None:
-    from pfsync.state.lockfile import HistoryEntry
     from pfsync.state.render import list_text
+    from pfsync.state.trigger_records import HistoryEntry
 
     replaced = HistoryEntry("trg_old", "2026-02-01T00:00:00Z", "replaced", "created", 0)
     state = lockfile(kept=replace(record("trg_new", "K", revision=1), history=(replaced,)))

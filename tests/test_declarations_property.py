@@ -17,7 +17,8 @@ from project_helpers import LINEAGE, manifest, record
 from pfsync.manifests.declarations import declaration_diagnostics
 from pfsync.models import IMPORT, MOVED, NOT_CREATED, REMOVED, Declaration, DesiredTrigger
 from pfsync.state.declared import CONFLICT, carry_out
-from pfsync.state.lockfile import HistoryEntry, Lockfile, PendingCreate, TriggerRecord
+from pfsync.state.lockfile import Lockfile
+from pfsync.state.trigger_records import HistoryEntry, PendingCreate, TriggerRecord
 
 KEYS = ("a", "b", "c", "d")
 IDS = ("trg_1", "trg_2", "trg_3")

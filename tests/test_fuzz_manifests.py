@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from pfsync.manifests.load import load_file
 from pfsync.manifests.results import Declaring, LoadResult
-from pfsync.state.lockfile import Lockfile, TriggerRecord
+from pfsync.state.lockfile import Lockfile
+from pfsync.state.trigger_records import TriggerRecord
 from pfsync.support.canonical import body_digest
 from pfsync.support.diagnostics import format_github, format_json, format_text, sort_diagnostics
 from pfsync.support.yamlload import MAX_NESTING_DEPTH, YamlProblem, iter_documents

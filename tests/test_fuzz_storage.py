@@ -26,14 +26,8 @@ from pfsync.models import DesiredTrigger
 from pfsync.state.access import locked_state
 from pfsync.state.journal import Journal, folded_state, read_journal
 from pfsync.state.journal_records import Created, Failed, Pending, Uncertain
-from pfsync.state.lockfile import (
-    HistoryEntry,
-    Lockfile,
-    PendingCreate,
-    parse_lockfile,
-    read_lockfile,
-    save_lockfile,
-)
+from pfsync.state.lockfile import Lockfile, parse_lockfile, read_lockfile, save_lockfile
+from pfsync.state.trigger_records import HistoryEntry, PendingCreate
 from pfsync.support.canonical import body_digest
 
 FUZZ = settings(

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from apply_helpers import BUSINESS, make_repo, manifest_text
 from conftest import UNSAFE_OUTPUT, RunPfsync, run_in_process
 from pfsync.models import DesiredTrigger
-from pfsync.state.lockfile import HistoryEntry, Lockfile, PendingCreate, TriggerRecord
+from pfsync.state.lockfile import Lockfile
+from pfsync.state.trigger_records import HistoryEntry, PendingCreate, TriggerRecord
 from pfsync.support.canonical import body_digest
 from pfsync.support.textsafety import is_safe, shown_id
 

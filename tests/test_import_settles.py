@@ -11,7 +11,7 @@ from project_helpers import lockfile, manifest
 
 from pfsync.models import DesiredTrigger
 from pfsync.state.changes import record_import
-from pfsync.state.lockfile import PendingCreate
+from pfsync.state.trigger_records import PendingCreate
 
 AT = "2026-02-01T00:00:00Z"
 

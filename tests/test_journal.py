@@ -18,7 +18,8 @@ from pfsync.models import DesiredTrigger
 from pfsync.state.changes import NO_OUTCOME_REASON
 from pfsync.state.journal import Journal, fold, folded_state, read_journal, settle_journal
 from pfsync.state.journal_records import Created, Failed, Pending, Uncertain
-from pfsync.state.lockfile import Lockfile, PendingCreate, read_lockfile, save_lockfile
+from pfsync.state.lockfile import Lockfile, read_lockfile, save_lockfile
+from pfsync.state.trigger_records import PendingCreate
 from pfsync.support.canonical import body_digest
 
 KEY = "11111111-2222-4333-8444-555555555555"

@@ -16,15 +16,8 @@ from pfsync.errors import LockfileError
 from pfsync.models import DesiredTrigger
 from pfsync.schemas import LOCKFILE, validator
 from pfsync.state.lock_record import StateLockRecord
-from pfsync.state.lockfile import (
-    HistoryEntry,
-    Lockfile,
-    PendingCreate,
-    belonging,
-    read_lockfile,
-    require_api_url,
-    save_lockfile,
-)
+from pfsync.state.lockfile import Lockfile, belonging, read_lockfile, require_api_url, save_lockfile
+from pfsync.state.trigger_records import HistoryEntry, PendingCreate
 
 if TYPE_CHECKING:
     from pfsync.config import Config

@@ -11,7 +11,7 @@ from pfsync.errors import PlanError
 from pfsync.models import DesiredTrigger
 from pfsync.plan.diff import ABSENT, FieldChange
 from pfsync.plan.planner import Plan, create_plan
-from pfsync.state.lockfile import PendingCreate
+from pfsync.state.trigger_records import PendingCreate
 from pfsync.support.canonical import body_digest
 
 

@@ -32,12 +32,8 @@ from git_helpers import git
 from pfsync.cli.common import GlobalOptions
 from pfsync.models import DesiredTrigger
 from pfsync.state.lock_record import StateLockRecord
-from pfsync.state.lockfile import (
-    Lockfile,
-    PendingCreate,
-    TriggerRecord,
-    save_lockfile,
-)
+from pfsync.state.lockfile import Lockfile, save_lockfile
+from pfsync.state.trigger_records import PendingCreate, TriggerRecord
 from pfsync.support.canonical import body_digest
 from pfsync.support.invocation import Invocation
 

@@ -22,7 +22,7 @@ from pfsync.plan.render.json_document import PlanReport
 from pfsync.plan.render.markdown import MAX_CHARS
 from pfsync.plan.render.planned_from import PlannedFrom
 from pfsync.plan.render.text import RENDERERS, leaf_lines
-from pfsync.state.lockfile import PendingCreate
+from pfsync.state.trigger_records import PendingCreate
 from pfsync.support.canonical import body_digest
 from pfsync.support.diagnostics import json_path
 from pfsync.support.textsafety import is_safe, json_text

@@ -36,7 +36,8 @@ from pfsync.state.journal_records import (
     Uncertain,
     record_to_json,
 )
-from pfsync.state.lockfile import HistoryEntry, Lockfile, PendingCreate, TriggerRecord
+from pfsync.state.lockfile import Lockfile
+from pfsync.state.trigger_records import HistoryEntry, PendingCreate, TriggerRecord
 
 UUID = "0b7f6c1e-8f5a-4d43-9a43-2b6a1d1f6c10"
 AT = "2026-01-31T12:00:00Z"

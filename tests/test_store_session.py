@@ -22,10 +22,11 @@ from pfsync.errors import LockHeldError, StoreConflict, StoreError
 from pfsync.models import DesiredTrigger
 from pfsync.state.changes import merge_run
 from pfsync.state.journal_records import Created, Failed, Pending, Uncertain
-from pfsync.state.lockfile import Lockfile, TriggerRecord
+from pfsync.state.lockfile import Lockfile
 from pfsync.state.stores import Snapshot
 from pfsync.state.stores.lock_records import new_lock
 from pfsync.state.stores.session import remote_state
+from pfsync.state.trigger_records import TriggerRecord
 from pfsync.support.canonical import body_digest
 from pfsync.support.invocation import BARE
 

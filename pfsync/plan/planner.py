@@ -66,7 +66,8 @@ from pfsync.plan.remedies import (
     update_remedy,
 )
 from pfsync.state.declared import CARRIED, DeclarationStep, carry_out, was_resent
-from pfsync.state.lockfile import Lockfile, PendingCreate, TriggerRecord
+from pfsync.state.lockfile import Lockfile
+from pfsync.state.trigger_records import PendingCreate, TriggerRecord
 from pfsync.support.invocation import BARE, Invocation
 from pfsync.support.suggest import closest
 

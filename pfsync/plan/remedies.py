@@ -12,7 +12,7 @@ import re
 
 from pfsync.models import IMPORT, MOVED, NOT_CREATED, Declaration
 from pfsync.state.declared import CARRIED, DONE
-from pfsync.state.lockfile import PendingCreate
+from pfsync.state.trigger_records import PendingCreate
 from pfsync.support.invocation import Invocation
 from pfsync.support.textsafety import escape, json_text, shown_id
 

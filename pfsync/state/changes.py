@@ -28,14 +28,14 @@ from typing import Any
 
 from pfsync.errors import StateChangeError
 from pfsync.state.journal_records import Created, Event, Failed, Pending, Uncertain
-from pfsync.state.lockfile import (
+from pfsync.state.lockfile import Lockfile
+from pfsync.state.trigger_records import (
     ORIGIN_CREATED,
     ORIGIN_IMPORTED,
     REASON_OVERWRITTEN,
     REASON_REMOVED,
     REASON_REPLACED,
     HistoryEntry,
-    Lockfile,
     PendingCreate,
     TriggerRecord,
 )

@@ -46,13 +46,8 @@ from dataclasses import dataclass, replace
 
 from pfsync.models import IMPORT, MOVED, NOT_CREATED, REMOVED, Declaration, DesiredTrigger
 from pfsync.state.changes import move, record_import
-from pfsync.state.lockfile import (
-    REASON_MOVED,
-    REASON_REMOVED,
-    REASON_RESENT,
-    HistoryEntry,
-    Lockfile,
-)
+from pfsync.state.lockfile import Lockfile
+from pfsync.state.trigger_records import REASON_MOVED, REASON_REMOVED, REASON_RESENT, HistoryEntry
 from pfsync.support.diagnostics import Diagnostic
 from pfsync.support.invocation import BARE, Invocation
 from pfsync.support.textsafety import shown_id

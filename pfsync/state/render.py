@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pfsync.state.lockfile import HistoryEntry, Lockfile
+from pfsync.state.lockfile import Lockfile
+from pfsync.state.trigger_records import HistoryEntry
 from pfsync.support.textsafety import escape, json_text, shown_id
 
 LIST_FORMAT_VERSION = 1
