@@ -24,7 +24,7 @@ from git_helpers import (
     remote_lockfile,
     stale_warning,
 )
-from pfsync.state.stores.git import Git, GitResult, configured_credentials, redact
+from pfsync.state.stores.git_runner import Git, GitResult, configured_credentials, redact
 
 
 @pytest.mark.parametrize(

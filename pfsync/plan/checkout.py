@@ -20,7 +20,7 @@ from pfsync.manifests.discovery import is_manifest_path
 from pfsync.plan.compare import base_plan_commit
 from pfsync.plan.render.planned_from import PlannedFrom
 from pfsync.state.access import StateView
-from pfsync.state.stores.git import Git
+from pfsync.state.stores.git_runner import Git
 
 
 def planned_from(config: Config, view: StateView, base_plan: str | None = None) -> PlannedFrom:
