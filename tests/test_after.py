@@ -303,6 +303,17 @@ def test_the_comment_lists_what_prev_does_not_declare_under_its_own_heading() ->
 # -- end to end: the installed pfsync against two sandboxes -----------------------------------
 
 
+# production's text plan before its first apply, up to its first entry (the API as <URL>)
+PRODUCTION_HEADER = (
+    "Environment: production\n"
+    "Business: biz_1\n"
+    "API: <URL>\n"
+    "Lockfile: production.lock does not exist yet: every declared trigger is a create.\n"
+    + NOT_A_REPOSITORY
+    + "\n"
+)
+
+
 def test_production_gets_nothing_for_an_address_staging_created_from_another_body(
     tmp_path: Path, make_sandbox: MakeSandbox, run_pfsync: RunPfsync
 ) -> None:
@@ -320,13 +331,7 @@ def test_production_gets_nothing_for_an_address_staging_created_from_another_bod
     planned = run_pfsync("-e", "production", "plan", "--after", "staging", cwd=root)
     assert planned.normalised(URL=production.url) == (
         0,
-        "Environment: production\n"
-        "Business: biz_1\n"
-        "API: <URL>\n"
-        "Lockfile: production.lock does not exist yet: every declared trigger is a create.\n"
-        + NOT_A_REPOSITORY
-        + "\n"
-        "Held back by --after staging (not sent; not counted as changes):\n"
+        PRODUCTION_HEADER + "Held back by --after staging (not sent; not counted as changes):\n"
         "  biz_1/alpha  create  triggers/alpha.yaml:3: applied to staging from another "
         "version of the manifest\n"
         "  biz_1/beta  create  triggers/beta.yaml:3: not yet applied to staging\n"
@@ -502,12 +507,7 @@ def test_production_creates_directly_what_staging_never_declares(
     )
     assert planned.normalised(URL=production.url) == (
         0,
-        "Environment: production\n"
-        "Business: biz_1\n"
-        "API: <URL>\n"
-        "Lockfile: production.lock does not exist yet: every declared trigger is a create.\n"
-        + NOT_A_REPOSITORY
-        + "\n"
+        PRODUCTION_HEADER
         + created("alpha", "Alpha", "triggers")
         + created("beta", "Beta", "triggers")
         + created("gamma", "Gamma", "only/production")
