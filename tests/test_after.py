@@ -16,7 +16,7 @@ from fixtures_sandbox import MakeSandbox
 from pfsync.config import load_config
 from pfsync.errors import PlanError
 from pfsync.manifests.load import load_manifests
-from pfsync.plan.after import Record, hold_back, previous_record
+from pfsync.plan.after import Declared, Record, hold_back, previous_record
 from pfsync.plan.planner import create_plan
 from pfsync.plan.render.json_document import PlanReport
 from pfsync.plan.saved import load_saved_plan, save_plan
@@ -133,6 +133,40 @@ def test_only_a_create_prev_holds_from_the_same_document_is_kept() -> None:
     assert held(same, "alpha", "beta") == [("biz_1/beta", "not yet applied to staging")]
 
 
+def test_a_create_prev_does_not_declare_at_all_is_sent_and_said_so() -> None:
+    # staging declares alpha (the document it holds), beta (another version of it) and, under
+    # the key delta, the very document production declares as epsilon; gamma is production's
+    # alone. Only gamma cannot be promoted through staging: it is created directly.
+    declared = Declared(
+        documents=frozenset({"doc-alpha", "doc-beta-staging", "doc-epsilon"}),
+        keys=frozenset({"alpha", "beta", "delta"}),
+    )
+    prev = Record(
+        "staging", documented("staging", "alpha", "doc-alpha"), declared=declared,
+        receiving="production",
+    )  # fmt: skip
+    manifests = [
+        dataclasses.replace(manifest(key, key), document_digest=f"doc-{key}")
+        for key in ("alpha", "beta", "delta", "epsilon", "gamma")
+    ]
+    plan = hold_back(create_plan(manifests, None, "https://p.example.test"), prev)
+    assert [entry.address for entry in plan.to_apply] == ["biz_1/alpha", "biz_1/gamma"]
+    assert [(h.entry.address, h.why) for h in plan.held_back] == [
+        ("biz_1/beta", "not yet applied to staging"),
+        ("biz_1/delta", "not yet applied to staging"),
+        ("biz_1/epsilon", "not yet applied to staging"),
+    ]
+    assert [(d.entry.address, d.why) for d in plan.not_declared] == [
+        ("biz_1/gamma", "not declared for staging: created directly in production")
+    ]
+    assert (plan.has_changes, plan.exit_code(detailed=True)) == (True, 2)
+    # Without staging's manifests (they did not load), every create is staging's, as before.
+    unknown = dataclasses.replace(prev, declared=None)
+    plan = hold_back(create_plan(manifests, None, "https://p.example.test"), unknown)
+    assert [entry.address for entry in plan.to_apply] == ["biz_1/alpha"]
+    assert plan.not_declared == ()
+
+
 def test_a_held_back_create_is_no_change_and_the_saved_plan_keeps_the_filter(
     tmp_path: Path,
 ) -> None:
@@ -155,6 +189,7 @@ def test_a_held_back_create_is_no_change_and_the_saved_plan_keeps_the_filter(
                 "reason": "not yet applied to staging",
             }
         ],
+        "not_declared": [],
     }
     loaded = load_saved_plan(saved)
     assert (loaded.after, loaded.held_back) == (
@@ -196,7 +231,87 @@ def test_prev_must_be_another_environment_with_a_record(
     assert str(raised.value) == message
 
 
+def test_what_prev_declares_is_read_from_its_own_manifests_and_unknown_when_they_do_not_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pfsync.state.lockfile import save_lockfile
+
+    root = write_repo(tmp_path / "repo", "https://s.example.test", "https://p.example.test")
+    save_lockfile(root / "staging.lock", None, Lockfile.new("https://s.example.test", "staging"))
+    monkeypatch.chdir(root)
+    config = load_config(cwd=root, environment="production")
+    # Production's documents are staging's: their digests are taken before values are substituted.
+    documents = {t.document_digest or "" for t in load_manifests(config, cwd=root).manifests}
+    prev = previous_record(config, "staging")
+    assert (prev.declared, prev.receiving, prev.warnings) == (
+        Declared(frozenset(documents), frozenset({"alpha", "beta"})),
+        "production",
+        (),
+    )
+    # A value staging lacks: its manifests do not load, so nothing counts as undeclared.
+    (root / "triggers" / "beta.yaml").write_text(
+        MANIFEST.format(key="beta", name="${values.missing}"), encoding="utf-8"
+    )
+    prev = previous_record(config, "staging")
+    assert (prev.declared, prev.warnings) == (
+        None,
+        (
+            "--after staging: the manifests of environment staging do not load (`pfsync -e "
+            "staging validate` says why), so every create staging's record does not hold is "
+            "held back",
+        ),
+    )
+
+
+def test_the_comment_lists_what_prev_does_not_declare_under_its_own_heading() -> None:
+    from pfsync.plan.render.markdown import render_markdown
+
+    manifests = [
+        dataclasses.replace(manifest(key, key), document_digest=f"doc-{key}")
+        for key in ("beta", "gamma")
+    ]
+    declared = Declared(frozenset({"doc-beta"}), frozenset({"beta"}))
+    plan = hold_back(
+        create_plan(manifests, None, "https://p.example.test"),
+        Record("staging", documented("staging", "alpha", "doc-alpha"), (), declared, "production"),
+    )
+    report = PlanReport(plan, "production.lock", environment="production")
+    markdown = render_markdown(report)
+    assert markdown.split("\n\n")[2:4] == [
+        "1 create is held back by --after `staging`: not sent, and not counted above (listed "
+        "below).",
+        "1 create is not declared for `staging` at all: not held back by --after, created "
+        "directly (listed below).",
+    ]
+    assert markdown.endswith(
+        "<details><summary>= 1 held back by --after `staging` (not sent)</summary>\n"
+        "\n"
+        "- `biz_1/beta` create · source `triggers/beta.yaml:3`: not yet applied to staging\n"
+        "\n"
+        "</details>\n"
+        "\n"
+        "<details><summary>+ 1 not declared for `staging` (sent)</summary>\n"
+        "\n"
+        "- `biz_1/gamma` create · source `triggers/gamma.yaml:3`: not declared for staging: "
+        "created directly in production\n"
+        "\n"
+        "</details>\n"
+        "\n"
+    )
+
+
 # -- end to end: the installed pfsync against two sandboxes -----------------------------------
+
+
+# production's text plan before its first apply, up to its first entry (the API as <URL>)
+PRODUCTION_HEADER = (
+    "Environment: production\n"
+    "Business: biz_1\n"
+    "API: <URL>\n"
+    "Lockfile: production.lock does not exist yet: every declared trigger is a create.\n"
+    + NOT_A_REPOSITORY
+    + "\n"
+)
 
 
 def test_production_gets_nothing_for_an_address_staging_created_from_another_body(
@@ -216,13 +331,7 @@ def test_production_gets_nothing_for_an_address_staging_created_from_another_bod
     planned = run_pfsync("-e", "production", "plan", "--after", "staging", cwd=root)
     assert planned.normalised(URL=production.url) == (
         0,
-        "Environment: production\n"
-        "Business: biz_1\n"
-        "API: <URL>\n"
-        "Lockfile: production.lock does not exist yet: every declared trigger is a create.\n"
-        + NOT_A_REPOSITORY
-        + "\n"
-        "Held back by --after staging (not sent; not counted as changes):\n"
+        PRODUCTION_HEADER + "Held back by --after staging (not sent; not counted as changes):\n"
         "  biz_1/alpha  create  triggers/alpha.yaml:3: applied to staging from another "
         "version of the manifest\n"
         "  biz_1/beta  create  triggers/beta.yaml:3: not yet applied to staging\n"
@@ -350,3 +459,107 @@ def test_the_pull_request_comment_says_what_is_held_back_and_why() -> None:
         "</details>\n"
         "\n"
     )
+
+
+def created(key: str, name: str, folder: str) -> str:
+    """The text plan's create of `key` in production, and a blank line."""
+    return (
+        f"+ biz_1/{key}  create  {folder}/{key}.yaml:3\n"
+        f'      $.spec.name: "{name}"\n'
+        '      $.spec.project_defined_event: "pde_signup"\n'
+        '      $.spec.steps[0].type: "email"\n'
+        '      $.spec.steps[0].email_template_id: "et_prd"\n'
+        "\n"
+    )
+
+
+def test_production_creates_directly_what_staging_never_declares(
+    tmp_path: Path,
+    make_sandbox: MakeSandbox,
+    run_pfsync: RunPfsync,
+    run_pfsync_subprocess: RunPfsync,
+) -> None:
+    # The layout docs/environments.md recommends: only production's globs include only/production/.
+    staging, production = make_sandbox(), make_sandbox()
+    root = write_repo(tmp_path / "repo", staging.url, production.url)
+    config = (root / "pfsync.yaml").read_text(encoding="utf-8")
+    (root / "pfsync.yaml").write_text(
+        config.replace(
+            "    lockfile: production.lock\n",
+            "    lockfile: production.lock\n"
+            '    manifests: ["triggers/**/*.yaml", "only/production/**/*.yaml"]\n',
+        ),
+        encoding="utf-8",
+    )
+    (root / "only" / "production").mkdir(parents=True)
+    (root / "only" / "production" / "gamma.yaml").write_text(
+        MANIFEST.format(key="gamma", name="Gamma"), encoding="utf-8"
+    )
+    env = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}
+    first = run_pfsync(
+        "-e", "staging", "apply", "--auto-approve", "--new-lockfile", cwd=root, env=env
+    )
+    assert first.code == 0, first
+    write_manifest(root, "delta", "Delta")  # shared, and not yet in staging: held back
+
+    planned = run_pfsync_subprocess(
+        "-e", "production", "plan", "--after", "staging", "--out", "plan.json", cwd=root
+    )
+    assert planned.normalised(URL=production.url) == (
+        0,
+        PRODUCTION_HEADER
+        + created("alpha", "Alpha", "triggers")
+        + created("beta", "Beta", "triggers")
+        + created("gamma", "Gamma", "only/production")
+        + "Held back by --after staging (not sent; not counted as changes):\n"
+        "  biz_1/delta  create  triggers/delta.yaml:3: not yet applied to staging\n"
+        "\n"
+        "Not held back by --after staging (staging's manifests do not declare it):\n"
+        "  biz_1/gamma  create  only/production/gamma.yaml:3: not declared for staging: "
+        "created directly in production\n"
+        "\n"
+        "Plan: 3 to create, 0 to replace. Needs a person: 0 update, 0 delete, 0 uncertain. "
+        "0 unchanged.\n",
+        "Saved the plan to plan.json; apply it with `pfsync -e production apply plan.json`.\n",
+    )
+    saved = json.loads((root / "plan.json").read_text(encoding="utf-8"))["after"]
+    assert saved["not_declared"] == [
+        {
+            "address": "biz_1/gamma",
+            "action": "create",
+            "source": "only/production/gamma.yaml:3",
+            "reason": "not declared for staging: created directly in production",
+        }
+    ]
+    applied = run_pfsync_subprocess(
+        "-e", "production", "apply", "plan.json", "--new-lockfile", "--parallelism", "1",
+        "--summary", "summary.md", cwd=root, env=env,
+    )  # fmt: skip
+    assert applied.normalised() == (
+        0,
+        applied.out,
+        "biz_1/alpha: created <ID>\n"
+        "biz_1/beta: created <ID>\n"
+        "biz_1/gamma: created <ID>\n"
+        "Apply (production): 3 created, 0 failed, 0 uncertain. Needs a person: 0 update, "
+        "0 delete, 0 uncertain. Held back by --after staging: 1 (not sent). Not declared for "
+        "staging: 1 (created directly).\n",
+    )
+    assert (
+        (root / "summary.md")
+        .read_text(encoding="utf-8")
+        .endswith(
+            "#### Held back by --after `staging` (not sent)\n"
+            "\n"
+            "- `biz_1/delta` create · source `triggers/delta.yaml:3`: not yet applied to staging\n"
+            "\n"
+            "#### Not declared for `staging` (sent directly)\n"
+            "\n"
+            "- `biz_1/gamma` create · source `only/production/gamma.yaml:3`: not declared for "
+            "staging: created directly in production\n"
+            "\n"
+        )
+    )
+    assert sorted(t["name"] for t in production.triggers("biz_1")) == ["Alpha", "Beta", "Gamma"]
+    assert len(posts(production)) == 3
+    assert len(posts(staging)) == 2

@@ -335,6 +335,38 @@ def test_a_rename_with_its_moved_creates_no_second_trigger(loop: Loop) -> None:
         assert loop.records(environment) == {f"biz_1-{environment}/welcome-journey": old_id}
 
 
+def test_a_production_only_trigger_is_created_directly_not_held_back_forever(loop: Loop) -> None:
+    # The layout docs/environments.md recommends: a folder only production's globs include.
+    config = (loop.desk / "pfsync.yaml").read_text()
+    lockfile = "    lockfile: state/production.lock"
+    globs = '    manifests: ["triggers/**/*.yaml", "only/production/**/*.yaml"]\n'
+    at = config.index("\n", config.index(lockfile)) + 1
+    pr = loop.open_pull_request(
+        {
+            "pfsync.yaml": config[:at] + globs + config[at:],
+            "only/production/cart.yaml": trigger_yaml("cart", "Cart nudge"),
+        }
+    )
+    body = reviewed(loop, pr)
+    assert_section(body, "production", "**Plan: 2 to create, 0 to replace.")
+    seen: list[Approval] = []
+    run = loop.apply(loop.merge(pr), approver=approve_all(seen))
+    assert run.result("apply-production") == "success", run.job("apply-production").log
+    [approval] = seen
+    not_declared = (
+        "- `biz_1-production/cart` create · source `only/production/cart.yaml:3`: not declared "
+        "for staging: created directly in production\n"
+    )
+    assert not_declared in approval.summary, approval.summary
+    assert (loop.names("staging"), loop.names("production")) == (
+        ["Welcome series"],
+        ["Cart nudge", "Welcome series"],
+    )
+    assert (loop.posts("staging"), loop.posts("production")) == (1, 2)
+    for environment in ENVIRONMENTS:
+        assert loop.records(environment) == ids_by_address(loop, environment)
+
+
 def pasted(command: str, cwd: Path) -> str:
     """Run a command as a person pastes it into a shell, in `cwd`; its output."""
     proc = subprocess.run(

@@ -107,6 +107,8 @@ def summarise(report: ApplyReport, plan: Plan, environment: str | None = None) -
     )
     if plan.held_back:
         line += f" Held back by --after {plan.after}: {len(plan.held_back)} (not sent)."
+    if plan.not_declared:
+        line += f" Not declared for {plan.after}: {len(plan.not_declared)} (created directly)."
     return line
 
 

@@ -194,7 +194,7 @@ class _Planning:
             config.invocation,
         )
         if saved is not None and saved.after is not None:
-            plan = hold_back_saved(plan, saved.after, saved.held_back)
+            plan = hold_back_saved(plan, saved.after, saved.held_back, saved.not_declared)
         elif self.after is not None:
             plan = hold_back(plan, self.after)
         recorded = lockfile or Lockfile.new(config.api_url, config.environment)

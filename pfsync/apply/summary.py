@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from pfsync.apply.outcome import describe_carried, describe_result, summarise
 from pfsync.errors import PfsyncError, SignalStop
 from pfsync.plan.planner import NEEDS_PERSON
-from pfsync.plan.render.markdown import code, fenced
+from pfsync.plan.render.markdown import after_rows, code, fenced
 from pfsync.support.textsafety import escape
 
 if TYPE_CHECKING:
@@ -73,11 +73,10 @@ def render_summary(config: Config, record: ApplyRecord) -> str:
     lines += _needs_person(record, config)
     if plan is not None and plan.held_back:
         lines += [f"#### Held back by --after {code(plan.after or '')} (not sent)", ""]
-        lines += [
-            f"- {code(held.entry.address)} {held.entry.action} · source "
-            f"{code(held.entry.source)}: {escape(held.why)}"
-            for held in plan.held_back
-        ] + [""]
+        lines += [row.rstrip("\n") for row in after_rows(plan.held_back)] + [""]
+    if plan is not None and plan.not_declared:
+        lines += [f"#### Not declared for {code(plan.after or '')} (sent directly)", ""]
+        lines += [row.rstrip("\n") for row in after_rows(plan.not_declared)] + [""]
     if record.stopped is not None:
         lines += ["#### Stopped", ""]
         for line in record.stopped.splitlines():

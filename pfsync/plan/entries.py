@@ -53,10 +53,11 @@ class PlanEntry:
 
 @dataclass(frozen=True)
 class HeldBack:
-    """A create or replace that `--after PREV` does not send, and why (see `plan.after`)."""
+    """A create or replace that `--after PREV` does not send (or, in `plan.not_declared`, sends
+    because PREV does not declare it), and why (see `plan.after`)."""
 
     entry: PlanEntry
-    why: str  # "not yet applied to staging", …
+    why: str  # "not yet applied to staging", "not declared for staging: created directly in …"
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class Plan:
     carried: tuple[Declaration, ...] = ()  # the declarations apply carries out, in order
     after: str | None = None  # `--after PREV`: the environment whose record creates must be in
     held_back: tuple[HeldBack, ...] = ()  # what `--after` keeps back: no change, not sent
+    # what `--after` sends although PREV's record lacks it: PREV does not declare it at all
+    not_declared: tuple[HeldBack, ...] = ()
 
     def with_action(self, action: str) -> list[PlanEntry]:
         """The entries with `action`, in address order."""

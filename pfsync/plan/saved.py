@@ -67,6 +67,7 @@ class SavedPlan:
     # made with `--after PREV`: PREV, and each held-back address with why (what it showed)
     after: str | None = None
     held_back: dict[str, str] = field(default_factory=dict)
+    not_declared: dict[str, str] = field(default_factory=dict)  # sent: PREV does not declare it
 
 
 def save_plan(path: Path, report: PlanReport) -> None:
@@ -178,11 +179,14 @@ def _after_of(document: dict[str, Any], shown: str) -> dict[str, Any]:
     try:
         name = after["environment"]
         held = {item["address"]: item["reason"] for item in after["held_back"]}
-    except (KeyError, TypeError) as exc:
+        # a plan saved before pfsync listed the creates PREV does not declare has none
+        direct = {item["address"]: item["reason"] for item in after.get("not_declared", [])}
+    except (KeyError, TypeError, AttributeError) as exc:
         raise _malformed(shown, f"its --after part lacks {exc}") from None
-    if not isinstance(name, str) or not all(isinstance(v, str) for v in held.values()):
+    reasons = [*held.values(), *direct.values()]
+    if not isinstance(name, str) or not all(isinstance(v, str) for v in reasons):
         raise _malformed(shown, "its --after part is not an environment and its addresses")
-    return {"after": name, "held_back": held}
+    return {"after": name, "held_back": held, "not_declared": direct}
 
 
 def _environment_of(document: dict[str, Any], shown: str) -> str | None:

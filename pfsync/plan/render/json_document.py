@@ -12,6 +12,7 @@ from typing import Any
 
 from pfsync.models import Declaration
 from pfsync.plan.diff import ABSENT, FieldChange
+from pfsync.plan.entries import HeldBack
 from pfsync.plan.planner import ACTIONS, APPLIED, Plan, PlanEntry, summary_line
 from pfsync.plan.render.planned_from import PlannedFrom, planned_from_document
 from pfsync.support.invocation import Invocation
@@ -120,19 +121,23 @@ def plan_document(report: PlanReport, include_digests: bool = False) -> dict[str
     if plan.after is not None:
         document["after"] = {
             "environment": plan.after,
-            "held_back": [
-                {
-                    "address": held.entry.address,
-                    "action": held.entry.action,
-                    "source": held.entry.source,
-                    "reason": held.why,
-                }
-                for held in plan.held_back
-            ],
+            "held_back": [_listed(held) for held in plan.held_back],
+            "not_declared": [_listed(passed) for passed in plan.not_declared],
         }
     if include_digests:
         document["saved_plan"] = True
     return document
+
+
+def _listed(held: HeldBack) -> dict[str, str]:
+    """One create `--after` held back or sent as not declared: address, action, source, reason."""
+    entry = held.entry
+    return {
+        "address": entry.address,
+        "action": entry.action,
+        "source": entry.source,
+        "reason": held.why,
+    }
 
 
 def render_json(report: PlanReport) -> str:

@@ -8,9 +8,11 @@ are cut (with a note saying how many entries are not shown) to keep the whole un
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pfsync.plan.diff import ABSENT
+from pfsync.plan.entries import HeldBack
 from pfsync.plan.planner import (
     CREATE,
     DELETE,
@@ -144,6 +146,14 @@ def _head(report: PlanReport) -> str:
             f"{code(plan.after or '')}: not sent, and not counted above (listed below).",
             "",
         ]
+    if plan.not_declared:
+        count = len(plan.not_declared)
+        lines += [
+            f"{count} {'create is' if count == 1 else 'creates are'} not declared for "
+            f"{code(plan.after or '')} at all: not held back by --after, created directly "
+            "(listed below).",
+            "",
+        ]
     if plan.needs_person:
         lines += [
             "> [!WARNING]",
@@ -155,19 +165,28 @@ def _head(report: PlanReport) -> str:
 
 
 def _held_back(report: PlanReport) -> str:
-    """The creates `--after PREV` keeps back, folded ("" without any)."""
+    """The creates `--after PREV` keeps back, and those it sends as not declared for PREV,
+    folded ("" without any)."""
     plan = report.plan
-    if not plan.held_back:
-        return ""
-    rows = "".join(
+    after = code(plan.after or "")
+    parts = (
+        (plan.held_back, f"= {len(plan.held_back)} held back by --after {after} (not sent)"),
+        (plan.not_declared, f"+ {len(plan.not_declared)} not declared for {after} (sent)"),
+    )
+    return "".join(
+        f"<details><summary>{title}</summary>\n\n{''.join(after_rows(listed))}\n</details>\n\n"
+        for listed, title in parts
+        if listed
+    )
+
+
+def after_rows(listed: Sequence[HeldBack]) -> list[str]:
+    """One Markdown list item per create `--after` held back or sent as not declared."""
+    return [
         f"- {code(held.entry.address)} {held.entry.action} · source {code(held.entry.source)}: "
         f"{escape(held.why)}\n"
-        for held in plan.held_back
-    )
-    return (
-        f"<details><summary>= {len(plan.held_back)} held back by --after "
-        f"{code(plan.after or '')} (not sent)</summary>\n\n{rows}\n</details>\n\n"
-    )
+        for held in listed
+    ]
 
 
 def render_markdown(report: PlanReport) -> str:
@@ -204,7 +223,7 @@ def render_markdown(report: PlanReport) -> str:
     if held and not omitted and size + len(held) + reserve <= MAX_CHARS:
         out.append(held)
     elif held:
-        omitted += len(report.plan.held_back)
+        omitted += len(report.plan.held_back)  # the creates not declared are listed above
     if omitted:
         out.append(
             f"*{omitted} more {'entry is' if omitted == 1 else 'entries are'} not shown: a "

@@ -167,15 +167,27 @@ def _entry_lines(entry: PlanEntry, color: bool) -> list[str]:
 
 
 def held_back_lines(plan: Plan) -> list[str]:
-    """What `--after PREV` keeps back, one line each (none without --after), and a blank line."""
-    if not plan.held_back:
-        return []
-    lines = [f"Held back by --after {plan.after} (not sent; not counted as changes):"]
-    lines += [
-        f"  {held.entry.address}  {held.entry.action}  {escape(held.entry.source)}: {held.why}"
-        for held in plan.held_back
-    ]
-    return [*lines, ""]
+    """What `--after PREV` keeps back, and what it sends because PREV does not declare it: one
+    line each, each part closed by a blank line (none without --after)."""
+    parts = (
+        (plan.held_back, f"Held back by --after {plan.after} (not sent; not counted as changes):"),
+        (
+            plan.not_declared,
+            f"Not held back by --after {plan.after} ({plan.after}'s manifests do not declare "
+            f"{'it' if len(plan.not_declared) == 1 else 'them'}):",
+        ),
+    )
+    lines: list[str] = []
+    for listed, title in parts:
+        if listed:
+            lines.append(title)
+            lines += [
+                f"  {held.entry.address}  {held.entry.action}  {escape(held.entry.source)}: "
+                f"{held.why}"
+                for held in listed
+            ]
+            lines.append("")
+    return lines
 
 
 def render_text(report: PlanReport) -> str:
