@@ -563,3 +563,36 @@ def test_production_creates_directly_what_staging_never_declares(
     assert sorted(t["name"] for t in production.triggers("biz_1")) == ["Alpha", "Beta", "Gamma"]
     assert len(posts(production)) == 3
     assert len(posts(staging)) == 2
+
+
+def test_apply_warns_when_prev_manifests_do_not_load_and_holds_back_as_before(
+    tmp_path: Path, make_sandbox: MakeSandbox, run_pfsync: RunPfsync
+) -> None:
+    from pfsync.state.lockfile import save_lockfile
+
+    production = make_sandbox()
+    root = write_repo(tmp_path / "repo", "https://s.example.test", production.url)
+    save_lockfile(root / "staging.lock", None, Lockfile.new("https://s.example.test", "staging"))
+    (root / "pfsync.yaml").write_text(
+        (root / "pfsync.yaml")
+        .read_text(encoding="utf-8")
+        .replace("{template: et_prd}", "{template: et_prd, only: x}"),
+        encoding="utf-8",
+    )
+    (root / "triggers" / "beta.yaml").write_text(
+        MANIFEST.format(key="beta", name="${values.only}"), encoding="utf-8"
+    )
+    env = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}
+    applied = run_pfsync(
+        "-e", "production", "apply", "--after", "staging", "--auto-approve", "--new-lockfile",
+        cwd=root, env=env,
+    )  # fmt: skip
+    assert (applied.code, applied.err) == (
+        0,
+        "Warning: --after staging: the manifests of environment staging do not load (`pfsync "
+        "-e staging validate` says why), so every create staging's record does not hold is held "
+        "back\n"
+        "Apply (production): 0 created, 0 failed, 0 uncertain. Needs a person: 0 update, "
+        "0 delete, 0 uncertain. Held back by --after staging: 2 (not sent).\n",
+    )
+    assert posts(production) == []

@@ -106,6 +106,8 @@ def run_apply(
     from pfsync.state.lockfile import Lockfile
 
     planning = _Planning(config, manifests, options, declarations)
+    for warning in planning.after.warnings if planning.after is not None else ():
+        io.progress(f"Warning: {warning}")  # PREV's record or manifests, as plan says them
     must_exist = bool(manifests) and not options.new_lockfile
     with open_state(
         config,
