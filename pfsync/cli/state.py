@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
@@ -308,13 +309,7 @@ def push_command(to: str, force: bool, lock_timeout: float, sandbox: bool) -> in
     """
     from pfsync.state.stores.transfer import push
 
-    config = _config(sandbox)
-    if isinstance(config, int):
-        return config
-    if sandbox:
-        _refuse_sandbox_transfer(config)
-    _echo_lines(push(config, to, force, lock_timeout))
-    return 0
+    return _transfer(sandbox, lambda config: push(config, to, force, lock_timeout))
 
 
 @state.command("pull")
@@ -340,12 +335,17 @@ def pull_command(source: str | None, force: bool, lock_timeout: float, sandbox: 
     """
     from pfsync.state.stores.transfer import pull
 
+    return _transfer(sandbox, lambda config: pull(config, source, force, lock_timeout))
+
+
+def _transfer(sandbox: bool, copy: Callable[[Config], list[str]]) -> int:
+    """`state push` or `state pull`: `copy` the lockfile, refused in sandbox mode."""
     config = _config(sandbox)
     if isinstance(config, int):
         return config
     if sandbox:
         _refuse_sandbox_transfer(config)
-    _echo_lines(pull(config, source, force, lock_timeout))
+    _echo_lines(copy(config))
     return 0
 
 

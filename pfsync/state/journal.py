@@ -49,7 +49,7 @@ from pfsync.state.journal_records import (
     record_from_json,
     record_to_json,
 )
-from pfsync.state.lockfile import Lockfile, save_lockfile
+from pfsync.state.lockfile import Lockfile, read_if_present, save_lockfile
 from pfsync.support.atomic import fsync_directory
 from pfsync.support.paths import shown_path
 from pfsync.support.textsafety import json_text
@@ -81,12 +81,9 @@ def _corrupt(path: Path, line: int, problem: str) -> LockfileError:
 
 def read_journal(path: Path) -> JournalContents | None:
     """The records of the journal at `path`, or None when there is none."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = read_if_present(path, "journal")
+    if raw is None:
         return None
-    except OSError as exc:
-        raise LockfileError(f"cannot read the journal {shown_path(path)}: {exc.strerror}") from None
     lines = raw.split(b"\n")
     # The element after the last newline is empty unless the last append was torn.
     complete, tail = lines[:-1], lines[-1]

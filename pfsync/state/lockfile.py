@@ -248,15 +248,22 @@ def _short(message: str) -> str:
     return message if len(message) <= 200 else message[:200] + "…"
 
 
-def read_lockfile(path: Path) -> Lockfile | None:
-    """The verified lockfile at `path`, or None when it does not exist."""
-    shown = shown_path(path)
+def read_if_present(path: Path, what: str) -> bytes | None:
+    """The bytes of `path` (the lockfile or its journal: `what`), or None when there is none."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise LockfileError(f"cannot read the lockfile {shown}: {exc.strerror}") from None
+        raise LockfileError(f"cannot read the {what} {shown_path(path)}: {exc.strerror}") from None
+
+
+def read_lockfile(path: Path) -> Lockfile | None:
+    """The verified lockfile at `path`, or None when it does not exist."""
+    shown = shown_path(path)
+    raw = read_if_present(path, "lockfile")
+    if raw is None:
+        return None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
