@@ -225,7 +225,11 @@ def cli_commands() -> dict[str, str]:
     def visit(command: click.Command, words: list[str]) -> None:
         group = isinstance(command, click.Group)
         if words and (not group or getattr(command, "invoke_without_command", False)):
-            context = click.Context(command, info_name=words[-1])
+            # The group's help names: click caches a command's help option from the first
+            # context it sees, and a bare one would leave `--help` alone to every later run.
+            context = click.Context(
+                command, info_name=words[-1], help_option_names=["-h", "--help"]
+            )
             arguments = [
                 piece
                 for piece in command.collect_usage_pieces(context)

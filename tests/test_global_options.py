@@ -128,7 +128,12 @@ def test_every_value_reaches_its_option(
     path, command, param = case
     assert param.name is not None
     for words in _forms(param, value):
-        parser = command.make_parser(click.Context(command, info_name=path[-1] if path else None))
+        # The group's help names: click caches a command's help option from the first context
+        # it sees, and a bare one would leave `--help` alone to every later run.
+        context = click.Context(
+            command, info_name=path[-1] if path else None, help_option_names=["-h", "--help"]
+        )
+        parser = command.make_parser(context)
         given, _, _ = parser.parse_args([*words, *_required(command, param)])
         assert given[param.name] == ([value] if param.multiple else value), words
 
