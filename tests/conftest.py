@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
 
 pytest_plugins = ["fixtures_sandbox", "fixtures_background"]
 
@@ -111,8 +110,14 @@ ALL_IN_CHILD_PROCESSES = os.environ.get("PFSYNC_TEST_SUBPROCESS") == "1"
 # Every property test names its example count, sized for the suite on two cores under -n auto.
 # What they share: no deadline per example (a loaded machine is not a failure), and the blob
 # that reproduces a failure. HYPOTHESIS_PROFILE picks another registered profile.
-settings.register_profile("default", deadline=None, print_blob=True)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+# (The other Pythons' smoke runs a few tests with pytest alone: no Hypothesis there.)
+try:
+    from hypothesis import settings
+except ImportError:
+    pass
+else:
+    settings.register_profile("default", deadline=None, print_blob=True)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # The files whose tests take longest (SIGKILL trials, the tutorial, store faults and timeouts),
 # slowest first. They start first, so that under `-n` no worker is left running one of them
