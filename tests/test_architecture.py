@@ -17,7 +17,8 @@ import grimp
 from conftest import REPO
 
 ARCHITECTURE = REPO / "docs" / "architecture.md"
-TEST_EXTRA = re.compile(r"extra\s*==\s*[\"']test[\"']")
+# The extras of development tools (docs/development.md says why each), not of pfsync's use.
+DEVELOPMENT_EXTRAS = re.compile(r"extra\s*==\s*[\"'](test|lint)[\"']")
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
@@ -101,11 +102,12 @@ def _normal(name: str) -> str:
 
 
 def _declared() -> set[str]:
-    """The distributions pfsync's metadata requires, its extras' included (test tools aside)."""
+    """The distributions pfsync's metadata requires, its extras' included (development tools
+    aside)."""
     return {
         _normal(re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0])
         for requirement in requires("pfsync") or []
-        if not TEST_EXTRA.search(requirement)
+        if not DEVELOPMENT_EXTRAS.search(requirement)
     }
 
 

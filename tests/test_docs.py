@@ -457,14 +457,18 @@ def test_the_dependency_lists_are_the_package_metadata() -> None:
     assert {normal_name(name) for name in runtime.split(", ")} == declared[""]
     s3 = readme.partition("the s3 state store adds ")[2].partition(" (`pfsync[s3]`)")[0]
     assert {normal_name(name) for name in s3.split(" and ")} == declared["s3"]
-    table = section(DOCS / "development.md", "Test-only dependencies")
-    named = {
-        normal_name(name)
-        for row in table.splitlines()
-        if row[:2] == "| " and not row.startswith("| package")
-        for name in row.split("|")[1].split(",")
-    }
-    assert sorted(named) == sorted(declared["test"] - declared[""])
+    for extra, heading in (
+        ("test", "Test-only dependencies"),
+        ("lint", "Quality-gate dependencies"),
+    ):
+        table = section(DOCS / "development.md", heading)
+        named = {
+            normal_name(name)
+            for row in table.splitlines()
+            if row[:2] == "| " and not row.startswith("| package")
+            for name in row.split("|")[1].split(",")
+        }
+        assert sorted(named) == sorted(declared[extra] - declared[""])
 
 
 def test_every_state_command_takes_sandbox_as_the_index_says() -> None:
