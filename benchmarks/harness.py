@@ -62,12 +62,25 @@ def run_once(
     check: Callable[[int], bool] = lambda code: code == 0,
 ) -> tuple[float, int]:
     """Run a command to completion; its wall time and peak RSS (KiB). Output is discarded."""
-    full_env = {**os.environ, **(env or {})}
+    elapsed, usage = run_measured(args, cwd=cwd, env={**os.environ, **(env or {})}, check=check)
+    return elapsed, usage.ru_maxrss
+
+
+def run_measured(
+    args: Sequence[str],
+    *,
+    cwd: Path | None,
+    env: dict[str, str],
+    check: Callable[[int], bool] = lambda code: code == 0,
+) -> tuple[float, Any]:
+    """Run a command to completion in exactly `env`: its wall time and its resource usage
+    (`os.wait4`'s: CPU times, peak RSS), its forked workers' included. Output is discarded;
+    a failure (by `check`) stops the benchmark with the command's last words on stderr."""
     started = time.perf_counter()
     process = subprocess.Popen(
         list(args),
         cwd=cwd,
-        env=full_env,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -75,13 +88,13 @@ def run_once(
     errors = process.stderr.read()
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if not check(process.returncode):
+    code = os.waitstatus_to_exitcode(status)
+    if not check(code):
         raise SystemExit(
-            f"benchmark command failed ({process.returncode}): {' '.join(args)[:300]}\n"
+            f"benchmark command failed ({code}): {' '.join(args)[:300]}\n"
             + errors.decode(errors="replace")[-2000:]
         )
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage
 
 
 def measure(

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import run_measured  # the timed child process of benchmarks/run.py
 from report import table  # the Markdown tables of benchmarks/run.py
 
 HERE = Path(__file__).resolve().parent
@@ -689,20 +690,8 @@ def bench_end_to_end(count: int, runs: int) -> None:
 def _run_pfsync(tree: Path, args: Sequence[str]) -> tuple[float, float]:
     # PFSYNC_NO_CACHE: every manifest read and checked, not taken from .pfsync/cache/.
     env = {**os.environ, "PYTHONPATH": str(tree), "PFSYNC_NO_CACHE": "1"}
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pfsync", *args],
-        cwd=tree,  # not the checkout: its editable install would win over PYTHONPATH's ''
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    errors = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"pfsync {' '.join(args)} failed in {tree}:\n{errors.decode()[-2000:]}")
+    # cwd: not the checkout, whose editable install would win over PYTHONPATH's ''.
+    elapsed, usage = run_measured([sys.executable, "-m", "pfsync", *args], cwd=tree, env=env)
     return elapsed, usage.ru_utime + usage.ru_stime
 
 
