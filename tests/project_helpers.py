@@ -112,3 +112,25 @@ def init_example_create(business: str) -> str:
 DRAFTS = "New triggers start as drafts; a person activates them in Pocketflows."
 # The line `plan` adds below the lockfile's in a project outside a git repository (tmp_path).
 NOT_A_REPOSITORY = f"Planned from: not a git repository. {DRAFTS}\n"
+
+
+def update_entry(key: str, trigger_id: str, old: str, new: str, digest: str) -> str:
+    """The text plan's entry for a hand-edited name of `biz_1/KEY` (triggers/KEY.yaml:3):
+    the diff, the remedy, and the Import to paste that acknowledges the body of `digest`."""
+    address = f"biz_1/{key}"
+    return (
+        f"~ {address}  update  triggers/{key}.yaml:3  (trigger {trigger_id})\n"
+        f'      $.spec.name: "{old}" → "{new}"\n'
+        "    remedy: Pocketflows has no update endpoint, so pfsync cannot change this trigger. "
+        "Revert the manifest, or raise `revision` to create a replacement, or edit trigger "
+        f"{trigger_id} in Pocketflows by hand and then acknowledge it: paste the Import below "
+        f"into a manifest file (or run `pfsync state import {address} {trigger_id} --force`).\n"
+        "    paste:\n"
+        "---\n"
+        "apiVersion: pfsync/v1\n"
+        "kind: Import\n"
+        f"key: {key}\n"
+        f"id: {trigger_id}\n"
+        f"acknowledges: {digest}\n"
+        "\n"
+    )

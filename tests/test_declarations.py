@@ -17,6 +17,7 @@ from project_helpers import (
     manifest,
     manifest_yaml,
     record,
+    update_entry,
     write_project,
 )
 
@@ -599,21 +600,8 @@ def update_plan(import_line: int, old: str, new: str, planned_from: str = NOT_A_
         f"  biz_1/hand  no-op  triggers/found.yaml:{import_line}  (trigger trg_h)\n"
         "    note: Import biz_1/hand (trigger trg_h) is done; this declaration may be deleted.\n"
         "\n"
-        "~ biz_1/hand  update  triggers/hand.yaml:3  (trigger trg_h)\n"
-        f'      $.spec.name: "{old}" → "{new}"\n'
-        "    remedy: Pocketflows has no update endpoint, so pfsync cannot change this trigger. "
-        "Revert the manifest, or raise `revision` to create a replacement, or edit trigger "
-        "trg_h in Pocketflows by hand and then acknowledge it: paste the Import below into a "
-        "manifest file (or run `pfsync state import biz_1/hand trg_h --force`).\n"
-        "    paste:\n"
-        "---\n"
-        "apiVersion: pfsync/v1\n"
-        "kind: Import\n"
-        "key: hand\n"
-        "id: trg_h\n"
-        f"acknowledges: {manifest('hand', new).digest}\n"
-        "\n"
-        "Plan: 0 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "
+        + update_entry("hand", "trg_h", old, new, manifest("hand", new).digest)
+        + "Plan: 0 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "
         "1 unchanged.\n"
     )
 

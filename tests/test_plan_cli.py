@@ -6,7 +6,15 @@ import json
 import re
 from pathlib import Path
 
-from project_helpers import DRAFTS, NOT_A_REPOSITORY, body, manifest_yaml, read_json, write_project
+from project_helpers import (
+    DRAFTS,
+    NOT_A_REPOSITORY,
+    body,
+    manifest_yaml,
+    read_json,
+    update_entry,
+    write_project,
+)
 
 from conftest import RunPfsync
 from pfsync.models import DesiredTrigger
@@ -115,22 +123,10 @@ def test_done_when_scenario(tmp_path: Path, run_pfsync: RunPfsync) -> None:
     run = run_pfsync("plan", "--detailed-exitcode", cwd=root)
     assert (run.code, run.out, run.err) == (
         3,
-        HEADER_SERIAL_3 + "\n"
-        "~ biz_1/alpha  update  triggers/alpha.yaml:3  (trigger trg_alpha)\n"
-        '      $.spec.name: "Alpha" → "Alpha v2"\n'
-        "    remedy: Pocketflows has no update endpoint, so pfsync cannot change this trigger. "
-        "Revert the manifest, or raise `revision` to create a replacement, or edit trigger "
-        "trg_alpha in Pocketflows by hand and then acknowledge it: paste the Import below into a "
-        "manifest file (or run `pfsync state import biz_1/alpha trg_alpha --force`).\n"
-        "    paste:\n"
-        "---\n"
-        "apiVersion: pfsync/v1\n"
-        "kind: Import\n"
-        "key: alpha\n"
-        "id: trg_alpha\n"
-        f"acknowledges: {body_digest(body('Alpha v2'))}\n"
-        "\n"
-        "Plan: 0 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "
+        HEADER_SERIAL_3
+        + "\n"
+        + update_entry("alpha", "trg_alpha", "Alpha", "Alpha v2", body_digest(body("Alpha v2")))
+        + "Plan: 0 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "
         "2 unchanged.\n",
         "",
     )

@@ -6,7 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from project_helpers import NOT_A_REPOSITORY, body, manifest_yaml, read_json, write_project
+from project_helpers import (
+    NOT_A_REPOSITORY,
+    body,
+    manifest_yaml,
+    read_json,
+    update_entry,
+    write_project,
+)
 
 from conftest import RunPfsync
 from git_helpers import git
@@ -414,20 +421,10 @@ def test_import_force_acknowledges_a_hand_edit(project: Path, run_pfsync: RunPfs
     plan = run_pfsync("plan", "--detailed-exitcode", cwd=project)
     assert (plan.code, plan.out, plan.err) == (
         3,
-        header(2) + "~ biz_1/alpha  update  triggers/alpha.yaml:3  (trigger trg_alpha)\n"
-        '      $.spec.name: "Alpha" → "Alpha edited"\n'
-        "    remedy: Pocketflows has no update endpoint, so pfsync cannot change this trigger. "
-        "Revert the manifest, or raise `revision` to create a replacement, or edit trigger "
-        "trg_alpha in Pocketflows by hand and then acknowledge it: paste the Import below into a "
-        "manifest file (or run `pfsync state import biz_1/alpha trg_alpha --force`).\n"
-        "    paste:\n"
-        "---\n"
-        "apiVersion: pfsync/v1\n"
-        "kind: Import\n"
-        "key: alpha\n"
-        "id: trg_alpha\n"
-        f"acknowledges: {body_digest(body('Alpha edited'))}\n"
-        "\n"
+        header(2)
+        + update_entry(
+            "alpha", "trg_alpha", "Alpha", "Alpha edited", body_digest(body("Alpha edited"))
+        )
         + CREATE_GAMMA
         + "Plan: 1 to create, 0 to replace. Needs a person: 1 update, 0 delete, 0 uncertain. "
         "1 unchanged.\n",
