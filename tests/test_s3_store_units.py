@@ -436,7 +436,7 @@ def test_credentials_that_never_resolve_end_within_the_bound(
 ) -> None:
     # A role assumed with a web identity is fetched from STS when the client is made: a frozen
     # STS must not hold pfsync past state.timeout either.
-    import pfsync.state.stores.s3 as s3
+    from pfsync.state.stores import s3_client
 
     answered = threading.Event()
 
@@ -444,7 +444,7 @@ def test_credentials_that_never_resolve_end_within_the_bound(
         answered.wait(60)  # released at the end of the test
         raise RuntimeError("released")
 
-    monkeypatch.setattr(s3, "make_client", never_resolves)
+    monkeypatch.setattr(s3_client, "resolve_credentials", never_resolves)
     try:
         with pytest.raises(StoreError) as failed:
             S3Store("pfsync-state", "pfsync.lock", ENDPOINT, timeouts=StoreTimeouts(total=0.2))
