@@ -470,10 +470,16 @@ class LoopbackServer:
         self._stopping.set()
         self._close_all()
         if self._acceptor.is_alive():
+            self._wake_acceptor()
             self._acceptor.join(5)
         for thread in list(self._threads):
             thread.join(5)
         self._listener.close()
+
+    def _wake_acceptor(self) -> None:
+        """Connect once, so that the acceptor sees the stop now rather than at its next poll."""
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
 
     def _accepting(self) -> bool:
         """Whether to go on accepting (False: stop by itself)."""
@@ -508,6 +514,9 @@ class LoopbackServer:
             except TimeoutError:
                 continue
             except OSError:
+                break
+            if self._stopping.is_set():  # the stop's own wake-up call, or one racing with it
+                connection.close()
                 break
             thread = threading.Thread(
                 target=self._serve,

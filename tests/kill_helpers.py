@@ -79,6 +79,34 @@ def batches_of(uncertain: list[str], sending_order: list[str], intent_batch: int
 
 
 @dataclass(frozen=True)
+class Moment:
+    """Where a kill lands: before the first create or while creating, `share` (0 to 1) of the
+    way through that stretch (start-up up to the pace's first create, or the kill window)."""
+
+    before_sending: bool
+    share: float
+
+    def describe(self) -> str:
+        return f"{'before sending' if self.before_sending else 'while creating'}, {self.share:.2f}"
+
+
+def stratified_moments(early: int, creating: int, rng: random.Random) -> list[Moment]:
+    """`early` kills spread over the start-up, `creating` over the kill window, shuffled.
+
+    Each stretch is cut into equal slices and one kill lands at a random place in each slice:
+    every part of a run is hit by construction, where as many purely random moments could all
+    fall in one part.
+    """
+    moments = [
+        Moment(before, (slice_ + rng.random()) / count)
+        for before, count in ((True, early), (False, creating))
+        for slice_ in range(count)
+    ]
+    rng.shuffle(moments)
+    return moments
+
+
+@dataclass(frozen=True)
 class KillPlan:
     """Where a kill may land: before the first create, or within the next few creates."""
 
@@ -97,11 +125,15 @@ def kill_at_random_moment(
     first_apply: bool,
     plan: KillPlan,
     after_kill: Callable[[int], None] = lambda pid: None,
+    moment: Moment | None = None,
 ) -> tuple[int, bool, str]:
     """Start an apply in `repo` and SIGKILL it; (its pid, whether it was still running, when).
 
+    The kill lands at `moment`, or at a random one (EARLY_KILLS of them before sending).
     `after_kill(pid)` runs while the run's stderr (`REPO.stderr` beside it) is still open.
     """
+    if moment is None:
+        moment = Moment(rng.random() < EARLY_KILLS, rng.random())
     args = ["--new-lockfile"] if first_apply else []
     before = len(sandbox.triggers(BUSINESS))
     with (repo.parent / f"{repo.name}.stderr").open("w") as stderr:
@@ -122,9 +154,9 @@ def kill_at_random_moment(
             start_new_session=plan.start_new_session,
         )
         started = time.monotonic()
-        if to_send == 0 or rng.random() < EARLY_KILLS:
+        if to_send == 0 or moment.before_sending:
             # Before the first create: start-up, reading the store, the lock, the first intents.
-            time.sleep(rng.uniform(0.0, pace.first_create))
+            time.sleep(moment.share * pace.first_create)
             when = f"{time.monotonic() - started:.3f}s after start (aimed before sending)"
         else:
             # While creating: a moment within the time to send a few batches of what is left.
@@ -136,7 +168,7 @@ def kill_at_random_moment(
             )
             pace.first_create = time.monotonic() - started
             creates = min(to_send, plan.kill_window_creates)
-            time.sleep(rng.uniform(0.0, creates * pace.per_create))
+            time.sleep(moment.share * creates * pace.per_create)
             when = f"{time.monotonic() - started:.3f}s after start (first create at "
             when += f"{pace.first_create:.3f}s)"
         alive = proc.poll() is None

@@ -3,7 +3,7 @@ the test suite itself (no manual set-up, no network beyond 127.0.0.1).
 
     server = s3_server()                   the session's server (started on first use, stopped
                                            when the test process exits): .url, .admin
-    server.client(credentials=None)        a boto3 S3 client on it (the admin's by default)
+    server.client(credentials=None)        a boto3 S3 client on it (the admin's by default; kept)
     server.make_bucket(name)               a new bucket, versioning on
     server.user(name, actions, resources)  an IAM user allowed only that: its Credentials
     server.lockfile(bucket, key)           the object parsed as JSON, or None when absent
@@ -90,18 +90,25 @@ class S3Server:
         self.url = url
         self.admin = admin
         self._buckets = 0
+        self._clients: dict[Credentials, S3Client] = {}
+        self._clients_lock = threading.Lock()
 
     def client(self, credentials: Credentials | None = None) -> S3Client:
+        """A boto3 S3 client on the server, one per access key: making one takes a tenth of a
+        second, and the tests look at the bucket often (boto3's clients are thread-safe)."""
         import boto3
 
         credentials = credentials or self.admin
-        return boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.url,
-            region_name=REGION,
-            aws_access_key_id=credentials.access_key,
-            aws_secret_access_key=credentials.secret_key,
-        )
+        with self._clients_lock:
+            if credentials not in self._clients:
+                self._clients[credentials] = boto3.session.Session().client(
+                    "s3",
+                    endpoint_url=self.url,
+                    region_name=REGION,
+                    aws_access_key_id=credentials.access_key,
+                    aws_secret_access_key=credentials.secret_key,
+                )
+            return self._clients[credentials]
 
     def make_bucket(self, name: str | None = None) -> str:
         """A new bucket with versioning on, as the docs ask; its name."""

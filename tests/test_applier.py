@@ -17,6 +17,10 @@ from pfsync.state.lockfile import Lockfile, read_lockfile, save_lockfile
 from pfsync.support.canonical import body_digest
 
 FAST = RetryPolicy(max_attempts=4, max_total_seconds=20, base_seconds=0.01, cap_seconds=0.05)
+# What these tests check of a retry is its count, its key and its outcome's class; that the
+# Retry-After is honoured is apply's end-to-end test (test_apply_cli's verbose retries). So the
+# sandbox names `Retry-After: 0` and the retries here go at once.
+NO_RETRY_AFTER = {"retry_after_seconds": 0}
 
 
 def item(n: int, business: str = "biz_t", **body: Any) -> ApplyItem:
@@ -86,7 +90,7 @@ def test_failure_classes(
     posts: int,
     created: int,
 ) -> None:
-    sandbox = make_sandbox()
+    sandbox = make_sandbox(**NO_RETRY_AFTER)
     sandbox.script(*script)
     [result], lockfile, _ = run_items(sandbox, tmp_path, [item(1)])
     assert result.kind == kind, result
@@ -135,7 +139,7 @@ def test_auth_failure_stops_the_run(make_sandbox: MakeSandbox, tmp_path: Path) -
 
 
 def test_429_exhausted_is_failed_not_pending(make_sandbox: MakeSandbox, tmp_path: Path) -> None:
-    sandbox = make_sandbox()
+    sandbox = make_sandbox(**NO_RETRY_AFTER)
     sandbox.script("429", "429", "429", "429")
     [result], lockfile, _ = run_items(sandbox, tmp_path, [item(1)])
     assert result.kind == "failed"

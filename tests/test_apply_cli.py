@@ -434,14 +434,19 @@ def test_verbose_shows_retries(
         "Apply: 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
         "0 uncertain.\n",
     )
-    sandbox.script("503-retry-after", "ok")
-    (repo / "triggers" / "t001.yaml").write_text(manifest_text("t001"))
-    quiet = run_pfsync("apply", "--auto-approve", cwd=repo, env=sandbox.environment())
+    # Without -v the retry is not shown. The Retry-After is honoured above; this sandbox names
+    # 0 s, so that this retry goes at once.
+    quiet_sandbox = make_sandbox(password=NOT_A_WORD, retry_after_seconds=0)
+    quiet_repo = make_repo(tmp_path / "quiet", 1)
+    quiet_sandbox.script("503-retry-after", "ok")
+    quiet = run_pfsync(*args, cwd=quiet_repo, env=quiet_sandbox.environment())
     assert quiet.code == 0, quiet
-    assert quiet.normalised(URL=sandbox.url, T001=lock_ids(repo)[f"{BUSINESS}/t001"]) == (
+    assert [r["method"] for r in quiet_sandbox.requests()] == ["POST", "POST"]
+    t000 = lock_ids(quiet_repo)[f"{BUSINESS}/t000"]
+    assert quiet.normalised(URL=quiet_sandbox.url, T000=t000) == (
         0,
-        header(2) + create_entry("t001") + summary(create=1, unchanged=1),
-        f"{BUSINESS}/t001: created <T001>\n"
+        header(1) + create_entry("t000") + summary(create=1),
+        f"{BUSINESS}/t000: created <T000>\n"
         "Apply: 1 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
         "0 uncertain.\n",
     )

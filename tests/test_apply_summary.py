@@ -123,7 +123,11 @@ def test_a_run_stopped_by_a_signal_still_writes_what_it_did(
     sandbox = make_sandbox(slow_seconds=60)
     repo = make_repo(tmp_path, 3)
     sandbox.script("ok", "slow")
-    proc = start_apply(repo, sandbox, "--new-lockfile", "--parallelism", "1", "--summary", "s.md")
+    # t001 is held in flight (60 s) past the wait after the signal: a short wait ends it sooner.
+    proc = start_apply(
+        repo, sandbox, "--new-lockfile", "--parallelism", "1", "--summary", "s.md",
+        "--interrupt-wait", "0.5",
+    )  # fmt: skip
     deadline = time.monotonic() + 60
     while len(sandbox.triggers(BUSINESS)) < 2:  # t000 created, t001 stored and held
         assert time.monotonic() < deadline, "the creates did not arrive"

@@ -32,7 +32,7 @@ QUICKSTART = (
     "../.venv/bin/pfsync -e staging plan --sandbox --detailed-exitcode"
 )
 TEST_COMMAND = (
-    'python3 -m venv .venv && .venv/bin/pip install -q ".[test]" && '
+    'python3 -m venv .venv && .venv/bin/pip install -q --no-compile ".[test]" && '
     ".venv/bin/python -m pytest -q -n auto"
 )
 

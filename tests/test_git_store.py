@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
@@ -311,19 +310,27 @@ def test_a_push_refused_mid_apply_stops_sending_at_once(
     hook.chmod(0o755)
     runner = clone(remote, tmp_path / "runner1")
     gate = make_gate(sandbox, 0, 8)
+    trace = tmp_path / "git-trace.json"  # git's own account of each git command the run starts
+    env = {**sandbox.environment(), "GIT_TRACE2_EVENT": str(trace)}
 
-    apply = start_apply(spawn, runner, sandbox, "--new-lockfile", "--parallelism", "1")
+    args = ("--auto-approve", *SLOW_READS, "--new-lockfile", "--parallelism", "1")
+    apply = spawn(runner, env, "apply", *args)
     gate.wait_for(0)
     # The lock and two batches of pending records are pushed; the store writer is idle until
     # the first batch's outcomes are in (t000 is held), so the next push is the refused one.
     locked = wait_for_pending(remote, 16)
+    credential_reads = git_exits(trace, "config", "--get-regexp")
     refuse_from_now.touch()
     gate.release(0)
     wait_until(refused.exists, "the remote to refuse a push")
     wait_until(lambda: gate.arrived(8) or not apply.running(), "t008 or the end of the run")
-    # The hook has refused; the run knows once its `git push` and the fetch after it return
-    # (milliseconds). A generous margin for a loaded machine, then the held create answers.
-    time.sleep(1.0)
+    # After the refused `git push`, the run fetches, sees the tip unmoved, and reads the
+    # credentials its git configuration holds to hide them in git's message: the last git
+    # command before the error that stops the sending. Then the held create answers.
+    wait_until(
+        lambda: git_exits(trace, "config", "--get-regexp") > credential_reads,
+        "the run to word the refusal",
+    )
     gate.release(8)
     run = apply.finish()
 
@@ -353,6 +360,23 @@ def test_a_push_refused_mid_apply_stops_sending_at_once(
 
 
 # 3. Unrelated commits pushed to main during an apply
+
+
+def git_exits(trace: Path, *words: str) -> int:
+    """How many git commands whose arguments hold `words` have exited (a GIT_TRACE2_EVENT file)."""
+    started: set[str] = set()
+    exited = 0
+    lines = trace.read_text(encoding="utf-8").splitlines() if trace.exists() else []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:  # a line still being written
+            continue
+        if event["event"] == "start" and all(word in event["argv"] for word in words):
+            started.add(event["sid"])
+        elif event["event"] == "exit" and event["sid"] in started:
+            exited += 1
+    return exited
 
 
 def test_unrelated_commits_pushed_during_an_apply_are_kept(

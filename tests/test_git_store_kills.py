@@ -13,9 +13,15 @@ lock, and a person unlocks and settles the uncertain addresses from the sandbox 
 end every manifest exists exactly once and the remote lockfile records exactly the sandbox's
 triggers.
 
-The kill moments come from a seeded random generator: PFSYNC_KILL_SEED=N reproduces a run (the
-seed is printed, and named in the assertion messages). Each killed run's stderr is kept beside
-the clones in tmp_path (runnerNN.stderr).
+Six kills, stratified (kill_helpers.stratified_moments): two spread over the start-up (reading
+the store, pushing the lock, pushing the first pending records) and four over the first
+KILL_WINDOW_CREATES creates of a run, one in each quarter (the first batch in flight with the
+next written ahead, then later batches, while outcomes ride along with the pushes). Each kill
+lands at a random place in its own slice. This covers every stretch of a run that ten purely
+random kills covered (they hit these same stretches, some twice, and could miss one), at the
+cost of six. The places come from a seeded random generator: PFSYNC_KILL_SEED=N reproduces a
+run (the seed is printed, and named in the assertion messages). Each killed run's stderr is
+kept beside the clones in tmp_path (runnerNN.stderr).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from kill_helpers import (
     plan_entries,
     sandbox_ids_by_name,
     settle,
+    stratified_moments,
     trigger_name,
 )
 from pfsync.sandbox import Sandbox
@@ -51,9 +58,11 @@ MANIFESTS = 100
 LATENCY_MS = 40
 PARALLELISM = 4
 INTENT_BATCH = 4
-KILLS = 10
+EARLY_KILLS = 2  # over the start-up: before the lock, the lock pushed, the first pending records
+CREATING_KILLS = 4  # one in each quarter of the kill window
+KILLS = EARLY_KILLS + CREATING_KILLS
 MAX_ATTEMPTS = 30  # runs that finished before their kill moment do not count as kills
-KILL_WINDOW_CREATES = MANIFESTS // KILLS  # a sending kill lands within this many creates
+KILL_WINDOW_CREATES = 10  # a sending kill lands within this many creates (2.5 batches)
 DEFAULT_SEED = 6_2024
 
 
@@ -92,6 +101,7 @@ def test_sigkill_across_fresh_clones_never_duplicates_nor_loses_records(
     runner = Runner(remote, tmp_path)
     pace = Pace(first_create=0.3, per_create=LATENCY_MS / 1000 / PARALLELISM)
     kill_plan = KillPlan(PARALLELISM, KILL_WINDOW_CREATES, start_new_session=True)
+    moments = stratified_moments(EARLY_KILLS, CREATING_KILLS, rng)
     plan_env = {"PFSYNC_API_URL": sandbox.url}
     all_addresses = [f"{BUSINESS}/t{n:03d}" for n in range(MANIFESTS)]
     to_send = all_addresses  # this run's creates, in sending order (sorted by address)
@@ -110,7 +120,16 @@ def test_sigkill_across_fresh_clones_never_duplicates_nor_loses_records(
             )
 
         pid, alive, when = kill_at_random_moment(
-            dying, env, sandbox, rng, pace, len(to_send), first_apply, kill_plan, git_gone
+            dying,
+            env,
+            sandbox,
+            rng,
+            pace,
+            len(to_send),
+            first_apply,
+            kill_plan,
+            git_gone,
+            moments[kills],  # a run that finished before its moment: the next one tries it again
         )
         wait_for_quiet_sandbox(sandbox)
         in_sandbox = len(sandbox.triggers(BUSINESS))
@@ -127,7 +146,8 @@ def test_sigkill_across_fresh_clones_never_duplicates_nor_loses_records(
         uncertain = addresses(entries, "uncertain")
         batches = batches_of(uncertain, to_send, INTENT_BATCH)
         log.add(
-            f"attempt {attempt}: killed {when}{'' if alive else ' (had finished)'}; "
+            f"attempt {attempt} ({moments[kills - alive].describe()}): killed {when}"
+            f"{'' if alive else ' (had finished)'}; "
             f"{in_sandbox} in the sandbox, {len(uncertain)} uncertain in batches {batches}, "
             f"lock {'left' if lock else 'released'}"
         )

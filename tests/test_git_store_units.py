@@ -143,8 +143,14 @@ def test_ctrl_c_to_the_whole_process_group_still_records_everything(
     sandbox = make_sandbox(latency_ms=100)
     remote = make_remote(tmp_path, 30, state="{store: git, intent_batch: 4}")
     runner = clone(remote, tmp_path / "runner")
-    hook = remote / "hooks" / "pre-receive"  # slow pushes, so the Ctrl-C lands during one
-    hook.write_text("#!/bin/sh\nsleep 0.5\n")
+    # While `hold` exists, a push waits in the remote's hook (having said so in `holding`): the
+    # Ctrl-C then lands during a push for sure.
+    hold, holding = tmp_path / "hold", tmp_path / "holding"
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text(
+        f"#!/bin/sh\nif [ -e '{hold}' ]; then\n  touch '{holding}'\n"
+        f"  while [ -e '{hold}' ]; do sleep 0.01; done\nfi\n"
+    )
     hook.chmod(0o755)
     proc = subprocess.Popen(
         [pfsync_executable(), "apply", "--auto-approve", "--new-lockfile", "--parallelism", "2"],
@@ -156,7 +162,10 @@ def test_ctrl_c_to_the_whole_process_group_still_records_everything(
         start_new_session=True,  # its own process group, as a shell gives a foreground job
     )
     wait_until(lambda: len(sandbox.triggers(BUSINESS)) >= 3, "three creates")
+    hold.touch()
+    wait_until(holding.exists, "a push of the run to reach the remote")
     os.killpg(proc.pid, signal.SIGINT)
+    hold.unlink()
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Error" not in err, err  # no push was cut short by the signal

@@ -49,6 +49,9 @@ TOKEN = base64.b64encode(PAIR.encode()).decode()
 SECRET_FORMS = (PASSWORD, PAIR, TOKEN)
 BODY = {"name": "n", "project_defined_event": "p", "steps": [{"type": "email"}]}
 ADDRESS = f"{BUSINESS}/t000"
+# A wait that has to run out (a silence's read timeout, a cap nothing arrives within, a TLS
+# handshake that never completes): nothing must happen within it, so it can be short.
+SHORT_WAIT = 0.1
 
 
 def post(server: HostileServer, timeouts: Timeouts | None = None, name: str = "n") -> Attempt:
@@ -104,8 +107,12 @@ def lockfile(repo: Path) -> dict[str, Any]:
 
 def test_the_server_logs_requests_and_follows_its_script() -> None:
     script = [hang_up(), silence(10), error(503, "later", headers=[("Retry-After", "7")])]
+    # Only the silent answer has to run out its read timeout; the others answer at once.
+    read_timeouts = [2, SHORT_WAIT, 2, 2]
     with HostileServer(script, then=created("trg_after")) as server:
-        attempts = [post(server, Timeouts(1, 0.5, 5), name=f"n{n}") for n in range(4)]
+        attempts = [
+            post(server, Timeouts(1, read, 5), name=f"n{n}") for n, read in enumerate(read_timeouts)
+        ]
         requests = server.requests
     assert [(a.kind, a.message.split(":")[0]) for a in attempts[:2]] == [
         ("uncertain", "connection lost after sending"),
@@ -227,9 +234,14 @@ def test_apply_never_prints_or_writes_echoed_credentials(
 
 # --- 2. A server that trickles its answer --------------------------------------------------------
 
-TIGHT = Timeouts(connect=1, read=1, total=1)
-# Where nothing of the answer must arrive in time, the cap only has to be reached.
-CAPPED = Timeouts(connect=1, read=1, total=0.5)
+# A trickling server sends one byte every TRICKLE seconds, well within each 1 s read timeout:
+# only the cap on the whole exchange ends the request.
+TRICKLE = 0.05
+# Where the status line and headers must arrive in time (they are not trickled), a cap with
+# room for a loaded machine; where nothing of the answer must arrive, the cap only has to be
+# reached.
+TIGHT = Timeouts(connect=1, read=1, total=0.5)
+CAPPED = Timeouts(connect=1, read=1, total=SHORT_WAIT)
 
 
 @pytest.mark.parametrize(
@@ -237,7 +249,7 @@ CAPPED = Timeouts(connect=1, read=1, total=0.5)
 )
 def test_a_trickled_answer_ends_at_the_time_cap_as_uncertain(parts: tuple[Part, ...]) -> None:
     # Each byte comes well within the read timeout: only a cap on the whole exchange ends it.
-    with HostileServer([trickled(0.2, parts)], time_limit=30) as server:
+    with HostileServer([trickled(TRICKLE, parts)], time_limit=30) as server:
         attempt = post(server, CAPPED)
         assert len(server.requests) == 1
     assert (attempt.kind, attempt.http_status) == ("uncertain", None)
@@ -245,8 +257,8 @@ def test_a_trickled_answer_ends_at_the_time_cap_as_uncertain(parts: tuple[Part, 
 
 
 def test_a_long_status_line_trickled_does_not_hang() -> None:
-    # One reason phrase of 1,000 bytes at 0.2 s each would take 200 s; the server gives up at 20.
-    behaviour = respond(200, b"{}", reason="O" * 1000, trickle=0.2, trickle_parts=("status",))
+    # One reason phrase of 1,000 bytes at 0.05 s each would take 50 s; the server gives up at 20.
+    behaviour = respond(200, b"{}", reason="O" * 1000, trickle=TRICKLE, trickle_parts=("status",))
     with HostileServer([behaviour], time_limit=20) as server:
         attempt = post(server, CAPPED)
     assert attempt.kind == "uncertain"
@@ -254,21 +266,21 @@ def test_a_long_status_line_trickled_does_not_hang() -> None:
 
 
 def test_a_trickled_2xx_body_is_created_and_judged_by_what_arrived() -> None:
-    with HostileServer([trickled(0.2, ("body",))], time_limit=30) as server:
+    with HostileServer([trickled(TRICKLE, ("body",))], time_limit=30) as server:
         attempt = post(server, TIGHT)
     assert (attempt.kind, attempt.http_status, attempt.trigger_id) == ("created", 200, None)
     assert "the trigger id is unknown" in attempt.message
 
 
 def test_a_trickled_4xx_body_is_judged_by_its_status_line() -> None:
-    behaviour = error(422, "a long explanation " * 20, trickle=0.2, trickle_parts=("body",))
+    behaviour = error(422, "a long explanation " * 20, trickle=TRICKLE, trickle_parts=("body",))
     with HostileServer([behaviour], time_limit=30) as server:
         attempt = post(server, TIGHT)
     assert (attempt.kind, attempt.http_status) == ("failed", 422)
 
 
 def test_parallel_workers_each_keep_their_own_deadline() -> None:
-    slow = trickled(0.2, ALL_PARTS)
+    slow = trickled(TRICKLE, ALL_PARTS)
 
     def by_name(exchange: Exchange) -> None:
         name = exchange.request.json()["name"]
@@ -302,7 +314,8 @@ def test_a_tls_handshake_that_never_completes_is_retryable() -> None:
     # connection was never established, so nothing was sent.
     with HostileServer([silence(10)], time_limit=20) as server:
         url = server.url.replace("http://", "https://")
-        with PocketflowsClient(url, USERNAME, PASSWORD, timeouts=Timeouts(0.5, 5, 5)) as client:
+        timeouts = Timeouts(SHORT_WAIT, 5, 5)
+        with PocketflowsClient(url, USERNAME, PASSWORD, timeouts=timeouts) as client:
             attempt = client.create_trigger("biz_1", BODY, "key-1")
         assert server.requests == []
     assert attempt.kind == "retryable"
@@ -312,9 +325,10 @@ def test_a_tls_handshake_that_never_completes_is_retryable() -> None:
 def test_apply_ends_when_the_server_trickles(run_pfsync: RunPfsync, tmp_path: Path) -> None:
     # Before: the status line and headers took ~25 s, then the body trickled until the server
     # gave up, and the create was recorded as created with id unknown.
+    # Each byte comes within the 0.3 s read timeout; the cap (twice that) ends the request.
     repo = make_repo(tmp_path, 1)
-    with HostileServer([trickled(0.3, ALL_PARTS)], time_limit=55) as server:
-        run = apply(run_pfsync, repo, server.url, "--connect-timeout", "1", "--read-timeout", "1")
+    with HostileServer([trickled(0.1, ALL_PARTS)], time_limit=55) as server:
+        run = apply(run_pfsync, repo, server.url, "--connect-timeout", "1", "--read-timeout", "0.3")
     assert run.code == 3, run
     assert f"{ADDRESS}: uncertain: no response in time: ReadTimeout" in run.err
     assert "Apply: 0 created, 0 failed, 1 uncertain." in run.err

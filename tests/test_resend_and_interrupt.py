@@ -156,9 +156,12 @@ def _wait_for_stored(sandbox: Sandbox, count: int) -> None:
     wait_until(lambda: len(sandbox.triggers(BUSINESS)) >= count, f"{count} creates stored")
 
 
+# The requests held in flight (60 s) outlast any wait: a short one ends the runs sooner, and the
+# default wait is checked in the notice's own test below.
+INTERRUPT_WAIT = ("--interrupt-wait", "0.5")
 # What the first signal prints at once, before the wait for the requests in flight.
 NOTICE = (
-    "Interrupted: sending no new creates; waiting up to 5 s for the 2 in flight, to record "
+    "Interrupted: sending no new creates; waiting up to 0.5 s for the 2 in flight, to record "
     "their outcomes."
 )
 NOTICE_CTRL_C = (
@@ -183,7 +186,7 @@ def test_abandoned_in_flight_creates_are_reported_uncertain(
     sandbox = make_sandbox(slow_seconds=60)
     repo = make_repo(tmp_path, 5)
     sandbox.script("slow", "slow")
-    proc = start_apply(repo, sandbox, "--new-lockfile", "--parallelism", "2")
+    proc = start_apply(repo, sandbox, "--new-lockfile", "--parallelism", "2", *INTERRUPT_WAIT)
     _wait_for_stored(sandbox, 2)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
@@ -256,6 +259,18 @@ def test_the_first_signal_says_what_it_waits_for(
     signum: int, in_flight: int, waiting: bool, notice: str
 ) -> None:
     assert interrupt_notice(signum, in_flight, waiting) == notice
+
+
+def test_the_interrupt_wait_defaults_to_the_appliers_grace() -> None:
+    from pfsync.apply.applier import INTERRUPT_GRACE_SECONDS
+    from pfsync.cli.apply import apply
+
+    [option] = [p for p in apply.params if p.name == "interrupt_wait"]
+    assert option.default == INTERRUPT_GRACE_SECONDS
+    assert interrupt_notice(signal.SIGTERM, 1, True, 0.5) == (
+        "Interrupted: sending no new creates; waiting up to 0.5 s for the 1 in flight, to record "
+        "its outcome."
+    )
 
 
 # A stop signal runs its handler on the main thread, between two of its steps: when that thread

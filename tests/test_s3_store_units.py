@@ -436,7 +436,7 @@ def test_credentials_that_never_resolve_end_within_the_bound(
 ) -> None:
     # A role assumed with a web identity is fetched from STS when the client is made: a frozen
     # STS must not hold pfsync past state.timeout either.
-    import pfsync.state.stores.s3 as s3
+    from pfsync.state.stores import s3_client
 
     answered = threading.Event()
 
@@ -444,7 +444,7 @@ def test_credentials_that_never_resolve_end_within_the_bound(
         answered.wait(60)  # released at the end of the test
         raise RuntimeError("released")
 
-    monkeypatch.setattr(s3, "make_client", never_resolves)
+    monkeypatch.setattr(s3_client, "resolve_credentials", never_resolves)
     try:
         with pytest.raises(StoreError) as failed:
             S3Store("pfsync-state", "pfsync.lock", ENDPOINT, timeouts=StoreTimeouts(total=0.2))
@@ -479,3 +479,25 @@ def test_an_object_that_is_no_lockfile_is_restored_from_an_earlier_version(
         ". pfsync never overwrites a lockfile it cannot trust: restore an earlier version of "
         f"{WHERE} (a bucket with versioning on keeps them) or repair it, then run again"
     )
+
+
+def test_clients_of_one_process_share_the_parsed_models_of_one_data_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A second store's client (state push between stores, --after ENV) does not parse S3's
+    # model again; a different AWS_DATA_PATH (models of the user's own) gets a loader of its own.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+    def loader() -> object:
+        store = S3Store("pfsync-state", "pfsync.lock", ENDPOINT, "us-east-1")
+        return store.client._loader  # type: ignore[attr-defined]
+
+    first = loader()
+    assert loader() is first
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    own = loader()
+    assert own is not first
+    assert loader() is own

@@ -56,6 +56,17 @@ def test_scripted_errors_store_nothing(
     assert sandbox_client.post(TRIGGERS, json=trigger_body()).status_code == 200
 
 
+@pytest.mark.parametrize("outcome", ["429", "503-retry-after"])
+def test_a_scripted_retry_after_names_the_sandboxs_retry_after_seconds(
+    make_sandbox: MakeSandbox, outcome: str
+) -> None:
+    sandbox = make_sandbox(retry_after_seconds=0)
+    sandbox.script(outcome)
+    with sandbox_client(sandbox) as client:
+        response = client.post(TRIGGERS, json=trigger_body())
+    assert (response.status_code, response.headers["retry-after"]) == (int(outcome[:3]), "0")
+
+
 def test_lose_response_stores_then_closes(sandbox: Sandbox, sandbox_client: httpx.Client) -> None:
     sandbox.script("lose-response")
     with pytest.raises(httpx.RemoteProtocolError):

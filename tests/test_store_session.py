@@ -23,7 +23,7 @@ from pfsync.models import DesiredTrigger
 from pfsync.state.changes import merge_run
 from pfsync.state.journal_records import Created, Failed, Pending, Uncertain
 from pfsync.state.lockfile import Lockfile
-from pfsync.state.stores import Snapshot
+from pfsync.state.stores import Snapshot, session
 from pfsync.state.stores.lock_records import new_lock
 from pfsync.state.stores.session import remote_state
 from pfsync.state.trigger_records import TriggerRecord
@@ -198,6 +198,62 @@ def test_a_held_lock_names_its_holder(tmp_path: Path) -> None:
     assert f"pfsync state unlock {holder.id}" in str(caught.value)
     assert f"pid {holder.pid}" in str(caught.value)
     assert store.writes == []
+
+
+class FakeClock:
+    """Stands in for the `time` module of a lock wait: `sleep` records and advances at once."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 6))
+        self.now += seconds
+
+
+class ReleasedAfterReads(MemoryStore):
+    """A store whose lock another run holds until this many reads have seen it."""
+
+    def __init__(self, lockfile: Lockfile, held_for: int) -> None:
+        super().__init__(lockfile)
+        self.held_for = held_for
+        self.reads = 0
+
+    def read(self, *, strict: bool = True) -> Snapshot:
+        self.reads += 1
+        if self.reads > self.held_for and self.lockfile is not None:
+            self.outside_write(replace(self.lockfile, lock=None))  # the holder finished
+        return super().read(strict=strict)
+
+
+def test_a_waiting_run_looks_again_soon_then_ever_less_often(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each look is a git fetch or an S3 GET: it comes soon after a short holder ends, yet a long
+    # wait costs a look every 2 s at most.
+    clock = FakeClock()
+    monkeypatch.setattr(session, "time", clock)
+    held = replace(Lockfile.new(API), serial=1, lock=new_lock("apply"))
+
+    store = ReleasedAfterReads(held, held_for=7)
+    with remote_state(config(tmp_path), store, lock_timeout=60) as state:
+        assert state.lock is not None  # taken once the holder released it
+    assert clock.sleeps == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
+
+    clock = FakeClock()
+    monkeypatch.setattr(session, "time", clock)
+    never_released = MemoryStore(held)
+    with (
+        pytest.raises(LockHeldError),
+        remote_state(config(tmp_path), never_released, lock_timeout=2),
+    ):
+        pass
+    assert clock.sleeps == [0.1, 0.2, 0.4, 0.8, 0.5]  # the last look at the deadline, not after
+    assert never_released.writes == []
 
 
 def test_nothing_to_send_takes_no_lock(tmp_path: Path) -> None:

@@ -311,7 +311,7 @@ class PocketflowsClient:
         if transport is None:
             from pfsync.apply.deadline_transport import DeadlineTransport
 
-            transport = DeadlineTransport(limits)
+            transport = DeadlineTransport(limits, tls=httpx.URL(base_url).scheme == "https")
         # HTTP Basic as a default header: the bytes httpx.BasicAuth would send, without running
         # its auth flow for every request (a sixth of the client's CPU per create).
         token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")

@@ -12,7 +12,7 @@ once it has passed (connect: ConnectTimeout, so "never connected" stays distingu
 "sent, then no answer"). No thread is started; the deadline is thread-local, so the worker
 threads sharing one client each keep their own.
 
-    transport = DeadlineTransport(limits)     # for httpx.Client(transport=...)
+    transport = DeadlineTransport(limits, tls=True)   # for httpx.Client(transport=...)
     with request_deadline(connect=10, total=60) as trace:
         client.stream(..., extensions={"trace": trace})
             # connecting (TCP and TLS) within `connect`, then everything from the first byte
@@ -26,6 +26,8 @@ httpx requests in, httpcore's pool, httpx responses and exceptions out.
 from __future__ import annotations
 
 import contextlib
+import functools
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -221,12 +223,20 @@ class _ResponseStream(httpx.SyncByteStream):
             close()
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The verifying TLS context of every client in this process (the CA bundle loaded once)."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class DeadlineTransport(httpx.BaseTransport):
     """HTTP/1.1 over httpcore's connection pool, every wait bounded by `request_deadline`."""
 
-    def __init__(self, limits: httpx.Limits) -> None:
+    def __init__(self, limits: httpx.Limits, *, tls: bool = True) -> None:
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            # `tls`: whether the API is https. An http one (a sandbox) never needs the context,
+            # and loading its CA bundle is most of what building a client costs.
+            ssl_context=tls_context() if tls else None,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -54,6 +54,7 @@ class ApplyOptions:
     replace: Sequence[str] = ()
     plan_file: str | None = None
     after: str | None = None  # `--after PREV`: only creates PREV's record holds
+    interrupt_wait: float = INTERRUPT_GRACE_SECONDS  # for the creates in flight after a signal
 
 
 @dataclass
@@ -271,8 +272,9 @@ def _send(
         ),
         on_retry=io.detail,
     )
-    with _signals_stop(applier, io.received_signal, io.progress) as notices:
-        applier.run(items, grace=INTERRUPT_GRACE_SECONDS)
+    grace = options.interrupt_wait
+    with _signals_stop(applier, io.received_signal, io.progress, grace) as notices:
+        applier.run(items, grace=grace)
         notices.settle()  # what a signal said comes before the outcomes it waited for
         report = applier.report(items)
         if io.record is not None:
@@ -328,13 +330,15 @@ def _stop_lines(report: ApplyReport, applier: Applier, config: Config) -> list[s
     return lines
 
 
-def interrupt_notice(signum: int, in_flight: int, waiting: bool) -> str:
-    """What a first stop signal does, said at once (before any wait)."""
+def interrupt_notice(
+    signum: int, in_flight: int, waiting: bool, grace: float = INTERRUPT_GRACE_SECONDS
+) -> str:
+    """What a first stop signal does, said at once (before any wait of at most `grace` s)."""
     if not (waiting and in_flight):
         return "Interrupted: sending no new creates; recording the outcomes."
     outcomes = "its outcome" if in_flight == 1 else "their outcomes"
     line = (
-        f"Interrupted: sending no new creates; waiting up to {INTERRUPT_GRACE_SECONDS:g} s for "
+        f"Interrupted: sending no new creates; waiting up to {grace:g} s for "
         f"the {in_flight} in flight, to record {outcomes}."
     )
     if signum == signal.SIGINT:
@@ -352,9 +356,10 @@ class _Notices:
     in the middle of writing to the same stream. `SimpleQueue.put` is safe there.
     """
 
-    def __init__(self, applier: Applier, say: Callable[[str], None]) -> None:
+    def __init__(self, applier: Applier, say: Callable[[str], None], grace: float) -> None:
         self._applier = applier
         self._say = say
+        self._grace = grace
         self._queue: queue.SimpleQueue[int | threading.Event | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="pfsync-interrupt", daemon=True)
         self._thread.start()
@@ -383,19 +388,23 @@ class _Notices:
             # A notice that cannot be written (stderr closed) must not end this thread: `settle`
             # would wait for it forever, and the outcomes would go unrecorded.
             with contextlib.suppress(Exception):
-                self._say(interrupt_notice(item, applier.in_flight, applier.waiting))
+                notice = interrupt_notice(item, applier.in_flight, applier.waiting, self._grace)
+                self._say(notice)
 
 
 @contextlib.contextmanager
 def _signals_stop(
-    applier: Applier, received: list[int], say: Callable[[str], None]
+    applier: Applier,
+    received: list[int],
+    say: Callable[[str], None],
+    grace: float = INTERRUPT_GRACE_SECONDS,
 ) -> Iterator[_Notices]:
     """SIGINT/SIGTERM: say at once what happens, start nothing new, let in-flight requests
     finish, record everything.
 
     The handlers stay until the journal is folded, so a second Ctrl-C cannot cut the fold short.
     """
-    notices = _Notices(applier, say)
+    notices = _Notices(applier, say, grace)
 
     def handler(signum: int) -> None:
         if signum == signal.SIGINT and signal.SIGINT in received:

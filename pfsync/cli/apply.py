@@ -153,6 +153,15 @@ RETRY_UNCERTAIN_HELP = (
     metavar="SECONDS",
     help="Wait up to SECONDS for an answer (none in time: the create is uncertain).",
 )
+@click.option(
+    "--interrupt-wait",
+    type=click.FloatRange(0.1),
+    default=5.0,  # pfsync.apply.applier.INTERRUPT_GRACE_SECONDS (not imported: it loads httpx)
+    show_default=True,
+    metavar="SECONDS",
+    help="After SIGINT, SIGTERM or SIGHUP, wait up to SECONDS for the creates in flight to be "
+    "answered (those still in flight then stay uncertain).",
+)
 def apply(
     planfile: str | None,
     auto_approve: bool,
@@ -168,6 +177,7 @@ def apply(
     summary: str | None,
     connect_timeout: float,
     read_timeout: float,
+    interrupt_wait: float,
 ) -> int:
     """Create the triggers the plan adds (never a second create for one that may exist).
 
@@ -199,15 +209,7 @@ def apply(
     refuse_placeholder(config)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if planfile is None and not auto_approve and not interactive:
-        plan_first = config.invocation.command("plan")
-        approved = config.invocation.command("apply", options=["--auto-approve"])
-        click.echo(
-            "Error: apply needs confirmation, and this is not an interactive terminal: "
-            f"run `{plan_first}`, review it, then `{approved}` (or apply a saved plan). "
-            "Nothing was sent.",
-            err=True,
-        )
-        return 1
+        return _refuse_unconfirmed(config.invocation)
     request = ApplyRequest(
         ApplyOptions(
             auto_approve=auto_approve,
@@ -219,6 +221,7 @@ def apply(
             replace=replace,
             plan_file=planfile,
             after=after,
+            interrupt_wait=interrupt_wait,
         ),
         sandbox=_sandbox_starter(config, sandbox_faults, options.verbosity) if sandbox else None,
         connect_timeout=connect_timeout,
@@ -233,6 +236,19 @@ def apply(
     if sandbox and code == 3 and options.verbosity >= 0:
         click.echo(sandbox_hint(config.invocation), err=True)
     return code
+
+
+def _refuse_unconfirmed(invocation: Invocation) -> int:
+    """Without a terminal to ask on, apply runs only with --auto-approve or a saved plan."""
+    plan_first = invocation.command("plan")
+    approved = invocation.command("apply", options=["--auto-approve"])
+    click.echo(
+        "Error: apply needs confirmation, and this is not an interactive terminal: "
+        f"run `{plan_first}`, review it, then `{approved}` (or apply a saved plan). "
+        "Nothing was sent.",
+        err=True,
+    )
+    return 1
 
 
 def _sandbox_starter(

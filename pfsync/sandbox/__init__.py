@@ -15,7 +15,8 @@ In-process use (plan/apply --sandbox, end-to-end tests, benchmarks):
 `Sandbox(...)` takes the options of `pfsync sandbox` as keywords: host ("127.0.0.1"), port (0 picks
 a free one), username, password, data_file (None keeps triggers in memory only),
 idempotency_keys, latency_ms, rate_limit (requests per second), fail_rate, lose_response_rate,
-seed, and slow_seconds (how long a scripted `slow` answer waits; 30). `start()` returns the
+seed, slow_seconds (how long a scripted `slow` answer waits; 30) and retry_after_seconds (the
+`Retry-After` of a scripted `429` or `503-retry-after`; 1). `start()` returns the
 sandbox; `stop()` closes every connection and waits for its threads. A Sandbox runs once.
 Outcome names are listed in `pfsync.sandbox.faults`, endpoints in `pfsync.sandbox.server`.
 """
@@ -58,6 +59,7 @@ class Sandbox:
         lose_response_rate: float = 0.0,
         seed: int | None = None,
         slow_seconds: float = 30.0,
+        retry_after_seconds: int = 1,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -70,6 +72,7 @@ class Sandbox:
             fail_rate=fail_rate,
             lose_response_rate=lose_response_rate,
             seed=seed,
+            retry_after_seconds=retry_after_seconds,
         )
         self.request_log = RequestLog()
         self._api = Api(

@@ -9,9 +9,9 @@ decide, from a random generator seeded with `seed` so sequential runs repeat exa
     lose-response      store, then close the connection without any response
     slow               store, then wait `slow_seconds` (or until shutdown) before answering
     drop               close the connection without storing or answering
-    503-retry-after    503 with `Retry-After: 1`
+    503-retry-after    503 with `Retry-After: N`, N being `retry_after_seconds` (default 1)
     NNN                any 4xx/5xx status without storing, e.g. 500, 502, 503 (no Retry-After),
-                       504, 409, 401 (with WWW-Authenticate), 403, 422, 429 (Retry-After: 1)
+                       504, 409, 401 (with WWW-Authenticate), 403, 422, 429 (Retry-After: N)
 
 Error outcomes and `drop` answer before auth and validation. The storing outcomes apply to a
 request that passes them; one that fails gets its usual 401/400/422 and uses up the outcome.
@@ -86,8 +86,11 @@ class Faults:
         fail_rate: float = 0.0,
         lose_response_rate: float = 0.0,
         seed: int | None = None,
+        retry_after_seconds: int = 1,
     ) -> None:
         self.latency = latency_ms / 1000.0
+        # What a scripted 429 or 503-retry-after names: 0 lets a test's client retry at once.
+        self.retry_after_seconds = retry_after_seconds
         self._bucket = TokenBucket(rate_limit) if rate_limit else None
         self._fail_rate = fail_rate
         self._lose_response_rate = lose_response_rate
@@ -116,10 +119,11 @@ class Faults:
             self._script.clear()
 
     def next_outcome(self) -> tuple[str, int | None]:
-        """The next request's outcome and, for a rate-limited 429, its Retry-After seconds."""
+        """The next request's outcome, and the Retry-After seconds a 429 or 503-retry-after
+        names."""
         with self._lock:
             if self._script:
-                return self._script.popleft(), None
+                return self._script.popleft(), self.retry_after_seconds
             # Both numbers are always drawn so a seed gives the same sequence whatever the rates.
             fail_draw, lose_draw = self._random.random(), self._random.random()
         if self._bucket is not None:

@@ -297,7 +297,7 @@ class Handler(BaseHTTPRequestHandler):
     def _injected_error(self, status: int, outcome: str, retry_after: int | None) -> None:
         headers: list[tuple[str, str]] = []
         if status == 429 or outcome == RETRY_AFTER_503:
-            headers.append(("Retry-After", str(retry_after or 1)))
+            headers.append(("Retry-After", str(1 if retry_after is None else retry_after)))
         if status == 401:
             headers.extend(_CHALLENGE)
         violations = [{"path": "$", "message": "injected validation failure"}]

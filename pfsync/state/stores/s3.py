@@ -74,15 +74,7 @@ class S3Store:
         self.bucket = bucket
         self.key = key
         self.timeouts = timeouts = timeouts or StoreTimeouts()
-        try:  # the credentials may be fetched (a role assumed with a web identity): bounded too
-            self.client, secrets = within(
-                timeouts.total, lambda: make_client(bucket, endpoint_url, region, timeouts)
-            )
-        except GivenUp:
-            raise StoreError(
-                f"cannot set up the S3 client for bucket {bucket}: the AWS credentials were not "
-                f"resolved within {timeouts.total:g} s (state.timeout)"
-            ) from None
+        self.client, secrets = make_client(bucket, endpoint_url, region, timeouts)
         self.endpoint = self.client.meta.endpoint_url
         if endpoint_url is None:
             refuse_plain_http(self.endpoint)  # one set outside pfsync.yaml (AWS_ENDPOINT_URL)

@@ -26,6 +26,7 @@ from pfsync.errors import StoreError
 from pfsync.support.textsafety import Secrets, escape
 
 if TYPE_CHECKING:
+    from botocore.session import Session as BotocoreSession
     from types_boto3_s3.client import S3Client
 
 # The README's install with the extra: pfsync is not on PyPI (that `pfsync` is another project).
@@ -33,6 +34,8 @@ EXTRA = "pip install 'pfsync[s3] @ git+https://github.com/pocketflows-tools/pfsy
 ATTEMPTS = 3  # per request, the first included; all of them within state.timeout
 _SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 T = TypeVar("T")
+_loaders: dict[str | None, Any] = {}  # botocore's Loader by AWS_DATA_PATH, shared by sessions
+_loaders_lock = threading.Lock()
 
 
 def make_client(
@@ -40,10 +43,15 @@ def make_client(
 ) -> tuple[S3Client, tuple[str, ...]]:
     """A boto3 S3 client and the secrets it signs with (to keep them out of messages).
 
+    Only the AWS credentials are resolved within state.timeout: they may be fetched over the
+    network (a role assumed with a web identity, a container's or instance's role). Importing
+    boto3 and loading the S3 model is local work, left outside it, so that state.timeout is
+    the network's time and a short one is not spent on a loaded machine's start-up.
     StoreError naming the extra when boto3 is not installed.
     """
     try:
         import boto3
+        import botocore.session
         from botocore.config import Config as ClientConfig
     except ImportError:
         raise StoreError(
@@ -62,17 +70,57 @@ def make_client(
         options["request_checksum_calculation"] = "when_required"
         options["response_checksum_validation"] = "when_required"
     try:
-        session = boto3.session.Session(region_name=region)
+        core = botocore.session.get_session()
+        share_models(core)
+        session = boto3.session.Session(botocore_session=core, region_name=region)
+        try:
+            secrets = within(timeouts.total, lambda: resolve_credentials(core))
+        except GivenUp:
+            raise StoreError(
+                f"cannot set up the S3 client for bucket {bucket}: the AWS credentials were not "
+                f"resolved within {timeouts.total:g} s (state.timeout)"
+            ) from None
         client = session.client("s3", endpoint_url=endpoint_url, config=ClientConfig(**options))
-        credentials = session.get_credentials()  # resolved already, for the client
-        frozen = credentials.get_frozen_credentials() if credentials is not None else None
+    except StoreError:
+        raise
     except Exception as exc:  # a malformed AWS config file, a role that cannot be assumed
         raise StoreError(
             f"cannot set up the S3 client for bucket {bucket}: {type(exc).__name__}: "
             f"{escape(redact(str(exc)))}"
         ) from None
-    secrets = (frozen.secret_key, frozen.token) if frozen is not None else ()
-    return client, tuple(value for value in secrets if value)
+    return client, secrets
+
+
+def share_models(core: BotocoreSession) -> None:
+    """Give `core` this process's loader of botocore's JSON models (one per AWS_DATA_PATH).
+
+    A loader keeps what it has parsed: a second client in the same process (`state push`
+    between stores, `--after ENV` reading another environment's record) then starts in a
+    fiftieth of a second instead of a tenth or more.
+    """
+    data_path = core.get_config_variable("data_path")
+    with _loaders_lock:
+        loader = _loaders.get(data_path)
+        if loader is None:
+            loader = _loaders[data_path] = core.get_component("data_loader")
+    core.register_component("data_loader", loader)
+
+
+def resolve_credentials(core: BotocoreSession) -> tuple[str, ...]:
+    """Resolve the session's AWS credentials (kept in it for its clients); their secrets.
+
+    When the chain finds none, the session is given an empty chain: making the client then
+    does not search (perhaps over the network) again, outside the bound, and each request
+    still fails with NoCredentialsError before anything is sent.
+    """
+    from botocore.credentials import CredentialResolver
+
+    credentials = core.get_credentials()
+    if credentials is None:
+        core.register_component("credential_provider", CredentialResolver(providers=[]))
+        return ()
+    frozen = credentials.get_frozen_credentials()  # a deferred role is fetched here
+    return tuple(value for value in (frozen.secret_key, frozen.token) if value)
 
 
 class GivenUp(Exception):

@@ -40,7 +40,11 @@ from pfsync.support.signals import raising, stop_signals
 if TYPE_CHECKING:
     from pfsync.config import Config
 
-LOCK_POLL_SECONDS = 2.0
+# A runner waiting on another's lock looks again soon (a short holder, such as a state command
+# or an apply with little to send, is often gone within a second), then ever less often: each
+# look is a git fetch or an S3 GET, so the interval doubles up to the cap.
+LOCK_POLL_FIRST_SECONDS = 0.1
+LOCK_POLL_MAX_SECONDS = 2.0
 FINAL_WRITE_ATTEMPTS = 5
 COMMIT_SUFFIX = " [skip ci]"
 
@@ -219,6 +223,7 @@ def remote_state(
     the loop read and judge again.
     """
     deadline = time.monotonic() + lock_timeout
+    poll = LOCK_POLL_FIRST_SECONDS
     while True:
         snapshot = store.read()
         for warning in snapshot.warnings:
@@ -235,7 +240,8 @@ def remote_state(
         dead = holder if take_lock and holder and taken_over(holder, ci_job()) else None
         if holder is not None and dead is None:
             if time.monotonic() < deadline:
-                time.sleep(min(LOCK_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+                time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+                poll = min(poll * 2, LOCK_POLL_MAX_SECONDS)
                 continue
             raise LockHeldError(held_message(store, holder, lock_timeout, config.invocation))
         state = RemoteState(config, store, snapshot, None, before, warn)
