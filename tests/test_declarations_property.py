@@ -67,7 +67,27 @@ declarations = st.lists(
         st.sampled_from(INTENTS),
     ),
     max_size=4,
+    # Two declarations from one key (`from` or `key`) are always refused offline: drawn, they
+    # were only thrown away. A chain of Moved (a → b, b → c) and a `to` shared with another's
+    # key are still drawn, and `assume` still keeps only what passes.
+    unique_by=lambda declaration: declaration.address,
 )
+
+
+@st.composite
+def declared_and_chosen(draw: st.DrawFn) -> tuple[set[str], list[Declaration]]:
+    """Declarations, and the keys the manifests declare, drawn as the offline checks want them:
+    each key an Import or NotCreated names, or a Moved moves to (not along a chain), declared;
+    each key a Moved moves from not declared; every other key declared or not. These are all
+    the pairs that pass those two checks (drawn apart, most pairs failed them)."""
+    chosen = draw(declarations)
+    sources = {d.key for d in chosen if d.kind == MOVED}
+    required = {d.key for d in chosen if d.kind in (IMPORT, NOT_CREATED)} | {
+        d.to for d in chosen if d.kind == MOVED and d.to not in sources and d.to != d.key
+    }
+    free = sorted(set(KEYS) - required - sources)
+    also = draw(st.sets(st.sampled_from(free))) if free else set()
+    return {key for key in required if key is not None} | also, chosen
 
 
 def named(declarations: list[Declaration]) -> set[str]:
@@ -83,19 +103,22 @@ def of(lockfile: Lockfile, address: str) -> tuple[Any, ...]:
     )
 
 
-@settings(max_examples=1000, deadline=None)
+# 600 examples (was 1,000 of a draw that failed the offline checks half the time): as measured
+# with --hypothesis-show-statistics, about as many carry something out (60 to 90, more of them
+# two or three declarations at once) and about as many conflict (70 to 110) as the 1,000 did,
+# in half the time.
+@settings(max_examples=600, deadline=None)
 @given(
     triggers=records,
     pending=pendings,
-    declared=st.sets(st.sampled_from(KEYS)),
-    chosen=declarations,
+    case=declared_and_chosen(),
 )
 def test_carrying_out_twice_equals_once_and_touches_only_named_addresses(
     triggers: dict[str, Any],
     pending: dict[str, PendingCreate],
-    declared: set[str],
-    chosen: list[Declaration],
+    case: tuple[set[str], list[Declaration]],
 ) -> None:
+    declared, chosen = case
     before = Lockfile(
         LINEAGE,
         3,

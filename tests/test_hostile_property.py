@@ -11,13 +11,13 @@ pfsync are in test_hostile_client.py and test_hostile_state.py.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +45,11 @@ class EchoingServer(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
+    def answer_with(self, value: str) -> None:
+        """Start over: the next create is the first, and every answer holds `value`."""
+        with self.lock:
+            self.value, self.count = value, 0
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: EchoingServer
@@ -56,8 +61,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         with self.server.lock:
             self.server.count += 1
-            turn = self.server.count
-        value = self.server.value
+            turn, value = self.server.count, self.server.value
         authorization = self.headers.get("Authorization", "")
         decoded = base64.b64decode(authorization.removeprefix("Basic ")).decode()
         echo = f"{value} invalid credentials {decoded} ({authorization})"
@@ -76,8 +80,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@contextlib.contextmanager
+@pytest.fixture(scope="module")
 def echoing_server() -> Iterator[EchoingServer]:
+    """One server for every example (each starts it over with `answer_with`)."""
     server = EchoingServer()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
@@ -99,34 +104,33 @@ SECRET_FORMS = (
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(text=st.text(alphabet=st.characters(codec=None, categories=None), max_size=20))
 def test_any_server_string_is_shown_safely_and_the_password_nowhere(
-    text: str, tmp_path_factory: Any
+    text: str, tmp_path_factory: Any, echoing_server: EchoingServer
 ) -> None:
     value = f"Q7{text}Z9"  # markers: the raw value anywhere in the output would be found
     repo = make_repo(tmp_path_factory.mktemp("repo"), 3)
-    with echoing_server() as server:
-        server.value = value
-        env = {
-            "PFSYNC_API_URL": server.url,
-            "PFSYNC_USERNAME": USERNAME,
-            "PFSYNC_PASSWORD": PASSWORD,
-        }
-        outputs = []
-        argv = ["-v", "apply", "--auto-approve", "--new-lockfile", "--parallelism", "1"]
+    echoing_server.answer_with(value)
+    env = {
+        "PFSYNC_API_URL": echoing_server.url,
+        "PFSYNC_USERNAME": USERNAME,
+        "PFSYNC_PASSWORD": PASSWORD,
+    }
+    outputs = []
+    argv = ["-v", "apply", "--auto-approve", "--new-lockfile", "--parallelism", "1"]
+    code, output = run_in_process(argv, repo, env)
+    assert code == 1, output  # the 422 is a failed create
+    outputs.append(output)
+    for argv in (
+        ["plan"],
+        ["plan", "--format", "markdown"],
+        ["plan", "--format", "json"],
+        ["state", "list"],
+        ["state", "list", "--format", "json"],
+        ["state", "show", f"{BUSINESS}/t000"],
+        ["state", "show", f"{BUSINESS}/t001"],
+    ):
         code, output = run_in_process(argv, repo, env)
-        assert code == 1, output  # the 422 is a failed create
+        assert code == 0, (argv, output)
         outputs.append(output)
-        for argv in (
-            ["plan"],
-            ["plan", "--format", "markdown"],
-            ["plan", "--format", "json"],
-            ["state", "list"],
-            ["state", "list", "--format", "json"],
-            ["state", "show", f"{BUSINESS}/t000"],
-            ["state", "show", f"{BUSINESS}/t001"],
-        ):
-            code, output = run_in_process(argv, repo, env)
-            assert code == 0, (argv, output)
-            outputs.append(output)
     lockfile_text = (repo / "pfsync.lock").read_text(encoding="utf-8")
     for text_out in [*outputs, lockfile_text]:
         assert UNSAFE_OUTPUT.search(text_out) is None, repr(text_out)
