@@ -18,9 +18,11 @@ PFSYNC_USERNAME and PFSYNC_PASSWORD). Production's environment has required revi
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +51,27 @@ def trigger_yaml(key: str, name: str, event: str = "pde_signup") -> str:
         f"key: {key}\nspec:\n  name: {name}\n  project_defined_event: {event}\n"
         "  steps:\n    - type: email\n      email_template_id: ${values.welcome_template}\n"
     )
+
+
+@functools.cache
+def initialised_project() -> dict[str, bytes]:
+    """The files `pfsync init --env staging --env production --ci github` writes, by path; made
+    once per test process (each loop writes them into its own desk)."""
+    with tempfile.TemporaryDirectory() as temporary:
+        desk = Path(temporary) / "desk"
+        subprocess.run(
+            [pfsync_executable(), "init", str(desk), "--business", "biz_1", "--ci", "github"]
+            + [word for name in ENVIRONMENTS for word in ("--env", name)],
+            check=True,
+            capture_output=True,
+            env=clean_env(),
+            timeout=60,
+        )
+        return {
+            str(path.relative_to(desk)): path.read_bytes()
+            for path in sorted(desk.rglob("*"))
+            if path.is_file()
+        }
 
 
 @dataclass
@@ -88,14 +111,9 @@ class Loop:
         origin = root / "origin.git"
         git(root, "init", "--quiet", "--bare", "-b", "main", str(origin))
         desk = root / "desk"
-        subprocess.run(
-            [pfsync_executable(), "init", str(desk), "--business", "biz_1", "--ci", "github"]
-            + [word for name in ENVIRONMENTS for word in ("--env", name)],
-            check=True,
-            capture_output=True,
-            env=clean_env(),
-            timeout=60,
-        )
+        for name, content in initialised_project().items():
+            (desk / name).parent.mkdir(parents=True, exist_ok=True)
+            (desk / name).write_bytes(content)
         config = desk / "pfsync.yaml"
         text = config.read_text()
         for name, sandbox in sandboxes.items():

@@ -17,7 +17,7 @@ from typing import Any
 
 from apply_helpers import BUSINESS, lock_ids, make_repo, manifest_text, start_apply, wait_for_line
 from conftest import RunPfsync
-from fixtures_background import wait_until
+from fixtures_background import MakeGate, wait_until
 from fixtures_sandbox import MakeSandbox
 from pfsync.sandbox import Sandbox
 
@@ -125,18 +125,21 @@ def test_sigint_stops_cleanly_and_records_everything(
 
 
 def test_two_applies_racing(
-    run_pfsync: RunPfsync, make_sandbox: MakeSandbox, tmp_path: Path
+    run_pfsync: RunPfsync, make_sandbox: MakeSandbox, make_gate: MakeGate, tmp_path: Path
 ) -> None:
-    sandbox = make_sandbox(latency_ms=100)
+    sandbox = make_sandbox()
     repo = make_repo(tmp_path, 8)
+    gate = make_gate(sandbox, 1)  # the first run's second create is held: it is mid-run
     first = start_apply(repo, sandbox, "--new-lockfile", "--parallelism", "1")
-    wait_for_line(first, ": created ")
+    gate.wait_for(1)
     second = run_pfsync("apply", "--auto-approve", cwd=repo, env=sandbox.environment())
     assert second.code == 1, second
     assert "pid" in second.err and "since" in second.err
+    # A third waits for the lock (the first still holds it), then finds nothing left to send.
+    waited = start_apply(repo, sandbox, "--lock-timeout", "60")
+    gate.release(1)
     first.communicate(timeout=60)
     assert first.returncode == 0
-    waited = start_apply(repo, sandbox, "--lock-timeout", "30")
     waited.communicate(timeout=60)
     assert waited.returncode == 0
     assert_exactly_once(repo, sandbox, 8)

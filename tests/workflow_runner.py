@@ -1,9 +1,10 @@
 """A small GitHub Actions runner for the workflows `pfsync init --ci github` writes.
 
 The scenario tests run the generated workflows as GitHub would, unmodified: read from the commit
-the event names, jobs in `needs:` order (matrix legs one after the other), every `run:` step word
-for word with `bash --noprofile --norc -eo pipefail FILE` (`shell: bash`'s defaults), and only the
-`uses:` steps stood in for. Nothing here contacts GitHub or any network but loopback.
+the event names, each job once the jobs it `needs:` finished (the jobs and matrix legs that can
+start together run at the same time, each in a thread), every `run:` step word for word with
+`bash --noprofile --norc -eo pipefail FILE` (`shell: bash`'s defaults), and only the `uses:`
+steps stood in for. Nothing here contacts GitHub or any network but loopback.
 
     runner = WorkflowRunner(origin, tmp_path / "ci", api=FakeGitHub("acme/triggers"),
                             environment_secrets={"staging": {...}}, reviewers={"production"})
@@ -79,6 +80,14 @@ from workflow_expressions import condition, render
 INSTALL_STEP = 'python -m pip install "$PFSYNC_PIP_SPEC"'
 SERVER_URL = "http://127.0.0.1:9"  # the discard port: never contacted
 JOB_SECONDS = 300.0  # no job of a scenario takes this long; a hung one fails the test
+# The runner's own git commands (checkouts): no system configuration, and no `git maintenance
+# run --auto` after each fetch into a workspace that lives for one job.
+QUIET_GIT = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "maintenance.auto",
+    "GIT_CONFIG_VALUE_0": "false",
+}
 _ANNOTATION = re.compile(r"^::(error|warning|notice)(?: [^:]*)?::(.*)$", re.M)
 
 
@@ -153,8 +162,8 @@ class Run:
         return "skipped"
 
     def summary(self) -> str:
-        """Every job's summary, in the order the jobs finished (the run's summary page)."""
-        return "".join(job.summary for jobs in self.jobs.values() for job in jobs)
+        """Every job's summary, in needs order (the run's summary page)."""
+        return "".join(job.summary for jobs in list(self.jobs.values()) for job in jobs)
 
 
 class _Groups:
@@ -224,6 +233,9 @@ class WorkflowRunner:
         self._jobs = itertools.count(1)
         self._lock = threading.Lock()
         git(origin, "config", "uploadpack.allowAnySHA1InWant", "true")
+        # GitHub's repositories never run gc in the pusher's sight; each push here would start
+        # `git gc --auto` just to find it has nothing to do.
+        git(origin, "config", "receive.autogc", "false")
         work.mkdir(parents=True, exist_ok=True)
 
     # Runs
@@ -268,13 +280,11 @@ class WorkflowRunner:
         job" does (GITHUB_RUN_ATTEMPT one higher); waits for them."""
         attempt = max(job.attempt for jobs in run.jobs.values() for job in jobs) + 1
         jobs = run.workflow["jobs"]
-        again = {job_id}
+        again = [job_id]
         for other in _needs_order(jobs):
-            if again & set(_listed(jobs[other].get("needs"))):
-                again.add(other)
-        for other in _needs_order(jobs):
-            if other in again:
-                self._run_job(run, other, approver, attempt)
+            if set(again) & set(_listed(jobs[other].get("needs"))):
+                again.append(other)
+        self._run_jobs(run, again, approver, attempt)
         return run
 
     def next_approval(self, timeout: float = JOB_SECONDS) -> Approval:
@@ -305,8 +315,7 @@ class WorkflowRunner:
                 if not self.groups.acquire(group, ticket):
                     return
             try:
-                for job_id in _needs_order(run.workflow["jobs"]):
-                    self._run_job(run, job_id, approver, attempt=1)
+                self._run_jobs(run, _needs_order(run.workflow["jobs"]), approver, attempt=1)
             finally:
                 if group:
                     self.groups.release(group)
@@ -315,9 +324,67 @@ class WorkflowRunner:
 
     # Jobs
 
-    def _run_job(
-        self, run: Run, job_id: str, approver: Callable[[Approval], bool] | None, attempt: int
+    def _run_jobs(
+        self,
+        run: Run,
+        job_ids: list[str],
+        approver: Callable[[Approval], bool] | None,
+        attempt: int,
     ) -> None:
+        """Run `job_ids` (in needs order) as GitHub does: each job once the jobs it needs have
+        finished, and every job (and matrix leg) that can start at the same time, each in its
+        own thread. A job's entry in `run.jobs` is made when it starts, in needs order, so the
+        run's summary keeps one order however the threads interleave."""
+        jobs = run.workflow["jobs"]
+        waiting = list(job_ids)
+        running: dict[str, int] = {}  # job id -> its legs not finished yet
+        finished: queue.Queue[tuple[str, BaseException | None]] = queue.Queue()
+        error: BaseException | None = None
+        while waiting or running:
+            ready = [
+                job_id
+                for job_id in waiting
+                if not any(n in waiting or n in running for n in _listed(jobs[job_id].get("needs")))
+            ]
+            for job_id in ready if error is None else []:
+                waiting.remove(job_id)
+                legs = self._start_job(run, job_id, attempt)
+                running[job_id] = len(legs)
+                for job, contexts in legs:
+                    threading.Thread(
+                        target=self._leg_thread,
+                        args=(run, job, contexts, approver, finished),
+                        name=f"run-{run.run_id}-{job_id}",
+                        daemon=True,
+                    ).start()
+            for job_id in [job_id for job_id, count in running.items() if count == 0]:
+                del running[job_id]
+            if error is not None and not running:
+                raise error
+            if not running:
+                continue
+            job_id, raised = finished.get(timeout=JOB_SECONDS * 3)
+            running[job_id] -= 1
+            error = error or raised
+
+    def _leg_thread(
+        self,
+        run: Run,
+        job: Job,
+        contexts: dict[str, Any],
+        approver: Callable[[Approval], bool] | None,
+        finished: queue.Queue[tuple[str, BaseException | None]],
+    ) -> None:
+        raised: BaseException | None = None
+        try:
+            self._run_leg(run, job, run.workflow["jobs"][job.job_id], contexts, approver)
+        except BaseException as error:  # raised again by _run_jobs, in the run's thread
+            raised = error
+        finished.put((job.job_id, raised))
+
+    def _start_job(self, run: Run, job_id: str, attempt: int) -> list[tuple[Job, dict[str, Any]]]:
+        """Make the job's entry in `run.jobs`, a Job per matrix leg; the legs to run, each with
+        its contexts (none when the job's `if:` skips it)."""
         spec = run.workflow["jobs"][job_id]
         needs = _listed(spec.get("needs"))
         needs_context = {
@@ -332,10 +399,11 @@ class WorkflowRunner:
         if not condition(spec.get("if"), contexts):
             for job in run.jobs[job_id]:
                 job.status = "skipped"
-            return
-        for job, leg in zip(run.jobs[job_id], legs, strict=True):
-            contexts = self._contexts(run, leg, needs_context)
-            self._run_leg(run, job, spec, contexts, approver)
+            return []
+        return [
+            (job, self._contexts(run, leg, needs_context))
+            for job, leg in zip(run.jobs[job_id], legs, strict=True)
+        ]
 
     def _run_leg(
         self,
@@ -513,20 +581,12 @@ class WorkflowRunner:
     def _checkout(self, run: Run, given: dict[str, Any], workspace: Path) -> tuple[int, str]:
         ref = str(given.get("ref") or run.sha)
         depth = int(given.get("fetch-depth", 1))
-        git(workspace, "init", "--quiet", "-b", "checkout-init")
+        git(workspace, "init", "--quiet", "-b", "checkout-init")  # unborn: it leaves no branch
         git(workspace, "remote", "add", "origin", self.origin.as_uri())
         branch = _has_branch(self.origin, ref)
         if depth == 0:
-            git(
-                workspace,
-                "fetch",
-                "--quiet",
-                "origin",
-                "+refs/heads/*:refs/remotes/origin/*",
-                "+refs/tags/*:refs/tags/*",
-            )
-            if not branch:
-                git(workspace, "fetch", "--quiet", "origin", ref)
+            every_ref = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
+            git(workspace, "fetch", "--quiet", "origin", *every_ref, *([] if branch else [ref]))
         else:
             source = f"+refs/heads/{ref}:refs/remotes/origin/{ref}" if branch else ref
             git(workspace, "fetch", "--quiet", f"--depth={depth}", "origin", source)
@@ -534,7 +594,6 @@ class WorkflowRunner:
             git(workspace, "checkout", "--quiet", "-B", ref, f"refs/remotes/origin/{ref}")
         else:
             git(workspace, "checkout", "--quiet", "--detach", "FETCH_HEAD" if depth else ref)
-        git(workspace, "branch", "--quiet", "-D", "checkout-init", check=False)
         if str(given.get("persist-credentials", True)).lower() == "false":
             git(workspace, "remote", "set-url", "--push", "origin", "/no-credentials/origin.git")
         head = git(workspace, "rev-parse", "HEAD").strip()
@@ -645,7 +704,7 @@ def git(cwd: Path, *args: str, check: bool = True) -> str:
         cwd=cwd,
         capture_output=True,
         text=True,
-        env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1"},
+        env={**os.environ, **QUIET_GIT},
         timeout=60,
     )
     assert proc.returncode == 0 or not check, f"git {' '.join(args)}: {proc.stderr}"
