@@ -16,10 +16,7 @@ from apply_helpers import BUSINESS, lock_ids, make_repo
 from conftest import RunPfsync
 from fixtures_sandbox import MakeSandbox
 
-# 200 creates (was 400): every fault still bites in every run of this test (seed 11: 10 answered
-# 500, 2 responses lost and replayed, 3 to 5 rate-limited, three applies to finish), which is
-# what it proves; the 10,000-create soak is the benchmark's.
-COUNT = 200
+COUNT = 400
 
 
 def test_hostile_sandbox_resumed_until_done_creates_each_trigger_once(
