@@ -8,6 +8,7 @@ with an error naming its line.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import threading
@@ -66,10 +67,20 @@ def real_lockfile() -> Lockfile:
     )
 
 
+@functools.cache
+def real_lockfile_bytes() -> bytes:
+    """`real_lockfile()` as save_lockfile writes it, written once (each save fsyncs)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "pfsync.lock"
+        save_lockfile(path, None, real_lockfile())
+        return path.read_bytes()
+
+
 def saved(tmp_path: Path) -> tuple[Path, bytes]:
-    path = tmp_path / "pfsync.lock"
-    save_lockfile(path, None, real_lockfile())
-    return path, path.read_bytes()
+    """The saved real lockfile at tmp_path/pfsync.lock, and its bytes."""
+    path, data = tmp_path / "pfsync.lock", real_lockfile_bytes()
+    path.write_bytes(data)
+    return path, data
 
 
 def test_the_real_lockfile_reads_back(tmp_path: Path) -> None:
@@ -169,11 +180,30 @@ def test_deep_body_in_a_lockfile_is_refused(tmp_path: Path, levels: int) -> None
 
 
 def write_journal(tmp_path: Path) -> tuple[Path, Lockfile, list[bytes]]:
-    """A journal of 3 creates (one created, one failed, one uncertain); returns its lines."""
+    """A journal of 3 creates (one created, one failed, one uncertain) beside its lockfile;
+    returns the journal's path, the lockfile and the journal's lines."""
     tmp_path = Path(tempfile.mkdtemp(dir=tmp_path))  # hypothesis reuses tmp_path across examples
-    lock_path = tmp_path / "pfsync.lock"
-    lockfile = save_lockfile(lock_path, None, Lockfile(LINEAGE, 0, API))
+    lockfile, lockfile_data, journal_data = journal_of_three()
+    (tmp_path / "pfsync.lock").write_bytes(lockfile_data)
     journal_path = tmp_path / "pfsync.lock.journal"
+    journal_path.write_bytes(journal_data)
+    return journal_path, lockfile, journal_data.splitlines(keepends=True)
+
+
+@functools.cache
+def journal_of_three() -> tuple[Lockfile, bytes, bytes]:
+    """The lockfile, its bytes and the journal's bytes of `write_journal`, written once (each
+    save and append fsyncs)."""
+    with tempfile.TemporaryDirectory() as folder:
+        lock_path = Path(folder) / "pfsync.lock"
+        lockfile = save_lockfile(lock_path, None, Lockfile(LINEAGE, 0, API))
+        journal_path = Path(folder) / "pfsync.lock.journal"
+        append_three_creates(journal_path, lockfile)
+        return lockfile, lock_path.read_bytes(), journal_path.read_bytes()
+
+
+def append_three_creates(journal_path: Path, lockfile: Lockfile) -> None:
+    """Through the Journal, as apply writes them: created, failed and uncertain."""
     at = "2026-01-01T00:00:00Z"  # fixed, so every run writes the same bytes
     with Journal.open(journal_path, lockfile) as journal:
         for n, outcome in enumerate(("created", "failed", "uncertain")):
@@ -193,7 +223,6 @@ def write_journal(tmp_path: Path) -> tuple[Path, Lockfile, list[bytes]]:
                 journal.append(Failed(address, key, "HTTP 422: no", 422, at))
             else:
                 journal.append(Uncertain(address, key, "HTTP 500", at))
-    return journal_path, lockfile, journal_path.read_bytes().splitlines(keepends=True)
 
 
 def test_torn_last_record_at_every_byte_is_recovered(tmp_path: Path) -> None:
