@@ -193,12 +193,10 @@ def settle(
     if forget:
         rm = run_pfsync("state", "rm", *forget, cwd=repo, env=env)
         assert rm.code == 0, rm
-    for address in uncertain:
-        if address not in forget:
-            imported = run_pfsync(
-                "state", "import", address, by_name[trigger_name(address)], cwd=repo, env=env
-            )
-            assert imported.code == 0, imported
+    pairs = [word for a in uncertain if a not in forget for word in (a, by_name[trigger_name(a)])]
+    if pairs:
+        imported = run_pfsync("state", "import", *pairs, cwd=repo, env=env)
+        assert imported.code == 0, imported
     return forget
 
 

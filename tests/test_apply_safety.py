@@ -34,13 +34,13 @@ def settle_like_a_person(run_pfsync: RunPfsync, repo: Path, sandbox: Sandbox) ->
     for trigger in sandbox.triggers(BUSINESS):
         assert trigger["name"] not in by_name, f"duplicate trigger {trigger['name']}"
         by_name[trigger["name"]] = trigger["id"]
-    for address in uncertain:
-        name = "Trigger " + address.split("/", 1)[1]
-        if name in by_name:
-            run = run_pfsync("state", "import", address, by_name[name], cwd=repo, env=env)
-        else:
-            run = run_pfsync("state", "rm", address, cwd=repo, env=env)
-        assert run.code == 0, run
+    found = {a: by_name.get("Trigger " + a.split("/", 1)[1]) for a in uncertain}
+    forget = [address for address, id_ in found.items() if id_ is None]
+    pairs = [word for address, id_ in found.items() if id_ is not None for word in (address, id_)]
+    for args in (("rm", *forget), ("import", *pairs)):
+        if len(args) > 1:
+            run = run_pfsync("state", *args, cwd=repo, env=env)
+            assert run.code == 0, run
     return len(uncertain)
 
 

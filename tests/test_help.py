@@ -118,10 +118,11 @@ HELP = {
         ],
     ),
     ("state", "import"): (
-        "pfsync state import [OPTIONS] ADDRESS TRIGGER_ID",
+        "pfsync state import [OPTIONS] (ADDRESS TRIGGER_ID)...",
         "Record an existing trigger TRIGGER_ID for the declared ADDRESS, without any request.",
         [
             "pfsync state import biz_123/welcome-series trg_abc123",
+            "pfsync state import biz_123/welcome-series trg_abc123 biz_123/win-back trg_def456",
             "pfsync state import biz_123/welcome-series trg_abc123 --force",
             "pfsync state import --sandbox biz_123/welcome-series trg_abc123",
         ],

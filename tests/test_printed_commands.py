@@ -437,5 +437,5 @@ def test_any_invocation_builds_a_command_that_parses_back_to_it(
     assert command_path(chain) == "state import"
     assert options_of(chain) == GlobalOptions(0, directory, config, environment=environment)
     params = chain[-1].params
-    assert (params["address"], params["trigger_id"]) == (address, trigger_id)
+    assert params["pairs"] == (address, trigger_id)
     assert (params["force"], params["sandbox"]) == (True, sandbox)

@@ -469,6 +469,61 @@ def test_import_settles_an_uncertain_create(project: Path, run_pfsync: RunPfsync
     )
 
 
+def test_import_records_several_pairs_in_one_change(project: Path, run_pfsync: RunPfsync) -> None:
+    serial = read_json(project / "pfsync.lock")["serial"]
+    run = run_pfsync(
+        "state", "import", "biz_1/gamma", "trg_gamma", "biz_1/alpha", "trg_alpha", "--force",
+        cwd=project,
+    )  # fmt: skip
+    assert (run.code, run.out, run.err) == (
+        0,
+        "Imported trigger trg_gamma as biz_1/gamma (triggers/gamma.yaml:3).\n"
+        "Imported trigger trg_alpha as biz_1/alpha (triggers/alpha.yaml:3).\n"
+        "The earlier trigger trg_alpha moved to its history.\n",
+        "",
+    )
+    data = read_json(project / "pfsync.lock")
+    assert data["serial"] == serial + 1  # one change
+    assert {a: r["id"] for a, r in data["triggers"].items()} == {
+        "biz_1/alpha": "trg_alpha",
+        "biz_1/beta": "trg_beta",
+        "biz_1/gamma": "trg_gamma",
+    }
+
+
+def test_import_of_several_pairs_records_none_when_one_is_refused(
+    project: Path, run_pfsync: RunPfsync
+) -> None:
+    before = (project / "pfsync.lock").read_bytes()
+    run = run_pfsync(
+        "state", "import", "biz_1/gamma", "trg_gamma", "biz_1/alpha", "trg_other", cwd=project
+    )
+    assert (run.code, run.out, run.err) == (
+        1,
+        "",
+        "Error: biz_1/alpha is already recorded (trigger trg_alpha); pass --force to overwrite "
+        "the record (its id is kept in the history)\n",
+    )
+    twice = run_pfsync(
+        "state", "import", "biz_1/gamma", "trg_1", "biz_1/gamma", "trg_2", cwd=project
+    )
+    assert (twice.code, twice.out, twice.err) == (
+        1,
+        "",
+        "Error: biz_1/gamma given more than once; nothing was recorded\n",
+    )
+    odd = run_pfsync("state", "import", "biz_1/gamma", "trg_1", "biz_1/beta", cwd=project)
+    assert (odd.code, odd.out, odd.err) == (
+        1,
+        "",
+        "Usage: pfsync state import [OPTIONS] (ADDRESS TRIGGER_ID)...\n"
+        "Try 'pfsync state import --help' for help.\n"
+        "\n"
+        "Error: state import takes pairs: ADDRESS TRIGGER_ID, repeated\n",
+    )
+    assert (project / "pfsync.lock").read_bytes() == before
+
+
 def test_import_refuses_an_undeclared_address(project: Path, run_pfsync: RunPfsync) -> None:
     run = run_pfsync("state", "import", "biz_1/nope", "trg_1", cwd=project)
     assert (run.code, run.out, run.err) == (

@@ -207,8 +207,7 @@ def mv_command(old: str, new: str, lock_timeout: float, no_push: bool, sandbox: 
 
 
 @state.command("import")
-@click.argument("address")
-@click.argument("trigger_id", metavar="TRIGGER_ID")
+@click.argument("pairs", nargs=-1, required=True, metavar="(ADDRESS TRIGGER_ID)...")
 @click.option(
     "--force",
     is_flag=True,
@@ -218,17 +217,19 @@ def mv_command(old: str, new: str, lock_timeout: float, no_push: bool, sandbox: 
 @no_push_option
 @sandbox_option
 def import_command(
-    address: str, trigger_id: str, force: bool, lock_timeout: float, no_push: bool, sandbox: bool
+    pairs: tuple[str, ...], force: bool, lock_timeout: float, no_push: bool, sandbox: bool
 ) -> int:
     """Record an existing trigger TRIGGER_ID for the declared ADDRESS, without any request.
 
     The record gets the manifest's current body. Use it to adopt triggers made by hand, to
     settle an uncertain create that did happen, or (with --force) to acknowledge an edit made
-    by hand in Pocketflows. Creates the lockfile when none exists.
+    by hand in Pocketflows. Several pairs are recorded in one change (with a remote store, one
+    write), or none if one is refused. Creates the lockfile when none exists.
 
     \b
     Examples:
       pfsync state import biz_123/welcome-series trg_abc123
+      pfsync state import biz_123/welcome-series trg_abc123 biz_123/win-back trg_def456
       pfsync state import biz_123/welcome-series trg_abc123 --force
       pfsync state import --sandbox biz_123/welcome-series trg_abc123
     """
@@ -236,26 +237,32 @@ def import_command(
 
     from pfsync.errors import StateChangeError
     from pfsync.manifests.load import load_manifests
-    from pfsync.state.commands import check_address, import_trigger
+    from pfsync.state.commands import check_address, import_triggers
 
+    if len(pairs) % 2:
+        raise click.UsageError("state import takes pairs: ADDRESS TRIGGER_ID, repeated")
     config = _config(sandbox)
     if isinstance(config, int):
         return config
-    check_address(address)
+    wanted = list(zip(pairs[::2], pairs[1::2], strict=True))
+    for address, _id in wanted:
+        check_address(address)
     loaded = load_manifests(config, cwd=Path.cwd())
     if loaded.diagnostics:
         return report_manifest_problems(loaded.diagnostics, config.invocation)
-    manifest = next((m for m in loaded.manifests if m.address == address), None)
-    if manifest is None:
-        raise StateChangeError(
-            f"no manifest declares {address}; `state import` records a declared trigger with "
-            "its manifest's body, so add the manifest first"
-        )
+    declared = {m.address: m for m in loaded.manifests}
+    for address, _id in wanted:
+        if address not in declared:
+            raise StateChangeError(
+                f"no manifest declares {address}; `state import` records a declared trigger "
+                "with its manifest's body, so add the manifest first"
+            )
     if sandbox:
         from pfsync.config.rehearsal import prepare_sandbox_dir
 
         prepare_sandbox_dir(config)
-    _echo_lines(import_trigger(config, manifest, trigger_id, force, lock_timeout, no_push))
+    imports = [(declared[address], trigger_id) for address, trigger_id in wanted]
+    _echo_lines(import_triggers(config, imports, force, lock_timeout, no_push))
     return 0
 
 

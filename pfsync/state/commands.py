@@ -125,18 +125,28 @@ def move_address(
     return [moved, *_written(config, no_push)]
 
 
-def import_trigger(
+def import_triggers(
     config: Config,
-    manifest: DesiredTrigger,
-    trigger_id: str,
+    imports: Sequence[tuple[DesiredTrigger, str]],
     force: bool,
     lock_timeout: float,
     no_push: bool = False,
 ) -> list[str]:
-    """`state import`: record an existing trigger for a declared address, with its body."""
-    if not _TRIGGER_ID_RE.fullmatch(trigger_id):
-        raise StateChangeError(f"{trigger_id!r} is not a trigger id (no spaces, 1-200 characters)")
-    address = manifest.address
+    """`state import`: record existing triggers for declared addresses, with their bodies.
+
+    All in one change (one commit or write of a remote store): any refused pair, and nothing is
+    recorded.
+    """
+    for _manifest, trigger_id in imports:
+        if not _TRIGGER_ID_RE.fullmatch(trigger_id):
+            raise StateChangeError(
+                f"{trigger_id!r} is not a trigger id (no spaces, 1-200 characters)"
+            )
+    addresses = [manifest.address for manifest, _id in imports]
+    twice = sorted({address for address in addresses if addresses.count(address) > 1})
+    if twice:
+        raise StateChangeError(f"{', '.join(twice)} given more than once; nothing was recorded")
+    messages: list[str] = []
     with open_state(
         config, lock_timeout, operation="state import", take_lock=False, no_push=no_push
     ) as transaction:
@@ -145,24 +155,28 @@ def import_trigger(
         if lockfile is None:
             # Adopting triggers made by hand is a deliberate first step: create the lockfile.
             lockfile = Lockfile.new(config.api_url, config.environment)
-        old = lockfile.triggers.get(address)
-        pending = lockfile.pending.get(address)
-        new = record_import(
-            lockfile,
-            address,
-            trigger_id,
-            manifest.body,
-            manifest.revision,
-            manifest.file,
-            utc_now(),
-            force,
-        )
-        saved = transaction.save(new)
-    messages = [f"Imported trigger {trigger_id} as {address} ({manifest.source})."]
-    if pending is not None:
-        messages.append("The uncertain create of this address is settled.")
-    if old is not None and (pending is not None or force):
-        messages.append(f"The earlier trigger {old.id or '(id unknown)'} moved to its history.")
+        now = utc_now()
+        for manifest, trigger_id in imports:
+            address = manifest.address
+            old = lockfile.triggers.get(address)
+            pending = lockfile.pending.get(address)
+            lockfile = record_import(
+                lockfile,
+                address,
+                trigger_id,
+                manifest.body,
+                manifest.revision,
+                manifest.file,
+                now,
+                force,
+            )
+            messages.append(f"Imported trigger {trigger_id} as {address} ({manifest.source}).")
+            if pending is not None:
+                messages.append("The uncertain create of this address is settled.")
+            if old is not None and (pending is not None or force):
+                shown = old.id or "(id unknown)"
+                messages.append(f"The earlier trigger {shown} moved to its history.")
+        saved = transaction.save(lockfile)
     if created and is_sandbox(config):
         messages.append(
             f"Created the sandbox lockfile {config.shown_lockfile} (serial {saved.serial})."
