@@ -122,7 +122,7 @@ def test_drop_is_uncertain_even_though_nothing_was_stored(
 def test_read_timeout_is_uncertain(make_sandbox: MakeSandbox, tmp_path: Path) -> None:
     sandbox = make_sandbox(slow_seconds=3)
     sandbox.script("slow")
-    [result], lockfile, _ = run_items(sandbox, tmp_path, [item(1)], timeouts=Timeouts(1, 0.3, 1))
+    [result], lockfile, _ = run_items(sandbox, tmp_path, [item(1)], timeouts=Timeouts(1, 0.1, 1))
     assert result.kind == "uncertain"
     assert "no response in time" in result.message
     assert list(lockfile.pending) == ["biz_t/t1"]
