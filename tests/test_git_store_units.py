@@ -233,7 +233,7 @@ def test_a_damaged_lockfile_on_the_branch_is_restored_from_the_branch_history(
     # The advice names the store in use: the branch's history, not `git checkout` of a path
     # that is not in the work tree's branch.
     remote = make_remote(tmp_path, 1)
-    seed = tmp_path / "seed"
+    seed = clone(remote, tmp_path / "damager")
     (seed / "pfsync.lock").write_text('{"version": 1}\n')
     git(seed, "add", "pfsync.lock")
     git(seed, "commit", "--quiet", "-m", "a damaged lockfile")
