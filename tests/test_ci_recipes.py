@@ -700,13 +700,3 @@ def test_pre_commit_hook_definition() -> None:
     pattern = re.compile(hook["files"])
     assert pattern.search("triggers/a.yaml") and pattern.search("x/triggers/b/c.yml")
     assert not pattern.search("pfsync.yaml")
-
-
-def test_pre_commit_accepts_the_hook_manifest() -> None:
-    pre_commit = BIN / "pre-commit"
-    proc = subprocess.run(
-        [str(pre_commit), "validate-manifest", str(REPO / ".pre-commit-hooks.yaml")],
-        capture_output=True,
-        text=True,
-    )
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")

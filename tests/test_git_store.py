@@ -382,8 +382,13 @@ def git_exits(trace: Path, *words: str) -> int:
 def test_unrelated_commits_pushed_during_an_apply_are_kept(
     make_sandbox: MakeSandbox, make_gate: MakeGate, spawn: Spawn, tmp_path: Path
 ) -> None:
+    # The rebase over an unrelated commit is shown at a known point: NOTES-0, pushed while a
+    # create is held. The racing pushes after it land at moments no test chose; how many fit
+    # is the run's length against the other clone's pace (commit, push, pull when refused,
+    # push): 150 creates gave three, these 64 (8 batches of pending records, a dozen writes)
+    # give one or two, at a third of the cost, each checked by the same rules below.
     sandbox = make_sandbox(latency_ms=20)
-    remote = make_remote(tmp_path, 150, state=BATCHED)
+    remote = make_remote(tmp_path, 64, state=BATCHED)
     keep_reflog(remote)
     original = rev(remote, "main")
     runner = clone(remote, tmp_path / "runner1")
@@ -403,12 +408,12 @@ def test_unrelated_commits_pushed_during_an_apply_are_kept(
 
     assert run.code == 0, run
     assert run.err.endswith(
-        "Apply: 150 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
+        "Apply: 64 created, 0 failed, 0 uncertain. Needs a person: 0 update, 0 delete, "
         "0 uncertain.\n"
     ), run
     lockfile = remote_lock(remote)
     assert recorded_ids(lockfile) == sandbox_ids(sandbox)
-    assert len(lockfile["triggers"]) == 150
+    assert len(lockfile["triggers"]) == 64
     assert lockfile["pending"] == {}
     assert "lock" not in lockfile
 

@@ -168,6 +168,13 @@ def without_fork(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     return str(request.param)
 
 
+# Spawning children is the same code whichever condition chose it (no fork, or macOS), and it
+# costs a fresh interpreter per child: the two tests below spawn where there is no fork only.
+# That macOS chooses spawning too is shown with real children by the large repository test.
+only_without_fork = pytest.mark.parametrize("without_fork", ["no fork"], indirect=True)
+
+
+@only_without_fork
 def test_spawned_children_compute_their_shares(without_fork: str, tmp_path: Path) -> None:
     shares = [(n, str(tmp_path), 3) for n in range(3)]
     results = workers.map_in_processes(shares_tagged, shares)
@@ -177,6 +184,7 @@ def test_spawned_children_compute_their_shares(without_fork: str, tmp_path: Path
     assert multiprocessing.active_children() == []
 
 
+@only_without_fork
 def test_a_failing_spawned_child_is_silent_and_its_share_done_here(
     without_fork: str,
     tmp_path: Path,
