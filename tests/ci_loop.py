@@ -160,12 +160,13 @@ class Loop:
         refs = [f"{branch}:refs/pull/{number}/head"] + ([] if fork else [f"{branch}:{branch}"])
         git(self.desk, "push", "--quiet", "origin", *refs)
         pr = PullRequest(number, branch, head, "", "", fork)
-        self.refresh(pr)
+        self.refresh(pr, fetched=True)
         return pr
 
-    def refresh(self, pr: PullRequest) -> None:
-        """The pull request's merge commit with origin's main now (GitHub's refs/pull/N/merge)."""
-        pr.base, pr.merge = self._merged(pr.head, f"Merge {pr.head} into main")
+    def refresh(self, pr: PullRequest, fetched: bool = False) -> None:
+        """The pull request's merge commit with origin's main now (GitHub's refs/pull/N/merge);
+        `fetched`: the desk fetched origin a moment ago (no second fetch)."""
+        pr.base, pr.merge = self._merged(pr.head, f"Merge {pr.head} into main", fetched)
         git(self.desk, "push", "--quiet", "--force", "origin", f"HEAD:refs/pull/{pr.number}/merge")
         self.api.pulls[pr.number] = pr.payload()["pull_request"]
 
@@ -177,7 +178,7 @@ class Loop:
         pr.head = git(self.desk, "rev-parse", "HEAD")
         refs = [f"HEAD:refs/pull/{pr.number}/head"] + ([] if pr.fork else [f"HEAD:{pr.branch}"])
         git(self.desk, "push", "--quiet", "--force", "origin", *refs)
-        self.refresh(pr)
+        self.refresh(pr, fetched=True)
 
     def merge_group(self, pr: PullRequest) -> Run:
         """The merge queue's plan of the pull request merged onto origin's main now."""
@@ -194,9 +195,12 @@ class Loop:
         }
         return self.runner.run("pfsync-plan.yml", "merge_group", payload, sha=head, ref_name=branch)
 
-    def _merged(self, head: str, message: str) -> tuple[str, str]:
-        """Merge `head` onto origin's main now in the desk (detached): (base, merge commit)."""
-        git(self.desk, "fetch", "--quiet", "origin")
+    def _merged(self, head: str, message: str, fetched: bool = False) -> tuple[str, str]:
+        """Merge `head` onto origin's main now in the desk (detached): (base, merge commit).
+        `fetched`: the caller fetched origin just before, so its origin/main is already now's
+        (each fetch is a git process that talks to origin, the slowest of the loop's calls)."""
+        if not fetched:
+            git(self.desk, "fetch", "--quiet", "origin")
         base = git(self.desk, "rev-parse", "origin/main")
         git(self.desk, "checkout", "--quiet", "--detach", base)
         git(self.desk, "merge", "--quiet", "--no-ff", "-m", message, head)
