@@ -22,7 +22,7 @@ from pfsync.models import DesiredTrigger
 from pfsync.state.lockfile import Lockfile
 from pfsync.state.trigger_records import HistoryEntry, PendingCreate, TriggerRecord
 from pfsync.support.canonical import body_digest
-from pfsync.support.textsafety import is_safe, shown_id
+from pfsync.support.textsafety import escape, is_safe, json_text, shown_id
 
 API = "http://127.0.0.1:9"
 FORGED = "\n+ biz_x/evil  create  triggers/evil.yaml:1"
@@ -147,14 +147,31 @@ def test_a_state_command_keeps_hostile_records_exactly(
     assert set(before["pending"]) - set(after["pending"]) == {f"{BUSINESS}/u000"}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(
-    text=st.text(
-        alphabet=st.characters(codec=None, categories=None),  # surrogates and controls included
-        min_size=1,
-        max_size=30,
-    )
+ANY_TEXT = st.text(
+    alphabet=st.characters(codec=None, categories=None),  # surrogates and controls included
+    min_size=1,
+    max_size=30,
 )
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=ANY_TEXT)
+def test_the_escapes_every_reader_uses_make_any_string_safe_and_keep_it(text: str) -> None:
+    for shown in (escape(text), shown_id(text)):
+        assert UNSAFE_OUTPUT.search(shown) is None, repr(shown)
+        assert "\n" not in shown and "\r" not in shown, repr(shown)
+    if not is_safe(text):
+        assert shown_id(text).startswith("'") and shown_id(text).endswith("'")
+    written = json_text({"id": text})
+    assert UNSAFE_OUTPUT.search(written) is None, repr(written)
+    assert json.loads(written) == {"id": text}
+
+
+# The escapes are checked on 500 strings above, in microseconds each; this property checks that
+# every reader uses them, with 30 strings (each a repository and seven commands), after the
+# HOSTILE list has gone through every reader above.
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=ANY_TEXT)
 def test_any_string_in_the_lockfile_is_shown_safely(text: str, tmp_path_factory: Any) -> None:
     value = f"Q7{text}Z9"  # markers: the raw value anywhere in the output would be found
     repo = write_repo(tmp_path_factory.mktemp("repo"), [value, "trg_plain", value])
