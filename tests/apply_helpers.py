@@ -74,6 +74,19 @@ def store_lost_err(where: str, read_failure: str, write_failure: str) -> str:
     )
 
 
+def reading_commands(*keys: str) -> list[list[str]]:
+    """Every command that reads the state and shows it: plan in each format, state list in each,
+    and state show of each of `keys` (in BUSINESS)."""
+    return [
+        ["plan"],
+        ["plan", "--format", "markdown"],
+        ["plan", "--format", "json"],
+        ["state", "list"],
+        ["state", "list", "--format", "json"],
+        *(["state", "show", f"{BUSINESS}/{key}"] for key in keys),
+    ]
+
+
 def make_repo(root: Path, count: int, business: str = BUSINESS) -> Path:
     """`root` with a pfsync.yaml and `count` manifests t000…; returns root."""
     (root / "triggers").mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apply_helpers import BUSINESS, make_repo
+from apply_helpers import BUSINESS, make_repo, reading_commands
 from conftest import UNSAFE_OUTPUT, run_in_process
 from pfsync.support.textsafety import is_safe
 
@@ -119,15 +119,7 @@ def test_any_server_string_is_shown_safely_and_the_password_nowhere(
     code, output = run_in_process(argv, repo, env)
     assert code == 1, output  # the 422 is a failed create
     outputs.append(output)
-    for argv in (
-        ["plan"],
-        ["plan", "--format", "markdown"],
-        ["plan", "--format", "json"],
-        ["state", "list"],
-        ["state", "list", "--format", "json"],
-        ["state", "show", f"{BUSINESS}/t000"],
-        ["state", "show", f"{BUSINESS}/t001"],
-    ):
+    for argv in reading_commands("t000", "t001"):
         code, output = run_in_process(argv, repo, env)
         assert code == 0, (argv, output)
         outputs.append(output)

@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apply_helpers import BUSINESS, make_repo, manifest_text
+from apply_helpers import BUSINESS, make_repo, manifest_text, reading_commands
 from conftest import UNSAFE_OUTPUT, RunPfsync, run_in_process
 from pfsync.models import DesiredTrigger
 from pfsync.state.lockfile import Lockfile
@@ -175,15 +175,7 @@ def test_the_escapes_every_reader_uses_make_any_string_safe_and_keep_it(text: st
 def test_any_string_in_the_lockfile_is_shown_safely(text: str, tmp_path_factory: Any) -> None:
     value = f"Q7{text}Z9"  # markers: the raw value anywhere in the output would be found
     repo = write_repo(tmp_path_factory.mktemp("repo"), [value, "trg_plain", value])
-    for argv in (
-        ["plan"],
-        ["plan", "--format", "markdown"],
-        ["plan", "--format", "json"],
-        ["state", "list"],
-        ["state", "list", "--format", "json"],
-        ["state", "show", f"{BUSINESS}/u000"],
-        ["state", "show", f"{BUSINESS}/t000"],
-    ):
+    for argv in reading_commands("u000", "t000"):
         code, output = run_in_process(argv, repo, {"PFSYNC_API_URL": API})
         assert code == 0, (argv, output)
         assert_safe(output, [value])
