@@ -23,6 +23,16 @@ from pfsync.plan.saved import load_saved_plan, save_plan
 from pfsync.state.lockfile import Lockfile
 
 LINEAGE = "0f0e0d0c-0b0a-4908-8706-050403020100"
+# Production's first apply, sending only the creates staging's record holds.
+APPLY_PRODUCTION_AFTER_STAGING = (
+    "-e",
+    "production",
+    "apply",
+    "--after",
+    "staging",
+    "--auto-approve",
+    "--new-lockfile",
+)
 MANIFEST = """\
 apiVersion: pfsync/v1
 kind: Trigger
@@ -345,10 +355,7 @@ def test_production_gets_nothing_for_an_address_staging_created_from_another_bod
         "-e", "production", "plan", "--after", "staging", "--detailed-exitcode", cwd=root
     )
     assert detailed.code == 0, detailed
-    applied = run_pfsync(
-        "-e", "production", "apply", "--after", "staging", "--auto-approve", "--new-lockfile",
-        cwd=root, env=env,
-    )  # fmt: skip
+    applied = run_pfsync(*APPLY_PRODUCTION_AFTER_STAGING, cwd=root, env=env)
     assert (applied.code, applied.err) == (
         0,
         "Apply (production): 0 created, 0 failed, 0 uncertain. Needs a person: 0 update, "
@@ -399,10 +406,7 @@ def test_an_unreadable_prev_record_sends_nothing(
     root = write_repo(tmp_path / "repo", "https://s.example.test", production.url)
     (root / "staging.lock").write_text("{", encoding="utf-8")
     env = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}
-    applied = run_pfsync(
-        "-e", "production", "apply", "--after", "staging", "--auto-approve", "--new-lockfile",
-        cwd=root, env=env,
-    )  # fmt: skip
+    applied = run_pfsync(*APPLY_PRODUCTION_AFTER_STAGING, cwd=root, env=env)
     assert (applied.code, applied.out, applied.err) == (
         1,
         "",
@@ -583,10 +587,7 @@ def test_apply_warns_when_prev_manifests_do_not_load_and_holds_back_as_before(
         MANIFEST.format(key="beta", name="${values.only}"), encoding="utf-8"
     )
     env = {"PFSYNC_USERNAME": "sandbox", "PFSYNC_PASSWORD": "sandbox"}
-    applied = run_pfsync(
-        "-e", "production", "apply", "--after", "staging", "--auto-approve", "--new-lockfile",
-        cwd=root, env=env,
-    )  # fmt: skip
+    applied = run_pfsync(*APPLY_PRODUCTION_AFTER_STAGING, cwd=root, env=env)
     assert (applied.code, applied.err) == (
         0,
         "Warning: --after staging: the manifests of environment staging do not load (`pfsync "
